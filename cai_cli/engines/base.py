@@ -1,0 +1,54 @@
+"""The engine interface every back end implements: chat generation and option scoring."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from typing import Protocol, Sequence
+
+Message = dict  # {"role": ..., "content": ...}
+Conversation = list[Message]
+
+
+@dataclass
+class Sampling:
+    temperature: float = 0.7
+    top_p: float = 1.0
+    max_tokens: int = 256
+    seed: int = 0
+    n: int = 1
+    stop: list[str] = field(default_factory=list)
+
+    def as_meta(self) -> dict:
+        return asdict(self)
+
+
+@dataclass
+class Completion:
+    """The n sampled replies to one conversation, with token counts."""
+
+    texts: list[str]
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    error: str | None = None  # set when this one conversation failed (e.g. a server kept refusing it)
+
+
+class Engine(Protocol):
+    name: str
+    model: str
+
+    @property
+    def max_context(self) -> int | None: ...
+
+    def chat(self, conversations: Sequence[Conversation], sampling: Sampling) -> list[Completion]:
+        """One Completion per conversation, in order; batched as the back end sees fit."""
+
+    def score_options(self, prompts: Sequence[str], options: Sequence[str]) -> list[list[float]]:
+        """Sum of log-probs of each option continuing each (already rendered) prompt; no decoding."""
+
+    def render_chat(self, conversation: Conversation, add_generation_prompt: bool = True) -> str:
+        """The conversation as the model's chat template renders it (for option scoring)."""
+
+    def count_tokens(self, conversation: Conversation) -> int:
+        """Prompt length in tokens, to catch rows longer than the context before any work."""
+
+    def close(self) -> None: ...

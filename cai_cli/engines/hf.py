@@ -1,0 +1,164 @@
+"""The transformers back end: batched, left-padded generation and option scoring, on CPU or GPU."""
+
+from __future__ import annotations
+
+import sys
+from typing import Sequence
+
+from ..errors import ModelError
+from .base import Completion, Conversation, Sampling
+
+
+def pick_dtype(torch, device: str, requested: str = "auto"):
+    if requested != "auto":
+        return getattr(torch, requested)
+    if device.startswith("cuda"):
+        return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+    # Without native bfloat16 (most laptop CPUs) reduced precision is several times slower.
+    return torch.float32
+
+
+class TransformersEngine:
+    name = "transformers"
+
+    def __init__(self, model: str, *, batch_size: int = 16, dtype: str = "auto", device: str | None = None):
+        import torch
+        from transformers import AutoModelForCausalLM, AutoTokenizer
+        from transformers.utils import logging as hf_logging
+
+        hf_logging.set_verbosity_error()
+        hf_logging.disable_progress_bar()
+        self.torch = torch
+        self.model = model
+        self.batch_size = max(1, batch_size)
+        self.device = device or ("cuda" if torch.cuda.is_available() else "cpu")
+        self.dtype = pick_dtype(torch, self.device, dtype)
+        try:
+            self.tokenizer = AutoTokenizer.from_pretrained(model)
+            self.lm = AutoModelForCausalLM.from_pretrained(model, dtype=self.dtype)
+        except (OSError, ValueError) as exc:
+            raise ModelError(f"{model}: cannot load ({str(exc).splitlines()[0]})") from exc
+        self.lm.to(self.device).eval()
+        if self.tokenizer.pad_token is None:
+            self.tokenizer.pad_token = self.tokenizer.eos_token
+        self.tokenizer.padding_side = "left"
+        self._eos_ids = self._stop_token_ids()
+
+    def _stop_token_ids(self) -> list[int]:
+        ids = set()
+        gen_eos = getattr(self.lm.generation_config, "eos_token_id", None)
+        for value in (self.tokenizer.eos_token_id, gen_eos):
+            if isinstance(value, int):
+                ids.add(value)
+            elif isinstance(value, (list, tuple)):
+                ids.update(v for v in value if isinstance(v, int))
+        return sorted(ids)
+
+    @property
+    def max_context(self) -> int | None:
+        value = getattr(self.lm.config, "max_position_embeddings", None)
+        return int(value) if value else None
+
+    def render_chat(self, conversation: Conversation, add_generation_prompt: bool = True) -> str:
+        if not self.tokenizer.chat_template:
+            # Base models have no template: plain "Role: text" turns, ending on the assistant's turn.
+            text = "".join(f"{m['role'].capitalize()}: {m['content']}\n\n" for m in conversation)
+            return text + ("Assistant:" if add_generation_prompt else "")
+        return self.tokenizer.apply_chat_template(conversation, tokenize=False, add_generation_prompt=add_generation_prompt)
+
+    def count_tokens(self, conversation: Conversation) -> int:
+        return len(self.tokenizer(self.render_chat(conversation), add_special_tokens=False)["input_ids"])
+
+    def chat(self, conversations: Sequence[Conversation], sampling: Sampling) -> list[Completion]:
+        texts = [self.render_chat(c) for c in conversations]
+        results: list[Completion | None] = [None] * len(texts)
+        # Similar lengths share a batch, so little compute goes to padding.
+        order = sorted(range(len(texts)), key=lambda i: len(texts[i]))
+        per_batch = max(1, self.batch_size // max(1, sampling.n))
+        for start in range(0, len(order), per_batch):
+            idx = order[start : start + per_batch]
+            batch = self._generate([texts[i] for i in idx], sampling, seed=sampling.seed + start)
+            for i, completion in zip(idx, batch):
+                results[i] = completion
+        return results  # type: ignore[return-value]
+
+    def _generate(self, texts: list[str], sampling: Sampling, seed: int) -> list[Completion]:
+        torch = self.torch
+        enc = self.tokenizer(texts, return_tensors="pt", padding=True, add_special_tokens=False).to(self.device)
+        do_sample = sampling.temperature > 0
+        kwargs = dict(
+            max_new_tokens=sampling.max_tokens,
+            do_sample=do_sample,
+            num_return_sequences=sampling.n,
+            pad_token_id=self.tokenizer.pad_token_id,
+            eos_token_id=self._eos_ids or None,
+        )
+        if do_sample:
+            kwargs.update(temperature=sampling.temperature, top_p=sampling.top_p, top_k=0)
+        else:
+            kwargs.update(temperature=None, top_p=None, top_k=None)
+        if sampling.stop:
+            kwargs.update(stop_strings=list(sampling.stop), tokenizer=self.tokenizer)
+        torch.manual_seed(seed)
+        with torch.inference_mode():
+            out = self.lm.generate(**enc, **kwargs)
+        prompt_len = enc["input_ids"].shape[1]
+        new = out[:, prompt_len:]
+        prompt_counts = enc["attention_mask"].sum(dim=1).tolist()
+        completions = []
+        for j, count in enumerate(prompt_counts):
+            replies, produced = [], 0
+            for k in range(sampling.n):
+                ids = new[j * sampling.n + k].tolist()
+                cut = next((p for p, t in enumerate(ids) if t in self._eos_ids or t == self.tokenizer.pad_token_id), len(ids))
+                produced += cut
+                replies.append(_cut_at_stop(self.tokenizer.decode(ids[:cut], skip_special_tokens=True), sampling.stop))
+            completions.append(Completion(replies, prompt_tokens=int(count), completion_tokens=produced))
+        return completions
+
+    def score_options(self, prompts: Sequence[str], options: Sequence[str]) -> list[list[float]]:
+        """log P(option | prompt) for every prompt x option, from forward passes only."""
+        torch = self.torch
+        tok = self.tokenizer
+        option_ids = [tok(o, add_special_tokens=False)["input_ids"] for o in options]
+        pairs = []
+        for p in prompts:
+            prompt_ids = tok(p, add_special_tokens=False)["input_ids"]
+            for ids in option_ids:
+                pairs.append((prompt_ids, ids))
+        scores: list[float] = []
+        for start in range(0, len(pairs), self.batch_size):
+            chunk = pairs[start : start + self.batch_size]
+            width = max(len(p) + len(o) for p, o in chunk)
+            input_ids = torch.full((len(chunk), width), tok.pad_token_id, dtype=torch.long)
+            mask = torch.zeros((len(chunk), width), dtype=torch.long)
+            for row, (p, o) in enumerate(chunk):
+                seq = p + o
+                input_ids[row, width - len(seq) :] = torch.tensor(seq)
+                mask[row, width - len(seq) :] = 1
+            with torch.inference_mode():
+                logits = self.lm(input_ids=input_ids.to(self.device), attention_mask=mask.to(self.device)).logits.float()
+            logprobs = torch.log_softmax(logits[:, :-1], dim=-1)
+            targets = input_ids[:, 1:].to(self.device)
+            token_lp = logprobs.gather(-1, targets.unsqueeze(-1)).squeeze(-1)
+            for row, (_, o) in enumerate(chunk):
+                scores.append(float(token_lp[row, width - 1 - len(o) :].sum()))
+        n = len(options)
+        return [scores[i * n : (i + 1) * n] for i in range(len(prompts))]
+
+    def close(self) -> None:
+        self.lm = None
+        if self.device.startswith("cuda"):
+            self.torch.cuda.empty_cache()
+
+
+def _cut_at_stop(text: str, stop: Sequence[str]) -> str:
+    for s in stop:
+        pos = text.find(s)
+        if pos >= 0:
+            text = text[:pos]
+    return text
+
+
+def warn(msg: str) -> None:
+    print(f"cai: {msg}", file=sys.stderr)

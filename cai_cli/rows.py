@@ -1,0 +1,93 @@
+"""The row contract between stages (see docs/design.md): ids, conversations, field checks, shards."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from typing import Any
+
+ROLES = {"system", "user", "assistant"}
+
+
+class FieldProblem(Exception):
+    """A row's field is missing or mistyped; the runner adds file and line."""
+
+    def __init__(self, field: str, message: str):
+        self.field = field
+        self.message = message
+        super().__init__(f"{field}: {message}")
+
+
+def stable_hash(value: Any, length: int = 16) -> str:
+    text = json.dumps(value, sort_keys=True, ensure_ascii=False)
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()[:length]
+
+
+def row_id(row: dict) -> str:
+    """The row's id, or a stable hash of its prompt/messages when it has none."""
+    if "id" in row and row["id"] is not None:
+        return str(row["id"])
+    if isinstance(row.get("prompt"), str):
+        return stable_hash(row["prompt"])
+    if isinstance(row.get("messages"), list):
+        return stable_hash(row["messages"])
+    return stable_hash(row)
+
+
+def check_messages(value: Any, field: str = "messages") -> None:
+    if not isinstance(value, list) or not value:
+        raise FieldProblem(field, "expected a non-empty list of {\"role\", \"content\"} objects")
+    for i, msg in enumerate(value):
+        where = f"{field}[{i}]"
+        if not isinstance(msg, dict):
+            raise FieldProblem(where, f"expected an object, got {type(msg).__name__}")
+        if msg.get("role") not in ROLES:
+            raise FieldProblem(f"{where}.role", f"expected one of system/user/assistant, got {msg.get('role')!r}")
+        if not isinstance(msg.get("content"), str):
+            raise FieldProblem(f"{where}.content", "expected a string")
+    if value[-1]["role"] != "user":
+        raise FieldProblem(f"{field}[{len(value) - 1}].role", "the conversation must end with a user message")
+
+
+def check_conversation(row: dict) -> None:
+    """A row must carry the conversation being answered: `messages`, or a plain `prompt`."""
+    if "messages" in row and row["messages"] is not None:
+        check_messages(row["messages"])
+    elif "prompt" in row:
+        if not isinstance(row["prompt"], str) or not row["prompt"].strip():
+            raise FieldProblem("prompt", "expected a non-empty string")
+    else:
+        raise FieldProblem("prompt", "missing: each row needs 'prompt' (a string) or 'messages' (a list)")
+    if "id" in row and not isinstance(row["id"], (str, int)):
+        raise FieldProblem("id", f"expected a string or integer, got {type(row['id']).__name__}")
+
+
+def check_string(row: dict, field: str, hint: str = "") -> None:
+    if field not in row:
+        raise FieldProblem(field, "missing" + (f"; {hint}" if hint else ""))
+    if not isinstance(row[field], str):
+        raise FieldProblem(field, f"expected a string, got {type(row[field]).__name__}")
+
+
+def conversation(row: dict) -> list[dict]:
+    """The conversation before the reply being worked on."""
+    if row.get("messages"):
+        return [{"role": m["role"], "content": m["content"]} for m in row["messages"]]
+    return [{"role": "user", "content": row["prompt"]}]
+
+
+def in_shard(rid: str, shard: tuple[int, int] | None) -> bool:
+    """Deterministic split by id: the same row lands in the same shard on every machine."""
+    if shard is None:
+        return True
+    index, count = shard
+    bucket = int(hashlib.sha256(rid.encode("utf-8")).hexdigest()[:8], 16) % count
+    return bucket == index
+
+
+def set_meta(row: dict, stage: str, info: dict) -> None:
+    meta = row.get("meta")
+    if not isinstance(meta, dict):
+        meta = {}
+    meta[stage] = info
+    row["meta"] = meta

@@ -1,0 +1,59 @@
+"""What the model-driven stages share: a lazily started engine, sampling, provenance, token counts."""
+
+from __future__ import annotations
+
+from ..engines import EngineOptions, Sampling, load_engine, resolve_engine_name
+from ..errors import RowFailure
+from ..rows import conversation
+from ..runner import StageStats
+
+
+class EngineStage:
+    name = "stage"
+
+    def __init__(self, engine_opts: EngineOptions, sampling: Sampling):
+        self.engine_opts = engine_opts
+        self.sampling = sampling
+        self.engine = None
+        self.stats = StageStats()
+
+    def start(self) -> None:
+        if self.engine is None:
+            self.engine = load_engine(self.engine_opts)
+
+    def check(self, row: dict) -> None:
+        raise NotImplementedError
+
+    def context_messages(self, row: dict) -> list[dict]:
+        """The conversation the model will see for this row (used to check it fits the context)."""
+        return conversation(row)
+
+    def check_loaded(self, row: dict) -> None:
+        limit = self.engine.max_context
+        if not limit:
+            return
+        used = self.engine.count_tokens(self.context_messages(row))
+        if used + self.sampling.max_tokens > limit:
+            raise RowFailure(
+                f"the prompt is {used} tokens; with --max-tokens {self.sampling.max_tokens} it exceeds the model's context of {limit}",
+                field="messages" if row.get("messages") else "prompt",
+            )
+
+    def provenance(self, **extra) -> dict:
+        info = {
+            "model": self.engine_opts.model or "embedded:SmolLM2-135M-Instruct",
+            "engine": resolve_engine_name(self.engine_opts.engine),
+            "sampling": self.sampling.as_meta(),
+        }
+        info.update(extra)
+        return info
+
+    def summary(self) -> str:
+        return ", ".join(f"{k} {v}" for k, v in self.stats.extra.items())
+
+    def chat(self, conversations: list[list[dict]], sampling: Sampling | None = None):
+        completions = self.engine.chat(conversations, sampling or self.sampling)
+        for c in completions:
+            self.stats.tokens_in += c.prompt_tokens
+            self.stats.tokens_out += c.completion_tokens
+        return completions
