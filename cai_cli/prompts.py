@@ -10,21 +10,14 @@ from .constitution import FewShotExample
 Conversation = list[dict]
 
 
-def few_shot_turns(examples: Sequence[FewShotExample], upto: str) -> Conversation:
-    """Worked examples as earlier turns of the same chat, as the original method showed them."""
+def few_shot_turns(examples: Sequence[FewShotExample]) -> Conversation:
+    """Worked examples as earlier turns of the same chat, as the original method showed them.
+
+    Critique prompts show every example whole (through its revision): the model learns the full loop.
+    """
     turns: Conversation = []
     for ex in examples:
-        turns += [
-            {"role": "user", "content": ex.prompt},
-            {"role": "assistant", "content": ex.response},
-            {"role": "user", "content": ex.critique_request},
-            {"role": "assistant", "content": ex.critique},
-        ]
-        if upto == "revision":
-            turns += [
-                {"role": "user", "content": ex.revision_request},
-                {"role": "assistant", "content": ex.revision},
-            ]
+        turns += ex.messages()
     return turns
 
 
@@ -34,7 +27,7 @@ def critique_messages(conversation: Conversation, response: str, critique_reques
     rest = conversation[len(system) :]
     return (
         system
-        + few_shot_turns(examples, upto="revision")
+        + few_shot_turns(examples)
         + rest
         + [{"role": "assistant", "content": response}, {"role": "user", "content": critique_request}]
     )
