@@ -1,6 +1,6 @@
 """The `cai` command line: one thin function per stage. Heavy imports happen inside the commands."""
 
-from typing import Annotated
+from typing import Annotated, Optional
 
 import typer
 
@@ -80,6 +80,32 @@ def revise(
 
     stage = Revise(common.engine_options(), common.sampling(), load_constitution(constitution), few_shot)
     run_stage(stage, common.run_options())
+
+
+@app.command("show")
+def show(
+    file: Annotated[str, typer.Argument(help="JSONL file from any stage; '-' reads stdin.")] = "-",
+    limit: Annotated[Optional[int], typer.Option("--limit", min=1, help="Show at most N rows.")] = None,
+    width: Annotated[int, typer.Option("--width", min=20, help="Clip each text to this many characters.")] = 400,
+    verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Show the traceback on errors.")] = False,
+):
+    """Print rows readably: the prompt, the first answer, each round's critique and revision, candidates, preferences.
+
+    Example:
+
+        cai show out/revised.jsonl --limit 3
+    """
+
+    def body():
+        from rich.console import Console
+
+        from .jsonl import read_lines
+        from .show import render_rows
+
+        rows = [item.row for item in read_lines(file) if item.row is not None]
+        render_rows(rows[:limit] if limit else rows, Console(), width)
+
+    report_errors(body, lambda: verbose)()
 
 
 def _verbose_flag():

