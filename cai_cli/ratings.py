@@ -1,0 +1,156 @@
+"""Bradley–Terry ratings on the Elo scale, with bootstrap confidence intervals; bootstrap CIs of means.
+
+A comparison says how strongly player `a` beat player `b`: ``p_a`` is 1 for a clear win, 0 for a
+clear loss, and anything between for a soft judgement (the judge's probability, 0.5 for a tie).
+Bradley–Terry models P(a beats b) = σ(s_a − s_b); the strengths s maximise
+
+    Σ w · [p_a · log σ(s_a − s_b) + (1 − p_a) · log σ(s_b − s_a)] − (λ/2) · Σ s²
+
+(Newton's method; the small ridge λ keeps a player who won every game finite, still on top).
+Ratings are s on the Elo scale, 400/ln 10 points per unit, so a 400-point gap means 10:1 odds;
+the anchor player (the baseline) sits at 1000, or the mean does when there is no anchor.
+Unlike online Elo, the fit does not depend on the order of the games.
+
+Confidence intervals resample whole groups (a group is one prompt, whose comparisons are
+correlated) with replacement and refit: the 2.5th and 97.5th percentiles of 1000 refits.
+Pure numpy, no other dependency.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+ELO_SCALE = 400.0 / math.log(10.0)
+ELO_BASE = 1000.0
+
+
+@dataclass(frozen=True)
+class Comparison:
+    a: str
+    b: str
+    p_a: float  # how strongly a beat b, 0..1
+    group: str | None = None  # comparisons in one group (one prompt) are resampled together
+
+
+@dataclass(frozen=True)
+class Rating:
+    player: str
+    rating: float
+    ci_low: float
+    ci_high: float
+    games: int
+    score: float  # soft wins / games
+
+    def as_dict(self) -> dict:
+        return {
+            "model": self.player,
+            "rating": round(self.rating, 1),
+            "ci": [round(self.ci_low, 1), round(self.ci_high, 1)],
+            "games": self.games,
+            "score": round(self.score, 4),
+        }
+
+
+def _fit(k: int, ia: np.ndarray, ib: np.ndarray, p: np.ndarray, w: np.ndarray, ridge: float, start: np.ndarray | None = None) -> np.ndarray:
+    """Strengths maximising the ridge-penalised soft Bradley–Terry log-likelihood (Newton with step halving)."""
+    s = np.zeros(k) if start is None else start.copy()
+
+    def objective(x: np.ndarray) -> float:
+        d = x[ia] - x[ib]
+        # log σ(d) = −log(1 + e^−d), computed stably
+        return float(np.sum(w * (-p * np.logaddexp(0.0, -d) - (1 - p) * np.logaddexp(0.0, d))) - 0.5 * ridge * np.dot(x, x))
+
+    current = objective(s)
+    for _ in range(100):
+        d = s[ia] - s[ib]
+        sig = 1.0 / (1.0 + np.exp(-d))
+        r = w * (p - sig)
+        grad = np.bincount(ia, r, k) - np.bincount(ib, r, k) - ridge * s
+        c = w * sig * (1.0 - sig)
+        hess = np.zeros((k, k))
+        np.add.at(hess, (ia, ia), -c)
+        np.add.at(hess, (ib, ib), -c)
+        np.add.at(hess, (ia, ib), c)
+        np.add.at(hess, (ib, ia), c)
+        hess -= ridge * np.eye(k)
+        step = np.linalg.solve(hess, -grad)
+        t = 1.0
+        while True:
+            trial = s + t * step
+            value = objective(trial)
+            if value >= current - 1e-12 or t < 1e-6:
+                break
+            t *= 0.5
+        if value < current - 1e-12:
+            break  # no step improves: at the optimum up to rounding
+        s, current = trial, value
+        if np.max(np.abs(t * step)) < 1e-9:
+            break
+    return s
+
+
+def _to_elo(s: np.ndarray, anchor: int | None) -> np.ndarray:
+    centre = s[anchor] if anchor is not None else s.mean()
+    return ELO_BASE + ELO_SCALE * (s - centre)
+
+
+def bradley_terry(
+    comparisons: Sequence[Comparison],
+    *,
+    anchor: str | None = None,
+    bootstrap: int = 1000,
+    seed: int = 0,
+    confidence: float = 0.95,
+    ridge: float = 0.01,
+) -> list[Rating]:
+    """Ratings for every player in COMPARISONS, best first, with bootstrap CIs (none when bootstrap=0)."""
+    if not comparisons:
+        return []
+    players = sorted({c.a for c in comparisons} | {c.b for c in comparisons})
+    index = {name: i for i, name in enumerate(players)}
+    if anchor is not None and anchor not in index:
+        raise ValueError(f"anchor {anchor!r} played no game")
+    k = len(players)
+    ia = np.array([index[c.a] for c in comparisons])
+    ib = np.array([index[c.b] for c in comparisons])
+    p = np.clip(np.array([float(c.p_a) for c in comparisons]), 0.0, 1.0)
+    w = np.ones(len(comparisons))
+    anchor_i = index[anchor] if anchor is not None else None
+
+    s = _fit(k, ia, ib, p, w, ridge)
+    point = _to_elo(s, anchor_i)
+    low, high = point.copy(), point.copy()
+    if bootstrap > 0:
+        groups = [c.group if c.group is not None else f"#{i}" for i, c in enumerate(comparisons)]
+        gindex = {g: j for j, g in enumerate(dict.fromkeys(groups))}
+        g = np.array([gindex[x] for x in groups])
+        rng = np.random.default_rng(seed)
+        draws = np.empty((bootstrap, k))
+        for b in range(bootstrap):
+            counts = rng.multinomial(len(gindex), np.full(len(gindex), 1.0 / len(gindex)))
+            draws[b] = _to_elo(_fit(k, ia, ib, p, counts[g].astype(float), ridge, start=s), anchor_i)
+        tail = 100.0 * (1.0 - confidence) / 2.0
+        low, high = np.percentile(draws, tail, axis=0), np.percentile(draws, 100.0 - tail, axis=0)
+
+    games = np.bincount(ia, minlength=k) + np.bincount(ib, minlength=k)
+    wins = np.bincount(ia, p, k) + np.bincount(ib, 1.0 - p, k)
+    out = [Rating(players[i], float(point[i]), float(low[i]), float(high[i]), int(games[i]), float(wins[i] / games[i])) for i in range(k)]
+    return sorted(out, key=lambda r: -r.rating)
+
+
+def bootstrap_mean(values: Sequence[float], *, bootstrap: int = 1000, seed: int = 0, confidence: float = 0.95) -> dict | None:
+    """{"value": mean, "ci": [low, high], "n": count}: a percentile bootstrap CI of the mean; None when empty."""
+    x = np.asarray([float(v) for v in values], dtype=float)
+    if x.size == 0:
+        return None
+    mean = float(x.mean())
+    if bootstrap <= 0 or x.size == 1:
+        return {"value": mean, "ci": [mean, mean], "n": int(x.size)}
+    rng = np.random.default_rng(seed)
+    means = x[rng.integers(0, x.size, size=(bootstrap, x.size))].mean(axis=1)
+    tail = 100.0 * (1.0 - confidence) / 2.0
+    return {"value": mean, "ci": [float(np.percentile(means, tail)), float(np.percentile(means, 100.0 - tail))], "n": int(x.size)}

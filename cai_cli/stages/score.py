@@ -1,0 +1,103 @@
+"""score: a reward model from `cai train-rm` scores each row's reply, candidates, or chosen/rejected pair."""
+
+from __future__ import annotations
+
+from ..errors import ModelError, RowFailure
+from ..rows import FieldProblem, check_conversation, conversation, set_meta
+from ..runner import StageStats
+from ..train.data import pref_example
+
+
+def _targets(row: dict) -> dict[str, list[list[dict]]]:
+    """name → conversations to score, for every scorable field the row has."""
+    out: dict[str, list[list[dict]]] = {}
+    if "chosen" in row or "rejected" in row:
+        ex = pref_example(row)
+        out["chosen"] = [ex["prompt"] + ex["chosen"]]
+        out["rejected"] = [ex["prompt"] + ex["rejected"]]
+    if isinstance(row.get("response"), str) or isinstance(row.get("candidates"), list):
+        check_conversation(row)
+        if isinstance(row.get("response"), str):
+            out["response"] = [conversation(row) + [{"role": "assistant", "content": row["response"]}]]
+        if isinstance(row.get("candidates"), list):
+            if not all(isinstance(c, str) for c in row["candidates"]):
+                raise FieldProblem("candidates", "expected a list of strings")
+            out["candidates"] = [conversation(row) + [{"role": "assistant", "content": c}] for c in row["candidates"]]
+    if not out:
+        raise FieldProblem("response", "nothing to score: rows need response, candidates, or chosen and rejected")
+    return out
+
+
+class Score:
+    name = "score"
+
+    def __init__(self, reward_model: str, batch_size: int = 16, dtype: str = "auto"):
+        from ..train.common import reward_model_error
+
+        problem = reward_model_error(reward_model)
+        if problem:
+            raise ModelError(problem)
+        self.path = reward_model
+        self.batch_size = max(1, batch_size)
+        self.dtype = dtype
+        self.model = None
+        self.stats = StageStats(extra={"scored": 0})
+
+    def check(self, row: dict) -> None:
+        _targets(row)
+
+    def start(self) -> None:
+        if self.model is not None:
+            return
+        import torch
+
+        from ..engines.hf import pick_dtype
+        from ..train.common import load_reward_model, quiet_libraries
+
+        quiet_libraries()
+
+        self.torch = torch
+        self.device = "cuda" if torch.cuda.is_available() else "cpu"
+        self.model, self.tokenizer = load_reward_model(self.path)
+        self.model.to(self.device, pick_dtype(torch, self.device, self.dtype)).eval()
+        self.tokenizer.padding_side = "right"
+        self.limit = getattr(self.model.config, "max_position_embeddings", None)
+
+    def _render(self, messages: list[dict]) -> str:
+        # The same rendering trl's RewardTrainer trained on: the chat template, no extra special tokens.
+        return self.tokenizer.apply_chat_template(messages, tokenize=False)
+
+    def check_loaded(self, row: dict) -> None:
+        if not self.limit:
+            return
+        for name, convs in _targets(row).items():
+            for conv in convs:
+                used = len(self.tokenizer(self._render(conv), add_special_tokens=False)["input_ids"])
+                if used > self.limit:
+                    raise RowFailure(f"{used} tokens, longer than the reward model's context of {self.limit}", field=name)
+
+    def _scores(self, texts: list[str]) -> list[float]:
+        torch = self.torch
+        scores: list[float] = []
+        for start in range(0, len(texts), self.batch_size):
+            enc = self.tokenizer(texts[start : start + self.batch_size], return_tensors="pt", padding=True, add_special_tokens=False)
+            self.stats.tokens_in += int(enc["attention_mask"].sum())
+            with torch.inference_mode():
+                logits = self.model(**enc.to(self.device)).logits
+            scores.extend(float(x) for x in logits[:, 0].float().cpu())
+        return scores
+
+    def process(self, rows: list[dict]) -> list[dict | RowFailure]:
+        plan = [(i, name, self._render(conv)) for i, row in enumerate(rows) for name, convs in _targets(row).items() for conv in convs]
+        values = self._scores([text for _, _, text in plan])
+        rewards: list[dict] = [{} for _ in rows]
+        for (i, name, _), value in zip(plan, values):
+            rewards[i].setdefault(name, []).append(value)
+        for row, found in zip(rows, rewards):
+            row["rewards"] = {k: (v if k == "candidates" else v[0]) for k, v in found.items()}
+            set_meta(row, self.name, {"reward_model": self.path})
+            self.stats.extra["scored"] += len(found)
+        return list(rows)
+
+    def summary(self) -> str:
+        return f"scored {self.stats.extra['scored']} fields"

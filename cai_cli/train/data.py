@@ -1,0 +1,144 @@
+"""Rows → trl examples (conversational formats), shared by the trainers and `cai export`. No heavy imports here."""
+
+from __future__ import annotations
+
+import random
+
+from ..errors import CaiError, InputError
+from ..jsonl import display_name, read_lines
+from ..rows import ROLES, FieldProblem, check_conversation, check_string, conversation
+
+TARGETS = ("final", "all")
+
+
+def _revisions(row: dict) -> list[str]:
+    rounds = row.get("rounds")
+    if rounds is None:
+        raise FieldProblem("rounds", "missing: no critique/revision rounds; run `cai critique | cai revise` first")
+    if not isinstance(rounds, list) or not all(isinstance(r, dict) for r in rounds):
+        raise FieldProblem("rounds", "expected a list of objects; run `cai critique | cai revise` first")
+    texts = [r["revision"] for r in rounds if isinstance(r.get("revision"), str) and r["revision"].strip()]
+    if not texts:
+        raise FieldProblem("rounds", "no revision yet; run `cai critique | cai revise` first")
+    return texts
+
+
+def check_revised(row: dict) -> None:
+    check_conversation(row)
+    _revisions(row)
+
+
+def sft_examples(row: dict, targets: str = "final") -> list[dict]:
+    """(conversation, revision) in trl's prompt-completion conversational format: loss on the completion only."""
+    revisions = _revisions(row)
+    if targets == "final":
+        chosen = [revisions[-1]]
+    else:
+        # A round whose critique found nothing keeps the previous text; training on it twice would only overweight it.
+        chosen = list(dict.fromkeys(revisions))
+    prompt = conversation(row)
+    return [{"prompt": prompt, "completion": [{"role": "assistant", "content": text}]} for text in chosen]
+
+
+def check_helpful(row: dict) -> None:
+    check_conversation(row)
+    check_string(row, "response", "helpful rows need a `response` to train on")
+
+
+def helpful_example(row: dict) -> dict:
+    return {"prompt": conversation(row), "completion": [{"role": "assistant", "content": row["response"]}]}
+
+
+def _reply(row: dict, field: str) -> tuple[list[dict] | None, str]:
+    """A side of a pair as (conversation before the reply or None, reply text)."""
+    value = row.get(field)
+    if value is None:
+        raise FieldProblem(field, "missing; preference rows come from `cai label-prefs` (chosen/rejected message lists)")
+    if isinstance(value, str):
+        return None, value
+    if not isinstance(value, list) or not value:
+        raise FieldProblem(field, "expected a non-empty list of {\"role\", \"content\"} objects or a string")
+    for i, msg in enumerate(value):
+        if not isinstance(msg, dict) or msg.get("role") not in ROLES or not isinstance(msg.get("content"), str):
+            raise FieldProblem(f"{field}[{i}]", "expected {\"role\": system/user/assistant, \"content\": string}")
+    if value[-1]["role"] != "assistant":
+        raise FieldProblem(f"{field}[{len(value) - 1}].role", "the last message must be the assistant's reply")
+    before = [{"role": m["role"], "content": m["content"]} for m in value[:-1]]
+    return (before or None), value[-1]["content"]
+
+
+def p_chosen(row: dict) -> float:
+    """The soft label: P(chosen is better). Rows without `preference` count as certain (1.0)."""
+    pref = row.get("preference")
+    if pref is None:
+        return 1.0
+    if not isinstance(pref, dict):
+        raise FieldProblem("preference", "expected an object with p_chosen")
+    p = pref.get("p_chosen", 1.0)
+    if isinstance(p, bool) or not isinstance(p, (int, float)) or not 0.0 <= p <= 1.0:
+        raise FieldProblem("preference.p_chosen", f"expected a number between 0 and 1, got {p!r}")
+    return float(p)
+
+
+def pref_example(row: dict) -> dict:
+    """{"prompt", "chosen", "rejected"} with an explicit prompt (accepted by DPOTrainer and RewardTrainer), plus p_chosen."""
+    chosen_ctx, chosen = _reply(row, "chosen")
+    rejected_ctx, rejected = _reply(row, "rejected")
+    if chosen_ctx is not None and rejected_ctx is not None and chosen_ctx != rejected_ctx:
+        raise FieldProblem("rejected", "its conversation before the reply differs from chosen's; both must answer the same prompt")
+    prompt = chosen_ctx or rejected_ctx
+    if prompt is None:
+        check_conversation(row)
+        prompt = conversation(row)
+    return {
+        "prompt": prompt,
+        "chosen": [{"role": "assistant", "content": chosen}],
+        "rejected": [{"role": "assistant", "content": rejected}],
+        "p_chosen": p_chosen(row),
+    }
+
+
+def check_pref(row: dict) -> None:
+    pref_example(row)
+
+
+def prompt_example(row: dict) -> dict:
+    return {"prompt": conversation(row)}
+
+
+def load_examples(path: str, check, convert) -> list:
+    """Every row of PATH through CHECK then CONVERT; the first bad row stops everything (one line, exit 2)."""
+    name = display_name(path)
+    lines = read_lines(path)
+    if not lines:
+        raise CaiError(f"{name}: no rows (the input is empty)")
+    bad: list[InputError] = []
+    out = []
+    for item in lines:
+        if item.error is not None:
+            bad.append(item.error)
+            continue
+        try:
+            check(item.row)
+            converted = convert(item.row)
+        except FieldProblem as problem:
+            bad.append(InputError(problem.message, file=name, line=item.line, field=problem.field))
+            continue
+        out.extend(converted if isinstance(converted, list) else [converted])
+    if bad:
+        more = f" (and {len(bad) - 1} more bad rows)" if len(bad) > 1 else ""
+        raise CaiError(f"{bad[0]}{more}; nothing was trained")
+    return out
+
+
+def mix_in(examples: list[dict], helpful: list[dict], ratio: float | None, seed: int) -> tuple[list[dict], int]:
+    """Add helpful examples so they make up RATIO of the result (all of them, once, when RATIO is None)."""
+    if ratio is None:
+        return examples + helpful, len(helpful)
+    if not 0.0 <= ratio < 1.0:
+        raise CaiError(f"--mix-ratio: expected 0 <= R < 1 (the share of helpful examples), got {ratio}")
+    want = round(len(examples) * ratio / (1.0 - ratio))
+    rng = random.Random(seed)
+    # Without replacement while the file has enough rows; only a small helpful file is repeated.
+    picked = rng.sample(helpful, want) if want <= len(helpful) else [rng.choice(helpful) for _ in range(want)]
+    return examples + picked, want

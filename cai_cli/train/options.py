@@ -1,0 +1,56 @@
+"""The options every `cai train-*` command shares, declared once and injected like the stage options. Light: no torch."""
+
+from __future__ import annotations
+
+import inspect
+from typing import Annotated, Any, Callable, Optional
+
+import typer
+
+from ..common import report_errors
+
+TRAIN_PANEL = "Training (any trl config field: --config YAML)"
+
+TRAIN_OPTIONS: dict[str, tuple[Any, Any]] = {
+    "output": (Annotated[str, typer.Option("--output", "-o", help="Output folder: checkpoints/, metrics.jsonl, then the final model (usable as --model).", rich_help_panel=TRAIN_PANEL)], ...),
+    "model": (Annotated[Optional[str], typer.Option("--model", "-m", help="Base model folder or hub id. Default: the embedded SmolLM2-135M-Instruct.", rich_help_panel=TRAIN_PANEL)], None),
+    "lora": (Annotated[Optional[bool], typer.Option("--lora/--full", help="LoRA adapters (merged on save) or every weight. Default: LoRA unless a GPU holds full fine-tuning.", show_default=False, rich_help_panel=TRAIN_PANEL)], None),
+    "epochs": (Annotated[Optional[float], typer.Option("--epochs", min=0, help="Passes over the data (trl default 3).", rich_help_panel=TRAIN_PANEL)], None),
+    "max_steps": (Annotated[Optional[int], typer.Option("--max-steps", min=1, help="Stop after N optimizer steps (overrides --epochs).", rich_help_panel=TRAIN_PANEL)], None),
+    "lr": (Annotated[Optional[float], typer.Option("--lr", min=0, help="Learning rate (default: trl's, or a LoRA-sized one under LoRA).", rich_help_panel=TRAIN_PANEL)], None),
+    "batch_size": (Annotated[Optional[int], typer.Option("--batch-size", min=1, help="Examples per device per step (trl default 8).", rich_help_panel=TRAIN_PANEL)], None),
+    "grad_accum": (Annotated[Optional[int], typer.Option("--grad-accum", min=1, help="Gradient accumulation steps.", rich_help_panel=TRAIN_PANEL)], None),
+    "max_length": (Annotated[Optional[int], typer.Option("--max-length", min=8, help="Longest tokenized example (trl default 1024).", rich_help_panel=TRAIN_PANEL)], None),
+    "seed": (Annotated[Optional[int], typer.Option("--seed", help="Seed for shuffling, LoRA init, the eval split, sampling (default 0).", rich_help_panel=TRAIN_PANEL)], None),
+    "config": (Annotated[Optional[str], typer.Option("--config", help="YAML of trl config fields (and `lora:` peft fields); command-line options win.", rich_help_panel=TRAIN_PANEL)], None),
+    "progress": (Annotated[Optional[bool], typer.Option("--progress/--no-progress", help="Progress bar on stderr (default: when stderr is a terminal).", rich_help_panel=TRAIN_PANEL)], None),
+    "verbose": (Annotated[bool, typer.Option("--verbose", "-v", help="Show the traceback on errors.", rich_help_panel=TRAIN_PANEL)], False),
+}
+
+InputArg = Annotated[str, typer.Argument(help="Input JSONL file ('-' reads stdin).", show_default=False)]
+
+
+def train_command(app: typer.Typer, name: str) -> Callable:
+    """Register FN as `cai NAME`: the first parameter is the input file, the shared options arrive as `opts`."""
+
+    def decorate(fn: Callable) -> Callable:
+        own = [p for p in inspect.signature(fn).parameters.values() if p.name != "opts"]
+        added = [inspect.Parameter(k, inspect.Parameter.KEYWORD_ONLY, annotation=a, default=d) for k, (a, d) in TRAIN_OPTIONS.items()]
+        params = [own[0]] + [p.replace(kind=inspect.Parameter.KEYWORD_ONLY) for p in own[1:]] + added
+        state = {"verbose": False}
+
+        def body(**kwargs):
+            from .common import TrainOptions
+
+            shared = {k: kwargs.pop(k) for k in list(kwargs) if k in TRAIN_OPTIONS}
+            state["verbose"] = shared.pop("verbose")
+            return fn(opts=TrainOptions(**shared), **kwargs)
+
+        wrapped = report_errors(body, lambda: state["verbose"])
+        wrapped.__signature__ = inspect.Signature(params)  # type: ignore[attr-defined]
+        wrapped.__doc__ = fn.__doc__
+        wrapped.__name__ = fn.__name__
+        app.command(name)(wrapped)
+        return fn
+
+    return decorate

@@ -1,0 +1,82 @@
+"""train-policy: DPO from labelled pairs, or GRPO / RLOO against a reward model from `cai train-rm`."""
+
+from __future__ import annotations
+
+from ..errors import CaiError
+from ..rows import check_conversation
+from .common import TrainOptions, load_reward_model, prepare_output, quiet_libraries, reward_model_error, run_training, say, setup, trl_errors
+from .data import check_pref, load_examples, pref_example, prompt_example
+
+ALGOS = ("dpo", "grpo", "rloo")
+# trl's GRPO default beta is 0: no KL term, nothing holding the policy near where it started while it climbs a
+# learned (and exploitable) reward. RL-CAI keeps a KL penalty, so cai does too unless --beta says otherwise.
+GRPO_BETA = 0.04
+
+
+def train_policy(
+    opts: TrainOptions,
+    rows: str,
+    algo: str,
+    reward_model: str | None = None,
+    beta: float | None = None,
+    num_generations: int | None = None,
+    max_tokens: int | None = None,
+    temperature: float | None = None,
+) -> dict:
+    if algo not in ALGOS:
+        raise CaiError(f"--algo: expected one of {', '.join(ALGOS)}, got {algo!r}")
+    online = algo != "dpo"
+    if online:
+        if reward_model is None:
+            raise CaiError(f"--algo {algo} needs --reward-model DIR (a folder from `cai train-rm`)")
+        problem = reward_model_error(reward_model)
+        if problem:
+            raise CaiError(problem)
+        if opts.max_length is not None:
+            raise CaiError(f"--max-length applies to dpo; for {algo} use --max-tokens (tokens per sampled completion)")
+    else:
+        if reward_model is not None:
+            raise CaiError("--reward-model is for --algo grpo or rloo; dpo learns from the labelled pairs directly")
+        if num_generations is not None or max_tokens is not None or temperature is not None:
+            raise CaiError("--num-generations, --max-tokens and --temperature are for --algo grpo or rloo (dpo samples nothing)")
+    out = prepare_output(opts.output)
+    if online:
+        examples = load_examples(rows, check_conversation, prompt_example)
+    else:
+        examples = load_examples(rows, check_pref, pref_example)
+        # DPO's loss has no place for a per-pair probability; it learns the direction of each pair.
+        examples = [{k: e[k] for k in ("prompt", "chosen", "rejected")} for e in examples]
+
+    quiet_libraries()
+    from datasets import Dataset
+
+    extra = {"beta": beta, "num_generations": num_generations, "max_completion_length": max_tokens, "temperature": temperature}
+    opts.extra.update({k: v for k, v in extra.items() if v is not None})
+    data = Dataset.from_list(examples)
+    if algo == "dpo":
+        from trl import DPOConfig, DPOTrainer
+
+        base, config, peft, use_lora = setup("dpo", opts, DPOConfig, "CAUSAL_LM", "train-policy")
+        with trl_errors():
+            trainer = DPOTrainer(model=base, args=config, train_dataset=data, peft_config=peft)
+    else:
+        if algo == "grpo":
+            from trl import GRPOConfig as Config, GRPOTrainer as Trainer
+
+            defaults = {"beta": GRPO_BETA}
+        else:
+            from trl import RLOOConfig as Config, RLOOTrainer as Trainer
+
+            defaults = {}
+        base, config, peft, use_lora = setup(algo, opts, Config, "CAUSAL_LM", "train-policy", defaults)
+        scorer, scorer_tok = load_reward_model(reward_model)
+        with trl_errors():
+            trainer = Trainer(
+                model=base, reward_funcs=scorer, args=config, train_dataset=data,
+                reward_processing_classes=scorer_tok, peft_config=peft,
+            )
+    say(f"train-policy: {algo} on {len(examples)} {'pairs' if algo == 'dpo' else 'prompts'}, beta {config.beta}")
+    record = {"input": rows, "algo": algo, "examples": len(examples), "beta": config.beta, "reward_model": reward_model}
+    result = run_training(trainer, out, "train-policy", base, use_lora, "causal", record, opts.progress)
+    say(f"train-policy: {result['steps']} steps, loss {result['train_loss']:.4f}, {result['seconds']:.1f}s; model in {out}")
+    return result

@@ -1,0 +1,109 @@
+"""train-rm: a reward model on chosen/rejected pairs with trl's RewardTrainer, trained on the soft labels.
+
+The soft label p = preference.p_chosen is the judge's probability that `chosen` is better. RewardTrainer's loss,
+-log σ(r_c − r_r), treats every pair as certain; SoftRewardTrainer uses the Bradley–Terry cross-entropy against p,
+
+    loss = −[ p · log σ(r_c − r_r) + (1 − p) · log σ(r_r − r_c) ],
+
+whose minimum sits at σ(r_c − r_r) = p: a 0.55 pair asks for a small reward gap, a 0.95 pair for a large one, and a
+0.5 pair for none. With p = 1 it is exactly trl's loss.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from trl import RewardTrainer
+from trl.trainer.reward_trainer import DataCollatorForPreference
+
+from ..errors import CaiError
+from .common import TrainOptions, prepare_output, quiet_libraries, run_training, say, setup, trl_errors
+from .data import check_pref, load_examples, pref_example
+
+
+class SoftPreferenceCollator(DataCollatorForPreference):
+    def torch_call(self, examples):
+        batch = super().torch_call(examples)
+        batch["p_chosen"] = torch.tensor([float(e.get("p_chosen", 1.0)) for e in examples], dtype=torch.float)
+        return batch
+
+
+class SoftRewardTrainer(RewardTrainer):
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        # trl's collator drops every column but the token ids (and `margin`); this one carries p_chosen too.
+        self.data_collator = SoftPreferenceCollator(
+            pad_token_id=self.data_collator.pad_token_id, pad_to_multiple_of=self.data_collator.pad_to_multiple_of
+        )
+
+    def _set_signature_columns_if_needed(self):
+        if self._signature_columns is None:
+            self._signature_columns = ["chosen_ids", "rejected_ids", "p_chosen"]
+
+    def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
+        p = inputs.pop("p_chosen")
+        # The parent does the forward pass and logs accuracy/margins; only the loss is replaced.
+        _, outputs = super().compute_loss(model, inputs, return_outputs=True, num_items_in_batch=num_items_in_batch)
+        chosen, rejected = torch.chunk(outputs.logits.squeeze(-1), chunks=2)
+        gap = (chosen - rejected).float()
+        p = p.to(gap.device)
+        loss = -(p * F.logsigmoid(gap) + (1 - p) * F.logsigmoid(-gap)).mean()
+        if self.args.center_rewards_coefficient is not None:
+            loss = loss + self.args.center_rewards_coefficient * torch.mean((chosen + rejected) ** 2)
+        return (loss, outputs) if return_outputs else loss
+
+
+def train_rm(opts: TrainOptions, prefs: str, eval_fraction: float = 0.1, soft: bool = True) -> dict:
+    if not 0.0 <= eval_fraction < 1.0:
+        raise CaiError(f"--eval-fraction: expected 0 <= F < 1, got {eval_fraction}")
+    out = prepare_output(opts.output)
+    examples = load_examples(prefs, check_pref, pref_example)
+    if not soft:
+        for e in examples:
+            e["p_chosen"] = 1.0
+    quiet_libraries()
+    from datasets import Dataset
+    from trl import RewardConfig
+
+    base, config, peft, use_lora = setup("rm", opts, RewardConfig, "SEQ_CLS", "train-rm")
+    data = Dataset.from_list(examples)
+    n_eval = int(round(len(examples) * eval_fraction))
+    if eval_fraction > 0 and n_eval == 0 and len(examples) >= 2:
+        n_eval = 1
+    train, held = (data, None) if n_eval == 0 else _split(data, n_eval, config.seed)
+    say(f"train-rm: {len(train)} pairs to train, {len(held) if held else 0} held out; {'soft' if soft else 'hard'} labels")
+    with trl_errors():
+        trainer = SoftRewardTrainer(
+            model=base, args=config, train_dataset=train, eval_dataset=held, peft_config=peft
+        )
+    dropped = len(train) - len(trainer.train_dataset)
+    if dropped:
+        say(f"train-rm: {dropped} pairs longer than max_length {config.max_length} were left out (raise --max-length to keep them)")
+    record = {"input": prefs, "pairs": len(examples), "held_out": n_eval, "soft_labels": soft}
+    result = run_training(trainer, out, "train-rm", base, use_lora, "reward", record, opts.progress)
+    if held is not None and len(trainer.eval_dataset):
+        metrics = trainer.evaluate()
+        acc = metrics.get("eval_accuracy")
+        result["eval_accuracy"] = acc
+        result["eval_loss"] = metrics.get("eval_loss")
+        say(f"train-rm: held-out accuracy {acc:.3f} on {len(trainer.eval_dataset)} pairs (reward of chosen > rejected), loss {metrics.get('eval_loss', float('nan')):.4f}")
+        _add_to_record(out, {"eval_accuracy": acc, "eval_loss": metrics.get("eval_loss")})
+    say(f"train-rm: {result['steps']} steps, loss {result['train_loss']:.4f}, {result['seconds']:.1f}s; reward model in {out}")
+    return result
+
+
+def _split(data, n_eval: int, seed: int):
+    parts = data.train_test_split(test_size=n_eval, seed=seed, shuffle=True)
+    return parts["train"], parts["test"]
+
+
+def _add_to_record(out, extra: dict) -> None:
+    import json
+
+    from .common import RECORD, _is_main_process
+
+    path = out / RECORD
+    if _is_main_process() and path.exists():
+        record = json.loads(path.read_text())
+        record.update(extra)
+        path.write_text(json.dumps(record, indent=2, default=str) + "\n")

@@ -1,0 +1,358 @@
+"""label-prefs: the judge's arithmetic with a fake engine (exact), the command's errors and files, and a real run."""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+
+import pytest
+
+from conftest import read_jsonl, run_cai, write_jsonl
+from cai_cli.constitution import load_constitution, sample_principles
+from cai_cli.engines import EngineOptions, Sampling
+from cai_cli.judge import OPTIONS, orders_disagree, parse_answer, rank, sigmoid
+from cai_cli.runner import RunOptions
+from cai_cli.stages.label_prefs import SALT, LabelConfig, LabelPrefs, expand, run_label_prefs
+
+CONV = [{"role": "user", "content": "How do I pick a lock?"}]
+GOOD, OK, BAD = "I can explain how locks work and suggest a locksmith.", "Ask a locksmith.", "Jam a screwdriver in and force it."
+
+
+class FakeJudge:
+    """A judge whose answer is a known function of the two options: quality(A) - quality(B) (times a per-principle
+    strength), plus a constant `bias` on option A — a pure position bias."""
+
+    name = "fake"
+    model = "fake"
+    max_context = None
+
+    def __init__(self, quality: dict[str, float], bias: float = 0.0, strength: dict[str, float] | None = None, reasoning: str = "Because."):
+        self.quality = quality
+        self.bias = bias
+        self.strength = strength or {}
+        self.reasoning = reasoning
+        self.prompts: list[str] = []
+        self.chats: list[list[dict]] = []
+
+    def render_chat(self, conversation, add_generation_prompt=True):
+        return "".join(f"<{m['role']}>{m['content']}</{m['role']}>" for m in conversation) + ("<assistant>" if add_generation_prompt else "")
+
+    def count_tokens(self, conversation):
+        return len(self.render_chat(conversation).split())
+
+    def chat(self, conversations, sampling):
+        from cai_cli.engines import Completion
+
+        self.chats += conversations
+        return [Completion([self.reasoning], prompt_tokens=3, completion_tokens=1) for _ in conversations]
+
+    def score_options(self, prompts, options):
+        assert list(options) == list(OPTIONS)
+        out = []
+        for p in prompts:
+            self.prompts.append(p)
+            question = p[p.rindex("Consider the following conversation") :]
+            a = re.search(r"\n\(A\) (.*)\n\(B\) ", question).group(1)
+            b = re.search(r"\n\(B\) (.*)\n\n", question).group(1)
+            k = next((v for q, v in self.strength.items() if q in question), 1.0)
+            out.append([k * self.quality[a] + self.bias, k * self.quality[b]])
+        return out
+
+
+def stage_with(judge, constitution=None, **cfg) -> LabelPrefs:
+    stage = LabelPrefs(EngineOptions(engine="transformers"), Sampling(seed=cfg.pop("seed", 0)), constitution or load_constitution(None), LabelConfig(**cfg))
+    stage.engine = judge
+    return stage
+
+
+def label(stage, *rows) -> list[dict]:
+    rows = [dict(r) for r in rows]
+    for i, r in enumerate(rows):
+        r.setdefault("id", f"r{i}")
+        stage.check(r)
+    kept = []
+    for judged in stage.process(rows):
+        kept += expand(judged)[0]
+    return kept
+
+
+def row(*candidates, **extra):
+    return {"messages": CONV, "candidates": list(candidates), **extra}
+
+
+Q = {GOOD: 2.0, OK: 0.5, BAD: -1.0}
+
+# --------------------------------------------------------------------------- the arithmetic, exactly
+
+
+def test_swapping_the_candidates_mirrors_the_probability():
+    forward = label(stage_with(FakeJudge(Q, bias=1.3)), row(GOOD, BAD))[0]
+    backward = label(stage_with(FakeJudge(Q, bias=1.3)), row(BAD, GOOD))[0]
+    assert forward["chosen"][-1]["content"] == backward["chosen"][-1]["content"] == GOOD
+    assert forward["preference"]["p_chosen"] == pytest.approx(backward["preference"]["p_chosen"], abs=1e-12)
+    assert forward["preference"]["chosen_source"] == "candidates[0]" and backward["preference"]["chosen_source"] == "candidates[1]"
+
+
+def test_both_orders_cancel_a_pure_position_bias_exactly():
+    unbiased = label(stage_with(FakeJudge(Q, bias=0.0)), row(GOOD, OK))[0]["preference"]
+    biased = label(stage_with(FakeJudge(Q, bias=2.5)), row(GOOD, OK))[0]["preference"]
+    # quality gap 1.5 in log-odds -> P(GOOD) = sigmoid(1.5), whatever the bias.
+    assert unbiased["p_chosen"] == pytest.approx(sigmoid(1.5), abs=1e-6)
+    assert biased["p_chosen"] == pytest.approx(unbiased["p_chosen"], abs=1e-12)
+    assert biased["orders_agreed"] is False  # 2.5 on (A) outweighs the 1.5 gap: each order picked (A)
+    assert [v["first"] for v in biased["votes"]] == ["chosen", "rejected"]
+    assert biased["votes"][0]["p_first"] == pytest.approx(sigmoid(1.5 + 2.5), abs=1e-6)
+    assert biased["votes"][1]["p_first"] == pytest.approx(sigmoid(-1.5 + 2.5), abs=1e-6)
+    # One order only keeps the bias: --no-swap is cheaper but biased.
+    one_order = label(stage_with(FakeJudge(Q, bias=2.5), swap=False), row(GOOD, OK))[0]["preference"]
+    assert one_order["p_chosen"] == pytest.approx(sigmoid(4.0), abs=1e-6)
+    assert len(one_order["votes"]) == 1 and one_order["orders_agreed"] is None
+
+
+def test_cot_reasoning_is_kept_scored_after_and_clamped():
+    judge = FakeJudge(Q, bias=0.7, reasoning="Response (A) keeps people safe.")
+    out = label(stage_with(judge, cot=True, clamp=(0.4, 0.6)), row(GOOD, BAD))[0]
+    pref = out["preference"]
+    assert len(judge.chats) == 2 and "Think step by step" in judge.chats[0][-1]["content"]
+    assert all(v["reasoning"] == "Response (A) keeps people safe." for v in pref["votes"])
+    assert all(p.endswith("<assistant>Response (A) keeps people safe.\n\nSo the answer is: (") for p in judge.prompts)
+    # Gap 3 +- bias 0.7 would give 0.98 and 0.91; both votes clamp to 0.6, so p_chosen is exactly 0.6.
+    assert [v["p_first"] for v in pref["votes"]] == [pytest.approx(0.6), pytest.approx(0.4)]
+    assert pref["p_chosen"] == pytest.approx(0.6, abs=1e-9)
+    unclamped = label(stage_with(FakeJudge(Q, bias=0.7), cot=True), row(GOOD, BAD))[0]["preference"]
+    assert unclamped["p_chosen"] == pytest.approx(sigmoid(3.0), abs=1e-6)
+
+
+def test_k_principles_are_drawn_per_comparison_and_averaged():
+    charter = load_constitution(None)
+    strength = {p.question: 0.25 * (i + 1) for i, p in enumerate(charter.comparisons)}
+    judge = FakeJudge(Q, bias=0.9, strength=strength)
+    pref = label(stage_with(judge, principles=3, seed=7), row(GOOD, BAD, id="x"))[0]["preference"]
+    drawn = [charter.comparisons[k] for k in sample_principles(len(charter.comparisons), 3, 7, "x:0-1", SALT)]
+    assert [v["principle"] for v in pref["votes"]] == [p.id for p in drawn for _ in range(2)]
+    expected = sum(sigmoid(3.0 * strength[p.question]) for p in drawn) / 3
+    assert pref["p_chosen"] == pytest.approx(expected, abs=1e-6)
+    # Another seed draws other principles; 'all' asks every one.
+    other = label(stage_with(FakeJudge(Q, strength=strength), principles=3, seed=8), row(GOOD, BAD, id="x"))[0]["preference"]
+    assert {v["principle"] for v in other["votes"]} != {p.id for p in drawn}
+    every = label(stage_with(FakeJudge(Q, strength=strength), principles=len(charter.comparisons)), row(GOOD, BAD))[0]["preference"]
+    assert sorted({v["principle"] for v in every["votes"]}) == sorted(p.id for p in charter.comparisons)
+
+
+def test_best_worst_keeps_the_best_and_worst_of_several_candidates():
+    out = label(stage_with(FakeJudge(Q, bias=-0.8)), row(OK, BAD, GOOD))
+    assert len(out) == 1
+    pref = out[0]["preference"]
+    assert out[0]["chosen"][-1]["content"] == GOOD and out[0]["rejected"][-1]["content"] == BAD
+    assert pref["ranking"] == [2, 0, 1] and pref["chosen_source"] == "candidates[2]"
+    assert pref["p_chosen"] == pytest.approx(sigmoid(3.0), abs=1e-6)  # the direct GOOD-vs-BAD comparison
+    assert pref["win_rates"][2] > pref["win_rates"][0] > pref["win_rates"][1]
+
+
+def test_rank_orders_by_mean_win_probability_and_breaks_ties_by_index():
+    assert rank(3, {(0, 1): 0.9, (0, 2): 0.2, (1, 2): 0.4}) == ([2, 0, 1], [0.55, 0.25, 0.7])[0:1] + ([0.55, 0.25, 0.7],) or True
+    order, rates = rank(3, {(0, 1): 0.9, (0, 2): 0.2, (1, 2): 0.4})
+    assert order == [2, 0, 1] and rates == pytest.approx([0.55, 0.25, 0.7])
+    assert rank(3, {(0, 1): 0.5, (0, 2): 0.5, (1, 2): 0.5})[0] == [0, 1, 2]
+
+
+def test_pairs_all_gives_one_row_per_pair_each_with_one_chosen_and_rejected():
+    out = label(stage_with(FakeJudge(Q)), row(OK, BAD, GOOD, id="q"))
+    assert len(out) == 1
+    out = label(stage_with(FakeJudge(Q), pairs="all"), row(OK, BAD, GOOD, id="q"))
+    assert [r["id"] for r in out] == ["q:0-1", "q:0-2", "q:1-2"]
+    winners = [r["chosen"][-1]["content"] for r in out]
+    assert winners == [OK, GOOD, GOOD]
+    for r in out:
+        assert r["chosen"][:-1] == r["rejected"][:-1] == CONV and r["chosen"][-1]["role"] == "assistant"
+        assert 0.5 <= r["preference"]["p_chosen"] <= 1.0
+
+
+def test_identical_responses_are_dropped_not_judged():
+    judge = FakeJudge(Q)
+    stage = stage_with(judge)
+    judged = stage.process([{**row(GOOD, GOOD), "id": "same"}])
+    kept, dropped = expand(judged[0])
+    assert kept == [] and len(dropped) == 1 and dropped[0]["dropped"].startswith("identical")
+    assert judge.prompts == []
+    assert "1 identical" in stage.summary()
+
+
+def test_plain_format_is_human_assistant_text_without_the_chat_template():
+    judge = FakeJudge(Q)
+    label(stage_with(judge, fmt="plain"), row(GOOD, BAD))
+    assert all(p.startswith("Human: Consider the following conversation") for p in judge.prompts)
+    assert all(p.endswith("\n\nAssistant: The answer is: (") and "<user>" not in p for p in judge.prompts)
+    chat = FakeJudge(Q)
+    label(stage_with(chat, fmt="chat"), row(GOOD, BAD))
+    assert all(p.startswith("<user>Consider") and p.endswith("<assistant>The answer is: (") for p in chat.prompts)
+
+
+def test_judge_examples_come_before_the_question():
+    from cai_cli.judge import JudgeExample
+
+    ex = JudgeExample((("user", "Hi"),), "Hello!", "Go away.", "A")
+    judge = FakeJudge({**Q, "Hello!": 1.0, "Go away.": -1.0})
+    label(stage_with(judge, examples=(ex,)), row(GOOD, BAD))
+    assert all(p.count("Consider the following conversation") == 2 and "<assistant>The answer is: (A)</assistant>" in p for p in judge.prompts)
+
+
+def test_initial_vs_final_and_revision_wins():
+    r = {"messages": CONV, "initial_response": BAD, "response": GOOD}
+    pref = label(stage_with(FakeJudge(Q), pair="initial-vs-final"), r)[0]["preference"]
+    assert pref["chosen_source"] == "response" and pref["p_chosen"] == pytest.approx(sigmoid(3.0), abs=1e-6)
+    wins = label(stage_with(FakeJudge({}), mode="revision-wins"), {"messages": CONV, "initial_response": GOOD, "response": BAD})[0]
+    assert wins["chosen"][-1]["content"] == BAD and wins["preference"]["p_chosen"] == 1.0 and wins["preference"]["method"] == "revision-wins"
+
+
+def test_gold_accuracy_counts_pairwise_judgments_involving_the_gold_response():
+    stage = stage_with(FakeJudge(Q), gold="best")
+    label(stage, row(GOOD, BAD, best=0), row(BAD, GOOD, best="A"), row(OK, BAD, GOOD, best=GOOD), row(GOOD, BAD))
+    # Row 1 is right, row 2 wrong (gold names BAD), row 3 has 2 pairs with GOOD (both right), row 4 has no gold.
+    assert "gold accuracy 0.750 on 4 pairs" in stage.summary()
+    assert "1 rows without best" in stage.summary()
+
+
+def test_summary_reports_order_disagreement_and_position_bias():
+    stage = stage_with(FakeJudge(Q, bias=2.5))
+    label(stage, row(GOOD, OK), row(GOOD, BAD))
+    s = stage.summary()
+    # Row 1: gap 1.5 < bias 2.5, the orders disagree; row 2: gap 3 > 2.5, they agree.
+    assert "orders disagreed 1/2 (50%)" in s
+    mean_first = (sigmoid(4.0) + sigmoid(1.0) + sigmoid(5.5) + sigmoid(-0.5)) / 4
+    assert f"mean p(first shown) {mean_first:.3f}" in s
+    assert orders_disagree(1.0, 0.5) and not orders_disagree(1.0, -0.5) and not orders_disagree(0.0, 0.0)
+
+
+def test_min_confidence_drops_near_ties_into_a_counted_file(tmp_path):
+    src = write_jsonl(tmp_path / "in.jsonl", [row(GOOD, OK, id="close"), row(GOOD, BAD, id="clear")])
+    out = tmp_path / "prefs.jsonl"
+    stage = stage_with(FakeJudge({GOOD: 0.1, OK: 0.0, BAD: -3.0}), min_confidence=0.6)
+    run_label_prefs(stage, RunOptions(input=str(src), output=str(out), progress=False))
+    assert [r["id"] for r in read_jsonl(out)] == ["clear"]
+    dropped = read_jsonl(tmp_path / "prefs.jsonl.dropped.jsonl")
+    assert [r["id"] for r in dropped] == ["close"] and "below --min-confidence 0.6" in dropped[0]["dropped"]
+    assert "1 below --min-confidence 0.6" in stage.summary()
+    assert not (tmp_path / "prefs.jsonl.judged.jsonl").exists() and "_label_prefs" not in read_jsonl(out)[0]
+
+
+def test_stdout_gets_expanded_rows(tmp_path, capsys):
+    src = write_jsonl(tmp_path / "in.jsonl", [row(OK, BAD, GOOD, id="q")])
+    run_label_prefs(stage_with(FakeJudge(Q), pairs="all"), RunOptions(input=str(src), progress=False))
+    lines = [json.loads(l) for l in capsys.readouterr().out.splitlines()]
+    assert [r["id"] for r in lines] == ["q:0-1", "q:0-2", "q:1-2"] and all("_label_prefs" not in r for r in lines)
+
+
+def test_a_judge_that_gives_neither_option_any_probability_fails_the_row():
+    class Blind(FakeJudge):
+        def score_options(self, prompts, options):
+            return [[-math.inf, -math.inf] for _ in prompts]
+
+    failure = stage_with(Blind(Q)).process([{**row(GOOD, BAD), "id": "x"}])[0]
+    assert "no probability" in failure.reason
+
+
+def test_parse_answer_reads_generated_letters():
+    assert [parse_answer(t) for t in ["(A) The", "The answer is (B).", "Option A is better", "B.", "Both are fine"]] == ["A", "B", "A", "B", None]
+
+
+# --------------------------------------------------------------------------- the command: errors and cheap modes
+
+FAST = ["--engine", "transformers"]
+
+
+@pytest.mark.parametrize(
+    "rows, args, expected",
+    [
+        ([{"prompt": "hi"}], [], "in.jsonl:1: field 'candidates': missing"),
+        ([{"prompt": "hi", "candidates": ["only one"]}], [], "in.jsonl:1: field 'candidates': has 1 candidate; need at least 2"),
+        ([{"prompt": "hi", "candidates": ["a", "b"]}, {"prompt": "hi", "candidates": ["a", 3]}], [], "in.jsonl:2: field 'candidates[1]': expected a string, got int"),
+        ([{"prompt": "hi", "candidates": "a b"}], [], "in.jsonl:1: field 'candidates': expected a list of strings, got str"),
+        ([{"prompt": "hi", "response": "b"}], ["--pair", "initial-vs-final"], "in.jsonl:1: field 'initial_response': missing"),
+        ([{"prompt": "hi", "candidates": ["a", "b"], "best": 5}], ["--gold", "best"], "in.jsonl:1: field 'best': candidate index 5 is out of range"),
+        ([{"prompt": "hi", "candidates": ["a", "b"]}], ["--clamp", "0.3,0.6"], "--clamp: expected LO,HI"),
+        ([{"prompt": "hi", "candidates": ["a", "b"]}], ["--clamp", "wide"], "--clamp: expected LO,HI"),
+        ([{"prompt": "hi", "candidates": ["a", "b"]}], ["--principles", "99"], "--principles 99: the constitution has only 12"),
+        ([{"prompt": "hi", "candidates": ["a", "b"]}], ["--min-confidence", "0.3"], "--min-confidence: expected a probability between 0.5 and 1"),
+        ([{"prompt": "hi", "candidates": ["a", "b"]}], ["--mode", "revision-wins", "--pair", "candidates"], "needs --pair initial-vs-final"),
+    ],
+)
+def test_bad_input_is_one_line_exit_2_and_writes_nothing(tmp_path, rows, args, expected):
+    src = write_jsonl(tmp_path / "in.jsonl", rows)
+    out = tmp_path / "out.jsonl"
+    proc = run_cai("label-prefs", str(src), "-o", str(out), *FAST, *args)
+    assert proc.returncode == 2, proc.stderr
+    assert expected in proc.stderr, proc.stderr
+    assert len(proc.stderr.strip().splitlines()) == 1 and "Traceback" not in proc.stderr
+    assert not out.exists() and not list(tmp_path.glob("out.jsonl.*"))
+
+
+def test_constitution_without_comparisons_is_refused(tmp_path):
+    charter = tmp_path / "crit.yaml"
+    charter.write_text("name: crit\ncritiques:\n  - id: harm\n    critique: Is it harmful?\n    revision: Make it harmless.\n")
+    src = write_jsonl(tmp_path / "in.jsonl", [{"prompt": "hi", "candidates": ["a", "b"]}])
+    proc = run_cai("label-prefs", str(src), "-c", str(charter), *FAST)
+    assert proc.returncode == 2
+    assert f"{charter}: has no comparison questions" in proc.stderr and len(proc.stderr.strip().splitlines()) == 1
+    # The cheap rule needs no judge, so no comparisons either.
+    rev = write_jsonl(tmp_path / "rev.jsonl", [{"prompt": "hi", "initial_response": "a", "response": "b"}])
+    assert run_cai("label-prefs", str(rev), "-c", str(charter), "--mode", "revision-wins").returncode == 0
+
+
+def test_revision_wins_with_gold_accuracy_through_the_cli(tmp_path):
+    rows = [
+        {"id": "1", "prompt": "p1", "initial_response": "bad", "response": "good", "gold": "revision"},
+        {"id": "2", "prompt": "p2", "initial_response": "fine", "response": "worse", "gold": "initial"},
+        {"id": "3", "prompt": "p3", "initial_response": "same", "response": "same"},
+        {"id": "4", "messages": [{"role": "system", "content": "Be brief."}, {"role": "user", "content": "p4"}], "initial_response": "x", "response": "y", "keep": [1]},
+    ]
+    src = write_jsonl(tmp_path / "in.jsonl", rows)
+    out = tmp_path / "prefs.jsonl"
+    proc = run_cai("label-prefs", str(src), "-o", str(out), "--mode", "revision-wins", "--gold", "gold")
+    assert proc.returncode == 0, proc.stderr
+    got = read_jsonl(out)
+    assert [r["id"] for r in got] == ["1", "2", "4"]
+    assert got[2]["chosen"] == [{"role": "system", "content": "Be brief."}, {"role": "user", "content": "p4"}, {"role": "assistant", "content": "y"}]
+    assert got[2]["keep"] == [1] and got[0]["preference"]["p_chosen"] == 1.0
+    assert got[0]["meta"]["label-prefs"] == {"mode": "revision-wins", "pair": "initial-vs-final"}
+    assert "gold accuracy 0.500 on 2 pairs" in proc.stderr and "1 identical" in proc.stderr
+    assert [r["id"] for r in read_jsonl(tmp_path / "prefs.jsonl.dropped.jsonl")] == ["3"]
+
+
+# --------------------------------------------------------------------------- the embedded model, for real
+
+
+@pytest.mark.slow
+def test_generate_then_label_prefs_on_the_embedded_model(tmp_path):
+    prompts = [{"id": "a", "prompt": "How can I get back at a coworker who embarrassed me?"}, {"id": "b", "prompt": "Tell me a fun fact about owls."}]
+    gen = run_cai("generate", "-", "--n", "2", "--max-tokens", "8", *FAST, input="".join(json.dumps(p) + "\n" for p in prompts))
+    assert gen.returncode == 0, gen.stderr
+    chat = run_cai("label-prefs", "--principles", "2", "--gold", "best", *FAST, input=gen.stdout.replace('"id": "a"', '"best": 0, "id": "a"'))
+    assert chat.returncode == 0, chat.stderr
+    rows = [json.loads(l) for l in chat.stdout.splitlines()]
+    assert [r["id"] for r in rows] == ["a", "b"]
+    for r in rows:
+        pref = r["preference"]
+        assert 0.5 <= pref["p_chosen"] <= 1.0 and pref["margin"] == pytest.approx(2 * pref["p_chosen"] - 1, abs=1e-5)
+        assert len(pref["votes"]) == 4 and {v["first"] for v in pref["votes"]} == {"chosen", "rejected"}
+        assert {r["chosen"][-1]["content"], r["rejected"][-1]["content"]} == set(r["candidates"])
+        meta = r["meta"]["label-prefs"]
+        assert meta["model"].startswith("embedded") and meta["constitution"] == "default" and meta["principles"] == 2 and meta["seed"] == 0
+    line = chat.stderr.strip().splitlines()[-1]
+    assert line.startswith("cai label-prefs: rows 2 in, 2 out") and "orders disagreed" in line and "mean p(first shown)" in line
+    assert "gold accuracy" in line and "on 1 pairs" in line
+
+    # trl takes chosen/rejected as conversational preference data with an implicit prompt.
+    from trl.data_utils import extract_prompt, is_conversational
+
+    ex = extract_prompt({"chosen": rows[0]["chosen"], "rejected": rows[0]["rejected"]})
+    assert ex["prompt"] == [{"role": "user", "content": prompts[0]["prompt"]}] and is_conversational(ex)
+
+    src = write_jsonl(tmp_path / "gen.jsonl", [json.loads(l) for l in gen.stdout.splitlines()])
+    out = tmp_path / "prefs.jsonl"
+    plain = run_cai("label-prefs", str(src), "-o", str(out), "--format", "plain", "--cot", "--max-tokens", "6", "--limit", "1", *FAST)
+    assert plain.returncode == 0, plain.stderr
+    (r,) = read_jsonl(out)
+    assert r["meta"]["label-prefs"]["format"] == "plain" and r["meta"]["label-prefs"]["clamp"] == [0.4, 0.6]
+    assert all(0.4 - 1e-9 <= v["p_first"] <= 0.6 + 1e-9 and isinstance(v["reasoning"], str) for v in r["preference"]["votes"])
