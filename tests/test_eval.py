@@ -277,3 +277,9 @@ def test_principles_option():
     for bad in ("0", "-2", "many"):
         with pytest.raises(CaiError, match="--principles"):
             ev.parse_principles(bad)
+
+
+def test_bad_reward_model_is_reported_before_any_answer(tmp_path, fake_engine):
+    with pytest.raises(CaiError, match="not a reward model folder"):
+        ev.run_eval(config(tmp_path, reward_model=str(tmp_path)))
+    assert fake_engine.calls["chat"] == 0

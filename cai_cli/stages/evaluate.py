@@ -384,6 +384,12 @@ def run_eval(cfg: EvalConfig) -> dict:
 
     prompts, error_records = load_prompts(cfg.sources, cfg.run)
     model, baseline = labels(cfg)
+    # Built before any model loads, so a bad --reward-model or a constitution without comparison
+    # questions is reported at once, not after the answers have been generated.
+    judge = None
+    if baseline is not None or cfg.refusal_judge:
+        judge = EvalJudge(replace(cfg.engine, model=cfg.judge), cfg.constitution, cfg.principles, cfg.sampling.seed, baseline is not None, cfg.refusal_judge)
+    scorer = Score(cfg.reward_model, batch_size=cfg.run.batch_size, dtype=cfg.engine.dtype) if cfg.reward_model else None
     out_path = Path(cfg.run.output) if cfg.run.output not in (None, "-") else None
     work, temporary = _work_dir(out_path, _fingerprint(cfg, prompts))
     try:
@@ -418,19 +424,17 @@ def run_eval(cfg: EvalConfig) -> dict:
             row["_meta"] = meta
             rows.append(row)
 
-        if baseline is not None or cfg.refusal_judge:
+        if judge is not None:
             write_atomic(work / "answers.jsonl", rows)
-            judge = EvalJudge(replace(cfg.engine, model=cfg.judge), cfg.constitution, cfg.principles, cfg.sampling.seed, baseline is not None, cfg.refusal_judge)
             judged = _phase(judge, work / "answers.jsonl", work / "judged.jsonl", cfg.run)
             rows = [judged[str(r["id"])] for r in rows if str(r["id"]) in judged]
 
-        if cfg.reward_model:
+        if scorer is not None:
             # `cai score` scores `candidates`: the model's answer, then the baseline's.
             pairs = [{k: r[k] for k in ("id", "prompt", "messages") if k in r} for r in rows]
             for p, r in zip(pairs, rows):
                 p["candidates"] = [r["response"]] + ([r["baseline_response"]] if baseline is not None else [])
             write_atomic(work / "to_score.jsonl", pairs)
-            scorer = Score(cfg.reward_model, batch_size=cfg.run.batch_size, dtype=cfg.engine.dtype)
             scorer.name = "eval reward"
             scored = _phase(scorer, work / "to_score.jsonl", work / "scored.jsonl", cfg.run)
             kept = []
@@ -447,20 +451,19 @@ def run_eval(cfg: EvalConfig) -> dict:
 
         info = {
             "baseline": baseline,
-            "judge": model_label(cfg.judge) if (baseline is not None or cfg.refusal_judge) else None,
+            "judge": model_label(cfg.judge) if judge is not None else None,
             "engine": cfg.engine.engine,
             "sampling": cfg.sampling.as_meta(),
             "constitution": cfg.constitution.name,
             "constitution_hash": cfg.constitution.hash,
-            "principles": cfg.principles,
+            "principles": cfg.principles or "all",
             "detector": DETECTOR_VERSION,
             "reward_model": cfg.reward_model,
         }
         final = []
         for r in rows:
             meta = r.pop("_meta")
-            m = r.get("meta") if isinstance(r.get("meta"), dict) else {}
-            m = {k: v for k, v in m.items() if k not in (gen.name, "eval baseline answers")}
+            m = dict(r["meta"]) if isinstance(r.get("meta"), dict) else {}
             m["eval"] = {**meta, **info}
             r["meta"] = m
             final.append(r)
