@@ -108,8 +108,9 @@ def show(
     report_errors(body, lambda: verbose)()
 
 
-from .train.options import InputArg as TrainInputArg  # noqa: E402  (beside the training commands it serves)
-from .train.options import train_command  # noqa: E402
+# Imported here, beside the training commands they serve.
+from .train.options import InputArg as TrainInputArg
+from .train.options import train_command
 
 
 @train_command(app, "train-sft")
@@ -117,8 +118,8 @@ def train_sft(
     rows: TrainInputArg,
     opts,
     targets: Annotated[str, typer.Option("--targets", help="final: the last revision of each row. all: every revision as its own example.")] = "final",
-    mix: Annotated[Optional[str], typer.Option("--mix", help="JSONL of helpful rows (prompt or messages, and response) mixed in so the model stays helpful.")] = None,
-    mix_ratio: Annotated[Optional[float], typer.Option("--mix-ratio", help="Share of helpful examples in the training set, 0 <= R < 1 (default: every --mix row once).")] = None,
+    mix: Annotated[str | None, typer.Option("--mix", help="JSONL of helpful rows (prompt or messages, and response) mixed in so the model stays helpful.")] = None,
+    mix_ratio: Annotated[float | None, typer.Option("--mix-ratio", help="Share of helpful examples in the training set, 0 <= R < 1 (default: every --mix row once).")] = None,
 ):
     """Fine-tune on (conversation, revision) pairs from `cai revise` with trl's SFTTrainer; loss on the reply only.
 
@@ -126,7 +127,7 @@ def train_sft(
 
     Example:
 
-        cai train-sft out/revised.jsonl -o out/sl-cai --mix examples/helpful.jsonl --mix-ratio 0.3 --epochs 1
+        cai train-sft out/revised.jsonl -o out/sl-cai --mix out/helpful.jsonl --mix-ratio 0.3 --epochs 1
     """
     from .train.sft import train_sft as run
 
@@ -158,11 +159,11 @@ def train_policy(
     rows: TrainInputArg,
     opts,
     algo: Annotated[str, typer.Option("--algo", help="dpo: from labelled pairs. grpo, rloo: sample, score with --reward-model, improve.")] = "dpo",
-    reward_model: Annotated[Optional[str], typer.Option("--reward-model", help="grpo/rloo: a folder from `cai train-rm`.")] = None,
-    beta: Annotated[Optional[float], typer.Option("--beta", min=0.0, help="KL strength toward the starting model (dpo 0.1, grpo 0.04, rloo 0.05).")] = None,
-    num_generations: Annotated[Optional[int], typer.Option("--num-generations", min=2, help="grpo/rloo: samples per prompt (trl default: grpo 8, rloo 2).")] = None,
-    max_tokens: Annotated[Optional[int], typer.Option("--max-tokens", min=1, help="grpo/rloo: new tokens per sampled completion.")] = None,
-    temperature: Annotated[Optional[float], typer.Option("--temperature", min=0.0, help="grpo/rloo: sampling temperature (default 1.0).")] = None,
+    reward_model: Annotated[str | None, typer.Option("--reward-model", help="grpo/rloo: a folder from `cai train-rm`.")] = None,
+    beta: Annotated[float | None, typer.Option("--beta", min=0.0, help="KL strength toward the starting model (dpo 0.1, grpo 0.04, rloo 0.05).")] = None,
+    num_generations: Annotated[int | None, typer.Option("--num-generations", min=2, help="grpo/rloo: samples per prompt (trl default: grpo 8, rloo 2).")] = None,
+    max_tokens: Annotated[int | None, typer.Option("--max-tokens", min=1, help="grpo/rloo: new tokens per sampled completion.")] = None,
+    temperature: Annotated[float | None, typer.Option("--temperature", min=0.0, help="grpo/rloo: sampling temperature (default 1.0).")] = None,
 ):
     """RL-CAI: DPO straight from labelled pairs, or GRPO / RLOO on prompt rows against a reward model.
 
@@ -179,7 +180,7 @@ def train_policy(
 @stage_command(app, "score", model=False, sampling=False)
 def score(
     common: Common,
-    reward_model: Annotated[Optional[str], typer.Option("--reward-model", help="A folder from `cai train-rm`.")] = None,
+    reward_model: Annotated[str | None, typer.Option("--reward-model", help="A folder from `cai train-rm`.")] = None,
 ):
     """Score rows with a reward model: adds `rewards` {response, candidates, chosen, rejected} for the fields a row has.
 
@@ -199,7 +200,7 @@ def score(
 @stage_command(app, "export", model=False, sampling=False)
 def export(
     common: Common,
-    format: Annotated[Optional[str], typer.Option("--format", "-f", help="sft: prompt/completion. prefs: prompt/chosen/rejected (+p_chosen). hf-cai: the HuggingFaceH4/cai-conversation-harmless columns.")] = None,
+    format: Annotated[str | None, typer.Option("--format", "-f", help="sft: prompt/completion. prefs: prompt/chosen/rejected (+p_chosen). hf-cai: the HuggingFaceH4/cai-conversation-harmless columns.")] = None,
 ):
     """Write rows as datasets to train elsewhere: each line loads with datasets.load_dataset("json", ...) and trl takes it as is.
 
@@ -221,14 +222,14 @@ def evaluate(
     common: Common,
     prompts: Annotated[Optional[list[str]], typer.Option("--prompts", "-p", help="Prompt JSONL (repeatable). Rows with `risky_looking` count as benign, others as red-team; an `eval_set` field overrides. Absent: stdin.")] = None,
     benign: Annotated[Optional[list[str]], typer.Option("--benign", help="Prompt JSONL whose rows are all benign (repeatable).")] = None,
-    baseline: Annotated[Optional[str], typer.Option("--baseline", "-b", help="Model to compare with ('embedded' for the embedded model); enables the win rates.")] = None,
-    name: Annotated[Optional[str], typer.Option("--name", help="The model's name in results and reports (default: its --model).")] = None,
-    judge: Annotated[Optional[str], typer.Option("--judge", help="Judge model for win rates and --refusal-judge (default: the embedded model).")] = None,
+    baseline: Annotated[str | None, typer.Option("--baseline", "-b", help="Model to compare with ('embedded' for the embedded model); enables the win rates.")] = None,
+    name: Annotated[str | None, typer.Option("--name", help="The model's name in results and reports (default: its --model).")] = None,
+    judge: Annotated[str | None, typer.Option("--judge", help="Judge model for win rates and --refusal-judge (default: the embedded model).")] = None,
     constitution: ConstitutionOpt = None,
     principles: Annotated[str, typer.Option("--principles", help="Comparison questions per red-team prompt, drawn from the constitution, or 'all'.")] = "4",
     refusal_judge: Annotated[bool, typer.Option("--refusal-judge", help="Also ask the judge, yes or no, whether each answer refused.")] = False,
-    reward_model: Annotated[Optional[str], typer.Option("--reward-model", help="Score every answer with this reward model (from `cai train-rm`).")] = None,
-    summary: Annotated[Optional[str], typer.Option("--summary", help="Summary JSON (default: beside -o, OUT.summary.json).")] = None,
+    reward_model: Annotated[str | None, typer.Option("--reward-model", help="Score every answer with this reward model (from `cai train-rm`).")] = None,
+    summary: Annotated[str | None, typer.Option("--summary", help="Summary JSON (default: beside -o, OUT.summary.json).")] = None,
     bootstrap: Annotated[int, typer.Option("--bootstrap", min=0, help="Bootstrap resamples for the 95% intervals (0: none).")] = 1000,
 ):
     """Evaluate a model: refusals, deflections, over-refusal, judge win rates against a baseline, reward.
@@ -268,8 +269,8 @@ def evaluate(
 @app.command("report")
 def report(
     results: Annotated[list[str], typer.Argument(help="Results from `cai eval`: the rows JSONL (or the summary JSON), one file per model.")],
-    output: Annotated[Optional[str], typer.Option("--output", "-o", help="Chart of harmlessness vs helpfulness: .png, .svg, .pdf, or .html (chart and table).")] = None,
-    json_out: Annotated[Optional[str], typer.Option("--json", help="Also write the merged metrics and ratings as JSON.")] = None,
+    output: Annotated[str | None, typer.Option("--output", "-o", help="Chart of harmlessness vs helpfulness: .png, .svg, .pdf, or .html (chart and table).")] = None,
+    json_out: Annotated[str | None, typer.Option("--json", help="Also write the merged metrics and ratings as JSON.")] = None,
     bootstrap: Annotated[int, typer.Option("--bootstrap", min=0, help="Bootstrap resamples for the 95% intervals (0: none).")] = 1000,
     verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Show the traceback on errors.")] = False,
 ):
@@ -293,16 +294,16 @@ def label_prefs(
     common: Common,
     constitution: ConstitutionOpt = None,
     mode: Annotated[str, typer.Option("--mode", help="judge: the AI judge's soft label. revision-wins: the revision is chosen over the first reply (p_chosen 1.0).")] = "judge",
-    pair: Annotated[Optional[str], typer.Option("--pair", help="candidates: compare `candidates` (from `generate --n N`). initial-vs-final: `initial_response` vs the revised `response`. Default: candidates (initial-vs-final under --mode revision-wins).")] = None,
+    pair: Annotated[str | None, typer.Option("--pair", help="candidates: compare `candidates` (from `generate --n N`). initial-vs-final: `initial_response` vs the revised `response`. Default: candidates (initial-vs-final under --mode revision-wins).")] = None,
     pairs: Annotated[str, typer.Option("--pairs", help="With more than two candidates: best-worst (one row: best vs worst by mean win probability) or all (one row per pair).")] = "best-worst",
     principles: Annotated[str, typer.Option("--principles", help="Comparison principles averaged per comparison, drawn per comparison (seeded by --seed); 'all' uses every one.")] = "1",
     format: Annotated[str, typer.Option("--format", help="chat: the model's chat template. plain: Human:/Assistant: text, for base models.")] = "chat",
     swap: Annotated[bool, typer.Option("--swap/--no-swap", help="Ask in both orders and average (cancels the judge's position bias).")] = True,
     cot: Annotated[bool, typer.Option("--cot", help="The judge writes its reasoning first (kept in each vote), then its answer is scored; probabilities are clamped.")] = False,
-    clamp: Annotated[Optional[str], typer.Option("--clamp", help="LO,HI: clamp each vote's probability (default 0.4,0.6 with --cot, none without).")] = None,
-    min_confidence: Annotated[Optional[float], typer.Option("--min-confidence", help="Drop pairs whose p_chosen is below P (0.5-1); they go to OUTPUT.dropped.jsonl and are counted.")] = None,
-    gold: Annotated[Optional[str], typer.Option("--gold", help="Field naming the better response (candidate index, A/B, revision/initial, or its text): report the judge's accuracy.")] = None,
-    judge_examples: Annotated[Optional[str], typer.Option("--judge-examples", help="JSONL of worked judgments {prompt|messages, a, b, answer: A|B} shown before each question.")] = None,
+    clamp: Annotated[str | None, typer.Option("--clamp", help="LO,HI: clamp each vote's probability (default 0.4,0.6 with --cot, none without).")] = None,
+    min_confidence: Annotated[float | None, typer.Option("--min-confidence", help="Drop pairs whose p_chosen is below P (0.5-1); they go to OUTPUT.dropped.jsonl and are counted.")] = None,
+    gold: Annotated[str | None, typer.Option("--gold", help="Field naming the better response (candidate index, A/B, revision/initial, or its text): report the judge's accuracy.")] = None,
+    judge_examples: Annotated[str | None, typer.Option("--judge-examples", help="JSONL of worked judgments {prompt|messages, a, b, answer: A|B} shown before each question.")] = None,
 ):
     """Label preference pairs with an AI judge: soft p_chosen from option log-probs, both orders, K principles.
 
@@ -385,3 +386,7 @@ def constitution_check(
 
 def main() -> None:
     app()
+
+
+if __name__ == "__main__":
+    main()

@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 
 import pytest
-
 from conftest import read_jsonl, write_jsonl
 from test_train import ROWS, cai, pref_row, revised_row
 from tiny_model import build_tiny_model
@@ -65,13 +64,20 @@ def test_hf_cai_export_matches_the_hugging_face_layout(files):
 
 def test_trl_trainers_take_the_exports_as_they_are(files, tmp_path):
     import torch
-    from trl import DPOConfig, DPOTrainer, RewardConfig, RewardTrainer, SFTConfig, SFTTrainer
+    from trl import (
+        DPOConfig,
+        DPOTrainer,
+        RewardConfig,
+        RewardTrainer,
+        SFTConfig,
+        SFTTrainer,
+    )
 
     d, out = files
     model = str(d / "tiny")
     torch.set_num_threads(1)
-    common = dict(max_steps=1, per_device_train_batch_size=2, report_to=[], bf16=False, save_strategy="no",
-                  disable_tqdm=True, gradient_checkpointing=False, dataloader_pin_memory=False)
+    common = {"max_steps": 1, "per_device_train_batch_size": 2, "report_to": [], "bf16": False, "save_strategy": "no",
+              "disable_tqdm": True, "gradient_checkpointing": False, "dataloader_pin_memory": False}
     runs = [
         (SFTTrainer, SFTConfig, out["sft"], None),
         (DPOTrainer, DPOConfig, out["prefs"], None),

@@ -10,7 +10,6 @@ import json
 from types import SimpleNamespace
 
 import pytest
-
 from conftest import read_jsonl, run_cai, write_jsonl
 from tiny_model import build_tiny_model
 
@@ -115,6 +114,12 @@ def test_rerun_resumes_from_the_last_checkpoint(sft, work):
     steps = [r["step"] for r in read_jsonl(out / "metrics.jsonl") if "loss" in r]
     assert steps == list(range(1, 11))  # steps 9 and 10 only were trained the second time
     assert json.loads((out / "cai-train.json").read_text())["steps"] == 10
+    # The same command once more (a Makefile rerun) changes nothing.
+    before = (out / "model.safetensors").read_bytes()
+    proc = cai("train-sft", str(work / "revised.jsonl"), "-o", str(out), "--model", str(work / "tiny"), "--max-steps", "10", *FAST)
+    assert proc.returncode == 0 and "already holds this model, trained for 10 steps" in proc.stderr
+    assert [r["step"] for r in read_jsonl(out / "metrics.jsonl") if "loss" in r] == list(range(1, 11))
+    assert (out / "model.safetensors").read_bytes() == before
 
 
 def test_targets_all_and_helpful_mix(work):
@@ -136,7 +141,8 @@ def test_config_yaml_fills_trl_fields_and_flags_win(work, tmp_path):
     assert proc.returncode == 0, proc.stderr
     assert "LoRA r=4 alpha=8" in proc.stderr
     assert [r["step"] for r in read_jsonl(out / "metrics.jsonl") if "loss" in r] == [1, 2]
-    assert [r["learning_rate"] for r in read_jsonl(out / "metrics.jsonl") if "loss" in r][0] < 1e-2  # warmup came from YAML
+    first = next(r for r in read_jsonl(out / "metrics.jsonl") if "loss" in r)
+    assert first["learning_rate"] < 1e-2  # the warmup came from the YAML file
 
 
 @pytest.fixture(scope="module")
@@ -223,7 +229,8 @@ def _one_line_error(proc, expected: str, out) -> None:
 @pytest.mark.parametrize(
     "args, expected",
     [
-        (["train-policy", "{prompts}", "--algo", "ppo"], "--algo: expected one of dpo, grpo, rloo, got 'ppo'"),
+        (["train-policy", "{prompts}", "--algo", "sgd"], "--algo: expected one of dpo, grpo, rloo, got 'sgd'"),
+        (["train-policy", "{prompts}", "--algo", "ppo"], "--algo ppo: trl 1.16 offers no PPO trainer"),
         (["train-sft", "{empty}"], "empty.jsonl: no rows"),
         (["train-sft", "{prompts}"], "prompts.jsonl:1: field 'rounds': missing"),
         (["train-rm", "{revised}"], "revised.jsonl:1: field 'chosen': missing"),

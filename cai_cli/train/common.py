@@ -218,6 +218,26 @@ def last_checkpoint(out: Path) -> str | None:
     return get_last_checkpoint(str(folder)) if folder.is_dir() else None
 
 
+def finished_steps(out: Path, checkpoint: str | None, args) -> int | None:
+    """The step count when DIR holds a finished run that these settings would not extend, else None.
+
+    Resuming a checkpoint that already reached its end would still run one more step in transformers, so a rerun of a
+    finished command (a Makefile target, say) is stopped here instead.
+    """
+    if checkpoint is None or not (out / RECORD).exists() or not (out / "config.json").exists():
+        return None
+    try:
+        state = json.loads((Path(checkpoint) / "trainer_state.json").read_text())
+    except (OSError, ValueError):
+        return None
+    step, planned = state.get("global_step", 0), state.get("max_steps", 0)
+    if step < planned:
+        return None
+    if args.max_steps > 0:
+        return step if args.max_steps <= step else None
+    return step if args.num_train_epochs <= state.get("num_train_epochs", 0) else None
+
+
 def run_training(trainer, out: Path, command: str, base: str, lora: bool, model_kind: str, record: dict, progress: bool | None) -> dict:
     """Train (resuming from DIR/checkpoints), then write the merged model and tokenizer into DIR, config.json last."""
     from transformers import PrinterCallback, ProgressCallback
@@ -231,6 +251,10 @@ def run_training(trainer, out: Path, command: str, base: str, lora: bool, model_
     if trainer.args.world_size > 1:
         say(f"{command}: {trainer.args.world_size} processes, {trainer.args.per_device_train_batch_size} examples each per step")
     resume = last_checkpoint(out)
+    done = finished_steps(out, resume, trainer.args)
+    if done is not None:
+        say(f"{command}: {out} already holds this model, trained for {done} steps; raise --max-steps or --epochs to train on")
+        return {"steps": done, "train_loss": json.loads((out / RECORD).read_text()).get("train_loss"), "seconds": 0.0, "skipped": True}
     if resume:
         say(f"{command}: resuming from {resume}")
     started = time.monotonic()
@@ -239,6 +263,10 @@ def run_training(trainer, out: Path, command: str, base: str, lora: bool, model_
         result = trainer.train(resume_from_checkpoint=resume)
     seconds = time.monotonic() - started
     final_tmp = out / ".final.tmp"
+    if trainer.is_world_process_zero():  # leftovers of a run that crashed while saving
+        shutil.rmtree(final_tmp, ignore_errors=True)
+        shutil.rmtree(out / ".merged.tmp", ignore_errors=True)
+    trainer.accelerator.wait_for_everyone()
     trainer.save_model(str(final_tmp))
     trainer.accelerator.wait_for_everyone()
     if trainer.is_world_process_zero():
@@ -257,7 +285,11 @@ def run_training(trainer, out: Path, command: str, base: str, lora: bool, model_
 def _merge(adapter_dir: Path, base: str, model_kind: str) -> Path:
     """Fold the LoRA update into the base weights, so DIR loads anywhere without peft (vLLM included)."""
     from peft import PeftModel
-    from transformers import AutoModelForCausalLM, AutoModelForSequenceClassification, AutoTokenizer
+    from transformers import (
+        AutoModelForCausalLM,
+        AutoModelForSequenceClassification,
+        AutoTokenizer,
+    )
 
     tokenizer = AutoTokenizer.from_pretrained(adapter_dir)
     if model_kind == "reward":

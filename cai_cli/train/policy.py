@@ -4,7 +4,17 @@ from __future__ import annotations
 
 from ..errors import CaiError
 from ..rows import check_conversation
-from .common import TrainOptions, load_reward_model, prepare_output, quiet_libraries, reward_model_error, run_training, say, setup, trl_errors
+from .common import (
+    TrainOptions,
+    load_reward_model,
+    prepare_output,
+    quiet_libraries,
+    reward_model_error,
+    run_training,
+    say,
+    setup,
+    trl_errors,
+)
 from .data import check_pref, load_examples, pref_example, prompt_example
 
 ALGOS = ("dpo", "grpo", "rloo")
@@ -23,6 +33,8 @@ def train_policy(
     max_tokens: int | None = None,
     temperature: float | None = None,
 ) -> dict:
+    if algo == "ppo":
+        raise CaiError("--algo ppo: trl 1.16 offers no PPO trainer (not even in trl.experimental); use grpo or rloo with --reward-model, or dpo")
     if algo not in ALGOS:
         raise CaiError(f"--algo: expected one of {', '.join(ALGOS)}, got {algo!r}")
     online = algo != "dpo"
@@ -61,11 +73,13 @@ def train_policy(
             trainer = DPOTrainer(model=base, args=config, train_dataset=data, peft_config=peft)
     else:
         if algo == "grpo":
-            from trl import GRPOConfig as Config, GRPOTrainer as Trainer
+            from trl import GRPOConfig as Config
+            from trl import GRPOTrainer as Trainer
 
             defaults = {"beta": GRPO_BETA}
         else:
-            from trl import RLOOConfig as Config, RLOOTrainer as Trainer
+            from trl import RLOOConfig as Config
+            from trl import RLOOTrainer as Trainer
 
             defaults = {}
         base, config, peft, use_lora = setup(algo, opts, Config, "CAUSAL_LM", "train-policy", defaults)

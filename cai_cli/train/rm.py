@@ -17,7 +17,15 @@ from trl import RewardTrainer
 from trl.trainer.reward_trainer import DataCollatorForPreference
 
 from ..errors import CaiError
-from .common import TrainOptions, prepare_output, quiet_libraries, run_training, say, setup, trl_errors
+from .common import (
+    TrainOptions,
+    prepare_output,
+    quiet_libraries,
+    run_training,
+    say,
+    setup,
+    trl_errors,
+)
 from .data import check_pref, load_examples, pref_example
 
 
@@ -67,7 +75,7 @@ def train_rm(opts: TrainOptions, prefs: str, eval_fraction: float = 0.1, soft: b
 
     base, config, peft, use_lora = setup("rm", opts, RewardConfig, "SEQ_CLS", "train-rm")
     data = Dataset.from_list(examples)
-    n_eval = int(round(len(examples) * eval_fraction))
+    n_eval = round(len(examples) * eval_fraction)
     if eval_fraction > 0 and n_eval == 0 and len(examples) >= 2:
         n_eval = 1
     train, held = (data, None) if n_eval == 0 else _split(data, n_eval, config.seed)
@@ -81,7 +89,7 @@ def train_rm(opts: TrainOptions, prefs: str, eval_fraction: float = 0.1, soft: b
         say(f"train-rm: {dropped} pairs longer than max_length {config.max_length} were left out (raise --max-length to keep them)")
     record = {"input": prefs, "pairs": len(examples), "held_out": n_eval, "soft_labels": soft}
     result = run_training(trainer, out, "train-rm", base, use_lora, "reward", record, opts.progress)
-    if held is not None and len(trainer.eval_dataset):
+    if held is not None and len(trainer.eval_dataset) and not result.get("skipped"):
         metrics = trainer.evaluate()
         acc = metrics.get("eval_accuracy")
         result["eval_accuracy"] = acc

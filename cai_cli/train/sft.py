@@ -3,8 +3,24 @@
 from __future__ import annotations
 
 from ..errors import CaiError
-from .common import TrainOptions, prepare_output, quiet_libraries, run_training, say, setup, trl_errors
-from .data import TARGETS, check_helpful, check_revised, helpful_example, load_examples, mix_in, sft_examples
+from .common import (
+    TrainOptions,
+    prepare_output,
+    quiet_libraries,
+    run_training,
+    say,
+    setup,
+    trl_errors,
+)
+from .data import (
+    TARGETS,
+    check_helpful,
+    check_revised,
+    helpful_example,
+    load_examples,
+    mix_in,
+    sft_examples,
+)
 
 
 def train_sft(opts: TrainOptions, rows: str, targets: str = "final", mix: str | None = None, mix_ratio: float | None = None) -> dict:
