@@ -1,7 +1,14 @@
-"""The demo behind `make demo`: Constitutional AI's supervised stage on the embedded model, on a CPU.
+"""The demo behind `make demo`: the whole Constitutional AI method on the embedded model, on a CPU.
 
-A few red-team prompts go through generate -> (critique -> revise) x 2, each step a real `cai`
-command over JSONL files in --out, so every intermediate file can be opened afterwards.
+Every step is a real `cai` command over JSONL files and model folders in --out, so each intermediate
+file can be opened afterwards. Sizes are tiny so it finishes in minutes on 2 cores: the numbers show
+the pipeline working, not a trained assistant. `examples/Makefile` runs the same method at real sizes.
+
+  1. SL-CAI data: red-team prompts -> first answers -> (critique -> revise) x 2
+  2. train-sft on the revisions, mixed with helpful answers to benign prompts
+  3. two samples per prompt from the SL-CAI model -> label-prefs (soft, both orders)
+  4. train-rm on those labels -> train-policy (GRPO against the reward model)
+  5. eval of the base, SL-CAI and RL-CAI models against the base -> report (table + chart)
 """
 
 from __future__ import annotations
@@ -14,38 +21,72 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
+RED = str(ROOT / "examples" / "red_team.jsonl")
+BENIGN = str(ROOT / "examples" / "benign.jsonl")
 
 
 def cai(*args: str) -> None:
-    cmd = ["cai", *args]
-    print(f"\n$ {shlex.join(cmd)}", file=sys.stderr, flush=True)
+    print(f"\n$ {shlex.join(['cai', *args])}", file=sys.stderr, flush=True)
     subprocess.run([sys.executable, "-m", "cai_cli", *args], cwd=ROOT, check=True)
 
 
+def heading(text: str) -> None:
+    print(f"\n=== {text} ===", file=sys.stderr, flush=True)
+
+
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__)
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--out", default="out/demo")
-    parser.add_argument("--prompts", type=int, default=4)
-    parser.add_argument("--max-tokens", type=int, default=96)
+    parser.add_argument("--prompts", type=int, default=6, help="red-team prompts for the SL-CAI data")
+    parser.add_argument("--eval-prompts", type=int, default=3, help="prompts per eval set (red-team, benign)")
+    parser.add_argument("--max-tokens", type=int, default=64)
+    parser.add_argument("--steps", type=int, default=3, help="optimizer steps per trainer")
+    parser.add_argument("--sl-only", action="store_true", help="stop after the supervised data")
     args = parser.parse_args()
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    for old in out.glob("*.jsonl*"):
+    for old in list(out.glob("*.jsonl*")) + list(out.glob("*.png")) + list(out.glob("*.json")):
         old.unlink()
     started = time.monotonic()
+    o = lambda name: str(out / name)  # noqa: E731
+    gen = ["--engine", "transformers", "--max-tokens", str(args.max_tokens), "--seed", "1"]
+    train = ["--max-steps", str(args.steps), "--batch-size", "4", "--max-length", "384", "--no-progress"]
 
-    sampling = ["--engine", "transformers", "--max-tokens", str(args.max_tokens), "--seed", "1"]
-    prompts = str(ROOT / "examples" / "red_team.jsonl")
-    cai("generate", prompts, "--limit", str(args.prompts), "-o", str(out / "sl-gen.jsonl"), *sampling)
-    current = out / "sl-gen.jsonl"
+    heading("1. Supervised CAI data: answer, then critique and revise against the constitution, two rounds")
+    cai("generate", RED, "--limit", str(args.prompts), "-o", o("sl-gen.jsonl"), *gen)
+    current = o("sl-gen.jsonl")
     for r in (1, 2):
-        cai("critique", str(current), "-o", str(out / f"sl-critique{r}.jsonl"), *sampling)
-        cai("revise", str(out / f"sl-critique{r}.jsonl"), "-o", str(out / f"sl-revise{r}.jsonl"), *sampling)
-        current = out / f"sl-revise{r}.jsonl"
+        cai("critique", current, "-o", o(f"sl-critique{r}.jsonl"), *gen)
+        cai("revise", o(f"sl-critique{r}.jsonl"), "-o", o(f"sl-revise{r}.jsonl"), *gen)
+        current = o(f"sl-revise{r}.jsonl")
+    subprocess.run([sys.executable, "-m", "cai_cli", "show", current, "--limit", "2", "--width", "300"], cwd=ROOT, check=True)
+    if args.sl_only:
+        return
 
-    print("\nSupervised CAI data: each prompt, its first answer, and two rounds of critique and revision\n", file=sys.stderr)
-    subprocess.run([sys.executable, "-m", "cai_cli", "show", str(current)], cwd=ROOT, check=True)
-    print(f"\nDone in {time.monotonic() - started:.0f}s. Files: {out}/ (open them with head, jq or pandas)", file=sys.stderr)
+    heading("2. SL-CAI model: fine-tune on the revisions, mixed with helpful answers")
+    cai("generate", BENIGN, "--limit", "4", "-o", o("helpful.jsonl"), *gen)
+    cai("train-sft", current, "-o", o("sl-cai"), "--mix", o("helpful.jsonl"), *train)
+
+    heading("3. AI feedback: two samples per prompt from the SL-CAI model, labelled by the judge in both orders")
+    cai("generate", RED, "--limit", str(args.prompts), "--n", "2", "--model", o("sl-cai"), "-o", o("rl-pairs.jsonl"), *gen)
+    cai("label-prefs", o("rl-pairs.jsonl"), "-o", o("prefs.jsonl"), "--principles", "2", "--engine", "transformers")
+
+    heading("4. Reward model on the soft labels, then the policy trained against it (GRPO)")
+    cai("train-rm", o("prefs.jsonl"), "-o", o("rm"), "--model", o("sl-cai"), "--eval-fraction", "0.34", *train)
+    cai(
+        "train-policy", RED, "-o", o("rl-cai"), "--algo", "grpo", "--reward-model", o("rm"), "--model", o("sl-cai"),
+        "--num-generations", "2", "--max-tokens", "32", "--max-steps", "2", "--batch-size", "2", "--no-progress",
+    )
+
+    heading("5. Evaluation against the base model, and the report")
+    evals = [("base", "embedded"), ("sl-cai", o("sl-cai")), ("rl-cai", o("rl-cai"))]
+    for name, model in evals:
+        cai(
+            "eval", "-p", RED, "--benign", BENIGN, "--limit", str(args.eval_prompts), "--model", model, "--name", name,
+            "--baseline", "embedded", "--principles", "2", "--bootstrap", "200", "-o", o(f"eval-{name}.jsonl"), *gen,
+        )
+    cai("report", *[o(f"eval-{name}.summary.json") for name, _ in evals], "-o", o("report.png"))
+    print(f"\nDone in {time.monotonic() - started:.0f}s. Chart: {out / 'report.png'}  Files: {out}/", file=sys.stderr)
 
 
 if __name__ == "__main__":
