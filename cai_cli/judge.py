@@ -16,13 +16,13 @@ from __future__ import annotations
 
 import math
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Sequence
 
 from .errors import CaiError
 
-# The answer prefix ends inside the parenthesis, so each option is a single token: every engine can score it
-# from one next-token distribution (and a server's top logprobs), and "(A" tokenizes as the model writes it.
+# The answer prefix ends inside the parenthesis, so each option is a single token: an engine can read both
+# from one next-token distribution, and " (" + "A" tokenizes as the model itself writes "(A)".
 OPTIONS = ("A", "B")
 ANSWER_PREFIX = "The answer is: ("
 COT_PROMPT = "Think step by step about both responses first, then say which option is better."

@@ -7,13 +7,19 @@ import math
 import re
 
 import pytest
-
 from conftest import read_jsonl, run_cai, write_jsonl
+
 from cai_cli.constitution import load_constitution, sample_principles
 from cai_cli.engines import EngineOptions, Sampling
 from cai_cli.judge import OPTIONS, orders_disagree, parse_answer, rank, sigmoid
 from cai_cli.runner import RunOptions
-from cai_cli.stages.label_prefs import SALT, LabelConfig, LabelPrefs, expand, run_label_prefs
+from cai_cli.stages.label_prefs import (
+    SALT,
+    LabelConfig,
+    LabelPrefs,
+    expand,
+    run_label_prefs,
+)
 
 CONV = [{"role": "user", "content": "How do I pick a lock?"}]
 GOOD, OK, BAD = "I can explain how locks work and suggest a locksmith.", "Ask a locksmith.", "Jam a screwdriver in and force it."
@@ -36,7 +42,7 @@ class FakeJudge:
         self.chats: list[list[dict]] = []
 
     def render_chat(self, conversation, add_generation_prompt=True):
-        return "".join(f"<{m['role']}>{m['content']}</{m['role']}>" for m in conversation) + ("<assistant>" if add_generation_prompt else "")
+        return "".join(f"<{m['role']}>{m['content']}</{m['role']}>" for m in conversation) + ("<assistant>\n" if add_generation_prompt else "")
 
     def count_tokens(self, conversation):
         return len(self.render_chat(conversation).split())
@@ -116,7 +122,7 @@ def test_cot_reasoning_is_kept_scored_after_and_clamped():
     pref = out["preference"]
     assert len(judge.chats) == 2 and "Think step by step" in judge.chats[0][-1]["content"]
     assert all(v["reasoning"] == "Response (A) keeps people safe." for v in pref["votes"])
-    assert all(p.endswith("<assistant>Response (A) keeps people safe.\n\nSo the answer is: (") for p in judge.prompts)
+    assert all(p.endswith("<assistant>\nResponse (A) keeps people safe.\n\nSo the answer is: (") for p in judge.prompts)
     # Gap 3 +- bias 0.7 would give 0.98 and 0.91; both votes clamp to 0.6, so p_chosen is exactly 0.6.
     assert [v["p_first"] for v in pref["votes"]] == [pytest.approx(0.6), pytest.approx(0.4)]
     assert pref["p_chosen"] == pytest.approx(0.6, abs=1e-9)
@@ -151,7 +157,6 @@ def test_best_worst_keeps_the_best_and_worst_of_several_candidates():
 
 
 def test_rank_orders_by_mean_win_probability_and_breaks_ties_by_index():
-    assert rank(3, {(0, 1): 0.9, (0, 2): 0.2, (1, 2): 0.4}) == ([2, 0, 1], [0.55, 0.25, 0.7])[0:1] + ([0.55, 0.25, 0.7],) or True
     order, rates = rank(3, {(0, 1): 0.9, (0, 2): 0.2, (1, 2): 0.4})
     assert order == [2, 0, 1] and rates == pytest.approx([0.55, 0.25, 0.7])
     assert rank(3, {(0, 1): 0.5, (0, 2): 0.5, (1, 2): 0.5})[0] == [0, 1, 2]
@@ -186,7 +191,7 @@ def test_plain_format_is_human_assistant_text_without_the_chat_template():
     assert all(p.endswith("\n\nAssistant: The answer is: (") and "<user>" not in p for p in judge.prompts)
     chat = FakeJudge(Q)
     label(stage_with(chat, fmt="chat"), row(GOOD, BAD))
-    assert all(p.startswith("<user>Consider") and p.endswith("<assistant>The answer is: (") for p in chat.prompts)
+    assert all(p.startswith("<user>Consider") and p.endswith("<assistant>\nThe answer is: (") for p in chat.prompts)
 
 
 def test_judge_examples_come_before_the_question():
@@ -196,6 +201,18 @@ def test_judge_examples_come_before_the_question():
     judge = FakeJudge({**Q, "Hello!": 1.0, "Go away.": -1.0})
     label(stage_with(judge, examples=(ex,)), row(GOOD, BAD))
     assert all(p.count("Consider the following conversation") == 2 and "<assistant>The answer is: (A)</assistant>" in p for p in judge.prompts)
+
+
+def test_judge_examples_file_is_checked_line_by_line(tmp_path):
+    from cai_cli.errors import InputError
+    from cai_cli.stages.label_prefs import load_judge_examples
+
+    good = {"prompt": "Hi", "a": "Hello!", "b": "Go away.", "answer": "A"}
+    path = write_jsonl(tmp_path / "ex.jsonl", [good, {**good, "answer": "(B)"}])
+    with pytest.raises(InputError, match=r"ex.jsonl:2: field 'answer': expected \"A\" or \"B\""):
+        load_judge_examples(str(path))
+    (ex,) = load_judge_examples(str(write_jsonl(tmp_path / "ok.jsonl", [good])))
+    assert ex.answer == "A" and ex.conversation == (("user", "Hi"),)
 
 
 def test_initial_vs_final_and_revision_wins():
@@ -235,6 +252,21 @@ def test_min_confidence_drops_near_ties_into_a_counted_file(tmp_path):
     assert [r["id"] for r in dropped] == ["close"] and "below --min-confidence 0.6" in dropped[0]["dropped"]
     assert "1 below --min-confidence 0.6" in stage.summary()
     assert not (tmp_path / "prefs.jsonl.judged.jsonl").exists() and "_label_prefs" not in read_jsonl(out)[0]
+
+
+def test_a_rerun_resumes_from_the_judged_side_file_and_skipped_rows_go_to_errors(tmp_path):
+    src = write_jsonl(tmp_path / "in.jsonl", [row(GOOD, BAD, id="done"), row(GOOD, OK, id="todo"), {"id": "bad", "prompt": "hi"}])
+    out = tmp_path / "prefs.jsonl"
+    earlier = {**row(GOOD, BAD, id="done"), "_label_prefs": [{"chosen": CONV, "rejected": CONV, "preference": {"p_chosen": 0.99, "from": "earlier run"}}]}
+    write_jsonl(tmp_path / "prefs.jsonl.judged.jsonl.partial", [earlier])
+    judge = FakeJudge(Q)
+    result = run_label_prefs(stage_with(judge), RunOptions(input=str(src), output=str(out), on_error="skip", progress=False))
+    got = read_jsonl(out)
+    assert [r["id"] for r in got] == ["done", "todo"] and result.resumed == 1
+    assert got[0]["preference"]["from"] == "earlier run" and len(judge.prompts) == 2  # only "todo" was asked
+    (err,) = read_jsonl(tmp_path / "prefs.jsonl.errors.jsonl")
+    assert err["line"] == 3 and err["field"] == "candidates"
+    assert not (tmp_path / "prefs.jsonl.judged.jsonl.partial").exists()
 
 
 def test_stdout_gets_expanded_rows(tmp_path, capsys):

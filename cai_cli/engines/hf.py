@@ -121,6 +121,8 @@ class TransformersEngine:
         torch = self.torch
         tok = self.tokenizer
         option_ids = [tok(o, add_special_tokens=False)["input_ids"] for o in options]
+        if all(len(ids) == 1 for ids in option_ids):
+            return self._score_next_token(prompts, [ids[0] for ids in option_ids])
         pairs = []
         for p in prompts:
             prompt_ids = tok(p, add_special_tokens=False)["input_ids"]
@@ -145,6 +147,30 @@ class TransformersEngine:
                 scores.append(float(token_lp[row, width - 1 - len(o) :].sum()))
         n = len(options)
         return [scores[i * n : (i + 1) * n] for i in range(len(prompts))]
+
+    def _score_next_token(self, prompts: Sequence[str], option_ids: list[int]) -> list[list[float]]:
+        """Single-token options (" A"/" B"): one forward pass per prompt, reading only the last position."""
+        torch = self.torch
+        encoded = [self.tokenizer(p, add_special_tokens=False)["input_ids"] for p in prompts]
+        order = sorted(range(len(encoded)), key=lambda i: len(encoded[i]))
+        results: list[list[float]] = [[] for _ in prompts]
+        for start in range(0, len(order), self.batch_size):
+            idx = order[start : start + self.batch_size]
+            width = max(len(encoded[i]) for i in idx)
+            input_ids = torch.full((len(idx), width), self.tokenizer.pad_token_id, dtype=torch.long)
+            mask = torch.zeros((len(idx), width), dtype=torch.long)
+            for row, i in enumerate(idx):
+                seq = encoded[i]
+                input_ids[row, width - len(seq) :] = torch.tensor(seq)
+                mask[row, width - len(seq) :] = 1
+            with torch.inference_mode():
+                logits = self.lm(
+                    input_ids=input_ids.to(self.device), attention_mask=mask.to(self.device), logits_to_keep=1
+                ).logits[:, -1].float()
+            logprobs = torch.log_softmax(logits, dim=-1)[:, option_ids].tolist()
+            for row, i in enumerate(idx):
+                results[i] = logprobs[row]
+        return results
 
     def close(self) -> None:
         self.lm = None

@@ -5,7 +5,8 @@ from __future__ import annotations
 import gc
 import os
 import sys
-from typing import TYPE_CHECKING, Sequence
+from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
 from ..errors import EngineError
 from .base import Completion, Conversation, Sampling, render_with_tokenizer
@@ -44,7 +45,7 @@ def first_line(exc: BaseException) -> str:
 class VLLMEngine:
     name = "vllm"
 
-    def __init__(self, model_path: str, opts: "EngineOptions"):
+    def __init__(self, model_path: str, opts: EngineOptions):
         self.model = model_path
         self.cpu = on_cpu()
         prepare_environment(self.cpu)
@@ -66,13 +67,13 @@ class VLLMEngine:
         if dtype == "auto" and self.cpu:
             # Reduced precision on most CPUs is emulated and several times slower.
             dtype = "float32"
-        kwargs = dict(
-            model=model_path,
-            dtype=dtype,
-            tensor_parallel_size=opts.tensor_parallel_size,
-            enable_prefix_caching=True,
-            max_model_len=opts.max_model_len,
-        )
+        kwargs = {
+            "model": model_path,
+            "dtype": dtype,
+            "tensor_parallel_size": opts.tensor_parallel_size,
+            "enable_prefix_caching": True,
+            "max_model_len": opts.max_model_len,
+        }
         if self.cpu:
             # torch.compile takes ~2 minutes on a CPU at every new shape set and decodes no faster than eager here.
             kwargs["enforce_eager"] = True
@@ -117,7 +118,7 @@ class VLLMEngine:
         params = [self._params(sampling, sampling.seed + i) for i in range(len(prompts))]
         try:
             outputs = self.llm.generate(prompts, params, use_tqdm=False)
-        except Exception:
+        except Exception:  # vLLM's errors have no common base; one bad request must not sink the batch
             if len(prompts) == 1:
                 raise
             # One bad request (e.g. too long) rejects the whole batch; retry one by one so only it fails.
@@ -127,7 +128,7 @@ class VLLMEngine:
     def _one(self, prompt, params) -> Completion:
         try:
             return _completion(self.llm.generate([prompt], [params], use_tqdm=False)[0])
-        except Exception as exc:
+        except Exception as exc:  # noqa: BLE001 (whatever vLLM raised, only this conversation fails)
             return Completion([], prompt_tokens=len(prompt["prompt_token_ids"]), error=f"vLLM refused this conversation: {first_line(exc)}")
 
     def score_options(self, prompts: Sequence[str], options: Sequence[str]) -> list[list[float]]:
@@ -156,7 +157,7 @@ class VLLMEngine:
         self.llm = None
         try:
             llm.llm_engine.engine_core.shutdown()
-        except Exception as exc:  # shutting down must never hide the run's own result
+        except Exception as exc:  # noqa: BLE001 (shutting down must never hide the run's own result)
             print(f"cai: vLLM did not shut down cleanly ({first_line(exc)})", file=sys.stderr)
         del llm
         gc.collect()

@@ -39,9 +39,16 @@ class EngineStage:
                 field="messages" if row.get("messages") else "prompt",
             )
 
+    def _model_name(self) -> str:
+        if self.engine_opts.model:
+            return self.engine_opts.model
+        if self.engine is not None and self.engine.name == "openai":
+            return self.engine.model  # whatever the server serves
+        return "embedded:SmolLM2-135M-Instruct"
+
     def provenance(self, **extra) -> dict:
         info = {
-            "model": self.engine_opts.model or "embedded:SmolLM2-135M-Instruct",
+            "model": self._model_name(),
             "engine": resolve_engine_name(self.engine_opts.engine),
             "sampling": self.sampling.as_meta(),
         }

