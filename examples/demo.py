@@ -14,6 +14,7 @@ the pipeline working, not a trained assistant. `examples/Makefile` runs the same
 from __future__ import annotations
 
 import argparse
+import json
 import shlex
 import subprocess
 import sys
@@ -79,10 +80,15 @@ def main() -> None:
     )
 
     heading("5. Evaluation against the base model, and the report")
+    # Benign prompts for eval: plain ones and risky-looking ones (for over-refusal), half and half.
+    benign_rows = [json.loads(line) for line in Path(BENIGN).read_text().splitlines() if line.strip()]
+    half = max(1, args.eval_prompts // 2)
+    picked = [r for r in benign_rows if not r["risky_looking"]][:half] + [r for r in benign_rows if r["risky_looking"]][: args.eval_prompts - half + 1]
+    Path(o("eval-benign-prompts.jsonl")).write_text("".join(json.dumps(r) + "\n" for r in picked))
     evals = [("base", "embedded"), ("sl-cai", o("sl-cai")), ("rl-cai", o("rl-cai"))]
     for name, model in evals:
         cai(
-            "eval", "-p", RED, "--benign", BENIGN, "--limit", str(args.eval_prompts), "--model", model, "--name", name,
+            "eval", "-p", RED, "--benign", o("eval-benign-prompts.jsonl"), "--limit", str(args.eval_prompts), "--model", model, "--name", name,
             "--baseline", "embedded", "--principles", "2", "--bootstrap", "200", "-o", o(f"eval-{name}.jsonl"), *gen,
         )
     cai("report", *[o(f"eval-{name}.summary.json") for name, _ in evals], "-o", o("report.png"))
