@@ -1,11 +1,14 @@
 """The `cai` command line: one thin function per stage. Heavy imports happen inside the commands."""
 
+import sys
 from typing import Annotated, Optional
 
 import typer
 
 from .common import Common, report_errors, stage_command
 from .options import ConstitutionOpt, FewShotOpt
+from .train.options import InputArg as TrainInputArg
+from .train.options import train_command
 
 app = typer.Typer(
     name="cai",
@@ -102,15 +105,14 @@ def show(
         from .jsonl import read_lines
         from .show import render_rows
 
-        rows = [item.row for item in read_lines(file) if item.row is not None]
+        lines = read_lines(file)
+        rows = [item.row for item in lines if item.row is not None]
         render_rows(rows[:limit] if limit else rows, Console(), width)
+        bad = [item for item in lines if item.error is not None]
+        if bad:
+            print(f"cai show: {len(bad)} lines are not rows and were not shown (first: {bad[0].error})", file=sys.stderr)
 
     report_errors(body, lambda: verbose)()
-
-
-# Imported here, beside the training commands they serve.
-from .train.options import InputArg as TrainInputArg
-from .train.options import train_command
 
 
 @train_command(app, "train-sft")

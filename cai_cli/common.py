@@ -138,26 +138,28 @@ def stage_command(app: typer.Typer, name: str, *, model: bool = True, sampling: 
     for g in groups:
         shared.update(g)
 
-    def decorate(fn: Callable) -> Callable:
-        own = [p for p in inspect.signature(fn).parameters.values() if p.name != "common"]
-        added = [inspect.Parameter(k, inspect.Parameter.KEYWORD_ONLY, annotation=ann, default=default) for k, (ann, default) in shared.items()]
-        positional = [p for p in added if p.name == "input"]
-        keyword = [p for p in added if p.name != "input"]
-        params = positional + [p.replace(kind=inspect.Parameter.KEYWORD_ONLY) for p in own] + keyword
-        state: dict[str, bool] = {"verbose": False}
-
-        def body(**kwargs):
-            common = Common({k: kwargs.pop(k) for k in list(kwargs) if k in shared})
-            state["verbose"] = bool(common.values.get("verbose"))
-            return fn(common=common, **kwargs)
-
-        wrapped = report_errors(body, lambda: state["verbose"])
-        wrapped.__signature__ = inspect.Signature(params)  # type: ignore[attr-defined]
-        wrapped.__doc__ = fn.__doc__
-        wrapped.__name__ = fn.__name__
-        app.command(name)(wrapped)
-        return fn
-
-    return decorate
+    return lambda fn: register_command(app, name, fn, shared, "common", Common)
 
 
+def register_command(app: typer.Typer, name: str, fn: Callable, shared: dict[str, tuple[Any, Any]], arg_name: str, build: Callable) -> Callable:
+    """Register FN as `cai NAME` with the SHARED options appended to its own; FN gets build(values) as ARG_NAME.
+
+    Typer reads the signature, so the shared options are declared once here rather than in every command.
+    """
+    own = [p for p in inspect.signature(fn).parameters.values() if p.name != arg_name]
+    added = [inspect.Parameter(k, inspect.Parameter.KEYWORD_ONLY, annotation=ann, default=default) for k, (ann, default) in shared.items()]
+    leading = [p for p in added if p.name == "input"]  # the input argument reads best first in --help
+    params = leading + [p.replace(kind=inspect.Parameter.KEYWORD_ONLY) for p in own] + [p for p in added if p.name != "input"]
+    state: dict[str, bool] = {"verbose": False}
+
+    def body(**kwargs):
+        values = {k: kwargs.pop(k) for k in list(kwargs) if k in shared}
+        state["verbose"] = bool(values.get("verbose"))
+        return fn(**{arg_name: build(values)}, **kwargs)
+
+    wrapped = report_errors(body, lambda: state["verbose"])
+    wrapped.__signature__ = inspect.Signature(params)  # type: ignore[attr-defined]
+    wrapped.__doc__ = fn.__doc__
+    wrapped.__name__ = fn.__name__
+    app.command(name)(wrapped)
+    return fn

@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-import sys
 from typing import Sequence
 
 from ..errors import ModelError
-from .base import Completion, Conversation, Sampling
+from .base import Completion, Conversation, Sampling, render_with_tokenizer
 
 
 def pick_dtype(torch, device: str, requested: str = "auto"):
@@ -60,11 +59,7 @@ class TransformersEngine:
         return int(value) if value else None
 
     def render_chat(self, conversation: Conversation, add_generation_prompt: bool = True) -> str:
-        if not self.tokenizer.chat_template:
-            # Base models have no template: plain "Role: text" turns, ending on the assistant's turn.
-            text = "".join(f"{m['role'].capitalize()}: {m['content']}\n\n" for m in conversation)
-            return text + ("Assistant:" if add_generation_prompt else "")
-        return self.tokenizer.apply_chat_template(conversation, tokenize=False, add_generation_prompt=add_generation_prompt)
+        return render_with_tokenizer(self.tokenizer, conversation, add_generation_prompt)
 
     def count_tokens(self, conversation: Conversation) -> int:
         return len(self.tokenizer(self.render_chat(conversation), add_special_tokens=False)["input_ids"])
@@ -185,6 +180,3 @@ def _cut_at_stop(text: str, stop: Sequence[str]) -> str:
             text = text[:pos]
     return text
 
-
-def warn(msg: str) -> None:
-    print(f"cai: {msg}", file=sys.stderr)

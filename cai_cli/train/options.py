@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import inspect
 from collections.abc import Callable
 from typing import Annotated, Any
 
 import typer
 
-from ..common import report_errors
+from ..common import register_command
 
 TRAIN_PANEL = "Training (any trl config field: --config YAML)"
 
@@ -32,26 +31,11 @@ InputArg = Annotated[str, typer.Argument(help="Input JSONL file ('-' reads stdin
 
 
 def train_command(app: typer.Typer, name: str) -> Callable:
-    """Register FN as `cai NAME`: the first parameter is the input file, the shared options arrive as `opts`."""
+    """Register FN as `cai NAME`: its first parameter is the input file, the shared options arrive as `opts`."""
 
-    def decorate(fn: Callable) -> Callable:
-        own = [p for p in inspect.signature(fn).parameters.values() if p.name != "opts"]
-        added = [inspect.Parameter(k, inspect.Parameter.KEYWORD_ONLY, annotation=a, default=d) for k, (a, d) in TRAIN_OPTIONS.items()]
-        params = [own[0]] + [p.replace(kind=inspect.Parameter.KEYWORD_ONLY) for p in own[1:]] + added
-        state = {"verbose": False}
+    def build(values: dict):
+        from .common import TrainOptions
 
-        def body(**kwargs):
-            from .common import TrainOptions
+        return TrainOptions(**{k: v for k, v in values.items() if k != "verbose"})
 
-            shared = {k: kwargs.pop(k) for k in list(kwargs) if k in TRAIN_OPTIONS}
-            state["verbose"] = shared.pop("verbose")
-            return fn(opts=TrainOptions(**shared), **kwargs)
-
-        wrapped = report_errors(body, lambda: state["verbose"])
-        wrapped.__signature__ = inspect.Signature(params)  # type: ignore[attr-defined]
-        wrapped.__doc__ = fn.__doc__
-        wrapped.__name__ = fn.__name__
-        app.command(name)(wrapped)
-        return fn
-
-    return decorate
+    return lambda fn: register_command(app, name, fn, TRAIN_OPTIONS, "opts", build)
