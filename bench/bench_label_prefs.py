@@ -1,12 +1,15 @@
 """label-prefs: judging by option log-probs against a judge that generates its answer (floor: 3x).
 
 Same 64 pairs, same engine (transformers on the embedded model), same questions, both orders, one principle:
-- scored:    what `cai label-prefs` does: the option letters' log-probs after "The answer is: (", no decoding;
-- generated: the judge writes a few tokens (greedy), and "(A)"/"(B)" is parsed from them.
-Model load is excluded on both sides; each side keeps its best of --repeats alternating runs.
-A comparison is one pair judged in both orders. Also printed: the cost of one sequence per question
-(score_options with a single option), i.e. what a one-pass score_options would cost, since the
-transformers engine today runs one sequence per option.
+- scored:    what `cai label-prefs` does: the option letters' log-probs after "The answer is: (", read from
+             one forward pass over the prompts packed by shared prefix; nothing is decoded;
+- generated: the judge writes its answer (greedy) and "(A)"/"(B)" is parsed from it, two ways:
+             free:   it writes until it stops (end of turn), at most --free-tokens tokens: how a generating
+                     judge runs when nothing cuts it short; the floor is checked against this one;
+             letter: it is cut off after --letter-tokens tokens, just enough for "(A)": the cheapest a
+                     generating judge can be, when one knows the model answers with the letter first.
+Model load is excluded on all sides; each side keeps its best of --repeats alternating runs.
+A comparison is one pair judged in both orders.
 Run: make bench   (or: python bench/bench_label_prefs.py --pairs 16)
 """
 
@@ -71,7 +74,7 @@ def questions(pairs: list[dict]) -> list[tuple[int, int, list[dict]]]:
     return out
 
 
-def generated(engine, pairs: list[dict], max_tokens: int) -> tuple[float, list[int | None], float]:
+def generated(engine, pairs: list[dict], max_tokens: int) -> tuple[float, list[int | None], float, float]:
     """Decode a few tokens per question and parse the letter; a pair's winner is the majority over both orders."""
     from cai_cli.engines import Sampling
     from cai_cli.judge import parse_answer
@@ -90,25 +93,27 @@ def generated(engine, pairs: list[dict], max_tokens: int) -> tuple[float, list[i
         votes[k] += 1 if (shown_first_wins == (first == 0)) else -1  # +1: candidate 0 wins
     seconds = time.perf_counter() - start
     winners = [None if v == 0 else (0 if v > 0 else 1) for v in votes]
-    return seconds, winners, parsed / len(qs)
+    written = sum(c.completion_tokens for c in completions) / len(qs)
+    return seconds, winners, parsed / len(qs), written
 
 
-def one_pass(engine, pairs: list[dict]) -> float:
-    """One sequence per question: the cost of a score_options that reads both letters from one forward pass."""
+def packed_tokens(engine, pairs: list[dict]) -> tuple[int, int]:
+    """Prompt tokens of every question, and how many of them go through the model once shared prefixes are packed."""
+    from cai_cli.engines.packing import pack_shared_prefixes
     from cai_cli.judge import ANSWER_PREFIX
 
-    prompts = [engine.render_chat(m) + ANSWER_PREFIX for _, _, m in questions(pairs)]
-    start = time.perf_counter()
-    engine.score_options(prompts, ["A"])
-    return time.perf_counter() - start
+    encoded = [engine.tokenizer(engine.render_chat(m) + ANSWER_PREFIX, add_special_tokens=False)["input_ids"] for _, _, m in questions(pairs)]
+    rows = pack_shared_prefixes(encoded, engine.packed_row_tokens)
+    return sum(map(len, encoded)), sum(len(r.tokens) for r in rows)
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--pairs", type=int, default=64)
-    parser.add_argument("--max-tokens", type=int, default=4, help="Tokens the generating judge may write (4 fits '(A) ...').")
+    parser.add_argument("--free-tokens", type=int, default=128, help="Most tokens the free generating judge may write.")
+    parser.add_argument("--letter-tokens", type=int, default=4, help="Tokens the cut-off generating judge may write (4 fits '(A)').")
     parser.add_argument("--batch-size", type=int, default=16)
-    parser.add_argument("--repeats", type=int, default=1, help="Alternate the two sides this many times; keep each side's best.")
+    parser.add_argument("--repeats", type=int, default=1, help="Alternate the sides this many times; keep each side's best.")
     args = parser.parse_args()
 
     from cai_cli.engines.hf import TransformersEngine
@@ -116,25 +121,30 @@ def main() -> None:
 
     engine = TransformersEngine(resolve_model(None), batch_size=args.batch_size)
     pairs = make_pairs(args.pairs)
-    scored(engine, pairs[:2])  # warm kernels and caches for both sides alike
-    s_runs, g_runs = [], []
+    scored(engine, pairs[:2])  # warm kernels and caches for every side alike
+    s_runs, l_runs, f_runs = [], [], []
     for _ in range(args.repeats):
         s_runs.append(scored(engine, pairs))
-        g_runs.append(generated(engine, pairs, args.max_tokens))
+        l_runs.append(generated(engine, pairs, args.letter_tokens))
+        f_runs.append(generated(engine, pairs, args.free_tokens))
     s_secs, s_win, s_summary = min(s_runs, key=lambda r: r[0])
-    g_secs, g_win, parse_rate = min(g_runs, key=lambda r: r[0])
-    o_secs = one_pass(engine, pairs)
     n = len(pairs)
-    agree = sum(a == b for a, b in zip(s_win, g_win)) / n
-    ties = sum(w is None for w in g_win) / n
-    s_cps, g_cps, o_cps = n / s_secs, n / g_secs, n / o_secs
+    total, packed = packed_tokens(engine, pairs)
     print(f"pairs {n}, both orders, 1 principle, batch {args.batch_size}, device {engine.device}")
     print(f"judge on these pairs: {s_summary}")
-    print(f"scored (cai label-prefs):         {s_secs:7.1f}s = {s_cps:6.2f} comparisons/s")
-    print(f"generated ({args.max_tokens} tokens, parsed):   {g_secs:7.1f}s = {g_cps:6.2f} comparisons/s  (answers parsed {parse_rate:.0%}; {ties:.0%} of pairs tied: the same letter in both orders; same winner as scored {agree:.0%})")
-    print(f"one sequence per question:        {o_secs:7.1f}s = {o_cps:6.2f} comparisons/s  (a one-pass score_options)")
-    ratio = s_cps / g_cps
-    print(f"ratio scored/generated: {ratio:.2f} (floor 3.00){'' if ratio >= 3 else '  BELOW FLOOR'}; one-pass/generated: {o_cps / g_cps:.2f}")
+    print(f"scored (cai label-prefs):            {s_secs:7.1f}s = {n / s_secs:6.2f} comparisons/s  "
+          f"(prompt tokens {total}, {packed} through the model after prefix packing: {total / packed:.2f}x fewer)")
+    ratios = {}
+    for name, runs, cap in (("free", f_runs, args.free_tokens), ("letter", l_runs, args.letter_tokens)):
+        secs, win, parse_rate, written = min(runs, key=lambda r: r[0])
+        agree = sum(a == b for a, b in zip(s_win, win)) / n
+        ties = sum(w is None for w in win) / n
+        ratios[name] = secs / s_secs
+        print(f"generated, {name:6} (<= {cap:3} tokens): {secs:7.1f}s = {n / secs:6.2f} comparisons/s  (wrote {written:.1f} tokens "
+              f"per answer; parsed {parse_rate:.0%}; {ties:.0%} of pairs tied: the same letter in both orders; same winner as scored {agree:.0%})")
+    free, letter = ratios["free"], ratios["letter"]
+    print(f"ratio scored/generated: {free:.2f} against the free judge (floor 3.00){'' if free >= 3 else '  BELOW FLOOR'}; "
+          f"{letter:.2f} against the judge cut off after its letter")
 
 
 if __name__ == "__main__":

@@ -17,8 +17,16 @@ def pick_dtype(torch, device: str, requested: str = "auto"):
     return torch.float32
 
 
+# At most this many attention-mask entries per scoring batch (256 MB in float32).
+MASK_ELEMENTS = 1 << 26
+
+
 class TransformersEngine:
     name = "transformers"
+
+    # Longest packed row for option scoring: long enough to hold a comparison's prompts, short enough that
+    # attention over the packed row (computed densely under a custom mask) stays cheap next to the MLPs.
+    packed_row_tokens = 512
 
     def __init__(self, model: str, *, batch_size: int = 16, dtype: str = "auto", device: str | None = None):
         import torch
@@ -42,6 +50,9 @@ class TransformersEngine:
             self.tokenizer.pad_token = self.tokenizer.eos_token
         self.tokenizer.padding_side = "left"
         self._eos_ids = self._stop_token_ids()
+        config = self.lm.config
+        # Models that scale or cap their logits after the projection need the full forward to do it.
+        self._plain_head = not any(getattr(config, a, None) for a in ("final_logit_softcapping", "logit_scale", "logits_scaling"))
 
     def _stop_token_ids(self) -> list[int]:
         ids = set()
@@ -144,28 +155,72 @@ class TransformersEngine:
         return [scores[i * n : (i + 1) * n] for i in range(len(prompts))]
 
     def _score_next_token(self, prompts: Sequence[str], option_ids: list[int]) -> list[list[float]]:
-        """Single-token options (" A"/" B"): one forward pass per prompt, reading only the last position."""
-        torch = self.torch
+        """Single-token options ("A"/"B"): one forward pass, reading each prompt's last position only.
+
+        Prompts are packed by shared prefix (see engines/packing.py): the two orders of a comparison,
+        its K principles and the comparisons of one conversation share most of their tokens, and
+        those go through the model once.
+        """
+        from .packing import pack_shared_prefixes
+
         encoded = [self.tokenizer(p, add_special_tokens=False)["input_ids"] for p in prompts]
-        order = sorted(range(len(encoded)), key=lambda i: len(encoded[i]))
+        packed = pack_shared_prefixes(encoded, self.packed_row_tokens)
+        packed.sort(key=lambda row: len(row.tokens))
         results: list[list[float]] = [[] for _ in prompts]
-        for start in range(0, len(order), self.batch_size):
-            idx = order[start : start + self.batch_size]
-            width = max(len(encoded[i]) for i in idx)
-            input_ids = torch.full((len(idx), width), self.tokenizer.pad_token_id, dtype=torch.long)
-            mask = torch.zeros((len(idx), width), dtype=torch.long)
-            for row, i in enumerate(idx):
-                seq = encoded[i]
-                input_ids[row, width - len(seq) :] = torch.tensor(seq)
-                mask[row, width - len(seq) :] = 1
-            with torch.inference_mode():
-                logits = self.lm(
-                    input_ids=input_ids.to(self.device), attention_mask=mask.to(self.device), logits_to_keep=1
-                ).logits[:, -1].float()
-            logprobs = torch.log_softmax(logits, dim=-1)[:, option_ids].tolist()
-            for row, i in enumerate(idx):
-                results[i] = logprobs[row]
+        batch: list = []
+        for row in packed + [None]:
+            if batch and (
+                row is None
+                or sum(len(r.members) for r in batch) + len(row.members) > self.batch_size
+                # The custom mask is rows x width^2: long prompts batch fewer rows (rows come shortest first).
+                or (len(batch) + 1) * len(row.tokens) ** 2 > MASK_ELEMENTS
+            ):
+                for i, logprobs in self._score_packed(batch, option_ids):
+                    results[i] = logprobs
+                batch = []
+            if row is not None:
+                batch.append(row)
         return results
+
+    def _score_packed(self, rows: list, option_ids: list[int]):
+        torch = self.torch
+        width = max(len(r.tokens) for r in rows)
+        input_ids = torch.full((len(rows), width), self.tokenizer.pad_token_id, dtype=torch.long)
+        positions = torch.zeros((len(rows), width), dtype=torch.long)
+        shared = any(len(r.members) > 1 for r in rows)
+        # Left-padded; pads see only themselves, so no attention row is empty (an empty one is NaN).
+        allowed = torch.eye(width, dtype=torch.bool).repeat(len(rows), 1, 1) if shared else None
+        padding = torch.zeros((len(rows), width), dtype=torch.long)
+        ends = []
+        for b, row in enumerate(rows):
+            pad = width - len(row.tokens)
+            input_ids[b, pad:] = torch.tensor(row.tokens)
+            positions[b, pad:] = torch.tensor(row.positions)
+            padding[b, pad:] = 1
+            for path, first_new in zip(row.paths, row.first_new) if shared else ():
+                cols = torch.tensor(path) + pad
+                # A token at depth d sees its own path up to depth d, and nothing of other branches.
+                causal = torch.ones(len(path), len(path), dtype=torch.bool).tril()[first_new:]
+                block = allowed[b][cols[first_new:, None], cols[None, :]]
+                allowed[b][cols[first_new:, None], cols[None, :]] = block | causal
+            ends += [(b, i, col + pad) for i, col in row.ends()]
+        if shared:
+            mask = torch.zeros(allowed.shape, dtype=self.dtype).masked_fill_(~allowed, torch.finfo(self.dtype).min)[:, None]
+        else:
+            mask = padding  # plain prompts: the model's own causal mask (and its fastest attention kernel)
+        rows_at, cols_at = [b for b, _, _ in ends], [col for _, _, col in ends]
+        with torch.inference_mode():
+            inputs = dict(input_ids=input_ids.to(self.device), attention_mask=mask.to(self.device), position_ids=positions.to(self.device))
+            if self._plain_head:
+                # Only the prompts' last positions go through the vocabulary projection.
+                hidden = self.lm.get_decoder()(**inputs).last_hidden_state[rows_at, cols_at]
+                picked = self.lm.get_output_embeddings()(hidden).float()
+            else:
+                keep = sorted(set(cols_at))
+                logits = self.lm(**inputs, logits_to_keep=torch.tensor(keep, device=self.device)).logits
+                picked = logits[rows_at, [keep.index(c) for c in cols_at]].float()
+            logprobs = torch.log_softmax(picked, dim=-1)[:, option_ids].tolist()
+        return [(i, lp) for (_, i, _), lp in zip(ends, logprobs)]
 
     def close(self) -> None:
         self.lm = None
