@@ -22,6 +22,13 @@ CONVS = [
     [{"role": "user", "content": "Say hello."}],
 ]
 OPTIONS = [" Paris", " banana", " (A)", " (B)"]
+# The judge's path: single-token letters after an open parenthesis; the two orders share a prefix.
+_ASK = "Which response is kinder?\nOptions:\n"
+LETTER_PROMPTS = [
+    _ASK + "(A) Thank you, that helps.\n(B) Go away.\n\nThe answer is: (",
+    _ASK + "(A) Go away.\n(B) Thank you, that helps.\n\nThe answer is: (",
+    _ASK + "(A) Go away.\n(B) Thank you, that helps.\n\nThe answer is: (",  # asked twice: one cached
+]
 
 
 def probe() -> dict:
@@ -45,12 +52,14 @@ def probe() -> dict:
     chat_prompt = engine.render_chat([{"role": "user", "content": "Which one is a fruit? (A) an apple (B) a car."}]) + "The answer is"
     prompts = ["The capital of France is", chat_prompt]
     out["scores"] = engine.score_options(prompts, OPTIONS)
+    out["letters"] = engine.score_options(LETTER_PROMPTS, ["A", "B"])
     out["count"] = [engine.count_tokens(c) for c in CONVS]
     out["rendered"] = engine.render_chat(CONVS[1])
     engine.close()
 
     reference = TransformersEngine(model)
     out["hf_scores"] = reference.score_options(prompts, OPTIONS)
+    out["hf_letters"] = reference.score_options(LETTER_PROMPTS, ["A", "B"])
     out["hf_greedy"] = [c.texts for c in reference.chat(CONVS, greedy)]
     out["hf_count"] = [reference.count_tokens(c) for c in CONVS]
     out["hf_rendered"] = reference.render_chat(CONVS[1])
@@ -106,6 +115,10 @@ def test_option_scores_are_sane_and_match_transformers(probed):
     assert paris > banana + 5
     for row, want in zip(probed["scores"], probed["hf_scores"]):
         assert row == pytest.approx(want, abs=2e-3)
+    # Letters come from one next-token distribution per prompt (prefix cache on), same numbers.
+    for row, want in zip(probed["letters"], probed["hf_letters"]):
+        assert row == pytest.approx(want, abs=2e-3)
+    assert probed["letters"][1] == pytest.approx(probed["letters"][2], abs=1e-4)
 
 
 @pytest.mark.vllm
@@ -132,6 +145,18 @@ def test_pipeline_with_vllm_engine(tmp_path):
         (round_,) = r["rounds"]
         assert round_["critique"] and "revision" in round_
         assert r["meta"]["critique"]["engine"] == r["meta"]["revise"]["engine"] == "vllm"
+
+    # RL-CAI's labelling on the same engine: two sampled candidates, judged in both orders.
+    sampled = [a for a in common if a not in ("--temperature", "0")]
+    proc = run_cai("generate", str(src), "-o", str(tmp_path / "pairs.jsonl"), "--n", "2", "--temperature", "1.0", "--seed", "3", *sampled)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    proc = run_cai("label-prefs", str(tmp_path / "pairs.jsonl"), "-o", str(tmp_path / "prefs.jsonl"), *common)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    prefs = read_jsonl(tmp_path / "prefs.jsonl")
+    assert prefs, proc.stderr
+    for r in prefs:
+        assert 0.5 <= r["preference"]["p_chosen"] <= 1 and len(r["preference"]["votes"]) == 2
+        assert r["chosen"] != r["rejected"]
 
 
 if __name__ == "__main__":

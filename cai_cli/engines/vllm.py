@@ -132,13 +132,21 @@ class VLLMEngine:
             return Completion([], prompt_tokens=len(prompt["prompt_token_ids"]), error=f"vLLM refused this conversation: {first_line(exc)}")
 
     def score_options(self, prompts: Sequence[str], options: Sequence[str]) -> list[list[float]]:
-        """log P(option | prompt) from prompt log-probs of prompt+option: one prefill per pair, nothing decoded."""
+        """log P(option | prompt), nothing decoded.
+
+        Single-token options (the judge's letters) are read from the next-token distribution of one
+        request per prompt, which can reuse the prefix cache (prompts of one comparison share most of
+        their tokens); longer options fall back to prompt log-probs of prompt+option, one request per
+        option, which vLLM computes without the cache.
+        """
         option_ids = [self._ids(o) for o in options]
+        encoded = [self._ids(p) for p in prompts]
+        if not all(encoded):
+            raise EngineError("score_options: an empty prompt gives the first option token no context to be scored in")
+        if all(len(ids) == 1 for ids in option_ids):
+            return self._score_next_token(encoded, [ids[0] for ids in option_ids])
         requests = []
-        for p in prompts:
-            prompt_ids = self._ids(p)
-            if not prompt_ids:
-                raise EngineError("score_options: an empty prompt gives the first option token no context to be scored in")
+        for prompt_ids in encoded:
             requests.extend((prompt_ids + ids, len(ids)) for ids in option_ids)
         # max_tokens=1 is vLLM's minimum; that one sampled token is ignored.
         params = self._SamplingParams(max_tokens=1, temperature=0.0, prompt_logprobs=0, detokenize=False)
@@ -149,6 +157,13 @@ class VLLMEngine:
             scores.append(sum(float(logprobs[j][ids[j]].logprob) for j in range(len(ids) - n_option, len(ids))))
         n = len(options)
         return [scores[i * n : (i + 1) * n] for i in range(len(prompts))]
+
+    def _score_next_token(self, encoded: list[list[int]], option_ids: list[int]) -> list[list[float]]:
+        # logprob_token_ids returns these tokens' log-probs before any sampling processor; the one token
+        # sampled (max_tokens=1 is vLLM's minimum) is ignored.
+        params = self._SamplingParams(max_tokens=1, temperature=0.0, logprob_token_ids=list(option_ids), detokenize=False)
+        outputs = self.llm.generate([self._TokensPrompt(prompt_token_ids=ids) for ids in encoded], params, use_tqdm=False)
+        return [[float(out.outputs[0].logprobs[0][t].logprob) for t in option_ids] for out in outputs]
 
     def close(self) -> None:
         llm = getattr(self, "llm", None)
