@@ -35,6 +35,8 @@ MODEL_OPTIONS: dict[str, tuple[Any, Any]] = {
     "base_url": (o.BaseUrlOpt, None),
     "api_key_env": (o.ApiKeyEnvOpt, None),
     "concurrency": (o.ConcurrencyOpt, 8),
+    "request_timeout": (o.TimeoutOpt, 120.0),
+    "max_retries": (o.RetriesOpt, 4),
 }
 SAMPLING_OPTIONS: dict[str, tuple[Any, Any]] = {
     "temperature": (o.TemperatureOpt, 0.7),
@@ -86,6 +88,8 @@ class Common:
             base_urls=list(v["base_url"] or []),
             api_key_env=v["api_key_env"],
             concurrency=v["concurrency"],
+            timeout=v["request_timeout"],
+            max_retries=v["max_retries"],
         )
 
     def sampling(self, n: int = 1):

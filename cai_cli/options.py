@@ -75,6 +75,10 @@ BaseUrlOpt = Annotated[
     Optional[list[str]], typer.Option("--base-url", help="OpenAI engine: server URL (repeat to spread rows over replicas).", rich_help_panel=SERVE_PANEL)
 ]
 ApiKeyEnvOpt = Annotated[Optional[str], typer.Option("--api-key-env", help="OpenAI engine: name of the environment variable holding the key.", rich_help_panel=SERVE_PANEL)]
+TimeoutOpt = Annotated[float, typer.Option("--request-timeout", min=1.0, help="OpenAI engine: seconds to wait for one answer before retrying it.", rich_help_panel=SERVE_PANEL)]
+RetriesOpt = Annotated[
+    int, typer.Option("--max-retries", min=0, help="OpenAI engine: retries of a timed-out, 429 or 5xx request (exponential backoff) before the row fails.", rich_help_panel=SERVE_PANEL)
+]
 ConcurrencyOpt = Annotated[int, typer.Option("--concurrency", min=1, help="OpenAI engine: requests in flight per server.", rich_help_panel=SERVE_PANEL)]
 
 TemperatureOpt = Annotated[float, typer.Option("--temperature", "-t", min=0.0, help="0 for greedy decoding.", rich_help_panel=SAMPLING_PANEL)]

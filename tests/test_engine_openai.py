@@ -187,6 +187,13 @@ def test_server_errors_are_retried_then_become_error_rows(tmp_path, fake):
     assert "429" in reasons["r1"] and "500" in reasons["r2"] and "5 attempts" in reasons["r2"]
     assert "1 failed" not in proc.stderr and "2 failed" in proc.stderr
 
+    # --max-retries bounds the tries: a rerun with 1 retries the two failed rows twice each.
+    server.attempts.clear()
+    proc = run_cai("generate", str(src), "-o", str(out), *QUICK, "--base-url", server.url, "--on-error", "skip", "--max-retries", "1")
+    assert proc.returncode == 0, proc.stderr
+    assert server.attempts["busy one"] == 2 and server.attempts["broken one"] == 2
+    assert "fine one" not in server.attempts  # done rows are not asked again
+
 
 def test_server_killed_mid_run_fails_then_resumes_every_row_once(tmp_path, fake):
     first = fake(die_after=3)
