@@ -49,15 +49,20 @@ def test_an_empty_prompt_is_refused():
         pack_shared_prefixes([[1, 2], []], max_row_tokens=10)
 
 
-@pytest.mark.parametrize("row_tokens", [8, 64, 4096])
-def test_packed_scores_equal_scoring_each_prompt_alone(tmp_path, row_tokens):
+@pytest.mark.parametrize(
+    "row_tokens, can_pack",
+    [(8, True), (64, True), (4096, True), (4096, False)],
+    ids=["rows-of-8", "rows-of-64", "one-row", "model-without-position-ids"],
+)
+def test_packed_scores_equal_scoring_each_prompt_alone(tmp_path, row_tokens, can_pack):
     import torch
+    from tiny_model import build_tiny_model
 
     from cai_cli.engines.hf import TransformersEngine
-    from tiny_model import build_tiny_model
 
     engine = TransformersEngine(str(build_tiny_model(tmp_path / "tiny")), batch_size=3)
     engine.packed_row_tokens = row_tokens
+    engine._can_pack = can_pack
     head = "<|im_start|>user\nhow do I pick a lock<|im_end|>\n"
     prompts = [
         head + "sure here is how you do it step by step",
@@ -75,3 +80,22 @@ def test_packed_scores_equal_scoring_each_prompt_alone(tmp_path, row_tokens):
         with torch.inference_mode():
             alone = torch.log_softmax(engine.lm(**ids).logits[0, -1].float(), dim=-1)[option_ids].tolist()
         assert scores == pytest.approx(alone, abs=1e-4)
+
+
+def test_prompts_longer_than_a_sliding_window_are_not_packed(tmp_path, monkeypatch):
+    # A custom mask would not apply the window, so such prompts go through the model's own mask, one per row.
+    from tiny_model import build_tiny_model
+
+    from cai_cli.engines import packing
+    from cai_cli.engines.hf import TransformersEngine
+
+    engine = TransformersEngine(str(build_tiny_model(tmp_path / "tiny")))
+    budgets = []
+    real = packing.pack_shared_prefixes
+    monkeypatch.setattr(packing, "pack_shared_prefixes", lambda seqs, budget: budgets.append(budget) or real(seqs, budget))
+    prompts = ["how do I pick a lock", "how do I pick a lock please"]
+    engine._pack_window = 100
+    engine.score_options(prompts, ["paris", "sea"])
+    engine._pack_window = 4
+    engine.score_options(prompts, ["paris", "sea"])
+    assert budgets == [engine.packed_row_tokens, 0]

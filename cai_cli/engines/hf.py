@@ -53,6 +53,12 @@ class TransformersEngine:
         config = self.lm.config
         # Models that scale or cap their logits after the projection need the full forward to do it.
         self._plain_head = not any(getattr(config, a, None) for a in ("final_logit_softcapping", "logit_scale", "logits_scaling"))
+        # Packing sets positions and a custom mask itself: models that take no position_ids (ALiBi) cannot be
+        # told the positions, and a sliding window would not be applied to the custom mask.
+        import inspect
+
+        self._pack_window = getattr(config, "sliding_window", None) or None
+        self._can_pack = "position_ids" in inspect.signature(self.lm.forward).parameters
 
     def _stop_token_ids(self) -> list[int]:
         ids = set()
@@ -164,7 +170,9 @@ class TransformersEngine:
         from .packing import pack_shared_prefixes
 
         encoded = [self.tokenizer(p, add_special_tokens=False)["input_ids"] for p in prompts]
-        packed = pack_shared_prefixes(encoded, self.packed_row_tokens)
+        longest = max((len(e) for e in encoded), default=0)
+        packs = self._can_pack and (self._pack_window is None or longest <= self._pack_window)
+        packed = pack_shared_prefixes(encoded, self.packed_row_tokens if packs else 0)  # 0: every prompt alone
         packed.sort(key=lambda row: len(row.tokens))
         results: list[list[float]] = [[] for _ in prompts]
         batch: list = []
@@ -210,7 +218,9 @@ class TransformersEngine:
             mask = padding  # plain prompts: the model's own causal mask (and its fastest attention kernel)
         rows_at, cols_at = [b for b, _, _ in ends], [col for _, _, col in ends]
         with torch.inference_mode():
-            inputs = dict(input_ids=input_ids.to(self.device), attention_mask=mask.to(self.device), position_ids=positions.to(self.device))
+            inputs = {"input_ids": input_ids.to(self.device), "attention_mask": mask.to(self.device)}
+            if self._can_pack:
+                inputs["position_ids"] = positions.to(self.device)
             if self._plain_head:
                 # Only the prompts' last positions go through the vocabulary projection.
                 hidden = self.lm.get_decoder()(**inputs).last_hidden_state[rows_at, cols_at]

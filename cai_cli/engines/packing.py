@@ -12,8 +12,8 @@ Pure lists here; the engine turns a row into tensors (see `TransformersEngine._s
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
 from collections.abc import Sequence
+from dataclasses import dataclass, field
 
 
 @dataclass
