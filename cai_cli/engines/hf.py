@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import inspect
 from typing import Sequence
 
 from ..errors import ModelError
@@ -55,8 +56,6 @@ class TransformersEngine:
         self._plain_head = not any(getattr(config, a, None) for a in ("final_logit_softcapping", "logit_scale", "logits_scaling"))
         # Packing sets positions and a custom mask itself: models that take no position_ids (ALiBi) cannot be
         # told the positions, and a sliding window would not be applied to the custom mask.
-        import inspect
-
         self._pack_window = getattr(config, "sliding_window", None) or None
         self._can_pack = "position_ids" in inspect.signature(self.lm.forward).parameters
 
@@ -208,9 +207,7 @@ class TransformersEngine:
             for path, first_new in zip(row.paths, row.first_new) if shared else ():
                 cols = torch.tensor(path) + pad
                 # A token at depth d sees its own path up to depth d, and nothing of other branches.
-                causal = torch.ones(len(path), len(path), dtype=torch.bool).tril()[first_new:]
-                block = allowed[b][cols[first_new:, None], cols[None, :]]
-                allowed[b][cols[first_new:, None], cols[None, :]] = block | causal
+                allowed[b][cols[first_new:, None], cols[None, :]] = torch.ones(len(path), len(path), dtype=torch.bool).tril()[first_new:]
             ends += [(b, i, col + pad) for i, col in row.ends()]
         if shared:
             mask = torch.zeros(allowed.shape, dtype=self.dtype).masked_fill_(~allowed, torch.finfo(self.dtype).min)[:, None]
