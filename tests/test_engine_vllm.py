@@ -53,6 +53,16 @@ def probe() -> dict:
     prompts = ["The capital of France is", chat_prompt]
     out["scores"] = engine.score_options(prompts, OPTIONS)
     out["letters"] = engine.score_options(LETTER_PROMPTS, ["A", "B"])
+    sampling_params = engine._SamplingParams
+
+    def without_token_ids(**kwargs):  # a vLLM that predates logprob_token_ids
+        if "logprob_token_ids" in kwargs:
+            raise TypeError("unexpected keyword argument 'logprob_token_ids'")
+        return sampling_params(**kwargs)
+
+    engine._SamplingParams = without_token_ids
+    out["letters_older_vllm"] = engine.score_options(LETTER_PROMPTS, ["A", "B"])
+    engine._SamplingParams = sampling_params
     out["count"] = [engine.count_tokens(c) for c in CONVS]
     out["rendered"] = engine.render_chat(CONVS[1])
     engine.close()
@@ -119,6 +129,8 @@ def test_option_scores_are_sane_and_match_transformers(probed):
     for row, want in zip(probed["letters"], probed["hf_letters"]):
         assert row == pytest.approx(want, abs=2e-3)
     assert probed["letters"][1] == pytest.approx(probed["letters"][2], abs=1e-4)
+    # Without logprob_token_ids (older vLLM) the letters come from prompt log-probs: same numbers.
+    assert probed["letters_older_vllm"] == [pytest.approx(row, abs=2e-3) for row in probed["letters"]]
 
 
 @pytest.mark.vllm

@@ -144,7 +144,12 @@ class VLLMEngine:
         if not all(encoded):
             raise EngineError("score_options: an empty prompt gives the first option token no context to be scored in")
         if all(len(ids) == 1 for ids in option_ids):
-            return self._score_next_token(encoded, [ids[0] for ids in option_ids])
+            try:
+                params = self._SamplingParams(max_tokens=1, temperature=0.0, logprob_token_ids=[ids[0] for ids in option_ids], detokenize=False)
+            except TypeError:  # a vLLM older than logprob_token_ids: prompt log-probs below still work
+                params = None
+            if params is not None:
+                return self._score_next_token(encoded, params)
         requests = []
         for prompt_ids in encoded:
             requests.extend((prompt_ids + ids, len(ids)) for ids in option_ids)
@@ -158,12 +163,11 @@ class VLLMEngine:
         n = len(options)
         return [scores[i * n : (i + 1) * n] for i in range(len(prompts))]
 
-    def _score_next_token(self, encoded: list[list[int]], option_ids: list[int]) -> list[list[float]]:
+    def _score_next_token(self, encoded: list[list[int]], params) -> list[list[float]]:
         # logprob_token_ids returns these tokens' log-probs before any sampling processor; the one token
         # sampled (max_tokens=1 is vLLM's minimum) is ignored.
-        params = self._SamplingParams(max_tokens=1, temperature=0.0, logprob_token_ids=list(option_ids), detokenize=False)
         outputs = self.llm.generate([self._TokensPrompt(prompt_token_ids=ids) for ids in encoded], params, use_tqdm=False)
-        return [[float(out.outputs[0].logprobs[0][t].logprob) for t in option_ids] for out in outputs]
+        return [[float(out.outputs[0].logprobs[0][t].logprob) for t in params.logprob_token_ids] for out in outputs]
 
     def close(self) -> None:
         llm = getattr(self, "llm", None)
