@@ -128,18 +128,17 @@ class Constitution:
         return hashlib.sha256(blob.encode("utf-8")).hexdigest()[:12]
 
     def critique_by_id(self, pid: str) -> CritiquePrinciple:
-        for p in self.critiques:
-            if p.id == pid:
-                return p
-        have = ", ".join(p.id for p in self.critiques) or "none"
-        raise ConstitutionError(f"{self.source}: no critique principle with id '{pid}' (have: {have})")
+        return self._by_id(self.critiques, "critique", pid)
 
     def comparison_by_id(self, pid: str) -> ComparisonPrinciple:
-        for p in self.comparisons:
+        return self._by_id(self.comparisons, "comparison", pid)
+
+    def _by_id(self, principles, kind: str, pid: str):
+        for p in principles:
             if p.id == pid:
                 return p
-        have = ", ".join(p.id for p in self.comparisons) or "none"
-        raise ConstitutionError(f"{self.source}: no comparison principle with id '{pid}' (have: {have})")
+        have = ", ".join(p.id for p in principles) or "none"
+        raise ConstitutionError(f"{self.source}: no {kind} principle with id '{pid}' (have: {have})")
 
 
 # --------------------------------------------------------------------------- loading
