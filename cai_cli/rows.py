@@ -23,6 +23,16 @@ def stable_hash(value: Any, length: int = 16) -> str:
     return hashlib.sha256(text.encode("utf-8")).hexdigest()[:length]
 
 
+def row_seed(seed: int, *parts: object) -> int:
+    """A row's own seed from the run seed and what identifies the sample (stage, row id, round, index).
+
+    Every random choice about a row derives from this alone, so batch size, --shard, --limit and
+    crash + resume never change the row.
+    """
+    digest = hashlib.sha256(":".join([str(seed), *map(str, parts)]).encode("utf-8")).hexdigest()
+    return int(digest[:8], 16)
+
+
 def row_id(row: dict) -> str:
     """The row's id, or a stable hash of its prompt/messages when it has none."""
     if "id" in row and row["id"] is not None:

@@ -30,6 +30,8 @@ class RunOptions:
 class StageStats:
     tokens_in: int = 0
     tokens_out: int = 0
+    truncated: int = 0  # generated texts cut at --max-tokens (finish_reason "length")
+    cached_tokens: int = 0  # prompt tokens served from a prefix cache, where the engine reports it
     extra: dict = field(default_factory=dict)  # stage-specific counts for the summary line
 
 
@@ -236,6 +238,10 @@ def _print_summary(stage, result: RunResult, errors_path, partial_path) -> None:
     if result.resumed:
         parts.append(f"{result.resumed} resumed")
     line = f"cai {stage.name}: rows {', '.join(parts)} | tokens {stats.tokens_in} in, {stats.tokens_out} out | {result.seconds:.1f}s, {tps:.1f} tok/s"
+    if stats.truncated:
+        line += f" | {stats.truncated} truncated at --max-tokens"
+    if stats.cached_tokens:
+        line += f" | {stats.cached_tokens} prompt tokens from cache"
     extra = stage.summary()
     if extra:
         line += f" | {extra}"

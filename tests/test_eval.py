@@ -43,7 +43,7 @@ class FakeEngine:
 
     max_context = 4096
 
-    def chat(self, conversations, sampling):
+    def chat(self, conversations, sampling, seeds=None):
         FakeEngine.calls["chat"] += 1
         reply = "I can't help with that." if self.model == "safe" else "Sure! Here's how: first do this, then that."
         return [Completion([reply], prompt_tokens=5, completion_tokens=7) for _ in conversations]

@@ -47,7 +47,7 @@ class FakeJudge:
     def count_tokens(self, conversation):
         return len(self.render_chat(conversation).split())
 
-    def chat(self, conversations, sampling):
+    def chat(self, conversations, sampling, seeds=None):
         from cai_cli.engines import Completion
 
         self.chats += conversations

@@ -30,6 +30,13 @@ class Completion:
     prompt_tokens: int = 0
     completion_tokens: int = 0
     error: str | None = None  # set when this one conversation failed (e.g. a server kept refusing it)
+    # Why each text stopped, one per text: "stop" (end of turn or a stop string) or "length" (cut at max_tokens).
+    finish_reasons: list[str] = field(default_factory=list)
+    cached_tokens: int = 0  # prompt tokens reused from a prefix cache, where the back end reports it
+
+    @property
+    def truncated(self) -> int:
+        return sum(1 for r in self.finish_reasons if r == "length")
 
 
 class Engine(Protocol):
@@ -39,8 +46,13 @@ class Engine(Protocol):
     @property
     def max_context(self) -> int | None: ...
 
-    def chat(self, conversations: Sequence[Conversation], sampling: Sampling) -> list[Completion]:
-        """One Completion per conversation, in order; batched as the back end sees fit."""
+    def chat(self, conversations: Sequence[Conversation], sampling: Sampling, seeds: Sequence[int] | None = None) -> list[Completion]:
+        """One Completion per conversation, in order; batched as the back end sees fit.
+
+        seeds: one per conversation. A conversation's samples depend on its own seed (and sampling) alone,
+        never on which other conversations share its batch, so batch size, shards and resumes do not
+        change rows. None: derive them from sampling.seed and the position (reproducible for one batching only).
+        """
 
     def score_options(self, prompts: Sequence[str], options: Sequence[str]) -> list[list[float]]:
         """Sum of log-probs of each option continuing each (already rendered) prompt; no decoding."""
@@ -52,6 +64,15 @@ class Engine(Protocol):
         """Prompt length in tokens, to catch rows longer than the context before any work."""
 
     def close(self) -> None: ...
+
+
+def seeds_or_default(seeds: Sequence[int] | None, sampling: Sampling, count: int) -> list[int]:
+    """The per-conversation seeds a back end uses: the caller's, or sampling.seed + position."""
+    if seeds is None:
+        return [sampling.seed + i for i in range(count)]
+    if len(seeds) != count:
+        raise ValueError(f"chat: {count} conversations but {len(seeds)} seeds")
+    return [int(s) for s in seeds]
 
 
 def render_with_tokenizer(tokenizer, conversation: Conversation, add_generation_prompt: bool = True) -> str:

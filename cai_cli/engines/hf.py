@@ -6,7 +6,7 @@ import inspect
 from typing import Sequence
 
 from ..errors import ModelError
-from .base import Completion, Conversation, Sampling, render_with_tokenizer
+from .base import Completion, Conversation, Sampling, render_with_tokenizer, seeds_or_default
 
 
 def pick_dtype(torch, device: str, requested: str = "auto"):
@@ -80,7 +80,7 @@ class TransformersEngine:
     def count_tokens(self, conversation: Conversation) -> int:
         return len(self.tokenizer(self.render_chat(conversation), add_special_tokens=False)["input_ids"])
 
-    def chat(self, conversations: Sequence[Conversation], sampling: Sampling) -> list[Completion]:
+    def chat(self, conversations: Sequence[Conversation], sampling: Sampling, seeds: Sequence[int] | None = None) -> list[Completion]:
         texts = [self.render_chat(c) for c in conversations]
         results: list[Completion | None] = [None] * len(texts)
         # Similar lengths share a batch, so little compute goes to padding.
@@ -88,7 +88,8 @@ class TransformersEngine:
         per_batch = max(1, self.batch_size // max(1, sampling.n))
         for start in range(0, len(order), per_batch):
             idx = order[start : start + per_batch]
-            batch = self._generate([texts[i] for i in idx], sampling, seed=sampling.seed + start)
+            # TODO(per-row seeds): sampling here still depends on the batch; the first row's seed seeds it.
+            batch = self._generate([texts[i] for i in idx], sampling, seed=seeds_or_default(seeds, sampling, len(texts))[idx[0]])
             for i, completion in zip(idx, batch):
                 results[i] = completion
         return results  # type: ignore[return-value]
@@ -118,13 +119,17 @@ class TransformersEngine:
         prompt_counts = enc["attention_mask"].sum(dim=1).tolist()
         completions = []
         for j, count in enumerate(prompt_counts):
-            replies, produced = [], 0
+            replies, reasons, produced = [], [], 0
             for k in range(sampling.n):
                 ids = new[j * sampling.n + k].tolist()
                 cut = next((p for p, t in enumerate(ids) if t in self._eos_ids or t == self.tokenizer.pad_token_id), len(ids))
                 produced += cut
-                replies.append(_cut_at_stop(self.tokenizer.decode(ids[:cut], skip_special_tokens=True), sampling.stop))
-            completions.append(Completion(replies, prompt_tokens=int(count), completion_tokens=produced))
+                text = self.tokenizer.decode(ids[:cut], skip_special_tokens=True)
+                reply = _cut_at_stop(text, sampling.stop)
+                ended = cut < len(ids) or reply != text
+                reasons.append("stop" if ended or cut < sampling.max_tokens else "length")
+                replies.append(reply)
+            completions.append(Completion(replies, prompt_tokens=int(count), completion_tokens=produced, finish_reasons=reasons))
         return completions
 
     def score_options(self, prompts: Sequence[str], options: Sequence[str]) -> list[list[float]]:

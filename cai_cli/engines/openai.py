@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ..errors import EngineError
-from .base import Completion, Conversation, Sampling, render_with_tokenizer
+from .base import Completion, Conversation, Sampling, render_with_tokenizer, seeds_or_default
 
 if TYPE_CHECKING:
     from . import EngineOptions
@@ -202,9 +202,9 @@ class OpenAIEngine:
                 return int(data.get("count", len(data.get("tokens", []))))
         raise EngineError(f"cannot count tokens for {self.model!r}: no local tokenizer, and the server has no /tokenize")
 
-    def chat(self, conversations: Sequence[Conversation], sampling: Sampling) -> list[Completion]:
+    def chat(self, conversations: Sequence[Conversation], sampling: Sampling, seeds: Sequence[int] | None = None) -> list[Completion]:
         payloads = []
-        for i, conv in enumerate(conversations):
+        for conv, seed in zip(conversations, seeds_or_default(seeds, sampling, len(conversations))):
             payload: dict[str, Any] = {
                 "model": self.model,
                 "messages": [{"role": m["role"], "content": m["content"]} for m in conv],
@@ -212,8 +212,8 @@ class OpenAIEngine:
                 "temperature": sampling.temperature,
                 "top_p": sampling.top_p,
                 "n": sampling.n,
-                # One seed per request: identical prompts in one batch still get different samples, reproducibly.
-                "seed": sampling.seed + i,
+                # One seed per request (the row's own): a row samples the same whatever else is in its batch.
+                "seed": seed,
             }
             if sampling.stop:
                 payload["stop"] = list(sampling.stop)
@@ -298,7 +298,15 @@ class OpenAIEngine:
         if len(texts) < n:
             return Completion([], error=f"the server returned {len(texts)} of the {n} replies asked for (--n)")
         usage = result.get("usage") or {}
-        return Completion(texts[:n], prompt_tokens=int(usage.get("prompt_tokens") or 0), completion_tokens=int(usage.get("completion_tokens") or 0))
+        reasons = ["length" if c.get("finish_reason") == "length" else "stop" for c in choices[:n]]
+        cached = int(((usage.get("prompt_tokens_details") or {}).get("cached_tokens")) or 0)
+        return Completion(
+            texts[:n],
+            prompt_tokens=int(usage.get("prompt_tokens") or 0),
+            completion_tokens=int(usage.get("completion_tokens") or 0),
+            finish_reasons=reasons,
+            cached_tokens=cached,
+        )
 
     def _run_all(self, jobs: list[tuple[Callable, str, dict]]) -> list:
         """Run every request in the pool and return the results in the order given."""

@@ -9,7 +9,7 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
 from ..errors import EngineError
-from .base import Completion, Conversation, Sampling, render_with_tokenizer
+from .base import Completion, Conversation, Sampling, render_with_tokenizer, seeds_or_default
 
 if TYPE_CHECKING:
     from . import EngineOptions
@@ -112,10 +112,10 @@ class VLLMEngine:
             stop=list(sampling.stop) or None,
         )
 
-    def chat(self, conversations: Sequence[Conversation], sampling: Sampling) -> list[Completion]:
+    def chat(self, conversations: Sequence[Conversation], sampling: Sampling, seeds: Sequence[int] | None = None) -> list[Completion]:
         prompts = [self._TokensPrompt(prompt_token_ids=self._ids(self.render_chat(c))) for c in conversations]
-        # One seed per request: identical prompts in one batch still get different samples, reproducibly.
-        params = [self._params(sampling, sampling.seed + i) for i in range(len(prompts))]
+        # One seed per request (the row's own): a row samples the same whatever else is in its batch.
+        params = [self._params(sampling, s) for s in seeds_or_default(seeds, sampling, len(prompts))]
         try:
             outputs = self.llm.generate(prompts, params, use_tqdm=False)
         except Exception:  # vLLM's errors have no common base; one bad request must not sink the batch
@@ -185,4 +185,5 @@ class VLLMEngine:
 def _completion(output) -> Completion:
     texts = [o.text for o in output.outputs]
     produced = sum(len(o.token_ids) for o in output.outputs)
-    return Completion(texts, prompt_tokens=len(output.prompt_token_ids or []), completion_tokens=produced)
+    reasons = ["length" if o.finish_reason == "length" else "stop" for o in output.outputs]
+    return Completion(texts, prompt_tokens=len(output.prompt_token_ids or []), completion_tokens=produced, finish_reasons=reasons)

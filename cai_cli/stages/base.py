@@ -58,9 +58,20 @@ class EngineStage:
     def summary(self) -> str:
         return ", ".join(f"{k} {v}" for k, v in self.stats.extra.items())
 
-    def chat(self, conversations: list[list[dict]], sampling: Sampling | None = None):
-        completions = self.engine.chat(conversations, sampling or self.sampling)
+    def chat(self, conversations: list[list[dict]], seeds: list[int], sampling: Sampling | None = None):
+        """Generate for each conversation with its own seed (see rows.row_seed); counts tokens and truncated texts."""
+        completions = self.engine.chat(conversations, sampling or self.sampling, seeds=seeds)
         for c in completions:
             self.stats.tokens_in += c.prompt_tokens
             self.stats.tokens_out += c.completion_tokens
+            self.stats.cached_tokens += c.cached_tokens
+            self.stats.truncated += c.truncated
         return completions
+
+
+def finish_reason(completion) -> str | list[str] | None:
+    """What meta.<stage>.finish_reason records: one reason, or a list when --n > 1 gave several texts."""
+    reasons = list(completion.finish_reasons)
+    if not reasons:
+        return None
+    return reasons[0] if len(reasons) == 1 else reasons

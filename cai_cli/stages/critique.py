@@ -2,14 +2,11 @@
 
 from __future__ import annotations
 
-from dataclasses import replace
-
 from ..constitution import Constitution, sample_principle_index
 from ..errors import RowFailure
 from ..prompts import critique_messages
-from ..rows import FieldProblem, check_conversation, check_string, conversation, set_meta
-from .base import EngineStage
-from .generate import row_seed
+from ..rows import FieldProblem, check_conversation, check_string, conversation, row_seed, set_meta
+from .base import EngineStage, finish_reason
 
 
 def check_rounds(row: dict) -> list:
@@ -48,9 +45,9 @@ class Critique(EngineStage):
     def process(self, rows: list[dict]) -> list[dict | RowFailure]:
         principles = [self.pick(r) for r in rows]
         convs = [critique_messages(conversation(r), r["response"], p.critique, self.examples) for r, p in zip(rows, principles)]
-        sampling = replace(self.sampling, seed=row_seed(self.sampling.seed, f"critique:{rows[0]['id']}:{len(rows[0].get('rounds', []))}"))
+        seeds = [row_seed(self.sampling.seed, self.name, r["id"], len(r.get("rounds", []))) for r in rows]
         out: list[dict | RowFailure] = []
-        for row, principle, comp in zip(rows, principles, self.chat(convs, sampling)):
+        for row, principle, comp in zip(rows, principles, self.chat(convs, seeds)):
             if comp.error:
                 out.append(RowFailure(comp.error))
                 continue
@@ -62,6 +59,7 @@ class Critique(EngineStage):
                 constitution_hash=self.constitution.hash,
                 few_shot=len(self.examples),
                 round=len(rounds),
+                finish_reason=finish_reason(comp),
             ))
             out.append(row)
         return out

@@ -2,18 +2,9 @@
 
 from __future__ import annotations
 
-import hashlib
-from dataclasses import replace
-
 from ..errors import RowFailure
-from ..rows import check_conversation, conversation, set_meta
-from .base import EngineStage
-
-
-def row_seed(seed: int, row_id: str) -> int:
-    """Per-batch seed derived from the run seed and the first row, so a resumed run samples like the first."""
-    digest = hashlib.sha256(f"{seed}:{row_id}".encode()).hexdigest()
-    return int(digest[:8], 16)
+from ..rows import check_conversation, conversation, row_seed, set_meta
+from .base import EngineStage, finish_reason
 
 
 class Generate(EngineStage):
@@ -23,8 +14,8 @@ class Generate(EngineStage):
         check_conversation(row)
 
     def process(self, rows: list[dict]) -> list[dict | RowFailure]:
-        sampling = replace(self.sampling, seed=row_seed(self.sampling.seed, str(rows[0]["id"])))
-        completions = self.chat([conversation(r) for r in rows], sampling)
+        seeds = [row_seed(self.sampling.seed, self.name, r["id"]) for r in rows]
+        completions = self.chat([conversation(r) for r in rows], seeds)
         out: list[dict | RowFailure] = []
         for row, comp in zip(rows, completions):
             if comp.error:
@@ -35,6 +26,8 @@ class Generate(EngineStage):
                 row["initial_response"] = row["response"]
             else:
                 row["candidates"] = [t.strip() for t in comp.texts]
-            set_meta(row, self.name, self.provenance(prompt_tokens=comp.prompt_tokens, completion_tokens=comp.completion_tokens))
+            set_meta(row, self.name, self.provenance(
+                prompt_tokens=comp.prompt_tokens, completion_tokens=comp.completion_tokens, finish_reason=finish_reason(comp)
+            ))
             out.append(row)
         return out

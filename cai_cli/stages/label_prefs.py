@@ -43,10 +43,10 @@ from ..rows import (
     check_conversation,
     check_string,
     conversation,
+    row_seed,
     set_meta,
 )
 from .base import EngineStage
-from .generate import row_seed
 
 MODES = ("judge", "revision-wins")
 PAIR_SOURCES = ("candidates", "initial-vs-final")
@@ -259,8 +259,8 @@ class LabelPrefs(EngineStage):
         reasoning: list[str | None] = [None] * len(jobs)
         failed: dict[int, RowFailure] = {}
         if self.cfg.cot:
-            sampling = replace(self.sampling, seed=row_seed(self.sampling.seed, f"{SALT}:{rows[0]['id']}"))
-            for k, comp in enumerate(self.chat(msgs, sampling)):
+            seeds = [row_seed(self.sampling.seed, SALT, rows[r]["id"], i, j, p.id, a) for r, (i, j), p, a, _ in jobs]
+            for k, comp in enumerate(self.chat(msgs, seeds)):
                 if comp.error:
                     failed.setdefault(jobs[k][0], RowFailure(comp.error))
                 reasoning[k] = (comp.texts[0] if comp.texts else "").strip()

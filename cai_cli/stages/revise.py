@@ -2,15 +2,12 @@
 
 from __future__ import annotations
 
-from dataclasses import replace
-
 from ..constitution import Constitution
 from ..errors import RowFailure
 from ..prompts import clean_output, critique_finds_nothing, revision_messages
-from ..rows import FieldProblem, check_conversation, check_string, conversation, set_meta
-from .base import EngineStage
+from ..rows import FieldProblem, check_conversation, check_string, conversation, row_seed, set_meta
+from .base import EngineStage, finish_reason
 from .critique import check_rounds
-from .generate import row_seed
 
 
 class Revise(EngineStage):
@@ -44,9 +41,9 @@ class Revise(EngineStage):
     context_messages = _messages
 
     def process(self, rows: list[dict]) -> list[dict | RowFailure]:
-        sampling = replace(self.sampling, seed=row_seed(self.sampling.seed, f"revise:{rows[0]['id']}:{len(rows[0]['rounds'])}"))
+        seeds = [row_seed(self.sampling.seed, self.name, r["id"], len(r["rounds"])) for r in rows]
         out: list[dict | RowFailure] = []
-        for row, comp in zip(rows, self.chat([self._messages(r) for r in rows], sampling)):
+        for row, comp in zip(rows, self.chat([self._messages(r) for r in rows], seeds)):
             if comp.error:
                 out.append(RowFailure(comp.error))
                 continue
@@ -67,6 +64,7 @@ class Revise(EngineStage):
                 constitution_hash=self.constitution.hash,
                 few_shot=len(self.examples),
                 round=len(row["rounds"]),
+                finish_reason=finish_reason(comp),
             ))
             out.append(row)
         return out
