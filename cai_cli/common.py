@@ -23,6 +23,7 @@ IO_OPTIONS: dict[str, tuple[Any, Any]] = {
     "shard": (o.ShardOpt, None),
     "batch_size": (o.BatchOpt, 16),
     "progress": (o.ProgressOpt, None),
+    "restart": (o.RestartOpt, False),
     "verbose": (o.VerboseOpt, False),
 }
 MODEL_OPTIONS: dict[str, tuple[Any, Any]] = {
@@ -71,6 +72,7 @@ class Common:
             shard=o.parse_shard(self.values.get("shard")),
             batch_size=self.values["batch_size"],
             progress=self.values.get("progress"),
+            restart=self.values.get("restart", False),
         )
 
     def engine_options(self):

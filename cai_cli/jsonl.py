@@ -1,65 +1,154 @@
-"""JSONL input and output: per-line parsing with precise errors, side files, atomic finish."""
+"""JSONL input and output: per-line parsing with precise errors, streaming inputs, the side file, atomic finish."""
 
 from __future__ import annotations
 
+import hashlib
+import heapq
 import json
 import os
+import select
+import stat
 import sys
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO, Iterable
+from typing import IO, Iterable, Iterator
 
 from .errors import CaiError, InputError
 
 
 @dataclass
 class InputLine:
-    """One non-blank input line: its row, or the reason it is not a valid row."""
+    """One non-blank input line: its row, or the reason it is not a valid row (then `raw` keeps the text)."""
 
     line: int
     row: dict | None
     error: InputError | None
-    raw: str
+    raw: str | None = None  # only for bad lines: a good line does not keep its text
 
 
 def display_name(path: str | None) -> str:
     return "<stdin>" if path in (None, "-") else str(path)
 
 
+def parse_line(name: str, number: int, raw_bytes: bytes) -> InputLine | None:
+    """One line of JSONL -> an InputLine (None for a blank line)."""
+    if not raw_bytes.strip():
+        return None
+    try:
+        raw = raw_bytes.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        err = InputError(f"not valid UTF-8 (byte 0x{raw_bytes[exc.start]:02x} at column {exc.start + 1})", file=name, line=number)
+        return InputLine(number, None, err, raw_bytes.decode("utf-8", "replace").rstrip("\r\n"))
+    try:
+        row = json.loads(raw)
+    except json.JSONDecodeError as exc:
+        return InputLine(number, None, InputError(f"not valid JSON ({exc.msg} at column {exc.colno})", file=name, line=number), raw.rstrip("\r\n"))
+    if not isinstance(row, dict):
+        return InputLine(number, None, InputError(f"expected a JSON object, got {type(row).__name__}", file=name, line=number), raw.rstrip("\r\n"))
+    return InputLine(number, row, None)
+
+
+class InputSource:
+    """A JSONL input opened for streaming.
+
+    A file (or stdin redirected from a file) is `seekable`: the runner reads it twice, validating every
+    line before any model loads, and its identity is the sha256 of its bytes. A pipe is read once, as
+    rows arrive; `lines(idle=True)` yields None whenever the next read would wait for the writer, so a
+    stage can finish a partial batch while its upstream is still working.
+    """
+
+    def __init__(self, path: str | None):
+        self.name = display_name(path)
+        self.digest: str | None = None  # set by a full first pass over a seekable input
+        self._fh: IO[bytes] | None = None
+        self._fd: int | None = None
+        self._start = 0
+        if path in (None, "-"):
+            try:
+                fd = sys.stdin.fileno()
+                regular = stat.S_ISREG(os.fstat(fd).st_mode)
+            except (AttributeError, OSError, ValueError):
+                fd, regular = None, False  # stdin replaced by an object without a descriptor (tests)
+            if regular:
+                self._fh = os.fdopen(os.dup(fd), "rb")
+                self._start = self._fh.tell()
+            self._fd = None if regular else fd
+            self.seekable = regular
+        else:
+            try:
+                self._fh = open(path, "rb")  # noqa: SIM115 - closed by close()
+            except FileNotFoundError:
+                raise CaiError(f"{self.name}: no such file") from None
+            except IsADirectoryError:
+                raise CaiError(f"{self.name}: is a folder, not a JSONL file") from None
+            except OSError as exc:
+                raise CaiError(f"{self.name}: cannot read ({exc.strerror})") from None
+            self.seekable = True
+
+    @property
+    def identity(self) -> str:
+        """What the side file's fingerprint records about the input."""
+        return f"sha256:{self.digest}" if self.digest else "<stdin>"
+
+    def lines(self, idle: bool = False, digest: bool = False) -> Iterator[InputLine | None]:
+        if self.seekable:
+            yield from self._file_lines(digest)
+        elif self._fd is not None:
+            yield from self._pipe_lines(idle)
+        else:
+            for number, raw in enumerate(sys.stdin.buffer, start=1):
+                item = parse_line(self.name, number, raw)
+                if item is not None:
+                    yield item
+
+    def _file_lines(self, digest: bool) -> Iterator[InputLine]:
+        fh = self._fh
+        fh.seek(self._start)
+        h = hashlib.sha256() if digest else None
+        for number, raw in enumerate(fh, start=1):
+            if h is not None:
+                h.update(raw)
+            item = parse_line(self.name, number, raw)
+            if item is not None:
+                yield item
+        if h is not None:
+            self.digest = h.hexdigest()
+
+    def _pipe_lines(self, idle: bool) -> Iterator[InputLine | None]:
+        fd, buf, number = self._fd, bytearray(), 0
+        while True:
+            start = 0
+            while (end := buf.find(b"\n", start)) >= 0:
+                number += 1
+                item = parse_line(self.name, number, bytes(buf[start:end]))
+                start = end + 1
+                if item is not None:
+                    yield item
+            del buf[:start]
+            if idle and not select.select([fd], [], [], 0)[0]:
+                yield None  # the writer is quiet: the caller may finish what it holds before we wait
+            chunk = os.read(fd, 1 << 16)
+            if not chunk:
+                break
+            buf += chunk
+        if buf:
+            item = parse_line(self.name, number + 1, bytes(buf))
+            if item is not None:
+                yield item
+
+    def close(self) -> None:
+        if self._fh is not None:
+            self._fh.close()
+            self._fh = None
+
+
 def read_lines(path: str | None) -> list[InputLine]:
-    """Read every line of a JSONL file (or stdin), keeping bad lines as errors rather than stopping."""
-    name = display_name(path)
-    if path in (None, "-"):
-        data = sys.stdin.buffer.read()
-    else:
-        try:
-            data = Path(path).read_bytes()
-        except FileNotFoundError:
-            raise CaiError(f"{name}: no such file") from None
-        except OSError as exc:
-            raise CaiError(f"{name}: cannot read ({exc.strerror})") from None
-    out: list[InputLine] = []
-    for number, raw_bytes in enumerate(data.split(b"\n"), start=1):
-        if not raw_bytes.strip():
-            continue
-        try:
-            raw = raw_bytes.decode("utf-8")
-        except UnicodeDecodeError as exc:
-            err = InputError(f"not valid UTF-8 (byte 0x{raw_bytes[exc.start]:02x} at column {exc.start + 1})", file=name, line=number)
-            out.append(InputLine(number, None, err, raw_bytes.decode("utf-8", "replace")))
-            continue
-        try:
-            row = json.loads(raw)
-        except json.JSONDecodeError as exc:
-            err = InputError(f"not valid JSON ({exc.msg} at column {exc.colno})", file=name, line=number)
-            out.append(InputLine(number, None, err, raw))
-            continue
-        if not isinstance(row, dict):
-            err = InputError(f"expected a JSON object, got {type(row).__name__}", file=name, line=number)
-            out.append(InputLine(number, None, err, raw))
-            continue
-        out.append(InputLine(number, row, None, raw))
-    return out
+    """Every line of a JSONL file (or stdin) in memory, bad lines kept as errors (for readers of small files)."""
+    source = InputSource(path)
+    try:
+        return [item for item in source.lines() if item is not None]
+    finally:
+        source.close()
 
 
 def dumps(row: dict) -> str:
@@ -67,7 +156,7 @@ def dumps(row: dict) -> str:
 
 
 def read_done_rows(path: Path) -> list[dict]:
-    """Rows already finished in a side file. A torn last line (crash mid-write) is ignored."""
+    """The rows of a JSONL file written by cai. A torn last line (crash mid-write) is ignored."""
     if not path.exists():
         return []
     rows = []
@@ -83,10 +172,14 @@ def read_done_rows(path: Path) -> list[dict]:
 
 
 class AppendLog:
-    """An append-only JSONL file that is flushed and fsynced after every batch, so a crash loses at most one batch."""
+    """An append-only JSONL file that is flushed and fsynced after every batch, so a crash loses at most one batch.
 
-    def __init__(self, path: Path):
+    With `header`, a new (or empty) file starts with that record (called lazily: it may need a started model).
+    """
+
+    def __init__(self, path: Path, header=None):
         self.path = path
+        self.header = header
         path.parent.mkdir(parents=True, exist_ok=True)
         self._fh: IO[str] | None = None
 
@@ -99,6 +192,8 @@ class AppendLog:
                     if not content.endswith(b"\n"):
                         fh.truncate(content.rfind(b"\n") + 1)
             self._fh = self.path.open("a", encoding="utf-8")
+            if self.header is not None and self._fh.tell() == 0:
+                self._fh.write(dumps(self.header() if callable(self.header) else self.header) + "\n")
         return self._fh
 
     def write(self, rows: Iterable[dict]) -> None:
@@ -114,20 +209,137 @@ class AppendLog:
             self._fh = None
 
 
+# --------------------------------------------------------------------------- the side file
+#
+# OUT.partial holds a header {"cai_side_file": 2, "fingerprint": {...}} and then one record per finished
+# input row, {"line": L, "id": ID, "rows": [...], "dropped": [...]} (0..N output rows each), appended a
+# batch at a time in input order. A rerun appends the rows it finishes, again in input order, so the file
+# is a few increasing runs of line numbers; merging them streams every record in input order.
+
+SIDE_FILE_VERSION = 2
+
+
+@dataclass
+class SideFile:
+    path: Path
+    header: dict | None  # None: an empty file, or one written before side files had a header
+    segments: list[tuple[int, int]]  # byte ranges, each holding records in increasing line order
+    records: int
+
+    @property
+    def fingerprint(self) -> dict | None:
+        return self.header.get("fingerprint") if self.header else None
+
+
+def scan_side_file(path: Path) -> SideFile | None:
+    """The side file's header and its increasing runs of records; None when there is none (or nothing in it)."""
+    if not path.exists():
+        return None
+    header, segments, count = None, [], 0
+    seg_start, last_line, offset = None, None, 0
+    with path.open("rb") as fh:
+        for number, raw in enumerate(fh):
+            begin, offset = offset, offset + len(raw)
+            if not raw.endswith(b"\n"):
+                break  # torn by a crash: not finished
+            try:
+                rec = json.loads(raw)
+            except (json.JSONDecodeError, UnicodeDecodeError):
+                continue
+            if number == 0:
+                if isinstance(rec, dict) and "cai_side_file" in rec:
+                    header = rec
+                    continue
+                return SideFile(path, None, [], 1)  # rows of an older cai: no header, no line numbers
+            if not (isinstance(rec, dict) and isinstance(rec.get("line"), int) and isinstance(rec.get("rows"), list)):
+                continue
+            if last_line is not None and rec["line"] <= last_line:
+                segments.append((seg_start, begin))
+                seg_start = None
+            if seg_start is None:
+                seg_start = begin
+            last_line = rec["line"]
+            count += 1
+        if seg_start is not None:
+            segments.append((seg_start, offset))
+    if header is None and count == 0:
+        return None
+    return SideFile(path, header, segments, count)
+
+
+def _segment_records(path: Path, start: int, end: int) -> Iterator[dict]:
+    with path.open("rb") as fh:
+        fh.seek(start)
+        while fh.tell() < end:
+            raw = fh.readline()
+            if not raw.endswith(b"\n"):
+                return
+            try:
+                rec = json.loads(raw)
+            except (json.JSONDecodeError, UnicodeDecodeError):
+                continue
+            if isinstance(rec, dict) and isinstance(rec.get("line"), int) and isinstance(rec.get("rows"), list):
+                yield rec
+
+
+def side_records(side: SideFile | None) -> Iterator[dict]:
+    """Every finished record of a side file, in input (line) order, streamed: memory holds one record per run."""
+    if side is None:
+        return iter(())
+    runs = [_segment_records(side.path, s, e) for s, e in side.segments]
+    return heapq.merge(*runs, key=lambda rec: rec["line"])
+
+
+class AtomicWriter:
+    """Rows streamed into a temporary file beside PATH, renamed onto PATH by commit(): readers never see half a file."""
+
+    def __init__(self, path: Path):
+        self.path = path
+        self.tmp = path.with_name(path.name + ".tmp")
+        self.count = 0
+        self._fh: IO[str] | None = None
+
+    def write(self, row: dict) -> None:
+        if self._fh is None:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            self._fh = self.tmp.open("w", encoding="utf-8")
+        self._fh.write(dumps(row) + "\n")
+        self.count += 1
+
+    def commit(self) -> None:
+        if self._fh is None:
+            self.write_nothing()
+        self._fh.flush()
+        os.fsync(self._fh.fileno())
+        self._fh.close()
+        self._fh = None
+        os.replace(self.tmp, self.path)
+
+    def write_nothing(self) -> None:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._fh = self.tmp.open("w", encoding="utf-8")
+
+    def discard(self) -> None:
+        if self._fh is not None:
+            self._fh.close()
+            self._fh = None
+        self.tmp.unlink(missing_ok=True)
+
+
 def write_atomic(path: Path, rows: Iterable[dict]) -> None:
     """Write all rows to a temporary file beside PATH, then rename: readers never see a half-written file."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    with tmp.open("w", encoding="utf-8") as fh:
+    writer = AtomicWriter(path)
+    try:
         for row in rows:
-            fh.write(dumps(row) + "\n")
-        fh.flush()
-        os.fsync(fh.fileno())
-    os.replace(tmp, path)
+            writer.write(row)
+        writer.commit()
+    except BaseException:
+        writer.discard()
+        raise
 
 
 class StdoutWriter:
-    """Rows to stdout, flushed per batch so a downstream stage in a pipe starts early."""
+    """Rows to stdout, flushed per batch so a stage downstream in a pipe gets them at once."""
 
     def write(self, rows: Iterable[dict]) -> None:
         out = sys.stdout

@@ -50,6 +50,9 @@ ErrorsOpt = Annotated[Optional[str], typer.Option("--errors", help="Where skippe
 LimitOpt = Annotated[Optional[int], typer.Option("--limit", min=1, help="Process at most N rows (after sharding).", rich_help_panel=IO_PANEL)]
 ShardOpt = Annotated[Optional[str], typer.Option("--shard", help="I/N: only the rows whose id falls in shard I of N (deterministic).", rich_help_panel=IO_PANEL)]
 BatchOpt = Annotated[int, typer.Option("--batch-size", min=1, help="Rows per batch (and per flush of the side file).", rich_help_panel=IO_PANEL)]
+RestartOpt = Annotated[
+    bool, typer.Option("--restart", help="Discard OUTPUT.partial (the finished rows of an earlier run) and start over.", rich_help_panel=IO_PANEL)
+]
 VerboseOpt = Annotated[bool, typer.Option("--verbose", "-v", help="Show the traceback on errors.", rich_help_panel=IO_PANEL)]
 ProgressOpt = Annotated[
     Optional[bool], typer.Option("--progress/--no-progress", help="Progress bar on stderr (default: when stderr is a terminal).", rich_help_panel=IO_PANEL)

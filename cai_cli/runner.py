@@ -1,4 +1,5 @@
-"""The stage I/O contract: validate everything first, resume from the side file, batch, finish atomically."""
+"""The stage I/O contract: rows stream through a batch at a time, each input row gives 0..N output rows,
+a fingerprinted side file makes a rerun resume (never mixing settings), and the output appears atomically."""
 
 from __future__ import annotations
 
@@ -7,10 +8,10 @@ import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Protocol
+from typing import Protocol, Union
 
 from .errors import CaiError, InputError, RowFailure
-from .jsonl import AppendLog, InputLine, StdoutWriter, display_name, read_done_rows, read_lines, write_atomic
+from .jsonl import SIDE_FILE_VERSION, AppendLog, AtomicWriter, InputLine, InputSource, StdoutWriter, scan_side_file, side_records
 from .rows import FieldProblem, in_shard, row_id
 
 
@@ -24,6 +25,7 @@ class RunOptions:
     shard: tuple[int, int] | None = None
     batch_size: int = 16
     progress: bool | None = None  # None: only when stderr is a terminal
+    restart: bool = False  # discard the side file of an earlier run instead of resuming from it
 
 
 @dataclass
@@ -35,6 +37,25 @@ class StageStats:
     extra: dict = field(default_factory=dict)  # stage-specific counts for the summary line
 
 
+@dataclass
+class Dropped:
+    """An output row a stage removes on purpose (a near-tie under --min-confidence, identical responses).
+
+    It is never lost silently: with -o OUT it goes to OUT.dropped.jsonl with its `dropped` reason, and the
+    summary line counts it.
+    """
+
+    row: dict
+    reason: str
+
+    def as_row(self) -> dict:
+        return {**self.row, "dropped": self.reason}
+
+
+# What `process` gives for one input row: one row, several (0..N, some maybe Dropped), or a failure.
+Outcome = Union[dict, list, Dropped, RowFailure]
+
+
 class Stage(Protocol):
     name: str
     stats: StageStats
@@ -43,16 +64,19 @@ class Stage(Protocol):
         """Raise FieldProblem for a row this stage cannot use. Runs before any model is loaded."""
 
     def start(self) -> None:
-        """Load models; runs only when there is work to do."""
+        """Load models. A file input: once there is work to do. A pipe: at once, while upstream works."""
 
     def check_loaded(self, row: dict) -> None:
         """Checks that need the model (prompt longer than the context): raise RowFailure."""
 
-    def process(self, rows: list[dict]) -> list[dict | RowFailure]:
-        """One output row (or a RowFailure) per input row, in order."""
+    def process(self, rows: list[dict]) -> list[Outcome]:
+        """Per input row, in order: a dict (one output row), a list of dicts and Dropped (0..N rows), or a RowFailure."""
 
     def summary(self) -> str:
         """Stage-specific words for the summary line ('' for none)."""
+
+    # Optional: settings() -> dict, the stage's own options that shape its rows; fingerprint() -> dict,
+    # everything else that does (EngineStage: model identity, engine, sampling, constitution, settings()).
 
 
 @dataclass
@@ -63,17 +87,21 @@ class RunResult:
     failed: int
     resumed: int
     seconds: float
+    dropped: int = 0
 
 
-def _key_rows(rows: list[dict], ids: list[str]) -> list[str]:
-    """Keys that stay unique when ids repeat: the k-th occurrence of an id gets '#k'."""
-    seen: dict[str, int] = {}
-    keys = []
-    for rid in ids:
-        k = seen.get(rid, 0)
-        seen[rid] = k + 1
-        keys.append(rid if k == 0 else f"{rid}#{k}")
-    return keys
+def split_outcome(outcome: Outcome) -> tuple[list[dict], list[dict]]:
+    """(output rows, dropped rows with their `dropped` reason) of one input row's outcome."""
+    items = outcome if isinstance(outcome, list) else [outcome]
+    kept, dropped = [], []
+    for item in items:
+        if isinstance(item, Dropped):
+            dropped.append(item.as_row())
+        elif isinstance(item, dict):
+            kept.append(item)
+        else:
+            raise TypeError(f"a stage's process() gave {type(item).__name__} for a row; expected a dict, a list of dicts, Dropped or RowFailure")
+    return kept, dropped
 
 
 def error_record(file: str, line: int | None, field: str | None, reason: str, row: dict | None, raw: str | None = None) -> dict:
@@ -85,148 +113,347 @@ def error_record(file: str, line: int | None, field: str | None, reason: str, ro
     return rec
 
 
-def run_stage(stage: Stage, opts: RunOptions) -> RunResult:
-    started = time.monotonic()
-    name = display_name(opts.input)
-    lines = read_lines(opts.input)
-    if not lines:
-        raise CaiError(f"{name}: no rows (the input is empty)")
+def stage_fingerprint(stage: Stage, input_identity: str) -> dict:
+    """Everything about this run that changes rows; --limit, --shard and --batch-size do not."""
+    from .fingerprint import normalised
 
-    bad: list[tuple[InputLine, InputError]] = []
-    good: list[InputLine] = []
-    for item in lines:
+    fp: dict = {"stage": stage.name}
+    own = getattr(stage, "fingerprint", None)
+    if own is not None:
+        fp.update(own())
+    else:
+        settings = getattr(stage, "settings", None)
+        fp["settings"] = settings() if settings is not None else {}
+    fp["input"] = input_identity
+    return normalised(fp)
+
+
+class _Errors:
+    """Bad and failed rows, streamed to the errors file (or, with no file, one stderr line each)."""
+
+    def __init__(self, path: Path | None, clear_stale: bool):
+        self.path = path
+        self.writer = AtomicWriter(path) if path is not None else None
+        self.clear_stale = clear_stale
+        self.count = 0
+
+    def add(self, rec: dict, verb: str) -> None:
+        self.count += 1
+        if self.writer is not None:
+            self.writer.write(rec)
+        else:
+            print(f"cai: {verb} {rec['file']}:{rec['line']}: {rec['field'] or 'row'}: {rec['error']}", file=sys.stderr)
+
+    def finish(self) -> None:
+        if self.writer is None:
+            return
+        if self.count:
+            self.writer.commit()
+        elif self.clear_stale and self.path.exists():
+            self.path.unlink()  # stale errors from an earlier run that have since been fixed
+
+    def discard(self) -> None:
+        if self.writer is not None:
+            self.writer.discard()
+
+
+class _Run:
+    """One run of a stage over one input; see run_stage."""
+
+    def __init__(self, stage: Stage, opts: RunOptions):
+        self.stage, self.opts = stage, opts
+        self.fail = opts.on_error == "fail"
+        self.out_path = Path(opts.output) if opts.output not in (None, "-") else None
+        out = self.out_path
+        self.partial = out.with_name(out.name + ".partial") if out else None
+        self.dropped_path = out.with_name(out.name + ".dropped.jsonl") if out else None
+        errors_path = Path(opts.errors_file) if opts.errors_file else (out.with_name(out.name + ".errors.jsonl") if out else None)
+        self.errors = _Errors(errors_path, clear_stale=out is not None)
+        self.rows_in = self.skipped = self.failed = self.resumed = self.rows_out = self.dropped = 0
+        self.finished_here = 0  # input rows finished by this run
+        self.started = False
+        self.side = None  # the side file found at the start (SideFile), when resuming
+        self.sink = None
+        self.fingerprint: dict | None = None
+
+    # ---------------------------------------------------------------- input
+
+    def bad(self, name: str, item: InputLine, error: InputError) -> None:
+        self.skipped += 1
+        self.errors.add(error_record(name, item.line, error.field, error.reason, item.row, item.raw), "skipped")
+
+    def validate(self, item: InputLine, name: str) -> InputError | None:
         if item.error is not None:
-            bad.append((item, item.error))
-            continue
+            return item.error
         try:
-            stage.check(item.row)
+            self.stage.check(item.row)
         except FieldProblem as problem:
-            bad.append((item, InputError(problem.message, file=name, line=item.line, field=problem.field)))
-            continue
-        good.append(item)
+            return InputError(problem.message, file=name, line=item.line, field=problem.field)
+        return None
 
-    if bad and opts.on_error == "fail":
-        more = f" (and {len(bad) - 1} more bad rows)" if len(bad) > 1 else ""
-        raise CaiError(f"{bad[0][1]}{more}; nothing was written. Fix the input, or use --on-error skip to process the valid rows")
+    def first_pass(self, source: InputSource) -> int:
+        """Validate every line of a file before any model loads; returns how many rows this run selects."""
+        first: InputError | None = None
+        selected = 0
+        for item in source.lines(digest=True):
+            self.rows_in += 1
+            error = self.validate(item, source.name)
+            if error is not None:
+                if self.fail:
+                    self.skipped += 1
+                    first = first or error
+                else:
+                    self.bad(source.name, item, error)
+                continue
+            if in_shard(row_id(item.row), self.opts.shard):
+                selected += 1
+        if self.rows_in == 0:
+            raise CaiError(f"{source.name}: no rows (the input is empty)")
+        if first is not None:
+            more = f" (and {self.skipped - 1} more bad rows)" if self.skipped > 1 else ""
+            raise CaiError(f"{first}{more}; nothing was written. Fix the input, or use --on-error skip to process the valid rows")
+        return min(selected, self.opts.limit) if self.opts.limit is not None else selected
 
-    error_records = [error_record(name, it.line, e.field, e.reason, it.row, it.raw) for it, e in bad]
+    # ---------------------------------------------------------------- side file
 
-    rows, lines_of = [], []
-    for item in good:
-        row = item.row
-        row.setdefault("id", row_id(row))
-        if not in_shard(str(row["id"]), opts.shard):
-            continue
-        rows.append(row)
-        lines_of.append(item.line)
-    if opts.limit is not None:
-        rows, lines_of = rows[: opts.limit], lines_of[: opts.limit]
-    keys = _key_rows(rows, [str(r["id"]) for r in rows])
+    def open_side_file(self, input_identity: str) -> None:
+        from .fingerprint import changes, mismatch_message
 
-    out_path = Path(opts.output) if opts.output not in (None, "-") else None
-    partial_path = out_path.with_name(out_path.name + ".partial") if out_path else None
-    errors_path = Path(opts.errors_file) if opts.errors_file else (out_path.with_name(out_path.name + ".errors.jsonl") if out_path else None)
+        self.fingerprint = stage_fingerprint(self.stage, input_identity)
+        if self.opts.restart and self.partial.exists():
+            self.partial.unlink()
+        side = scan_side_file(self.partial)
+        if side is not None:
+            if side.header is None:
+                raise CaiError(
+                    f"{self.partial}: written by an older cai, without the settings its rows were made with; "
+                    "add --restart to discard it and start over"
+                )
+            found = changes(side.fingerprint or {}, self.fingerprint)
+            if found:
+                raise CaiError(mismatch_message(self.partial, found, side.records))
+            self.side = side
+        self.sink = AppendLog(self.partial, header=lambda: {"cai_side_file": SIDE_FILE_VERSION, "fingerprint": self.fingerprint})
 
-    done: dict[str, dict] = {}
-    if partial_path is not None:
-        previous = read_done_rows(partial_path)
-        wanted = set(keys)
-        for key, row in zip(_key_rows(previous, [str(r.get("id")) for r in previous]), previous):
-            if key in wanted:
-                done[key] = row
-    resumed = len(done)
-    pending = [i for i, k in enumerate(keys) if k not in done]
+    def start(self, input_identity: str) -> None:
+        if self.started:
+            return
+        self.stage.start()
+        self.started = True
+        if self.partial is not None:
+            # What only a started engine knows (the model an OpenAI-compatible server serves) joins the fingerprint.
+            from .fingerprint import changes, mismatch_message
 
-    failures: dict[str, tuple[int, RowFailure]] = {}
-    if pending:
-        stage.start()
-        for i in list(pending):
+            self.fingerprint = stage_fingerprint(self.stage, input_identity)
+            if self.side is not None:
+                found = changes(self.side.fingerprint or {}, self.fingerprint)
+                if found:
+                    raise CaiError(mismatch_message(self.partial, found, self.side.records))
+
+    # ---------------------------------------------------------------- the work
+
+    def failure_message(self, name: str, line: int, failure: RowFailure) -> str:
+        what = f"field '{failure.field}': " if failure.field else ""
+        msg = f"{name}:{line}: {what}{failure.reason}"
+        if self.partial is not None and (self.finished_here or self.side is not None):
+            return msg + f"; finished rows are kept in {self.partial}, rerun to resume"
+        if self.partial is None and self.rows_out:
+            return msg + f"; the {self.rows_out} rows before it were written"
+        return msg + "; nothing was written"
+
+    def run_batch(self, name: str, batch: list[tuple[int, dict]], input_identity: str) -> None:
+        self.start(input_identity)
+        stage = self.stage
+        ready = []
+        for line, row in batch:
             try:
-                stage.check_loaded(rows[i])
+                stage.check_loaded(row)
             except RowFailure as failure:
-                if opts.on_error == "fail":
-                    raise CaiError(_failure_message(name, lines_of[i], failure) + "; nothing was written") from None
-                failures[keys[i]] = (i, failure)
-        pending = [i for i in pending if keys[i] not in failures]
+                if self.fail:
+                    raise CaiError(self.failure_message(name, line, failure)) from None
+                self.failed += 1
+                self.errors.add(error_record(name, line, failure.field, failure.reason, row), "failed")
+                continue
+            ready.append((line, row))
+        if not ready:
+            return
+        outcomes = stage.process([copy.deepcopy(row) for _, row in ready])
+        if len(outcomes) != len(ready):
+            raise RuntimeError(f"{stage.name}: process() gave {len(outcomes)} outcomes for {len(ready)} rows")
+        finished = []
+        for (line, row), outcome in zip(ready, outcomes):
+            if isinstance(outcome, RowFailure):
+                if self.fail:
+                    self.emit(finished)
+                    raise CaiError(self.failure_message(name, line, outcome))
+                self.failed += 1
+                self.errors.add(error_record(name, line, outcome.field, outcome.reason, row), "failed")
+                continue
+            kept, dropped = split_outcome(outcome)
+            finished.append({"line": line, "id": str(row["id"]), "rows": kept, **({"dropped": dropped} if dropped else {})})
+        self.emit(finished)
 
-    sink = AppendLog(partial_path) if partial_path is not None else StdoutWriter()
+    def emit(self, records: list[dict]) -> None:
+        if not records:
+            return
+        self.finished_here += len(records)
+        if self.sink is not None:
+            self.sink.write(records)
+            return
+        rows = [r for rec in records for r in rec["rows"]]
+        self.rows_out += len(rows)
+        self.dropped += sum(len(rec.get("dropped", ())) for rec in records)
+        StdoutWriter().write(rows)
+
+    def stream(self, source: InputSource, validated: bool, total: int | None, progress) -> int | None:
+        """Second pass over a file, or the only pass over a pipe. Returns the last selected line (None: none)."""
+        name, opts = source.name, self.opts
+        done = side_records(self.side)
+        next_done = next(done, None)
+        batch: list[tuple[int, dict]] = []
+        selected, last_line = 0, None
+        task = progress.add_task(self.stage.name, total=total)
+        identity = source.identity
+        for item in source.lines(idle=not validated):
+            if item is None:  # upstream is quiet: send what we hold instead of waiting for a full batch
+                if batch:
+                    self.run_batch(name, batch, identity)
+                    progress.advance(task, len(batch))
+                    batch = []
+                continue
+            if not validated:
+                self.rows_in += 1
+            error = self.validate(item, name)
+            if error is not None:
+                if validated:
+                    continue  # reported by the first pass
+                if self.fail:
+                    if batch:  # the rows before it are good: finish them first
+                        self.run_batch(name, batch, identity)
+                        batch = []
+                    kept = f"the rows before it are finished and kept in {self.partial}" if self.partial is not None else "the rows before it were processed"
+                    raise CaiError(f"{error}; {kept}. Fix the input, or use --on-error skip to process the valid rows")
+                self.bad(name, item, error)
+                continue
+            row = item.row
+            if row.get("id") is None:
+                row["id"] = row_id(row)
+            if not in_shard(str(row["id"]), opts.shard):
+                continue
+            if opts.limit is not None and selected >= opts.limit:
+                break  # like `head`: a pipe is not read further
+            selected += 1
+            last_line = item.line
+            while next_done is not None and next_done["line"] < item.line:
+                next_done = next(done, None)
+            if next_done is not None and next_done["line"] == item.line:
+                if str(next_done.get("id")) != str(row["id"]):
+                    raise CaiError(
+                        f"{name}:{item.line}: this row's id is {row['id']!r}, but {self.partial} finished {next_done.get('id')!r} "
+                        "at this line: the input is not the one the side file was made from; rerun with it, or add --restart"
+                    )
+                self.resumed += 1
+                progress.advance(task, 1)
+                continue
+            batch.append((item.line, row))
+            if len(batch) >= max(1, opts.batch_size):
+                self.run_batch(name, batch, identity)
+                progress.advance(task, len(batch))
+                batch = []
+        if batch:
+            self.run_batch(name, batch, identity)
+            progress.advance(task, len(batch))
+        if self.rows_in == 0:
+            raise CaiError(f"{name}: no rows (the input is empty)")
+        return last_line
+
+    def finish_output(self, last_line: int | None) -> None:
+        """Stream the side file, in input order, into OUT (and OUT.dropped.jsonl); then drop the side file."""
+        out, dropped = AtomicWriter(self.out_path), AtomicWriter(self.dropped_path)
+        try:
+            if self.sink is not None:
+                self.sink.close()
+            if last_line is not None:
+                for rec in side_records(scan_side_file(self.partial)):
+                    if rec["line"] > last_line or not in_shard(str(rec.get("id")), self.opts.shard):
+                        continue  # finished by an earlier run with another --limit or --shard
+                    for row in rec["rows"]:
+                        out.write(row)
+                    for row in rec.get("dropped", ()):
+                        dropped.write(row)
+            out.commit()
+            if dropped.count:
+                dropped.commit()
+            elif self.dropped_path.exists():
+                self.dropped_path.unlink()  # stale, from an earlier run with other settings
+        except BaseException:
+            out.discard()
+            dropped.discard()
+            raise
+        self.rows_out, self.dropped = out.count, dropped.count
+        if not self.failed and self.partial.exists():
+            self.partial.unlink()
+
+
+def run_stage(stage: Stage, opts: RunOptions) -> RunResult:
+    """Run STAGE over OPTS.input, a batch at a time; see docs/design.md, "Stage I/O contract"."""
+    started = time.monotonic()
+    run = _Run(stage, opts)
+    source = InputSource(opts.input)
     try:
-        _process(stage, opts, rows, keys, lines_of, pending, done, failures, sink, name)
+        total = run.first_pass(source) if source.seekable else None
+        if run.partial is not None:
+            run.open_side_file(source.identity)
+        if not source.seekable:
+            run.start(source.identity)  # a pipe: load the model while the stage upstream works
+        with _progress(stage, opts) as progress:
+            last_line = run.stream(source, source.seekable, total, progress)
+        if run.out_path is not None:
+            run.finish_output(last_line)
+        run.errors.finish()
+    except BaseException:
+        run.errors.discard()
+        raise
     finally:
-        if isinstance(sink, AppendLog):
-            sink.close()
-
-    for key, (i, failure) in failures.items():
-        error_records.append(error_record(name, lines_of[i], failure.field, failure.reason, rows[i]))
-    if out_path is not None:
-        write_atomic(out_path, (done[k] for k in keys if k in done))
-        if not failures and partial_path.exists():
-            partial_path.unlink()
-    if errors_path is not None:
-        if error_records:
-            write_atomic(errors_path, error_records)
-        elif errors_path.exists() and out_path is not None:
-            errors_path.unlink()  # stale errors from an earlier run that have since been fixed
-
+        source.close()
+        if run.sink is not None:
+            run.sink.close()
     result = RunResult(
-        rows_in=len(lines),
-        rows_out=sum(1 for k in keys if k in done) if out_path else len(keys) - len(failures),
-        skipped=len(bad),
-        failed=len(failures),
-        resumed=resumed,
+        rows_in=run.rows_in,
+        rows_out=run.rows_out,
+        skipped=run.skipped,
+        failed=run.failed,
+        resumed=run.resumed,
         seconds=time.monotonic() - started,
+        dropped=run.dropped,
     )
-    _print_summary(stage, result, errors_path if error_records else None, partial_path if failures else None)
-    if bad and errors_path is None:
-        for rec in error_records[: len(bad)]:
-            print(f"cai: skipped {rec['file']}:{rec['line']}: {rec['field'] or 'row'}: {rec['error']}", file=sys.stderr)
+    _print_summary(
+        stage, result,
+        run.errors.path if run.errors.count and run.errors.writer is not None else None,
+        run.partial if run.failed else None,
+        run.dropped_path if run.dropped and run.out_path is not None else None,
+    )
     return result
 
 
-def _failure_message(name: str, line: int, failure: RowFailure) -> str:
-    what = f"field '{failure.field}': " if failure.field else ""
-    return f"{name}:{line}: {what}{failure.reason}"
-
-
-def _process(stage, opts, rows, keys, lines_of, pending, done, failures, sink, name) -> None:
+def _progress(stage, opts):
     from rich.console import Console
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
     show = opts.progress if opts.progress is not None else sys.stderr.isatty()
-    console = Console(stderr=True)
-    progress = Progress(
+    return Progress(
         TextColumn(f"[bold]{stage.name}[/]"),
         BarColumn(),
         MofNCompleteColumn(),
         TimeElapsedColumn(),
         TimeRemainingColumn(),
-        console=console,
+        console=Console(stderr=True),
         disable=not show,
         transient=False,
     )
-    with progress:
-        task = progress.add_task(stage.name, total=len(pending))
-        for start in range(0, len(pending), max(1, opts.batch_size)):
-            batch = pending[start : start + opts.batch_size]
-            results = stage.process([copy.deepcopy(rows[i]) for i in batch])
-            finished = []
-            for i, result in zip(batch, results):
-                if isinstance(result, RowFailure):
-                    if opts.on_error == "fail":
-                        sink.write(finished)
-                        raise CaiError(
-                            _failure_message(name, lines_of[i], result)
-                            + (f"; finished rows are kept in {opts.output}.partial, rerun to resume" if opts.output not in (None, "-") else "")
-                        )
-                    failures[keys[i]] = (i, result)
-                    continue
-                done[keys[i]] = result
-                finished.append(result)
-            sink.write(finished)
-            progress.advance(task, len(batch))
 
 
-def _print_summary(stage, result: RunResult, errors_path, partial_path) -> None:
+def _print_summary(stage, result: RunResult, errors_path, partial_path, dropped_path) -> None:
     stats = stage.stats
     tps = stats.tokens_out / result.seconds if result.seconds > 0 else 0.0
     parts = [
@@ -235,6 +462,8 @@ def _print_summary(stage, result: RunResult, errors_path, partial_path) -> None:
         f"{result.skipped} skipped",
         f"{result.failed} failed",
     ]
+    if result.dropped:
+        parts.append(f"{result.dropped} dropped")
     if result.resumed:
         parts.append(f"{result.resumed} resumed")
     line = f"cai {stage.name}: rows {', '.join(parts)} | tokens {stats.tokens_in} in, {stats.tokens_out} out | {result.seconds:.1f}s, {tps:.1f} tok/s"
@@ -246,6 +475,8 @@ def _print_summary(stage, result: RunResult, errors_path, partial_path) -> None:
     if extra:
         line += f" | {extra}"
     print(line, file=sys.stderr)
+    if dropped_path is not None:
+        print(f"cai: {result.dropped} dropped rows were written to {dropped_path}", file=sys.stderr)
     if errors_path is not None:
         print(f"cai: bad or failed rows were written to {errors_path}", file=sys.stderr)
     if partial_path is not None:

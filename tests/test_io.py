@@ -7,7 +7,7 @@ import json
 import pytest
 
 from cai_cli.errors import CaiError, RowFailure
-from cai_cli.jsonl import AppendLog, read_done_rows
+from cai_cli.jsonl import AppendLog, read_done_rows, scan_side_file, side_records
 from cai_cli.rows import FieldProblem, check_conversation, in_shard
 from cai_cli.runner import RunOptions, StageStats, run_stage
 from conftest import read_jsonl, write_jsonl
@@ -56,6 +56,11 @@ class Upper:
         return ""
 
 
+def finished_ids(partial) -> list[str]:
+    """The ids of the input rows a side file holds as finished, in input order."""
+    return [rec["id"] for rec in side_records(scan_side_file(partial))]
+
+
 def rows(n):
     return [{"id": f"r{i}", "prompt": f"prompt {i}", "mine": i} for i in range(n)]
 
@@ -78,7 +83,7 @@ def test_crash_then_rerun_resumes_without_recomputing(tmp_path):
     with pytest.raises(KeyboardInterrupt):
         run_stage(crashing, RunOptions(input=str(src), output=str(out), batch_size=3))
     assert not out.exists(), "the output must not appear before the stage finishes"
-    assert len(read_done_rows(tmp_path / "out.jsonl.partial")) == 6
+    assert finished_ids(tmp_path / "out.jsonl.partial") == [f"r{i}" for i in range(6)]
 
     second = Upper()
     result = run_stage(second, RunOptions(input=str(src), output=str(out), batch_size=3))
@@ -92,7 +97,13 @@ def test_torn_last_line_of_side_file_is_recomputed(tmp_path):
     src = write_jsonl(tmp_path / "in.jsonl", rows(4))
     out = tmp_path / "out.jsonl"
     partial = tmp_path / "out.jsonl.partial"
-    partial.write_text(json.dumps({"id": "r0", "prompt": "prompt 0", "response": "done before"}) + "\n" + '{"id": "r1", "prom')
+    # A first run that finished r0 and was killed while writing r1.
+    with pytest.raises(KeyboardInterrupt):
+        run_stage(Upper(crash_after_batches=1), RunOptions(input=str(src), output=str(out), batch_size=1))
+    header, done = partial.read_text().splitlines()
+    record = json.loads(done)
+    record["rows"][0]["response"] = "done before"
+    partial.write_text(header + "\n" + json.dumps(record) + "\n" + '{"line": 2, "id": "r1", "rows": [{"id": "r1", "prom')
     stage = Upper()
     run_stage(stage, RunOptions(input=str(src), output=str(out), batch_size=2))
     assert stage.processed == ["r1", "r2", "r3"]
@@ -148,8 +159,7 @@ def test_row_failures_fail_fast_by_default_keeping_finished_rows(tmp_path):
     with pytest.raises(CaiError, match=r"in.jsonl:5: server kept failing"):
         run_stage(Upper(fail_ids={"r4"}), RunOptions(input=str(src), output=str(out), batch_size=2))
     assert not out.exists()
-    kept = [r["id"] for r in read_done_rows(tmp_path / "out.jsonl.partial")]
-    assert kept == ["r0", "r1", "r2", "r3"]
+    assert finished_ids(tmp_path / "out.jsonl.partial") == ["r0", "r1", "r2", "r3"]
 
 
 def test_row_failures_under_skip_are_retried_by_a_rerun(tmp_path):

@@ -254,19 +254,27 @@ def test_min_confidence_drops_near_ties_into_a_counted_file(tmp_path):
     assert not (tmp_path / "prefs.jsonl.judged.jsonl").exists() and "_label_prefs" not in read_jsonl(out)[0]
 
 
-def test_a_rerun_resumes_from_the_judged_side_file_and_skipped_rows_go_to_errors(tmp_path):
+def test_a_rerun_resumes_from_the_side_file_and_skipped_rows_go_to_errors(tmp_path):
     src = write_jsonl(tmp_path / "in.jsonl", [row(GOOD, BAD, id="done"), row(GOOD, OK, id="todo"), {"id": "bad", "prompt": "hi"}])
     out = tmp_path / "prefs.jsonl"
-    earlier = {**row(GOOD, BAD, id="done"), "_label_prefs": [{"chosen": CONV, "rejected": CONV, "preference": {"p_chosen": 0.99, "from": "earlier run"}}]}
-    write_jsonl(tmp_path / "prefs.jsonl.judged.jsonl.partial", [earlier])
+
+    class CrashesOnTodo(FakeJudge):
+        def score_options(self, prompts, options):
+            if any(OK in p for p in prompts):
+                raise KeyboardInterrupt
+            return super().score_options(prompts, options)
+
+    with pytest.raises(KeyboardInterrupt):
+        run_label_prefs(stage_with(CrashesOnTodo(Q)), RunOptions(input=str(src), output=str(out), on_error="skip", batch_size=1, progress=False))
+    assert not out.exists() and (tmp_path / "prefs.jsonl.partial").exists()
     judge = FakeJudge(Q)
     result = run_label_prefs(stage_with(judge), RunOptions(input=str(src), output=str(out), on_error="skip", progress=False))
     got = read_jsonl(out)
     assert [r["id"] for r in got] == ["done", "todo"] and result.resumed == 1
-    assert got[0]["preference"]["from"] == "earlier run" and len(judge.prompts) == 2  # only "todo" was asked
+    assert len(judge.prompts) == 2 and all(OK in p for p in judge.prompts)  # only "todo" was asked
     (err,) = read_jsonl(tmp_path / "prefs.jsonl.errors.jsonl")
     assert err["line"] == 3 and err["field"] == "candidates"
-    assert not (tmp_path / "prefs.jsonl.judged.jsonl.partial").exists()
+    assert not (tmp_path / "prefs.jsonl.partial").exists()
 
 
 def test_stdout_gets_expanded_rows(tmp_path, capsys):

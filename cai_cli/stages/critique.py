@@ -28,6 +28,9 @@ class Critique(EngineStage):
 
             raise ConstitutionError(f"{constitution.source}: has no critique principles, which `cai critique` needs")
 
+    def settings(self) -> dict:
+        return {"few_shot": len(self.examples)}
+
     def check(self, row: dict) -> None:
         check_conversation(row)
         check_string(row, "response", "run `cai generate` first")

@@ -39,6 +39,9 @@ class Export:
         self.fmt = fmt
         self.stats = StageStats()
 
+    def settings(self) -> dict:
+        return {"format": self.fmt}
+
     def check(self, row: dict) -> None:
         if self.fmt == "prefs":
             check_pref(row)

@@ -13,6 +13,9 @@ class Generate(EngineStage):
     def check(self, row: dict) -> None:
         check_conversation(row)
 
+    def settings(self) -> dict:
+        return {"n": self.sampling.n}
+
     def process(self, rows: list[dict]) -> list[dict | RowFailure]:
         seeds = [row_seed(self.sampling.seed, self.name, r["id"]) for r in rows]
         completions = self.chat([conversation(r) for r in rows], seeds)

@@ -5,20 +5,18 @@ principles as a multiple-choice question, in both orders; the answer is read fro
 option tokens' log-probs (no decoding), so the label is a probability, not a parsed letter.
 The arithmetic lives in `cai_cli.judge`; see docs/label-prefs.md for the output fields.
 
-One input row can give zero (a near-tie under --min-confidence, identical responses), one
-(best-worst, or a single pair) or several (--pairs all) output rows, while the runner maps
-one input row to one output row. So the stage writes one "judged" row per input row, holding
-its output rows under a private field, and `run_label_prefs` expands them on the way out.
+One input row gives zero (a near-tie under --min-confidence, identical responses: each returned
+as a `Dropped` row with its reason, which the runner writes to OUT.dropped.jsonl and counts), one
+(best-worst, or a single pair) or several (--pairs all) output rows: `process` returns them as a
+list per input row, and the plain runner streams, resumes and finishes them like any stage's.
 """
 
 from __future__ import annotations
 
 import json
 import math
-import sys
 import time
-from dataclasses import dataclass, replace
-from pathlib import Path
+from dataclasses import asdict, dataclass
 
 from ..constitution import ComparisonPrinciple, Constitution, sample_principles
 from ..errors import CaiError, ConstitutionError, InputError, RowFailure
@@ -45,14 +43,15 @@ from ..rows import (
     conversation,
     row_seed,
     set_meta,
+    stable_hash,
 )
+from ..runner import Dropped, Outcome, run_stage, split_outcome
 from .base import EngineStage
 
 MODES = ("judge", "revision-wins")
 PAIR_SOURCES = ("candidates", "initial-vs-final")
 PAIRS = ("best-worst", "all")
 FORMATS = ("chat", "plain")
-EXPAND = "_label_prefs"  # private field of a judged row: its output rows; never written to the final output
 SALT = "label-prefs"
 
 
@@ -310,22 +309,32 @@ class LabelPrefs(EngineStage):
 
     # ------------------------------------------------------------------ rows out
 
-    def process(self, rows: list[dict]) -> list[dict | RowFailure]:
+    def settings(self) -> dict:
+        """The options that shape the rows (for the side file's fingerprint); --gold only adds to the summary."""
+        cfg = {k: v for k, v in asdict(self.cfg).items() if k not in ("gold", "examples", "examples_source")}
+        cfg["examples"] = stable_hash([asdict(e) for e in self.cfg.examples]) if self.cfg.examples else None
+        return cfg
+
+    def process(self, rows: list[dict]) -> list[Outcome]:
+        """Per input row, its pairs: one output row each (a Dropped row for a pair left out), or a RowFailure."""
         judged = self.judge(rows) if self.cfg.mode == "judge" else [None] * len(rows)
-        out: list[dict | RowFailure] = []
+        out: list[Outcome] = []
         for row, pairs in zip(rows, judged):
             if isinstance(pairs, RowFailure):
                 out.append(pairs)
                 continue
             entries = self._revision_wins(row) if pairs is None else self._entries(row, pairs)
+            set_meta(row, self.name, self._provenance())
+            rows_out: list = []
             for e in entries:
+                pair_row = {**row, **{k: v for k, v in e.items() if k != "dropped"}}
                 if e.get("dropped"):
                     self.counts["dropped_identical" if e["dropped"].startswith("identical") else "dropped_confidence"] += 1
+                    rows_out.append(Dropped(pair_row, e["dropped"]))
                 else:
                     self.counts["kept"] += 1
-            row[EXPAND] = entries
-            set_meta(row, self.name, self._provenance())
-            out.append(row)
+                    rows_out.append(pair_row)
+            out.append(rows_out)
         return out
 
     def _side(self, row: dict, text: str) -> list[dict]:
@@ -477,93 +486,17 @@ class LabelPrefs(EngineStage):
         return " | ".join(parts)
 
 
-# --------------------------------------------------------------------------- expanding judged rows
+# --------------------------------------------------------------------------- rows out
 
 
-def expand(judged: dict) -> tuple[list[dict], list[dict]]:
-    """A judged row -> (output rows, dropped rows); each output row has exactly one chosen/rejected."""
-    entries = judged.get(EXPAND)
-    base = {k: v for k, v in judged.items() if k != EXPAND}
-    if entries is None:  # not a judged row (already expanded): pass through
-        return [base], []
-    kept, dropped = [], []
-    for entry in entries:
-        row = dict(base)
-        row.update({k: v for k, v in entry.items() if k != "dropped"})
-        if entry.get("dropped"):
-            row["dropped"] = entry["dropped"]
-            dropped.append(row)
-        else:
-            kept.append(row)
-    return kept, dropped
-
-
-class _ExpandingStdout:
-    """Stands in for sys.stdout while the runner streams judged rows: each line goes out expanded."""
-
-    def __init__(self, real):
-        self.real = real
-        self.pending = ""
-
-    def write(self, text: str) -> int:
-        from ..jsonl import dumps
-
-        self.pending += text
-        *lines, self.pending = self.pending.split("\n")
-        for line in lines:
-            if line.strip():
-                kept, _ = expand(json.loads(line))
-                self.real.write("".join(dumps(r) + "\n" for r in kept))
-        return len(text)
-
-    def flush(self) -> None:
-        self.real.flush()
-
-    def fileno(self) -> int:
-        return self.real.fileno()
-
-    def __getattr__(self, name):
-        return getattr(self.real, name)
+def expand(outcome: Outcome) -> tuple[list[dict], list[dict]]:
+    """One input row's outcome -> (output rows, dropped rows with their `dropped` reason)."""
+    return split_outcome(outcome)
 
 
 def run_label_prefs(stage: LabelPrefs, opts):
-    """run_stage with the judged rows expanded into one row per (chosen, rejected) pair.
-
-    With -o OUT the runner's resumable side file is OUT.judged.jsonl(.partial); OUT itself (and
-    OUT.dropped.jsonl, the rows --min-confidence or identical responses removed) appear at the end.
-    """
-    from ..jsonl import read_done_rows, write_atomic
-    from ..runner import run_stage
-
-    if opts.output in (None, "-"):
-        real = sys.stdout
-        sys.stdout = _ExpandingStdout(real)
-        try:
-            return run_stage(stage, opts)
-        finally:
-            sys.stdout = real
-
-    out = Path(opts.output)
-    judged = out.with_name(out.name + ".judged.jsonl")
-    partial = judged.with_name(judged.name + ".partial")
-    if judged.exists() and not partial.exists():
-        judged.replace(partial)  # a run that stopped between judging and expanding resumes from its judged rows
-    errors = opts.errors_file or str(out.with_name(out.name + ".errors.jsonl"))
-    result = run_stage(stage, replace(opts, output=str(judged), errors_file=errors))
-    kept, dropped = [], []
-    for row in read_done_rows(judged):
-        k, d = expand(row)
-        kept += k
-        dropped += d
-    write_atomic(out, kept)
-    dropped_path = out.with_name(out.name + ".dropped.jsonl")
-    if dropped:
-        write_atomic(dropped_path, dropped)
-        print(f"cai: {len(dropped)} dropped pairs were written to {dropped_path}", file=sys.stderr)
-    elif dropped_path.exists():
-        dropped_path.unlink()  # stale, from an earlier run with other settings
-    judged.unlink()
-    return result
+    """The plain runner: with -o OUT, dropped pairs go to OUT.dropped.jsonl (counted in the summary)."""
+    return run_stage(stage, opts)
 
 
 __all__ = ["LabelConfig", "LabelPrefs", "expand", "load_judge_examples", "run_label_prefs"]

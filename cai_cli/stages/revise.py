@@ -19,6 +19,9 @@ class Revise(EngineStage):
         self.examples = constitution.few_shot[: max(0, few_shot)]
         self.stats.extra = {"revised": 0, "unchanged": 0}
 
+    def settings(self) -> dict:
+        return {"few_shot": len(self.examples)}
+
     def check(self, row: dict) -> None:
         check_conversation(row)
         check_string(row, "response")

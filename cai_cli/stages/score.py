@@ -43,6 +43,13 @@ class Score:
         self.model = None
         self.stats = StageStats(extra={"scored": 0})
 
+    def settings(self) -> dict:
+        from pathlib import Path
+
+        from ..fingerprint import folder_identity
+
+        return {"reward_model": folder_identity(Path(self.path)), "dtype": self.dtype}
+
     def check(self, row: dict) -> None:
         _targets(row)
 
