@@ -88,7 +88,7 @@ class InputSource:
     @property
     def identity(self) -> str:
         """What the side file's fingerprint records about the input."""
-        return f"sha256:{self.digest}" if self.digest else "<stdin>"
+        return f"sha256:{self.digest[:16]}" if self.digest else "<stdin>"
 
     def lines(self, idle: bool = False, digest: bool = False) -> Iterator[InputLine | None]:
         if self.seekable:
