@@ -58,6 +58,8 @@ class InputSource:
     stage can finish a partial batch while its upstream is still working.
     """
 
+    QUIET = 0.2  # seconds without new bytes on a pipe before a partial batch goes ahead
+
     def __init__(self, path: str | None):
         self.name = display_name(path)
         self.digest: str | None = None  # set by a full first pass over a seekable input
@@ -126,8 +128,10 @@ class InputSource:
                 if item is not None:
                     yield item
             del buf[:start]
-            if idle and not select.select([fd], [], [], 0)[0]:
-                yield None  # the writer is quiet: the caller may finish what it holds before we wait
+            # Quiet for a moment (not merely between two writes of one burst): the caller may finish
+            # the rows it holds rather than wait for a full batch.
+            if idle and not select.select([fd], [], [], self.QUIET)[0]:
+                yield None
             chunk = os.read(fd, 1 << 16)
             if not chunk:
                 break
