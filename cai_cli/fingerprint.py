@@ -49,10 +49,10 @@ def model_identity(engine: str, spec: str | None, base_urls: list[str]) -> dict:
         from huggingface_hub import try_to_load_from_cache
 
         found = try_to_load_from_cache(spec, "config.json")
-        if isinstance(found, str):
-            return {"name": spec, **folder_identity(Path(found).parent)}
     except Exception:  # noqa: BLE001 - not a hub id at all: the name stands for it
-        pass
+        found = None
+    if isinstance(found, str):
+        return {"name": spec, **folder_identity(Path(found).parent)}
     return {"name": spec}
 
 

@@ -8,10 +8,19 @@ import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Protocol, Union
+from typing import Protocol
 
 from .errors import CaiError, InputError, RowFailure
-from .jsonl import SIDE_FILE_VERSION, AppendLog, AtomicWriter, InputLine, InputSource, StdoutWriter, scan_side_file, side_records
+from .jsonl import (
+    SIDE_FILE_VERSION,
+    AppendLog,
+    AtomicWriter,
+    InputLine,
+    InputSource,
+    StdoutWriter,
+    scan_side_file,
+    side_records,
+)
 from .rows import FieldProblem, in_shard, row_id
 
 
@@ -53,7 +62,7 @@ class Dropped:
 
 
 # What `process` gives for one input row: one row, several (0..N, some maybe Dropped), or a failure.
-Outcome = Union[dict, list, Dropped, RowFailure]
+Outcome = dict | list | Dropped | RowFailure
 
 
 class Stage(Protocol):
@@ -438,7 +447,14 @@ def run_stage(stage: Stage, opts: RunOptions) -> RunResult:
 
 def _progress(stage, opts):
     from rich.console import Console
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+    from rich.progress import (
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        TextColumn,
+        TimeElapsedColumn,
+        TimeRemainingColumn,
+    )
 
     show = opts.progress if opts.progress is not None else sys.stderr.isatty()
     return Progress(

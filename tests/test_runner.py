@@ -112,7 +112,7 @@ def test_zero_one_or_three_rows_per_row_resume_exactly(tmp_path):
     want_rows, want_dropped = reference(tmp_path, rows)
     assert len(want_rows) == 7 * 1 + 6 * 3 and len(want_dropped) == 4
     src = write_jsonl(tmp_path / "in.jsonl", rows)
-    for crash_after in range(0, 7):
+    for crash_after in range(7):
         out = tmp_path / f"out{crash_after}.jsonl"
         with pytest.raises(KeyboardInterrupt):
             run_stage(FanOut(crash_after_batches=crash_after), RunOptions(input=str(src), output=str(out), batch_size=3, progress=False))

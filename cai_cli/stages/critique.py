@@ -5,7 +5,14 @@ from __future__ import annotations
 from ..constitution import Constitution, sample_principle_index
 from ..errors import RowFailure
 from ..prompts import critique_messages
-from ..rows import FieldProblem, check_conversation, check_string, conversation, row_seed, set_meta
+from ..rows import (
+    FieldProblem,
+    check_conversation,
+    check_string,
+    conversation,
+    row_seed,
+    set_meta,
+)
 from .base import EngineStage, finish_reason
 
 
