@@ -321,3 +321,13 @@ def test_the_same_seed_gives_the_same_rows_whatever_the_batching(tmp_path, monke
 def test_nothing_in_cai_replaces_sys_stdout():
     offenders = [str(p) for p in (ROOT / "cai_cli").rglob("*.py") if "sys.stdout =" in p.read_text()]
     assert offenders == []
+
+
+def test_fingerprint_changes_name_each_path_and_skip_what_is_not_known_yet():
+    from cai_cli.fingerprint import changes
+
+    recorded = {"model": {"name": None, "base_urls": ["http://a"], "served": "m1"}, "sampling": {"temperature": 0.7, "seed": 0}}
+    before_start = {"model": {"name": None, "base_urls": ["http://a"]}, "sampling": {"temperature": 0.7, "seed": 0}}
+    assert changes(recorded, before_start) == []  # the served model is compared once the engine has asked
+    after_start = {"model": {"name": None, "base_urls": ["http://a"], "served": "m2"}, "sampling": {"temperature": 1.0, "seed": 0}}
+    assert changes(recorded, after_start) == ["model.served: m1 -> m2", "sampling.temperature: 0.7 -> 1.0"]
