@@ -122,6 +122,7 @@ def train_sft(
     targets: Annotated[str, typer.Option("--targets", help="final: the last revision of each row. all: every revision as its own example.")] = "final",
     mix: Annotated[str | None, typer.Option("--mix", help="JSONL of helpful rows (prompt or messages, and response) mixed in so the model stays helpful.")] = None,
     mix_ratio: Annotated[float | None, typer.Option("--mix-ratio", help="Share of helpful examples in the training set, 0 <= R < 1 (default: every --mix row once).")] = None,
+    keep_truncated: Annotated[bool, typer.Option("--keep-truncated", help="Also train on revisions (and --mix replies) cut at --max-tokens; by default they are left out and counted.")] = False,
 ):
     """Fine-tune on (conversation, revision) pairs from `cai revise` with trl's SFTTrainer; loss on the reply only.
 
@@ -133,7 +134,7 @@ def train_sft(
     """
     from .train.sft import train_sft as run
 
-    run(opts, rows, targets, mix, mix_ratio)
+    run(opts, rows, targets, mix, mix_ratio, keep_truncated)
 
 
 @train_command(app, "train-rm")
@@ -203,6 +204,7 @@ def score(
 def export(
     common: Common,
     format: Annotated[str | None, typer.Option("--format", "-f", help="sft: prompt/completion. prefs: prompt/chosen/rejected (+p_chosen). hf-cai: the HuggingFaceH4/cai-conversation-harmless columns.")] = None,
+    keep_truncated: Annotated[bool, typer.Option("--keep-truncated", help="sft, hf-cai: also export revisions cut at --max-tokens (by default left out and counted).")] = False,
 ):
     """Write rows as datasets to train elsewhere: each line loads with datasets.load_dataset("json", ...) and trl takes it as is.
 
@@ -216,7 +218,7 @@ def export(
 
     if format is None:
         raise CaiError(f"--format is required: one of {', '.join(FORMATS)}")
-    run_stage(Export(format), common.run_options())
+    run_stage(Export(format, keep_truncated), common.run_options())
 
 
 @stage_command(app, "eval", input_arg=False)

@@ -159,7 +159,7 @@ def run_stage(stage: Stage, opts: RunOptions) -> RunResult:
     for key, (i, failure) in failures.items():
         error_records.append(error_record(name, lines_of[i], failure.field, failure.reason, rows[i]))
     if out_path is not None:
-        write_atomic(out_path, (done[k] for k in keys if k in done))
+        write_atomic(out_path, (r for k in keys if k in done for r in _as_rows(done[k])))
         if not failures and partial_path.exists():
             partial_path.unlink()
     if errors_path is not None:
@@ -170,7 +170,7 @@ def run_stage(stage: Stage, opts: RunOptions) -> RunResult:
 
     result = RunResult(
         rows_in=len(lines),
-        rows_out=sum(1 for k in keys if k in done) if out_path else len(keys) - len(failures),
+        rows_out=sum(len(_as_rows(done[k])) for k in keys if k in done),
         skipped=len(bad),
         failed=len(failures),
         resumed=resumed,
@@ -181,6 +181,11 @@ def run_stage(stage: Stage, opts: RunOptions) -> RunResult:
         for rec in error_records[: len(bad)]:
             print(f"cai: skipped {rec['file']}:{rec['line']}: {rec['field'] or 'row'}: {rec['error']}", file=sys.stderr)
     return result
+
+
+def _as_rows(result) -> list[dict]:
+    """A stage gives one row per input row, or a list: zero rows (left out on purpose, and counted by the stage) or one."""
+    return result if isinstance(result, list) else [result]
 
 
 def _failure_message(name: str, line: int, failure: RowFailure) -> str:
@@ -221,7 +226,7 @@ def _process(stage, opts, rows, keys, lines_of, pending, done, failures, sink, n
                     failures[keys[i]] = (i, result)
                     continue
                 done[keys[i]] = result
-                finished.append(result)
+                finished.extend(_as_rows(result))
             sink.write(finished)
             progress.advance(task, len(batch))
 

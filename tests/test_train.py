@@ -132,6 +132,64 @@ def test_targets_all_and_helpful_mix(work):
     assert record["revision_examples"] == 16 and record["mix_examples"] == 16 and record["examples"] == 32
 
 
+def cut(row: dict, stage: str = "revise") -> dict:
+    """ROW as if its last `stage` text had stopped at --max-tokens."""
+    return dict(row, meta={stage: {"finish_reason": "length"}})
+
+
+def test_revision_targets_know_which_revisions_were_cut():
+    from cai_cli.train.data import revision_targets
+
+    row = revised_row(0, *ROWS[0])
+    final, first = ROWS[0][1], row["rounds"][0]["revision"]
+    # Rows written before cai recorded finish reasons have none: nothing says they were cut.
+    assert revision_targets(row, "all") == [(first, False), (final, False)]
+    assert revision_targets(cut(row), "final") == [(final, True)]
+    # meta.revise speaks for the last round only; an earlier round is judged by its own finish_reason.
+    assert revision_targets(cut(row), "all") == [(first, False), (final, True)]
+    row["rounds"][0]["finish_reason"] = "length"
+    assert revision_targets(row, "all") == [(first, True), (final, False)]
+    # A last round that kept the text before it did not write it: the text keeps the status of the round that did.
+    row["rounds"][1]["revision"] = first
+    assert revision_targets(dict(row, meta={"revise": {"finish_reason": "stop"}}), "final") == [(first, True)]
+    # Kept all the way from the first reply: generate's finish reason decides.
+    kept = dict(revised_row(1, *ROWS[1]), meta={"generate": {"finish_reason": "length"}, "revise": {"finish_reason": "stop"}})
+    for r in kept["rounds"]:
+        r["revision"] = kept["initial_response"]
+    assert revision_targets(kept, "final") == [(kept["initial_response"], True)]
+
+
+def test_train_sft_leaves_out_cut_revisions_and_says_how_many(work, tmp_path):
+    rows = [revised_row(i, *ROWS[i % 2]) for i in range(6)]
+    src = write_jsonl(tmp_path / "revised.jsonl", [cut(r) if i < 2 else r for i, r in enumerate(rows)])
+    helpful = write_jsonl(tmp_path / "helpful.jsonl", [
+        {"prompt": "what is the capital of france", "response": "paris is the", "meta": {"generate": {"finish_reason": "length"}}},
+        {"prompt": "write a poem about the sea", "response": "the sea is wide and blue and calm", "meta": {"generate": {"finish_reason": "stop"}}},
+    ])
+    out = tmp_path / "sft"
+    proc = cai("train-sft", str(src), "-o", str(out), "--model", str(work / "tiny"), "--max-steps", "1", "--mix", str(helpful), *FAST)
+    assert proc.returncode == 0, proc.stderr
+    assert "left out 2 revisions and 1 helpful replies cut at --max-tokens" in proc.stderr
+    record = json.loads((out / "cai-train.json").read_text())
+    assert record["revision_examples"] == 4 and record["truncated_left_out"] == 2
+    assert record["mix_examples"] == 1 and record["helpful_truncated_left_out"] == 1 and record["examples"] == 5
+
+    out = tmp_path / "sft-keep"
+    proc = cai("train-sft", str(src), "-o", str(out), "--model", str(work / "tiny"), "--max-steps", "1", "--mix", str(helpful),
+               "--keep-truncated", *FAST)
+    assert proc.returncode == 0, proc.stderr
+    assert "left out" not in proc.stderr
+    record = json.loads((out / "cai-train.json").read_text())
+    assert record["revision_examples"] == 6 and record["mix_examples"] == 2 and record["truncated_left_out"] == 0
+
+
+def test_train_sft_refuses_when_every_revision_was_cut(work, tmp_path):
+    src = write_jsonl(tmp_path / "revised.jsonl", [cut(revised_row(0, *ROWS[0]))])
+    out = tmp_path / "sft"
+    proc = cai("train-sft", str(src), "-o", str(out), "--model", str(work / "tiny"))
+    assert proc.returncode == 2 and "all 1 revisions were cut at --max-tokens" in proc.stderr and "--keep-truncated" in proc.stderr
+
+
 def test_config_yaml_fills_trl_fields_and_flags_win(work, tmp_path):
     cfg = tmp_path / "cfg.yaml"
     cfg.write_text("max_steps: 5\nwarmup_steps: 1\nlora:\n  r: 4\n  lora_alpha: 8\n")

@@ -43,6 +43,10 @@ class Score:
         self.model = None
         self.stats = StageStats(extra={"scored": 0})
 
+    def settings(self) -> dict:
+        # The batch size is left out: a row's score does not depend on what shares its padded batch.
+        return {"reward_model": self.path, "dtype": self.dtype}
+
     def check(self, row: dict) -> None:
         _targets(row)
 

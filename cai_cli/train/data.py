@@ -28,16 +28,63 @@ def check_revised(row: dict) -> None:
     _revisions(row)
 
 
-def sft_examples(row: dict, targets: str = "final") -> list[dict]:
-    """(conversation, revision) in trl's prompt-completion conversational format: loss on the completion only."""
-    revisions = _revisions(row)
-    if targets == "final":
-        chosen = [revisions[-1]]
-    else:
-        # A round whose critique found nothing keeps the previous text; training on it twice would only overweight it.
-        chosen = list(dict.fromkeys(revisions))
+def is_length(reason) -> bool:
+    """A recorded finish reason says the text was cut at --max-tokens. No reason (rows written before cai recorded
+    them) counts as not cut: there is nothing to go on."""
+    if isinstance(reason, list):  # --n > 1: the first text is the one a stage keeps
+        reason = reason[0] if reason else None
+    return reason == "length"
+
+
+def _meta_reason(row: dict, stage: str):
+    meta = row.get("meta")
+    info = meta.get(stage) if isinstance(meta, dict) else None
+    return info.get("finish_reason") if isinstance(info, dict) else None
+
+
+def revision_targets(row: dict, targets: str = "final") -> list[tuple[str, bool]]:
+    """The revisions to train on as (text, truncated), each text once, in round order.
+
+    A text is truncated when the generation that wrote it stopped at --max-tokens: a round's own `finish_reason`, or
+    for the last round `meta.revise.finish_reason` (revise records the round it has just written there). A round that
+    kept the text before it (a skipped revision) did not write it, so the text keeps the status of its first writer,
+    the first reply (`meta.generate.finish_reason`) included.
+    """
+    _revisions(row)
+    rounds = row["rounds"]
+    status: dict[str, bool] = {}
+    first = row.get("initial_response")
+    if isinstance(first, str):
+        status[first] = is_length(_meta_reason(row, "generate"))
+    written: list[str] = []
+    for i, r in enumerate(rounds):
+        text = r.get("revision")
+        if not isinstance(text, str) or not text.strip():
+            continue
+        reason = r.get("finish_reason")
+        if reason is None and i == len(rounds) - 1:
+            reason = _meta_reason(row, "revise")
+        status.setdefault(text, is_length(reason))
+        written.append(text)
+    # A round whose critique found nothing keeps the previous text; training on it twice would only overweight it.
+    chosen = [written[-1]] if targets == "final" else list(dict.fromkeys(written))
+    return [(text, status[text]) for text in chosen]
+
+
+def sft_candidates(row: dict, targets: str = "final") -> list[dict]:
+    """(conversation, revision) in trl's prompt-completion conversational format (loss on the completion only), each
+    with `truncated`: whether the revision was cut at --max-tokens. Drop that key before training."""
     prompt = conversation(row)
-    return [{"prompt": prompt, "completion": [{"role": "assistant", "content": text}]} for text in chosen]
+    return [
+        {"prompt": prompt, "completion": [{"role": "assistant", "content": text}], "truncated": truncated}
+        for text, truncated in revision_targets(row, targets)
+    ]
+
+
+def keep_whole(candidates: list[dict], keep_truncated: bool) -> tuple[list[dict], int]:
+    """(examples without the `truncated` key, how many truncated ones were left out)."""
+    kept = [{k: v for k, v in c.items() if k != "truncated"} for c in candidates if keep_truncated or not c["truncated"]]
+    return kept, len(candidates) - len(kept)
 
 
 def check_helpful(row: dict) -> None:
@@ -46,7 +93,10 @@ def check_helpful(row: dict) -> None:
 
 
 def helpful_example(row: dict) -> dict:
-    return {"prompt": conversation(row), "completion": [{"role": "assistant", "content": row["response"]}]}
+    """A helpful row as a prompt-completion example, with `truncated` from `meta.generate.finish_reason` (no reason
+    recorded: not truncated)."""
+    return {"prompt": conversation(row), "completion": [{"role": "assistant", "content": row["response"]}],
+            "truncated": is_length(_meta_reason(row, "generate"))}
 
 
 def _reply(row: dict, field: str) -> tuple[list[dict] | None, str]:
