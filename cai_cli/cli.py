@@ -167,6 +167,7 @@ def train_policy(
     num_generations: Annotated[int | None, typer.Option("--num-generations", min=2, help="grpo/rloo: samples per prompt (trl default: grpo 8, rloo 2).")] = None,
     max_tokens: Annotated[int | None, typer.Option("--max-tokens", min=1, help="grpo/rloo: new tokens per sampled completion.")] = None,
     temperature: Annotated[float | None, typer.Option("--temperature", min=0.0, help="grpo/rloo: sampling temperature (default 1.0).")] = None,
+    soft: Annotated[bool, typer.Option("--soft/--hard", help="dpo: conservative DPO on preference.p_chosen (label smoothing 1 - p per pair), or plain DPO (every pair as certain).")] = True,
 ):
     """RL-CAI: DPO straight from labelled pairs, or GRPO / RLOO on prompt rows against a reward model.
 
@@ -177,7 +178,7 @@ def train_policy(
     """
     from .train.policy import train_policy as run
 
-    run(opts, rows, algo, reward_model, beta, num_generations, max_tokens, temperature)
+    run(opts, rows, algo, reward_model, beta, num_generations, max_tokens, temperature, soft)
 
 
 @stage_command(app, "score", model=False, sampling=False)

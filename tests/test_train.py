@@ -260,6 +260,83 @@ def test_dpo_loss_falls_and_output_generates(work):
     generates(out)
 
 
+def _dpo_batch_loss(trainer_cls, model_dir, ps, out, noise_seed=None):
+    """(loss, gradients, logged reward margin) of one batch of the same lock-picking pair with soft labels PS."""
+    import torch
+    from datasets import Dataset
+    from trl import DPOConfig
+
+    config = DPOConfig(output_dir=str(out), report_to=[], bf16=False, use_cpu=True, per_device_train_batch_size=len(ps),
+                       disable_tqdm=True, gradient_checkpointing=False, dataloader_pin_memory=False, beta=0.5)
+    examples = [dict(prompt=[{"role": "user", "content": ROWS[0][0]}], chosen=[{"role": "assistant", "content": ROWS[0][1]}],
+                     rejected=[{"role": "assistant", "content": UNSAFE}], p_chosen=p) for p in ps]
+    trainer = trainer_cls(model=str(model_dir), args=config, train_dataset=Dataset.from_list(examples))
+    model = trainer.model.train()
+    if noise_seed is not None:  # move the policy away from its reference, so the reward gap is not zero
+        gen = torch.Generator().manual_seed(noise_seed)
+        with torch.no_grad():
+            for param in model.parameters():
+                param.add_(0.05 * torch.randn(param.shape, generator=gen))
+    batch = next(iter(trainer.get_train_dataloader()))
+    loss = trainer.compute_loss(model, batch)
+    loss.backward()
+    grads = torch.cat([q.grad.flatten() for q in model.parameters() if q.grad is not None])
+    return loss.item(), grads, trainer._metrics["train"]["rewards/margins"][-1]
+
+
+def test_soft_dpo_loss_is_conservative_dpo_with_label_smoothing_one_minus_p(work, tmp_path):
+    """Per pair: -[p log s(bD) + (1-p) log s(-bD)]; p = 1 is trl's own DPO loss, and a 0.5 pair pulls nowhere."""
+    import math
+
+    import torch
+    from trl import DPOTrainer
+
+    from cai_cli.train.dpo import SoftDPOTrainer
+
+    tiny = work / "tiny"
+    # Where the policy is its reference (the start of training) the gap is 0: the gradient is proportional to p - 1/2.
+    loss, half, _ = _dpo_batch_loss(SoftDPOTrainer, tiny, [0.5], tmp_path / "a")
+    assert loss == pytest.approx(math.log(2)) and torch.count_nonzero(half) == 0
+    _, sure, _ = _dpo_batch_loss(SoftDPOTrainer, tiny, [1.0], tmp_path / "b")
+    _, likely, _ = _dpo_batch_loss(SoftDPOTrainer, tiny, [0.9], tmp_path / "c")
+    assert sure.abs().max() > 0 and torch.allclose(likely, 0.8 * sure, atol=1e-7)
+    _, trl_grads, _ = _dpo_batch_loss(DPOTrainer, tiny, [1.0], tmp_path / "d")
+    assert torch.allclose(sure, trl_grads, atol=1e-7)
+
+    # Away from the reference: p = 1 equals trl's sigmoid loss, other p the cDPO formula on the logged margin bD.
+    trl_loss, trl_grads, margin = _dpo_batch_loss(DPOTrainer, tiny, [1.0], tmp_path / "e", noise_seed=1)
+    assert abs(margin) > 1e-3
+    soft_loss, soft_grads, soft_margin = _dpo_batch_loss(SoftDPOTrainer, tiny, [1.0], tmp_path / "f", noise_seed=1)
+    assert soft_margin == pytest.approx(margin, rel=1e-5) and soft_loss == pytest.approx(trl_loss, rel=1e-5)
+    assert torch.allclose(soft_grads, trl_grads, atol=1e-6)
+    log_sigmoid = torch.nn.functional.logsigmoid
+    for p in (0.5, 0.7):
+        soft_loss, _, _ = _dpo_batch_loss(SoftDPOTrainer, tiny, [p], tmp_path / f"g{p}", noise_seed=1)
+        m = torch.tensor(margin)
+        assert soft_loss == pytest.approx(-(p * log_sigmoid(m) + (1 - p) * log_sigmoid(-m)).item(), rel=1e-5)
+
+
+def _weights(folder):
+    from safetensors.torch import load_file
+
+    return load_file(str(folder / "model.safetensors"))
+
+
+def test_dpo_on_coin_flip_labels_leaves_the_model_as_it_was_unless_hard(work):
+    src = write_jsonl(work / "prefs-coin.jsonl", [pref_row(i, q, r, 0.5) for i, (q, r) in enumerate(ROWS)] * 4)
+    base = _weights(work / "tiny")
+    changed = {}
+    for name, flags in (("dpo-coin", []), ("dpo-coin-hard", ["--hard"])):
+        proc = cai("train-policy", str(src), "-o", str(work / name), "--algo", "dpo", "--model", str(work / "tiny"), "--max-steps", "3",
+                   *flags, *FAST)
+        assert proc.returncode == 0, proc.stderr
+        after = _weights(work / name)
+        changed[name] = max((after[k] - base[k]).abs().max().item() for k in base)
+        assert json.loads((work / name / "cai-train.json").read_text())["soft_labels"] is (not flags)
+    assert changed["dpo-coin"] == 0.0  # p = 0.5 says nothing about which reply is better: nothing is learned
+    assert changed["dpo-coin-hard"] > 1e-4  # read as certain, the same pairs move the model
+
+
 @pytest.mark.parametrize("algo", ["grpo", "rloo"])
 def test_online_rl_against_the_reward_model(work, rm, algo):
     out = work / algo
