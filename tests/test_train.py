@@ -214,8 +214,30 @@ def rm(work):
 def test_train_rm_loss_falls_and_reports_held_out_accuracy(rm):
     out, proc = rm
     assert losses(out)[-1] < losses(out)[0] - 0.2, losses(out)
-    assert "held-out accuracy 1.000 on 1 pairs" in proc.stderr
-    assert json.loads((out / "cai-train.json").read_text())["eval_accuracy"] == 1.0
+    # 10 pairs of 2 prompts: one whole prompt (5 pairs) is held out, so accuracy is measured on a prompt never trained on.
+    assert "5 held out (1 of 2 prompts" in proc.stderr
+    assert "held-out accuracy 1.000 on 5 pairs" in proc.stderr
+    record = json.loads((out / "cai-train.json").read_text())
+    assert record["eval_accuracy"] == 1.0 and record["held_out"] == 5 and record["held_out_prompts"] == 1
+
+
+def test_held_out_pairs_are_split_by_prompt_not_by_row():
+    from cai_cli.train.data import split_by_prompt
+
+    examples = [{"prompt": [{"role": "user", "content": f"prompt {i % 7}"}]} for i in range(40)]
+    for seed in range(5):
+        train, held = split_by_prompt(examples, 0.2, seed)
+        assert sorted(train + held) == list(range(40))
+        train_prompts = {examples[i]["prompt"][0]["content"] for i in train}
+        held_prompts = {examples[i]["prompt"][0]["content"] for i in held}
+        assert held_prompts and not train_prompts & held_prompts  # no prompt on both sides
+        assert 8 <= len(held) <= 8 + 6  # whole prompts until a fifth of the pairs
+    assert split_by_prompt(examples, 0.2, 0) == split_by_prompt(examples, 0.2, 0)
+    assert split_by_prompt(examples, 0.2, 0) != split_by_prompt(examples, 0.2, 1)
+    # Never every prompt: one is always left to train on; one prompt alone, or fraction 0, holds nothing out.
+    assert len(split_by_prompt(examples, 0.99, 0)[0]) > 0
+    assert split_by_prompt(examples[:1] * 5, 0.5, 0) == (list(range(5)), [])
+    assert split_by_prompt(examples, 0.0, 0) == (list(range(40)), [])
 
 
 def test_score_ranks_chosen_above_rejected_and_scores_candidates(rm, work):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import random
 
 from ..errors import CaiError, InputError
@@ -192,3 +193,27 @@ def mix_in(examples: list[dict], helpful: list[dict], ratio: float | None, seed:
     # Without replacement while the file has enough rows; only a small helpful file is repeated.
     picked = rng.sample(helpful, want) if want <= len(helpful) else [rng.choice(helpful) for _ in range(want)]
     return examples + picked, want
+
+
+def split_by_prompt(examples: list[dict], fraction: float, seed: int) -> tuple[list[int], list[int]]:
+    """(train indices, held-out indices) with every pair of one prompt on the same side.
+
+    Pairs of one prompt share its text and usually one of their replies; split by row, the held-out accuracy would
+    partly measure memorised prompts. Whole prompts, drawn with SEED, are held out until they hold FRACTION of the
+    pairs (at least one prompt when FRACTION > 0), always leaving one prompt to train on.
+    """
+    groups: dict[str, list[int]] = {}
+    for i, example in enumerate(examples):
+        groups.setdefault(json.dumps(example["prompt"], sort_keys=True), []).append(i)
+    if fraction <= 0 or len(groups) < 2:
+        return list(range(len(examples))), []
+    order = list(groups.values())
+    random.Random(seed).shuffle(order)
+    want = max(1, round(len(examples) * fraction))
+    held: list[int] = []
+    for group in order[:-1]:
+        if len(held) >= want:
+            break
+        held.extend(group)
+    held_set = set(held)
+    return [i for i in range(len(examples)) if i not in held_set], sorted(held)
