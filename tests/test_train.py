@@ -398,13 +398,16 @@ def _one_line_error(proc, expected: str, out) -> None:
         (["train-sft", "{revised}", "--config", "{badcfg}"], "unknown key 'max_stepz' for trl SFTConfig (did you mean 'max_steps'?)"),
         (["train-rm", "{prefs}", "--config", "{badlora}"], "unknown key 'rank' for peft LoraConfig"),
         (["train-sft", "{revised}", "--mix-ratio", "0.3"], "--mix-ratio needs --mix FILE"),
+        (["train-policy", "{prompts}", "--algo", "grpo", "--hard"], "--hard is for --algo dpo"),
+        (["train-policy", "{prefs}", "--config", "{ipo}"], "--config asks for loss_type ['ipo']: soft labels train DPO's sigmoid loss only; add --hard"),
     ],
 )
 def test_bad_input_is_one_line_and_exit_2(work, args, expected):
     (work / "empty.jsonl").write_text("")
     (work / "bad.yaml").write_text("max_stepz: 3\n")
     (work / "badlora.yaml").write_text("lora:\n  rank: 4\n")
-    names = {"prompts": work / "prompts.jsonl", "empty": work / "empty.jsonl", "revised": work / "revised.jsonl",
+    (work / "ipo.yaml").write_text("loss_type: ipo\n")
+    names = {"ipo": work / "ipo.yaml", "prompts": work / "prompts.jsonl", "empty": work / "empty.jsonl", "revised": work / "revised.jsonl",
              "prefs": work / "prefs.jsonl", "tiny": work / "tiny", "work": work, "badcfg": work / "bad.yaml",
              "badlora": work / "badlora.yaml"}
     out = work / "never"

@@ -39,6 +39,8 @@ def train_policy(
     if algo not in ALGOS:
         raise CaiError(f"--algo: expected one of {', '.join(ALGOS)}, got {algo!r}")
     online = algo != "dpo"
+    if online and not soft:
+        raise CaiError(f"--hard is for --algo dpo (labelled pairs); {algo} learns from --reward-model scores")
     if online:
         if reward_model is None:
             raise CaiError(f"--algo {algo} needs --reward-model DIR (a folder from `cai train-rm`)")
@@ -52,8 +54,6 @@ def train_policy(
             raise CaiError("--reward-model is for --algo grpo or rloo; dpo learns from the labelled pairs directly")
         if num_generations is not None or max_tokens is not None or temperature is not None:
             raise CaiError("--num-generations, --max-tokens and --temperature are for --algo grpo or rloo (dpo samples nothing)")
-    if online and not soft:
-        raise CaiError(f"--hard is for --algo dpo (labelled pairs); {algo} learns from --reward-model scores")
     out = prepare_output(opts.output)
     if online:
         examples = load_examples(rows, check_conversation, prompt_example)
