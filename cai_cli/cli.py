@@ -122,6 +122,7 @@ def train_sft(
     targets: Annotated[str, typer.Option("--targets", help="final: the last revision of each row. all: every revision as its own example.")] = "final",
     mix: Annotated[str | None, typer.Option("--mix", help="JSONL of helpful rows (prompt or messages, and response) mixed in so the model stays helpful.")] = None,
     mix_ratio: Annotated[float | None, typer.Option("--mix-ratio", help="Share of helpful examples in the training set, 0 <= R < 1 (default: every --mix row once).")] = None,
+    keep_truncated: Annotated[bool, typer.Option("--keep-truncated", help="Also train on revisions (and --mix replies) cut at --max-tokens; by default they are left out and counted.")] = False,
 ):
     """Fine-tune on (conversation, revision) pairs from `cai revise` with trl's SFTTrainer; loss on the reply only.
 
@@ -133,7 +134,7 @@ def train_sft(
     """
     from .train.sft import train_sft as run
 
-    run(opts, rows, targets, mix, mix_ratio)
+    run(opts, rows, targets, mix, mix_ratio, keep_truncated)
 
 
 @train_command(app, "train-rm")
@@ -166,6 +167,7 @@ def train_policy(
     num_generations: Annotated[int | None, typer.Option("--num-generations", min=2, help="grpo/rloo: samples per prompt (trl default: grpo 8, rloo 2).")] = None,
     max_tokens: Annotated[int | None, typer.Option("--max-tokens", min=1, help="grpo/rloo: new tokens per sampled completion.")] = None,
     temperature: Annotated[float | None, typer.Option("--temperature", min=0.0, help="grpo/rloo: sampling temperature (default 1.0).")] = None,
+    soft: Annotated[bool, typer.Option("--soft/--hard", help="dpo: conservative DPO on preference.p_chosen (label smoothing 1 - p per pair), or plain DPO (every pair as certain).")] = True,
 ):
     """RL-CAI: DPO straight from labelled pairs, or GRPO / RLOO on prompt rows against a reward model.
 
@@ -176,7 +178,7 @@ def train_policy(
     """
     from .train.policy import train_policy as run
 
-    run(opts, rows, algo, reward_model, beta, num_generations, max_tokens, temperature)
+    run(opts, rows, algo, reward_model, beta, num_generations, max_tokens, temperature, soft)
 
 
 @stage_command(app, "score", model=False, sampling=False)
@@ -203,6 +205,7 @@ def score(
 def export(
     common: Common,
     format: Annotated[str | None, typer.Option("--format", "-f", help="sft: prompt/completion. prefs: prompt/chosen/rejected (+p_chosen). hf-cai: the HuggingFaceH4/cai-conversation-harmless columns.")] = None,
+    keep_truncated: Annotated[bool, typer.Option("--keep-truncated", help="sft, hf-cai: also export revisions cut at --max-tokens (by default left out and counted).")] = False,
 ):
     """Write rows as datasets to train elsewhere: each line loads with datasets.load_dataset("json", ...) and trl takes it as is.
 
@@ -216,7 +219,7 @@ def export(
 
     if format is None:
         raise CaiError(f"--format is required: one of {', '.join(FORMATS)}")
-    run_stage(Export(format), common.run_options())
+    run_stage(Export(format, keep_truncated), common.run_options())
 
 
 @stage_command(app, "eval", input_arg=False)

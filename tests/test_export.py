@@ -119,3 +119,42 @@ def test_bad_export_input_is_one_line_and_exit_2(tmp_path, fmt, row, expected):
     proc = cai("export", str(src), "--format", fmt, "-o", str(out))
     assert proc.returncode == 2 and expected in proc.stderr, proc.stderr
     assert len(proc.stderr.strip().splitlines()) == 1 and not out.exists()
+
+
+def _export(tmp_path, rows, fmt, *flags):
+    src = write_jsonl(tmp_path / "in.jsonl", rows)
+    out = tmp_path / f"{fmt}.jsonl"
+    proc = cai("export", str(src), "--format", fmt, "-o", str(out), *flags)
+    assert proc.returncode == 0, proc.stderr
+    return read_jsonl(out), proc.stderr
+
+
+def test_sft_export_leaves_out_cut_revisions_and_counts_them(tmp_path):
+    rows = [revised_row(i, *ROWS[i % 2]) for i in range(4)]
+    rows[1]["meta"] = {"revise": {"finish_reason": "length"}}
+    rows[2]["meta"] = {"revise": {"finish_reason": "stop"}}
+    exported, log = _export(tmp_path, rows, "sft")
+    assert [r["id"] for r in exported] == ["r0", "r2", "r3"]
+    assert "rows 4 in, 3 out" in log and "1 left out (revision cut at --max-tokens: r1)" in log
+    exported, log = _export(tmp_path, rows, "sft", "--keep-truncated")
+    assert [r["id"] for r in exported] == ["r0", "r1", "r2", "r3"] and "left out" not in log
+
+
+def test_hf_cai_export_never_writes_a_pair_of_one_text(tmp_path):
+    rows = [revised_row(i, *ROWS[i % 2]) for i in range(3)]
+    for r in rows[1]["rounds"]:  # no round changed the first reply: chosen would equal rejected
+        r["revision"] = rows[1]["initial_response"]
+    rows[2]["meta"] = {"revise": {"finish_reason": "length"}}
+    exported, log = _export(tmp_path, rows, "hf-cai")
+    assert len(exported) == 1 and exported[0]["chosen"] != exported[0]["rejected"]
+    assert "1 left out (chosen and rejected are the same text: r1)" in log
+    assert "1 left out (revision cut at --max-tokens: r2)" in log and "rows 3 in, 1 out" in log
+
+
+def test_prefs_export_never_writes_a_pair_of_one_text(tmp_path):
+    rows = [pref_row(i, *ROWS[i % 2], 0.7) for i in range(7)]
+    for i in (0, 2, 3, 4, 5, 6):
+        rows[i]["rejected"] = rows[i]["chosen"]
+    exported, log = _export(tmp_path, rows, "prefs")
+    assert [r["id"] for r in exported] == ["p1"]
+    assert "6 left out (chosen and rejected are the same text: p0, p2, p3, p4, p5, ...)" in log

@@ -132,6 +132,64 @@ def test_targets_all_and_helpful_mix(work):
     assert record["revision_examples"] == 16 and record["mix_examples"] == 16 and record["examples"] == 32
 
 
+def cut(row: dict, stage: str = "revise") -> dict:
+    """ROW as if its last `stage` text had stopped at --max-tokens."""
+    return dict(row, meta={stage: {"finish_reason": "length"}})
+
+
+def test_revision_targets_know_which_revisions_were_cut():
+    from cai_cli.train.data import revision_targets
+
+    row = revised_row(0, *ROWS[0])
+    final, first = ROWS[0][1], row["rounds"][0]["revision"]
+    # Rows written before cai recorded finish reasons have none: nothing says they were cut.
+    assert revision_targets(row, "all") == [(first, False), (final, False)]
+    assert revision_targets(cut(row), "final") == [(final, True)]
+    # meta.revise speaks for the last round only; an earlier round is judged by its own finish_reason.
+    assert revision_targets(cut(row), "all") == [(first, False), (final, True)]
+    row["rounds"][0]["finish_reason"] = "length"
+    assert revision_targets(row, "all") == [(first, True), (final, False)]
+    # A last round that kept the text before it did not write it: the text keeps the status of the round that did.
+    row["rounds"][1]["revision"] = first
+    assert revision_targets(dict(row, meta={"revise": {"finish_reason": "stop"}}), "final") == [(first, True)]
+    # Kept all the way from the first reply: generate's finish reason decides.
+    kept = dict(revised_row(1, *ROWS[1]), meta={"generate": {"finish_reason": "length"}, "revise": {"finish_reason": "stop"}})
+    for r in kept["rounds"]:
+        r["revision"] = kept["initial_response"]
+    assert revision_targets(kept, "final") == [(kept["initial_response"], True)]
+
+
+def test_train_sft_leaves_out_cut_revisions_and_says_how_many(work, tmp_path):
+    rows = [revised_row(i, *ROWS[i % 2]) for i in range(6)]
+    src = write_jsonl(tmp_path / "revised.jsonl", [cut(r) if i < 2 else r for i, r in enumerate(rows)])
+    helpful = write_jsonl(tmp_path / "helpful.jsonl", [
+        {"prompt": "what is the capital of france", "response": "paris is the", "meta": {"generate": {"finish_reason": "length"}}},
+        {"prompt": "write a poem about the sea", "response": "the sea is wide and blue and calm", "meta": {"generate": {"finish_reason": "stop"}}},
+    ])
+    out = tmp_path / "sft"
+    proc = cai("train-sft", str(src), "-o", str(out), "--model", str(work / "tiny"), "--max-steps", "1", "--mix", str(helpful), *FAST)
+    assert proc.returncode == 0, proc.stderr
+    assert "left out 2 revisions and 1 helpful replies cut at --max-tokens" in proc.stderr
+    record = json.loads((out / "cai-train.json").read_text())
+    assert record["revision_examples"] == 4 and record["truncated_left_out"] == 2
+    assert record["mix_examples"] == 1 and record["helpful_truncated_left_out"] == 1 and record["examples"] == 5
+
+    out = tmp_path / "sft-keep"
+    proc = cai("train-sft", str(src), "-o", str(out), "--model", str(work / "tiny"), "--max-steps", "1", "--mix", str(helpful),
+               "--keep-truncated", *FAST)
+    assert proc.returncode == 0, proc.stderr
+    assert "left out" not in proc.stderr
+    record = json.loads((out / "cai-train.json").read_text())
+    assert record["revision_examples"] == 6 and record["mix_examples"] == 2 and record["truncated_left_out"] == 0
+
+
+def test_train_sft_refuses_when_every_revision_was_cut(work, tmp_path):
+    src = write_jsonl(tmp_path / "revised.jsonl", [cut(revised_row(0, *ROWS[0]))])
+    out = tmp_path / "sft"
+    proc = cai("train-sft", str(src), "-o", str(out), "--model", str(work / "tiny"))
+    assert proc.returncode == 2 and "all 1 revisions were cut at --max-tokens" in proc.stderr and "--keep-truncated" in proc.stderr
+
+
 def test_config_yaml_fills_trl_fields_and_flags_win(work, tmp_path):
     cfg = tmp_path / "cfg.yaml"
     cfg.write_text("max_steps: 5\nwarmup_steps: 1\nlora:\n  r: 4\n  lora_alpha: 8\n")
@@ -156,8 +214,30 @@ def rm(work):
 def test_train_rm_loss_falls_and_reports_held_out_accuracy(rm):
     out, proc = rm
     assert losses(out)[-1] < losses(out)[0] - 0.2, losses(out)
-    assert "held-out accuracy 1.000 on 1 pairs" in proc.stderr
-    assert json.loads((out / "cai-train.json").read_text())["eval_accuracy"] == 1.0
+    # 10 pairs of 2 prompts: one whole prompt (5 pairs) is held out, so accuracy is measured on a prompt never trained on.
+    assert "5 held out (1 of 2 prompts" in proc.stderr
+    assert "held-out accuracy 1.000 on 5 pairs" in proc.stderr
+    record = json.loads((out / "cai-train.json").read_text())
+    assert record["eval_accuracy"] == 1.0 and record["held_out"] == 5 and record["held_out_prompts"] == 1
+
+
+def test_held_out_pairs_are_split_by_prompt_not_by_row():
+    from cai_cli.train.data import split_by_prompt
+
+    examples = [{"prompt": [{"role": "user", "content": f"prompt {i % 7}"}]} for i in range(40)]
+    for seed in range(5):
+        train, held = split_by_prompt(examples, 0.2, seed)
+        assert sorted(train + held) == list(range(40))
+        train_prompts = {examples[i]["prompt"][0]["content"] for i in train}
+        held_prompts = {examples[i]["prompt"][0]["content"] for i in held}
+        assert held_prompts and not train_prompts & held_prompts  # no prompt on both sides
+        assert 8 <= len(held) <= 8 + 6  # whole prompts until a fifth of the pairs
+    assert split_by_prompt(examples, 0.2, 0) == split_by_prompt(examples, 0.2, 0)
+    assert split_by_prompt(examples, 0.2, 0) != split_by_prompt(examples, 0.2, 1)
+    # Never every prompt: one is always left to train on; one prompt alone, or fraction 0, holds nothing out.
+    assert len(split_by_prompt(examples, 0.99, 0)[0]) > 0
+    assert split_by_prompt(examples[:1] * 5, 0.5, 0) == (list(range(5)), [])
+    assert split_by_prompt(examples, 0.0, 0) == (list(range(40)), [])
 
 
 def test_score_ranks_chosen_above_rejected_and_scores_candidates(rm, work):
@@ -202,6 +282,83 @@ def test_dpo_loss_falls_and_output_generates(work):
     generates(out)
 
 
+def _dpo_batch_loss(trainer_cls, model_dir, ps, out, noise_seed=None):
+    """(loss, gradients, logged reward margin) of one batch of the same lock-picking pair with soft labels PS."""
+    import torch
+    from datasets import Dataset
+    from trl import DPOConfig
+
+    config = DPOConfig(output_dir=str(out), report_to=[], bf16=False, use_cpu=True, per_device_train_batch_size=len(ps),
+                       disable_tqdm=True, gradient_checkpointing=False, dataloader_pin_memory=False, beta=0.5)
+    examples = [dict(prompt=[{"role": "user", "content": ROWS[0][0]}], chosen=[{"role": "assistant", "content": ROWS[0][1]}],
+                     rejected=[{"role": "assistant", "content": UNSAFE}], p_chosen=p) for p in ps]
+    trainer = trainer_cls(model=str(model_dir), args=config, train_dataset=Dataset.from_list(examples))
+    model = trainer.model.train()
+    if noise_seed is not None:  # move the policy away from its reference, so the reward gap is not zero
+        gen = torch.Generator().manual_seed(noise_seed)
+        with torch.no_grad():
+            for param in model.parameters():
+                param.add_(0.05 * torch.randn(param.shape, generator=gen))
+    batch = next(iter(trainer.get_train_dataloader()))
+    loss = trainer.compute_loss(model, batch)
+    loss.backward()
+    grads = torch.cat([q.grad.flatten() for q in model.parameters() if q.grad is not None])
+    return loss.item(), grads, trainer._metrics["train"]["rewards/margins"][-1]
+
+
+def test_soft_dpo_loss_is_conservative_dpo_with_label_smoothing_one_minus_p(work, tmp_path):
+    """Per pair: -[p log s(bD) + (1-p) log s(-bD)]; p = 1 is trl's own DPO loss, and a 0.5 pair pulls nowhere."""
+    import math
+
+    import torch
+    from trl import DPOTrainer
+
+    from cai_cli.train.dpo import SoftDPOTrainer
+
+    tiny = work / "tiny"
+    # Where the policy is its reference (the start of training) the gap is 0: the gradient is proportional to p - 1/2.
+    loss, half, _ = _dpo_batch_loss(SoftDPOTrainer, tiny, [0.5], tmp_path / "a")
+    assert loss == pytest.approx(math.log(2)) and torch.count_nonzero(half) == 0
+    _, sure, _ = _dpo_batch_loss(SoftDPOTrainer, tiny, [1.0], tmp_path / "b")
+    _, likely, _ = _dpo_batch_loss(SoftDPOTrainer, tiny, [0.9], tmp_path / "c")
+    assert sure.abs().max() > 0 and torch.allclose(likely, 0.8 * sure, atol=1e-7)
+    _, trl_grads, _ = _dpo_batch_loss(DPOTrainer, tiny, [1.0], tmp_path / "d")
+    assert torch.allclose(sure, trl_grads, atol=1e-7)
+
+    # Away from the reference: p = 1 equals trl's sigmoid loss, other p the cDPO formula on the logged margin bD.
+    trl_loss, trl_grads, margin = _dpo_batch_loss(DPOTrainer, tiny, [1.0], tmp_path / "e", noise_seed=1)
+    assert abs(margin) > 1e-3
+    soft_loss, soft_grads, soft_margin = _dpo_batch_loss(SoftDPOTrainer, tiny, [1.0], tmp_path / "f", noise_seed=1)
+    assert soft_margin == pytest.approx(margin, rel=1e-5) and soft_loss == pytest.approx(trl_loss, rel=1e-5)
+    assert torch.allclose(soft_grads, trl_grads, atol=1e-6)
+    log_sigmoid = torch.nn.functional.logsigmoid
+    for p in (0.5, 0.7):
+        soft_loss, _, _ = _dpo_batch_loss(SoftDPOTrainer, tiny, [p], tmp_path / f"g{p}", noise_seed=1)
+        m = torch.tensor(margin)
+        assert soft_loss == pytest.approx(-(p * log_sigmoid(m) + (1 - p) * log_sigmoid(-m)).item(), rel=1e-5)
+
+
+def _weights(folder):
+    from safetensors.torch import load_file
+
+    return load_file(str(folder / "model.safetensors"))
+
+
+def test_dpo_on_coin_flip_labels_leaves_the_model_as_it_was_unless_hard(work):
+    src = write_jsonl(work / "prefs-coin.jsonl", [pref_row(i, q, r, 0.5) for i, (q, r) in enumerate(ROWS)] * 4)
+    base = _weights(work / "tiny")
+    changed = {}
+    for name, flags in (("dpo-coin", []), ("dpo-coin-hard", ["--hard"])):
+        proc = cai("train-policy", str(src), "-o", str(work / name), "--algo", "dpo", "--model", str(work / "tiny"), "--max-steps", "3",
+                   *flags, *FAST)
+        assert proc.returncode == 0, proc.stderr
+        after = _weights(work / name)
+        changed[name] = max((after[k] - base[k]).abs().max().item() for k in base)
+        assert json.loads((work / name / "cai-train.json").read_text())["soft_labels"] is (not flags)
+    assert changed["dpo-coin"] == 0.0  # p = 0.5 says nothing about which reply is better: nothing is learned
+    assert changed["dpo-coin-hard"] > 1e-4  # read as certain, the same pairs move the model
+
+
 @pytest.mark.parametrize("algo", ["grpo", "rloo"])
 def test_online_rl_against_the_reward_model(work, rm, algo):
     out = work / algo
@@ -241,13 +398,16 @@ def _one_line_error(proc, expected: str, out) -> None:
         (["train-sft", "{revised}", "--config", "{badcfg}"], "unknown key 'max_stepz' for trl SFTConfig (did you mean 'max_steps'?)"),
         (["train-rm", "{prefs}", "--config", "{badlora}"], "unknown key 'rank' for peft LoraConfig"),
         (["train-sft", "{revised}", "--mix-ratio", "0.3"], "--mix-ratio needs --mix FILE"),
+        (["train-policy", "{prompts}", "--algo", "grpo", "--hard"], "--hard is for --algo dpo"),
+        (["train-policy", "{prefs}", "--config", "{ipo}"], "--config asks for loss_type ['ipo']: soft labels train DPO's sigmoid loss only; add --hard"),
     ],
 )
 def test_bad_input_is_one_line_and_exit_2(work, args, expected):
     (work / "empty.jsonl").write_text("")
     (work / "bad.yaml").write_text("max_stepz: 3\n")
     (work / "badlora.yaml").write_text("lora:\n  rank: 4\n")
-    names = {"prompts": work / "prompts.jsonl", "empty": work / "empty.jsonl", "revised": work / "revised.jsonl",
+    (work / "ipo.yaml").write_text("loss_type: ipo\n")
+    names = {"ipo": work / "ipo.yaml", "prompts": work / "prompts.jsonl", "empty": work / "empty.jsonl", "revised": work / "revised.jsonl",
              "prefs": work / "prefs.jsonl", "tiny": work / "tiny", "work": work, "badcfg": work / "bad.yaml",
              "badlora": work / "badlora.yaml"}
     out = work / "never"

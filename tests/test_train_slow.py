@@ -4,6 +4,7 @@ users chain them: the SFT folder is the base of DPO, the reward model drives GRP
 from __future__ import annotations
 
 import json
+import math
 import os
 import shutil
 import subprocess
@@ -60,7 +61,13 @@ def test_reward_model_on_the_embedded_model_scores_rows(rm, d):
     assert proc.returncode == 2  # no --reward-model: a clear error, not a default
     proc = cai("score", str(d / "prefs.jsonl"), "--reward-model", str(rm), "--limit", "2")
     assert proc.returncode == 0, proc.stderr
-    assert all(isinstance(json.loads(l)["rewards"]["chosen"], float) for l in proc.stdout.splitlines())
+    scored = [json.loads(line) for line in proc.stdout.splitlines()]
+    assert [r["id"] for r in scored] == ["p0", "p1"] and "scored 4 fields" in proc.stderr
+    rewards = [r["rewards"][side] for r in scored for side in ("chosen", "rejected")]
+    assert all(isinstance(x, float) and math.isfinite(x) for x in rewards)
+    # Four different conversations: a model that scored them all alike (a constant, or the pad token) would be useless.
+    assert len({round(x, 4) for x in rewards}) == 4, rewards
+    assert all(r["meta"]["score"]["reward_model"] == str(rm) for r in scored)
 
 
 def test_dpo_from_the_sft_model(sft, d):

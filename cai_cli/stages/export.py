@@ -1,31 +1,40 @@
-"""export: rows → datasets that trl's trainers (or the Hugging Face CAI recipe) take as they are."""
+"""export: rows → datasets that trl's trainers (or the Hugging Face CAI recipe) take as they are.
+
+A row that would make a bad training example is left out, never written silently wrong: a revision cut at
+--max-tokens (`sft`, `hf-cai`; `--keep-truncated` keeps it) and a pair whose two sides are the same text (`prefs`,
+`hf-cai`: it teaches nothing, and a DPO or reward loss on it only adds noise). The summary line counts each reason and
+names the first ids.
+"""
 
 from __future__ import annotations
 
 from ..errors import CaiError
 from ..rows import FieldProblem, check_string, conversation
 from ..runner import StageStats
-from ..train.data import check_pref, check_revised, pref_example, sft_examples
+from ..train.data import check_pref, check_revised, pref_example, revision_targets
 
 FORMATS = ("sft", "prefs", "hf-cai")
+TRUNCATED = "revision cut at --max-tokens"
+SAME = "chosen and rejected are the same text"
+SHOWN_IDS = 5
 
 
-def _hf_cai(row: dict) -> dict:
+def _hf_cai(row: dict, final: str) -> dict:
     """The columns of HuggingFaceH4/cai-conversation-harmless (one critique/revision turn: the last round)."""
     conv = conversation(row)
     last = row["rounds"][-1]
     user = conv[-1]["content"]
-    final = sft_examples(row, "final")[0]["completion"]
+    reply = [{"role": "assistant", "content": final}]
     return {
         "init_prompt": user,
         "init_response": row["initial_response"],
         "critic_prompt": last.get("critique_request", ""),
         "critic_response": last.get("critique", ""),
         "revision_prompt": last.get("revision_request", ""),
-        "revision_response": final[0]["content"],
+        "revision_response": final,
         "prompt": user,
-        "messages": conv + final,
-        "chosen": conv + final,
+        "messages": conv + reply,
+        "chosen": conv + reply,
         "rejected": conv + [{"role": "assistant", "content": row["initial_response"]}],
     }
 
@@ -33,11 +42,16 @@ def _hf_cai(row: dict) -> dict:
 class Export:
     name = "export"
 
-    def __init__(self, fmt: str):
+    def __init__(self, fmt: str, keep_truncated: bool = False):
         if fmt not in FORMATS:
             raise CaiError(f"--format: expected one of {', '.join(FORMATS)}, got {fmt!r}")
         self.fmt = fmt
+        self.keep_truncated = keep_truncated
         self.stats = StageStats()
+        self.left_out: dict[str, list[str]] = {}  # reason -> ids of the rows left out for it
+
+    def settings(self) -> dict:
+        return {"format": self.fmt, "keep_truncated": self.keep_truncated}
 
     def settings(self) -> dict:
         return {"format": self.fmt}
@@ -58,17 +72,37 @@ class Export:
     def check_loaded(self, row: dict) -> None:
         pass
 
-    def process(self, rows: list[dict]) -> list[dict]:
+    def _export(self, row: dict) -> tuple[dict | None, str | None]:
+        """(the exported row, None) or (None, why it is left out)."""
+        if self.fmt == "prefs":
+            example = pref_example(row)
+            if example["chosen"][-1]["content"].strip() == example["rejected"][-1]["content"].strip():
+                return None, SAME
+            return {"id": row["id"], **example}, None
+        [(final, truncated)] = revision_targets(row, "final")
+        if truncated and not self.keep_truncated:
+            return None, TRUNCATED
+        if self.fmt == "sft":
+            # A trl dataset needs the same columns on every row: the id is kept, the rest of the row is not.
+            return {"id": row["id"], "prompt": conversation(row), "completion": [{"role": "assistant", "content": final}]}, None
+        if final.strip() == row["initial_response"].strip():
+            return None, SAME  # no revision changed the first reply: the pair would prefer a text to itself
+        return _hf_cai(row, final), None
+
+    def process(self, rows: list[dict]) -> list[list[dict]]:
         out = []
         for row in rows:
-            if self.fmt == "sft":
-                # A trl dataset needs the same columns on every row: the id is kept, the rest of the row is not.
-                out.append({"id": row["id"], **sft_examples(row, "final")[0]})
-            elif self.fmt == "prefs":
-                out.append({"id": row["id"], **pref_example(row)})
-            else:
-                out.append(_hf_cai(row))
+            exported, reason = self._export(row)
+            if reason is not None:
+                self.left_out.setdefault(reason, []).append(str(row["id"]))
+            out.append([] if exported is None else [exported])
         return out
 
     def summary(self) -> str:
-        return f"format {self.fmt}"
+        parts = [f"format {self.fmt}"]
+        for reason, ids in self.left_out.items():
+            shown = ", ".join(ids[:SHOWN_IDS]) + (", ..." if len(ids) > SHOWN_IDS else "")
+            parts.append(f"{len(ids)} left out ({reason}: {shown})")
+        if self.left_out.get(TRUNCATED):
+            parts.append("--keep-truncated keeps cut revisions")
+        return "; ".join(parts)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import random
 
 from ..errors import CaiError, InputError
@@ -28,16 +29,63 @@ def check_revised(row: dict) -> None:
     _revisions(row)
 
 
-def sft_examples(row: dict, targets: str = "final") -> list[dict]:
-    """(conversation, revision) in trl's prompt-completion conversational format: loss on the completion only."""
-    revisions = _revisions(row)
-    if targets == "final":
-        chosen = [revisions[-1]]
-    else:
-        # A round whose critique found nothing keeps the previous text; training on it twice would only overweight it.
-        chosen = list(dict.fromkeys(revisions))
+def is_length(reason) -> bool:
+    """A recorded finish reason says the text was cut at --max-tokens. No reason (rows written before cai recorded
+    them) counts as not cut: there is nothing to go on."""
+    if isinstance(reason, list):  # --n > 1: the first text is the one a stage keeps
+        reason = reason[0] if reason else None
+    return reason == "length"
+
+
+def _meta_reason(row: dict, stage: str):
+    meta = row.get("meta")
+    info = meta.get(stage) if isinstance(meta, dict) else None
+    return info.get("finish_reason") if isinstance(info, dict) else None
+
+
+def revision_targets(row: dict, targets: str = "final") -> list[tuple[str, bool]]:
+    """The revisions to train on as (text, truncated), each text once, in round order.
+
+    A text is truncated when the generation that wrote it stopped at --max-tokens: a round's own `finish_reason`, or
+    for the last round `meta.revise.finish_reason` (revise records the round it has just written there). A round that
+    kept the text before it (a skipped revision) did not write it, so the text keeps the status of its first writer,
+    the first reply (`meta.generate.finish_reason`) included.
+    """
+    _revisions(row)
+    rounds = row["rounds"]
+    status: dict[str, bool] = {}
+    first = row.get("initial_response")
+    if isinstance(first, str):
+        status[first] = is_length(_meta_reason(row, "generate"))
+    written: list[str] = []
+    for i, r in enumerate(rounds):
+        text = r.get("revision")
+        if not isinstance(text, str) or not text.strip():
+            continue
+        reason = r.get("finish_reason")
+        if reason is None and i == len(rounds) - 1:
+            reason = _meta_reason(row, "revise")
+        status.setdefault(text, is_length(reason))
+        written.append(text)
+    # A round whose critique found nothing keeps the previous text; training on it twice would only overweight it.
+    chosen = [written[-1]] if targets == "final" else list(dict.fromkeys(written))
+    return [(text, status[text]) for text in chosen]
+
+
+def sft_candidates(row: dict, targets: str = "final") -> list[dict]:
+    """(conversation, revision) in trl's prompt-completion conversational format (loss on the completion only), each
+    with `truncated`: whether the revision was cut at --max-tokens. Drop that key before training."""
     prompt = conversation(row)
-    return [{"prompt": prompt, "completion": [{"role": "assistant", "content": text}]} for text in chosen]
+    return [
+        {"prompt": prompt, "completion": [{"role": "assistant", "content": text}], "truncated": truncated}
+        for text, truncated in revision_targets(row, targets)
+    ]
+
+
+def keep_whole(candidates: list[dict], keep_truncated: bool) -> tuple[list[dict], int]:
+    """(examples without the `truncated` key, how many truncated ones were left out)."""
+    kept = [{k: v for k, v in c.items() if k != "truncated"} for c in candidates if keep_truncated or not c["truncated"]]
+    return kept, len(candidates) - len(kept)
 
 
 def check_helpful(row: dict) -> None:
@@ -46,7 +94,10 @@ def check_helpful(row: dict) -> None:
 
 
 def helpful_example(row: dict) -> dict:
-    return {"prompt": conversation(row), "completion": [{"role": "assistant", "content": row["response"]}]}
+    """A helpful row as a prompt-completion example, with `truncated` from `meta.generate.finish_reason` (no reason
+    recorded: not truncated)."""
+    return {"prompt": conversation(row), "completion": [{"role": "assistant", "content": row["response"]}],
+            "truncated": is_length(_meta_reason(row, "generate"))}
 
 
 def _reply(row: dict, field: str) -> tuple[list[dict] | None, str]:
@@ -142,3 +193,27 @@ def mix_in(examples: list[dict], helpful: list[dict], ratio: float | None, seed:
     # Without replacement while the file has enough rows; only a small helpful file is repeated.
     picked = rng.sample(helpful, want) if want <= len(helpful) else [rng.choice(helpful) for _ in range(want)]
     return examples + picked, want
+
+
+def split_by_prompt(examples: list[dict], fraction: float, seed: int) -> tuple[list[int], list[int]]:
+    """(train indices, held-out indices) with every pair of one prompt on the same side.
+
+    Pairs of one prompt share its text and usually one of their replies; split by row, the held-out accuracy would
+    partly measure memorised prompts. Whole prompts, drawn with SEED, are held out until they hold FRACTION of the
+    pairs (at least one prompt when FRACTION > 0), always leaving one prompt to train on.
+    """
+    groups: dict[str, list[int]] = {}
+    for i, example in enumerate(examples):
+        groups.setdefault(json.dumps(example["prompt"], sort_keys=True), []).append(i)
+    if fraction <= 0 or len(groups) < 2:
+        return list(range(len(examples))), []
+    order = list(groups.values())
+    random.Random(seed).shuffle(order)
+    want = max(1, round(len(examples) * fraction))
+    held: list[int] = []
+    for group in order[:-1]:
+        if len(held) >= want:
+            break
+        held.extend(group)
+    held_set = set(held)
+    return [i for i in range(len(examples)) if i not in held_set], sorted(held)

@@ -32,12 +32,15 @@ def train_policy(
     num_generations: int | None = None,
     max_tokens: int | None = None,
     temperature: float | None = None,
+    soft: bool = True,
 ) -> dict:
     if algo == "ppo":
         raise CaiError("--algo ppo: trl 1.16 offers no PPO trainer (not even in trl.experimental); use grpo or rloo with --reward-model, or dpo")
     if algo not in ALGOS:
         raise CaiError(f"--algo: expected one of {', '.join(ALGOS)}, got {algo!r}")
     online = algo != "dpo"
+    if online and not soft:
+        raise CaiError(f"--hard is for --algo dpo (labelled pairs); {algo} learns from --reward-model scores")
     if online:
         if reward_model is None:
             raise CaiError(f"--algo {algo} needs --reward-model DIR (a folder from `cai train-rm`)")
@@ -56,8 +59,8 @@ def train_policy(
         examples = load_examples(rows, check_conversation, prompt_example)
     else:
         examples = load_examples(rows, check_pref, pref_example)
-        # DPO's loss has no place for a per-pair probability; it learns the direction of each pair.
-        examples = [{k: e[k] for k in ("prompt", "chosen", "rejected")} for e in examples]
+        if not soft:  # plain DPO: every pair as certain, trl's own loss
+            examples = [{k: e[k] for k in ("prompt", "chosen", "rejected")} for e in examples]
 
     quiet_libraries()
     from datasets import Dataset
@@ -69,8 +72,16 @@ def train_policy(
         from trl import DPOConfig, DPOTrainer
 
         base, config, peft, use_lora = setup("dpo", opts, DPOConfig, "CAUSAL_LM", "train-policy")
+        trainer_cls = DPOTrainer
+        if soft:
+            from .dpo import SoftDPOTrainer, unsupported
+
+            problem = unsupported(config)
+            if problem:
+                raise CaiError(f"--config asks for {problem}: soft labels train DPO's sigmoid loss only; add --hard for trl's own loss")
+            trainer_cls = SoftDPOTrainer
         with trl_errors():
-            trainer = DPOTrainer(model=base, args=config, train_dataset=data, peft_config=peft)
+            trainer = trainer_cls(model=base, args=config, train_dataset=data, peft_config=peft)
     else:
         if algo == "grpo":
             from trl import GRPOConfig as Config
@@ -89,8 +100,11 @@ def train_policy(
                 model=base, reward_funcs=scorer, args=config, train_dataset=data,
                 reward_processing_classes=scorer_tok, peft_config=peft,
             )
-    say(f"train-policy: {algo} on {len(examples)} {'pairs' if algo == 'dpo' else 'prompts'}, beta {config.beta}")
+    labels = ("; soft labels (conservative DPO, label smoothing 1 - p_chosen per pair)" if soft else "; hard labels (plain DPO)") if algo == "dpo" else ""
+    say(f"train-policy: {algo} on {len(examples)} {'pairs' if algo == 'dpo' else 'prompts'}, beta {config.beta}{labels}")
     record = {"input": rows, "algo": algo, "examples": len(examples), "beta": config.beta, "reward_model": reward_model}
+    if algo == "dpo":
+        record["soft_labels"] = soft
     result = run_training(trainer, out, "train-policy", base, use_lora, "causal", record, opts.progress)
     say(f"train-policy: {result['steps']} steps, loss {result['train_loss']:.4f}, {result['seconds']:.1f}s; model in {out}")
     return result

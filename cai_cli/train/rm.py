@@ -11,6 +11,8 @@ whose minimum sits at σ(r_c − r_r) = p: a 0.55 pair asks for a small reward g
 
 from __future__ import annotations
 
+import json
+
 import torch
 import torch.nn.functional as F
 from trl import RewardTrainer
@@ -26,7 +28,7 @@ from .common import (
     setup,
     trl_errors,
 )
-from .data import check_pref, load_examples, pref_example
+from .data import check_pref, load_examples, pref_example, split_by_prompt
 
 
 class SoftPreferenceCollator(DataCollatorForPreference):
@@ -74,12 +76,15 @@ def train_rm(opts: TrainOptions, prefs: str, eval_fraction: float = 0.1, soft: b
     from trl import RewardConfig
 
     base, config, peft, use_lora = setup("rm", opts, RewardConfig, "SEQ_CLS", "train-rm")
-    data = Dataset.from_list(examples)
-    n_eval = round(len(examples) * eval_fraction)
-    if eval_fraction > 0 and n_eval == 0 and len(examples) >= 2:
-        n_eval = 1
-    train, held = (data, None) if n_eval == 0 else _split(data, n_eval, config.seed)
-    say(f"train-rm: {len(train)} pairs to train, {len(held) if held else 0} held out; {'soft' if soft else 'hard'} labels")
+    train_idx, held_idx = split_by_prompt(examples, eval_fraction, config.seed)
+    train = Dataset.from_list([examples[i] for i in train_idx])
+    held = Dataset.from_list([examples[i] for i in held_idx]) if held_idx else None
+    prompts = len({json.dumps(e["prompt"], sort_keys=True) for e in examples})
+    held_prompts = len({json.dumps(examples[i]["prompt"], sort_keys=True) for i in held_idx})
+    say(f"train-rm: {len(train)} pairs to train, {len(held_idx)} held out ({held_prompts} of {prompts} prompts, every pair of a "
+        f"prompt on one side); {'soft' if soft else 'hard'} labels")
+    if eval_fraction > 0 and not held_idx:
+        say("train-rm: all pairs answer one prompt, so none can be held out without testing on trained prompts; no held-out accuracy")
     with trl_errors():
         trainer = SoftRewardTrainer(
             model=base, args=config, train_dataset=train, eval_dataset=held, peft_config=peft
@@ -87,7 +92,7 @@ def train_rm(opts: TrainOptions, prefs: str, eval_fraction: float = 0.1, soft: b
     dropped = len(train) - len(trainer.train_dataset)
     if dropped:
         say(f"train-rm: {dropped} pairs longer than max_length {config.max_length} were left out (raise --max-length to keep them)")
-    record = {"input": prefs, "pairs": len(examples), "held_out": n_eval, "soft_labels": soft}
+    record = {"input": prefs, "pairs": len(examples), "held_out": len(held_idx), "held_out_prompts": held_prompts, "soft_labels": soft}
     result = run_training(trainer, out, "train-rm", base, use_lora, "reward", record, opts.progress)
     if held is not None and len(trainer.eval_dataset) and not result.get("skipped"):
         metrics = trainer.evaluate()
@@ -100,14 +105,7 @@ def train_rm(opts: TrainOptions, prefs: str, eval_fraction: float = 0.1, soft: b
     return result
 
 
-def _split(data, n_eval: int, seed: int):
-    parts = data.train_test_split(test_size=n_eval, seed=seed, shuffle=True)
-    return parts["train"], parts["test"]
-
-
 def _add_to_record(out, extra: dict) -> None:
-    import json
-
     from .common import RECORD, _is_main_process
 
     path = out / RECORD

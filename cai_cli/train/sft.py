@@ -17,23 +17,36 @@ from .data import (
     check_helpful,
     check_revised,
     helpful_example,
+    keep_whole,
     load_examples,
     mix_in,
-    sft_examples,
+    sft_candidates,
 )
 
 
-def train_sft(opts: TrainOptions, rows: str, targets: str = "final", mix: str | None = None, mix_ratio: float | None = None) -> dict:
+def train_sft(
+    opts: TrainOptions,
+    rows: str,
+    targets: str = "final",
+    mix: str | None = None,
+    mix_ratio: float | None = None,
+    keep_truncated: bool = False,
+) -> dict:
     if targets not in TARGETS:
         raise CaiError(f"--targets: expected one of {', '.join(TARGETS)}, got {targets!r}")
     if mix_ratio is not None and mix is None:
         raise CaiError("--mix-ratio needs --mix FILE (rows with prompt or messages, and response)")
     out = prepare_output(opts.output)
-    examples = load_examples(rows, check_revised, lambda r: sft_examples(r, targets))
+    # A revision cut at --max-tokens would teach the model to stop mid-sentence; it is left out unless asked for.
+    examples, cut = keep_whole(load_examples(rows, check_revised, lambda r: sft_candidates(r, targets)), keep_truncated)
+    if not examples:
+        raise CaiError(f"{rows}: all {cut} revisions were cut at --max-tokens; rerun `cai revise` with a larger --max-tokens, or pass --keep-truncated")
     revised = len(examples)
-    added = 0
+    added = helpful_cut = 0
     if mix is not None:
-        helpful = load_examples(mix, check_helpful, helpful_example)
+        helpful, helpful_cut = keep_whole(load_examples(mix, check_helpful, helpful_example), keep_truncated)
+        if not helpful:
+            raise CaiError(f"--mix {mix}: all {helpful_cut} replies were cut at --max-tokens; pass --keep-truncated to use them")
         examples, added = mix_in(examples, helpful, mix_ratio, opts.seed or 0)
 
     quiet_libraries()
@@ -42,10 +55,14 @@ def train_sft(opts: TrainOptions, rows: str, targets: str = "final", mix: str | 
 
     base, config, peft, use_lora = setup("sft", opts, SFTConfig, "CAUSAL_LM", "train-sft")
     say(f"train-sft: {revised} revision examples ({targets} targets)" + (f" + {added} helpful examples from {mix}" if mix else ""))
+    if cut or helpful_cut:
+        say(f"train-sft: left out {cut} revisions" + (f" and {helpful_cut} helpful replies" if mix else "")
+            + " cut at --max-tokens (finish_reason length); --keep-truncated keeps them")
     # The prompt-completion conversational format makes SFTTrainer put the loss on the reply only.
     with trl_errors():
         trainer = SFTTrainer(model=base, args=config, train_dataset=Dataset.from_list(examples), peft_config=peft)
-    record = {"input": rows, "targets": targets, "examples": len(examples), "revision_examples": revised, "mix": mix, "mix_examples": added}
+    record = {"input": rows, "targets": targets, "examples": len(examples), "revision_examples": revised, "mix": mix, "mix_examples": added,
+              "keep_truncated": keep_truncated, "truncated_left_out": cut, "helpful_truncated_left_out": helpful_cut}
     result = run_training(trainer, out, "train-sft", base, use_lora, "causal", record, opts.progress)
     say(f"train-sft: {result['steps']} steps, loss {result['train_loss']:.4f}, {result['seconds']:.1f}s; model in {out}")
     return result
