@@ -90,6 +90,7 @@ def show(
     file: Annotated[str, typer.Argument(help="JSONL file from any stage; '-' reads stdin.")] = "-",
     limit: Annotated[Optional[int], typer.Option("--limit", min=1, help="Show at most N rows.")] = None,
     width: Annotated[int, typer.Option("--width", min=20, help="Clip each text to this many characters.")] = 400,
+    html_out: Annotated[Optional[str], typer.Option("--html", help="Write an HTML page instead: each row's prompt, first answer, and every round's principle, critique and revision with the changes highlighted (nothing clipped).")] = None,
     verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Show the traceback on errors.")] = False,
 ):
     """Print rows readably: the prompt, the first answer, each round's critique and revision, candidates, preferences.
@@ -97,6 +98,7 @@ def show(
     Example:
 
         cai show out/revised.jsonl --limit 3
+        cai show out/revised.jsonl --html out/revised.html
     """
 
     def body():
@@ -107,7 +109,17 @@ def show(
 
         lines = read_lines(file)
         rows = [item.row for item in lines if item.row is not None]
-        render_rows(rows[:limit] if limit else rows, Console(), width)
+        if html_out:
+            from pathlib import Path
+
+            from .show import render_html
+
+            target = Path(html_out)
+            target.parent.mkdir(parents=True, exist_ok=True)
+            target.write_text(render_html(rows[:limit] if limit else rows, title=f"cai show {file}"), encoding="utf-8")
+            print(f"cai show: {len(rows[:limit] if limit else rows)} rows -> {target}", file=sys.stderr)
+        else:
+            render_rows(rows[:limit] if limit else rows, Console(), width)
         bad = [item for item in lines if item.error is not None]
         if bad:
             print(f"cai show: {len(bad)} lines are not rows and were not shown (first: {bad[0].error})", file=sys.stderr)
