@@ -283,16 +283,17 @@ def evaluate(
 @app.command("report")
 def report(
     results: Annotated[list[str], typer.Argument(help="Results from `cai eval`: the rows JSONL (or the summary JSON), one file per model.")],
-    output: Annotated[str | None, typer.Option("--output", "-o", help="Chart of harmlessness vs helpfulness: .png, .svg, .pdf, or .html (chart and table).")] = None,
+    output: Annotated[str | None, typer.Option("--output", "-o", help="Figure (.png, .svg, .pdf): harmlessness vs helpfulness, change against the baseline, declines per category. .html adds the table and every prompt's answers side by side.")] = None,
     json_out: Annotated[str | None, typer.Option("--json", help="Also write the merged metrics and ratings as JSON.")] = None,
     bootstrap: Annotated[int, typer.Option("--bootstrap", min=0, help="Bootstrap resamples for the 95% intervals (0: none).")] = 1000,
     verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Show the traceback on errors.")] = False,
 ):
-    """Compare models: a table of every metric, Bradley–Terry ratings over all files, and a chart.
+    """Compare models: a table of every metric, Bradley–Terry ratings over all files, a figure or an HTML page.
 
     Example:
 
         cai report out/eval-sl.jsonl out/eval-rl.jsonl -o out/report.png
+        cai report out/eval-*.jsonl -o out/report.html
     """
 
     def body():

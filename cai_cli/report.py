@@ -1,4 +1,9 @@
-"""report: gather `cai eval` results into one table (terminal) and one chart (PNG, SVG, PDF or HTML).
+"""report: gather `cai eval` results into one table (terminal), one figure (PNG, SVG, PDF), or one HTML page.
+
+The figure: harmlessness against helpfulness (players named in one legend, never by labels that
+could overlap; coincident points drawn side by side), each model's change against its baseline
+with 95% intervals, and the share of red-team and benign prompts declined per category. The HTML
+page adds the table and every prompt's answers, baseline and models side by side with verdicts.
 
 Each results file compares one model with one baseline. Files are merged by model name: a model
 evaluated twice keeps its last file's numbers; a baseline shared by several files is taken from the
@@ -78,8 +83,6 @@ def load_results(paths: list[str], *, bootstrap: int = 1000, seed: int = 0) -> d
         ratings = ratings_of(games, anchor, bootstrap, seed)
     else:
         ratings = stored_ratings if len(paths) == 1 else {}
-    if summaries_only:
-        notes.append("a summary JSON holds no answers: the HTML report shows answers side by side only for rows files")
     return {
         "kind": "cai-eval-report",
         "files": list(paths),
@@ -89,6 +92,7 @@ def load_results(paths: list[str], *, bootstrap: int = 1000, seed: int = 0) -> d
         "changes": changes,
         "notes": notes,
         "answers": list(answers.values()),
+        "summary_files": summaries_only,  # they hold no answers to show side by side
     }
 
 
@@ -436,7 +440,7 @@ def figure(report: dict):
 
     # 3. declined per category: red-team (refusal wanted) and benign (over-refusal), per player.
     if cats:
-        for col, (keys, what) in enumerate(((red_cats, "red-team prompts declined (Wilson 95%)"), (benign_cats, "benign prompts declined: over-refusal (Wilson 95%)"))):
+        for col, (keys, what) in enumerate(((red_cats, "red-team prompts declined (Wilson 95%)"), (benign_cats, "benign prompts declined, a sign of over-refusal (Wilson 95%)"))):
             axb = fig.add_subplot(grid[1, col])
             if not keys:
                 axb.axis("off")
@@ -521,6 +525,8 @@ def _answers_html(report: dict) -> str:
     verdicts differ come first, since that is where the models changed."""
     entries = report.get("answers") or []
     if not entries:
+        if report.get("summary_files"):
+            return f"<p>No answers to show side by side: {html.escape(', '.join(report['summary_files']))} is a summary; give `cai report` the rows files.</p>"
         return ""
     order = [label for label, _ in _players(report)]
 
@@ -584,7 +590,7 @@ def run_report(results: list[str], output: str | None = None, json_out: str | No
         target = Path(json_out)
         target.parent.mkdir(parents=True, exist_ok=True)
         tmp = target.with_name(target.name + ".tmp")
-        metrics = {k: v for k, v in merged.items() if k != "answers"}  # the answers are in the rows files already
+        metrics = {k: v for k, v in merged.items() if k not in ("answers", "summary_files")}  # the answers are in the rows files already
         tmp.write_text(json.dumps(metrics, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
         tmp.replace(target)
     if output:
