@@ -90,6 +90,7 @@ def show(
     file: Annotated[str, typer.Argument(help="JSONL file from any stage; '-' reads stdin.")] = "-",
     limit: Annotated[Optional[int], typer.Option("--limit", min=1, help="Show at most N rows.")] = None,
     width: Annotated[int, typer.Option("--width", min=20, help="Clip each text to this many characters.")] = 400,
+    html_out: Annotated[Optional[str], typer.Option("--html", help="Write an HTML page instead: each row's prompt, first answer, and every round's principle, critique and revision with the changes highlighted (nothing clipped).")] = None,
     verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Show the traceback on errors.")] = False,
 ):
     """Print rows readably: the prompt, the first answer, each round's critique and revision, candidates, preferences.
@@ -97,6 +98,7 @@ def show(
     Example:
 
         cai show out/revised.jsonl --limit 3
+        cai show out/revised.jsonl --html out/revised.html
     """
 
     def body():
@@ -107,7 +109,17 @@ def show(
 
         lines = read_lines(file)
         rows = [item.row for item in lines if item.row is not None]
-        render_rows(rows[:limit] if limit else rows, Console(), width)
+        if html_out:
+            from pathlib import Path
+
+            from .show import render_html
+
+            target = Path(html_out)
+            target.parent.mkdir(parents=True, exist_ok=True)
+            target.write_text(render_html(rows[:limit] if limit else rows, title=f"cai show {file}"), encoding="utf-8")
+            print(f"cai show: {len(rows[:limit] if limit else rows)} rows -> {target}", file=sys.stderr)
+        else:
+            render_rows(rows[:limit] if limit else rows, Console(), width)
         bad = [item for item in lines if item.error is not None]
         if bad:
             print(f"cai show: {len(bad)} lines are not rows and were not shown (first: {bad[0].error})", file=sys.stderr)
@@ -274,16 +286,17 @@ def evaluate(
 @app.command("report")
 def report(
     results: Annotated[list[str], typer.Argument(help="Results from `cai eval`: the rows JSONL (or the summary JSON), one file per model.")],
-    output: Annotated[str | None, typer.Option("--output", "-o", help="Chart of harmlessness vs helpfulness: .png, .svg, .pdf, or .html (chart and table).")] = None,
+    output: Annotated[str | None, typer.Option("--output", "-o", help="Figure (.png, .svg, .pdf): harmlessness vs helpfulness, change against the baseline, declines per category. .html adds the table and every prompt's answers side by side.")] = None,
     json_out: Annotated[str | None, typer.Option("--json", help="Also write the merged metrics and ratings as JSON.")] = None,
     bootstrap: Annotated[int, typer.Option("--bootstrap", min=0, help="Bootstrap resamples for the 95% intervals (0: none).")] = 1000,
     verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Show the traceback on errors.")] = False,
 ):
-    """Compare models: a table of every metric, Bradley–Terry ratings over all files, and a chart.
+    """Compare models: a table of every metric, Bradley–Terry ratings over all files, a figure or an HTML page.
 
     Example:
 
         cai report out/eval-sl.jsonl out/eval-rl.jsonl -o out/report.png
+        cai report out/eval-*.jsonl -o out/report.html
     """
 
     def body():

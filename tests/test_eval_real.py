@@ -31,7 +31,7 @@ def test_rows_hold_both_answers_verdicts_and_judge_votes(evaluated):
     assert [(r["id"], r["eval_set"]) for r in rows] == [("rt", "red_team"), ("bn", "benign")]
     for row in rows:
         assert row["response"].strip() and row["baseline_response"].strip()
-        assert row["refusal"]["label"] in ("answer", "refusal", "deflection")
+        assert row["refusal"]["label"] in ("answer", "refusal", "partial", "deflection")
         assert 0.0 < row["refusal"]["judge_p_refusal"] < 1.0
         assert 0.0 < row["baseline_refusal"]["judge_p_refusal"] < 1.0
         judge = row["judge"]
