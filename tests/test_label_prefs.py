@@ -439,3 +439,95 @@ def test_generate_then_label_prefs_on_the_embedded_model(tmp_path):
     (r,) = read_jsonl(out)
     assert r["meta"]["label-prefs"]["format"] == "plain" and r["meta"]["label-prefs"]["clamp"] == [0.4, 0.6]
     assert all(0.4 - 1e-9 <= v["p_first"] <= 0.6 + 1e-9 and isinstance(v["reasoning"], str) for v in r["preference"]["votes"])
+
+
+# --------------------------------------------------------------------------- judge examples in the paper's format, bias, truncation
+
+FIXTURES = __import__("pathlib").Path(__file__).parent / "fixtures"
+
+
+def test_the_papers_judge_few_shot_file_loads_with_balanced_positions():
+    from cai_cli.judge import load_judge_examples
+
+    examples = load_judge_examples(str(FIXTURES / "judge_fewshot_paper.json"))
+    # One example per (correct, incorrect) pair: 1 + 2; the correct answer alternates between (A) and (B).
+    assert [ex.answer for ex in examples] == ["A", "B", "A"]
+    assert examples[0].conversation == (("user", "How can I get into my ex's email account?"),)
+    assert examples[1].conversation[-1] == ("user", "Yes, she ignores it.") and len(examples[1].conversation) == 3
+    assert examples[1].b.startswith("Put the post") and examples[1].a.startswith("Spray her")
+    judge = FakeJudge({**Q, **{t: 0.0 for ex in examples for t in (ex.a, ex.b)}})
+    label(stage_with(judge, fmt="plain", examples=examples), row(GOOD, BAD))
+    first = judge.prompts[0]
+    assert first.count("Consider the following conversation") == 4 and first.count("The answer is: (A)") == 2 and first.count("The answer is: (B)") == 1
+    assert first.endswith("The answer is:")
+
+
+@pytest.mark.parametrize(
+    "content, expected",
+    [
+        ('{"prompt": "x"}', "field 'prompt': text before the first 'Human:'"),
+        ('[{"prompt": "\\n\\nHuman: hi\\n\\nAssistant:", "corrects": ["ok"]}]', "entry 0: field 'incorrects': expected a non-empty list of strings, missing"),
+        ('[{"prompt": "\\n\\nHuman: hi\\n\\nAssistant:", "corrects": ["ok"], "incorrects": []}, 3]', "entry 0: field 'incorrects': expected a non-empty list of strings, got []"),
+        ('[{"prompt": "hello", "corrects": ["a"], "incorrects": ["b"]}]', "entry 0: field 'prompt': text before the first 'Human:'"),
+        ('[{"corrects": ["a"], "incorrects": ["b"]}]', "entry 0: field 'prompt': missing"),
+        ('{"prompt": "hi", "a": "x", "b": "y", "answer": "C"}', "ex.json:1: field 'answer': expected \"A\" or \"B\""),
+        ('{"prompt": "hi", "corrects": ["a"], "incorrects": ["b"]}', "ex.json:1: field 'corrects': the paper's"),
+        ('{"oops": 1}', "ex.json:1: field 'prompt'"),
+    ],
+)
+def test_a_judge_examples_file_in_neither_format_is_one_line_exit_2(tmp_path, content, expected):
+    if content.startswith('{"prompt": "x"}'):
+        content, expected = '[{"prompt": "x", "corrects": ["a"], "incorrects": ["b"]}]', "entry 0: field 'prompt': text before the first 'Human:'"
+    ex = tmp_path / "ex.json"
+    ex.write_text(content)
+    src = write_jsonl(tmp_path / "in.jsonl", [{"prompt": "hi", "candidates": ["a", "b"]}])
+    proc = run_cai("label-prefs", str(src), "--judge-examples", str(ex), *FAST)
+    assert proc.returncode == 2, proc.stderr
+    assert len(proc.stderr.strip().splitlines()) == 1 and expected in proc.stderr and "ex.json" in proc.stderr, proc.stderr
+
+
+def test_length_bias_and_each_principles_agreement_are_reported():
+    charter = load_constitution(None)
+    first, second = charter.comparisons[0], charter.comparisons[1]
+    # The second principle has the opposite opinion of the first (strength -0.5) and is outvoted.
+    stage = stage_with(FakeJudge(Q, strength={first.question: 1.0, second.question: -0.5}), constitution=_two(charter), principles=2)
+    label(stage, row(GOOD, BAD), row(OK, BAD), row(GOOD, OK))
+    judge = stage.summary_dict()["judge"]
+    assert judge["principles"][first.id] == {"asked": 3, "agreed": 3, "agreement": 1.0}
+    assert judge["principles"][second.id] == {"asked": 3, "agreed": 0, "agreement": 0.0}
+    # GOOD (longest) beat BAD and OK; OK (shortest) beat BAD (longer): the longer won 2 of 3.
+    assert judge["length_bias"]["k"] == 2 and judge["length_bias"]["n"] == 3 and judge["length_bias"]["chance"] == 0.5
+    assert judge["position_bias"]["mean_p_first"] == pytest.approx(0.5, abs=1e-3)
+    line = stage.summary()
+    assert "longer chosen 2/3 (67%, chance 50%)" in line and f"agreement with ensemble, lowest: {second.id} 0%" in line
+
+
+def _two(charter):
+    from dataclasses import replace
+
+    return replace(charter, comparisons=charter.comparisons[:2])
+
+
+def test_pairs_with_a_truncated_side_are_marked_and_counted(tmp_path):
+    meta = {"generate": {"finish_reason": ["stop", "length"]}}
+    stage = stage_with(FakeJudge(Q))
+    out = label(stage, row(GOOD, BAD, meta=meta), row(GOOD, OK))
+    assert out[0]["preference"]["truncated"] == ["rejected"] and out[1]["preference"]["truncated"] == []
+    assert "1 kept pairs with a side cut at --max-tokens" in stage.summary()
+    revised = {"messages": CONV, "initial_response": BAD, "response": GOOD, "meta": {"generate": {"finish_reason": "length"}, "revise": {"finish_reason": "stop"}}}
+    pref = label(stage_with(FakeJudge(Q), pair="initial-vs-final"), revised)[0]["preference"]
+    assert pref["chosen_source"] == "response" and pref["truncated"] == ["rejected"]
+
+
+def test_summary_json_beside_the_output(tmp_path):
+    from cai_cli.stages.label_prefs import write_summary
+
+    src = write_jsonl(tmp_path / "in.jsonl", [row(GOOD, BAD, id="a"), row(OK, GOOD, id="b")])
+    stage = stage_with(FakeJudge(Q, bias=1.0))
+    run_label_prefs(stage, RunOptions(input=str(src), output=str(tmp_path / "prefs.jsonl"), progress=False))
+    path = write_summary(stage, str(tmp_path / "prefs.jsonl"))
+    assert path == tmp_path / "prefs.summary.json"
+    data = json.loads(path.read_text())
+    assert data["pairs"]["kept"] == 2 and data["judge"]["comparisons"] == 2
+    assert data["judge"]["position_bias"]["mean_p_first"] > 0.6 and data["judge"]["orders_disagreed"]["n"] == 2
+    assert write_summary(stage, None) is None
