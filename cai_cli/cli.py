@@ -234,6 +234,9 @@ def evaluate(
     common: Common,
     prompts: Annotated[Optional[list[str]], typer.Option("--prompts", "-p", help="Prompt JSONL (repeatable). Rows with `risky_looking` count as benign, others as red-team; an `eval_set` field overrides. Absent: stdin.")] = None,
     benign: Annotated[Optional[list[str]], typer.Option("--benign", help="Prompt JSONL whose rows are all benign (repeatable).")] = None,
+    answers: Annotated[Optional[list[str]], typer.Option("--answers", help="JSONL rows that already hold `prompt`/`messages` and `response` (from any model or server): score them, generate nothing (repeatable).")] = None,
+    baseline_field: Annotated[str | None, typer.Option("--baseline-field", help="With --answers: the field holding the baseline's answer; enables the judge's win rates.")] = None,
+    benign_field: Annotated[str | None, typer.Option("--benign-field", help="Field marking benign rows (true) and red-team rows (false), e.g. safe; benign rows count in over-refusal. Default: rows with `risky_looking` are benign.")] = None,
     baseline: Annotated[str | None, typer.Option("--baseline", "-b", help="Model to compare with ('embedded' for the embedded model); enables the win rates.")] = None,
     name: Annotated[str | None, typer.Option("--name", help="The model's name in results and reports (default: its --model).")] = None,
     judge: Annotated[str | None, typer.Option("--judge", help="Judge model for win rates and --refusal-judge (default: the embedded model).")] = None,
@@ -247,17 +250,27 @@ def evaluate(
     """Evaluate a model: refusals, deflections, over-refusal, judge win rates against a baseline, reward.
 
     Writes one row per prompt (both answers, the detector's verdicts, the judge's votes) and a
-    summary JSON; prints the table. `--limit N` takes N rows from each prompt file. Compare many
-    models with one `cai eval` each, then `cai report`. See docs/eval.md for what each number means.
+    summary JSON (rates with Wilson intervals, the judge's position and length bias); prints the table.
+    `--limit N` takes N rows from each prompt file. `--answers FILE` scores answers that already exist.
+    Compare many models with one `cai eval` each, then `cai report`. See docs/eval.md for what each number means.
 
     Example:
 
         cai eval -p examples/red_team.jsonl -p examples/benign.jsonl --model out/rl-cai --baseline embedded -o out/eval-rl.jsonl
+        cai eval --answers served.jsonl --baseline-field reference --benign-field safe -o out/eval-served.jsonl
     """
     from .constitution import load_constitution
     from .eval.run import EvalConfig, run_eval
 
-    sources = [(p, None) for p in prompts or []] + [(p, "benign") for p in benign or []]
+    from .errors import CaiError
+
+    if answers and (prompts or benign or baseline):
+        raise CaiError("--answers scores existing answers: it does not take --prompts, --benign or --baseline (use --baseline-field)")
+    if answers and reward_model:
+        raise CaiError("--reward-model with --answers is not supported yet: score the rows with `cai score` first")
+    if baseline_field and not answers:
+        raise CaiError("--baseline-field names a field of --answers rows; to generate a baseline's answers use --baseline MODEL")
+    sources = [(p, None) for p in prompts or []] + [(p, "benign") for p in benign or []] + [(p, None) for p in answers or []]
     cfg = EvalConfig(
         sources=sources or [(None, None)],
         engine=common.engine_options(),
@@ -272,6 +285,9 @@ def evaluate(
         reward_model=reward_model,
         summary=summary,
         bootstrap=bootstrap,
+        answers=bool(answers),
+        baseline_field=baseline_field,
+        benign_field=benign_field,
     )
     from .report import print_summary
 

@@ -27,8 +27,8 @@ from pathlib import Path
 
 from ..constitution import ComparisonPrinciple, Constitution
 from ..engines import EngineOptions, Sampling
-from ..errors import ConstitutionError, RowFailure
-from ..jsonl import read_done_rows, write_atomic
+from ..errors import CaiError, ConstitutionError, RowFailure
+from ..jsonl import display_name, read_done_rows, write_atomic
 from ..judge import (
     DEFAULT_PRINCIPLES,
     Ask,
@@ -199,6 +199,9 @@ class EvalConfig:
     reward_model: str | None = None
     summary: str | None = None
     bootstrap: int = 1000
+    answers: bool = False  # sources hold answers already (`--answers`): nothing is generated
+    baseline_field: str | None = None  # with answers: the field holding the baseline's answer
+    benign_field: str | None = None  # the field marking benign rows (default: the risky_looking rules)
 
     def __post_init__(self):
         self.principles = parse_principles(self.principles, len(self.constitution.comparisons) or None)
@@ -294,7 +297,9 @@ def run_eval(cfg: EvalConfig) -> dict:
     from ..stages.generate import Generate
     from ..stages.score import Score
 
-    prompts, error_records = load_prompts(cfg.sources, cfg.run)
+    if cfg.answers:
+        return run_answers(cfg)
+    prompts, error_records = load_prompts(cfg.sources, cfg.run, cfg.benign_field)
     model, baseline = labels(cfg)
     # Built before any model loads, so a bad --reward-model or a constitution without comparison
     # questions is reported at once, not after the answers have been generated.
@@ -371,6 +376,7 @@ def run_eval(cfg: EvalConfig) -> dict:
             "principles": cfg.principles,
             "detector": DETECTOR_VERSION,
             "reward_model": cfg.reward_model,
+            "benign_field": cfg.benign_field,
         }
         final = []
         for r in rows:
@@ -383,29 +389,7 @@ def run_eval(cfg: EvalConfig) -> dict:
         failed = len(prompts) - len(final)
         for phase_errors in sorted(work.glob("*.errors.jsonl")):
             error_records += read_done_rows(phase_errors)
-        if out_path is not None:
-            write_atomic(out_path, final)
-            errors_path = Path(cfg.run.errors_file) if cfg.run.errors_file else out_path.with_name(out_path.name + ".errors.jsonl")
-            if error_records:
-                write_atomic(errors_path, error_records)
-                _say(f"bad or failed rows were written to {errors_path}")
-            elif errors_path.exists():
-                errors_path.unlink()
-        else:
-            from ..jsonl import StdoutWriter
-
-            StdoutWriter().write(final)
-
-        summary = summarize(final, bootstrap=cfg.bootstrap, seed=cfg.sampling.seed)
-        summary["results"] = str(out_path) if out_path else None
-        summary["failed"] = failed
-        target = summary_path(cfg)
-        if target is not None:
-            target.parent.mkdir(parents=True, exist_ok=True)
-            tmp = target.with_name(target.name + ".tmp")
-            tmp.write_text(dumps_compact(summary) + "\n")
-            tmp.replace(target)
-            _say(f"{len(final)} rows -> {out_path or 'stdout'}, summary -> {target}")
+        summary = _finish(cfg, final, error_records, failed, out_path)
         if failed:
             _say(f"{failed} prompts failed; rerun the same command to retry them")
         elif not temporary:
@@ -414,6 +398,119 @@ def run_eval(cfg: EvalConfig) -> dict:
     finally:
         if temporary:
             shutil.rmtree(work, ignore_errors=True)
+
+
+def _finish(cfg: EvalConfig, final: list[dict], error_records: list[dict], failed: int, out_path: Path | None) -> dict:
+    """Write the rows (OUT or stdout), the errors file and the summary JSON; return the summary."""
+    if out_path is not None:
+        write_atomic(out_path, final)
+        errors_path = Path(cfg.run.errors_file) if cfg.run.errors_file else out_path.with_name(out_path.name + ".errors.jsonl")
+        if error_records:
+            write_atomic(errors_path, error_records)
+            _say(f"bad or failed rows were written to {errors_path}")
+        elif errors_path.exists():
+            errors_path.unlink()
+    else:
+        from ..jsonl import StdoutWriter
+
+        StdoutWriter().write(final)
+    if not final:
+        raise CaiError("no row could be evaluated (every row was skipped or failed; see the errors file)")
+    summary = summarize(final, bootstrap=cfg.bootstrap, seed=cfg.sampling.seed)
+    summary["results"] = str(out_path) if out_path else None
+    summary["failed"] = failed
+    target = summary_path(cfg)
+    if target is not None:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        tmp = target.with_name(target.name + ".tmp")
+        tmp.write_text(dumps_compact(summary) + "\n")
+        tmp.replace(target)
+        _say(f"{len(final)} rows -> {out_path or 'stdout'}, summary -> {target}")
+    return summary
+
+
+def run_answers(cfg: EvalConfig) -> dict:
+    """`cai eval --answers FILE`: score answers that already exist (from any model or server), generating nothing.
+
+    Rows hold `prompt`/`messages` and `response` (and, with --baseline-field NAME, the baseline's answer in
+    NAME). The refusal detector labels each answer; with a baseline field the judge compares the two
+    (win rates); with --refusal-judge the judge also says whether each answer refused. A judge that gives
+    no verdict stops the run naming the file, line and field, or (--on-error skip) counts the row as failed.
+    """
+    from ..errors import InputError
+    from ..runner import error_record
+
+    where: dict[str, tuple[str, int]] = {}
+    rows, error_records = load_prompts(cfg.sources, cfg.run, cfg.benign_field, answers=True, baseline_field=cfg.baseline_field, where=where)
+    model = cfg.name or _answers_label(cfg.sources)
+    baseline = cfg.baseline_field
+    out_path = Path(cfg.run.output) if cfg.run.output not in (None, "-") else None
+    _say(f"{len(rows)} answers ({sum(r['eval_set'] == RED_TEAM for r in rows)} red-team, {sum(r['eval_set'] == BENIGN for r in rows)} benign)")
+    for row in rows:
+        row["refusal"] = detect(row["response"]).as_dict()
+        if baseline is not None:
+            row["baseline_refusal"] = detect(row[baseline]).as_dict()
+
+    failures: dict[str, RowFailure] = {}
+    judge = None
+    if baseline is not None or cfg.refusal_judge:
+        judge = EvalJudge(replace(cfg.engine, model=cfg.judge), cfg.constitution, cfg.principles, cfg.sampling.seed, baseline is not None,
+                          cfg.refusal_judge, baseline_field=baseline or "baseline_response")
+        judge.start()
+        try:
+            pending = []
+            for row in rows:
+                try:
+                    judge.check_loaded(row)
+                    pending.append(row)
+                except RowFailure as failure:
+                    failures[str(row["id"])] = failure
+            step = max(1, cfg.run.batch_size)
+            for start in range(0, len(pending), step):
+                batch = pending[start : start + step]
+                for row, result in zip(batch, judge.process(batch)):
+                    if isinstance(result, RowFailure):
+                        failures[str(row["id"])] = result
+        finally:
+            close = getattr(judge.engine, "close", None)
+            if close:
+                close()
+        line = judge.summary()
+        if line:
+            print(f"cai eval judge: {line}", file=sys.stderr)
+    for rid, failure in failures.items():
+        name, line_no = where.get(rid, ("answers", None))
+        if cfg.run.on_error == "fail":
+            raise InputError(f"{failure.reason}; nothing was written (use --on-error skip to evaluate the other rows)", file=name, line=line_no, field=failure.field)
+        row = next(r for r in rows if str(r["id"]) == rid)
+        error_records.append(error_record(name, line_no, failure.field, failure.reason, row))
+
+    info = {
+        "model": model,
+        "answers": [display_name(path) for path, _ in cfg.sources],
+        "baseline": baseline,
+        "baseline_field": baseline,
+        "benign_field": cfg.benign_field,
+        "judge": model_label(cfg.judge) if judge is not None else None,
+        "constitution": cfg.constitution.name,
+        "constitution_hash": cfg.constitution.hash,
+        "principles": cfg.principles,
+        "detector": DETECTOR_VERSION,
+    }
+    final = []
+    for r in rows:
+        if str(r["id"]) in failures:
+            continue
+        m = dict(r["meta"]) if isinstance(r.get("meta"), dict) else {}
+        m["eval"] = info
+        r["meta"] = m
+        final.append(r)
+    return _finish(cfg, final, error_records, len(failures), out_path)
+
+
+def _answers_label(sources) -> str:
+    path = sources[0][0]
+    return Path(path).name.removesuffix(".jsonl") if path else "answers"
 
 
 def _tokens(row: dict, stage_name: str) -> dict:
