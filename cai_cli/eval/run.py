@@ -326,6 +326,7 @@ def run_eval(cfg: EvalConfig) -> dict:
             base_answers = _phase(base, work / "prompts.jsonl", work / "baseline.jsonl", cfg.run)
 
         rows = []
+        metas: dict[str, dict] = {}
         for prompt in prompts:
             rid = str(prompt["id"])
             if rid not in answers or (baseline is not None and rid not in base_answers):
@@ -338,7 +339,7 @@ def run_eval(cfg: EvalConfig) -> dict:
                 row["baseline_response"] = base_answers[rid]["response"]
                 row["baseline_refusal"] = detect(row["baseline_response"]).as_dict()
                 meta.update(baseline=baseline, baseline_path=cfg.baseline, baseline_tokens=_tokens(base_answers[rid], base.name))
-            row["_meta"] = meta
+            metas[rid] = meta  # kept here, not in a private field of the row, so phase files hold only real fields
             rows.append(row)
 
         if judge is not None:
@@ -380,7 +381,7 @@ def run_eval(cfg: EvalConfig) -> dict:
         }
         final = []
         for r in rows:
-            meta = r.pop("_meta")
+            meta = metas[str(r["id"])]
             m = dict(r["meta"]) if isinstance(r.get("meta"), dict) else {}
             m["eval"] = {**meta, **info}
             r["meta"] = m
