@@ -184,8 +184,8 @@ class LabelPrefs(EngineStage):
         if self.cfg.mode == "judge":
             super().start()
 
-    @property
-    def judge_(self) -> PairwiseJudge:
+    def pairwise_judge(self) -> PairwiseJudge:
+        """The one judge (cai_cli.judge), on this stage's engine; its generations count in the summary line."""
         if self._judge is None:
             complete = None
             if callable(getattr(self.engine, "complete", None)):
@@ -203,7 +203,7 @@ class LabelPrefs(EngineStage):
     def check_loaded(self, row: dict) -> None:
         if self.cfg.mode != "judge":
             return
-        judge = self.judge_  # fails here, before any work, when the engine cannot run the chosen format
+        judge = self.pairwise_judge()  # fails here, before any work, when the engine cannot run the chosen format
         limit = self.engine.max_context
         if not limit:
             return
@@ -242,7 +242,7 @@ class LabelPrefs(EngineStage):
         if not asks:
             return [[] for _ in rows]
         started = time.monotonic()
-        verdicts = self.judge_.judge(asks)
+        verdicts = self.pairwise_judge().judge(asks)
         self.judge_seconds += time.monotonic() - started
 
         field = "candidates" if self.cfg.pair == "candidates" else "response"
