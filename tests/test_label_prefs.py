@@ -438,7 +438,11 @@ def test_generate_then_label_prefs_on_the_embedded_model(tmp_path):
     assert plain.returncode == 0, plain.stderr
     (r,) = read_jsonl(out)
     assert r["meta"]["label-prefs"]["format"] == "plain" and r["meta"]["label-prefs"]["clamp"] == [0.4, 0.6]
-    assert all(0.4 - 1e-9 <= v["p_first"] <= 0.6 + 1e-9 and isinstance(v["reasoning"], str) for v in r["preference"]["votes"])
+    # Votes keep the judge's own probabilities; the clamp bounds each principle once its orders are combined.
+    assert all(0.0 < v["p_first"] < 1.0 and isinstance(v["reasoning"], str) for v in r["preference"]["votes"])
+    assert 0.5 <= r["preference"]["p_chosen"] <= 0.6 + 1e-9
+    summary = json.loads((tmp_path / "prefs.summary.json").read_text())
+    assert summary["judge"]["comparisons"] == 1 and summary["settings"]["format"] == "plain"
 
 
 # --------------------------------------------------------------------------- judge examples in the paper's format, bias, truncation
