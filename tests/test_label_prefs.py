@@ -11,7 +11,14 @@ from conftest import read_jsonl, run_cai, write_jsonl
 
 from cai_cli.constitution import load_constitution, sample_principles
 from cai_cli.engines import EngineOptions, Sampling
-from cai_cli.judge import OPTIONS, PLAIN_OPTIONS, orders_disagree, parse_answer, rank, sigmoid
+from cai_cli.judge import (
+    OPTIONS,
+    PLAIN_OPTIONS,
+    orders_disagree,
+    parse_answer,
+    rank,
+    sigmoid,
+)
 from cai_cli.runner import RunOptions
 from cai_cli.stages.label_prefs import (
     SALT,
