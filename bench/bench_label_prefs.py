@@ -47,7 +47,7 @@ def scored(engine, pairs: list[dict]) -> tuple[float, list[int], str]:
     from cai_cli.engines import EngineOptions, Sampling
     from cai_cli.stages.label_prefs import LabelConfig, LabelPrefs
 
-    stage = LabelPrefs(EngineOptions(engine="transformers"), Sampling(), load_constitution(None), LabelConfig())
+    stage = LabelPrefs(EngineOptions(engine="transformers"), Sampling(), load_constitution(None), LabelConfig(principles=1))  # one principle, as the generating judge below
     stage.engine = engine
     rows = [dict(p) for p in pairs]
     start = time.perf_counter()

@@ -7,6 +7,16 @@ import typer
 
 from .common import Common, report_errors, stage_command
 from .options import ConstitutionOpt, FewShotOpt
+
+# One meaning and one default (cai_cli.judge.DEFAULT_PRINCIPLES) for every command that judges pairs.
+PrinciplesOpt = Annotated[
+    str,
+    typer.Option(
+        "--principles",
+        help="Comparison principles averaged per comparison, drawn per comparison (seeded by --seed), or 'all'. "
+        "eval: from the constitution on red-team prompts, from its helpfulness questions on benign ones.",
+    ),
+]
 from .train.options import InputArg as TrainInputArg
 from .train.options import train_command
 
@@ -239,11 +249,14 @@ def evaluate(
     common: Common,
     prompts: Annotated[Optional[list[str]], typer.Option("--prompts", "-p", help="Prompt JSONL (repeatable). Rows with `risky_looking` count as benign, others as red-team; an `eval_set` field overrides. Absent: stdin.")] = None,
     benign: Annotated[Optional[list[str]], typer.Option("--benign", help="Prompt JSONL whose rows are all benign (repeatable).")] = None,
+    answers: Annotated[Optional[list[str]], typer.Option("--answers", help="JSONL rows that already hold `prompt`/`messages` and `response` (from any model or server): score them, generate nothing (repeatable).")] = None,
+    baseline_field: Annotated[str | None, typer.Option("--baseline-field", help="With --answers: the field holding the baseline's answer; enables the judge's win rates.")] = None,
+    benign_field: Annotated[str | None, typer.Option("--benign-field", help="Field marking benign rows (true) and red-team rows (false), e.g. safe; benign rows count in over-refusal. Default: rows with `risky_looking` are benign.")] = None,
     baseline: Annotated[str | None, typer.Option("--baseline", "-b", help="Model to compare with ('embedded' for the embedded model); enables the win rates.")] = None,
     name: Annotated[str | None, typer.Option("--name", help="The model's name in results and reports (default: its --model).")] = None,
     judge: Annotated[str | None, typer.Option("--judge", help="Judge model for win rates and --refusal-judge (default: the embedded model).")] = None,
     constitution: ConstitutionOpt = None,
-    principles: Annotated[str, typer.Option("--principles", help="Comparison questions per red-team prompt, drawn from the constitution, or 'all'.")] = "4",
+    principles: PrinciplesOpt = "4",
     refusal_judge: Annotated[bool, typer.Option("--refusal-judge", help="Also ask the judge, yes or no, whether each answer refused.")] = False,
     reward_model: Annotated[str | None, typer.Option("--reward-model", help="Score every answer with this reward model (from `cai train-rm`).")] = None,
     summary: Annotated[str | None, typer.Option("--summary", help="Summary JSON (default: beside -o, OUT.summary.json).")] = None,
@@ -252,17 +265,27 @@ def evaluate(
     """Evaluate a model: refusals, deflections, over-refusal, judge win rates against a baseline, reward.
 
     Writes one row per prompt (both answers, the detector's verdicts, the judge's votes) and a
-    summary JSON; prints the table. `--limit N` takes N rows from each prompt file. Compare many
-    models with one `cai eval` each, then `cai report`. See docs/eval.md for what each number means.
+    summary JSON (rates with Wilson intervals, the judge's position and length bias); prints the table.
+    `--limit N` takes N rows from each prompt file. `--answers FILE` scores answers that already exist.
+    Compare many models with one `cai eval` each, then `cai report`. See docs/eval.md for what each number means.
 
     Example:
 
         cai eval -p examples/red_team.jsonl -p examples/benign.jsonl --model out/rl-cai --baseline embedded -o out/eval-rl.jsonl
+        cai eval --answers served.jsonl --baseline-field reference --benign-field safe -o out/eval-served.jsonl
     """
     from .constitution import load_constitution
-    from .stages.evaluate import EvalConfig, run_eval
+    from .eval.run import EvalConfig, run_eval
 
-    sources = [(p, None) for p in prompts or []] + [(p, "benign") for p in benign or []]
+    from .errors import CaiError
+
+    if answers and (prompts or benign or baseline):
+        raise CaiError("--answers scores existing answers: it does not take --prompts, --benign or --baseline (use --baseline-field)")
+    if answers and reward_model:
+        raise CaiError("--reward-model with --answers is not supported yet: score the rows with `cai score` first")
+    if baseline_field and not answers:
+        raise CaiError("--baseline-field names a field of --answers rows; to generate a baseline's answers use --baseline MODEL")
+    sources = [(p, None) for p in prompts or []] + [(p, "benign") for p in benign or []] + [(p, None) for p in answers or []]
     cfg = EvalConfig(
         sources=sources or [(None, None)],
         engine=common.engine_options(),
@@ -277,6 +300,9 @@ def evaluate(
         reward_model=reward_model,
         summary=summary,
         bootstrap=bootstrap,
+        answers=bool(answers),
+        baseline_field=baseline_field,
+        benign_field=benign_field,
     )
     from .report import print_summary
 
@@ -314,27 +340,29 @@ def label_prefs(
     mode: Annotated[str, typer.Option("--mode", help="judge: the AI judge's soft label. revision-wins: the revision is chosen over the first reply (p_chosen 1.0).")] = "judge",
     pair: Annotated[str | None, typer.Option("--pair", help="candidates: compare `candidates` (from `generate --n N`). initial-vs-final: `initial_response` vs the revised `response`. Default: candidates (initial-vs-final under --mode revision-wins).")] = None,
     pairs: Annotated[str, typer.Option("--pairs", help="With more than two candidates: best-worst (one row: best vs worst by mean win probability) or all (one row per pair).")] = "best-worst",
-    principles: Annotated[str, typer.Option("--principles", help="Comparison principles averaged per comparison, drawn per comparison (seeded by --seed); 'all' uses every one.")] = "1",
-    format: Annotated[str, typer.Option("--format", help="chat: the model's chat template. plain: Human:/Assistant: text, for base models.")] = "chat",
+    principles: PrinciplesOpt = "4",
+    format: Annotated[str, typer.Option("--format", help="chat: the model's chat template. plain: the paper's plain-text layout (options ' (A)'/' (B)' after 'The answer is:'), for base models.")] = "chat",
     swap: Annotated[bool, typer.Option("--swap/--no-swap", help="Ask in both orders and average (cancels the judge's position bias).")] = True,
     cot: Annotated[bool, typer.Option("--cot", help="The judge writes its reasoning first (kept in each vote), then its answer is scored; probabilities are clamped.")] = False,
-    clamp: Annotated[str | None, typer.Option("--clamp", help="LO,HI: clamp each vote's probability (default 0.4,0.6 with --cot, none without).")] = None,
+    clamp: Annotated[str | None, typer.Option("--clamp", help="LO,HI: clamp each principle's probability once its two orders are combined (default 0.4,0.6 with --cot, none without).")] = None,
     min_confidence: Annotated[float | None, typer.Option("--min-confidence", help="Drop pairs whose p_chosen is below P (0.5-1); they go to OUTPUT.dropped.jsonl and are counted.")] = None,
-    gold: Annotated[str | None, typer.Option("--gold", help="Field naming the better response (candidate index, A/B, revision/initial, or its text): report the judge's accuracy.")] = None,
-    judge_examples: Annotated[str | None, typer.Option("--judge-examples", help="JSONL of worked judgments {prompt|messages, a, b, answer: A|B} shown before each question.")] = None,
+    gold: Annotated[str | None, typer.Option("--gold", help="Field naming the better response (candidate index, A/B, revision/initial, or its text): report the judge's accuracy with a 95% Wilson interval.")] = None,
+    judge_examples: Annotated[str | None, typer.Option("--judge-examples", help="Worked judgments shown before each question: JSONL of {prompt|messages, a, b, answer: A|B}, or the paper's JSON list of {prompt, corrects, incorrects}.")] = None,
 ):
     """Label preference pairs with an AI judge: soft p_chosen from option log-probs, both orders, K principles.
 
     Adds `chosen`/`rejected` (trl's conversational preference format, the prompt conversation included)
-    and `preference` {p_chosen, margin, votes, orders_agreed, ...}. See docs/label-prefs.md.
+    and `preference` {p_chosen, margin, votes, orders_agreed, truncated, ...}. The summary line (and, with -o OUT,
+    OUT.summary.json) reports the judge's position bias, order disagreement, length bias and each principle's
+    agreement with the ensemble. See docs/label-prefs.md.
 
     Example:
 
         cai generate examples/red_team.jsonl --n 2 --max-tokens 64 | cai label-prefs --principles 4 -o out/prefs.jsonl
     """
     from .constitution import load_constitution
-    from .judge import parse_clamp, parse_min_confidence, parse_principles
-    from .stages.label_prefs import LabelConfig, LabelPrefs, load_judge_examples, run_label_prefs
+    from .judge import load_judge_examples, parse_clamp, parse_min_confidence, parse_principles
+    from .stages.label_prefs import LabelConfig, LabelPrefs, run_label_prefs, write_summary
 
     cfg = LabelConfig(mode=mode, pair=pair, pairs=pairs, fmt=format, swap=swap, cot=cot, gold=gold)
     cfg.clamp = parse_clamp(clamp if clamp is not None else ("0.4,0.6" if cot else None))
@@ -346,7 +374,11 @@ def label_prefs(
             cfg.principles = parse_principles(principles, len(charter.comparisons))
         if judge_examples:
             cfg.examples, cfg.examples_source = load_judge_examples(judge_examples), judge_examples
-    run_label_prefs(LabelPrefs(common.engine_options(), common.sampling(), charter, cfg), common.run_options())
+    stage = LabelPrefs(common.engine_options(), common.sampling(), charter, cfg)
+    run_label_prefs(stage, common.run_options())
+    target = write_summary(stage, common.run_options().output)
+    if target is not None:
+        print(f"cai label-prefs: summary -> {target}", file=sys.stderr)
 
 
 def _verbose_flag():

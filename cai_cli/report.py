@@ -42,7 +42,7 @@ CAPTION = (
 
 def load_results(paths: list[str], *, bootstrap: int = 1000, seed: int = 0) -> dict:
     """Merge eval results files (rows JSONL, or summary JSON) into one report: models, ratings, notes."""
-    from .stages.evaluate import comparisons_of, ratings_of, summarize
+    from .eval.stats import comparisons_of, ratings_of, summarize
 
     if not paths:
         raise CaiError("give at least one results file from `cai eval`")

@@ -162,7 +162,7 @@ def test_pipeline_with_vllm_engine(tmp_path):
     sampled = [a for a in common if a not in ("--temperature", "0")]
     proc = run_cai("generate", str(src), "-o", str(tmp_path / "pairs.jsonl"), "--n", "2", "--temperature", "1.0", "--seed", "3", *sampled)
     assert proc.returncode == 0, proc.stderr[-3000:]
-    proc = run_cai("label-prefs", str(tmp_path / "pairs.jsonl"), "-o", str(tmp_path / "prefs.jsonl"), *common)
+    proc = run_cai("label-prefs", str(tmp_path / "pairs.jsonl"), "-o", str(tmp_path / "prefs.jsonl"), "--principles", "1", *common)
     assert proc.returncode == 0, proc.stderr[-3000:]
     prefs = read_jsonl(tmp_path / "prefs.jsonl")
     assert prefs, proc.stderr

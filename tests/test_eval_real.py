@@ -37,10 +37,10 @@ def test_rows_hold_both_answers_verdicts_and_judge_votes(evaluated):
         judge = row["judge"]
         assert 0.0 <= judge["p_model"] <= 1.0
         if not judge.get("identical"):
-            questions = 1 if row["eval_set"] == "red_team" else 3
-            assert len(judge["votes"]) == questions
+            # --principles 1: one question per comparison on both sets, asked in both orders.
+            assert len(judge["principles"]) == 1 and [v["first"] for v in judge["votes"]] == ["model", "baseline"]
             for vote in judge["votes"]:
-                assert 0.0 < vote["shown_first"] < 1.0 and 0.0 < vote["shown_second"] < 1.0
+                assert 0.0 < vote["p_first"] < 1.0
     assert rows[0]["judge"]["criterion"] == "harmlessness" and rows[1]["judge"]["criterion"] == "helpfulness"
     assert rows[0]["meta"]["eval"]["baseline"] == "embedded (baseline)"
 

@@ -11,7 +11,14 @@ from conftest import read_jsonl, run_cai, write_jsonl
 
 from cai_cli.constitution import load_constitution, sample_principles
 from cai_cli.engines import EngineOptions, Sampling
-from cai_cli.judge import OPTIONS, orders_disagree, parse_answer, rank, sigmoid
+from cai_cli.judge import (
+    OPTIONS,
+    PLAIN_OPTIONS,
+    orders_disagree,
+    parse_answer,
+    rank,
+    sigmoid,
+)
 from cai_cli.runner import RunOptions
 from cai_cli.stages.label_prefs import (
     SALT,
@@ -40,6 +47,8 @@ class FakeJudge:
         self.reasoning = reasoning
         self.prompts: list[str] = []
         self.chats: list[list[dict]] = []
+        self.completed: list[str] = []
+        self.options: list[list[str]] = []
 
     def render_chat(self, conversation, add_generation_prompt=True):
         return "".join(f"<{m['role']}>{m['content']}</{m['role']}>" for m in conversation) + ("<assistant>\n" if add_generation_prompt else "")
@@ -53,20 +62,28 @@ class FakeJudge:
         self.chats += conversations
         return [Completion([self.reasoning], prompt_tokens=3, completion_tokens=1) for _ in conversations]
 
+    def complete(self, prompts, sampling, seeds=None):
+        from cai_cli.engines import Completion
+
+        self.completed += prompts
+        return [Completion([" " + self.reasoning], prompt_tokens=3, completion_tokens=1) for _ in prompts]
+
     def score_options(self, prompts, options):
-        assert list(options) == list(OPTIONS)
+        assert list(options) in (list(OPTIONS), list(PLAIN_OPTIONS))
+        self.options.append(list(options))
         out = []
         for p in prompts:
             self.prompts.append(p)
             question = p[p.rindex("Consider the following conversation") :]
             a = re.search(r"\n\(A\) (.*)\n\(B\) ", question).group(1)
-            b = re.search(r"\n\(B\) (.*)\n\n", question).group(1)
+            b = re.search(r"\n\(B\) (.*?)\n", question).group(1)
             k = next((v for q, v in self.strength.items() if q in question), 1.0)
             out.append([k * self.quality[a] + self.bias, k * self.quality[b]])
         return out
 
 
 def stage_with(judge, constitution=None, **cfg) -> LabelPrefs:
+    cfg.setdefault("principles", 1)
     stage = LabelPrefs(EngineOptions(engine="transformers"), Sampling(seed=cfg.pop("seed", 0)), constitution or load_constitution(None), LabelConfig(**cfg))
     stage.engine = judge
     return stage
@@ -123,11 +140,20 @@ def test_cot_reasoning_is_kept_scored_after_and_clamped():
     assert len(judge.chats) == 2 and "Think step by step" in judge.chats[0][-1]["content"]
     assert all(v["reasoning"] == "Response (A) keeps people safe." for v in pref["votes"])
     assert all(p.endswith("<assistant>\nResponse (A) keeps people safe.\n\nSo the answer is: (") for p in judge.prompts)
-    # Gap 3 +- bias 0.7 would give 0.98 and 0.91; both votes clamp to 0.6, so p_chosen is exactly 0.6.
-    assert [v["p_first"] for v in pref["votes"]] == [pytest.approx(0.6), pytest.approx(0.4)]
+    # Votes keep what the judge said (gap 3 + bias 0.7 and -3 + 0.7); the clamp applies once the orders are combined.
+    assert [v["p_first"] for v in pref["votes"]] == [pytest.approx(sigmoid(3.7), abs=1e-6), pytest.approx(sigmoid(-2.3), abs=1e-6)]
     assert pref["p_chosen"] == pytest.approx(0.6, abs=1e-9)
     unclamped = label(stage_with(FakeJudge(Q, bias=0.7), cot=True), row(GOOD, BAD))[0]["preference"]
     assert unclamped["p_chosen"] == pytest.approx(sigmoid(3.0), abs=1e-6)
+
+
+def test_clamping_after_combining_orders_keeps_a_position_biased_judges_signal():
+    # Bias 2.5 on (A) outweighs the 1.5 gap: both orders favour (A), each above 0.6. Clamping each vote
+    # first would give 0.6 and 0.6 for "first shown", a 0.5 label; combined first, GOOD still wins.
+    pref = label(stage_with(FakeJudge(Q, bias=2.5), cot=True, clamp=(0.4, 0.6)), row(GOOD, OK))[0]["preference"]
+    assert all(v["p_first"] > 0.6 for v in pref["votes"]) and pref["orders_agreed"] is False
+    assert pref["p_chosen"] == pytest.approx(0.6, abs=1e-9)
+    assert label(stage_with(FakeJudge(Q, bias=2.5), cot=True, clamp=(0.4, 0.6)), row(OK, GOOD))[0]["chosen"][-1]["content"] == GOOD
 
 
 def test_k_principles_are_drawn_per_comparison_and_averaged():
@@ -184,11 +210,39 @@ def test_identical_responses_are_dropped_not_judged():
     assert "1 identical" in stage.summary()
 
 
-def test_plain_format_is_human_assistant_text_without_the_chat_template():
+def test_plain_format_is_the_papers_layout_exactly():
     judge = FakeJudge(Q)
-    label(stage_with(judge, fmt="plain"), row(GOOD, BAD))
-    assert all(p.startswith("Human: Consider the following conversation") for p in judge.prompts)
-    assert all(p.endswith("\n\nAssistant: The answer is: (") and "<user>" not in p for p in judge.prompts)
+    pref = label(stage_with(judge, fmt="plain"), row(GOOD, BAD))[0]["preference"]
+    assert judge.prompts[0] == (
+        "Consider the following conversation between a human and an assistant:\n\n"
+        f"Human: {CONV[0]['content']}\n\n"
+        f"{load_constitution(None).comparison_by_id(pref['votes'][0]['principle']).question}\n"
+        f"Options:\n(A) {GOOD}\n(B) {BAD}\nThe answer is:"
+    )
+    assert judge.options == [[" (A)", " (B)"]] and all("<user>" not in p and "Assistant:" not in p for p in judge.prompts)
+    assert pref["p_chosen"] == pytest.approx(sigmoid(3.0), abs=1e-6)
+
+
+def test_plain_cot_reasons_and_is_scored_in_the_same_plain_text():
+    judge = FakeJudge(Q, reasoning="(A) is kinder.")
+    pref = label(stage_with(judge, fmt="plain", cot=True, clamp=(0.4, 0.6)), row(GOOD, BAD))[0]["preference"]
+    assert judge.chats == [] and len(judge.completed) == 2  # generated from plain text, not a chat template
+    for asked, scored in zip(judge.completed, judge.prompts):
+        assert asked.startswith("Human: Consider the following conversation") and asked.endswith("\n\nAssistant: Let's think step-by-step:")
+        assert scored == asked + " (A) is kinder.\nSo the answer is:"
+    assert judge.options == [[" (A)", " (B)"]] and pref["votes"][0]["reasoning"] == "(A) is kinder." and pref["p_chosen"] == pytest.approx(0.6)
+
+
+def test_plain_cot_on_an_engine_that_cannot_continue_text_is_refused_before_work():
+    from cai_cli.errors import CaiError
+
+    class ChatOnly(FakeJudge):
+        complete = None
+
+    judge = ChatOnly(Q)
+    stage = stage_with(judge, fmt="plain", cot=True)
+    with pytest.raises(CaiError, match="--format plain --cot"):
+        stage.check_loaded({**row(GOOD, BAD), "id": "x"})
     chat = FakeJudge(Q)
     label(stage_with(chat, fmt="chat"), row(GOOD, BAD))
     assert all(p.startswith("<user>Consider") and p.endswith("<assistant>\nThe answer is: (") for p in chat.prompts)
@@ -227,7 +281,9 @@ def test_gold_accuracy_counts_pairwise_judgments_involving_the_gold_response():
     stage = stage_with(FakeJudge(Q), gold="best")
     label(stage, row(GOOD, BAD, best=0), row(BAD, GOOD, best="A"), row(OK, BAD, GOOD, best=GOOD), row(GOOD, BAD))
     # Row 1 is right, row 2 wrong (gold names BAD), row 3 has 2 pairs with GOOD (both right), row 4 has no gold.
-    assert "gold accuracy 0.750 on 4 pairs" in stage.summary()
+    # With its Wilson 95% interval (scipy): 3 of 4.
+    assert "gold accuracy 0.750 (95% CI 0.301-0.954) on 4 pairs" in stage.summary()
+    assert stage.summary_dict()["gold"]["accuracy"] == {"value": 0.75, "ci": [0.3006, 0.9544], "n": 4, "k": 3, "ties": 0, "mean_p_gold": 0.6925}
     assert "1 rows without best" in stage.summary()
 
 
@@ -356,7 +412,9 @@ def test_revision_wins_with_gold_accuracy_through_the_cli(tmp_path):
     assert got[2]["chosen"] == [{"role": "system", "content": "Be brief."}, {"role": "user", "content": "p4"}, {"role": "assistant", "content": "y"}]
     assert got[2]["keep"] == [1] and got[0]["preference"]["p_chosen"] == 1.0
     assert got[0]["meta"]["label-prefs"] == {"mode": "revision-wins", "pair": "initial-vs-final"}
-    assert "gold accuracy 0.500 on 2 pairs" in proc.stderr and "1 identical" in proc.stderr
+    assert "gold accuracy 0.500 (95% CI 0.095-0.905) on 2 pairs" in proc.stderr and "1 identical" in proc.stderr
+    summary = json.loads((tmp_path / "prefs.summary.json").read_text())
+    assert summary["pairs"]["kept"] == 3 and summary["gold"]["accuracy"]["ci"] == [0.0945, 0.9055]
     assert [r["id"] for r in read_jsonl(tmp_path / "prefs.jsonl.dropped.jsonl")] == ["3"]
 
 
@@ -395,4 +453,100 @@ def test_generate_then_label_prefs_on_the_embedded_model(tmp_path):
     assert plain.returncode == 0, plain.stderr
     (r,) = read_jsonl(out)
     assert r["meta"]["label-prefs"]["format"] == "plain" and r["meta"]["label-prefs"]["clamp"] == [0.4, 0.6]
-    assert all(0.4 - 1e-9 <= v["p_first"] <= 0.6 + 1e-9 and isinstance(v["reasoning"], str) for v in r["preference"]["votes"])
+    # Votes keep the judge's own probabilities; the clamp bounds each principle once its orders are combined.
+    assert all(0.0 < v["p_first"] < 1.0 and isinstance(v["reasoning"], str) for v in r["preference"]["votes"])
+    assert 0.5 <= r["preference"]["p_chosen"] <= 0.6 + 1e-9
+    summary = json.loads((tmp_path / "prefs.summary.json").read_text())
+    assert summary["judge"]["comparisons"] == 1 and summary["settings"]["format"] == "plain"
+
+
+# --------------------------------------------------------------------------- judge examples in the paper's format, bias, truncation
+
+FIXTURES = __import__("pathlib").Path(__file__).parent / "fixtures"
+
+
+def test_the_papers_judge_few_shot_file_loads_with_balanced_positions():
+    from cai_cli.judge import load_judge_examples
+
+    examples = load_judge_examples(str(FIXTURES / "judge_fewshot_paper.json"))
+    # One example per (correct, incorrect) pair: 1 + 2; the correct answer alternates between (A) and (B).
+    assert [ex.answer for ex in examples] == ["A", "B", "A"]
+    assert examples[0].conversation == (("user", "How can I get into my ex's email account?"),)
+    assert examples[1].conversation[-1] == ("user", "Yes, she ignores it.") and len(examples[1].conversation) == 3
+    assert examples[1].b.startswith("Put the post") and examples[1].a.startswith("Spray her")
+    judge = FakeJudge({**Q, **{t: 0.0 for ex in examples for t in (ex.a, ex.b)}})
+    label(stage_with(judge, fmt="plain", examples=examples), row(GOOD, BAD))
+    first = judge.prompts[0]
+    assert first.count("Consider the following conversation") == 4 and first.count("The answer is: (A)") == 2 and first.count("The answer is: (B)") == 1
+    assert first.endswith("The answer is:")
+
+
+@pytest.mark.parametrize(
+    "content, expected",
+    [
+        ('{"prompt": "x"}', "field 'prompt': text before the first 'Human:'"),
+        ('[{"prompt": "\\n\\nHuman: hi\\n\\nAssistant:", "corrects": ["ok"]}]', "entry 0: field 'incorrects': expected a non-empty list of strings, missing"),
+        ('[{"prompt": "\\n\\nHuman: hi\\n\\nAssistant:", "corrects": ["ok"], "incorrects": []}, 3]', "entry 0: field 'incorrects': expected a non-empty list of strings, got []"),
+        ('[{"prompt": "hello", "corrects": ["a"], "incorrects": ["b"]}]', "entry 0: field 'prompt': text before the first 'Human:'"),
+        ('[{"corrects": ["a"], "incorrects": ["b"]}]', "entry 0: field 'prompt': missing"),
+        ('{"prompt": "hi", "a": "x", "b": "y", "answer": "C"}', "ex.json:1: field 'answer': expected \"A\" or \"B\""),
+        ('{"prompt": "hi", "corrects": ["a"], "incorrects": ["b"]}', "ex.json:1: field 'corrects': the paper's"),
+        ('{"oops": 1}', "ex.json:1: field 'prompt'"),
+    ],
+)
+def test_a_judge_examples_file_in_neither_format_is_one_line_exit_2(tmp_path, content, expected):
+    if content.startswith('{"prompt": "x"}'):
+        content, expected = '[{"prompt": "x", "corrects": ["a"], "incorrects": ["b"]}]', "entry 0: field 'prompt': text before the first 'Human:'"
+    ex = tmp_path / "ex.json"
+    ex.write_text(content)
+    src = write_jsonl(tmp_path / "in.jsonl", [{"prompt": "hi", "candidates": ["a", "b"]}])
+    proc = run_cai("label-prefs", str(src), "--judge-examples", str(ex), *FAST)
+    assert proc.returncode == 2, proc.stderr
+    assert len(proc.stderr.strip().splitlines()) == 1 and expected in proc.stderr and "ex.json" in proc.stderr, proc.stderr
+
+
+def test_length_bias_and_each_principles_agreement_are_reported():
+    charter = load_constitution(None)
+    first, second = charter.comparisons[0], charter.comparisons[1]
+    # The second principle has the opposite opinion of the first (strength -0.5) and is outvoted.
+    stage = stage_with(FakeJudge(Q, strength={first.question: 1.0, second.question: -0.5}), constitution=_two(charter), principles=2)
+    label(stage, row(GOOD, BAD), row(OK, BAD), row(GOOD, OK))
+    judge = stage.summary_dict()["judge"]
+    assert judge["principles"][first.id] == {"asked": 3, "agreed": 3, "agreement": 1.0}
+    assert judge["principles"][second.id] == {"asked": 3, "agreed": 0, "agreement": 0.0}
+    # GOOD (longest) beat BAD and OK; OK (shortest) beat BAD (longer): the longer won 2 of 3.
+    assert judge["length_bias"]["k"] == 2 and judge["length_bias"]["n"] == 3 and judge["length_bias"]["chance"] == 0.5
+    assert judge["position_bias"]["mean_p_first"] == pytest.approx(0.5, abs=1e-3)
+    line = stage.summary()
+    assert "longer chosen 2/3 (67%, chance 50%)" in line and f"agreement with ensemble, lowest: {second.id} 0%" in line
+
+
+def _two(charter):
+    from dataclasses import replace
+
+    return replace(charter, comparisons=charter.comparisons[:2])
+
+
+def test_pairs_with_a_truncated_side_are_marked_and_counted(tmp_path):
+    meta = {"generate": {"finish_reason": ["stop", "length"]}}
+    stage = stage_with(FakeJudge(Q))
+    out = label(stage, row(GOOD, BAD, meta=meta), row(GOOD, OK))
+    assert out[0]["preference"]["truncated"] == ["rejected"] and out[1]["preference"]["truncated"] == []
+    assert "1 kept pairs with a side cut at --max-tokens" in stage.summary()
+    revised = {"messages": CONV, "initial_response": BAD, "response": GOOD, "meta": {"generate": {"finish_reason": "length"}, "revise": {"finish_reason": "stop"}}}
+    pref = label(stage_with(FakeJudge(Q), pair="initial-vs-final"), revised)[0]["preference"]
+    assert pref["chosen_source"] == "response" and pref["truncated"] == ["rejected"]
+
+
+def test_summary_json_beside_the_output(tmp_path):
+    from cai_cli.stages.label_prefs import write_summary
+
+    src = write_jsonl(tmp_path / "in.jsonl", [row(GOOD, BAD, id="a"), row(OK, GOOD, id="b")])
+    stage = stage_with(FakeJudge(Q, bias=1.0))
+    run_label_prefs(stage, RunOptions(input=str(src), output=str(tmp_path / "prefs.jsonl"), progress=False))
+    path = write_summary(stage, str(tmp_path / "prefs.jsonl"))
+    assert path == tmp_path / "prefs.summary.json"
+    data = json.loads(path.read_text())
+    assert data["pairs"]["kept"] == 2 and data["judge"]["comparisons"] == 2
+    assert data["judge"]["position_bias"]["mean_p_first"] > 0.6 and data["judge"]["orders_disagreed"]["n"] == 2
+    assert write_summary(stage, None) is None

@@ -10,7 +10,7 @@ from test_eval import FakeEngine, config
 
 from cai_cli.errors import CaiError
 from cai_cli.report import chart, load_results
-from cai_cli.stages import evaluate as ev
+from cai_cli.eval import run as ev
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 

@@ -234,6 +234,19 @@ class TransformersEngine:
             logprobs = torch.log_softmax(picked, dim=-1)[:, option_ids].tolist()
         return [(i, lp) for (_, i, _), lp in zip(ends, logprobs)]
 
+    def complete(self, prompts: Sequence[str], sampling: Sampling, seeds: Sequence[int] | None = None) -> list[Completion]:
+        """Continue each text as it is, with no chat template: the judge's plain (paper) format with --cot."""
+        texts = list(prompts)
+        results: list[Completion | None] = [None] * len(texts)
+        order = sorted(range(len(texts)), key=lambda i: len(texts[i]))
+        per_batch = max(1, self.batch_size // max(1, sampling.n))
+        for start in range(0, len(order), per_batch):
+            idx = order[start : start + per_batch]
+            batch = self._generate([texts[i] for i in idx], sampling, seed=seeds_or_default(seeds, sampling, len(texts))[idx[0]])
+            for i, completion in zip(idx, batch):
+                results[i] = completion
+        return results  # type: ignore[return-value]
+
     def close(self) -> None:
         self.lm = None
         if self.device.startswith("cuda"):

@@ -14,34 +14,32 @@ list per input row, and the plain runner streams, resumes and finishes them like
 from __future__ import annotations
 
 import json
-import math
 import time
 from dataclasses import asdict, dataclass
+from pathlib import Path
 
-from ..constitution import ComparisonPrinciple, Constitution, sample_principles
-from ..errors import CaiError, ConstitutionError, InputError, RowFailure
+from ..constitution import ComparisonPrinciple, Constitution
+from ..errors import CaiError, ConstitutionError, RowFailure
 from ..judge import (
-    ANSWER_PREFIX,
-    COT_ANSWER_PREFIX,
-    OPTIONS,
+    DEFAULT_PRINCIPLES,
+    FORMATS,
+    SALT,
+    Ask,
+    JudgeConfig,
     JudgeExample,
-    clamp_logodds,
-    ensemble,
-    judge_messages,
-    logodds,
-    orders_disagree,
+    JudgeFailure,
+    JudgeStats,
+    PairwiseJudge,
+    draw_principles,
+    load_judge_examples,
     orient,
-    pair_logodds,
-    plain_prompt,
     rank,
-    sigmoid,
 )
 from ..rows import (
     FieldProblem,
     check_conversation,
     check_string,
     conversation,
-    row_seed,
     set_meta,
     stable_hash,
 )
@@ -51,8 +49,6 @@ from .base import EngineStage
 MODES = ("judge", "revision-wins")
 PAIR_SOURCES = ("candidates", "initial-vs-final")
 PAIRS = ("best-worst", "all")
-FORMATS = ("chat", "plain")
-SALT = "label-prefs"
 
 
 @dataclass
@@ -60,7 +56,7 @@ class LabelConfig:
     mode: str = "judge"
     pair: str | None = None  # None: candidates (initial-vs-final under revision-wins)
     pairs: str = "best-worst"
-    principles: int = 1
+    principles: int = DEFAULT_PRINCIPLES
     fmt: str = "chat"
     swap: bool = True
     cot: bool = False
@@ -69,6 +65,9 @@ class LabelConfig:
     gold: str | None = None
     examples: tuple[JudgeExample, ...] = ()
     examples_source: str | None = None
+
+    def judge_config(self) -> JudgeConfig:
+        return JudgeConfig(fmt=self.fmt, swap=self.swap, cot=self.cot, clamp=self.clamp, examples=self.examples)
 
     def __post_init__(self):
         for name, value, allowed in (("--mode", self.mode, MODES), ("--pairs", self.pairs, PAIRS), ("--format", self.fmt, FORMATS)):
@@ -91,33 +90,7 @@ class Pair:
     p_i: float
     votes: list[dict]  # {"principle", "first": index shown as (A), "p_first", "reasoning"?}
     agreed: bool | None
-
-
-def load_judge_examples(path: str) -> tuple[JudgeExample, ...]:
-    """--judge-examples FILE: JSONL of {prompt|messages, a, b, answer: "A"|"B", question?}."""
-    from ..jsonl import display_name, read_lines
-
-    name = display_name(path)
-    out = []
-    for item in read_lines(path):
-        if item.error is not None:
-            raise item.error
-        row = item.row
-        try:
-            check_conversation(row)
-            check_string(row, "a", "the response shown as (A)")
-            check_string(row, "b", "the response shown as (B)")
-            if row.get("answer") not in ("A", "B"):
-                raise FieldProblem("answer", f"expected \"A\" or \"B\", got {row.get('answer')!r}")
-            if "question" in row:
-                check_string(row, "question")
-        except FieldProblem as problem:
-            raise InputError(problem.message, file=name, line=item.line, field=problem.field) from None
-        conv = tuple((m["role"], m["content"]) for m in conversation(row))
-        out.append(JudgeExample(conv, row["a"], row["b"], row["answer"], row.get("question")))
-    if not out:
-        raise CaiError(f"{name}: no judge examples (the file is empty)")
-    return tuple(out)
+    principles: dict | None = None  # per principle: P(responses[i] beats responses[j])
 
 
 class LabelPrefs(EngineStage):
@@ -136,13 +109,23 @@ class LabelPrefs(EngineStage):
                 )
             if not 1 <= config.principles <= len(constitution.comparisons):
                 raise CaiError(f"--principles {config.principles}: the constitution has {len(constitution.comparisons)} comparison questions")
-        self.clamp = config.clamp
+        self.judge_cfg = config.judge_config()
         self.counts = {
-            "kept": 0, "dropped_confidence": 0, "dropped_identical": 0, "comparisons": 0,
-            "votes": 0, "p_first_sum": 0.0, "swapped": 0, "disagreed": 0,
-            "gold_pairs": 0, "gold_correct": 0.0, "gold_p_sum": 0.0, "no_gold": 0,
+            "kept": 0, "dropped_confidence": 0, "dropped_identical": 0, "comparisons": 0, "truncated": 0,
+            "gold_pairs": 0, "gold_ties": 0, "gold_correct": 0, "gold_p_sum": 0.0, "no_gold": 0,
         }
+        self.judge_stats = JudgeStats()
         self.judge_seconds = 0.0
+        self._judge: PairwiseJudge | None = None
+
+    def settings(self) -> dict:
+        """The options that shape the rows (for the side file's fingerprint); --gold only adds to the summary."""
+        cfg = self.cfg
+        return {
+            "mode": cfg.mode, "pair": cfg.pair, "pairs": cfg.pairs, "principles": cfg.principles, "min_confidence": cfg.min_confidence,
+            **self.judge_cfg.settings(),
+            "judge_examples": stable_hash([asdict(e) for e in cfg.examples]) if cfg.examples else None,
+        }
 
     # ------------------------------------------------------------------ checks (before any model loads)
 
@@ -203,38 +186,48 @@ class LabelPrefs(EngineStage):
         if self.cfg.mode == "judge":
             super().start()
 
+    def pairwise_judge(self) -> PairwiseJudge:
+        """The one judge (cai_cli.judge), on this stage's engine; its generations count in the summary line."""
+        if self._judge is None:
+            complete = None
+            if callable(getattr(self.engine, "complete", None)):
+                complete = lambda prompts, seeds: self._count(self.engine.complete(prompts, _plain_sampling(self.sampling), seeds=seeds))
+            self._judge = PairwiseJudge(self.engine, self.judge_cfg, self.sampling, chat=self.chat, complete=complete)
+        return self._judge
+
+    def _count(self, completions):
+        for c in completions:
+            self.stats.tokens_in += c.prompt_tokens
+            self.stats.tokens_out += c.completion_tokens
+            self.stats.truncated += c.truncated
+        return completions
+
     def check_loaded(self, row: dict) -> None:
         if self.cfg.mode != "judge":
             return
+        judge = self.pairwise_judge()  # fails here, before any work, when the engine cannot run the chosen format
         limit = self.engine.max_context
         if not limit:
             return
         texts, _ = self.responses(row)
         a, b = sorted(texts, key=len)[-2:]
         longest = max((p.question for p in self.constitution.comparisons), key=len)
-        msgs = judge_messages(conversation(row), longest, a, b, self.cfg.examples, self.cfg.cot)
         # The answer prefix and the option add a handful of tokens; the reasoning adds up to --max-tokens.
-        used = self.engine.count_tokens(msgs) + 16 + (self.sampling.max_tokens if self.cfg.cot else 0)
+        used = judge.prompt_tokens(conversation(row), longest, a, b) + 16 + (self.sampling.max_tokens if self.cfg.cot else 0)
         if used > limit:
             field = "candidates" if self.cfg.pair == "candidates" else "response"
             raise RowFailure(f"the judge's question is about {used} tokens, longer than the judge's context of {limit}", field=field)
-
-    def _head(self, messages: list[dict]) -> str:
-        text = self.engine.render_chat(messages) if self.cfg.fmt == "chat" else plain_prompt(messages)
-        # Plain formats end on "Assistant:"; the answer must not run into it.
-        return text if not text or text[-1].isspace() else text + " "
 
     # ------------------------------------------------------------------ judging
 
     def principles_for(self, row_id: str, i: int, j: int) -> list[ComparisonPrinciple]:
         """K principles drawn per comparison (seeded by --seed), so the ensemble spreads over the constitution."""
-        comps = self.constitution.comparisons
-        picks = sample_principles(len(comps), self.cfg.principles, self.sampling.seed, f"{row_id}:{i}-{j}", SALT)
-        return [comps[k] for k in picks]
+        return draw_principles(self.constitution.comparisons, self.cfg.principles, self.sampling.seed, f"{row_id}:{i}-{j}")
 
     def judge(self, rows: list[dict]) -> list[list[Pair] | RowFailure]:
         """Every pair each row needs (identical responses are not asked: they tie by definition)."""
-        jobs = []  # (row index, pair, principle, first, second)
+        asks: list[Ask] = []
+        where: list[tuple[int, int, int]] = []  # (row index, i, j) per ask
         plans: list[list[tuple[int, int]]] = []
         for r, row in enumerate(rows):
             texts, _ = self.responses(row)
@@ -245,75 +238,36 @@ class LabelPrefs(EngineStage):
             wanted = [(i, j) for i, j in wanted if texts[i] != texts[j]]
             plans.append(wanted)
             for i, j in wanted:
-                for p in self.principles_for(str(row["id"]), i, j):
-                    jobs.append((r, (i, j), p, i, j))
-                    if self.cfg.swap:
-                        jobs.append((r, (i, j), p, j, i))
-        if not jobs:
+                key = f"{row['id']}:{i}-{j}"
+                asks.append(Ask(conversation(row), texts[i], texts[j], self.principles_for(str(row["id"]), i, j), key=key))
+                where.append((r, i, j))
+        if not asks:
             return [[] for _ in rows]
         started = time.monotonic()
-        convs = [conversation(row) for row in rows]
-        texts = [self.responses(row)[0] for row in rows]
-        msgs = [judge_messages(convs[r], p.question, texts[r][a], texts[r][b], self.cfg.examples, self.cfg.cot) for r, _, p, a, b in jobs]
-        reasoning: list[str | None] = [None] * len(jobs)
-        failed: dict[int, RowFailure] = {}
-        if self.cfg.cot:
-            seeds = [row_seed(self.sampling.seed, SALT, rows[r]["id"], i, j, p.id, a) for r, (i, j), p, a, _ in jobs]
-            for k, comp in enumerate(self.chat(msgs, seeds)):
-                if comp.error:
-                    failed.setdefault(jobs[k][0], RowFailure(comp.error))
-                reasoning[k] = (comp.texts[0] if comp.texts else "").strip()
-            prompts = [self._head(m) + reasoning[k] + COT_ANSWER_PREFIX for k, m in enumerate(msgs)]
-        else:
-            prompts = [self._head(m) + ANSWER_PREFIX for m in msgs]
-        # Similar lengths side by side, so an engine that batches in order pads little.
-        order = sorted(range(len(prompts)), key=lambda k: len(prompts[k]))
-        scores: list = [None] * len(prompts)
-        for k, s in zip(order, self.engine.score_options([prompts[k] for k in order], list(OPTIONS))):
-            scores[k] = s
+        verdicts = self.pairwise_judge().judge(asks)
         self.judge_seconds += time.monotonic() - started
 
-        by_pair: dict[tuple[int, tuple[int, int]], list] = {}
-        for k, (r, pair, p, a, b) in enumerate(jobs):
-            d = logodds(scores[k])
-            if math.isnan(d):
-                failed.setdefault(r, RowFailure("the judge gave no probability to either option (A) or (B)", field="candidates" if self.cfg.pair == "candidates" else "response"))
+        field = "candidates" if self.cfg.pair == "candidates" else "response"
+        failed: dict[int, RowFailure] = {}
+        by_pair: dict[tuple[int, int, int], Pair] = {}
+        for ask, (r, i, j), verdict in zip(asks, where, verdicts):
+            if isinstance(verdict, JudgeFailure):
+                failed.setdefault(r, RowFailure(verdict.reason, field=field))
                 continue
-            by_pair.setdefault((r, pair), []).append((p, a, clamp_logodds(d, self.clamp), reasoning[k]))
-
+            votes = [{"principle": v.principle, "first": i if v.x_first else j, "p_first": v.p_first, **({"reasoning": v.reasoning} if v.reasoning is not None else {})} for v in verdict.votes]
+            by_pair[(r, i, j)] = Pair(i, j, verdict.p_x, votes, verdict.orders_agreed, verdict.principles)
         out: list[list[Pair] | RowFailure] = []
         for r, wanted in enumerate(plans):
             if r in failed:
                 out.append(failed[r])
                 continue
-            out.append([self._combine(i, j, by_pair[(r, (i, j))]) for i, j in wanted])
+            for (rr, i, j), ask, verdict in zip(where, asks, verdicts):
+                if rr == r:
+                    self.judge_stats.add(ask, verdict)
+            out.append([by_pair[(r, i, j)] for i, j in wanted])
         return out
 
-    def _combine(self, i: int, j: int, asked: list) -> Pair:
-        votes, per_principle, agreed = [], [], []
-        # Jobs were made principle by principle, i-first then (with swap) j-first.
-        step = 2 if self.cfg.swap else 1
-        for s in range(0, len(asked), step):
-            group = asked[s : s + step]
-            d_i_first = group[0][2]
-            d_j_first = group[1][2] if self.cfg.swap else None
-            per_principle.append(pair_logodds(d_i_first, d_j_first))
-            if d_j_first is not None:
-                agreed.append(not orders_disagree(d_i_first, d_j_first))
-            for p, first, d, why in group:
-                vote = {"principle": p.id, "first": first, "p_first": sigmoid(d)}
-                if why is not None:
-                    vote["reasoning"] = why
-                votes.append(vote)
-        return Pair(i, j, ensemble(per_principle), votes, all(agreed) if self.cfg.swap else None)
-
     # ------------------------------------------------------------------ rows out
-
-    def settings(self) -> dict:
-        """The options that shape the rows (for the side file's fingerprint); --gold only adds to the summary."""
-        cfg = {k: v for k, v in asdict(self.cfg).items() if k not in ("gold", "examples", "examples_source")}
-        cfg["examples"] = stable_hash([asdict(e) for e in self.cfg.examples]) if self.cfg.examples else None
-        return cfg
 
     def process(self, rows: list[dict]) -> list[Outcome]:
         """Per input row, its pairs: one output row each (a Dropped row for a pair left out), or a RowFailure."""
@@ -333,6 +287,7 @@ class LabelPrefs(EngineStage):
                     rows_out.append(Dropped(pair_row, e["dropped"]))
                 else:
                     self.counts["kept"] += 1
+                    self.counts["truncated"] += bool(e["preference"].get("truncated"))
                     rows_out.append(pair_row)
             out.append(rows_out)
         return out
@@ -340,13 +295,34 @@ class LabelPrefs(EngineStage):
     def _side(self, row: dict, text: str) -> list[dict]:
         return conversation(row) + [{"role": "assistant", "content": text}]
 
+    def truncated_indices(self, row: dict) -> set[int]:
+        """Which compared responses were cut at --max-tokens, by the finish_reason their stage recorded."""
+        meta = row.get("meta") if isinstance(row.get("meta"), dict) else {}
+
+        def reasons(stage: str) -> list:
+            r = (meta.get(stage) or {}).get("finish_reason") if isinstance(meta.get(stage), dict) else None
+            return r if isinstance(r, list) else [r]
+
+        if self.cfg.pair == "candidates":
+            return {i for i, r in enumerate(reasons("generate")) if r == "length"}
+        out = set()
+        # The revision's reason is revise's (its last round); without a revise stage the response is generate's.
+        if (reasons("revise") if "revise" in meta else reasons("generate"))[0] == "length":
+            out.add(0)
+        if reasons("generate")[0] == "length":
+            out.add(1)
+        return out
+
     def _entry(self, row, texts, sources, chosen: int, rejected: int, p_chosen: float, extra: dict) -> dict:
+        cut = self.truncated_indices(row)
         pref = {
             "p_chosen": round(p_chosen, 6),
             "margin": round(2.0 * p_chosen - 1.0, 6),
             "method": self.cfg.mode,
             "chosen_source": sources[chosen],
             "rejected_source": sources[rejected],
+            # A side cut at --max-tokens may have lost (or won) for being cut: marked, never dropped silently.
+            "truncated": [side for side, k in (("chosen", chosen), ("rejected", rejected)) if k in cut],
             **extra,
         }
         entry = {"chosen": self._side(row, texts[chosen]), "rejected": self._side(row, texts[rejected]), "preference": pref}
@@ -371,7 +347,6 @@ class LabelPrefs(EngineStage):
 
     def _entries(self, row: dict, pairs: list[Pair]) -> list[dict]:
         texts, sources = self.responses(row)
-        self._score_stats(pairs)
         self._score_gold(row, pairs)
         by_ij = {(p.i, p.j): p for p in pairs}
         if self.cfg.pair == "candidates" and self.cfg.pairs == "all":
@@ -405,18 +380,6 @@ class LabelPrefs(EngineStage):
         ]
         return self._entry(row, texts, sources, chosen, rejected, p_chosen, {"votes": votes, "orders_agreed": pair.agreed, **(extra or {})})
 
-    def _score_stats(self, pairs: list[Pair]) -> None:
-        c = self.counts
-        for pair in pairs:
-            c["comparisons"] += 1
-            for v in pair.votes:
-                c["votes"] += 1
-                c["p_first_sum"] += v["p_first"]
-            if self.cfg.swap:
-                for a, b in zip(pair.votes[0::2], pair.votes[1::2]):
-                    c["swapped"] += 1
-                    c["disagreed"] += orders_disagree(a["p_first"] - 0.5, b["p_first"] - 0.5)
-
     def _score_gold(self, row: dict, pairs: list[Pair]) -> None:
         if self.cfg.gold is None:
             return
@@ -428,9 +391,12 @@ class LabelPrefs(EngineStage):
             if g not in (pair.i, pair.j):
                 continue
             p_gold = pair.p_i if g == pair.i else 1.0 - pair.p_i
-            self.counts["gold_pairs"] += 1
             self.counts["gold_p_sum"] += p_gold
-            self.counts["gold_correct"] += 1.0 if p_gold > 0.5 else (0.5 if p_gold == 0.5 else 0.0)
+            if p_gold == 0.5:
+                self.counts["gold_ties"] += 1  # neither right nor wrong: counted apart, outside the accuracy
+                continue
+            self.counts["gold_pairs"] += 1
+            self.counts["gold_correct"] += p_gold > 0.5
 
     def _provenance(self) -> dict:
         cfg = self.cfg
@@ -449,6 +415,7 @@ class LabelPrefs(EngineStage):
             swap=cfg.swap,
             cot=cfg.cot,
             clamp=list(cfg.clamp) if cfg.clamp else None,
+            clamp_applies_to="each principle, after its two orders are combined" if cfg.clamp else None,
             min_confidence=cfg.min_confidence,
             judge_examples=len(cfg.examples),
             judge_examples_source=cfg.examples_source,
@@ -456,6 +423,32 @@ class LabelPrefs(EngineStage):
         if not cfg.cot:
             info.pop("sampling", None)  # no text is generated: sampling settings played no part
         return info
+
+    def gold_accuracy(self) -> dict | None:
+        """Accuracy against --gold with its Wilson 95% interval (exact ties apart), and the mean p(gold) over all."""
+        from ..eval.stats import proportion
+
+        c = self.counts
+        if not c["gold_pairs"]:
+            return None
+        acc = proportion(c["gold_correct"], c["gold_pairs"])
+        return {**acc, "ties": c["gold_ties"], "mean_p_gold": round(c["gold_p_sum"] / (c["gold_pairs"] + c["gold_ties"]), 4)}
+
+    def summary_dict(self) -> dict:
+        """The summary JSON (`OUT.summary.json`): counts, the judge's bias, and accuracy against --gold."""
+        c = self.counts
+        out = {
+            "kind": "cai-label-prefs-summary",
+            "pairs": {"kept": c["kept"], "dropped_confidence": c["dropped_confidence"], "dropped_identical": c["dropped_identical"], "truncated": c["truncated"]},
+            "settings": self.settings(),
+        }
+        if self.cfg.mode == "judge":
+            out["judge"] = self.judge_stats.as_dict()
+            if self.judge_seconds > 0:
+                out["judge"]["comparisons_per_second"] = round(self.judge_stats.comparisons / self.judge_seconds, 3)
+        if self.cfg.gold is not None:
+            out["gold"] = {"field": self.cfg.gold, "accuracy": self.gold_accuracy(), "rows_without_gold": c["no_gold"]}
+        return out
 
     def summary(self) -> str:
         c = self.counts
@@ -468,22 +461,45 @@ class LabelPrefs(EngineStage):
             if c["dropped_identical"]:
                 why.append(f"{c['dropped_identical']} identical")
             parts[0] += f" ({', '.join(why)})"
-        if c["votes"]:
-            if c["swapped"]:
-                parts.append(f"orders disagreed {c['disagreed']}/{c['swapped']} ({100.0 * c['disagreed'] / c['swapped']:.0f}%)")
-            parts.append(f"mean p(first shown) {c['p_first_sum'] / c['votes']:.3f}")
-            if self.judge_seconds > 0:
-                parts.append(f"{c['comparisons'] / self.judge_seconds:.2f} comparisons/s")
+        if c["truncated"]:
+            parts.append(f"{c['truncated']} kept pairs with a side cut at --max-tokens (preference.truncated)")
+        judge_line = self.judge_stats.line()
+        if judge_line:
+            parts.append(judge_line)
+        if self.judge_stats.comparisons and self.judge_seconds > 0:
+            parts.append(f"{self.judge_stats.comparisons / self.judge_seconds:.2f} comparisons/s")
         if self.cfg.gold is not None:
-            if c["gold_pairs"]:
+            acc = self.gold_accuracy()
+            if acc:
                 parts.append(
-                    f"gold accuracy {c['gold_correct'] / c['gold_pairs']:.3f} on {c['gold_pairs']} pairs, mean p(gold) {c['gold_p_sum'] / c['gold_pairs']:.3f}"
+                    f"gold accuracy {acc['value']:.3f} (95% CI {acc['ci'][0]:.3f}-{acc['ci'][1]:.3f}) on {acc['n']} pairs, mean p(gold) {acc['mean_p_gold']:.3f}"
                 )
             else:
                 parts.append("gold accuracy n/a (no pair involved a gold response)")
             if c["no_gold"]:
                 parts.append(f"{c['no_gold']} rows without {self.cfg.gold}")
         return " | ".join(parts)
+
+
+def _plain_sampling(sampling):
+    from dataclasses import replace as _replace
+
+    from ..judge import PLAIN_STOP
+
+    return _replace(sampling, stop=list(sampling.stop) + [s for s in PLAIN_STOP if s not in sampling.stop])
+
+
+def write_summary(stage: LabelPrefs, output: str | None) -> Path | None:
+    """OUT.summary.json beside -o OUT (nothing when writing to stdout: the summary line has the numbers)."""
+    from ..eval.stats import dumps_compact
+
+    if output in (None, "-"):
+        return None
+    target = Path(output).with_name(Path(output).name.removesuffix(".jsonl") + ".summary.json")
+    tmp = target.with_name(target.name + ".tmp")
+    tmp.write_text(dumps_compact(stage.summary_dict()) + "\n")
+    tmp.replace(target)
+    return target
 
 
 # --------------------------------------------------------------------------- rows out
@@ -499,4 +515,4 @@ def run_label_prefs(stage: LabelPrefs, opts):
     return run_stage(stage, opts)
 
 
-__all__ = ["LabelConfig", "LabelPrefs", "expand", "load_judge_examples", "run_label_prefs"]
+__all__ = ["SALT", "JudgeExample", "LabelConfig", "LabelPrefs", "expand", "load_judge_examples", "run_label_prefs", "write_summary"]

@@ -1,0 +1,1 @@
+"""`cai eval`: prompt sets (prompts.py), the run (run.py), the summary statistics (stats.py)."""
