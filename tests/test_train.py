@@ -290,8 +290,8 @@ def _dpo_batch_loss(trainer_cls, model_dir, ps, out, noise_seed=None):
 
     config = DPOConfig(output_dir=str(out), report_to=[], bf16=False, use_cpu=True, per_device_train_batch_size=len(ps),
                        disable_tqdm=True, gradient_checkpointing=False, dataloader_pin_memory=False, beta=0.5)
-    examples = [dict(prompt=[{"role": "user", "content": ROWS[0][0]}], chosen=[{"role": "assistant", "content": ROWS[0][1]}],
-                     rejected=[{"role": "assistant", "content": UNSAFE}], p_chosen=p) for p in ps]
+    examples = [{"prompt": [{"role": "user", "content": ROWS[0][0]}], "chosen": [{"role": "assistant", "content": ROWS[0][1]}],
+                     "rejected": [{"role": "assistant", "content": UNSAFE}], "p_chosen": p} for p in ps]
     trainer = trainer_cls(model=str(model_dir), args=config, train_dataset=Dataset.from_list(examples))
     model = trainer.model.train()
     if noise_seed is not None:  # move the policy away from its reference, so the reward gap is not zero

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from ..errors import ModelError, RowFailure
 from ..rows import FieldProblem, check_conversation, conversation, set_meta
 from ..runner import StageStats
@@ -40,7 +42,7 @@ class Score:
         self.path = reward_model
         self.batch_size = max(1, batch_size)
         self.dtype = dtype
-        self.model = None
+        self.model: Any = None
         self.stats = StageStats(extra={"scored": 0})
 
     def settings(self) -> dict:

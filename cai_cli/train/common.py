@@ -148,7 +148,7 @@ def lora_config(fields: dict, task_type: str, path: str | None):
 
     allowed = {f.name for f in dataclasses.fields(LoraConfig)}
     _check_keys(fields, allowed, path or "", "peft LoraConfig")
-    values = dict(LORA_DEFAULTS)
+    values: dict[str, Any] = dict(LORA_DEFAULTS)
     values.update(fields)
     values["task_type"] = task_type
     try:

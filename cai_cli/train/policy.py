@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from ..errors import CaiError
 from ..rows import check_conversation
 from .common import (
@@ -72,7 +74,7 @@ def train_policy(
         from trl import DPOConfig, DPOTrainer
 
         base, config, peft, use_lora = setup("dpo", opts, DPOConfig, "CAUSAL_LM", "train-policy")
-        trainer_cls = DPOTrainer
+        trainer_cls: Any = DPOTrainer
         if soft:
             from .dpo import SoftDPOTrainer, unsupported
 
@@ -83,20 +85,23 @@ def train_policy(
         with trl_errors():
             trainer = trainer_cls(model=base, args=config, train_dataset=data, peft_config=peft)
     else:
+        config_cls: Any
+        online_cls: Any
         if algo == "grpo":
-            from trl import GRPOConfig as Config
-            from trl import GRPOTrainer as Trainer
+            from trl import GRPOConfig as config_cls
+            from trl import GRPOTrainer as online_cls
 
             defaults = {"beta": GRPO_BETA}
         else:
-            from trl import RLOOConfig as Config
-            from trl import RLOOTrainer as Trainer
+            from trl import RLOOConfig as config_cls
+            from trl import RLOOTrainer as online_cls
 
             defaults = {}
-        base, config, peft, use_lora = setup(algo, opts, Config, "CAUSAL_LM", "train-policy", defaults)
+        base, config, peft, use_lora = setup(algo, opts, config_cls, "CAUSAL_LM", "train-policy", defaults)
+        assert reward_model is not None  # checked above
         scorer, scorer_tok = load_reward_model(reward_model)
         with trl_errors():
-            trainer = Trainer(
+            trainer = online_cls(
                 model=base, reward_funcs=scorer, args=config, train_dataset=data,
                 reward_processing_classes=scorer_tok, peft_config=peft,
             )

@@ -12,6 +12,7 @@ whose minimum sits at σ(r_c − r_r) = p: a 0.55 pair asks for a small reward g
 from __future__ import annotations
 
 import json
+from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -89,17 +90,20 @@ def train_rm(opts: TrainOptions, prefs: str, eval_fraction: float = 0.1, soft: b
         trainer = SoftRewardTrainer(
             model=base, args=config, train_dataset=train, eval_dataset=held, peft_config=peft
         )
-    dropped = len(train) - len(trainer.train_dataset)
+    # What trl kept after dropping pairs longer than max_length (typed loosely by trl: a Dataset here).
+    kept_train: Any = trainer.train_dataset
+    kept_held: Any = trainer.eval_dataset
+    dropped = len(train) - len(kept_train)
     if dropped:
         say(f"train-rm: {dropped} pairs longer than max_length {config.max_length} were left out (raise --max-length to keep them)")
     record = {"input": prefs, "pairs": len(examples), "held_out": len(held_idx), "held_out_prompts": held_prompts, "soft_labels": soft}
     result = run_training(trainer, out, "train-rm", base, use_lora, "reward", record, opts.progress)
-    if held is not None and len(trainer.eval_dataset) and not result.get("skipped"):
+    if held is not None and len(kept_held) and not result.get("skipped"):
         metrics = trainer.evaluate()
         acc = metrics.get("eval_accuracy")
         result["eval_accuracy"] = acc
         result["eval_loss"] = metrics.get("eval_loss")
-        say(f"train-rm: held-out accuracy {acc:.3f} on {len(trainer.eval_dataset)} pairs (reward of chosen > rejected), loss {metrics.get('eval_loss', float('nan')):.4f}")
+        say(f"train-rm: held-out accuracy {acc:.3f} on {len(kept_held)} pairs (reward of chosen > rejected), loss {metrics.get('eval_loss', float('nan')):.4f}")
         _add_to_record(out, {"eval_accuracy": acc, "eval_loss": metrics.get("eval_loss")})
     say(f"train-rm: {result['steps']} steps, loss {result['train_loss']:.4f}, {result['seconds']:.1f}s; reward model in {out}")
     return result
