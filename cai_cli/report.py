@@ -440,7 +440,7 @@ def figure(report: dict):
 
     # 3. declined per category: red-team (refusal wanted) and benign (over-refusal), per player.
     if cats:
-        for col, (keys, what) in enumerate(((red_cats, "red-team prompts declined (Wilson 95%)"), (benign_cats, "benign prompts declined, a sign of over-refusal (Wilson 95%)"))):
+        for col, (keys, what) in enumerate(((red_cats, "red-team prompts declined"), (benign_cats, "benign prompts declined (over-refusal)"))):
             axb = fig.add_subplot(grid[1, col])
             if not keys:
                 axb.axis("off")
@@ -466,7 +466,7 @@ def figure(report: dict):
             axb.set_yticks(range(len(keys)), [f"{k.split('/', 1)[1]} (n={n})" for k, n in zip(keys, counts)])
             axb.set_ylim(len(keys) - 0.5, -0.5)
             axb.set_xlim(0, 1.0)
-            axb.set_xlabel("share declined; dark: refusal, light: partial or deflection")
+            axb.set_xlabel("share declined (Wilson 95%): dark refusal, light partial or deflection", fontsize=9)
             axb.set_title(what[0].upper() + what[1:], fontsize=11)
             axb.grid(axis="x", alpha=0.3)
 

@@ -135,12 +135,15 @@ def three_at_one_point(tmp_path):
 
 
 def _overlapping_texts(fig) -> list[tuple[str, str]]:
+    """Pairs of texts that share area, and texts cut off by the figure's edge (paired with 'edge')."""
     from matplotlib.text import Text
 
     fig.canvas.draw()
     renderer = fig.canvas.get_renderer()
     boxes = [(t.get_text(), t.get_window_extent(renderer)) for t in fig.findobj(Text) if t.get_visible() and t.get_text().strip()]
-    clashes = []
+    drawn, page = fig.get_tightbbox(renderer), fig.bbox_inches  # what is drawn, in inches, against the page
+    cut = drawn.x0 < page.x0 - 0.01 or drawn.y0 < page.y0 - 0.01 or drawn.x1 > page.x1 + 0.01 or drawn.y1 > page.y1 + 0.01
+    clashes = [("something drawn", "edge")] if cut else []
     for i, (a, box_a) in enumerate(boxes):
         for b, box_b in boxes[i + 1 :]:
             w = min(box_a.x1, box_b.x1) - max(box_a.x0, box_b.x0)
