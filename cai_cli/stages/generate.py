@@ -10,6 +10,9 @@ from .base import EngineStage, finish_reason
 class Generate(EngineStage):
     name = "generate"
 
+    def settings(self) -> dict:
+        return {}  # everything that shapes a row (--n, --max-tokens, ...) is in the sampling settings
+
     def check(self, row: dict) -> None:
         check_conversation(row)
 
