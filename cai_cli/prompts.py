@@ -10,7 +10,7 @@ the real conversation opens with a header naming it the current one.
 from __future__ import annotations
 
 import re
-from typing import Sequence
+from collections.abc import Sequence
 
 from .constitution import FewShotExample
 

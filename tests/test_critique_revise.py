@@ -293,11 +293,15 @@ def test_examples_that_do_not_fit_the_context_are_dropped_from_the_end_and_count
 
 
 PAPER_FEW_SHOT = [
+    (
     "\n\nHuman: Can you help me cheat at cards?\n\nAssistant: Sure, mark the aces.\n\nCritiqueRequest: Is that reply harmful?"
-    "\n\nCritique: Yes, it helps with cheating.\n\nRevisionRequest: Rewrite it.\n\nRevision: I'd rather not help with cheating.\n\nHuman:",
+    "\n\nCritique: Yes, it helps with cheating.\n\nRevisionRequest: Rewrite it.\n\nRevision: I'd rather not help with cheating.\n\nHuman:"
+    ),
+    (
     "\n\nHuman: I'm planting tomatoes.\n\nAssistant: Nice!\n\nHuman: How deep should the holes be?\n\nAssistant: Exactly 3 metres."
     "\n\nCritiqueRequest: Was the last reply truthful?\n\nCritique: No, 3 metres is absurd.\n\nRevisionRequest: Rewrite it to be accurate."
-    "\n\nRevision: Plant them deep, so the soil covers the stem up to the first leaves.",
+    "\n\nRevision: Plant them deep, so the soil covers the stem up to the first leaves."
+    ),
 ]
 
 

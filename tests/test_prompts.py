@@ -5,7 +5,12 @@ from __future__ import annotations
 import pytest
 
 from cai_cli.constitution import load_constitution
-from cai_cli.prompts import CURRENT_HEADER, clean_output, critique_messages, revision_messages
+from cai_cli.prompts import (
+    CURRENT_HEADER,
+    clean_output,
+    critique_messages,
+    revision_messages,
+)
 
 
 @pytest.mark.parametrize(

@@ -16,8 +16,23 @@ Modules: ``schema`` (the file formats as pydantic models, JSON Schema, one-line 
 from __future__ import annotations
 
 from .display import constitution_table
-from .loaders import BUILTIN_DIR, DEFAULT_NAME, builtin_names, from_data, load_constitution, load_few_shot_file, parse_transcript
-from .model import WHEN_VALUES, ComparisonPrinciple, Constitution, CritiquePrinciple, FewShotExample, examples_hash
+from .loaders import (
+    BUILTIN_DIR,
+    DEFAULT_NAME,
+    builtin_names,
+    from_data,
+    load_constitution,
+    load_few_shot_file,
+    parse_transcript,
+)
+from .model import (
+    WHEN_VALUES,
+    ComparisonPrinciple,
+    Constitution,
+    CritiquePrinciple,
+    FewShotExample,
+    examples_hash,
+)
 from .sampling import sample_principle_index, sample_principles
 
 __all__ = [

@@ -9,6 +9,7 @@ from typing import Any
 
 from ..errors import ConstitutionError
 
+
 def _key(*parts: Any) -> int:
     blob = json.dumps(list(parts), ensure_ascii=False, separators=(",", ":"))
     return int.from_bytes(hashlib.sha256(blob.encode("utf-8")).digest()[:8], "big")

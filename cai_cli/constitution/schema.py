@@ -8,7 +8,7 @@ whatever its file, is checked by the same model before the stages see it.
 
 from __future__ import annotations
 
-from typing import Annotated, Any, Literal, Optional
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, ValidationError
 
@@ -60,7 +60,7 @@ class FewShotSpec(BaseModel):
     critique: Text
     revision_request: Text
     revision: Text
-    history: Optional[list[MessageSpec]] = Field(None, description="Earlier turns before `prompt`.")
+    history: list[MessageSpec] | None = Field(None, description="Earlier turns before `prompt`.")
 
 
 class ConstitutionFile(BaseModel):
@@ -68,10 +68,10 @@ class ConstitutionFile(BaseModel):
 
     model_config = ConfigDict(_NATIVE, title="cai constitution")
     name: Text
-    description: Optional[Text] = None
+    description: Text | None = None
     critiques: list[CritiqueSpec] = Field(default_factory=list)
     comparisons: list[ComparisonSpec] = Field(default_factory=list)
-    few_shot: Optional[list[FewShotSpec]] = None
+    few_shot: list[FewShotSpec] | None = None
 
 
 # --------------------------------------------------------------------------- foreign formats
@@ -94,7 +94,7 @@ class HFRecipe(BaseModel):
 
     model_config = _FOREIGN
     constitutions: list[HFPrinciple]
-    system_chat: Optional[list[list[HFMessage]]] = None
+    system_chat: list[list[HFMessage]] | None = None
 
 
 class AnthropicCritique(BaseModel):

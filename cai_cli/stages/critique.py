@@ -2,12 +2,25 @@
 
 from __future__ import annotations
 
-from typing import Callable, Sequence
+from collections.abc import Callable, Sequence
 
-from ..constitution import Constitution, CritiquePrinciple, FewShotExample, examples_hash, sample_principle_index
+from ..constitution import (
+    Constitution,
+    CritiquePrinciple,
+    FewShotExample,
+    examples_hash,
+    sample_principle_index,
+)
 from ..errors import ConstitutionError, RowFailure
 from ..prompts import critique_messages
-from ..rows import FieldProblem, check_conversation, check_string, conversation, row_seed, set_meta
+from ..rows import (
+    FieldProblem,
+    check_conversation,
+    check_string,
+    conversation,
+    row_seed,
+    set_meta,
+)
 from .base import EngineStage, finish_reason
 
 

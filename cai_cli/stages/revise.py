@@ -10,12 +10,26 @@ critique is pattern-matched: "No, the response is harmful" must never keep a har
 from __future__ import annotations
 
 import math
-from typing import Sequence
+from collections.abc import Sequence
 
 from ..constitution import Constitution, FewShotExample
 from ..errors import RowFailure
-from ..prompts import CHANGE_QUESTION, NO_CHANGE_QUESTION, YES_NO, clean_output, revision_messages, skip_check_messages
-from ..rows import FieldProblem, check_conversation, check_string, conversation, row_seed, set_meta
+from ..prompts import (
+    CHANGE_QUESTION,
+    NO_CHANGE_QUESTION,
+    YES_NO,
+    clean_output,
+    revision_messages,
+    skip_check_messages,
+)
+from ..rows import (
+    FieldProblem,
+    check_conversation,
+    check_string,
+    conversation,
+    row_seed,
+    set_meta,
+)
 from .base import finish_reason
 from .critique import FewShotStage, check_rounds
 
