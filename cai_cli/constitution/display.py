@@ -27,8 +27,8 @@ def constitution_table(c: Constitution):
     for p in c.critiques:
         when = f"\n[b]when:[/b] {p.when} [dim]({WHEN_HELP[p.when]})[/dim]" if p.when != "always" else ""
         table.add_row("critique", p.id, f"[b]critique:[/b] {_esc(p.critique)}\n[b]revision:[/b] {_esc(p.revision)}{when}")
-    for p in c.comparisons:
-        table.add_row("comparison", p.id, _esc(p.question))
+    for q in c.comparisons:
+        table.add_row("comparison", q.id, _esc(q.question))
     for i, ex in enumerate(c.few_shot):
         prompt = ex.prompt if len(ex.prompt) <= 120 else ex.prompt[:117] + "..."
         table.add_row("few-shot", str(i), f"[b]prompt:[/b] {_esc(prompt)}")

@@ -66,7 +66,7 @@ class FewShotSpec(BaseModel):
 class ConstitutionFile(BaseModel):
     """A constitution in cai's native format."""
 
-    model_config = ConfigDict(_NATIVE, title="cai constitution")
+    model_config = ConfigDict(extra="forbid", strict=True, frozen=True, title="cai constitution")
     name: Text
     description: Text | None = None
     critiques: list[CritiqueSpec] = Field(default_factory=list)

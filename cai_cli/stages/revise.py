@@ -98,12 +98,14 @@ class Revise(FewShotStage):
         """
         from ..judge import logodds, pair_logodds, sigmoid
 
+        engine = self.engine
+        assert engine is not None, "start() the stage first"
         prompts = []
         for row in rows:
             for question in (CHANGE_QUESTION, NO_CHANGE_QUESTION):
                 msgs = skip_check_messages(conversation(row), row["response"], row["rounds"][-1]["critique"], question)
-                prompts.append(self.engine.render_chat(msgs) + "Answer:")
-        scores = self.engine.score_options(prompts, list(YES_NO))
+                prompts.append(engine.render_chat(msgs) + "Answer:")
+        scores = engine.score_options(prompts, list(YES_NO))
         out: list[float | None] = []
         for i in range(len(rows)):
             change, no_change = logodds(scores[2 * i]), logodds(scores[2 * i + 1])
