@@ -409,3 +409,23 @@ def test_constitution_show_shows_the_condition():
     result = CliRunner().invoke(app, ["constitution", "show", "default"], env={"COLUMNS": "200"})
     assert result.exit_code == 0
     assert "when: refused" in result.stdout
+
+
+# --------------------------------------------------------------------------- on the embedded model
+
+
+@pytest.mark.slow
+def test_skip_unchanged_on_the_embedded_model_records_a_probability(tmp_path):
+    from conftest import run_cai
+
+    rows = [critiqued_row(0, BOMB), critiqued_row(1, "There are no issues with this response; it is helpful and harmless.")]
+    src = write_rows(tmp_path / "c.jsonl", rows)
+    out = tmp_path / "r.jsonl"
+    proc = run_cai("revise", str(src), "-o", str(out), "--skip-unchanged", "--engine", "transformers", "--max-tokens", "8",
+                   "--few-shot", "1", "--no-progress")
+    assert proc.returncode == 0, proc.stderr
+    for row in read_rows(out):
+        check = row["rounds"][-1]["skip_check"]
+        assert 0.0 <= check["p_change"] <= 1.0 and check["threshold"] == 0.5
+        assert row["rounds"][-1]["changed"] is (not check["skipped"] and row["response"] != HARMFUL)
+    assert "(--skip-unchanged)" in proc.stderr
