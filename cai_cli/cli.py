@@ -48,10 +48,7 @@ def critique(
 ):
     """Critique each row's current `response` against one principle, drawn per row and per round (seeded).
 
-    Appends a round {principle, when, response_label, critique_request, critique} to `rounds`. The principle
-    is drawn among those whose `when` holds for the response (by the refusal detector). The model first sees
-    the worked examples, each marked as a separate example. Chain with `cai revise`; repeat the pair for more
-    rounds. See docs/critique-revise.md.
+    Appends a round {principle, when, response_label, critique_request, critique} to `rounds`. The principle is drawn among those whose `when` holds for the response (by the refusal detector). The model first sees the worked examples, each marked as a separate example. Chain with `cai revise`; repeat the pair for more rounds. See docs/critique-revise.md.
 
     Example:
 
@@ -75,11 +72,7 @@ def revise(
 ):
     """Revise each row's response to answer its last critique; the revision becomes `response`.
 
-    Every round gets the model's revision, as in the method; `changed` says whether its text differs.
-    Only a lead-in about the revision ("Sure, here is a revised response:") is stripped (the raw text
-    stays in `revision_raw`); an empty revision is kept and marked `empty_revision`. With
-    --skip-unchanged the model is asked, yes/no in both phrasings, whether the critique asks for any
-    change, and the response is kept where P(change) < --skip-threshold (recorded in `skip_check`).
+    Every round gets the model's revision, as in the method; `changed` says whether its text differs. Only a lead-in about the revision ("Sure, here is a revised response:") is stripped (the raw text stays in `revision_raw`); an empty revision is kept and marked `empty_revision`. With --skip-unchanged the model is asked, yes/no in both phrasings, whether the critique asks for any change, and the response is kept where P(change) < --skip-threshold (recorded in `skip_check`).
 
     Example:
 
