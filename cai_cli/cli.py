@@ -6,7 +6,9 @@ from typing import Annotated, Optional
 import typer
 
 from .common import Common, report_errors, stage_command
-from .options import ConstitutionOpt, FewShotOpt
+from .options import ConstitutionOpt, FewShotFileOpt, FewShotOpt, SkipThresholdOpt, SkipUnchangedOpt
+from .train.options import InputArg as TrainInputArg
+from .train.options import train_command
 
 # One meaning and one default (cai_cli.judge.DEFAULT_PRINCIPLES) for every command that judges pairs.
 PrinciplesOpt = Annotated[
@@ -17,8 +19,6 @@ PrinciplesOpt = Annotated[
         "eval: from the constitution on red-team prompts, from its helpfulness questions on benign ones.",
     ),
 ]
-from .train.options import InputArg as TrainInputArg
-from .train.options import train_command
 
 app = typer.Typer(
     name="cai",
@@ -53,46 +53,56 @@ def generate(
 def critique(
     common: Common,
     constitution: ConstitutionOpt = None,
-    few_shot: FewShotOpt = 1,
+    few_shot: FewShotOpt = None,
+    few_shot_file: FewShotFileOpt = None,
 ):
     """Critique each row's current `response` against one principle, drawn per row and per round (seeded).
 
-    Appends a round {principle, critique_request, critique} to `rounds`. Chain with `cai revise`;
-    repeat the pair for more rounds.
+    Appends a round {principle, when, response_label, critique_request, critique} to `rounds`. The principle is drawn among those whose `when` holds for the response (by the refusal detector). The model first sees the worked examples, each marked as a separate example. Chain with `cai revise`; repeat the pair for more rounds. See docs/critique-revise.md.
 
     Example:
 
-        cai generate examples/red_team.jsonl --limit 4 | cai critique | cai revise > out/round1.jsonl
+        cai generate examples/red_team.jsonl --limit 4 --max-tokens 64 | cai critique --max-tokens 64 | cai revise --max-tokens 64 > out/round1.jsonl
     """
-    from .constitution import load_constitution
     from .runner import run_stage
     from .stages.critique import Critique
 
-    stage = Critique(common.engine_options(), common.sampling(), load_constitution(constitution), few_shot)
-    run_stage(stage, common.run_options())
+    charter, examples, source = _charter_and_examples(constitution, few_shot_file)
+    run_stage(Critique(common.engine_options(), common.sampling(), charter, few_shot, examples, source), common.run_options())
 
 
 @stage_command(app, "revise")
 def revise(
     common: Common,
     constitution: ConstitutionOpt = None,
-    few_shot: FewShotOpt = 1,
+    few_shot: FewShotOpt = None,
+    few_shot_file: FewShotFileOpt = None,
+    skip_unchanged: SkipUnchangedOpt = False,
+    skip_threshold: SkipThresholdOpt = 0.5,
 ):
     """Revise each row's response to answer its last critique; the revision becomes `response`.
 
-    Boilerplate such as "Sure, here is a revised response:" is stripped. When the critique finds
-    nothing to change, the response is kept and the round records `"changed": false`.
+    Every round gets the model's revision, as in the method; `changed` says whether its text differs. Only a lead-in about the revision ("Sure, here is a revised response:") is stripped (the raw text stays in `revision_raw`); an empty revision is kept and marked `empty_revision`. With --skip-unchanged the model is asked, yes/no in both phrasings, whether the critique asks for any change, and the response is kept where P(change) < --skip-threshold (recorded in `skip_check`).
 
     Example:
 
-        cai critique out/gen.jsonl | cai revise -o out/revised.jsonl
+        cai critique out/gen.jsonl --max-tokens 128 | cai revise --max-tokens 256 -o out/revised.jsonl
     """
-    from .constitution import load_constitution
     from .runner import run_stage
     from .stages.revise import Revise
 
-    stage = Revise(common.engine_options(), common.sampling(), load_constitution(constitution), few_shot)
+    charter, examples, source = _charter_and_examples(constitution, few_shot_file)
+    stage = Revise(common.engine_options(), common.sampling(), charter, few_shot, examples, source, skip_unchanged, skip_threshold)
     run_stage(stage, common.run_options())
+
+
+def _charter_and_examples(constitution: str | None, few_shot_file: str | None):
+    from .constitution import load_constitution, load_few_shot_file
+
+    charter = load_constitution(constitution)
+    if few_shot_file is None:
+        return charter, None, None
+    return charter, load_few_shot_file(few_shot_file), few_shot_file
 
 
 @app.command("show")
@@ -430,6 +440,25 @@ def constitution_check(
             f"{c.source}: ok ({c.format} format, {len(c.critiques)} critique principles, "
             f"{len(c.comparisons)} comparison questions, {len(c.few_shot)} few-shot examples, hash {c.hash})"
         )
+
+    report_errors(body, lambda: verbose)()
+
+
+@constitution_app.command("schema")
+def constitution_schema(verbose: Annotated[bool, _verbose_flag()] = False):
+    """Print the JSON Schema of the native constitution format (for editors and CI validation).
+
+    Example:
+
+        cai constitution schema > constitution.schema.json
+    """
+
+    def body():
+        import json
+
+        from .constitution.schema import json_schema
+
+        print(json.dumps(json_schema(), indent=2))
 
     report_errors(body, lambda: verbose)()
 

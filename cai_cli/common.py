@@ -42,7 +42,7 @@ MODEL_OPTIONS: dict[str, tuple[Any, Any]] = {
 SAMPLING_OPTIONS: dict[str, tuple[Any, Any]] = {
     "temperature": (o.TemperatureOpt, 0.7),
     "top_p": (o.TopPOpt, 1.0),
-    "max_tokens": (o.MaxTokensOpt, 256),
+    "max_tokens": (o.MaxTokensOpt, 1024),
     "seed": (o.SeedOpt, 0),
     "stop": (o.StopOpt, None),
 }

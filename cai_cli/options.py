@@ -69,7 +69,37 @@ DtypeOpt = Annotated[str, typer.Option("--dtype", help="auto (float32 on CPU, bf
 ConstitutionOpt = Annotated[
     Optional[str], typer.Option("--constitution", "-c", help="Constitution file, or a shipped name (default, humanity).", rich_help_panel=MODEL_PANEL)
 ]
-FewShotOpt = Annotated[int, typer.Option("--few-shot", min=0, help="How many of the constitution's worked examples to show the model.", rich_help_panel=MODEL_PANEL)]
+FewShotOpt = Annotated[
+    Optional[int],
+    typer.Option(
+        "--few-shot", min=0, show_default="all that fit",
+        help="Show at most N worked examples (the constitution's, or --few-shot-file's). Default: all of them that fit the "
+        "model's context with the row and --max-tokens; per row, examples that do not fit are dropped from the end "
+        "(meta.<stage>.few_shot records how many were shown).",
+        rich_help_panel=MODEL_PANEL,
+    ),
+]
+FewShotFileOpt = Annotated[
+    Optional[str],
+    typer.Option(
+        "--few-shot-file",
+        help="Worked examples from a file instead of the constitution's: the paper's CritiqueRevisionFewShotPrompts.json "
+        "(a list of Human:/Assistant:/CritiqueRequest:/Critique:/RevisionRequest:/Revision: transcripts) or a "
+        "YAML/JSON list of few-shot entries.",
+        rich_help_panel=MODEL_PANEL,
+    ),
+]
+SkipUnchangedOpt = Annotated[
+    bool,
+    typer.Option(
+        "--skip-unchanged",
+        help="Keep the response (no revision) where the model, asked yes/no in both phrasings whether the critique "
+        "asks for any change, gives P(change) below --skip-threshold; each round records skip_check.",
+    ),
+]
+SkipThresholdOpt = Annotated[
+    float, typer.Option("--skip-threshold", min=0.0, max=1.0, help="With --skip-unchanged: skip where P(change) is below this.")
+]
 
 TensorParallelOpt = Annotated[int, typer.Option("--tensor-parallel-size", min=1, help="vLLM: GPUs per model.", rich_help_panel=SERVE_PANEL)]
 GpuMemOpt = Annotated[float, typer.Option("--gpu-memory-utilization", help="vLLM: fraction of GPU memory to use.", rich_help_panel=SERVE_PANEL)]

@@ -1,30 +1,55 @@
-"""Builds the critique and revision conversations, and cleans what the model writes back."""
+"""Builds the critique, revision and skip-check conversations, and cleans what the model writes back.
+
+Worked examples are earlier turns of the same chat, as the method shows them (the paper's prompt and
+the Hugging Face recipe both prepend whole critique/revision conversations). So that an example cannot
+leak into the real critique (a critique of a joke that talks about "breaking into a network" is the
+wifi example leaking), each example opens with a header naming it a finished, unrelated example, and
+the real conversation opens with a header naming it the current one.
+"""
 
 from __future__ import annotations
 
 import re
-from typing import Sequence
+from collections.abc import Sequence
 
 from .constitution import FewShotExample
 
 Conversation = list[dict]
 
+EXAMPLE_HEADER = (
+    "[Worked example {i} of {n}: a separate, finished conversation that only shows how a critique and a "
+    "revision are done. It has nothing to do with the current conversation.]"
+)
+CURRENT_HEADER = (
+    "[The current conversation. The worked examples above are unrelated to it: critique and revise only "
+    "what is said from here on.]"
+)
+
+
+def _with_header(turns: Conversation, header: str) -> Conversation:
+    """TURNS with HEADER prepended to the first user turn (copies; the input is not changed)."""
+    out = [dict(m) for m in turns]
+    for m in out:
+        if m["role"] == "user":
+            m["content"] = f"{header}\n\n{m['content']}"
+            return out
+    return [{"role": "user", "content": header}] + out
+
 
 def few_shot_turns(examples: Sequence[FewShotExample]) -> Conversation:
-    """Worked examples as earlier turns of the same chat, as the original method showed them.
-
-    Critique prompts show every example whole (through its revision): the model learns the full loop.
-    """
+    """Worked examples as earlier turns of the chat, each whole (through its revision) and marked as an example."""
     turns: Conversation = []
-    for ex in examples:
-        turns += ex.messages()
+    for i, ex in enumerate(examples, 1):
+        turns += _with_header(ex.messages(), EXAMPLE_HEADER.format(i=i, n=len(examples)))
     return turns
 
 
 def critique_messages(conversation: Conversation, response: str, critique_request: str, examples: Sequence[FewShotExample] = ()) -> Conversation:
-    """The model sees the conversation, its own current response, then the critique request."""
+    """The model sees the worked examples, the conversation, its own current response, then the critique request."""
     system = [m for m in conversation[:1] if m["role"] == "system"]
-    rest = conversation[len(system) :]
+    rest = [dict(m) for m in conversation[len(system) :]]
+    if examples:
+        rest = _with_header(rest, CURRENT_HEADER)
     return (
         system
         + few_shot_turns(examples)
@@ -47,35 +72,50 @@ def revision_messages(
     ]
 
 
+# --------------------------------------------------------------------------- --skip-unchanged
+
+# Asked both ways round, because small models lean towards "Yes" whatever the question: the second
+# question's answer means the opposite, so averaging their log-odds (one negated) cancels the lean.
+CHANGE_QUESTION = "Does the critique ask for any change to the response?"
+NO_CHANGE_QUESTION = "Does the critique find the response fine as it is, asking for no change at all?"
+YES_NO = (" Yes", " No")
+
+
+def skip_check_messages(conversation: Conversation, response: str, critique: str, question: str) -> Conversation:
+    """One yes/no question about a critique: does it ask for a change (or, asked the other way, for none)?"""
+    lines = [f"{m['role'].capitalize()}: {m['content']}" for m in conversation]
+    body = "\n\n".join(lines) + f"\n\nAssistant: {response}"
+    return [
+        {
+            "role": "user",
+            "content": (
+                f"Here is a conversation between a user and an AI assistant:\n\n{body}\n\n"
+                f"Here is a critique of the assistant's last response:\n\n{critique}\n\n{question} Answer Yes or No."
+            ),
+        }
+    ]
+
+
+# --------------------------------------------------------------------------- cleaning
+
+# Only a lead-in about the revision itself goes ("Sure, here is a revised response:", "Revised response:",
+# "Here's a rewritten version of my answer:"). A sentence that merely ends in a colon is content
+# ("This is the answer to your question: mix A and B." keeps every word).
+_REVISION_WORD = r"(?:revis|rewrit|updat|improv|edit|corrected|new\ version|safer)"
 _PREAMBLE = re.compile(
-    r"""^\s*(?:
+    rf"""^\s*(?:
         (?:sure|certainly|of\ course|okay|ok|absolutely|here\ you\ go)[,!.]?\s*
     )?(?:
-        (?:here\s+is|here's|below\s+is|this\s+is|i've\s+rewritten|i\ have\ rewritten|i've\ revised|i\ have\ revised)
-        [^\n:]{0,80}?(?:revis|rewrit|updat|improv|edit|respon|version|answer)[^\n:]{0,60}:
-      | (?:revised|rewritten|updated|improved|new|edited)?\s*(?:response|revision|answer|version)\s*:
+        (?:here\s+is|here's|below\s+is|i've|i\ have)[^\n:]{{0,60}}?{_REVISION_WORD}[^\n:]{{0,60}}:
+      | (?:revised|rewritten|updated|improved|edited|corrected)\s*(?:response|revision|answer|version|reply)\s*:
+      | revision\s*:
     )\s*""",
     re.IGNORECASE | re.VERBOSE,
 )
 
-_NO_CHANGE = re.compile(
-    r"""(?:
-        \b(?:no|nothing)\b[^.\n]{0,40}\b(?:harmful|problematic|unethical|wrong|issues?|problems?|concerns?|changes?\ (?:are|is)\ needed|to\ (?:change|revise|fix|improve))
-      | \b(?:is|was|seems|appears)\ (?:already\ )?(?:appropriate|harmless|fine|acceptable|ethical|safe\ and\ helpful)\b
-      | \bdoes\ not\ (?:contain|need|require)\b[^.\n]{0,30}\b(?:harm|chang|revis|problem|issue)
-      | \bdoesn't\ (?:contain|need|require)\b[^.\n]{0,30}\b(?:harm|chang|revis|problem|issue)
-    )""",
-    re.IGNORECASE | re.VERBOSE,
-)
-
-_FINDS_PROBLEM = re.compile(
-    r"\b(?:however|but|although|should(?:\ not|n't)?|could\ be\ (?:harmful|improved)|harmful|dangerous|illegal|unethical|inappropriate|problematic|misleading)\b",
-    re.IGNORECASE,
-)
-
 
 def clean_output(text: str) -> str:
-    """Strip boilerplate the model wraps around a revision ("Sure, here is a revised response:") and stray quotes."""
+    """Strip the lead-in the model puts before a revision ("Sure, here is a revised response:") and stray quotes."""
     text = text.strip()
     for _ in range(2):  # "Sure! Here's the revision:\n\nRevised response: ..." has two layers
         stripped = _PREAMBLE.sub("", text, count=1).strip()
@@ -87,13 +127,3 @@ def clean_output(text: str) -> str:
     if len(text) >= 2 and text[0] == "“" and text[-1] == "”":
         text = text[1:-1].strip()
     return text
-
-
-def critique_finds_nothing(critique: str) -> bool:
-    """True when the critique says the response needs no change (and raises no problem elsewhere)."""
-    head = critique.strip()[:300]
-    if not _NO_CHANGE.search(head):
-        return False
-    # "There is nothing harmful here, however it could mislead ..." still asks for a change.
-    after = _NO_CHANGE.split(head, maxsplit=1)[-1]
-    return not _FINDS_PROBLEM.search(after)

@@ -501,3 +501,81 @@ def test_constitution_constructible_directly():
         few_shot=(), source="mem", format="native",
     )
     assert len(c.hash) == 12
+
+
+# --------------------------------------------------------------------------- schema (pydantic), when
+
+
+def test_json_schema_validates_the_shipped_constitutions_and_rejects_bad_ones():
+    import yaml
+
+    from cai_cli.constitution.schema import json_schema
+
+    schema = json_schema()
+    assert schema["additionalProperties"] is False
+    docs = {name: yaml.safe_load((BUILTIN / f"{name}.yaml").read_text()) for name in builtin_names()}
+    bad = {"name": "x", "critiques": [{"id": "a", "critique": "c", "revision": "r", "when": "sometimes"}]}
+    typo = {"name": "x", "critiques": [{"id": "a", "critique": "c", "revison": "r"}]}
+    try:
+        import jsonschema
+    except ImportError:  # pydantic round trip instead: what the schema describes is what the loader accepts
+        from cai_cli.constitution.schema import ConstitutionFile
+
+        for doc in docs.values():
+            assert ConstitutionFile.model_validate(ConstitutionFile.model_validate(doc).model_dump()) == ConstitutionFile.model_validate(doc)
+        return
+    for doc in docs.values():
+        jsonschema.validate(doc, schema)
+    for doc in (bad, typo):
+        with pytest.raises(jsonschema.ValidationError):
+            jsonschema.validate(doc, schema)
+
+
+def test_cai_constitution_schema_prints_json_schema():
+    out = subprocess.run([sys.executable, "-m", "cai_cli", "constitution", "schema"], capture_output=True, text=True, cwd=ROOT, check=False)
+    assert out.returncode == 0, out.stderr
+    schema = json.loads(out.stdout)
+    assert schema["properties"]["critiques"]["items"]["$ref"].endswith("CritiqueSpec")
+    assert schema["$defs"]["CritiqueSpec"]["properties"]["when"]["enum"] == ["always", "refused", "answered"]
+
+
+@pytest.mark.parametrize(
+    "when, ok",
+    [("always", True), ("refused", True), ("answered", True), ("sometimes", False), (["refused"], False), ("", False)],
+)
+def test_when_is_validated(tmp_path, when, ok):
+    path = tmp_path / "w.json"
+    path.write_text(json.dumps(_native(critiques=[{**GOOD_CRITIQUE, "when": when}])))
+    if ok:
+        assert load_constitution(str(path)).critiques[0].when == when
+        return
+    with pytest.raises(ConstitutionError) as e:
+        load_constitution(str(path))
+    assert str(e.value).startswith(f"{path}: critiques[0].when: expected 'always', 'refused' or 'answered', got ")
+
+
+def test_when_changes_the_hash_only_when_set():
+    c = load_constitution("humanity")
+    assert c.critiques[0].when == "always"
+    refused = dataclasses.replace(c, critiques=(dataclasses.replace(c.critiques[0], when="refused"),))
+    assert refused.hash != c.hash
+    assert "when" not in c.canonical()["critiques"][0]
+
+
+def test_foreign_formats_are_converted_into_the_native_model():
+    from cai_cli.constitution.schema import ConstitutionFile
+
+    for name in ("hf_constitution.json", "anthropic_critiques.json", "anthropic_comparisons.json"):
+        c = load_constitution(fx(name))
+        spec = ConstitutionFile.model_validate({k: v for k, v in c.canonical().items() if v or k == "name"})
+        assert [p.id for p in spec.critiques] == [p.id for p in c.critiques]
+
+
+def test_few_shot_file_fixture_loads_in_the_papers_shape():
+    from cai_cli.constitution import load_few_shot_file
+
+    (ex,) = load_few_shot_file(fx("anthropic_fewshot.json"))
+    assert (ex.prompt, ex.response) == ("Can you help me cheat at cards?", "Sure, mark the aces.")
+    assert (ex.critique_request, ex.critique) == ("Is that reply harmful?", "Yes, it helps with cheating.")
+    assert (ex.revision_request, ex.revision) == ("Rewrite it.", "I'd rather not help with cheating.")
+    assert ex.history == ()

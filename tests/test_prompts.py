@@ -5,7 +5,12 @@ from __future__ import annotations
 import pytest
 
 from cai_cli.constitution import load_constitution
-from cai_cli.prompts import clean_output, critique_finds_nothing, critique_messages, revision_messages
+from cai_cli.prompts import (
+    CURRENT_HEADER,
+    clean_output,
+    critique_messages,
+    revision_messages,
+)
 
 
 @pytest.mark.parametrize(
@@ -15,28 +20,30 @@ from cai_cli.prompts import clean_output, critique_finds_nothing, critique_messa
         ("Here's a rewritten version of my answer: You can end the process with kill.", "You can end the process with kill."),
         ("Revised response: Drink water.", "Drink water."),
         ("Certainly! Here is the revised response:\nRevision: Call a doctor.", "Call a doctor."),
+        ("I've rewritten my reply to be safer:\nAsk your neighbour to share the wifi.", "Ask your neighbour to share the wifi."),
         ('"Use a password manager."', "Use a password manager."),
-        ("Here is how you do it: first, open the terminal.", "Here is how you do it: first, open the terminal."),
         ("Plain answer with no preamble.", "Plain answer with no preamble."),
     ],
 )
-def test_clean_output_strips_boilerplate_but_not_content(raw, clean):
+def test_clean_output_strips_lead_ins_about_the_revision(raw, clean):
     assert clean_output(raw) == clean
 
 
 @pytest.mark.parametrize(
-    "critique, nothing",
+    "content",
     [
-        ("The response is appropriate and helpful; no changes are needed.", True),
-        ("There is nothing harmful in this response.", True),
-        ("The response does not contain anything harmful.", True),
-        ("There is nothing harmful here, however it could mislead a beginner about the dosage.", False),
-        ("The response gives step-by-step help for a crime, which is harmful.", False),
-        ("It encourages the user to hurt themselves.", False),
+        "This is the answer to your question: mix A and B.",
+        "Here is how you do it: first, open the terminal.",
+        "Here is the short version: no.",
+        "Answer: yes, it is safe to eat.",
+        "Response times: usually a day.",
+        "Sure, here is what I know: bleach and ammonia must never be mixed.",
+        "Of course. The steps are: stop, drop and roll.",
+        "Okay: the capital of France is Paris.",
     ],
 )
-def test_no_change_detection(critique, nothing):
-    assert critique_finds_nothing(critique) is nothing
+def test_clean_output_keeps_content_that_merely_ends_in_a_colon(content):
+    assert clean_output(content) == content
 
 
 def test_critique_and_revision_messages_show_examples_conversation_and_requests():
@@ -44,12 +51,15 @@ def test_critique_and_revision_messages_show_examples_conversation_and_requests(
     convo = [{"role": "system", "content": "Be kind."}, {"role": "user", "content": "How do I pick a lock?"}]
     msgs = critique_messages(convo, "Use a pick.", "Find harms.", c.few_shot[:1])
     assert msgs[0] == {"role": "system", "content": "Be kind."}
-    assert msgs[1]["content"] == c.few_shot[0].prompt
+    assert msgs[1]["content"].endswith(c.few_shot[0].prompt)
     assert msgs[-3:] == [
-        {"role": "user", "content": "How do I pick a lock?"},
+        {"role": "user", "content": f"{CURRENT_HEADER}\n\nHow do I pick a lock?"},
         {"role": "assistant", "content": "Use a pick."},
         {"role": "user", "content": "Find harms."},
     ]
+    assert convo[1]["content"] == "How do I pick a lock?"  # the caller's conversation is not changed
     rev = revision_messages(convo, "Use a pick.", "Find harms.", "It is fine.", "Rewrite it.")
     assert rev[-2:] == [{"role": "assistant", "content": "It is fine."}, {"role": "user", "content": "Rewrite it."}]
     assert all(m["role"] in {"system", "user", "assistant"} for m in rev)
+    # without examples the conversation is shown as it is, with no header
+    assert rev[1] == {"role": "user", "content": "How do I pick a lock?"}

@@ -2,8 +2,16 @@
 
 from __future__ import annotations
 
-from ..constitution import Constitution, sample_principle_index
-from ..errors import RowFailure
+from collections.abc import Callable, Sequence
+
+from ..constitution import (
+    Constitution,
+    CritiquePrinciple,
+    FewShotExample,
+    examples_hash,
+    sample_principle_index,
+)
+from ..errors import ConstitutionError, RowFailure
 from ..prompts import critique_messages
 from ..rows import (
     FieldProblem,
@@ -23,20 +31,52 @@ def check_rounds(row: dict) -> list:
     return rounds
 
 
-class Critique(EngineStage):
-    name = "critique"
+class FewShotStage(EngineStage):
+    """A stage that shows worked examples before the row: as many as fit the model's context.
 
-    def __init__(self, engine_opts, sampling, constitution: Constitution, few_shot: int = 1):
+    few_shot None shows every example (as the method does: the recipe prepends all four of its own);
+    N shows at most N. Where the examples, the row and --max-tokens do not fit the context, examples are
+    dropped from the end for that row only, and meta.<stage>.few_shot records how many were shown.
+    """
+
+    def __init__(self, engine_opts, sampling, constitution: Constitution, few_shot: int | None = None,
+                 examples: Sequence[FewShotExample] | None = None, examples_source: str | None = None):
         super().__init__(engine_opts, sampling)
         self.constitution = constitution
-        self.examples = constitution.few_shot[: max(0, few_shot)]
-        if not constitution.critiques:
-            from ..errors import ConstitutionError
-
-            raise ConstitutionError(f"{constitution.source}: has no critique principles, which `cai critique` needs")
+        pool = tuple(constitution.few_shot if examples is None else examples)
+        self.few_shot = few_shot
+        self.examples = pool if few_shot is None else pool[: max(0, few_shot)]
+        self.examples_source = examples_source or "constitution"
 
     def settings(self) -> dict:
-        return {"few_shot": len(self.examples)}
+        return {
+            "few_shot": self.few_shot,
+            "few_shot_source": self.examples_source,
+            "few_shot_hash": examples_hash(self.examples),
+        }
+
+    def fitting(self, build: Callable[[Sequence[FewShotExample]], list[dict]]) -> int:
+        """How many of the examples (from the front) fit with the row and --max-tokens in the model's context."""
+        k = len(self.examples)
+        limit = self.engine.max_context if self.engine is not None else None
+        if not limit:
+            return k
+        while k > 0 and self.engine.count_tokens(build(self.examples[:k])) + self.sampling.max_tokens > limit:
+            k -= 1
+        return k
+
+    def few_shot_meta(self, shown: int) -> dict:
+        return {"few_shot": shown, "few_shot_available": len(self.examples), "few_shot_source": self.examples_source}
+
+
+class Critique(FewShotStage):
+    name = "critique"
+
+    def __init__(self, engine_opts, sampling, constitution: Constitution, few_shot: int | None = None,
+                 examples: Sequence[FewShotExample] | None = None, examples_source: str | None = None):
+        super().__init__(engine_opts, sampling, constitution, few_shot, examples, examples_source)
+        if not constitution.critiques:
+            raise ConstitutionError(f"{constitution.source}: has no critique principles, which `cai critique` needs")
 
     def check(self, row: dict) -> None:
         check_conversation(row)
@@ -45,31 +85,65 @@ class Critique(EngineStage):
         if rounds and "revision" not in rounds[-1]:
             raise FieldProblem(f"rounds[{len(rounds) - 1}]", "the last round has a critique but no revision yet; run `cai revise` first")
 
-    def pick(self, row: dict):
-        index = sample_principle_index(len(self.constitution.critiques), self.sampling.seed, str(row["id"]), len(row.get("rounds", [])))
-        return self.constitution.critiques[index]
+    def pick(self, row: dict) -> tuple[CritiquePrinciple, str]:
+        """The principle for this row and round, drawn (seeded) among those whose `when` holds for its response,
+        and the refusal detector's label of that response."""
+        from ..refusal import detect
+
+        label = detect(row["response"]).label
+        eligible = [p for p in self.constitution.critiques if p.applies_to(label)]
+        if not eligible:
+            raise RowFailure(
+                f"no critique principle of constitution '{self.constitution.name}' applies to a response labelled "
+                f"'{label}' (every principle's `when` excludes it)",
+                field="response",
+            )
+        index = sample_principle_index(len(eligible), self.sampling.seed, str(row["id"]), len(row.get("rounds", [])))
+        return eligible[index], label
+
+    def _build(self, row: dict, principle: CritiquePrinciple) -> Callable[[Sequence[FewShotExample]], list[dict]]:
+        return lambda examples: critique_messages(conversation(row), row["response"], principle.critique, examples)
 
     def context_messages(self, row: dict) -> list[dict]:
-        return critique_messages(conversation(row), row["response"], self.pick(row).critique, self.examples)
+        principle, _ = self.pick(row)
+        build = self._build(row, principle)
+        return build(self.examples[: self.fitting(build)])
 
     def process(self, rows: list[dict]) -> list[dict | RowFailure]:
-        principles = [self.pick(r) for r in rows]
-        convs = [critique_messages(conversation(r), r["response"], p.critique, self.examples) for r, p in zip(rows, principles)]
-        seeds = [row_seed(self.sampling.seed, self.name, r["id"], len(r.get("rounds", []))) for r in rows]
-        out: list[dict | RowFailure] = []
-        for row, principle, comp in zip(rows, principles, self.chat(convs, seeds)):
+        out: list[dict | RowFailure | None] = [None] * len(rows)
+        todo, convs, seeds, picks = [], [], [], []
+        for i, row in enumerate(rows):
+            try:
+                principle, label = self.pick(row)
+            except RowFailure as failure:
+                out[i] = failure
+                continue
+            build = self._build(row, principle)
+            shown = self.fitting(build)
+            todo.append(i)
+            picks.append((principle, label, shown))
+            convs.append(build(self.examples[:shown]))
+            seeds.append(row_seed(self.sampling.seed, self.name, row["id"], len(row.get("rounds", []))))
+        for i, (principle, label, shown), comp in zip(todo, picks, self.chat(convs, seeds) if convs else []):
+            row = rows[i]
             if comp.error:
-                out.append(RowFailure(comp.error))
+                out[i] = RowFailure(comp.error)
                 continue
             rounds = list(row.get("rounds", []))
-            rounds.append({"principle": principle.id, "critique_request": principle.critique, "critique": comp.texts[0].strip()})
+            rounds.append({
+                "principle": principle.id,
+                "when": principle.when,
+                "response_label": label,
+                "critique_request": principle.critique,
+                "critique": comp.texts[0].strip(),
+            })
             row["rounds"] = rounds
             set_meta(row, self.name, self.provenance(
                 constitution=self.constitution.name,
                 constitution_hash=self.constitution.hash,
-                few_shot=len(self.examples),
+                **self.few_shot_meta(shown),
                 round=len(rounds),
                 finish_reason=finish_reason(comp),
             ))
-            out.append(row)
-        return out
+            out[i] = row
+        return out  # type: ignore[return-value]

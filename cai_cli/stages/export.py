@@ -53,9 +53,6 @@ class Export:
     def settings(self) -> dict:
         return {"format": self.fmt, "keep_truncated": self.keep_truncated}
 
-    def settings(self) -> dict:
-        return {"format": self.fmt}
-
     def check(self, row: dict) -> None:
         if self.fmt == "prefs":
             check_pref(row)

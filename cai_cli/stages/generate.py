@@ -10,11 +10,11 @@ from .base import EngineStage, finish_reason
 class Generate(EngineStage):
     name = "generate"
 
+    def settings(self) -> dict:
+        return {}  # everything that shapes a row (--n, --max-tokens, ...) is in the sampling settings
+
     def check(self, row: dict) -> None:
         check_conversation(row)
-
-    def settings(self) -> dict:
-        return {"n": self.sampling.n}
 
     def process(self, rows: list[dict]) -> list[dict | RowFailure]:
         seeds = [row_seed(self.sampling.seed, self.name, r["id"]) for r in rows]

@@ -1,10 +1,27 @@
-"""revise: the model rewrites its response to answer the last round's critique; the revision becomes `response`."""
+"""revise: the model rewrites its response to answer the last round's critique; the revision becomes `response`.
+
+As in the method, every round writes the model's revision: `changed` says whether its text differs
+from the response it revises. With --skip-unchanged the model itself is first asked, yes or no in
+both phrasings, whether the critique asks for any change; where P(change) is below --skip-threshold
+the response is kept, and the round records the probability (`skip_check`). No wording of the
+critique is pattern-matched: "No, the response is harmful" must never keep a harmful answer.
+"""
 
 from __future__ import annotations
 
-from ..constitution import Constitution
+import math
+from collections.abc import Sequence
+
+from ..constitution import Constitution, FewShotExample
 from ..errors import RowFailure
-from ..prompts import clean_output, critique_finds_nothing, revision_messages
+from ..prompts import (
+    CHANGE_QUESTION,
+    NO_CHANGE_QUESTION,
+    YES_NO,
+    clean_output,
+    revision_messages,
+    skip_check_messages,
+)
 from ..rows import (
     FieldProblem,
     check_conversation,
@@ -13,21 +30,40 @@ from ..rows import (
     row_seed,
     set_meta,
 )
-from .base import EngineStage, finish_reason
-from .critique import check_rounds
+from .base import finish_reason
+from .critique import FewShotStage, check_rounds
 
 
-class Revise(EngineStage):
+class Revise(FewShotStage):
     name = "revise"
 
-    def __init__(self, engine_opts, sampling, constitution: Constitution, few_shot: int = 1):
-        super().__init__(engine_opts, sampling)
-        self.constitution = constitution
-        self.examples = constitution.few_shot[: max(0, few_shot)]
-        self.stats.extra = {"revised": 0, "unchanged": 0}
+    def __init__(self, engine_opts, sampling, constitution: Constitution, few_shot: int | None = None,
+                 examples: Sequence[FewShotExample] | None = None, examples_source: str | None = None,
+                 skip_unchanged: bool = False, skip_threshold: float = 0.5):
+        super().__init__(engine_opts, sampling, constitution, few_shot, examples, examples_source)
+        if not 0.0 <= skip_threshold <= 1.0:
+            from ..errors import CaiError
+
+            raise CaiError(f"--skip-threshold: expected a probability between 0 and 1, got {skip_threshold}")
+        self.skip_unchanged = skip_unchanged
+        self.skip_threshold = skip_threshold
+        self.stats.extra = {"revised": 0, "unchanged": 0, "empty": 0}
+        if skip_unchanged:
+            self.stats.extra["skipped"] = 0
 
     def settings(self) -> dict:
-        return {"few_shot": len(self.examples)}
+        s = super().settings()
+        s.update(skip_unchanged=self.skip_unchanged, skip_threshold=self.skip_threshold if self.skip_unchanged else None)
+        return s
+
+    def summary(self) -> str:
+        e = self.stats.extra
+        parts = [f"revised {e['revised']}", f"unchanged {e['unchanged']}"]
+        if "skipped" in e:
+            parts.append(f"skipped {e['skipped']} (--skip-unchanged)")
+        if e["empty"]:
+            parts.append(f"{e['empty']} empty revisions kept as written (marked empty_revision)")
+        return ", ".join(parts)
 
     def check(self, row: dict) -> None:
         check_conversation(row)
@@ -43,38 +79,87 @@ class Revise(EngineStage):
         if pid not in ids:
             raise FieldProblem(f"{where}.principle", f"{pid!r} is not a critique principle of constitution '{self.constitution.name}' (was the critique made with another --constitution?)")
 
-    def _messages(self, row: dict) -> list[dict]:
+    def _build(self, row: dict):
         last = row["rounds"][-1]
         principle = self.constitution.critique_by_id(last["principle"])
-        return revision_messages(conversation(row), row["response"], last["critique_request"], last["critique"], principle.revision, self.examples)
+        return lambda examples: revision_messages(
+            conversation(row), row["response"], last["critique_request"], last["critique"], principle.revision, examples
+        )
 
-    context_messages = _messages
+    def context_messages(self, row: dict) -> list[dict]:
+        build = self._build(row)
+        return build(self.examples[: self.fitting(build)])
+
+    def p_change(self, rows: list[dict]) -> list[float | None]:
+        """P(the critique asks for a change) per row, from the model's " Yes"/" No" log-probs on two questions.
+
+        The change question's log-odds and the no-change question's, negated, are averaged, so a constant
+        lean towards "Yes" cancels. None where the model gave neither answer any probability.
+        """
+        from ..judge import logodds, pair_logodds, sigmoid
+
+        engine = self.engine
+        assert engine is not None, "start() the stage first"
+        prompts = []
+        for row in rows:
+            for question in (CHANGE_QUESTION, NO_CHANGE_QUESTION):
+                msgs = skip_check_messages(conversation(row), row["response"], row["rounds"][-1]["critique"], question)
+                prompts.append(engine.render_chat(msgs) + "Answer:")
+        scores = engine.score_options(prompts, list(YES_NO))
+        out: list[float | None] = []
+        for i in range(len(rows)):
+            change, no_change = logodds(scores[2 * i]), logodds(scores[2 * i + 1])
+            out.append(None if math.isnan(change) or math.isnan(no_change) else sigmoid(pair_logodds(change, no_change)))
+        return out
 
     def process(self, rows: list[dict]) -> list[dict | RowFailure]:
-        seeds = [row_seed(self.sampling.seed, self.name, r["id"], len(r["rounds"])) for r in rows]
+        p_change: list[float | None] = self.p_change(rows) if self.skip_unchanged else [None] * len(rows)
+        skipped = [self.skip_unchanged and p is not None and p < self.skip_threshold for p in p_change]
+        todo = [i for i in range(len(rows)) if not skipped[i]]
+        builds = {i: self._build(rows[i]) for i in todo}
+        shown = {i: self.fitting(builds[i]) for i in todo}
+        convs = [builds[i](self.examples[: shown[i]]) for i in todo]
+        # The seed depends on the row and round alone, so a revision is the same with or without --skip-unchanged.
+        seeds = [row_seed(self.sampling.seed, self.name, rows[i]["id"], len(rows[i]["rounds"])) for i in todo]
+        completions = dict(zip(todo, self.chat(convs, seeds) if convs else []))
+
         out: list[dict | RowFailure] = []
-        for row, comp in zip(rows, self.chat([self._messages(r) for r in rows], seeds)):
-            if comp.error:
-                out.append(RowFailure(comp.error))
-                continue
+        for i, row in enumerate(rows):
             last = dict(row["rounds"][-1])
             last["revision_request"] = self.constitution.critique_by_id(last["principle"]).revision
-            revision = clean_output(comp.texts[0])
-            # A critique that finds nothing to fix should not churn a good answer; an empty revision is no revision.
-            unchanged = critique_finds_nothing(last["critique"]) or not revision
-            last["revision"] = row["response"] if unchanged else revision
-            last["changed"] = not unchanged
-            if unchanged and revision:
-                last["discarded_revision"] = revision
+            extra: dict = {}
+            if skipped[i]:
+                last["revision"] = row["response"]
+                last["changed"] = False
+                self.stats.extra["skipped"] += 1
+            else:
+                comp = completions[i]
+                if comp.error:
+                    out.append(RowFailure(comp.error))
+                    continue
+                raw = comp.texts[0].strip()
+                revision = clean_output(raw)
+                if revision != raw:
+                    last["revision_raw"] = raw  # what clean_output took off stays visible
+                if not revision:
+                    last["empty_revision"] = True  # kept as written, never replaced by the old response
+                    self.stats.extra["empty"] += 1
+                last["revision"] = revision
+                last["changed"] = revision != row["response"]
+                self.stats.extra["revised" if last["changed"] else "unchanged"] += 1
+                extra = {**self.few_shot_meta(shown[i]), "finish_reason": finish_reason(comp)}
+            if self.skip_unchanged:
+                p = p_change[i]
+                last["skip_check"] = {
+                    "p_change": None if p is None else round(p, 6), "threshold": self.skip_threshold, "skipped": bool(skipped[i])
+                }
             row["rounds"] = row["rounds"][:-1] + [last]
             row["response"] = last["revision"]
-            self.stats.extra["unchanged" if unchanged else "revised"] += 1
             set_meta(row, self.name, self.provenance(
                 constitution=self.constitution.name,
                 constitution_hash=self.constitution.hash,
-                few_shot=len(self.examples),
                 round=len(row["rounds"]),
-                finish_reason=finish_reason(comp),
+                **(extra or {"few_shot": 0, "finish_reason": None}),
             ))
             out.append(row)
         return out
