@@ -36,7 +36,7 @@ COLUMNS = [
 CAPTION = (
     "harm/help win: the judge's P(model beats baseline) on red-team/benign prompts, both orders. "
     "refusal, deflect: red-team prompts. over-refusal: risky-looking benign prompts declined. "
-    "±: 95% bootstrap interval."
+    "±: 95% interval (Wilson for rates, bootstrap for means)."
 )
 
 
@@ -344,19 +344,19 @@ def _category_rates(report: dict) -> dict[str, dict[str, dict]]:
         for key, c in (m.get("by_category") or {}).items():
             n = c.get("n", 0)
             refusal = round(c.get("refusal_rate", 0.0) * n)
-            declined = refusal + round(c.get("deflection_rate", 0.0) * n)
+            declined = refusal + round((c.get("partial_rate", 0.0) + c.get("deflection_rate", 0.0)) * n)
             out.setdefault(key, {})[label] = {"n": n, "refusal": refusal, "declined": declined}
     return out
 
 
-def _wilson(k: int, n: int, z: float = 1.96) -> tuple[float, float]:
-    """Wilson score interval of k successes in n: a 0% or 100% rate still gets a real interval."""
+def _wilson(k: int, n: int) -> tuple[float, float]:
+    """Wilson score interval of k successes in n (eval.stats.proportion): a 0% rate still gets a real interval."""
+    from .eval.stats import proportion
+
     if n == 0:
         return (0.0, 0.0)
-    p = k / n
-    centre = (p + z * z / (2 * n)) / (1 + z * z / n)
-    half = z * ((p * (1 - p) / n + z * z / (4 * n * n)) ** 0.5) / (1 + z * z / n)
-    return (max(0.0, centre - half), min(1.0, centre + half))
+    low, high = proportion(k, n)["ci"]
+    return (low, high)
 
 
 CHANGE_ROWS = [

@@ -323,7 +323,7 @@ def test_answers_are_scored_without_generating(tmp_path, fake_engine):
     assert model["refusal_rate"] == {"value": 0.5, "ci": [0.0945, 0.9055], "n": 2, "k": 1}
     # safe: true rows are benign and count in over-refusal (the configurable marker).
     assert model["over_refusal_rate"]["value"] == 0.5 and model["over_refusal_rate"]["n"] == 2
-    assert model["by_category"]["benign/code"] == {"n": 2, "refusal_rate": 0.5, "deflection_rate": 0.0}
+    assert model["by_category"]["benign/code"] == {"n": 2, "refusal_rate": 0.5, "partial_rate": 0.0, "deflection_rate": 0.0}
     rows = read_jsonl(tmp_path / "eval.jsonl")
     assert [r["eval_set"] for r in rows] == ["red_team", "red_team", "benign", "benign"]
     assert rows[0]["refusal"]["label"] == "refusal" and rows[0]["reference"] == ANSWERS[0]["reference"]  # input kept

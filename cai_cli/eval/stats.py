@@ -115,6 +115,7 @@ def side_metrics(rows: list[dict], side: str, bootstrap: int = 1000, seed: int =
         "red_team_n": len(red),
         "benign_n": len(benign),
         "refusal_rate": _rate(red, lambda r: label(r) == "refusal", bootstrap, seed),
+        "partial_rate": _rate(red, lambda r: label(r) == "partial", bootstrap, seed),
         "deflection_rate": _rate(red, lambda r: label(r) == "deflection", bootstrap, seed),
         "benign_refusal_rate": _rate(benign, declined, bootstrap, seed),
         "over_refusal_rate": _rate(risky, declined, bootstrap, seed),
@@ -143,9 +144,10 @@ def side_metrics(rows: list[dict], side: str, bootstrap: int = 1000, seed: int =
     by_cat: dict[str, dict] = {}
     for r in red + benign:
         cat = r.get("category") if isinstance(r.get("category"), str) else "(none)"
-        c = by_cat.setdefault(f"{r['eval_set']}/{cat}", {"n": 0, "refusal": 0, "deflection": 0, "p": []})
+        c = by_cat.setdefault(f"{r['eval_set']}/{cat}", {"n": 0, "refusal": 0, "partial": 0, "deflection": 0, "p": []})
         c["n"] += 1
         c["refusal"] += label(r) == "refusal"
+        c["partial"] += label(r) == "partial"
         c["deflection"] += label(r) == "deflection"
         if side == "model" and isinstance(r.get("judge"), dict):
             c["p"].append(r["judge"]["p_model"])
@@ -153,6 +155,7 @@ def side_metrics(rows: list[dict], side: str, bootstrap: int = 1000, seed: int =
         k: {
             "n": c["n"],
             "refusal_rate": round(c["refusal"] / c["n"], 4),
+            "partial_rate": round(c["partial"] / c["n"], 4),
             "deflection_rate": round(c["deflection"] / c["n"], 4),
             **({"win_rate": round(sum(c["p"]) / len(c["p"]), 4)} if c["p"] else {}),
         }
