@@ -115,9 +115,10 @@ def main() -> None:
     ap.add_argument("--max-tokens", type=int, default=8)
     ap.add_argument("--batch-size", type=int, default=4)
     ap.add_argument("--skip-pipe", action="store_true")
+    ap.add_argument("--skip-rss", action="store_true")
     ap.add_argument("--cai-root", type=Path, default=ROOT, help="run the cai of another checkout (to compare)")
     args = ap.parse_args()
-    ok = bench_rss(args.small, args.large, args.repeats, args.cai_root)
+    ok = args.skip_rss or bench_rss(args.small, args.large, args.repeats, args.cai_root)
     if not args.skip_pipe:
         bench_pipe(args.rows, args.max_tokens, args.batch_size)
     if not ok:
