@@ -27,7 +27,7 @@ IO_OPTIONS: dict[str, tuple[Any, Any]] = {
 }
 MODEL_OPTIONS: dict[str, tuple[Any, Any]] = {
     "model": (o.ModelOpt, None),
-    "engine": (o.EngineOpt, o.EngineName.auto),
+    "engine": (o.EngineOpt, "auto"),
     "dtype": (o.DtypeOpt, "auto"),
     "tensor_parallel_size": (o.TensorParallelOpt, 1),
     "gpu_memory_utilization": (o.GpuMemOpt, 0.9),
@@ -78,7 +78,7 @@ class Common:
 
         v = self.values
         return EngineOptions(
-            engine=v["engine"].value,
+            engine=v["engine"],
             model=v["model"],
             batch_size=v.get("batch_size", 16),
             dtype=v["dtype"],

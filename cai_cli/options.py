@@ -25,6 +25,16 @@ class EngineName(str, Enum):
     openai = "openai"
 
 
+def parse_engine(value: str) -> str:
+    """--engine: a built-in name (listed in --help) or one registered with engines.register_engine (tests: a fake)."""
+    from .engines import engine_names
+
+    names = list(dict.fromkeys([*(e.value for e in EngineName), *engine_names()]))
+    if value not in names:
+        raise typer.BadParameter(f"expected one of {', '.join(names)}, got {value!r}")
+    return value
+
+
 def parse_shard(value: str | None) -> tuple[int, int] | None:
     if value is None:
         return None
@@ -60,7 +70,10 @@ ModelOpt = Annotated[
     typer.Option("--model", "-m", help="Model folder or hub id. Default: the embedded SmolLM2-135M-Instruct.", rich_help_panel=MODEL_PANEL),
 ]
 EngineOpt = Annotated[
-    EngineName, typer.Option("--engine", "-e", help="auto: vllm when it imports and a GPU is present, else transformers.", rich_help_panel=MODEL_PANEL)
+    str,
+    typer.Option(
+        "--engine", "-e", parser=parse_engine, metavar=f"[{'|'.join(e.value for e in EngineName)}]", help="auto: vllm when it imports and a GPU is present, else transformers.", rich_help_panel=MODEL_PANEL
+    ),
 ]
 DtypeOpt = Annotated[str, typer.Option("--dtype", help="auto (float32 on CPU, bfloat16/float16 on GPU), float32, bfloat16, float16.", rich_help_panel=MODEL_PANEL)]
 ConstitutionOpt = Annotated[
