@@ -227,7 +227,7 @@ def evaluate(
     from .constitution import load_constitution
     from .stages.evaluate import EvalConfig, run_eval
 
-    sources = [(p, None) for p in prompts or []] + [(p, "benign") for p in benign or []]
+    sources: list[tuple[str | None, str | None]] = [(p, None) for p in prompts or []] + [(p, "benign") for p in benign or []]
     cfg = EvalConfig(
         sources=sources or [(None, None)],
         engine=common.engine_options(),

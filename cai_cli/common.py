@@ -155,7 +155,7 @@ class OneLineErrors(TyperGroup):
         from typer._click import exceptions  # typer's own click (typer >= 0.20 vendors it)
 
         try:
-            code = super().main(*args, standalone_mode=False, **kwargs)
+            code = super().main(*args, **{**kwargs, "standalone_mode": False})
         except exceptions.NoArgsIsHelpError:
             code = 2  # the help is already printed
         except exceptions.ClickException as exc:

@@ -18,6 +18,7 @@ import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
+
 from conftest import read_jsonl, run_cai, write_jsonl
 
 HOST = "127.0.0.1"

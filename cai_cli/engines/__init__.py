@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from ..errors import EngineError
 from .base import Completion, Engine, Sampling
 
+
 @dataclass
 class EngineOptions:
     """Everything the user can say about the engine, shared by every stage."""

@@ -106,7 +106,8 @@ class OpenAIEngine:
             print(f"cai: warning: {problem}; going on with the other servers", file=sys.stderr)
         length = served[0][self.model].get("max_model_len")
         self._max_model_len = length if isinstance(length, int) and length > 0 else None
-        self._tokenizer_folder, self._tokenizer = folder, None
+        self._tokenizer_folder = folder
+        self._tokenizer: Any = None  # loaded on first use
         self._label_reads: bool | None = None  # does the server take vLLM's logprob_token_ids? Asked once.
 
     def _choose_model(self, wanted: str | None, served: dict[str, dict]) -> tuple[str, Path | None]:
