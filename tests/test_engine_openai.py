@@ -239,7 +239,9 @@ def test_unreachable_server_or_unknown_model_is_one_line_exit_2(tmp_path, fake):
     assert proc.returncode == 2 and "CAI_TEST_UNSET_KEY" in proc.stderr and len(proc.stderr.strip().splitlines()) == 1
 
 
-def test_scoring_needs_a_server_with_prompt_logprobs(fake):
+def test_scoring_needs_a_tokenizer_here_and_a_server_with_prompt_logprobs(fake, tmp_path):
+    from tiny_model import build_tiny_model
+
     from cai_cli.engines import EngineOptions
     from cai_cli.engines.openai import OpenAIEngine
     from cai_cli.errors import EngineError
@@ -248,10 +250,19 @@ def test_scoring_needs_a_server_with_prompt_logprobs(fake):
     engine = OpenAIEngine(EngineOptions(engine="openai", base_urls=[server.url.removesuffix("/v1")]))
     try:
         assert engine.model == "fake-model" and engine.max_context is None
-        with pytest.raises(EngineError, match="cannot score options"):
+        with pytest.raises(EngineError, match="not a local folder"):
             engine.score_options(["The capital of France is"], [" Paris", " banana"])
         with pytest.raises(EngineError, match="not a local folder"):
             engine.render_chat([{"role": "user", "content": "hi"}])
+    finally:
+        engine.close()
+
+    # With the model's tokenizer here, a server without /v1/completions fails both ways of scoring, in one line.
+    engine = OpenAIEngine(EngineOptions(engine="openai", base_urls=[server.url], model=str(build_tiny_model(tmp_path / "tiny"))))
+    try:
+        with pytest.raises(EngineError, match=r"option scoring failed \(.*HTTP 404 \(no such route\)\)"):
+            engine.score_options(["The capital of France is"], [" Paris", " banana"])
+        assert engine._label_reads is False  # asked once; not asked again
     finally:
         engine.close()
 

@@ -58,10 +58,8 @@ class _Replica:
     down_until: float = 0.0
 
 
-@dataclass
-class _Failed:
-    reason: str
-    retryable: bool = True
+class _Failed(str):
+    """Why a request failed for good (the SDK's retries spent, or an answer no retry changes)."""
 
 
 class OpenAIEngine:
@@ -88,7 +86,7 @@ class OpenAIEngine:
             except (openai.AuthenticationError, openai.PermissionDeniedError) as exc:
                 raise EngineError(f"{url}: the server refused the request (HTTP {exc.status_code}); check the key in --api-key-env") from None
             except openai.APIError as exc:
-                problems.append(self._describe(url, exc, tries=1).reason)
+                problems.append(self._describe(url, exc, tries=1))
                 continue
             if not models:
                 problems.append(f"{url}/models lists no model")
@@ -150,7 +148,7 @@ class OpenAIEngine:
 
     def score_options(self, prompts: Sequence[str], options: Sequence[str]) -> list[list[float]]:
         """log P(option | prompt), prefill only: vLLM's logprob_token_ids for one-token options, else echoed prompt log-probs."""
-        tok = self._tokenizer_or_fail("cannot score options without")
+        tok = self._tokenizer_or_fail("scores options with")
         split = [[option_token_ids(tok, p, o) for o in options] for p in prompts]
         if any(not pairs[0][0] for pairs in split):
             raise EngineError("score_options: an empty prompt gives the first option token no context to be scored in")
@@ -184,15 +182,10 @@ class OpenAIEngine:
         """Each label token's log-prob at the next position; None where the server does not return them all."""
         extra = [{"logprob_token_ids": labels, "return_tokens_as_token_ids": True} for _, labels in reads]
         results = self._run_all([self._completions(prompt=ids, logprobs=1, extra_body=e) for (ids, _), e in zip(reads, extra)], [r[0] for r in reads])
-        scores = []
-        for result, (_, labels) in zip(results, reads):
-            if isinstance(result, _Failed) and result.retryable:
-                raise EngineError(f"option scoring failed: {result.reason}; rerun the same command to resume")
-            top = None if isinstance(result, _Failed) else (getattr(result.choices[0].logprobs, "top_logprobs", None) or [None])[0]
-            if not isinstance(top, dict) or any(f"token_id:{t}" not in top for t in labels):
-                return None
-            scores.append([float(top[f"token_id:{t}"]) for t in labels])
-        return scores
+        tops = [None if isinstance(r, _Failed) else (getattr(r.choices[0].logprobs, "top_logprobs", None) or [None])[0] for r in results]
+        if not all(isinstance(top, dict) and all(f"token_id:{t}" in top for t in labels) for top, (_, labels) in zip(tops, reads)):
+            return None  # a server without logprob_token_ids ignores or refuses it
+        return [[float(top[f"token_id:{t}"]) for t in labels] for top, (_, labels) in zip(tops, reads)]  # type: ignore[index]
 
     def _run(self, coroutine):
         return self._loop.run_until_complete(coroutine)
@@ -223,18 +216,16 @@ class OpenAIEngine:
                 replica.load -= 1
 
     def _describe(self, url: str, exc: Exception, tries: int) -> _Failed:
-        gave_up = f"gave up after {tries} attempts: " if tries > 1 else ""
-        if isinstance(exc, self._openai.APITimeoutError):
-            return _Failed(f"{gave_up}{url}: no answer within {self.timeout:.0f}s")
-        if isinstance(exc, self._openai.APIConnectionError):
+        openai, code = self._openai, getattr(exc, "status_code", None)
+        retried = tries > 1 and (code is None or code in (408, 409, 429) or code >= 500)  # what the SDK retries
+        what = f"no answer within {self.timeout:.0f}s" if isinstance(exc, openai.APITimeoutError) else str(exc)
+        if isinstance(exc, openai.APIConnectionError) and not isinstance(exc, openai.APITimeoutError):
             cause = " ".join(str(exc.__cause__ or exc).split())[:200]
-            return _Failed(f"{gave_up}{url}: {'connection refused' if 'refused' in cause.lower() else f'connection lost ({cause})'}")
-        if isinstance(exc, self._openai.APIStatusError):
-            code, body = exc.status_code, exc.body
-            retried = code in (408, 409, 429) or code >= 500  # what the SDK retries
-            message = " ".join(str((body.get("message", body) if isinstance(body, dict) else body) or exc.message).split())[:300]
-            return _Failed(f"{gave_up if retried else ''}{url}: HTTP {code} ({message})", retried)
-        return _Failed(f"{url}: not an OpenAI-compatible answer ({exc})", False)
+            what = "connection refused" if "refused" in cause.lower() else f"connection lost ({cause})"
+        elif isinstance(exc, openai.APIStatusError):
+            body = exc.body.get("message", exc.body) if isinstance(exc.body, dict) else exc.body
+            what = f"HTTP {code} ({' '.join(str(body or exc.message).split())[:300]})"
+        return _Failed(f"{f'gave up after {tries} attempts: ' if retried else ''}{url}: {what}")
 
     def _tokenizer_or_fail(self, what: str):
         if self._tokenizer is None and self._tokenizer_folder is not None:
@@ -256,7 +247,7 @@ async def _gather(coroutines: list) -> list:
 
 def _completion(result, n: int) -> Completion:
     if isinstance(result, _Failed):
-        return Completion([], error=result.reason)
+        return Completion([], error=result)
     choices = sorted(result.choices, key=lambda c: c.index)
     if len(choices) < n:
         return Completion([], error=f"the server returned {len(choices)} of the {n} replies asked for (--n)")
@@ -272,18 +263,11 @@ def _completion(result, n: int) -> Completion:
 
 def _echo_scores(result, plan: list[tuple[int, int]]) -> list[float]:
     if isinstance(result, _Failed):
-        if result.retryable:
-            raise EngineError(f"option scoring failed: {result.reason}; rerun the same command to resume")
-        raise EngineError(f"the server cannot score options ({result.reason}); it needs /v1/completions with echo and "
-                          "logprobs (vLLM's server has them); or score with --engine vllm or transformers")
-    choices = sorted(result.choices, key=lambda c: c.index)
-    out = []
-    for choice, (start, length) in zip(choices, plan):
-        picked = (getattr(choice.logprobs, "token_logprobs", None) or [])[start : start + length]
-        if len(picked) < length or any(v is None for v in picked):
-            raise EngineError("the server returns no prompt log-probs (echo with logprobs) at /v1/completions, which option "
-                              "scoring needs (vLLM's server has them); or score with --engine vllm or transformers")
-        out.append(float(sum(picked)))
-    if len(out) < len(plan):
-        raise EngineError(f"the server answered {len(out)} of {len(plan)} scoring prompts; it does not take batched prompts with echo")
-    return out
+        raise EngineError(f"option scoring failed ({result}); it needs /v1/completions with echo and logprobs (vLLM's server has them): "
+                          "rerun the same command to resume, or score with --engine vllm or transformers")
+    logprobs = [getattr(c.logprobs, "token_logprobs", None) or [] for c in sorted(result.choices, key=lambda c: c.index)]
+    picked = [values[start : start + length] for values, (start, length) in zip(logprobs, plan)]
+    if len(picked) < len(plan) or any(len(p) < length or None in p for p, (_, length) in zip(picked, plan)):
+        raise EngineError("the server returns no prompt log-probs for every option (echo with logprobs, batched prompts) at /v1/completions, "
+                          "which option scoring needs (vLLM's server has them); or score with --engine vllm or transformers")
+    return [float(sum(p)) for p in picked]
