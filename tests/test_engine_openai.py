@@ -44,6 +44,7 @@ class FakeServer:
         self.lock = threading.Lock()
         self.attempts: dict[str, int] = {}  # last user message -> chat requests received
         self.served: list[str] = []  # last user messages answered with 200
+        self.seeds: dict[str, int] = {}  # last user message -> the seed its request carried
         self.inflight = 0
         self.max_inflight = 0
         self.auth: set[str] = set()
@@ -97,6 +98,7 @@ class FakeServer:
                     self._send(404, {"error": {"message": "not found"}})
                     return
                 last = body["messages"][-1]["content"]
+                fake.seeds[last] = body.get("seed")
                 with fake.lock:
                     fake.attempts[last] = attempt = fake.attempts.get(last, 0) + 1
                     if fake.die_after is not None and len(fake.served) >= fake.die_after:
@@ -117,7 +119,8 @@ class FakeServer:
                             fake.served.append(last)
                         n = body.get("n", 1)
                         choices = [{"index": i, "message": {"role": "assistant", "content": f"reply to: {last}"}} for i in range(n)]
-                        self._send(200, {"choices": choices, "usage": {"prompt_tokens": 5, "completion_tokens": 3 * n}})
+                        usage = {"prompt_tokens": 5, "completion_tokens": 3 * n, "prompt_tokens_details": {"cached_tokens": 4}}
+                        self._send(200, {"choices": choices, "usage": usage})
                 finally:
                     with fake.lock:
                         fake.inflight -= 1
@@ -166,6 +169,27 @@ def test_rows_spread_over_replicas_in_order_with_bounded_concurrency(tmp_path, f
     # The key reaches the server and nowhere else.
     assert a.auth == {f"Bearer {secret}"}
     assert secret not in out.read_text() and secret not in proc.stderr and secret not in proc.stdout
+
+
+def test_rows_sharing_a_prefix_are_sent_together_each_with_its_own_seed(tmp_path, fake):
+    server = fake()
+    systems = ["You are a careful assistant. " * 20, "Answer in French. " * 20]
+    rows = [{"id": f"r{i}", "messages": [{"role": "system", "content": systems[i % 2]}, {"role": "user", "content": f"question {i}"}]} for i in range(6)]
+    src = write_jsonl(tmp_path / "in.jsonl", rows)
+    out = tmp_path / "out.jsonl"
+    proc = run_cai("generate", str(src), "-o", str(out), *QUICK, "--base-url", server.url, "--concurrency", "1", "--batch-size", "6")
+    assert proc.returncode == 0, proc.stderr
+    # One request at a time: the server sees the rows of one system prompt, then the other's (its prefix cache hits).
+    assert server.served == ["question 1", "question 3", "question 5", "question 0", "question 2", "question 4"]
+    assert [r["id"] for r in read_jsonl(out)] == [r["id"] for r in rows]  # written in input order
+    assert "24 prompt tokens from cache" in proc.stderr  # the server's usage.prompt_tokens_details, summed
+    seeds = dict(server.seeds)
+    assert len(set(seeds.values())) == 6
+    # Each row's seed is its own: another batch size sends every row the same seed.
+    server.seeds.clear()
+    proc = run_cai("generate", str(src), "-o", str(tmp_path / "again.jsonl"), *QUICK, "--base-url", server.url, "--batch-size", "4")
+    assert proc.returncode == 0, proc.stderr
+    assert server.seeds == seeds
 
 
 def test_server_errors_are_retried_then_become_error_rows(tmp_path, fake):
@@ -240,11 +264,11 @@ def test_unreachable_server_or_unknown_model_is_one_line_exit_2(tmp_path, fake):
 
 
 def test_scoring_needs_a_tokenizer_here_and_a_server_with_prompt_logprobs(fake, tmp_path):
-    from tiny_model import build_tiny_model
-
     from cai_cli.engines import EngineOptions
     from cai_cli.engines.openai import OpenAIEngine
     from cai_cli.errors import EngineError
+
+    from tiny_model import build_tiny_model
 
     server = fake()
     engine = OpenAIEngine(EngineOptions(engine="openai", base_urls=[server.url.removesuffix("/v1")]))

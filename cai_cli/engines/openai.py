@@ -78,7 +78,8 @@ class OpenAIEngine:
             raise EngineError(f"--api-key-env {opts.api_key_env}: that environment variable is not set or is empty")
         self._loop = asyncio.new_event_loop()
         self.replicas: list[_Replica] = []
-        served, problems = [], []
+        served: list[dict[str, dict]] = []
+        problems: list[str] = []
         for url in dict.fromkeys(normalize_base_url(u) for u in opts.base_urls):
             client = openai.AsyncOpenAI(base_url=url, api_key=key, timeout=opts.timeout, max_retries=self.max_retries)
             try:
