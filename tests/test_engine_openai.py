@@ -391,5 +391,11 @@ def test_option_scores_through_vllm_server_match_transformers(vllm_server):
             assert row_got == pytest.approx(row_want, abs=2e-3)
         assert engine.count_tokens(conv) == reference.count_tokens(conv)
         assert engine.render_chat(conv) == reference.render_chat(conv)
+        # One-token options (the judge's letters after "("): vLLM's logprob_token_ids, asked once, same scores.
+        letters = [engine.render_chat(conv) + "The answer is (", engine.render_chat(conv) + "Answer: ("]
+        got = engine.score_options(letters, ["A", "B"])
+        assert engine._label_reads is True
+        for row_got, row_want in zip(got, reference.score_options(letters, ["A", "B"])):
+            assert row_got == pytest.approx(row_want, abs=2e-3)
     finally:
         engine.close()
