@@ -102,11 +102,9 @@ def with_cai(url: str, prompts: list[dict], max_tokens: int, concurrency: int) -
         args = ["generate", str(src), "-o", str(out), "--engine", "openai", "--base-url", url, "--temperature", "0",
                 "--max-tokens", str(max_tokens), "--concurrency", str(concurrency), "--batch-size", str(len(prompts)), "--no-progress"]
         t0 = time.perf_counter()
-        try:
-            app(args, standalone_mode=False)
-        except SystemExit as exc:
-            if exc.code:
-                raise
+        code = app(args, standalone_mode=False)  # the exit code, as `cai` would exit
+        if code:
+            sys.exit(f"bench_openai: cai generate exited with {code}")
         seconds = time.perf_counter() - t0
         rows = [json.loads(line) for line in out.read_text().splitlines()]
     return sum(r["meta"]["generate"]["completion_tokens"] for r in rows), seconds

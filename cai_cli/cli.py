@@ -1,27 +1,16 @@
 """The `cai` command line: one thin function per stage. Heavy imports happen inside the commands."""
 
 import sys
-from typing import Annotated, Optional
 
 import typer
 
-from .common import Common, report_errors, stage_command
-from .options import ConstitutionOpt, FewShotFileOpt, FewShotOpt, SkipThresholdOpt, SkipUnchangedOpt
-from .train.options import InputArg as TrainInputArg
+from . import options as o
+from .common import Common, OneLineErrors, command, stage_command
 from .train.options import train_command
-
-# One meaning and one default (cai_cli.judge.DEFAULT_PRINCIPLES) for every command that judges pairs.
-PrinciplesOpt = Annotated[
-    str,
-    typer.Option(
-        "--principles",
-        help="Comparison principles averaged per comparison, drawn per comparison (seeded by --seed), or 'all'. "
-        "eval: from the constitution on red-team prompts, from its helpfulness questions on benign ones.",
-    ),
-]
 
 app = typer.Typer(
     name="cai",
+    cls=OneLineErrors,
     help="Constitutional AI, stage by stage over JSONL: generate → critique → revise → label-prefs → train.",
     no_args_is_help=True,
     rich_markup_mode="rich",
@@ -35,7 +24,7 @@ app.add_typer(constitution_app, name="constitution")
 @stage_command(app, "generate")
 def generate(
     common: Common,
-    n: Annotated[int, typer.Option("--n", min=1, help="Samples per prompt; with N > 1 they go to `candidates`.")] = 1,
+    n: o.NOpt = 1,
 ):
     """Sample a reply to each prompt: rows with `prompt` or `messages` gain `response` and `initial_response`.
 
@@ -52,9 +41,9 @@ def generate(
 @stage_command(app, "critique")
 def critique(
     common: Common,
-    constitution: ConstitutionOpt = None,
-    few_shot: FewShotOpt = None,
-    few_shot_file: FewShotFileOpt = None,
+    constitution: o.ConstitutionOpt = None,
+    few_shot: o.FewShotOpt = None,
+    few_shot_file: o.FewShotFileOpt = None,
 ):
     """Critique each row's current `response` against one principle, drawn per row and per round (seeded).
 
@@ -74,11 +63,11 @@ def critique(
 @stage_command(app, "revise")
 def revise(
     common: Common,
-    constitution: ConstitutionOpt = None,
-    few_shot: FewShotOpt = None,
-    few_shot_file: FewShotFileOpt = None,
-    skip_unchanged: SkipUnchangedOpt = False,
-    skip_threshold: SkipThresholdOpt = 0.5,
+    constitution: o.ConstitutionOpt = None,
+    few_shot: o.FewShotOpt = None,
+    few_shot_file: o.FewShotFileOpt = None,
+    skip_unchanged: o.SkipUnchangedOpt = False,
+    skip_threshold: o.SkipThresholdOpt = 0.5,
 ):
     """Revise each row's response to answer its last critique; the revision becomes `response`.
 
@@ -105,14 +94,8 @@ def _charter_and_examples(constitution: str | None, few_shot_file: str | None):
     return charter, load_few_shot_file(few_shot_file), few_shot_file
 
 
-@app.command("show")
-def show(
-    file: Annotated[str, typer.Argument(help="JSONL file from any stage; '-' reads stdin.")] = "-",
-    limit: Annotated[Optional[int], typer.Option("--limit", min=1, help="Show at most N rows.")] = None,
-    width: Annotated[int, typer.Option("--width", min=20, help="Clip each text to this many characters.")] = 400,
-    html_out: Annotated[Optional[str], typer.Option("--html", help="Write an HTML page instead: each row's prompt, first answer, and every round's principle, critique and revision with the changes highlighted (nothing clipped).")] = None,
-    verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Show the traceback on errors.")] = False,
-):
+@command(app, "show")
+def show(file: o.ShowFileArg = "-", limit: o.LimitOpt = None, width: o.WidthOpt = 400, html_out: o.ShowHtmlOpt = None):
     """Print rows readably: the prompt, the first answer, each round's critique and revision, candidates, preferences.
 
     Example:
@@ -121,40 +104,38 @@ def show(
         cai show out/revised.jsonl --html out/revised.html
     """
 
-    def body():
-        from rich.console import Console
+    from rich.console import Console
 
-        from .jsonl import read_lines
-        from .show import render_rows
+    from .jsonl import read_lines
+    from .show import render_rows
 
-        lines = read_lines(file)
-        rows = [item.row for item in lines if item.row is not None]
-        if html_out:
-            from pathlib import Path
+    lines = read_lines(file)
+    rows = [item.row for item in lines if item.row is not None]
+    shown = rows[:limit] if limit else rows
+    if html_out:
+        from pathlib import Path
 
-            from .show import render_html
+        from .show import render_html
 
-            target = Path(html_out)
-            target.parent.mkdir(parents=True, exist_ok=True)
-            target.write_text(render_html(rows[:limit] if limit else rows, title=f"cai show {file}"), encoding="utf-8")
-            print(f"cai show: {len(rows[:limit] if limit else rows)} rows -> {target}", file=sys.stderr)
-        else:
-            render_rows(rows[:limit] if limit else rows, Console(), width)
-        bad = [item for item in lines if item.error is not None]
-        if bad:
-            print(f"cai show: {len(bad)} lines are not rows and were not shown (first: {bad[0].error})", file=sys.stderr)
-
-    report_errors(body, lambda: verbose)()
+        target = Path(html_out)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_text(render_html(shown, title=f"cai show {file}"), encoding="utf-8")
+        print(f"cai show: {len(shown)} rows -> {target}", file=sys.stderr)
+    else:
+        render_rows(shown, Console(), width)
+    bad = [item for item in lines if item.error is not None]
+    if bad:
+        print(f"cai show: {len(bad)} lines are not rows and were not shown (first: {bad[0].error})", file=sys.stderr)
 
 
 @train_command(app, "train-sft")
 def train_sft(
-    rows: TrainInputArg,
+    rows: o.TrainInputArg,
     opts,
-    targets: Annotated[str, typer.Option("--targets", help="final: the last revision of each row. all: every revision as its own example.")] = "final",
-    mix: Annotated[str | None, typer.Option("--mix", help="JSONL of helpful rows (prompt or messages, and response) mixed in so the model stays helpful.")] = None,
-    mix_ratio: Annotated[float | None, typer.Option("--mix-ratio", help="Share of helpful examples in the training set, 0 <= R < 1 (default: every --mix row once).")] = None,
-    keep_truncated: Annotated[bool, typer.Option("--keep-truncated", help="Also train on revisions (and --mix replies) cut at --max-tokens; by default they are left out and counted.")] = False,
+    targets: o.TargetsOpt = o.Targets.final,
+    mix: o.MixOpt = None,
+    mix_ratio: o.MixRatioOpt = None,
+    keep_truncated: o.KeepTruncatedOpt = False,
 ):
     """Fine-tune on (conversation, revision) pairs from `cai revise` with trl's SFTTrainer; loss on the reply only.
 
@@ -166,15 +147,15 @@ def train_sft(
     """
     from .train.sft import train_sft as run
 
-    run(opts, rows, targets, mix, mix_ratio, keep_truncated)
+    run(opts, rows, targets.value, mix, mix_ratio, keep_truncated)
 
 
 @train_command(app, "train-rm")
 def train_rm(
-    prefs: TrainInputArg,
+    prefs: o.TrainInputArg,
     opts,
-    eval_fraction: Annotated[float, typer.Option("--eval-fraction", help="Share of pairs held out to report accuracy (0 for none).")] = 0.1,
-    soft: Annotated[bool, typer.Option("--soft/--hard", help="Soft Bradley-Terry loss on preference.p_chosen, or every pair as certain.")] = True,
+    eval_fraction: o.EvalFractionOpt = 0.1,
+    soft: o.SoftOpt = True,
 ):
     """Train a reward model on chosen/rejected pairs from `cai label-prefs` (trl's RewardTrainer, soft labels).
 
@@ -191,15 +172,15 @@ def train_rm(
 
 @train_command(app, "train-policy")
 def train_policy(
-    rows: TrainInputArg,
+    rows: o.TrainInputArg,
     opts,
-    algo: Annotated[str, typer.Option("--algo", help="dpo: from labelled pairs. grpo, rloo: sample, score with --reward-model, improve.")] = "dpo",
-    reward_model: Annotated[str | None, typer.Option("--reward-model", help="grpo/rloo: a folder from `cai train-rm`.")] = None,
-    beta: Annotated[float | None, typer.Option("--beta", min=0.0, help="KL strength toward the starting model (dpo 0.1, grpo 0.04, rloo 0.05).")] = None,
-    num_generations: Annotated[int | None, typer.Option("--num-generations", min=2, help="grpo/rloo: samples per prompt (trl default: grpo 8, rloo 2).")] = None,
-    max_tokens: Annotated[int | None, typer.Option("--max-tokens", min=1, help="grpo/rloo: new tokens per sampled completion.")] = None,
-    temperature: Annotated[float | None, typer.Option("--temperature", min=0.0, help="grpo/rloo: sampling temperature (default 1.0).")] = None,
-    soft: Annotated[bool, typer.Option("--soft/--hard", help="dpo: conservative DPO on preference.p_chosen (label smoothing 1 - p per pair), or plain DPO (every pair as certain).")] = True,
+    algo: o.AlgoOpt = o.Algo.dpo,
+    reward_model: o.RewardModelOpt = None,
+    beta: o.BetaOpt = None,
+    num_generations: o.NumGenerationsOpt = None,
+    max_tokens: o.MaxTokensOpt = None,
+    temperature: o.TemperatureOpt = None,
+    soft: o.SoftDpoOpt = True,
 ):
     """RL-CAI: DPO straight from labelled pairs, or GRPO / RLOO on prompt rows against a reward model.
 
@@ -210,67 +191,55 @@ def train_policy(
     """
     from .train.policy import train_policy as run
 
-    run(opts, rows, algo, reward_model, beta, num_generations, max_tokens, temperature, soft)
+    run(opts, rows, algo.value, reward_model, beta, num_generations, max_tokens, temperature, soft)
 
 
 @stage_command(app, "score", model=False, sampling=False)
-def score(
-    common: Common,
-    reward_model: Annotated[str | None, typer.Option("--reward-model", help="A folder from `cai train-rm`.")] = None,
-):
+def score(common: Common, reward_model: o.RewardModelOpt):
     """Score rows with a reward model: adds `rewards` {response, candidates, chosen, rejected} for the fields a row has.
 
     Example:
 
         cai generate prompts.jsonl --n 4 | cai score --reward-model out/rm > scored.jsonl
     """
-    from .errors import CaiError
     from .runner import run_stage
     from .stages.score import Score
 
-    if reward_model is None:
-        raise CaiError("--reward-model DIR is required (a folder from `cai train-rm`)")
+    assert reward_model is not None  # required by typer
     run_stage(Score(reward_model, common.batch_size), common.run_options())
 
 
 @stage_command(app, "export", model=False, sampling=False)
-def export(
-    common: Common,
-    format: Annotated[str | None, typer.Option("--format", "-f", help="sft: prompt/completion. prefs: prompt/chosen/rejected (+p_chosen). hf-cai: the HuggingFaceH4/cai-conversation-harmless columns.")] = None,
-    keep_truncated: Annotated[bool, typer.Option("--keep-truncated", help="sft, hf-cai: also export revisions cut at --max-tokens (by default left out and counted).")] = False,
-):
+def export(common: Common, format: o.ExportFormatOpt, keep_truncated: o.KeepTruncatedOpt = False):
     """Write rows as datasets to train elsewhere: each line loads with datasets.load_dataset("json", ...) and trl takes it as is.
 
     Example:
 
         cai export out/revised.jsonl --format sft -o out/sft.jsonl
     """
-    from .errors import CaiError
     from .runner import run_stage
-    from .stages.export import FORMATS, Export
+    from .stages.export import Export
 
-    if format is None:
-        raise CaiError(f"--format is required: one of {', '.join(FORMATS)}")
-    run_stage(Export(format, keep_truncated), common.run_options())
+    run_stage(Export(format.value, keep_truncated), common.run_options())
 
 
 @stage_command(app, "eval", input_arg=False)
 def evaluate(
     common: Common,
-    prompts: Annotated[Optional[list[str]], typer.Option("--prompts", "-p", help="Prompt JSONL (repeatable). Rows with `risky_looking` count as benign, others as red-team; an `eval_set` field overrides. Absent: stdin.")] = None,
-    benign: Annotated[Optional[list[str]], typer.Option("--benign", help="Prompt JSONL whose rows are all benign (repeatable).")] = None,
-    answers: Annotated[Optional[list[str]], typer.Option("--answers", help="JSONL rows that already hold `prompt`/`messages` and `response` (from any model or server): score them, generate nothing (repeatable).")] = None,
-    baseline_field: Annotated[str | None, typer.Option("--baseline-field", help="With --answers: the field holding the baseline's answer; enables the judge's win rates.")] = None,
-    benign_field: Annotated[str | None, typer.Option("--benign-field", help="Field marking benign rows (true) and red-team rows (false), e.g. safe; benign rows count in over-refusal. Default: rows with `risky_looking` are benign.")] = None,
-    baseline: Annotated[str | None, typer.Option("--baseline", "-b", help="Model to compare with ('embedded' for the embedded model); enables the win rates.")] = None,
-    name: Annotated[str | None, typer.Option("--name", help="The model's name in results and reports (default: its --model).")] = None,
-    judge: Annotated[str | None, typer.Option("--judge", help="Judge model for win rates and --refusal-judge (default: the embedded model).")] = None,
-    constitution: ConstitutionOpt = None,
-    principles: PrinciplesOpt = "4",
-    refusal_judge: Annotated[bool, typer.Option("--refusal-judge", help="Also ask the judge, yes or no, whether each answer refused.")] = False,
-    reward_model: Annotated[str | None, typer.Option("--reward-model", help="Score every answer with this reward model (from `cai train-rm`).")] = None,
-    summary: Annotated[str | None, typer.Option("--summary", help="Summary JSON (default: beside -o, OUT.summary.json).")] = None,
-    bootstrap: Annotated[int, typer.Option("--bootstrap", min=0, help="Bootstrap resamples for the 95% intervals (0: none).")] = 1000,
+    prompts: o.PromptsOpt = None,
+    benign: o.BenignOpt = None,
+    answers: o.AnswersOpt = None,
+    baseline_field: o.BaselineFieldOpt = None,
+    benign_field: o.BenignFieldOpt = None,
+    baseline: o.BaselineOpt = None,
+    name: o.NameOpt = None,
+    judge: o.JudgeOpt = None,
+    constitution: o.ConstitutionOpt = None,
+    principles: o.PrinciplesOpt = "4",
+    refusal_judge: o.RefusalJudgeOpt = False,
+    reward_model: o.RewardModelOpt = None,
+    summary: o.SummaryOpt = None,
+    bootstrap: o.BootstrapOpt = 1000,
 ):
     """Evaluate a model: refusals, deflections, over-refusal, judge win rates against a baseline, reward.
 
@@ -289,9 +258,8 @@ def evaluate(
         cai eval --answers served.jsonl --baseline-field reference --benign-field safe -o out/eval-served.jsonl
     """
     from .constitution import load_constitution
-    from .eval.run import EvalConfig, run_eval
-
     from .errors import CaiError
+    from .eval.run import EvalConfig, run_eval
 
     if answers and (prompts or benign or baseline):
         raise CaiError("--answers scores existing answers: it does not take --prompts, --benign or --baseline (use --baseline-field)")
@@ -299,7 +267,7 @@ def evaluate(
         raise CaiError("--reward-model with --answers is not supported yet: score the rows with `cai score` first")
     if baseline_field and not answers:
         raise CaiError("--baseline-field names a field of --answers rows; to generate a baseline's answers use --baseline MODEL")
-    sources = [(p, None) for p in prompts or []] + [(p, "benign") for p in benign or []] + [(p, None) for p in answers or []]
+    sources: list[tuple[str | None, str | None]] = [(p, None) for p in prompts or []] + [(p, "benign") for p in benign or []] + [(p, None) for p in answers or []]
     cfg = EvalConfig(
         sources=sources or [(None, None)],
         engine=common.engine_options(),
@@ -323,14 +291,8 @@ def evaluate(
     print_summary(run_eval(cfg))
 
 
-@app.command("report")
-def report(
-    results: Annotated[list[str], typer.Argument(help="Results from `cai eval`: the rows JSONL (or the summary JSON), one file per model.")],
-    output: Annotated[str | None, typer.Option("--output", "-o", help="Figure (.png, .svg, .pdf): harmlessness vs helpfulness, change against the baseline, declines per category. .html adds the table and every prompt's answers side by side.")] = None,
-    json_out: Annotated[str | None, typer.Option("--json", help="Also write the merged metrics and ratings as JSON.")] = None,
-    bootstrap: Annotated[int, typer.Option("--bootstrap", min=0, help="Bootstrap resamples for the 95% intervals (0: none).")] = 1000,
-    verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Show the traceback on errors.")] = False,
-):
+@command(app, "report")
+def report(results: o.ResultsArg, output: o.OutputOpt = None, json_out: o.JsonOpt = None, bootstrap: o.BootstrapOpt = 1000):
     """Compare models: a table of every metric, Bradley–Terry ratings over all files, a figure or an HTML page.
 
     Example:
@@ -339,29 +301,26 @@ def report(
         cai report out/eval-*.jsonl -o out/report.html
     """
 
-    def body():
-        from .report import run_report
+    from .report import run_report
 
-        run_report(results, output, json_out, bootstrap)
-
-    report_errors(body, lambda: verbose)()
+    run_report(results, output, json_out, bootstrap)
 
 
 @stage_command(app, "label-prefs")
 def label_prefs(
     common: Common,
-    constitution: ConstitutionOpt = None,
-    mode: Annotated[str, typer.Option("--mode", help="judge: the AI judge's soft label. revision-wins: the revision is chosen over the first reply (p_chosen 1.0).")] = "judge",
-    pair: Annotated[str | None, typer.Option("--pair", help="candidates: compare `candidates` (from `generate --n N`). initial-vs-final: `initial_response` vs the revised `response`. Default: candidates (initial-vs-final under --mode revision-wins).")] = None,
-    pairs: Annotated[str, typer.Option("--pairs", help="With more than two candidates: best-worst (one row: best vs worst by mean win probability) or all (one row per pair).")] = "best-worst",
-    principles: PrinciplesOpt = "4",
-    format: Annotated[str, typer.Option("--format", help="chat: the model's chat template. plain: the paper's plain-text layout (options ' (A)'/' (B)' after 'The answer is:'), for base models.")] = "chat",
-    swap: Annotated[bool, typer.Option("--swap/--no-swap", help="Ask in both orders and average (cancels the judge's position bias).")] = True,
-    cot: Annotated[bool, typer.Option("--cot", help="The judge writes its reasoning first (kept in each vote), then its answer is scored; probabilities are clamped.")] = False,
-    clamp: Annotated[str | None, typer.Option("--clamp", help="LO,HI: clamp each principle's probability once its two orders are combined (default 0.4,0.6 with --cot, none without).")] = None,
-    min_confidence: Annotated[float | None, typer.Option("--min-confidence", help="Drop pairs whose p_chosen is below P (0.5-1); they go to OUTPUT.dropped.jsonl and are counted.")] = None,
-    gold: Annotated[str | None, typer.Option("--gold", help="Field naming the better response (candidate index, A/B, revision/initial, or its text): report the judge's accuracy with a 95% Wilson interval.")] = None,
-    judge_examples: Annotated[str | None, typer.Option("--judge-examples", help="Worked judgments shown before each question: JSONL of {prompt|messages, a, b, answer: A|B}, or the paper's JSON list of {prompt, corrects, incorrects}.")] = None,
+    constitution: o.ConstitutionOpt = None,
+    mode: o.ModeOpt = o.Mode.judge,
+    pair: o.PairOpt = None,
+    pairs: o.PairsOpt = o.Pairs.best_worst,
+    principles: o.PrinciplesOpt = "4",
+    format: o.JudgeFormatOpt = o.JudgeFormat.chat,
+    swap: o.SwapOpt = True,
+    cot: o.CotOpt = False,
+    clamp: o.ClampOpt = None,
+    min_confidence: o.MinConfidenceOpt = None,
+    gold: o.GoldOpt = None,
+    judge_examples: o.JudgeExamplesOpt = None,
 ):
     """Label preference pairs with an AI judge: soft p_chosen from option log-probs, both orders, K principles.
 
@@ -378,11 +337,11 @@ def label_prefs(
     from .judge import load_judge_examples, parse_clamp, parse_min_confidence, parse_principles
     from .stages.label_prefs import LabelConfig, LabelPrefs, run_label_prefs, write_summary
 
-    cfg = LabelConfig(mode=mode, pair=pair, pairs=pairs, fmt=format, swap=swap, cot=cot, gold=gold)
+    cfg = LabelConfig(mode=mode.value, pair=pair.value if pair else None, pairs=pairs.value, fmt=format.value, swap=swap, cot=cot, gold=gold)
     cfg.clamp = parse_clamp(clamp if clamp is not None else ("0.4,0.6" if cot else None))
     cfg.min_confidence = parse_min_confidence(min_confidence)
     charter = None
-    if mode == "judge":
+    if mode is o.Mode.judge:
         charter = load_constitution(constitution)
         if charter.comparisons:  # without any, the stage says so
             cfg.principles = parse_principles(principles, len(charter.comparisons))
@@ -395,15 +354,8 @@ def label_prefs(
         print(f"cai label-prefs: summary -> {target}", file=sys.stderr)
 
 
-def _verbose_flag():
-    return typer.Option("--verbose", "-v", help="Show the traceback on errors.")
-
-
-@constitution_app.command("show")
-def constitution_show(
-    file: Annotated[str, typer.Argument(help="Constitution file or shipped name.")] = "default",
-    verbose: Annotated[bool, _verbose_flag()] = False,
-):
+@command(constitution_app, "show")
+def constitution_show(file: o.ConstitutionArg = "default"):
     """Print a constitution as readable tables.
 
     Example:
@@ -411,24 +363,18 @@ def constitution_show(
         cai constitution show default
     """
 
-    def body():
-        from rich.console import Console
+    from rich.console import Console
 
-        from .constitution import constitution_table, load_constitution
+    from .constitution import constitution_table, load_constitution
 
-        tables = constitution_table(load_constitution(file))
-        console = Console()
-        for table in tables if isinstance(tables, list) else [tables]:
-            console.print(table)
-
-    report_errors(body, lambda: verbose)()
+    tables = constitution_table(load_constitution(file))
+    console = Console()
+    for table in tables if isinstance(tables, list) else [tables]:
+        console.print(table)
 
 
-@constitution_app.command("check")
-def constitution_check(
-    file: Annotated[str, typer.Argument(help="Constitution file or shipped name.")],
-    verbose: Annotated[bool, _verbose_flag()] = False,
-):
+@command(constitution_app, "check")
+def constitution_check(file: o.ConstitutionArg):
     """Validate a constitution (native YAML/JSON, Hugging Face recipe JSON or Anthropic's JSON); exit 2 on the first problem.
 
     Example:
@@ -436,35 +382,28 @@ def constitution_check(
         cai constitution check constitutions/default.yaml
     """
 
-    def body():
-        from .constitution import load_constitution
+    from .constitution import load_constitution
 
-        c = load_constitution(file)
-        print(
-            f"{c.source}: ok ({c.format} format, {len(c.critiques)} critique principles, "
-            f"{len(c.comparisons)} comparison questions, {len(c.few_shot)} few-shot examples, hash {c.hash})"
-        )
-
-    report_errors(body, lambda: verbose)()
+    c = load_constitution(file)
+    print(
+        f"{c.source}: ok ({c.format} format, {len(c.critiques)} critique principles, "
+        f"{len(c.comparisons)} comparison questions, {len(c.few_shot)} few-shot examples, hash {c.hash})"
+    )
 
 
-@constitution_app.command("schema")
-def constitution_schema(verbose: Annotated[bool, _verbose_flag()] = False):
+@command(constitution_app, "schema")
+def constitution_schema():
     """Print the JSON Schema of the native constitution format (for editors and CI validation).
 
     Example:
 
         cai constitution schema > constitution.schema.json
     """
+    import json
 
-    def body():
-        import json
+    from .constitution.schema import json_schema
 
-        from .constitution.schema import json_schema
-
-        print(json.dumps(json_schema(), indent=2))
-
-    report_errors(body, lambda: verbose)()
+    print(json.dumps(json_schema(), indent=2))
 
 
 def main() -> None:

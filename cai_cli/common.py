@@ -1,106 +1,129 @@
-"""Shared command plumbing: one declaration of the common options, injected into each stage command,
-and one place that turns errors into a one-line message and exit code 2."""
+"""Shared command plumbing: the options most commands share, injected into each command and handed to it as one
+typed object; --verbose on every command; typed errors turned into one line and exit code 2."""
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import inspect
 import sys
 import traceback
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import TYPE_CHECKING, Any
 
 import typer
+from typer.core import TyperGroup
 
 from . import options as o
 
-# name -> (annotation, default). Declared once; each stage command asks for the groups it needs.
-IO_OPTIONS: dict[str, tuple[Any, Any]] = {
-    "output": (o.OutputOpt, None),
-    "on_error": (o.OnErrorOpt, o.OnError.fail),
-    "errors": (o.ErrorsOpt, None),
-    "limit": (o.LimitOpt, None),
-    "shard": (o.ShardOpt, None),
-    "batch_size": (o.BatchOpt, 16),
-    "progress": (o.ProgressOpt, None),
-    "restart": (o.RestartOpt, False),
-    "verbose": (o.VerboseOpt, False),
+if TYPE_CHECKING:
+    from .engines import EngineOptions, Sampling
+    from .runner import RunOptions
+
+# Which options each group injects; their defaults are the fields of the object the command receives.
+IO_OPTIONS: dict[str, Any] = {
+    "output": o.OutputOpt,
+    "on_error": o.OnErrorOpt,
+    "errors": o.ErrorsOpt,
+    "limit": o.LimitOpt,
+    "shard": o.ShardOpt,
+    "batch_size": o.BatchOpt,
+    "progress": o.ProgressOpt,
+    "restart": o.RestartOpt,
 }
-MODEL_OPTIONS: dict[str, tuple[Any, Any]] = {
-    "model": (o.ModelOpt, None),
-    "engine": (o.EngineOpt, o.EngineName.auto),
-    "dtype": (o.DtypeOpt, "auto"),
-    "tensor_parallel_size": (o.TensorParallelOpt, 1),
-    "gpu_memory_utilization": (o.GpuMemOpt, 0.9),
-    "max_model_len": (o.MaxModelLenOpt, None),
-    "base_url": (o.BaseUrlOpt, None),
-    "api_key_env": (o.ApiKeyEnvOpt, None),
-    "concurrency": (o.ConcurrencyOpt, 8),
-    "request_timeout": (o.TimeoutOpt, 120.0),
-    "max_retries": (o.RetriesOpt, 4),
+MODEL_OPTIONS: dict[str, Any] = {
+    "model": o.ModelOpt,
+    "engine": o.EngineOpt,
+    "dtype": o.DtypeOpt,
+    "tensor_parallel_size": o.TensorParallelOpt,
+    "gpu_memory_utilization": o.GpuMemOpt,
+    "max_model_len": o.MaxModelLenOpt,
+    "base_url": o.BaseUrlOpt,
+    "api_key_env": o.ApiKeyEnvOpt,
+    "concurrency": o.ConcurrencyOpt,
+    "request_timeout": o.TimeoutOpt,
+    "max_retries": o.RetriesOpt,
 }
-SAMPLING_OPTIONS: dict[str, tuple[Any, Any]] = {
-    "temperature": (o.TemperatureOpt, 0.7),
-    "top_p": (o.TopPOpt, 1.0),
-    "max_tokens": (o.MaxTokensOpt, 1024),
-    "seed": (o.SeedOpt, 0),
-    "stop": (o.StopOpt, None),
+SAMPLING_OPTIONS: dict[str, Any] = {
+    "temperature": o.TemperatureOpt,
+    "top_p": o.TopPOpt,
+    "max_tokens": o.MaxTokensOpt,
+    "seed": o.SeedOpt,
+    "stop": o.StopOpt,
 }
 
 
 @dataclass
 class Common:
-    """The shared options of one invocation, already parsed."""
+    """The shared options of one stage command, parsed; each field's default is the option's default."""
 
-    values: dict[str, Any]
+    input: str | None = None
+    # input and output
+    output: str | None = None
+    on_error: o.OnError = o.OnError.fail
+    errors: str | None = None
+    limit: int | None = None
+    shard: str | None = None
+    batch_size: int = 16
+    progress: bool | None = None
+    restart: bool = False
+    # model and engine
+    model: str | None = None
+    engine: str = "auto"
+    dtype: o.Dtype = o.Dtype.auto
+    tensor_parallel_size: int = 1
+    gpu_memory_utilization: float = 0.9
+    max_model_len: int | None = None
+    base_url: list[str] | None = None
+    api_key_env: str | None = None
+    concurrency: int = 8
+    request_timeout: float = 120.0
+    max_retries: int = 4
+    # sampling
+    temperature: float = 0.7
+    top_p: float = 1.0
+    max_tokens: int = 1024  # room for real answers (the HF recipe allowed 1,500 for revisions)
+    seed: int = 0
+    stop: list[str] | None = None
 
-    def __getattr__(self, name: str) -> Any:
-        try:
-            return self.values[name]
-        except KeyError:
-            raise AttributeError(name) from None
-
-    def run_options(self):
+    def run_options(self) -> RunOptions:
         from .runner import RunOptions
 
         return RunOptions(
-            input=self.values.get("input"),
-            output=self.values.get("output"),
-            on_error=self.values["on_error"].value,
-            errors_file=self.values.get("errors"),
-            limit=self.values.get("limit"),
-            shard=o.parse_shard(self.values.get("shard")),
-            batch_size=self.values["batch_size"],
-            progress=self.values.get("progress"),
-            restart=self.values.get("restart", False),
+            input=self.input,
+            output=self.output,
+            on_error=self.on_error.value,
+            errors_file=self.errors,
+            limit=self.limit,
+            shard=o.parse_shard(self.shard),
+            batch_size=self.batch_size,
+            progress=self.progress,
+            restart=self.restart,
         )
 
-    def engine_options(self):
+    def engine_options(self) -> EngineOptions:
         from .engines import EngineOptions
 
-        v = self.values
         return EngineOptions(
-            engine=v["engine"].value,
-            model=v["model"],
-            batch_size=v.get("batch_size", 16),
-            dtype=v["dtype"],
-            tensor_parallel_size=v["tensor_parallel_size"],
-            gpu_memory_utilization=v["gpu_memory_utilization"],
-            max_model_len=v["max_model_len"],
-            base_urls=list(v["base_url"] or []),
-            api_key_env=v["api_key_env"],
-            concurrency=v["concurrency"],
-            timeout=v["request_timeout"],
-            max_retries=v["max_retries"],
+            engine=self.engine,
+            model=self.model,
+            batch_size=self.batch_size,
+            dtype=self.dtype.value,
+            tensor_parallel_size=self.tensor_parallel_size,
+            gpu_memory_utilization=self.gpu_memory_utilization,
+            max_model_len=self.max_model_len,
+            base_urls=list(self.base_url or []),
+            api_key_env=self.api_key_env,
+            concurrency=self.concurrency,
+            timeout=self.request_timeout,
+            max_retries=self.max_retries,
         )
 
-    def sampling(self, n: int = 1):
+    def sampling(self, n: int = 1) -> Sampling:
         from .engines import Sampling
 
-        v = self.values
-        return Sampling(
-            temperature=v["temperature"], top_p=v["top_p"], max_tokens=v["max_tokens"], seed=v["seed"], n=n, stop=list(v["stop"] or [])
-        )
+        return Sampling(temperature=self.temperature, top_p=self.top_p, max_tokens=self.max_tokens, seed=self.seed, n=n, stop=list(self.stop or []))
 
 
 def report_errors(fn: Callable, verbose: Callable[[], bool]) -> Callable:
@@ -127,6 +150,28 @@ def report_errors(fn: Callable, verbose: Callable[[], bool]) -> Callable:
     return wrapper
 
 
+class OneLineErrors(TyperGroup):
+    """The app's group: usage errors (an unknown option, a value not among the listed choices, a missing required
+    option) print one line and exit 2, like every other error, instead of a box with the usage."""
+
+    def main(self, *args, standalone_mode: bool = True, **kwargs):
+        from typer._click import exceptions  # typer's own click (typer >= 0.20 vendors it)
+
+        try:
+            code = super().main(*args, **{**kwargs, "standalone_mode": False})
+        except exceptions.NoArgsIsHelpError:
+            code = 2  # the help is already printed
+        except exceptions.ClickException as exc:
+            print(f"cai: error: {' '.join(exc.format_message().split())}", file=sys.stderr)
+            code = exc.exit_code
+        except typer.Abort:
+            print("cai: interrupted", file=sys.stderr)
+            code = 130
+        if not standalone_mode:
+            return code
+        sys.exit(code if isinstance(code, int) else 0)
+
+
 def _quiet_broken_pipe() -> None:
     import os
 
@@ -135,33 +180,53 @@ def _quiet_broken_pipe() -> None:
     os.dup2(devnull, sys.stdout.fileno())
 
 
+def shared_options(cls: type, *groups: dict[str, Any]) -> dict[str, tuple[Any, Any]]:
+    """name -> (annotation, default) for GROUPS, the defaults taken from the dataclass CLS (no default: required)."""
+    fields = {f.name: f for f in dataclasses.fields(cls)}
+    out = {}
+    for group in groups:
+        for name, annotation in group.items():
+            f = fields[name]
+            if f.default is not dataclasses.MISSING:
+                default = f.default
+            elif f.default_factory is not dataclasses.MISSING:
+                default = f.default_factory()
+            else:
+                default = ...
+            out[name] = (annotation, default)
+    return out
+
+
 def stage_command(app: typer.Typer, name: str, *, model: bool = True, sampling: bool = True, input_arg: bool = True) -> Callable:
-    """Register FN as `cai NAME` with the shared option groups appended; FN receives them as `common`."""
+    """Register FN as `cai NAME` with the shared option groups appended; FN receives them as `common` (a Common)."""
     groups = [IO_OPTIONS] + ([MODEL_OPTIONS] if model else []) + ([SAMPLING_OPTIONS] if sampling else [])
-    shared: dict[str, tuple[Any, Any]] = {}
-    if input_arg:
-        shared["input"] = (o.InputArg, None)
-    for g in groups:
-        shared.update(g)
-
-    return lambda fn: register_command(app, name, fn, shared, "common", Common)
+    shared = shared_options(Common, *([{"input": o.InputArg}] if input_arg else []), *groups)
+    return lambda fn: register_command(app, name, fn, shared, "common", lambda values: Common(**values))
 
 
-def register_command(app: typer.Typer, name: str, fn: Callable, shared: dict[str, tuple[Any, Any]], arg_name: str, build: Callable) -> Callable:
-    """Register FN as `cai NAME` with the SHARED options appended to its own; FN gets build(values) as ARG_NAME.
+def command(app: typer.Typer, name: str) -> Callable:
+    """Register FN as `cai NAME` with only its own options (and --verbose, and the one-line errors)."""
+    return lambda fn: register_command(app, name, fn, {}, None, None)
 
-    Typer reads the signature, so the shared options are declared once here rather than in every command.
-    """
+
+def register_command(
+    app: typer.Typer, name: str, fn: Callable, shared: dict[str, tuple[Any, Any]], arg_name: str | None, build: Callable | None
+) -> Callable:
+    """Register FN as `cai NAME`: its own options, then the SHARED ones (handed to FN as build(values) in ARG_NAME),
+    then --verbose. Typer reads the signature, so each shared option is declared once, in options.py."""
+    shared = {**shared, "verbose": (o.VerboseOpt, False)}
     own = [p for p in inspect.signature(fn).parameters.values() if p.name != arg_name]
     added = [inspect.Parameter(k, inspect.Parameter.KEYWORD_ONLY, annotation=ann, default=default) for k, (ann, default) in shared.items()]
     leading = [p for p in added if p.name == "input"]  # the input argument reads best first in --help
     params = leading + [p.replace(kind=inspect.Parameter.KEYWORD_ONLY) for p in own] + [p for p in added if p.name != "input"]
-    state: dict[str, bool] = {"verbose": False}
+    state = {"verbose": False}
 
     def body(**kwargs):
         values = {k: kwargs.pop(k) for k in list(kwargs) if k in shared}
-        state["verbose"] = bool(values.get("verbose"))
-        return fn(**{arg_name: build(values)}, **kwargs)
+        state["verbose"] = bool(values.pop("verbose"))
+        if arg_name is not None and build is not None:
+            kwargs[arg_name] = build(values)
+        return fn(**kwargs)
 
     wrapped = report_errors(body, lambda: state["verbose"])
     wrapped.__signature__ = inspect.Signature(params)  # type: ignore[attr-defined]

@@ -7,10 +7,10 @@ import pytest
 from conftest import write_jsonl
 
 
-def test_help_lists_the_stages_and_is_fast(cai):
+def test_help_lists_every_stage(cai):
     proc = cai("--help")
     assert proc.returncode == 0
-    for name in ("generate", "critique", "revise", "constitution"):
+    for name in ("generate", "critique", "revise", "label-prefs", "train-sft", "train-rm", "train-policy", "eval", "report", "constitution"):
         assert name in proc.stdout
 
 

@@ -18,6 +18,7 @@ import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
+
 from conftest import read_jsonl, run_cai, write_jsonl
 
 HOST = "127.0.0.1"
@@ -43,6 +44,7 @@ class FakeServer:
         self.lock = threading.Lock()
         self.attempts: dict[str, int] = {}  # last user message -> chat requests received
         self.served: list[str] = []  # last user messages answered with 200
+        self.seeds: dict[str, int] = {}  # last user message -> the seed its request carried
         self.inflight = 0
         self.max_inflight = 0
         self.auth: set[str] = set()
@@ -96,6 +98,7 @@ class FakeServer:
                     self._send(404, {"error": {"message": "not found"}})
                     return
                 last = body["messages"][-1]["content"]
+                fake.seeds[last] = body.get("seed")
                 with fake.lock:
                     fake.attempts[last] = attempt = fake.attempts.get(last, 0) + 1
                     if fake.die_after is not None and len(fake.served) >= fake.die_after:
@@ -116,7 +119,8 @@ class FakeServer:
                             fake.served.append(last)
                         n = body.get("n", 1)
                         choices = [{"index": i, "message": {"role": "assistant", "content": f"reply to: {last}"}} for i in range(n)]
-                        self._send(200, {"choices": choices, "usage": {"prompt_tokens": 5, "completion_tokens": 3 * n}})
+                        usage = {"prompt_tokens": 5, "completion_tokens": 3 * n, "prompt_tokens_details": {"cached_tokens": 4}}
+                        self._send(200, {"choices": choices, "usage": usage})
                 finally:
                     with fake.lock:
                         fake.inflight -= 1
@@ -167,6 +171,27 @@ def test_rows_spread_over_replicas_in_order_with_bounded_concurrency(tmp_path, f
     assert secret not in out.read_text() and secret not in proc.stderr and secret not in proc.stdout
 
 
+def test_rows_sharing_a_prefix_are_sent_together_each_with_its_own_seed(tmp_path, fake):
+    server = fake()
+    systems = ["You are a careful assistant. " * 20, "Answer in French. " * 20]
+    rows = [{"id": f"r{i}", "messages": [{"role": "system", "content": systems[i % 2]}, {"role": "user", "content": f"question {i}"}]} for i in range(6)]
+    src = write_jsonl(tmp_path / "in.jsonl", rows)
+    out = tmp_path / "out.jsonl"
+    proc = run_cai("generate", str(src), "-o", str(out), *QUICK, "--base-url", server.url, "--concurrency", "1", "--batch-size", "6")
+    assert proc.returncode == 0, proc.stderr
+    # One request at a time: the server sees the rows of one system prompt, then the other's (its prefix cache hits).
+    assert server.served == ["question 1", "question 3", "question 5", "question 0", "question 2", "question 4"]
+    assert [r["id"] for r in read_jsonl(out)] == [r["id"] for r in rows]  # written in input order
+    assert "24 prompt tokens from cache" in proc.stderr  # the server's usage.prompt_tokens_details, summed
+    seeds = dict(server.seeds)
+    assert len(set(seeds.values())) == 6
+    # Each row's seed is its own: another batch size sends every row the same seed.
+    server.seeds.clear()
+    proc = run_cai("generate", str(src), "-o", str(tmp_path / "again.jsonl"), *QUICK, "--base-url", server.url, "--batch-size", "4")
+    assert proc.returncode == 0, proc.stderr
+    assert server.seeds == seeds
+
+
 def test_server_errors_are_retried_then_become_error_rows(tmp_path, fake):
     server = fake()
     rows = prompts(["fine one", "busy one", "broken one", "flaky one", "fine two"])
@@ -205,7 +230,7 @@ def test_server_killed_mid_run_fails_then_resumes_every_row_once(tmp_path, fake)
     assert proc.returncode == 2, proc.stderr
     assert "rerun" in proc.stderr and "connection" in proc.stderr
     assert not out.exists()
-    kept = read_jsonl(tmp_path / "out.jsonl.partial")
+    kept = [r for r in read_jsonl(tmp_path / "out.jsonl.partial") if "cai_side_file" not in r]  # past the header
     assert 2 <= len(kept) <= 3
 
     second = fake(port=first.port)  # the server is back
@@ -238,19 +263,30 @@ def test_unreachable_server_or_unknown_model_is_one_line_exit_2(tmp_path, fake):
     assert proc.returncode == 2 and "CAI_TEST_UNSET_KEY" in proc.stderr and len(proc.stderr.strip().splitlines()) == 1
 
 
-def test_scoring_needs_a_server_with_prompt_logprobs(fake):
+def test_scoring_needs_a_tokenizer_here_and_a_server_with_prompt_logprobs(fake, tmp_path):
     from cai_cli.engines import EngineOptions
     from cai_cli.engines.openai import OpenAIEngine
     from cai_cli.errors import EngineError
+
+    from tiny_model import build_tiny_model
 
     server = fake()
     engine = OpenAIEngine(EngineOptions(engine="openai", base_urls=[server.url.removesuffix("/v1")]))
     try:
         assert engine.model == "fake-model" and engine.max_context is None
-        with pytest.raises(EngineError, match="cannot score options"):
+        with pytest.raises(EngineError, match="not a local folder"):
             engine.score_options(["The capital of France is"], [" Paris", " banana"])
         with pytest.raises(EngineError, match="not a local folder"):
             engine.render_chat([{"role": "user", "content": "hi"}])
+    finally:
+        engine.close()
+
+    # With the model's tokenizer here, a server without /v1/completions fails both ways of scoring, in one line.
+    engine = OpenAIEngine(EngineOptions(engine="openai", base_urls=[server.url], model=str(build_tiny_model(tmp_path / "tiny"))))
+    try:
+        with pytest.raises(EngineError, match=r"option scoring failed \(.*HTTP 404 \(no such route\)\)"):
+            engine.score_options(["The capital of France is"], [" Paris", " banana"])
+        assert engine._label_reads is False  # asked once; not asked again
     finally:
         engine.close()
 
@@ -355,5 +391,11 @@ def test_option_scores_through_vllm_server_match_transformers(vllm_server):
             assert row_got == pytest.approx(row_want, abs=2e-3)
         assert engine.count_tokens(conv) == reference.count_tokens(conv)
         assert engine.render_chat(conv) == reference.render_chat(conv)
+        # One-token options (the judge's letters after "("): vLLM's logprob_token_ids, asked once, same scores.
+        letters = [engine.render_chat(conv) + "The answer is (", engine.render_chat(conv) + "Answer: ("]
+        got = engine.score_options(letters, ["A", "B"])
+        assert engine._label_reads is True
+        for row_got, row_want in zip(got, reference.score_options(letters, ["A", "B"])):
+            assert row_got == pytest.approx(row_want, abs=2e-3)
     finally:
         engine.close()

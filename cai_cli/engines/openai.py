@@ -1,21 +1,19 @@
 """The OpenAI-compatible back end: any server with /v1/chat/completions (vllm serve, SGLang, llama.cpp, a hosted API).
 
-One server can serve every stage of a pipeline without reloading the model; several (repeated --base-url)
-share the rows. Requests run in daemon threads, at most --concurrency in flight per server, and are retried
-with exponential backoff on 429, 5xx, timeouts and lost connections; a conversation that still fails gets a
-Completion with `error` set, which the runner turns into a failed row.
+Requests go through the official `openai` SDK (AsyncOpenAI), which times out, retries 408/409/429/5xx and lost
+connections with exponential backoff and honours Retry-After. Ours is only which server (repeated --base-url)
+takes a request, at most --concurrency in flight per server, and the mapping of answers to Completions; a
+conversation that still fails gets a Completion with `error` set, which the runner turns into a failed row.
 """
 
 from __future__ import annotations
 
+import asyncio
 import os
-import queue
-import random
 import sys
-import threading
 import time
 from collections.abc import Callable, Sequence
-from concurrent.futures import Future
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -25,10 +23,8 @@ from .base import Completion, Conversation, Sampling, render_with_tokenizer, see
 if TYPE_CHECKING:
     from . import EngineOptions
 
-RETRY_STATUS = {408, 409, 425, 429}
-BACKOFF_BASE = 0.5  # seconds before the first retry; doubled each time
-BACKOFF_CAP = 30.0
-START_TIMEOUT = 10.0  # for the GET /v1/models at start: a live server answers at once
+START_TIMEOUT = 10.0  # for GET /v1/models at start: a live server answers at once
+DOWN_FOR = 30.0  # after a lost connection, the other servers take the work for this long
 
 
 def normalize_base_url(url: str) -> str:
@@ -39,41 +35,31 @@ def normalize_base_url(url: str) -> str:
     return url if url.endswith("/v1") else url + "/v1"
 
 
-def _server_message(response) -> str:
-    """The server's own reason, from an OpenAI-style error body when there is one."""
-    try:
-        body = response.json()
-        err = body.get("error", body) if isinstance(body, dict) else body
-        message = err.get("message") if isinstance(err, dict) else err
-        text = str(message or body)
-    except ValueError:
-        text = response.text
-    text = " ".join(text.split())
-    return text[:300] or response.reason_phrase
+def _tokenizer_folder(value: str | None) -> Path | None:
+    path = Path(value).expanduser() if value else None
+    return path if path and path.is_dir() and any((path / f).exists() for f in ("tokenizer.json", "tokenizer_config.json")) else None
 
 
-def _local_folder(value: str | None) -> Path | None:
-    if not value:
-        return None
-    path = Path(value).expanduser()
-    return path if path.is_dir() and ((path / "tokenizer_config.json").exists() or (path / "tokenizer.json").exists()) else None
+def option_token_ids(tokenizer, prompt: str, option: str) -> tuple[list[int], list[int]]:
+    """(prompt ids, option ids) as the model reads prompt+option: after '(' a SentencePiece 'A' is not '▁A'."""
+    prompt_ids = list(tokenizer(prompt, add_special_tokens=False)["input_ids"])
+    whole = list(tokenizer(prompt + option, add_special_tokens=False)["input_ids"])
+    if len(whole) > len(prompt_ids) and whole[: len(prompt_ids)] == prompt_ids:
+        return prompt_ids, whole[len(prompt_ids) :]
+    return prompt_ids, list(tokenizer(option, add_special_tokens=False)["input_ids"])  # the option merged into the prompt
 
 
+@dataclass
 class _Replica:
-    def __init__(self, url: str, client):
-        self.url = url
-        self.client = client
-        self.inflight = 0
-        self.down_until = 0.0  # after a lost connection, other replicas get the work for a while
+    url: str
+    client: Any  # openai.AsyncOpenAI
+    slots: asyncio.Semaphore  # --concurrency
+    load: int = 0  # requests assigned to it and not finished
+    down_until: float = 0.0
 
 
-class _Failed:
-    """A request that kept failing: why, and whether retrying could ever have helped."""
-
-    def __init__(self, reason: str, retryable: bool, status: int | None = None):
-        self.reason = reason
-        self.retryable = retryable
-        self.status = status
+class _Failed(str):
+    """Why a request failed for good (the SDK's retries spent, or an answer no retry changes)."""
 
 
 class OpenAIEngine:
@@ -81,379 +67,208 @@ class OpenAIEngine:
 
     def __init__(self, opts: EngineOptions):
         try:
-            import httpx
+            import openai
         except ImportError:
-            raise EngineError("--engine openai needs httpx: pip install httpx (or cai-cli[serve])") from None
-        self._httpx = httpx
+            raise EngineError("--engine openai needs the openai package: pip install 'cai-cli[openai]'") from None
+        self._openai, self.timeout, self.max_retries = openai, opts.timeout, max(0, opts.max_retries)
         if not opts.base_urls:
             raise EngineError("--engine openai needs --base-url URL, e.g. --base-url http://127.0.0.1:8000/v1 (repeat it for several replicas)")
-        urls = list(dict.fromkeys(normalize_base_url(u) for u in opts.base_urls))
-        self.concurrency = max(1, opts.concurrency)
-        self.max_retries = max(0, opts.max_retries)
-        self.timeout = opts.timeout
-        headers = {}
-        if opts.api_key_env:
-            key = os.environ.get(opts.api_key_env)
-            if not key:
-                raise EngineError(f"--api-key-env {opts.api_key_env}: that environment variable is not set or is empty")
-            headers["Authorization"] = f"Bearer {key}"  # kept in the clients only; never in rows, logs or errors
-        timeout = httpx.Timeout(opts.timeout, connect=min(opts.timeout, START_TIMEOUT))
-        limits = httpx.Limits(max_connections=self.concurrency, max_keepalive_connections=self.concurrency)
-
+        key = os.environ.get(opts.api_key_env) if opts.api_key_env else "EMPTY"  # a local server ignores the key
+        if not key:
+            raise EngineError(f"--api-key-env {opts.api_key_env}: that environment variable is not set or is empty")
+        self._loop = asyncio.new_event_loop()
         self.replicas: list[_Replica] = []
         served: list[dict[str, dict]] = []
-        problems = []
-        for url in urls:
-            client = httpx.Client(base_url=url, headers=headers, timeout=timeout, limits=limits)
-            models, problem = self._list_models(client, url)
-            if problem:
-                problems.append(problem)
-                client.close()
+        problems: list[str] = []
+        for url in dict.fromkeys(normalize_base_url(u) for u in opts.base_urls):
+            client = openai.AsyncOpenAI(base_url=url, api_key=key, timeout=opts.timeout, max_retries=self.max_retries)
+            try:
+                models = {m.id: m.to_dict() for m in self._run(client.with_options(max_retries=0, timeout=min(opts.timeout, START_TIMEOUT)).models.list()).data}
+            except (openai.AuthenticationError, openai.PermissionDeniedError) as exc:
+                raise EngineError(f"{url}: the server refused the request (HTTP {exc.status_code}); check the key in --api-key-env") from None
+            except openai.APIError as exc:
+                problems.append(self._describe(url, exc, tries=1))
                 continue
-            served.append(models)
-            self.replicas.append(_Replica(url, client))
+            if not models:
+                problems.append(f"{url}/models lists no model")
+            else:
+                served.append(models)
+                self.replicas.append(_Replica(url, client, asyncio.Semaphore(max(1, opts.concurrency))))
         if not self.replicas:
-            detail = problems[0] if len(problems) == 1 else "; ".join(problems)
-            raise EngineError(f"no OpenAI-compatible server answered: {detail}. Start one (python -m vllm.entrypoints.openai.api_server --model MODEL) or fix --base-url")
-
-        self.model, self._tokenizer_folder = self._choose_model(opts.model, served[0])
+            raise EngineError(f"no OpenAI-compatible server answered: {'; '.join(problems)}. Start one (vllm serve MODEL) or fix --base-url")
+        self.model, folder = self._choose_model(opts.model, served[0])
         for replica, models in list(zip(self.replicas, served))[1:]:
             if self.model not in models:
                 problems.append(f"{replica.url} does not serve {self.model} (it serves {', '.join(models)})")
                 self.replicas.remove(replica)
-                replica.client.close()
         for problem in problems:
             print(f"cai: warning: {problem}; going on with the other servers", file=sys.stderr)
-        entry = served[0].get(self.model, {})
-        length = entry.get("max_model_len")
-        self._max_model_len = int(length) if isinstance(length, int) and length > 0 else None
-        self._tokenizer = None
-        self._server_tokenize: bool | None = None
-        self._cond = threading.Condition()
-        self._jobs: queue.Queue = queue.Queue()
-        self._workers: list[threading.Thread] = []
-        self._stop = threading.Event()
-
-    # ---- start-up -------------------------------------------------------------------------------
-
-    def _list_models(self, client, url: str) -> tuple[dict[str, dict], str | None]:
-        httpx = self._httpx
-        try:
-            r = client.get("/models", timeout=min(self.timeout, START_TIMEOUT))
-        except httpx.TimeoutException:
-            return {}, f"{url}: no answer within {min(self.timeout, START_TIMEOUT):.0f}s"
-        except httpx.TransportError as exc:
-            return {}, f"{url}: cannot connect ({_transport_reason(exc)})"
-        if r.status_code in (401, 403):
-            raise EngineError(f"{url}: the server refused the request (HTTP {r.status_code}); check the key in --api-key-env")
-        if r.status_code != 200:
-            return {}, f"{url}/models answered HTTP {r.status_code} ({_server_message(r)})"
-        try:
-            data = r.json().get("data") or []
-            models = {str(m["id"]): m for m in data if isinstance(m, dict) and "id" in m}
-        except (ValueError, AttributeError, KeyError):
-            return {}, f"{url}/models did not answer with an OpenAI model list"
-        if not models:
-            return {}, f"{url}/models lists no model"
-        return models, None
+        length = served[0][self.model].get("max_model_len")
+        self._max_model_len = length if isinstance(length, int) and length > 0 else None
+        self._tokenizer_folder = folder
+        self._tokenizer: Any = None  # loaded on first use
+        self._label_reads: bool | None = None  # does the server take vLLM's logprob_token_ids? Asked once.
 
     def _choose_model(self, wanted: str | None, served: dict[str, dict]) -> tuple[str, Path | None]:
         """The served model id to request, and a local folder holding its tokenizer (or None)."""
         ids = list(served)
-        if wanted is None:
-            return ids[0], _local_folder(ids[0])
-        if wanted in served:
-            return wanted, _local_folder(wanted)
-        folder = _local_folder(wanted)
-        if folder is not None:
-            # vLLM serves a folder under the path it was given, which may be spelled differently here.
-            for served_id in ids:
-                if _local_folder(served_id) and Path(served_id).resolve() == folder.resolve():
-                    return served_id, folder
-            if len(ids) == 1:
-                return ids[0], folder
+        if wanted is None or wanted in served:
+            return wanted or ids[0], _tokenizer_folder(wanted or ids[0])
+        folder = _tokenizer_folder(wanted)
+        # vLLM serves a folder under the path it was given, which may be spelled differently here.
+        same = [i for i in ids if folder and _tokenizer_folder(i) and Path(i).resolve() == folder.resolve()]
+        if folder and (same or len(ids) == 1):
+            return (same or ids)[0], folder
         raise EngineError(f"--model {wanted}: not served at {self.replicas[0].url}; it serves: {', '.join(ids)}")
 
     # ---- the interface ----------------------------------------------------------------------------
 
     @property
     def max_context(self) -> int | None:
-        # Only useful when prompts can be counted here; otherwise the server rejects overlong rows itself.
-        if self._max_model_len is None or not self._can_count():
-            return None
-        return self._max_model_len
+        # Only where prompts can be counted here; otherwise the server rejects overlong rows itself (error rows).
+        return self._max_model_len if self._tokenizer_folder else None
 
     def render_chat(self, conversation: Conversation, add_generation_prompt: bool = True) -> str:
-        tok = self._load_tokenizer()
-        if tok is None:
-            raise EngineError(
-                f"the openai engine renders chats for option scoring with the model's chat template, but the served model "
-                f"{self.model!r} is not a local folder here; pass --model with a local folder of the same model"
-            )
-        return render_with_tokenizer(tok, conversation, add_generation_prompt)
+        return render_with_tokenizer(self._tokenizer_or_fail("renders chats for option scoring with"), conversation, add_generation_prompt)
 
     def count_tokens(self, conversation: Conversation) -> int:
-        tok = self._load_tokenizer()
-        if tok is not None:
-            return len(tok(render_with_tokenizer(tok, conversation), add_special_tokens=False)["input_ids"])
-        if self._can_count():
-            data = self._tokenize_on_server({"model": self.model, "messages": conversation, "add_generation_prompt": True})
-            if data is not None:
-                return int(data.get("count", len(data.get("tokens", []))))
-        raise EngineError(f"cannot count tokens for {self.model!r}: no local tokenizer, and the server has no /tokenize")
+        tok = self._tokenizer_or_fail("counts prompt tokens with")
+        return len(tok(render_with_tokenizer(tok, conversation), add_special_tokens=False)["input_ids"])
 
     def chat(self, conversations: Sequence[Conversation], sampling: Sampling, seeds: Sequence[int] | None = None) -> list[Completion]:
-        payloads = []
-        for conv, seed in zip(conversations, seeds_or_default(seeds, sampling, len(conversations))):
-            payload: dict[str, Any] = {
-                "model": self.model,
-                "messages": [{"role": m["role"], "content": m["content"]} for m in conv],
-                "max_tokens": sampling.max_tokens,
-                "temperature": sampling.temperature,
-                "top_p": sampling.top_p,
-                "n": sampling.n,
-                # One seed per request (the row's own): a row samples the same whatever else is in its batch.
-                "seed": seed,
-            }
-            if sampling.stop:
-                payload["stop"] = list(sampling.stop)
-            payloads.append(payload)
-        results = self._run_all([(self._post, "/chat/completions", p) for p in payloads])
-        return [self._completion(r, sampling.n) for r in results]
+        def request(messages: list[dict], seed: int) -> Callable:
+            # One seed per request (the row's own): a row samples the same whatever else is in its batch.
+            args = dict(model=self.model, messages=messages, max_tokens=sampling.max_tokens, temperature=sampling.temperature,
+                        top_p=sampling.top_p, n=sampling.n, seed=seed, **({"stop": list(sampling.stop)} if sampling.stop else {}))
+            return lambda client: client.chat.completions.create(**args)
+
+        messages = [[{"role": m["role"], "content": m["content"]} for m in c] for c in conversations]
+        seeds = seeds_or_default(seeds, sampling, len(conversations))
+        results = self._run_all([request(m, s) for m, s in zip(messages, seeds)], [[tuple(m.values()) for m in ms] for ms in messages])
+        return [_completion(r, sampling.n) for r in results]
 
     def score_options(self, prompts: Sequence[str], options: Sequence[str]) -> list[list[float]]:
-        """log P(option | prompt) from the server's prompt log-probs (/v1/completions, echo): prefill only."""
-        tok = self._load_tokenizer()
-        jobs, plans = [], []
-        if tok is not None:
-            option_ids = [tok(o, add_special_tokens=False)["input_ids"] for o in options]
-            for p in prompts:
-                prompt_ids = tok(p, add_special_tokens=False)["input_ids"]
-                if not prompt_ids:
-                    raise EngineError("score_options: an empty prompt gives the first option token no context to be scored in")
-                # Token ids, so the split between prompt and option is exactly the transformers engine's.
-                batch = [list(prompt_ids) + list(ids) for ids in option_ids]
-                plans.append([(len(prompt_ids), len(ids)) for ids in option_ids])
-                jobs.append((self._post, "/completions", self._score_payload(batch)))
-        else:
-            for p in prompts:
-                plans.append([(len(p), len(o)) for o in options])
-                jobs.append((self._post, "/completions", self._score_payload([p + o for o in options])))
-        results = self._run_all(jobs)
-        scores = []
-        for result, plan in zip(results, plans):
-            scores.append(self._option_scores(result, plan, by_tokens=tok is not None))
-        return scores
+        """log P(option | prompt), prefill only: vLLM's logprob_token_ids for one-token options, else echoed prompt log-probs."""
+        tok = self._tokenizer_or_fail("scores options with")
+        split = [[option_token_ids(tok, p, o) for o in options] for p in prompts]
+        if any(not pairs[0][0] for pairs in split):
+            raise EngineError("score_options: an empty prompt gives the first option token no context to be scored in")
+        if self._label_reads is not False and all(len(ids) == 1 for pairs in split for _, ids in pairs):
+            reads = [(pairs[0][0], [ids[0] for _, ids in pairs]) for pairs in split]
+            probe = self._score_labels(reads[:1]) if self._label_reads is None else []
+            self._label_reads = probe is not None
+            if probe is not None:
+                rest = self._score_labels(reads[len(probe) :])
+                if rest is None:
+                    raise EngineError("the server stopped returning the log-probs asked for with logprob_token_ids")
+                return probe + rest
+        # Echo: the prompt log-probs of prompt+option, one request per prompt holding all its options.
+        batches = [[p + o for p, o in pairs] for pairs in split]
+        results = self._run_all([self._completions(prompt=b, echo=True, logprobs=0) for b in batches], batches)
+        return [_echo_scores(r, [(len(p), len(o)) for p, o in pairs]) for r, pairs in zip(results, split)]
 
     def close(self) -> None:
-        self._stop.set()
-        for _ in self._workers:
-            self._jobs.put(None)
-        for replica in self.replicas:
-            replica.client.close()
+        if not self._loop.is_closed():
+            for replica in self.replicas:
+                self._run(replica.client.close())
+            self._loop.close()
 
-    # ---- requests -------------------------------------------------------------------------------
+    # ---- requests --------------------------------------------------------------------------------
 
-    def _score_payload(self, prompt: list) -> dict:
-        # max_tokens=1 rather than 0: not every server accepts 0; the one sampled token is ignored.
-        return {"model": self.model, "prompt": prompt, "echo": True, "logprobs": 0, "max_tokens": 1, "temperature": 0.0}
+    def _completions(self, **args) -> Callable:
+        # max_tokens=1 as not every server takes 0; the one sampled token is ignored.
+        return lambda client: client.completions.create(model=self.model, max_tokens=1, temperature=0.0, **args)
 
-    def _option_scores(self, result, plan: list[tuple[int, int]], by_tokens: bool) -> list[float]:
-        if isinstance(result, _Failed):
-            if result.retryable:
-                raise EngineError(f"option scoring failed: {result.reason}; rerun the same command to resume")
-            raise EngineError(
-                f"the server cannot score options ({result.reason}); it needs /v1/completions with echo and logprobs "
-                "(vLLM's server has them); or score with --engine vllm or transformers"
-            )
-        choices = sorted(result.get("choices") or [], key=lambda c: c.get("index", 0))
-        if len(choices) < len(plan):
-            raise EngineError(f"the server answered {len(choices)} of {len(plan)} scoring prompts; it does not support batched prompts with echo")
-        out = []
-        for choice, (prompt_len, option_len) in zip(choices, plan):
-            logprobs = choice.get("logprobs") or {}
-            values = logprobs.get("token_logprobs")
-            if by_tokens:
-                picked = values[prompt_len : prompt_len + option_len] if isinstance(values, list) else None
-                if picked is None or len(picked) < option_len:
-                    picked = None
-            else:
-                offsets = logprobs.get("text_offset")
-                picked = None
-                if isinstance(values, list) and isinstance(offsets, list):
-                    picked = [v for v, at in zip(values, offsets) if prompt_len <= at < prompt_len + option_len]
-            if picked is None or any(v is None for v in picked):
-                raise EngineError(
-                    "the server does not return prompt log-probs (echo with logprobs) at /v1/completions, which option "
-                    "scoring needs (vLLM's server does); or score with --engine vllm or transformers"
-                )
-            out.append(float(sum(picked)))
-        return out
+    def _score_labels(self, reads: list[tuple[list[int], list[int]]]) -> list[list[float]] | None:
+        """Each label token's log-prob at the next position; None where the server does not return them all."""
+        extra = [{"logprob_token_ids": labels, "return_tokens_as_token_ids": True} for _, labels in reads]
+        results = self._run_all([self._completions(prompt=ids, logprobs=1, extra_body=e) for (ids, _), e in zip(reads, extra)], [r[0] for r in reads])
+        tops = [None if isinstance(r, _Failed) else (getattr(r.choices[0].logprobs, "top_logprobs", None) or [None])[0] for r in results]
+        if not all(isinstance(top, dict) and all(f"token_id:{t}" in top for t in labels) for top, (_, labels) in zip(tops, reads)):
+            return None  # a server without logprob_token_ids ignores or refuses it
+        return [[float(top[f"token_id:{t}"]) for t in labels] for top, (_, labels) in zip(tops, reads)]  # type: ignore[index]
 
-    def _completion(self, result, n: int) -> Completion:
-        if isinstance(result, _Failed):
-            return Completion([], error=result.reason)
-        choices = sorted(result.get("choices") or [], key=lambda c: c.get("index", 0))
-        texts = [((c.get("message") or {}).get("content") or "") for c in choices]
-        if len(texts) < n:
-            return Completion([], error=f"the server returned {len(texts)} of the {n} replies asked for (--n)")
-        usage = result.get("usage") or {}
-        reasons = ["length" if c.get("finish_reason") == "length" else "stop" for c in choices[:n]]
-        cached = int(((usage.get("prompt_tokens_details") or {}).get("cached_tokens")) or 0)
-        return Completion(
-            texts[:n],
-            prompt_tokens=int(usage.get("prompt_tokens") or 0),
-            completion_tokens=int(usage.get("completion_tokens") or 0),
-            finish_reasons=reasons,
-            cached_tokens=cached,
-        )
+    def _run(self, coroutine):
+        return self._loop.run_until_complete(coroutine)
 
-    def _run_all(self, jobs: list[tuple[Callable, str, dict]]) -> list:
-        """Run every request in the pool and return the results in the order given."""
-        if not jobs:
-            return []
-        self._start_workers()
-        futures = []
-        for fn, path, payload in jobs:
-            fut: Future = Future()
-            self._jobs.put((fut, fn, (path, payload)))
-            futures.append(fut)
-        try:
-            return [f.result() for f in futures]
-        except BaseException:
-            # Ctrl-C or a crash: queued requests are dropped; the workers are daemons and never hold up the exit.
-            for f in futures:
-                f.cancel()
-            raise
+    def _run_all(self, requests: list[Callable], keys: list) -> list:
+        """Every request at once (bounded per server), sent in order of `keys` so requests sharing a prefix reach a
+        server together and hit its prefix cache; results come back in the order given."""
+        order = sorted(range(len(requests)), key=lambda i: keys[i])
+        done = self._run(_gather([self._send(requests[i]) for i in order]))
+        return [result for _, result in sorted(zip(order, done), key=lambda pair: pair[0])]
 
-    def _start_workers(self) -> None:
-        wanted = self.concurrency * len(self.replicas)
-        while len(self._workers) < wanted:
-            t = threading.Thread(target=self._work, name=f"cai-openai-{len(self._workers)}", daemon=True)
-            t.start()
-            self._workers.append(t)
-
-    def _work(self) -> None:
+    async def _send(self, request: Callable):
+        """One request on the least-loaded server, the SDK retrying; a lost server hands it to the next one."""
+        tried: list[_Replica] = []
         while True:
-            item = self._jobs.get()
-            if item is None:
-                return
-            fut, fn, args = item
-            if not fut.set_running_or_notify_cancel():
-                continue
+            now = time.monotonic()
+            replica = min((r for r in self.replicas if r not in tried), key=lambda r: (r.down_until > now, r.load))
+            replica.load += 1
             try:
-                fut.set_result(fn(*args))
-            except BaseException as exc:  # noqa: BLE001 (handed to the caller, who re-raises it)
-                fut.set_exception(exc)
-
-    def _acquire(self) -> _Replica:
-        """The least-busy server that has a free slot and is not cooling down after a lost connection."""
-        with self._cond:
-            while True:
-                now = time.monotonic()
-                free = [r for r in self.replicas if r.inflight < self.concurrency]
-                up = [r for r in free if r.down_until <= now]
-                if not up and free and all(r.down_until > now for r in self.replicas):
-                    up = free  # every server is down: try anyway; the retry budget decides when to give up
-                if up:
-                    replica = min(up, key=lambda r: (r.inflight, r.down_until))
-                    replica.inflight += 1
-                    return replica
-                self._cond.wait(0.2)
-
-    def _release(self, replica: _Replica) -> None:
-        with self._cond:
-            replica.inflight -= 1
-            self._cond.notify()
-
-    def _post(self, path: str, payload: dict):
-        """POST with retries; the parsed JSON answer, or a _Failed saying why not."""
-        httpx = self._httpx
-        failure = _Failed("no attempt made", True)
-        for attempt in range(self.max_retries + 1):
-            if self._stop.is_set():
-                return _Failed("the engine was closed", False)
-            delay = min(BACKOFF_CAP, BACKOFF_BASE * 2**attempt) * random.uniform(0.5, 1.0)
-            replica = self._acquire()
-            try:
-                response = replica.client.post(path, json=payload)
-            except httpx.TimeoutException:
-                failure = _Failed(f"{replica.url}: no answer within {self.timeout:.0f}s", True)
-            except httpx.TransportError as exc:
-                reason = _transport_reason(exc)
-                failure = _Failed(f"{replica.url}: {reason if reason == 'connection refused' else f'connection lost ({reason})'}", True)
-                replica.down_until = time.monotonic() + delay
-            else:
-                code = response.status_code
-                if code == 200:
-                    try:
-                        return response.json()
-                    except ValueError:
-                        failure = _Failed(f"{replica.url}{path}: the answer is not JSON", True, code)
-                else:
-                    retryable = code in RETRY_STATUS or code >= 500
-                    failure = _Failed(f"{replica.url}{path}: HTTP {code} ({_server_message(response)})", retryable, code)
-                    if not retryable:
-                        return failure
-                    delay = _retry_after(response, delay)
+                async with replica.slots:
+                    return await request(replica.client)
+            except self._openai.APIError as exc:
+                tried.append(replica)
+                if not isinstance(exc, self._openai.APIConnectionError) or len(tried) == len(self.replicas):
+                    return self._describe(replica.url, exc, self.max_retries + 1)
+                replica.down_until = now + DOWN_FOR
             finally:
-                self._release(replica)
-            if attempt < self.max_retries and self._stop.wait(delay):
-                break
-        tries = self.max_retries + 1
-        return _Failed(f"gave up after {tries} attempt{'s' if tries > 1 else ''}: {failure.reason}", True, failure.status)
+                replica.load -= 1
 
-    # ---- tokenizers -------------------------------------------------------------------------------
+    def _describe(self, url: str, exc: Exception, tries: int) -> _Failed:
+        openai, code = self._openai, getattr(exc, "status_code", None)
+        retried = tries > 1 and (code is None or code in (408, 409, 429) or code >= 500)  # what the SDK retries
+        what = f"no answer within {self.timeout:.0f}s" if isinstance(exc, openai.APITimeoutError) else str(exc)
+        if isinstance(exc, openai.APIConnectionError) and not isinstance(exc, openai.APITimeoutError):
+            cause = " ".join(str(exc.__cause__ or exc).split())[:200]
+            what = "connection refused" if "refused" in cause.lower() else f"connection lost ({cause})"
+        elif isinstance(exc, openai.APIStatusError):
+            body = exc.body.get("message", exc.body) if isinstance(exc.body, dict) else exc.body
+            what = f"HTTP {code} ({' '.join(str(body or exc.message).split())[:300]})"
+        return _Failed(f"{f'gave up after {tries} attempts: ' if retried else ''}{url}: {what}")
 
-    def _load_tokenizer(self):
+    def _tokenizer_or_fail(self, what: str):
         if self._tokenizer is None and self._tokenizer_folder is not None:
             from transformers import AutoTokenizer
-            from transformers.utils import logging as hf_logging
 
-            hf_logging.set_verbosity_error()
             try:
                 self._tokenizer = AutoTokenizer.from_pretrained(str(self._tokenizer_folder))
             except (OSError, ValueError) as exc:
                 raise EngineError(f"{self._tokenizer_folder}: cannot load its tokenizer ({str(exc).splitlines()[0]})") from exc
+        if self._tokenizer is None:
+            raise EngineError(f"the openai engine {what} the model's tokenizer, but the served model {self.model!r} is not a "
+                              "local folder here; pass --model with a local folder of the same model")
         return self._tokenizer
 
-    def _can_count(self) -> bool:
-        if self._tokenizer_folder is not None:
-            return True
-        if self._server_tokenize is None:
-            # vLLM's server tokenizes with the model's own chat template at /tokenize; others have no such route.
-            probe = {"model": self.model, "messages": [{"role": "user", "content": "hi"}], "add_generation_prompt": True}
-            self._server_tokenize = self._tokenize_on_server(probe) is not None
-        return self._server_tokenize
 
-    def _tokenize_on_server(self, payload: dict) -> dict | None:
-        replica = self.replicas[0]
-        root = replica.url[: -len("/v1")]
-        try:
-            r = replica.client.post(root + "/tokenize", json=payload)
-        except self._httpx.HTTPError:
-            return None
-        if r.status_code != 200:
-            return None
-        try:
-            data = r.json()
-        except ValueError:
-            return None
-        return data if isinstance(data, dict) and ("count" in data or "tokens" in data) else None
+async def _gather(coroutines: list) -> list:
+    return await asyncio.gather(*coroutines)
 
 
-def _transport_reason(exc) -> str:
-    text = str(exc).strip()
-    if "refused" in text.lower() or "Errno 111" in text:
-        return "connection refused"
-    return (text.splitlines()[0] if text else type(exc).__name__)[:200]
+def _completion(result, n: int) -> Completion:
+    if isinstance(result, _Failed):
+        return Completion([], error=result)
+    choices = sorted(result.choices, key=lambda c: c.index)
+    if len(choices) < n:
+        return Completion([], error=f"the server returned {len(choices)} of the {n} replies asked for (--n)")
+    usage = result.usage
+    return Completion(
+        [c.message.content or "" for c in choices[:n]],
+        prompt_tokens=getattr(usage, "prompt_tokens", 0) or 0,
+        completion_tokens=getattr(usage, "completion_tokens", 0) or 0,
+        finish_reasons=["length" if getattr(c, "finish_reason", None) == "length" else "stop" for c in choices[:n]],
+        cached_tokens=getattr(getattr(usage, "prompt_tokens_details", None), "cached_tokens", 0) or 0,
+    )
 
 
-def _retry_after(response, default: float) -> float:
-    value = response.headers.get("retry-after")
-    if value is None:
-        return default
-    try:
-        return min(BACKOFF_CAP, max(0.0, float(value)))
-    except ValueError:
-        return default
+def _echo_scores(result, plan: list[tuple[int, int]]) -> list[float]:
+    if isinstance(result, _Failed):
+        raise EngineError(f"option scoring failed ({result}); it needs /v1/completions with echo and logprobs (vLLM's server has them): "
+                          "rerun the same command to resume, or score with --engine vllm or transformers")
+    logprobs = [getattr(c.logprobs, "token_logprobs", None) or [] for c in sorted(result.choices, key=lambda c: c.index)]
+    picked = [values[start : start + length] for values, (start, length) in zip(logprobs, plan)]
+    if len(picked) < len(plan) or any(len(p) < length or None in p for p, (_, length) in zip(picked, plan)):
+        raise EngineError("the server returns no prompt log-probs for every option (echo with logprobs, batched prompts) at /v1/completions, "
+                          "which option scoring needs (vLLM's server has them); or score with --engine vllm or transformers")
+    return [float(sum(p)) for p in picked]
