@@ -85,7 +85,7 @@ def first_line(exc: BaseException) -> str:
 class VLLMEngine:
     name = "vllm"
 
-    def __init__(self, model_path: str, opts: EngineOptions):
+    def __init__(self, model_path: str, opts: EngineOptions, prefix_caching: bool = True):
         self.model = model_path
         self.cpu = on_cpu()
         prepare_environment(self.cpu)
@@ -111,7 +111,9 @@ class VLLMEngine:
             "model": model_path,
             "dtype": dtype,
             "tensor_parallel_size": opts.tensor_parallel_size,
-            "enable_prefix_caching": True,
+            # Critique, revise and judge prompts share a long head (system prompt, worked examples, the
+            # conversation): with the cache it is computed once per batch, even within one step.
+            "enable_prefix_caching": prefix_caching,
             "max_model_len": opts.max_model_len,
         }
         if self.cpu:
