@@ -22,6 +22,7 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))  # this checkout's cai_cli, whatever the environment has installed
 FLOOR = 0.6
 STAGES = ("generate", "critique", "revise")
 WARM = [{"role": "user", "content": "Hello!"}]

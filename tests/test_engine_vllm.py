@@ -126,6 +126,33 @@ def test_option_tokens_are_those_written_after_the_prompt():
     assert context == ids("The answer is:") and tail == [token("▁A")]
 
 
+@pytest.mark.parametrize(("cores", "load", "threads"), [(2, 1.0, 2), (2, 1.6, 1), (2, 18.0, 1), (16, 5.0, 12), (8, 0.0, 8)])
+def test_cpu_threads_leave_busy_cores_alone(monkeypatch, cores, load, threads):
+    import cai_cli.engines.vllm as vllm_engine
+
+    monkeypatch.setattr(vllm_engine, "usable_cores", lambda: cores)
+    monkeypatch.setattr(vllm_engine.os, "getloadavg", lambda: (load, load, load))
+    assert vllm_engine.cpu_threads() == threads
+
+
+def test_a_batch_too_big_for_the_kv_cache_says_what_to_set(capsys, monkeypatch):
+    from cai_cli.engines import Sampling
+    from cai_cli.engines.vllm import VLLMEngine
+
+    monkeypatch.setenv("VLLM_CPU_KVCACHE_SPACE", "1")
+    engine = VLLMEngine.__new__(VLLMEngine)
+    engine.cpu, engine._block_size, engine._kv_blocks, engine._warned_kv = True, 128, 10, False
+    head = list(range(1000))  # 7 full blocks shared by every row
+    fits = sorted([head + [5000 + i] for i in range(3)])  # 8 prompt blocks + 3 x (own tail + 1 reply block)
+    engine._check_kv_room(fits[:1], Sampling(max_tokens=100))
+    assert capsys.readouterr().err == ""
+    engine._check_kv_room(fits, Sampling(max_tokens=100))
+    err = capsys.readouterr().err
+    assert "KV cache holds 1280 tokens" in err and "VLLM_CPU_KVCACHE_SPACE=2" in err
+    engine._check_kv_room(fits, Sampling(max_tokens=100))
+    assert capsys.readouterr().err == ""  # said once
+
+
 def test_auto_never_picks_vllm_without_a_gpu():
     import torch
 
@@ -243,5 +270,6 @@ def test_pipeline_with_vllm_engine(tmp_path):
 if __name__ == "__main__":
     if sys.argv[1:] == ["probe"]:
         sys.path.insert(0, str(Path(__file__).resolve().parent))
+        sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # this checkout's cai_cli
         result = probe()
         print(json.dumps(result))

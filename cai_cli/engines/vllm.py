@@ -129,6 +129,10 @@ class VLLMEngine:
                 hint = "; try a smaller --max-model-len or a larger VLLM_CPU_KVCACHE_SPACE (GiB)"
             raise EngineError(f"--engine vllm: cannot start on {model_path} ({first_line(exc)}){hint}") from exc
         self._max_context = int(self.llm.llm_engine.model_config.max_model_len)
+        cache = self.llm.llm_engine.vllm_config.cache_config
+        self._block_size = int(cache.block_size or 16)
+        self._kv_blocks = int(cache.num_gpu_blocks or 0)
+        self._warned_kv = False
 
     @property
     def max_context(self) -> int | None:
@@ -162,6 +166,7 @@ class VLLMEngine:
         # prefix (system prompt, worked examples, the same conversation) are scheduled together and
         # reuse each other's cached blocks before they are evicted. Results go back in input order.
         order = sorted(range(len(prompts)), key=lambda i: prompts[i]["prompt_token_ids"])
+        self._check_kv_room([prompts[i]["prompt_token_ids"] for i in order], sampling)
         try:
             outputs = self.llm.generate([prompts[i] for i in order], [params[i] for i in order], use_tqdm=False)
         except Exception:  # vLLM's errors have no common base; one bad request must not sink the batch
@@ -173,6 +178,34 @@ class VLLMEngine:
         for i, output in zip(order, outputs):
             completions[i] = _completion(output)
         return completions
+
+    def _check_kv_room(self, sorted_ids: list[list[int]], sampling: Sampling) -> None:
+        """Say once, with what to set, when a batch cannot fit the KV cache at once.
+
+        vLLM still finishes such a batch, but holds rows back or preempts and recomputes them; on a
+        CPU with long prompts that can look like a hang.
+        """
+        if self._warned_kv or not self._kv_blocks:
+            return
+        size = self._block_size
+        needed, previous = 0, []
+        for ids in sorted_ids:  # rows sorted by tokens: each shares its head's full blocks with the row before
+            shared = 0
+            while shared < min(len(ids), len(previous)) and ids[shared] == previous[shared]:
+                shared += 1
+            needed += -(-len(ids) // size) - shared // size + sampling.n * -(-sampling.max_tokens // size)
+            previous = ids
+        if needed <= self._kv_blocks:
+            return
+        self._warned_kv = True
+        have, want = self._kv_blocks * size, needed * size
+        if self.cpu:
+            gib = float(os.environ.get("VLLM_CPU_KVCACHE_SPACE") or CPU_KVCACHE_GIB)
+            fix = f"set VLLM_CPU_KVCACHE_SPACE={max(int(gib) + 1, int(gib * needed / self._kv_blocks + 0.999))} (GiB)"
+        else:
+            fix = "raise --gpu-memory-utilization or lower --max-model-len"
+        print(f"cai: vLLM's KV cache holds {have} tokens but this batch needs about {want}: rows will wait or be "
+              f"recomputed (slower, same output); {fix} or give a smaller --batch-size", file=sys.stderr)
 
     def _one(self, prompt, params) -> Completion:
         try:
