@@ -7,7 +7,7 @@ in that process, one after the other on the same rows: generate → critique →
 Critique and revise prompts carry all of the constitution's worked examples, as `--few-shot` allows.
 The sides alternate `--repeats` times and each keeps its best run (the machine may be shared).
 
-Run: make bench   (or: python bench/bench_prefix_vllm.py --rows 8 --max-tokens 32 --repeats 1)
+Run: make bench   (or: python bench/bench_prefix_vllm.py --rows 8 --max-tokens 96 --repeats 1)
 """
 
 from __future__ import annotations
@@ -94,7 +94,7 @@ def tps(stage: dict) -> float:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--rows", type=int, default=8)
-    parser.add_argument("--max-tokens", type=int, default=32)
+    parser.add_argument("--max-tokens", type=int, default=96)
     parser.add_argument("--few-shot", type=int, default=99, help="Worked examples in critique/revise prompts (capped by the constitution).")
     parser.add_argument("--repeats", type=int, default=1, help="Alternate the two sides this many times; keep each side's best.")
     parser.add_argument("--side", choices=["on", "off"], help=argparse.SUPPRESS)
