@@ -6,10 +6,17 @@ import gc
 import os
 import sys
 from collections.abc import Callable, Sequence
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 from ..errors import EngineError
-from .base import Completion, Conversation, Sampling, render_with_tokenizer, seeds_or_default
+from .base import (
+    Completion,
+    Conversation,
+    Sampling,
+    render_with_tokenizer,
+    seeds_or_default,
+)
 
 if TYPE_CHECKING:
     from . import EngineOptions
@@ -34,7 +41,7 @@ def usable_cores() -> int:
     except AttributeError:  # not Linux
         cores = os.cpu_count() or 1
     try:
-        quota, period = open("/sys/fs/cgroup/cpu.max").read().split()[:2]
+        quota, period = Path("/sys/fs/cgroup/cpu.max").read_text().split()[:2]
         if quota != "max":
             cores = min(cores, max(1, int(float(quota) / float(period))))
     except (OSError, ValueError):
