@@ -64,6 +64,24 @@ def probe() -> dict:
     out["letters_older_vllm"] = engine.score_options(LETTER_PROMPTS, ["A", "B"])
     engine._SamplingParams = sampling_params
     out["count"] = [engine.count_tokens(c) for c in CONVS]
+    out["greedy_reversed"] = [c.texts for c in engine.chat(CONVS[::-1], greedy)]
+    # The same seeds at temperature 1.0, the rows submitted as one batch of 8, batches of 3 and one by one.
+    hot = Sampling(temperature=1.0, max_tokens=12)
+    convs = [[{"role": "user", "content": f"Tell me one fact about the number {i}."}] for i in range(8)]
+    seeds = [1000 + 17 * i for i in range(8)]
+    by_batch = {}
+    for size in (8, 3, 1):
+        texts = []
+        for start in range(0, len(convs), size):
+            texts += [c.texts for c in engine.chat(convs[start : start + size], hot, seeds[start : start + size])]
+        by_batch[size] = texts
+    out["by_batch"] = by_batch
+    out["cut"] = vars(engine.chat([CONVS[0]], Sampling(temperature=0.0, max_tokens=4))[0])
+    # Two rows behind one long shared system prompt (several of vLLM's 128-token blocks on a CPU).
+    shared = {"role": "system", "content": "You are careful. " * 120}
+    pair = [[shared, {"role": "user", "content": "Say yes."}], [shared, {"role": "user", "content": "Say no."}]]
+    out["shared_prefix"] = [vars(c) for c in engine.chat(pair, greedy)]
+    out["shared_prefix_again"] = [vars(c) for c in engine.chat(pair, greedy)]
     out["rendered"] = engine.render_chat(CONVS[1])
     engine.close()
 
@@ -81,6 +99,58 @@ def probed():
     proc = subprocess.run([sys.executable, __file__, "probe"], capture_output=True, text=True, cwd=ROOT, timeout=900, check=False)
     assert proc.returncode == 0, proc.stderr[-4000:]
     return json.loads(proc.stdout.strip().splitlines()[-1])
+
+
+def sentencepiece_style_ids():
+    """A tokenizer built like Llama-2's (Metaspace + Unigram): "A" alone is `▁A`, after "(" it is `A`."""
+    from tokenizers import Tokenizer, decoders, models, pre_tokenizers
+
+    pieces = ["<unk>", "▁", "▁The", "▁answer", "▁is", ":", "▁(", "(", "A", "B", "▁A", "▁B", ")"]
+    tok = Tokenizer(models.Unigram([(p, -1.0) for p in pieces], unk_id=0))
+    tok.pre_tokenizer = pre_tokenizers.Metaspace()
+    tok.decoder = decoders.Metaspace()
+    return lambda text: tok.encode(text).ids, tok.token_to_id
+
+
+def test_option_tokens_are_those_written_after_the_prompt():
+    from cai_cli.engines.vllm import continuation
+
+    ids, token = sentencepiece_style_ids()
+    prompt = "The answer is: ("
+    assert ids("A") == [token("▁A")]  # the token a naive `tok(option)` would score
+    for letter in "AB":
+        context, tail = continuation(ids, prompt, ids(prompt), letter)
+        assert context == ids(prompt) and tail == [token(letter)]
+    # An option that starts a new word keeps its word-start token.
+    context, tail = continuation(ids, "The answer is:", ids("The answer is:"), " A")
+    assert context == ids("The answer is:") and tail == [token("▁A")]
+
+
+@pytest.mark.parametrize(("cores", "load", "threads"), [(2, 1.0, 2), (2, 1.6, 1), (2, 18.0, 1), (16, 5.0, 12), (8, 0.0, 8)])
+def test_cpu_threads_leave_busy_cores_alone(monkeypatch, cores, load, threads):
+    import cai_cli.engines.vllm as vllm_engine
+
+    monkeypatch.setattr(vllm_engine, "usable_cores", lambda: cores)
+    monkeypatch.setattr(vllm_engine.os, "getloadavg", lambda: (load, load, load))
+    assert vllm_engine.cpu_threads() == threads
+
+
+def test_a_batch_too_big_for_the_kv_cache_says_what_to_set(capsys, monkeypatch):
+    from cai_cli.engines import Sampling
+    from cai_cli.engines.vllm import VLLMEngine
+
+    monkeypatch.setenv("VLLM_CPU_KVCACHE_SPACE", "1")
+    engine = VLLMEngine.__new__(VLLMEngine)
+    engine.cpu, engine._block_size, engine._kv_blocks, engine._warned_kv = True, 128, 10, False
+    head = list(range(1000))  # 7 full blocks shared by every row
+    fits = sorted([head + [5000 + i] for i in range(3)])  # 8 prompt blocks + 3 x (own tail + 1 reply block)
+    engine._check_kv_room(fits[:1], Sampling(max_tokens=100))
+    assert capsys.readouterr().err == ""
+    engine._check_kv_room(fits, Sampling(max_tokens=100))
+    err = capsys.readouterr().err
+    assert "KV cache holds 1280 tokens" in err and "VLLM_CPU_KVCACHE_SPACE=2" in err
+    engine._check_kv_room(fits, Sampling(max_tokens=100))
+    assert capsys.readouterr().err == ""  # said once
 
 
 def test_auto_never_picks_vllm_without_a_gpu():
@@ -110,6 +180,32 @@ def test_sampling_is_seeded_per_request_and_stops(probed):
     assert first != second  # the same prompt twice in a batch is sampled independently
     assert probed["sampled"] == probed["sampled_again"]  # and reproducibly
     assert probed["stopped"] and "3" not in probed["stopped"][0]
+
+
+@pytest.mark.vllm
+def test_rows_sample_the_same_in_any_batching(probed):
+    by_batch = probed["by_batch"]
+    assert by_batch["8"] == by_batch["3"] == by_batch["1"]
+    assert len({t[0] for t in by_batch["8"]}) > 1  # really sampled, not one fixed text
+
+
+@pytest.mark.vllm
+def test_results_come_back_in_input_order_and_report_truncation(probed):
+    # chat() submits rows sorted by their tokens (shared prefixes together) and returns input order.
+    assert probed["greedy_reversed"] == [c["texts"] for c in probed["greedy"]][::-1]
+    cut = probed["cut"]
+    assert cut["finish_reasons"] == ["length"] and cut["completion_tokens"] == 4
+
+
+@pytest.mark.vllm
+def test_prefix_cache_is_on_and_reported(probed):
+    pair = probed["shared_prefix"]
+    assert all(c["prompt_tokens"] > 256 for c in pair)
+    # vLLM caches whole 128-token blocks; whichever row runs second reuses the other's system prompt,
+    # even within one batch, and a repeated batch reuses nearly all of its prompts.
+    assert min(c["cached_tokens"] for c in pair) == 0 and max(c["cached_tokens"] for c in pair) >= 256
+    assert all(c["cached_tokens"] >= c["prompt_tokens"] - 128 for c in probed["shared_prefix_again"])
+    assert [c["texts"] for c in probed["shared_prefix_again"]] == [c["texts"] for c in probed["shared_prefix"]]
 
 
 @pytest.mark.vllm
@@ -174,5 +270,6 @@ def test_pipeline_with_vllm_engine(tmp_path):
 if __name__ == "__main__":
     if sys.argv[1:] == ["probe"]:
         sys.path.insert(0, str(Path(__file__).resolve().parent))
+        sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # this checkout's cai_cli
         result = probe()
         print(json.dumps(result))
