@@ -397,7 +397,7 @@ def figure(report: dict):
         ax.axhline(0.5, color="0.8", lw=1, ls="--", zorder=0)
         ax.axvline(0.5, color="0.8", lw=1, ls="--", zorder=0)
     span = 1.0 if (win_rates or "1 −" in xlabel) else max(1e-9, max(p[1] for p in points) - min(p[1] for p in points), max(p[3] for p in points) - min(p[3] for p in points))
-    for (label, x, (x0, x1), y, (y0, y1), role), dx in zip(points, _dodge(points, span)):
+    for (label, x, (x0, x1), y, (y0, y1), _role), dx in zip(points, _dodge(points, span)):
         st = style.get(label, {"color": "0.3", "marker": "o"})
         ax.errorbar(
             x, y, xerr=[[max(0.0, x - x0)], [max(0.0, x1 - x)]], yerr=[[max(0.0, y - y0)], [max(0.0, y1 - y)]],

@@ -250,7 +250,7 @@ class LabelPrefs(EngineStage):
         field = "candidates" if self.cfg.pair == "candidates" else "response"
         failed: dict[int, RowFailure] = {}
         by_pair: dict[tuple[int, int, int], Pair] = {}
-        for ask, (r, i, j), verdict in zip(asks, where, verdicts):
+        for (r, i, j), verdict in zip(where, verdicts):
             if isinstance(verdict, JudgeFailure):
                 failed.setdefault(r, RowFailure(verdict.reason, field=field))
                 continue
@@ -261,7 +261,7 @@ class LabelPrefs(EngineStage):
             if r in failed:
                 out.append(failed[r])
                 continue
-            for (rr, i, j), ask, verdict in zip(where, asks, verdicts):
+            for (rr, _, _), ask, verdict in zip(where, asks, verdicts):
                 if rr == r:
                     self.judge_stats.add(ask, verdict)
             out.append([by_pair[(r, i, j)] for i, j in wanted])
