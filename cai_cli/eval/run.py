@@ -126,7 +126,7 @@ class EvalJudge(EngineStage):
         return draw_principles(pool, self.principles or len(pool), self.seed, str(row["id"]))
 
     def check_loaded(self, row: dict) -> None:
-        limit = self.engine.max_context
+        limit = self.started_engine().max_context
         if not limit or not self.compare:
             return
         judge = PairwiseJudge(self.engine, self.judge_config)
