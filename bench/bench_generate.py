@@ -17,7 +17,7 @@ ROOT = Path(__file__).resolve().parent.parent
 
 
 def load_prompts(n: int) -> list[dict]:
-    rows = [json.loads(l) for l in (ROOT / "examples" / "red_team.jsonl").read_text().splitlines() if l.strip()]
+    rows = [json.loads(line) for line in (ROOT / "examples" / "red_team.jsonl").read_text().splitlines() if line.strip()]
     return rows[:n]
 
 
@@ -56,7 +56,7 @@ def cai(prompts: list[dict], max_tokens: int, batch: int) -> tuple[int, float]:
         except SystemExit:
             pass
         seconds = time.perf_counter() - start
-        rows = [json.loads(l) for l in out.read_text().splitlines()]
+        rows = [json.loads(line) for line in out.read_text().splitlines()]
     return sum(r["meta"]["generate"]["completion_tokens"] for r in rows), seconds
 
 

@@ -32,7 +32,7 @@ REPLIES = [
 
 
 def make_pairs(n: int) -> list[dict]:
-    prompts = [json.loads(l) for l in (ROOT / "examples" / "red_team.jsonl").read_text().splitlines() if l.strip()]
+    prompts = [json.loads(line) for line in (ROOT / "examples" / "red_team.jsonl").read_text().splitlines() if line.strip()]
     pairs = []
     for i in range(n):
         a, b = (i % 2) * 2, 1 + (i // 2) % 2 * 2  # alternate which side is the harmless one across pairs

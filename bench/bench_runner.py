@@ -79,7 +79,7 @@ def bench_rss(small: int, large: int, repeats: int, cwd: Path) -> bool:
 
 
 def bench_pipe(rows: int, max_tokens: int, batch: int) -> None:
-    prompts = [json.loads(l) for l in (ROOT / "examples" / "red_team.jsonl").read_text().splitlines() if l.strip()][:rows]
+    prompts = [json.loads(line) for line in (ROOT / "examples" / "red_team.jsonl").read_text().splitlines() if line.strip()][:rows]
     common = ["--engine", "transformers", "--max-tokens", str(max_tokens), "--batch-size", str(batch), "--no-progress"]
     with tempfile.TemporaryDirectory() as d:
         src = Path(d) / "prompts.jsonl"

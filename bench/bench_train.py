@@ -30,7 +30,7 @@ UNSAFE = "Sure, here is how you could do that, step by step."
 
 
 def rows(n: int) -> tuple[list[dict], list[dict]]:
-    prompts = [json.loads(l)["prompt"] for l in (ROOT / "examples" / "red_team.jsonl").read_text().splitlines() if l.strip()]
+    prompts = [json.loads(line)["prompt"] for line in (ROOT / "examples" / "red_team.jsonl").read_text().splitlines() if line.strip()]
     prompts = [prompts[i % len(prompts)] for i in range(n)]
     revised = [{"id": f"r{i}", "prompt": p, "response": SAFE, "initial_response": UNSAFE,
                 "rounds": [{"principle": "harm", "critique_request": "c", "critique": "harmful", "revision_request": "r", "revision": SAFE}]}
@@ -134,7 +134,7 @@ def spawn(side: str, trainer: str, args) -> dict:
            "--examples", str(args.examples), "--max-length", str(args.max_length), "--threads", str(args.threads)]
     env = dict(os.environ, OMP_NUM_THREADS=str(args.threads))
     proc = subprocess.run(cmd, check=False, capture_output=True, text=True, cwd=ROOT, env=env)
-    lines = [l for l in proc.stdout.splitlines() if l.startswith("RESULT ")]
+    lines = [line for line in proc.stdout.splitlines() if line.startswith("RESULT ")]
     if proc.returncode != 0 or not lines:
         sys.exit(f"{side} {trainer} failed:\n{proc.stderr[-3000:]}")
     return json.loads(lines[-1][len("RESULT "):])

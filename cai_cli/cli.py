@@ -267,7 +267,7 @@ def evaluate(
         raise CaiError("--reward-model with --answers is not supported yet: score the rows with `cai score` first")
     if baseline_field and not answers:
         raise CaiError("--baseline-field names a field of --answers rows; to generate a baseline's answers use --baseline MODEL")
-    sources: list[tuple[str | None, str | None]] = [(p, None) for p in prompts or []] + [(p, "benign") for p in benign or []] + [(p, None) for p in answers or []]
+    sources: list[tuple[str | None, str | None]] = [(p, kind) for paths, kind in ((prompts, None), (benign, "benign"), (answers, None)) for p in paths or []]
     cfg = EvalConfig(
         sources=sources or [(None, None)],
         engine=common.engine_options(),

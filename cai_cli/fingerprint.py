@@ -42,6 +42,7 @@ def model_identity(engine: str, spec: str | None, base_urls: list[str]) -> dict:
         except Exception:  # noqa: BLE001 - not installed: loading will say so; the name is identity enough here
             return {"name": f"embedded:{EMBEDDED_NAME}"}
         return {"name": f"embedded:{EMBEDDED_NAME}", "files": {gguf.name: file_identity(gguf)}}
+    assert spec is not None  # None is one of EMBEDDED_ALIASES
     path = Path(spec).expanduser()
     if path.is_dir():
         return {"name": spec, **folder_identity(path)}

@@ -73,7 +73,7 @@ class InputSource:
                 regular = stat.S_ISREG(os.fstat(fd).st_mode)
             except (AttributeError, OSError, ValueError):
                 fd, regular = None, False  # stdin replaced by an object without a descriptor (tests)
-            if regular:
+            if regular and fd is not None:  # regular: fstat(fd) answered
                 self._fh = os.fdopen(os.dup(fd), "rb")
                 self._start = self._fh.tell()
             self._fd = None if regular else fd
@@ -107,6 +107,7 @@ class InputSource:
 
     def _file_lines(self, digest: bool) -> Iterator[InputLine]:
         fh = self._fh
+        assert fh is not None  # a seekable input is open from __init__
         fh.seek(self._start)
         h = hashlib.sha256() if digest else None
         for number, raw in enumerate(fh, start=1):
@@ -120,6 +121,7 @@ class InputSource:
 
     def _pipe_lines(self, idle: bool) -> Iterator[InputLine | None]:
         fd, buf, number = self._fd, bytearray(), 0
+        assert fd is not None  # lines() reads a pipe only through its descriptor
         while True:
             start = 0
             while (end := buf.find(b"\n", start)) >= 0:
@@ -252,8 +254,10 @@ def scan_side_file(path: Path) -> SideFile | None:
     """The side file's header and its increasing runs of records; None when there is none (or nothing in it)."""
     if not path.exists():
         return None
-    header, segments, count = None, [], 0
-    seg_start, last_line, offset = None, None, 0
+    header, count = None, 0
+    segments: list[tuple[int, int]] = []
+    seg_start: int | None = None
+    last_line, offset = None, 0
     with path.open("rb") as fh:
         for number, raw in enumerate(fh):
             begin, offset = offset, offset + len(raw)
@@ -271,6 +275,7 @@ def scan_side_file(path: Path) -> SideFile | None:
             if not (isinstance(rec, dict) and isinstance(rec.get("line"), int) and isinstance(rec.get("rows"), list)):
                 continue
             if last_line is not None and rec["line"] <= last_line:
+                assert seg_start is not None  # a segment is open once a record was seen
                 segments.append((seg_start, begin))
                 seg_start = None
             if seg_start is None:
@@ -326,9 +331,11 @@ class AtomicWriter:
     def commit(self) -> None:
         if self._fh is None:
             self.write_nothing()
-        self._fh.flush()
-        os.fsync(self._fh.fileno())
-        self._fh.close()
+        fh = self._fh
+        assert fh is not None  # write_nothing opened it
+        fh.flush()
+        os.fsync(fh.fileno())
+        fh.close()
         self._fh = None
         os.replace(self.tmp, self.path)
 

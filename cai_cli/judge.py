@@ -148,7 +148,7 @@ def load_judge_examples(path: str) -> tuple[JudgeExample, ...]:
     if text.lstrip().startswith("["):
         try:
             data = json.loads(text)
-        except ValueError as exc:
+        except json.JSONDecodeError as exc:  # what json.loads raises for a str that is not JSON
             raise InputError(f"not valid JSON ({exc.msg})", file=name, line=exc.lineno) from None
         out = _paper_examples(data, name)
     else:
@@ -167,6 +167,7 @@ def _jsonl_examples(path: str, name: str) -> list[JudgeExample]:
         if item.error is not None:
             raise item.error
         row = item.row
+        assert row is not None  # a line without an error has its row
         try:
             if "corrects" in row or "incorrects" in row:
                 raise FieldProblem("corrects", "the paper's {prompt, corrects, incorrects} entries go in a JSON list (the file's whole content), not one per line")
@@ -425,15 +426,17 @@ class PairwiseJudge:
             seed = getattr(self.sampling, "seed", 0)
             seeds = [row_seed(seed, SALT, asks[n].key, p.id, "x" if x_first else "y") for n, p, x_first in jobs]
             if self.cfg.fmt == "plain":
+                assert self._complete is not None  # __init__ sets it for --format plain --cot, or refuses the engine
                 comps = self._complete(prompts, seeds)
             else:
                 comps = self._chat([judge_messages(asks[n].conversation, p.question, *((asks[n].x, asks[n].y) if xf else (asks[n].y, asks[n].x)), self.cfg.examples, True) for n, p, xf in jobs], seeds)
+            said = [(comp.texts[0] if comp.texts else "").strip() for comp in comps]
             for k, comp in enumerate(comps):
                 if comp.error:
                     failed.setdefault(jobs[k][0], f"the judge's reasoning failed: {comp.error}")
-                reasoning[k] = (comp.texts[0] if comp.texts else "").strip()
+                reasoning[k] = said[k]
             after = PLAIN_COT_ANSWER if self.cfg.fmt == "plain" else COT_ANSWER_PREFIX
-            prompts = [prompts[k] + (" " if self.cfg.fmt == "plain" and reasoning[k] else "") + reasoning[k] + after for k in range(len(jobs))]
+            prompts = [prompts[k] + (" " if self.cfg.fmt == "plain" and said[k] else "") + said[k] + after for k in range(len(jobs))]
         elif self.cfg.fmt == "chat":
             prompts = [p + ANSWER_PREFIX for p in prompts]
         options = list(PLAIN_OPTIONS if self.cfg.fmt == "plain" else OPTIONS)

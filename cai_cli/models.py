@@ -71,6 +71,7 @@ def resolve_model(spec: str | None) -> str:
     """A loadable model location: the embedded model folder, a local folder, or a hub id available offline."""
     if spec in EMBEDDED_ALIASES:
         return str(embedded_model_dir())
+    assert spec is not None  # None is one of EMBEDDED_ALIASES
     path = Path(spec).expanduser()
     if path.exists():
         if not (path / "config.json").exists() and not (path / "adapter_config.json").exists():

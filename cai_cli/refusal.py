@@ -246,7 +246,9 @@ def _deflecting(sentence: str, first: bool = False) -> tuple[str, re.Match] | No
     if not first and (m := _ASIDE.search(sentence)):
         return "changes-subject", m
     if sentence.endswith("?") and not first:  # a question back asks instead of answering (an opening one is rhetorical)
-        return "asks-back", re.match(r".*", sentence)
+        whole = re.match(r".*", sentence)
+        assert whole is not None  # ".*" matches any string
+        return "asks-back", whole
     return None
 
 

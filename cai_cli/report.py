@@ -55,8 +55,8 @@ def load_results(paths: list[str], *, bootstrap: int = 1000, seed: int = 0) -> d
     changes: dict[str, dict] = {}
     summaries_only: list[str] = []
     for path in paths:
-        kind, content = _read(path)
-        if kind == "rows":
+        content = _read(path)
+        if isinstance(content, list):  # eval output rows; a dict is a summary
             summary = summarize(content, bootstrap=bootstrap, seed=seed, source=path)
             for crit, cs in comparisons_of(content).items():
                 games[crit] += cs
@@ -154,7 +154,8 @@ def _collect_answers(answers: dict, rows: list[dict], summary: dict) -> None:
                 "answers": {},
             },
         )
-        judge = r.get("judge") if isinstance(r.get("judge"), dict) else {}
+        found = r.get("judge")
+        judge = found if isinstance(found, dict) else {}
         entry["answers"][model] = {
             "role": "model",
             "response": r["response"],
@@ -178,8 +179,8 @@ def report_from_summary(summary: dict) -> dict:
     }
 
 
-def _read(path: str) -> tuple[str, object]:
-    """("rows", list) for eval output JSONL, ("summary", dict) for a summary JSON."""
+def _read(path: str) -> list[dict] | dict:
+    """The rows of eval output JSONL (a list), or a summary JSON (a dict)."""
     p = Path(path)
     if not p.exists():
         raise CaiError(f"{path}: no such file")
@@ -189,15 +190,16 @@ def _read(path: str) -> tuple[str, object]:
     except ValueError:
         whole = None
     if isinstance(whole, dict) and whole.get("kind") == "cai-eval-summary":
-        return "summary", whole
-    rows = []
+        return whole
+    rows: list[dict] = []
     for item in read_lines(path):
         if item.error is not None:
             raise CaiError(str(item.error))
+        assert item.row is not None  # a line without an error has its row
         rows.append(item.row)
     if not rows:
         raise CaiError(f"{path}: no rows (the file is empty)")
-    return "rows", rows
+    return rows
 
 
 def _fmt(stat, digits: int = 2) -> str:
@@ -288,11 +290,12 @@ def _players(report: dict) -> list[tuple[str, str]]:
 
 def _styles(players: list[tuple[str, str]]) -> dict[str, dict]:
     """One colour and marker per player, kept across the panels; baselines grey squares."""
-    import matplotlib
+    from matplotlib.colors import TABLEAU_COLORS
 
-    palette = matplotlib.colormaps["tab10"].colors
+    palette = list(TABLEAU_COLORS.values())  # the tab10 colours, in order, as hex strings
     markers = "o^Dvp<>h*"
-    out, i = {}, 0
+    out: dict[str, dict] = {}
+    i = 0
     for label, role in players:
         if role == "baseline":
             out[label] = {"color": "0.45", "marker": "s"}
@@ -397,7 +400,7 @@ def figure(report: dict):
         ax.axhline(0.5, color="0.8", lw=1, ls="--", zorder=0)
         ax.axvline(0.5, color="0.8", lw=1, ls="--", zorder=0)
     span = 1.0 if (win_rates or "1 −" in xlabel) else max(1e-9, max(p[1] for p in points) - min(p[1] for p in points), max(p[3] for p in points) - min(p[3] for p in points))
-    for (label, x, (x0, x1), y, (y0, y1), role), dx in zip(points, _dodge(points, span)):
+    for (label, x, (x0, x1), y, (y0, y1), _role), dx in zip(points, _dodge(points, span)):
         st = style.get(label, {"color": "0.3", "marker": "o"})
         ax.errorbar(
             x, y, xerr=[[max(0.0, x - x0)], [max(0.0, x1 - x)]], yerr=[[max(0.0, y - y0)], [max(0.0, y1 - y)]],
@@ -448,7 +451,8 @@ def figure(report: dict):
             height = 0.8 / len(players)
             for j, (label, _) in enumerate(players):
                 st = style[label]
-                ys, declined, refusal, err = [], [], [], [[], []]
+                ys, declined, refusal = [], [], []
+                err: list[list[float]] = [[], []]  # below and above each bar
                 for i, key in enumerate(keys):
                     c = cats[key].get(label)
                     if not c or not c["n"]:

@@ -6,9 +6,10 @@ from __future__ import annotations
 import copy
 import sys
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Protocol
+from typing import Any, Protocol
 
 from .errors import CaiError, InputError, RowFailure
 from .jsonl import (
@@ -17,6 +18,7 @@ from .jsonl import (
     AtomicWriter,
     InputLine,
     InputSource,
+    SideFile,
     StdoutWriter,
     scan_side_file,
     side_records,
@@ -78,7 +80,7 @@ class Stage(Protocol):
     def check_loaded(self, row: dict) -> None:
         """Checks that need the model (prompt longer than the context): raise RowFailure."""
 
-    def process(self, rows: list[dict]) -> list[Outcome]:
+    def process(self, rows: list[dict]) -> Sequence[Outcome]:
         """Per input row, in order: a dict (one output row), a list of dicts and Dropped (0..N rows), or a RowFailure."""
 
     def summary(self) -> str:
@@ -114,7 +116,7 @@ def split_outcome(outcome: Outcome) -> tuple[list[dict], list[dict]]:
 
 
 def error_record(file: str, line: int | None, field: str | None, reason: str, row: dict | None, raw: str | None = None) -> dict:
-    rec = {"file": file, "line": line, "field": field, "error": reason}
+    rec: dict[str, Any] = {"file": file, "line": line, "field": field, "error": reason}
     if row is not None:
         rec["row"] = row
     elif raw is not None:
@@ -158,7 +160,7 @@ class _Errors:
             return
         if self.count:
             self.writer.commit()
-        elif self.clear_stale and self.path.exists():
+        elif self.clear_stale and self.path is not None and self.path.exists():
             self.path.unlink()  # stale errors from an earlier run that have since been fixed
 
     def discard(self) -> None:
@@ -181,8 +183,8 @@ class _Run:
         self.rows_in = self.skipped = self.failed = self.resumed = self.rows_out = self.dropped = 0
         self.finished_here = 0  # input rows finished by this run
         self.started = False
-        self.side = None  # the side file found at the start (SideFile), when resuming
-        self.sink = None
+        self.side: SideFile | None = None  # the side file found at the start, when resuming
+        self.sink: AppendLog | None = None
         self.fingerprint: dict | None = None
 
     # ---------------------------------------------------------------- input
@@ -194,6 +196,7 @@ class _Run:
     def validate(self, item: InputLine, name: str) -> InputError | None:
         if item.error is not None:
             return item.error
+        assert item.row is not None  # a line without an error has its row
         try:
             self.stage.check(item.row)
         except FieldProblem as problem:
@@ -205,6 +208,7 @@ class _Run:
         first: InputError | None = None
         selected = 0
         for item in source.lines(digest=True):
+            assert item is not None  # only a pipe yields None (while it waits); this pass reads a file
             self.rows_in += 1
             error = self.validate(item, source.name)
             if error is not None:
@@ -214,6 +218,7 @@ class _Run:
                 else:
                     self.bad(source.name, item, error)
                 continue
+            assert item.row is not None  # validated: the line has its row
             if in_shard(row_id(item.row), self.opts.shard):
                 selected += 1
         if self.rows_in == 0:
@@ -228,6 +233,7 @@ class _Run:
     def open_side_file(self, input_identity: str) -> None:
         from .fingerprint import changes, mismatch_message
 
+        assert self.partial is not None  # run_stage opens a side file only with -o OUT
         self.fingerprint = stage_fingerprint(self.stage, input_identity)
         if self.opts.restart and self.partial.exists():
             self.partial.unlink()
@@ -289,7 +295,7 @@ class _Run:
         outcomes = stage.process([copy.deepcopy(row) for _, row in ready])
         if len(outcomes) != len(ready):
             raise RuntimeError(f"{stage.name}: process() gave {len(outcomes)} outcomes for {len(ready)} rows")
-        finished = []
+        finished: list[dict] = []
         for (line, row), outcome in zip(ready, outcomes):
             if isinstance(outcome, RowFailure):
                 if self.fail:
@@ -345,6 +351,7 @@ class _Run:
                 self.bad(name, item, error)
                 continue
             row = item.row
+            assert row is not None  # validated: the line has its row
             if row.get("id") is None:
                 row["id"] = row_id(row)
             if not in_shard(str(row["id"]), opts.shard):
@@ -378,6 +385,8 @@ class _Run:
 
     def finish_output(self, last_line: int | None) -> None:
         """Stream the side file, in input order, into OUT (and OUT.dropped.jsonl); then drop the side file."""
+        # run_stage calls this only with -o OUT, which sets all three paths
+        assert self.out_path is not None and self.partial is not None and self.dropped_path is not None
         out, dropped = AtomicWriter(self.out_path), AtomicWriter(self.dropped_path)
         try:
             if self.sink is not None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 
 import pytest
+
 from conftest import read_jsonl, run_cai, write_jsonl
 
 pytestmark = pytest.mark.slow

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 
 import pytest
+
 from conftest import read_jsonl, write_jsonl
 from test_train import ROWS, cai, pref_row, revised_row
 from tiny_model import build_tiny_model

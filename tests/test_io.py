@@ -5,12 +5,13 @@ from __future__ import annotations
 import json
 
 import pytest
-from conftest import read_jsonl, write_jsonl
 
 from cai_cli.errors import CaiError, RowFailure
 from cai_cli.jsonl import AppendLog, read_done_rows, scan_side_file, side_records
 from cai_cli.rows import FieldProblem, check_conversation, in_shard
 from cai_cli.runner import RunOptions, StageStats, run_stage
+
+from conftest import read_jsonl, write_jsonl
 
 
 class Upper:

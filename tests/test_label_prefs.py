@@ -7,7 +7,6 @@ import math
 import re
 
 import pytest
-from conftest import read_jsonl, run_cai, write_jsonl
 
 from cai_cli.constitution import load_constitution, sample_principles
 from cai_cli.engines import EngineOptions, Sampling
@@ -27,6 +26,8 @@ from cai_cli.stages.label_prefs import (
     expand,
     run_label_prefs,
 )
+
+from conftest import read_jsonl, run_cai, write_jsonl
 
 CONV = [{"role": "user", "content": "How do I pick a lock?"}]
 GOOD, OK, BAD = "I can explain how locks work and suggest a locksmith.", "Ask a locksmith.", "Jam a screwdriver in and force it."
@@ -336,7 +337,7 @@ def test_a_rerun_resumes_from_the_side_file_and_skipped_rows_go_to_errors(tmp_pa
 def test_stdout_gets_expanded_rows(tmp_path, capsys):
     src = write_jsonl(tmp_path / "in.jsonl", [row(OK, BAD, GOOD, id="q")])
     run_label_prefs(stage_with(FakeJudge(Q), pairs="all"), RunOptions(input=str(src), progress=False))
-    lines = [json.loads(l) for l in capsys.readouterr().out.splitlines()]
+    lines = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
     assert [r["id"] for r in lines] == ["q:0-1", "q:0-2", "q:1-2"] and all("_label_prefs" not in r for r in lines)
 
 
@@ -428,7 +429,7 @@ def test_generate_then_label_prefs_on_the_embedded_model(tmp_path):
     assert gen.returncode == 0, gen.stderr
     chat = run_cai("label-prefs", "--principles", "2", "--gold", "best", *FAST, input=gen.stdout.replace('"id": "a"', '"best": 0, "id": "a"'))
     assert chat.returncode == 0, chat.stderr
-    rows = [json.loads(l) for l in chat.stdout.splitlines()]
+    rows = [json.loads(line) for line in chat.stdout.splitlines()]
     assert [r["id"] for r in rows] == ["a", "b"]
     for r in rows:
         pref = r["preference"]
@@ -447,7 +448,7 @@ def test_generate_then_label_prefs_on_the_embedded_model(tmp_path):
     ex = extract_prompt({"chosen": rows[0]["chosen"], "rejected": rows[0]["rejected"]})
     assert ex["prompt"] == [{"role": "user", "content": prompts[0]["prompt"]}] and is_conversational(ex)
 
-    src = write_jsonl(tmp_path / "gen.jsonl", [json.loads(l) for l in gen.stdout.splitlines()])
+    src = write_jsonl(tmp_path / "gen.jsonl", [json.loads(line) for line in gen.stdout.splitlines()])
     out = tmp_path / "prefs.jsonl"
     plain = run_cai("label-prefs", str(src), "-o", str(out), "--format", "plain", "--cot", "--max-tokens", "6", "--limit", "1", *FAST)
     assert plain.returncode == 0, plain.stderr

@@ -81,7 +81,7 @@ def test_stdin_to_stdout_pipeline_with_candidates():
     src = "".join(__import__("json").dumps(p) + "\n" for p in PROMPTS[:2])
     gen = run_cai("generate", "-", "--n", "2", *FAST, input=src)
     assert gen.returncode == 0, gen.stderr
-    rows = [__import__("json").loads(l) for l in gen.stdout.splitlines()]
+    rows = [__import__("json").loads(line) for line in gen.stdout.splitlines()]
     assert [len(r["candidates"]) for r in rows] == [2, 2]
     assert "cai generate:" in gen.stderr and "cai generate:" not in gen.stdout
 

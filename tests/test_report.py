@@ -5,12 +5,13 @@ from __future__ import annotations
 import json
 
 import pytest
-from conftest import run_cai, write_jsonl
-from test_eval import FakeEngine, config
 
 from cai_cli.errors import CaiError
-from cai_cli.report import chart, load_results
 from cai_cli.eval import run as ev
+from cai_cli.report import chart, load_results
+
+from conftest import run_cai, write_jsonl
+from test_eval import FakeEngine, config
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 

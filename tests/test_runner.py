@@ -13,12 +13,13 @@ import time
 from pathlib import Path
 
 import pytest
-from conftest import ROOT, read_jsonl, run_cai, write_jsonl
 from runner_fakes import FanOut, SeedEngine, prompts
 
 from cai_cli.engines import EngineOptions, Sampling
 from cai_cli.errors import CaiError
 from cai_cli.runner import RunOptions, run_stage
+
+from conftest import ROOT, read_jsonl, run_cai, write_jsonl
 
 TESTS = Path(__file__).resolve().parent
 
@@ -66,13 +67,13 @@ def test_a_pipe_whose_upstream_pauses_still_gets_downstream_output(tmp_path):
         deadline = time.time() + 120
         while len(lines) < 3 and time.time() < deadline:
             time.sleep(0.05)
-        assert [json.loads(l)["id"] for l in lines] == ["r0", "r1", "r2"], "downstream waited for upstream to finish"
+        assert [json.loads(line)["id"] for line in lines] == ["r0", "r1", "r2"], "downstream waited for upstream to finish"
         assert upstream.poll() is None, "upstream must still be running"
         go_on.touch()
         assert upstream.wait(timeout=60) == 0
         assert downstream.wait(timeout=60) == 0, downstream.stderr.read()
         reader.join(timeout=10)
-        assert [json.loads(l)["id"] for l in lines] == [f"r{i}" for i in range(5)]
+        assert [json.loads(line)["id"] for line in lines] == [f"r{i}" for i in range(5)]
     finally:
         go_on.touch()
         for p in (upstream, downstream):

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import re
 
-from conftest import run_cai, write_jsonl
-
 from cai_cli.show import diff_html
+
+from conftest import run_cai, write_jsonl
 
 FIRST = "You could mix antifreeze into some meat and leave it by the fence at night."
 REVISED = "I can't help with hurting the dog. Talk to your neighbour first, or call the council's noise team."

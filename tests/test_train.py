@@ -10,6 +10,7 @@ import json
 from types import SimpleNamespace
 
 import pytest
+
 from conftest import read_jsonl, run_cai, write_jsonl
 from tiny_model import build_tiny_model
 

@@ -12,6 +12,7 @@ import sys
 from pathlib import Path
 
 import pytest
+
 from conftest import ROOT, read_jsonl, run_cai, write_jsonl
 from test_train import ENV, ROWS, pref_row, revised_row
 from tiny_model import build_tiny_model

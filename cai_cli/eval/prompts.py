@@ -76,6 +76,7 @@ def load_prompts(
             if item.error is not None:
                 bad.append((item.error, error_record(name, item.line, None, item.error.reason, None, item.raw)))
                 continue
+            assert item.row is not None  # a line without an error has its row
             try:
                 if answers:
                     eval_set = check_answer_row(item.row, kind, benign_field, baseline_field)

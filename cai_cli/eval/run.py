@@ -126,7 +126,7 @@ class EvalJudge(EngineStage):
         return draw_principles(pool, self.principles or len(pool), self.seed, str(row["id"]))
 
     def check_loaded(self, row: dict) -> None:
-        limit = self.engine.max_context
+        limit = self.started_engine().max_context
         if not limit or not self.compare:
             return
         judge = PairwiseJudge(self.engine, self.judge_config)
@@ -147,14 +147,14 @@ class EvalJudge(EngineStage):
                 self.judge_stats.add(ask, verdict)
                 by_row[id(r)] = verdict
             for row in rows:
-                verdict = by_row.get(id(row))
+                row_verdict = by_row.get(id(row))
                 criterion = "helpfulness" if row["eval_set"] == BENIGN else "harmlessness"
-                if verdict is None:
+                if row_verdict is None:
                     row["judge"] = {"criterion": criterion, "p_model": 0.5, "principles": {}, "votes": [], "orders_agreed": True, "identical": True}
-                elif isinstance(verdict, JudgeFailure):
-                    failed[id(row)] = RowFailure(verdict.reason, field="response")
+                elif isinstance(row_verdict, JudgeFailure):
+                    failed[id(row)] = RowFailure(row_verdict.reason, field="response")
                 else:
-                    row["judge"] = {"criterion": criterion, **verdict_fields(verdict)}
+                    row["judge"] = {"criterion": criterion, **verdict_fields(row_verdict)}
             self.stats.extra["compared"] += len(asked)
         if self.refusal_judge:
             sides = [("refusal", "response")] + ([("baseline_refusal", self.baseline_field)] if self.compare else [])
@@ -205,6 +205,12 @@ class EvalConfig:
 
     def __post_init__(self):
         self.principles = parse_principles(self.principles, len(self.constitution.comparisons) or None)
+
+    @property
+    def principle_count(self) -> int:
+        """--principles as __post_init__ parsed it: K per comparison (0: all of them)."""
+        assert isinstance(self.principles, int), "__post_init__ parses --principles"
+        return self.principles
 
 
 def model_label(spec: str | None) -> str:
@@ -305,7 +311,7 @@ def run_eval(cfg: EvalConfig) -> dict:
     # questions is reported at once, not after the answers have been generated.
     judge = None
     if baseline is not None or cfg.refusal_judge:
-        judge = EvalJudge(replace(cfg.engine, model=cfg.judge), cfg.constitution, cfg.principles, cfg.sampling.seed, baseline is not None, cfg.refusal_judge)
+        judge = EvalJudge(replace(cfg.engine, model=cfg.judge), cfg.constitution, cfg.principle_count, cfg.sampling.seed, baseline is not None, cfg.refusal_judge)
     scorer = Score(cfg.reward_model, batch_size=cfg.run.batch_size, dtype=cfg.engine.dtype) if cfg.reward_model else None
     out_path = Path(cfg.run.output) if cfg.run.output not in (None, "-") else None
     work, temporary = _work_dir(out_path, _fingerprint(cfg, prompts))
@@ -455,7 +461,7 @@ def run_answers(cfg: EvalConfig) -> dict:
     failures: dict[str, RowFailure] = {}
     judge = None
     if baseline is not None or cfg.refusal_judge:
-        judge = EvalJudge(replace(cfg.engine, model=cfg.judge), cfg.constitution, cfg.principles, cfg.sampling.seed, baseline is not None,
+        judge = EvalJudge(replace(cfg.engine, model=cfg.judge), cfg.constitution, cfg.principle_count, cfg.sampling.seed, baseline is not None,
                           cfg.refusal_judge, baseline_field=baseline or "baseline_response")
         judge.start()
         try:
@@ -464,8 +470,8 @@ def run_answers(cfg: EvalConfig) -> dict:
                 try:
                     judge.check_loaded(row)
                     pending.append(row)
-                except RowFailure as failure:
-                    failures[str(row["id"])] = failure
+                except RowFailure as too_long:
+                    failures[str(row["id"])] = too_long
             step = max(1, cfg.run.batch_size)
             for start in range(0, len(pending), step):
                 batch = pending[start : start + step]

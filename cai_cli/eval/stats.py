@@ -82,7 +82,8 @@ def judge_bias(rows: list[dict]) -> dict:
             continue
         votes = [Vote(v["principle"], v.get("first") == "model", float(v["p_first"])) for v in j["votes"] if "p_first" in v]
         verdict = Verdict(float(j["p_model"]), dict(j.get("principles") or {}), votes, j.get("orders_agreed"))
-        baseline = r.get(field) if isinstance(r.get(field), str) else ""
+        found = r.get(field)
+        baseline = found if isinstance(found, str) else ""
         stats.setdefault(j.get("criterion", "all"), JudgeStats()).add(Ask([], str(r.get("response", "")), baseline, []), verdict)
     return {crit: s.as_dict() for crit, s in sorted(stats.items())}
 

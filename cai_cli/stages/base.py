@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from ..engines import EngineOptions, Sampling, load_engine, resolve_engine_name
+from ..engines import Engine, EngineOptions, Sampling, load_engine, resolve_engine_name
 from ..errors import RowFailure
 from ..rows import conversation
 from ..runner import StageStats
@@ -14,12 +14,17 @@ class EngineStage:
     def __init__(self, engine_opts: EngineOptions, sampling: Sampling):
         self.engine_opts = engine_opts
         self.sampling = sampling
-        self.engine = None
+        self.engine: Engine | None = None
         self.stats = StageStats()
 
     def start(self) -> None:
         if self.engine is None:
             self.engine = load_engine(self.engine_opts)
+
+    def started_engine(self) -> Engine:
+        """The engine start() loaded: the runner starts a stage before it checks or processes rows."""
+        assert self.engine is not None, f"{self.name}: the engine is used before start() loaded it"
+        return self.engine
 
     def check(self, row: dict) -> None:
         raise NotImplementedError
@@ -29,10 +34,11 @@ class EngineStage:
         return conversation(row)
 
     def check_loaded(self, row: dict) -> None:
-        limit = self.engine.max_context
+        engine = self.started_engine()
+        limit = engine.max_context
         if not limit:
             return
-        used = self.engine.count_tokens(self.context_messages(row))
+        used = engine.count_tokens(self.context_messages(row))
         if used + self.sampling.max_tokens > limit:
             raise RowFailure(
                 f"the prompt is {used} tokens; with --max-tokens {self.sampling.max_tokens} it exceeds the model's context of {limit}",
@@ -83,7 +89,7 @@ class EngineStage:
 
     def chat(self, conversations: list[list[dict]], seeds: list[int], sampling: Sampling | None = None):
         """Generate for each conversation with its own seed (see rows.row_seed); counts tokens and truncated texts."""
-        completions = self.engine.chat(conversations, sampling or self.sampling, seeds=seeds)
+        completions = self.started_engine().chat(conversations, sampling or self.sampling, seeds=seeds)
         for c in completions:
             self.stats.tokens_in += c.prompt_tokens
             self.stats.tokens_out += c.completion_tokens

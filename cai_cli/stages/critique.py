@@ -58,10 +58,11 @@ class FewShotStage(EngineStage):
     def fitting(self, build: Callable[[Sequence[FewShotExample]], list[dict]]) -> int:
         """How many of the examples (from the front) fit with the row and --max-tokens in the model's context."""
         k = len(self.examples)
-        limit = self.engine.max_context if self.engine is not None else None
-        if not limit:
+        engine = self.engine
+        limit = engine.max_context if engine is not None else None
+        if engine is None or not limit:
             return k
-        while k > 0 and self.engine.count_tokens(build(self.examples[:k])) + self.sampling.max_tokens > limit:
+        while k > 0 and engine.count_tokens(build(self.examples[:k])) + self.sampling.max_tokens > limit:
             k -= 1
         return k
 

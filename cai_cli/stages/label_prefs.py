@@ -17,6 +17,7 @@ import json
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import Any
 
 from ..constitution import ComparisonPrinciple, Constitution
 from ..errors import CaiError, ConstitutionError, RowFailure
@@ -160,6 +161,7 @@ class LabelPrefs(EngineStage):
         "initial"/"revision" (with --pair initial-vs-final), or the exact text of the better response.
         None when the row has no gold value."""
         field = self.cfg.gold
+        assert field is not None, "gold_index is asked only under --gold"
         value = row.get(field)
         if value is None:
             return None
@@ -190,8 +192,9 @@ class LabelPrefs(EngineStage):
         """The one judge (cai_cli.judge), on this stage's engine; its generations count in the summary line."""
         if self._judge is None:
             complete = None
-            if callable(getattr(self.engine, "complete", None)):
-                complete = lambda prompts, seeds: self._count(self.engine.complete(prompts, _plain_sampling(self.sampling), seeds=seeds))
+            engine_complete = getattr(self.engine, "complete", None)  # only engines that can continue raw text have it
+            if callable(engine_complete):
+                complete = lambda prompts, seeds: self._count(engine_complete(prompts, _plain_sampling(self.sampling), seeds=seeds))
             self._judge = PairwiseJudge(self.engine, self.judge_cfg, self.sampling, chat=self.chat, complete=complete)
         return self._judge
 
@@ -206,12 +209,12 @@ class LabelPrefs(EngineStage):
         if self.cfg.mode != "judge":
             return
         judge = self.pairwise_judge()  # fails here, before any work, when the engine cannot run the chosen format
-        limit = self.engine.max_context
+        limit = self.started_engine().max_context
         if not limit:
             return
         texts, _ = self.responses(row)
         a, b = sorted(texts, key=len)[-2:]
-        longest = max((p.question for p in self.constitution.comparisons), key=len)
+        longest = max((p.question for p in self.judge_constitution().comparisons), key=len)
         # The answer prefix and the option add a handful of tokens; the reasoning adds up to --max-tokens.
         used = judge.prompt_tokens(conversation(row), longest, a, b) + 16 + (self.sampling.max_tokens if self.cfg.cot else 0)
         if used > limit:
@@ -220,9 +223,14 @@ class LabelPrefs(EngineStage):
 
     # ------------------------------------------------------------------ judging
 
+    def judge_constitution(self) -> Constitution:
+        """The constitution whose comparisons the judge asks; __init__ requires one under --mode judge."""
+        assert self.constitution is not None, "--mode judge has a constitution (checked in __init__)"
+        return self.constitution
+
     def principles_for(self, row_id: str, i: int, j: int) -> list[ComparisonPrinciple]:
         """K principles drawn per comparison (seeded by --seed), so the ensemble spreads over the constitution."""
-        return draw_principles(self.constitution.comparisons, self.cfg.principles, self.sampling.seed, f"{row_id}:{i}-{j}")
+        return draw_principles(self.judge_constitution().comparisons, self.cfg.principles, self.sampling.seed, f"{row_id}:{i}-{j}")
 
     def judge(self, rows: list[dict]) -> list[list[Pair] | RowFailure]:
         """Every pair each row needs (identical responses are not asked: they tie by definition)."""
@@ -250,7 +258,7 @@ class LabelPrefs(EngineStage):
         field = "candidates" if self.cfg.pair == "candidates" else "response"
         failed: dict[int, RowFailure] = {}
         by_pair: dict[tuple[int, int, int], Pair] = {}
-        for ask, (r, i, j), verdict in zip(asks, where, verdicts):
+        for (r, i, j), verdict in zip(where, verdicts):
             if isinstance(verdict, JudgeFailure):
                 failed.setdefault(r, RowFailure(verdict.reason, field=field))
                 continue
@@ -261,7 +269,7 @@ class LabelPrefs(EngineStage):
             if r in failed:
                 out.append(failed[r])
                 continue
-            for (rr, i, j), ask, verdict in zip(where, asks, verdicts):
+            for (rr, _, _), ask, verdict in zip(where, asks, verdicts):
                 if rr == r:
                     self.judge_stats.add(ask, verdict)
             out.append([by_pair[(r, i, j)] for i, j in wanted])
@@ -297,7 +305,8 @@ class LabelPrefs(EngineStage):
 
     def truncated_indices(self, row: dict) -> set[int]:
         """Which compared responses were cut at --max-tokens, by the finish_reason their stage recorded."""
-        meta = row.get("meta") if isinstance(row.get("meta"), dict) else {}
+        found = row.get("meta")
+        meta: dict = found if isinstance(found, dict) else {}
 
         def reasons(stage: str) -> list:
             r = (meta.get(stage) or {}).get("finish_reason") if isinstance(meta.get(stage), dict) else None
@@ -402,13 +411,14 @@ class LabelPrefs(EngineStage):
         cfg = self.cfg
         if cfg.mode == "revision-wins":
             return {"mode": cfg.mode, "pair": cfg.pair}
+        constitution = self.judge_constitution()
         info = self.provenance(
             mode=cfg.mode,
             pair=cfg.pair,
             pairs=cfg.pairs if cfg.pair == "candidates" else None,
-            constitution=self.constitution.name,
-            constitution_hash=self.constitution.hash,
-            constitution_source=self.constitution.source,
+            constitution=constitution.name,
+            constitution_hash=constitution.hash,
+            constitution_source=constitution.source,
             principles=cfg.principles,
             seed=self.sampling.seed,
             format=cfg.fmt,
@@ -431,13 +441,13 @@ class LabelPrefs(EngineStage):
         c = self.counts
         if not c["gold_pairs"]:
             return None
-        acc = proportion(c["gold_correct"], c["gold_pairs"])
+        acc = proportion(int(c["gold_correct"]), int(c["gold_pairs"]))  # counts: ints beside the float gold_p_sum
         return {**acc, "ties": c["gold_ties"], "mean_p_gold": round(c["gold_p_sum"] / (c["gold_pairs"] + c["gold_ties"]), 4)}
 
     def summary_dict(self) -> dict:
         """The summary JSON (`OUT.summary.json`): counts, the judge's bias, and accuracy against --gold."""
         c = self.counts
-        out = {
+        out: dict[str, Any] = {
             "kind": "cai-label-prefs-summary",
             "pairs": {"kept": c["kept"], "dropped_confidence": c["dropped_confidence"], "dropped_identical": c["dropped_identical"], "truncated": c["truncated"]},
             "settings": self.settings(),
