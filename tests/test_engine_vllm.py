@@ -14,6 +14,7 @@ import sys
 from pathlib import Path
 
 import pytest
+
 from conftest import ROOT, read_jsonl, run_cai, write_jsonl
 
 CONVS = [

@@ -56,9 +56,10 @@ def test_an_empty_prompt_is_refused():
 )
 def test_packed_scores_equal_scoring_each_prompt_alone(tmp_path, row_tokens, can_pack):
     import torch
-    from tiny_model import build_tiny_model
 
     from cai_cli.engines.hf import TransformersEngine
+
+    from tiny_model import build_tiny_model
 
     engine = TransformersEngine(str(build_tiny_model(tmp_path / "tiny")), batch_size=3)
     engine.packed_row_tokens = row_tokens
@@ -84,10 +85,10 @@ def test_packed_scores_equal_scoring_each_prompt_alone(tmp_path, row_tokens, can
 
 def test_prompts_longer_than_a_sliding_window_are_not_packed(tmp_path, monkeypatch):
     # A custom mask would not apply the window, so such prompts go through the model's own mask, one per row.
-    from tiny_model import build_tiny_model
-
     from cai_cli.engines import packing
     from cai_cli.engines.hf import TransformersEngine
+
+    from tiny_model import build_tiny_model
 
     engine = TransformersEngine(str(build_tiny_model(tmp_path / "tiny")))
     budgets = []

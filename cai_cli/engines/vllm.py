@@ -7,7 +7,7 @@ import os
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from ..errors import EngineError
 from .base import (
@@ -114,7 +114,7 @@ class VLLMEngine:
         if dtype == "auto" and self.cpu:
             # Reduced precision on most CPUs is emulated and several times slower.
             dtype = "float32"
-        kwargs = {
+        kwargs: dict[str, Any] = {
             "model": model_path,
             "dtype": dtype,
             "tensor_parallel_size": opts.tensor_parallel_size,
@@ -195,7 +195,7 @@ class VLLMEngine:
         if self._warned_kv or not self._kv_blocks:
             return
         size = self._block_size
-        needed, previous = 0, []
+        needed, previous = 0, list[int]()
         for ids in sorted_ids:  # rows sorted by tokens: each shares its head's full blocks with the row before
             shared = 0
             while shared < min(len(ids), len(previous)) and ids[shared] == previous[shared]:
@@ -246,12 +246,11 @@ class VLLMEngine:
                 return self._score_next_token(encoded, params)
         requests = [(context + tail, len(tail)) for row in split for context, tail in row]
         # max_tokens=1 is vLLM's minimum; that one sampled token is ignored.
-        params = self._SamplingParams(max_tokens=1, temperature=0.0, prompt_logprobs=0, detokenize=False)
-        outputs = self.llm.generate([self._TokensPrompt(prompt_token_ids=ids) for ids, _ in requests], params, use_tqdm=False)
-        scores = []
+        prompt_params = self._SamplingParams(max_tokens=1, temperature=0.0, prompt_logprobs=0, detokenize=False)
+        outputs = self.llm.generate([self._TokensPrompt(prompt_token_ids=ids) for ids, _ in requests], prompt_params, use_tqdm=False)
+        scores: list[float] = []
         for out, (ids, n_option) in zip(outputs, requests):
-            logprobs = out.prompt_logprobs
-            scores.append(sum(float(logprobs[j][ids[j]].logprob) for j in range(len(ids) - n_option, len(ids))))
+            scores.append(sum(_logprob(out.prompt_logprobs, j, ids[j]) for j in range(len(ids) - n_option, len(ids))))
         n = len(options)
         return [scores[i * n : (i + 1) * n] for i in range(len(prompts))]
 
@@ -259,13 +258,13 @@ class VLLMEngine:
         # logprob_token_ids returns these tokens' log-probs before any sampling processor; the one token
         # sampled (max_tokens=1 is vLLM's minimum) is ignored.
         outputs = self.llm.generate([self._TokensPrompt(prompt_token_ids=ids) for ids in encoded], params, use_tqdm=False)
-        return [[float(out.outputs[0].logprobs[0][t].logprob) for t in p.logprob_token_ids] for out, p in zip(outputs, params)]
+        return [[_logprob(out.outputs[0].logprobs, 0, t) for t in p.logprob_token_ids] for out, p in zip(outputs, params)]
 
     def close(self) -> None:
         llm = getattr(self, "llm", None)
         if llm is None:
             return
-        self.llm = None
+        del self.llm
         try:
             llm.llm_engine.engine_core.shutdown()
         except Exception as exc:  # noqa: BLE001 (shutting down must never hide the run's own result)
@@ -298,3 +297,12 @@ def _completion(output) -> Completion:
     reasons = ["length" if o.finish_reason == "length" else "stop" for o in output.outputs]
     cached = int(getattr(output, "num_cached_tokens", None) or 0)
     return Completion(texts, prompt_tokens=len(output.prompt_token_ids or []), completion_tokens=produced, finish_reasons=reasons, cached_tokens=cached)
+
+
+def _logprob(table: Any, position: int, token: int) -> float:
+    """One token's log-prob from vLLM's per-position tables (which hold None where there is no context)."""
+    entry = table[position] if table is not None else None
+    try:
+        return float(entry[token].logprob)  # type: ignore[index]  # None is caught below
+    except (KeyError, TypeError):
+        raise EngineError(f"vLLM returned no log-prob for token {token} at position {position}") from None
