@@ -19,6 +19,8 @@ class EngineOptions:
     model: str | None = None
     batch_size: int = 16
     dtype: str = "auto"
+    # transformers: compute the key/value cache of the prompt prefix all rows share once (off: for comparison)
+    prefix_reuse: bool = True
     # vLLM
     tensor_parallel_size: int = 1
     gpu_memory_utilization: float = 0.9
@@ -68,7 +70,7 @@ def load_engine(opts: EngineOptions) -> Engine:
         return VLLMEngine(model_path, opts)
     from .hf import TransformersEngine
 
-    return TransformersEngine(model_path, batch_size=opts.batch_size, dtype=opts.dtype)
+    return TransformersEngine(model_path, batch_size=opts.batch_size, dtype=opts.dtype, prefix_reuse=opts.prefix_reuse)
 
 
 __all__ = ["Completion", "Engine", "EngineOptions", "Sampling", "load_engine", "resolve_engine_name"]
