@@ -165,12 +165,9 @@ class TransformersEngine:
         torch = self.torch
         n = max(1, sampling.n)
         shared = self._reusable_prefix(prompts, sampling)
-        reused = 0
+        reused, prefix_layers = 0, None
         if shared:
-            layers, reused = self._prefix_cache(prompts[0][:shared])
-            cache = self._cache_from(layers, shared, len(prompts) * n)
-        else:
-            cache = None  # the model builds its own
+            prefix_layers, reused = self._prefix_cache(prompts[0][:shared])
         suffixes = [p[shared:] for p in prompts]
         width = max(len(s) for s in suffixes)
         pad_id = self.tokenizer.pad_token_id
@@ -184,6 +181,11 @@ class TransformersEngine:
         pick = [b for b, _ in rows]
         input_ids, mask = input_ids[pick].to(self.device), mask[pick].to(self.device)
         positions = (mask.cumsum(-1) - 1).clamp_(min=0)
+        cache = None  # the model builds its own, where its cache is not a plain one
+        if self._plain_cache:
+            from .kv_cache import batch_cache
+
+            cache = batch_cache(self.lm.config, len(rows), shared + width + sampling.max_tokens, prefix_layers)
         sampler = RowSampler(torch, self.device, [sample_seed(seeds[b], k) for b, k in rows], sampling.temperature, sampling.top_p)
         ends = set(self._eos_ids) | ({pad_id} if pad_id is not None else set())
         stop_window = max((len(s) for s in sampling.stop), default=0) + 4  # tokens: enough to hold any stop string
