@@ -191,7 +191,9 @@ class TransformersEngine:
         stop_window = max((len(s) for s in sampling.stop), default=0) + 4  # tokens: enough to hold any stop string
         produced: list[list[int]] = [[] for _ in rows]
         reasons = ["length"] * len(rows)
-        alive = list(range(len(rows)))
+        done = [False] * len(rows)
+        in_batch = list(range(len(rows)))  # the rows the model still runs, in batch order
+        droppable = cache is not None
         step_ids, step_positions = input_ids, positions[:, shared:]
         with torch.inference_mode():
             for step in range(sampling.max_tokens):
@@ -199,29 +201,29 @@ class TransformersEngine:
                 out = self.lm(input_ids=step_ids, attention_mask=mask, past_key_values=cache, use_cache=True, **kwargs, **self._one_logit)
                 cache = out.past_key_values
                 tokens = sampler.pick(out.logits[:, -1].float()).tolist()
-                still = []
-                for j, (r, t) in enumerate(zip(alive, tokens)):
+                for r, t in zip(in_batch, tokens):
+                    if done[r]:
+                        continue
                     if t in ends:
-                        reasons[r] = "stop"
+                        reasons[r], done[r] = "stop", True
                         continue
                     produced[r].append(t)
                     if sampling.stop and any(s in self.tokenizer.decode(produced[r][-stop_window:]) for s in sampling.stop):
-                        reasons[r] = "stop"
-                        continue
-                    still.append(j)
-                if not still or step + 1 == sampling.max_tokens:
+                        reasons[r], done[r] = "stop", True
+                live = [j for j, r in enumerate(in_batch) if not done[r]]
+                if not live or step + 1 == sampling.max_tokens:
                     break
-                if len(still) < len(alive):
+                if droppable and len(live) < len(in_batch):
                     # Finished rows leave the batch: the rest stop paying for them.
-                    keep = torch.tensor(still, device=self.device)
+                    keep = torch.tensor(live, device=self.device)
                     cache.batch_select_indices(keep)
                     mask, step_positions = mask[keep], step_positions[keep]
-                    sampler.keep(still)
-                    alive = [alive[j] for j in still]
-                    tokens = [tokens[j] for j in still]
+                    sampler.keep(live)
+                    in_batch = [in_batch[j] for j in live]
+                    tokens = [tokens[j] for j in live]
                 step_ids = torch.tensor(tokens, device=self.device)[:, None]
                 step_positions = step_positions[:, -1:] + 1
-                mask = torch.cat([mask, mask.new_ones((len(alive), 1))], dim=1)
+                mask = torch.cat([mask, mask.new_ones((len(in_batch), 1))], dim=1)
         prompt_counts = [len(p) for p in prompts]
         completions = []
         for b, count in enumerate(prompt_counts):
@@ -245,7 +247,8 @@ class TransformersEngine:
         """
         torch = self.torch
         pairs = self._option_tokens(prompts, options)
-        if all(len(context) == len(pairs[i][0][0]) and len(ids) == 1 for i, row in enumerate(pairs) for context, ids in row):
+        # One token per option after one context shared by a prompt's options: one forward pass reads them all.
+        if all(len({len(context) for context, _ in row}) == 1 and all(len(ids) == 1 for _, ids in row) for row in pairs):
             return self._score_next_token([row[0][0] for row in pairs], [[ids[0] for _, ids in row] for row in pairs])
         flat = [pair for row in pairs for pair in row]
         tok = self.tokenizer
@@ -377,7 +380,7 @@ def _plain_dynamic_cache(config) -> bool:
 
     try:
         layers = DynamicCache(config=config).layers
-    except Exception:  # a model whose cache is not a plain key/value cache (state-space, hybrid)
+    except (AttributeError, KeyError, TypeError, ValueError):  # not a plain key/value cache (state-space, hybrid)
         return False
     return bool(layers) and all(type(layer) is DynamicLayer for layer in layers)
 
