@@ -1,4 +1,4 @@
-"""The transformers back end: batched, left-padded generation and option scoring, on CPU or GPU."""
+"""The transformers back end: batched decoding (per-row seeds, shared-prefix reuse) and packed option scoring, on CPU or GPU."""
 
 from __future__ import annotations
 
