@@ -36,6 +36,7 @@ MODEL_OPTIONS: dict[str, Any] = {
     "model": o.ModelOpt,
     "engine": o.EngineOpt,
     "dtype": o.DtypeOpt,
+    "prefix_reuse": o.PrefixReuseOpt,
     "tensor_parallel_size": o.TensorParallelOpt,
     "gpu_memory_utilization": o.GpuMemOpt,
     "max_model_len": o.MaxModelLenOpt,
@@ -72,6 +73,7 @@ class Common:
     model: str | None = None
     engine: str = "auto"
     dtype: o.Dtype = o.Dtype.auto
+    prefix_reuse: bool = True
     tensor_parallel_size: int = 1
     gpu_memory_utilization: float = 0.9
     max_model_len: int | None = None
@@ -110,6 +112,7 @@ class Common:
             model=self.model,
             batch_size=self.batch_size,
             dtype=self.dtype.value,
+            prefix_reuse=self.prefix_reuse,
             tensor_parallel_size=self.tensor_parallel_size,
             gpu_memory_utilization=self.gpu_memory_utilization,
             max_model_len=self.max_model_len,

@@ -146,6 +146,14 @@ EngineOpt = Annotated[
     ),
 ]
 DtypeOpt = Annotated[Dtype, typer.Option("--dtype", help="auto: float32 on CPU, bfloat16/float16 on GPU.", rich_help_panel=MODEL_PANEL)]
+PrefixReuseOpt = Annotated[
+    bool,
+    typer.Option(
+        "--prefix-reuse/--no-prefix-reuse",
+        help="transformers: compute the prompt prefix a batch's rows share (system prompt, worked examples) once, and keep it for the next batch.",
+        rich_help_panel=MODEL_PANEL,
+    ),
+]
 ConstitutionOpt = Annotated[
     Optional[str], typer.Option("--constitution", "-c", help="Constitution file, or a shipped name (default, humanity).", rich_help_panel=MODEL_PANEL)
 ]

@@ -73,7 +73,7 @@ def test_packed_scores_equal_scoring_each_prompt_alone(tmp_path, row_tokens, can
         head + "sure here is how you do it step by step",
         head,
     ]
-    options = ["paris", "sea"]
+    options = [" paris", " sea"]  # written after a space, as the model would write them after these prompts
     got = engine.score_options(prompts, options)
     option_ids = [engine.tokenizer(o, add_special_tokens=False)["input_ids"][0] for o in options]
     for prompt, scores in zip(prompts, got):

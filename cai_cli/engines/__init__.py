@@ -20,6 +20,8 @@ class EngineOptions:
     model: str | None = None
     batch_size: int = 16
     dtype: str = "auto"
+    # transformers: compute the key/value cache of the prompt prefix all rows share once (off: for comparison)
+    prefix_reuse: bool = True
     # vLLM
     tensor_parallel_size: int = 1
     gpu_memory_utilization: float = 0.9
@@ -97,7 +99,7 @@ def _transformers(opts: EngineOptions) -> Engine:
     from ..models import resolve_model
     from .hf import TransformersEngine
 
-    return TransformersEngine(resolve_model(opts.model), batch_size=opts.batch_size, dtype=opts.dtype)
+    return TransformersEngine(resolve_model(opts.model), batch_size=opts.batch_size, dtype=opts.dtype, prefix_reuse=opts.prefix_reuse)
 
 
 register_engine("transformers", _transformers)

@@ -1,12 +1,14 @@
-"""The transformers back end: batched, left-padded generation and option scoring, on CPU or GPU."""
+"""The transformers back end: batched decoding (per-row seeds, shared-prefix reuse) and packed option scoring, on CPU or GPU."""
 
 from __future__ import annotations
 
 import inspect
-from typing import Sequence
+from collections.abc import Sequence
+from typing import Any
 
-from ..errors import ModelError
+from ..errors import EngineError, ModelError
 from .base import Completion, Conversation, Sampling, render_with_tokenizer, seeds_or_default
+from .packing import common_prefix
 
 
 def pick_dtype(torch, device: str, requested: str = "auto"):
@@ -29,7 +31,9 @@ class TransformersEngine:
     # attention over the packed row (computed densely under a custom mask) stays cheap next to the MLPs.
     packed_row_tokens = 512
 
-    def __init__(self, model: str, *, batch_size: int = 16, dtype: str = "auto", device: str | None = None):
+    def __init__(
+        self, model: str, *, batch_size: int = 16, dtype: str = "auto", device: str | None = None, prefix_reuse: bool = True
+    ):
         import torch
         from transformers import AutoModelForCausalLM, AutoTokenizer
         from transformers.utils import logging as hf_logging
@@ -42,11 +46,12 @@ class TransformersEngine:
         self.device = device or ("cuda" if torch.cuda.is_available() else "cpu")
         self.dtype = pick_dtype(torch, self.device, dtype)
         try:
-            self.tokenizer = AutoTokenizer.from_pretrained(model)
-            self.lm = AutoModelForCausalLM.from_pretrained(model, dtype=self.dtype)
+            # Typed Any: transformers' own annotations on these Auto classes are looser than what they return.
+            self.tokenizer: Any = AutoTokenizer.from_pretrained(model)
+            self.lm: Any = AutoModelForCausalLM.from_pretrained(model, dtype=self.dtype)
         except (OSError, ValueError) as exc:
             raise ModelError(f"{model}: cannot load ({str(exc).splitlines()[0]})") from exc
-        self.lm.to(self.device).eval()
+        self.lm.to(self.device).eval()  # type: ignore[arg-type]  # transformers types .to's wrapper for models, not devices
         if self.tokenizer.pad_token is None:
             self.tokenizer.pad_token = self.tokenizer.eos_token
         self.tokenizer.padding_side = "left"
@@ -57,7 +62,13 @@ class TransformersEngine:
         # Packing sets positions and a custom mask itself: models that take no position_ids (ALiBi) cannot be
         # told the positions, and a sliding window would not be applied to the custom mask.
         self._pack_window = getattr(config, "sliding_window", None) or None
-        self._can_pack = "position_ids" in inspect.signature(self.lm.forward).parameters
+        forward_params = inspect.signature(self.lm.forward).parameters
+        self._can_pack = "position_ids" in forward_params
+        self._one_logit = {"logits_to_keep": 1} if "logits_to_keep" in forward_params else {}
+        # Prefix reuse hands the model a cache built beforehand: only plain per-layer key/value caches take that.
+        self.prefix_reuse = prefix_reuse
+        self._plain_cache = _plain_dynamic_cache(config)
+        self._kept_prefix: tuple[list[int], list] = ([], [])  # the last batch's shared prefix and its keys/values
 
     def _stop_token_ids(self) -> list[int]:
         ids = set()
@@ -81,72 +92,179 @@ class TransformersEngine:
         return len(self.tokenizer(self.render_chat(conversation), add_special_tokens=False)["input_ids"])
 
     def chat(self, conversations: Sequence[Conversation], sampling: Sampling, seeds: Sequence[int] | None = None) -> list[Completion]:
-        texts = [self.render_chat(c) for c in conversations]
-        results: list[Completion | None] = [None] * len(texts)
-        # Similar lengths share a batch, so little compute goes to padding.
-        order = sorted(range(len(texts)), key=lambda i: len(texts[i]))
+        return self._continue([self.render_chat(c) for c in conversations], sampling, seeds)
+
+    def complete(self, prompts: Sequence[str], sampling: Sampling, seeds: Sequence[int] | None = None) -> list[Completion]:
+        """Continue each text as it is, with no chat template: the judge's plain (paper) format with --cot."""
+        return self._continue(list(prompts), sampling, seeds)
+
+    def _continue(self, texts: list[str], sampling: Sampling, seeds: Sequence[int] | None) -> list[Completion]:
+        row_seeds = seeds_or_default(seeds, sampling, len(texts))
+        encoded = [self.tokenizer(t, add_special_tokens=False)["input_ids"] for t in texts]
+        results: list[Completion | None] = [None] * len(encoded)
+        # Similar lengths share a batch, so little compute goes to padding; the order changes no row's text.
+        order = sorted(range(len(encoded)), key=lambda i: len(encoded[i]))
         per_batch = max(1, self.batch_size // max(1, sampling.n))
         for start in range(0, len(order), per_batch):
             idx = order[start : start + per_batch]
-            # TODO(per-row seeds): sampling here still depends on the batch; the first row's seed seeds it.
-            batch = self._generate([texts[i] for i in idx], sampling, seed=seeds_or_default(seeds, sampling, len(texts))[idx[0]])
+            batch = self._generate([encoded[i] for i in idx], sampling, [row_seeds[i] for i in idx])
             for i, completion in zip(idx, batch):
                 results[i] = completion
         return results  # type: ignore[return-value]
 
-    def _generate(self, texts: list[str], sampling: Sampling, seed: int) -> list[Completion]:
-        torch = self.torch
-        enc = self.tokenizer(texts, return_tensors="pt", padding=True, add_special_tokens=False).to(self.device)
-        do_sample = sampling.temperature > 0
-        kwargs = dict(
-            max_new_tokens=sampling.max_tokens,
-            do_sample=do_sample,
-            num_return_sequences=sampling.n,
-            pad_token_id=self.tokenizer.pad_token_id,
-            eos_token_id=self._eos_ids or None,
-        )
-        if do_sample:
-            kwargs.update(temperature=sampling.temperature, top_p=sampling.top_p, top_k=0)
+    def _reusable_prefix(self, prompts: list[list[int]], sampling: Sampling) -> int:
+        """Tokens at the start of every prompt whose key/value cache can be computed once for the batch.
+
+        Exact only where the model takes position ids (the suffixes sit after a gap of padding) and no
+        sliding window cuts the sequence; at least one token per prompt stays out, to be run for its logits.
+        """
+        if not (self.prefix_reuse and self._can_pack and self._plain_cache):
+            return 0
+        longest = max(len(p) for p in prompts) + sampling.max_tokens
+        if self._pack_window is not None and longest > self._pack_window:
+            return 0
+        shared = min(len(p) for p in prompts) - 1
+        first = prompts[0]
+        for p in prompts[1:]:
+            shared = min(shared, common_prefix(first, p))
+        return max(shared, 0)
+
+    def _prefix_cache(self, prefix: list[int]):
+        """Per layer (keys, values) of PREFIX, batch 1, reusing the kept cache for the part it shares.
+
+        Returns (layers, tokens taken from the kept cache). The kept cache is replaced by this prefix's.
+        """
+        from transformers import DynamicCache
+
+        kept_tokens, kept_layers = self._kept_prefix
+        reuse = common_prefix(kept_tokens, prefix)
+        if reuse == len(prefix):
+            layers = [(k[:, :, :reuse], v[:, :, :reuse]) for k, v in kept_layers]
         else:
-            kwargs.update(temperature=None, top_p=None, top_k=None)
-        if sampling.stop:
-            kwargs.update(stop_strings=list(sampling.stop), tokenizer=self.tokenizer)
-        torch.manual_seed(seed)
+            cache = self._cache_from(kept_layers, reuse, 1) if reuse else DynamicCache(config=self.lm.config)
+            torch = self.torch
+            ids = torch.tensor([prefix[reuse:]], device=self.device)
+            positions = torch.arange(reuse, len(prefix), device=self.device)[None]
+            with torch.inference_mode():
+                out = self.lm(input_ids=ids, position_ids=positions, past_key_values=cache, use_cache=True, **self._one_logit)
+            layers = [(layer.keys, layer.values) for layer in out.past_key_values.layers]
+        self._kept_prefix = (list(prefix), layers)
+        return layers, reuse
+
+    def _cache_from(self, layers, length: int, rows: int):
+        """A fresh DynamicCache holding the first LENGTH tokens of LAYERS for ROWS rows (views: nothing copied)."""
+        from transformers import DynamicCache
+
+        cache = DynamicCache(config=self.lm.config)
+        cache_layers: list[Any] = list(cache.layers)  # plain key/value layers (checked by _plain_dynamic_cache)
+        for layer, (k, v) in zip(cache_layers, layers):
+            k, v = k[:, :, :length], v[:, :, :length]
+            layer.lazy_initialization(k, v)
+            # DynamicLayer.update concatenates into new tensors, so the kept prefix is never written to.
+            layer.keys, layer.values = k.expand(rows, -1, -1, -1), v.expand(rows, -1, -1, -1)
+        return cache
+
+    def _generate(self, prompts: list[list[int]], sampling: Sampling, seeds: list[int]) -> list[Completion]:
+        """Decode a batch: [shared prefix, from the cache][left padding][each prompt's own tokens][new tokens].
+
+        Positions come from the attention mask (the padding takes none), so a row's logits are the ones it
+        would get alone; tokens are chosen per row by RowSampler, so its text depends on its own seed.
+        """
+        from .sampling import RowSampler, sample_seed
+
+        torch = self.torch
+        n = max(1, sampling.n)
+        shared = self._reusable_prefix(prompts, sampling)
+        reused, prefix_layers = 0, None
+        if shared:
+            prefix_layers, reused = self._prefix_cache(prompts[0][:shared])
+        suffixes = [p[shared:] for p in prompts]
+        width = max(len(s) for s in suffixes)
+        pad_id = self.tokenizer.pad_token_id
+        input_ids = torch.full((len(prompts), width), pad_id, dtype=torch.long)
+        mask = torch.zeros((len(prompts), shared + width), dtype=torch.long)
+        mask[:, :shared] = 1
+        for b, s in enumerate(suffixes):
+            input_ids[b, width - len(s) :] = torch.tensor(s, dtype=torch.long)
+            mask[b, shared + width - len(s) :] = 1
+        rows = [(b, k) for b in range(len(prompts)) for k in range(n)]
+        pick = [b for b, _ in rows]
+        input_ids, mask = input_ids[pick].to(self.device), mask[pick].to(self.device)
+        positions = (mask.cumsum(-1) - 1).clamp_(min=0)
+        cache = None  # the model builds its own, where its cache is not a plain one
+        if self._plain_cache:
+            from .kv_cache import batch_cache
+
+            cache = batch_cache(self.lm.config, len(rows), shared + width + sampling.max_tokens, prefix_layers)
+        sampler = RowSampler(torch, self.device, [sample_seed(seeds[b], k) for b, k in rows], sampling.temperature, sampling.top_p)
+        ends = set(self._eos_ids) | ({pad_id} if pad_id is not None else set())
+        stop_window = max((len(s) for s in sampling.stop), default=0) + 4  # tokens: enough to hold any stop string
+        produced: list[list[int]] = [[] for _ in rows]
+        reasons = ["length"] * len(rows)
+        done = [False] * len(rows)
+        in_batch = list(range(len(rows)))  # the rows the model still runs, in batch order
+        droppable = cache is not None
+        step_ids, step_positions = input_ids, positions[:, shared:]
         with torch.inference_mode():
-            out = self.lm.generate(**enc, **kwargs)
-        prompt_len = enc["input_ids"].shape[1]
-        new = out[:, prompt_len:]
-        prompt_counts = enc["attention_mask"].sum(dim=1).tolist()
+            for step in range(sampling.max_tokens):
+                kwargs = {"position_ids": step_positions} if self._can_pack else {}
+                out = self.lm(input_ids=step_ids, attention_mask=mask, past_key_values=cache, use_cache=True, **kwargs, **self._one_logit)
+                cache = out.past_key_values
+                tokens = sampler.pick(out.logits[:, -1].float()).tolist()
+                for r, t in zip(in_batch, tokens):
+                    if done[r]:
+                        continue
+                    if t in ends:
+                        reasons[r], done[r] = "stop", True
+                        continue
+                    produced[r].append(t)
+                    if sampling.stop and any(s in self.tokenizer.decode(produced[r][-stop_window:]) for s in sampling.stop):
+                        reasons[r], done[r] = "stop", True
+                live = [j for j, r in enumerate(in_batch) if not done[r]]
+                if not live or step + 1 == sampling.max_tokens:
+                    break
+                if droppable and len(live) < len(in_batch):
+                    # Finished rows leave the batch: the rest stop paying for them.
+                    keep = torch.tensor(live, device=self.device)
+                    cache.batch_select_indices(keep)
+                    mask, step_positions = mask[keep], step_positions[keep]
+                    sampler.keep(live)
+                    in_batch = [in_batch[j] for j in live]
+                    tokens = [tokens[j] for j in live]
+                step_ids = torch.tensor(tokens, device=self.device)[:, None]
+                step_positions = step_positions[:, -1:] + 1
+                mask = torch.cat([mask, mask.new_ones((len(in_batch), 1))], dim=1)
+        prompt_counts = [len(p) for p in prompts]
         completions = []
-        for j, count in enumerate(prompt_counts):
-            replies, reasons, produced = [], [], 0
-            for k in range(sampling.n):
-                ids = new[j * sampling.n + k].tolist()
-                cut = next((p for p, t in enumerate(ids) if t in self._eos_ids or t == self.tokenizer.pad_token_id), len(ids))
-                produced += cut
-                text = self.tokenizer.decode(ids[:cut], skip_special_tokens=True)
+        for b, count in enumerate(prompt_counts):
+            texts, why, made = [], [], 0
+            for r in range(b * n, (b + 1) * n):
+                text = self.tokenizer.decode(produced[r], skip_special_tokens=True)
                 reply = _cut_at_stop(text, sampling.stop)
-                ended = cut < len(ids) or reply != text
-                reasons.append("stop" if ended or cut < sampling.max_tokens else "length")
-                replies.append(reply)
-            completions.append(Completion(replies, prompt_tokens=int(count), completion_tokens=produced, finish_reasons=reasons))
+                texts.append(reply)
+                why.append("stop" if reasons[r] == "stop" or reply != text else "length")
+                made += len(produced[r])
+            # The prefix was computed once for the batch: every row but the first got it from the cache.
+            cached = shared if b else reused
+            completions.append(Completion(texts, prompt_tokens=count, completion_tokens=made, finish_reasons=why, cached_tokens=cached))
         return completions
 
     def score_options(self, prompts: Sequence[str], options: Sequence[str]) -> list[list[float]]:
-        """log P(option | prompt) for every prompt x option, from forward passes only."""
+        """log P(option | prompt) for every prompt x option, from forward passes only.
+
+        An option's tokens are the ones the model would write after the prompt: those of prompt + option
+        after the prompt's own (SentencePiece tokenizers turn "A" alone into "▁A", not the "A" after "(").
+        """
         torch = self.torch
+        pairs = self._option_tokens(prompts, options)
+        # One token per option after one context shared by a prompt's options: one forward pass reads them all.
+        if all(len({len(context) for context, _ in row}) == 1 and all(len(ids) == 1 for _, ids in row) for row in pairs):
+            return self._score_next_token([row[0][0] for row in pairs], [[ids[0] for _, ids in row] for row in pairs])
+        flat = [pair for row in pairs for pair in row]
         tok = self.tokenizer
-        option_ids = [tok(o, add_special_tokens=False)["input_ids"] for o in options]
-        if all(len(ids) == 1 for ids in option_ids):
-            return self._score_next_token(prompts, [ids[0] for ids in option_ids])
-        pairs = []
-        for p in prompts:
-            prompt_ids = tok(p, add_special_tokens=False)["input_ids"]
-            for ids in option_ids:
-                pairs.append((prompt_ids, ids))
         scores: list[float] = []
-        for start in range(0, len(pairs), self.batch_size):
-            chunk = pairs[start : start + self.batch_size]
+        for start in range(0, len(flat), self.batch_size):
+            chunk = flat[start : start + self.batch_size]
             width = max(len(p) + len(o) for p, o in chunk)
             input_ids = torch.full((len(chunk), width), tok.pad_token_id, dtype=torch.long)
             mask = torch.zeros((len(chunk), width), dtype=torch.long)
@@ -164,21 +282,44 @@ class TransformersEngine:
         n = len(options)
         return [scores[i * n : (i + 1) * n] for i in range(len(prompts))]
 
-    def _score_next_token(self, prompts: Sequence[str], option_ids: list[int]) -> list[list[float]]:
+    def _option_tokens(self, prompts: Sequence[str], options: Sequence[str]) -> list[list[tuple[list[int], list[int]]]]:
+        """Per prompt, per option: (context tokens, option tokens) from tokenising prompt + option together.
+
+        The context is the prompt's tokens up to where prompt + option first differs from them: all of
+        them unless the option merges with the prompt's last token, in which case the merged token is scored
+        as part of the option.
+        """
+        tok = self.tokenizer
+        encoded = [tok(p, add_special_tokens=False)["input_ids"] for p in prompts]
+        joined = tok([p + o for p in prompts for o in options], add_special_tokens=False)["input_ids"]
+        pairs = []
+        for i, prompt_ids in enumerate(encoded):
+            row = []
+            for j in range(len(options)):
+                full = joined[i * len(options) + j]
+                keep = common_prefix(prompt_ids, full)
+                if keep == 0:
+                    raise EngineError("score_options: an empty prompt gives the first option token no context to be scored in")
+                if keep == len(full):
+                    raise EngineError(f"score_options: option {options[j]!r} adds no token after the prompt")
+                row.append((prompt_ids[:keep], full[keep:]))
+            pairs.append(row)
+        return pairs
+
+    def _score_next_token(self, encoded: list[list[int]], option_ids: list[list[int]]) -> list[list[float]]:
         """Single-token options ("A"/"B"): one forward pass, reading each prompt's last position only.
 
         Prompts are packed by shared prefix (see engines/packing.py): the two orders of a comparison,
         its K principles and the comparisons of one conversation share most of their tokens, and
-        those go through the model once.
+        those go through the model once. option_ids: per prompt, each option's token.
         """
         from .packing import pack_shared_prefixes
 
-        encoded = [self.tokenizer(p, add_special_tokens=False)["input_ids"] for p in prompts]
         longest = max((len(e) for e in encoded), default=0)
         packs = self._can_pack and (self._pack_window is None or longest <= self._pack_window)
         packed = pack_shared_prefixes(encoded, self.packed_row_tokens if packs else 0)  # 0: every prompt alone
         packed.sort(key=lambda row: len(row.tokens))
-        results: list[list[float]] = [[] for _ in prompts]
+        results: list[list[float]] = [[] for _ in encoded]
         batch: list = []
         for row in packed + [None]:
             if batch and (
@@ -194,7 +335,7 @@ class TransformersEngine:
                 batch.append(row)
         return results
 
-    def _score_packed(self, rows: list, option_ids: list[int]):
+    def _score_packed(self, rows: list, option_ids: list[list[int]]):
         torch = self.torch
         width = max(len(r.tokens) for r in rows)
         input_ids = torch.full((len(rows), width), self.tokenizer.pad_token_id, dtype=torch.long)
@@ -209,12 +350,12 @@ class TransformersEngine:
             input_ids[b, pad:] = torch.tensor(row.tokens)
             positions[b, pad:] = torch.tensor(row.positions)
             padding[b, pad:] = 1
-            for path, first_new in zip(row.paths, row.first_new) if shared else ():
+            for path, first_new in zip(row.paths, row.first_new) if allowed is not None else ():
                 cols = torch.tensor(path) + pad
                 # A token at depth d sees its own path up to depth d, and nothing of other branches.
-                allowed[b][cols[first_new:, None], cols[None, :]] = torch.ones(len(path), len(path), dtype=torch.bool).tril()[first_new:]
+                allowed[b][cols[first_new:, None], cols[None, :]] = torch.ones(len(path), len(path), dtype=torch.bool).tril()[first_new:]  # type: ignore[index]  # only entered when allowed is set
             ends += [(b, i, col + pad) for i, col in row.ends()]
-        if shared:
+        if allowed is not None:
             mask = torch.zeros(allowed.shape, dtype=self.dtype).masked_fill_(~allowed, torch.finfo(self.dtype).min)[:, None]
         else:
             mask = padding  # plain prompts: the model's own causal mask (and its fastest attention kernel)
@@ -231,26 +372,27 @@ class TransformersEngine:
                 keep = sorted(set(cols_at))
                 logits = self.lm(**inputs, logits_to_keep=torch.tensor(keep, device=self.device)).logits
                 picked = logits[rows_at, [keep.index(c) for c in cols_at]].float()
-            logprobs = torch.log_softmax(picked, dim=-1)[:, option_ids].tolist()
-        return [(i, lp) for (_, i, _), lp in zip(ends, logprobs)]
-
-    def complete(self, prompts: Sequence[str], sampling: Sampling, seeds: Sequence[int] | None = None) -> list[Completion]:
-        """Continue each text as it is, with no chat template: the judge's plain (paper) format with --cot."""
-        texts = list(prompts)
-        results: list[Completion | None] = [None] * len(texts)
-        order = sorted(range(len(texts)), key=lambda i: len(texts[i]))
-        per_batch = max(1, self.batch_size // max(1, sampling.n))
-        for start in range(0, len(order), per_batch):
-            idx = order[start : start + per_batch]
-            batch = self._generate([texts[i] for i in idx], sampling, seed=seeds_or_default(seeds, sampling, len(texts))[idx[0]])
-            for i, completion in zip(idx, batch):
-                results[i] = completion
-        return results  # type: ignore[return-value]
+            logprobs = torch.log_softmax(picked, dim=-1)
+            wanted = torch.tensor([option_ids[i] for _, i, _ in ends], device=logprobs.device)
+            picked_lp = logprobs.gather(-1, wanted).tolist()
+        return [(i, lp) for (_, i, _), lp in zip(ends, picked_lp)]
 
     def close(self) -> None:
         self.lm = None
+        self._kept_prefix = ([], [])
         if self.device.startswith("cuda"):
             self.torch.cuda.empty_cache()
+
+
+def _plain_dynamic_cache(config) -> bool:
+    from transformers import DynamicCache
+    from transformers.cache_utils import DynamicLayer
+
+    try:
+        layers = DynamicCache(config=config).layers
+    except (AttributeError, KeyError, TypeError, ValueError):  # not a plain key/value cache (state-space, hybrid)
+        return False
+    return bool(layers) and all(type(layer) is DynamicLayer for layer in layers)
 
 
 def _cut_at_stop(text: str, stop: Sequence[str]) -> str:
