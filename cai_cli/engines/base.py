@@ -5,6 +5,8 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field
 from typing import Protocol, Sequence
 
+from ..errors import EngineError
+
 Message = dict  # {"role": ..., "content": ...}
 Conversation = list[Message]
 
@@ -73,6 +75,24 @@ def seeds_or_default(seeds: Sequence[int] | None, sampling: Sampling, count: int
     if len(seeds) != count:
         raise ValueError(f"chat: {count} conversations but {len(seeds)} seeds")
     return [int(s) for s in seeds]
+
+
+def option_continuation(prompt_ids: Sequence[int], full_ids: Sequence[int], option: str) -> tuple[list[int], list[int]]:
+    """(context, option tokens) from the tokens of a prompt and of prompt + option, split where they part.
+
+    The option's tokens are what the model would write after the prompt, which for SentencePiece
+    tokenizers differ from the option tokenised alone ("A" after "(" is `A`, alone it is `▁A`). Where
+    the tokenizer merges the prompt's last characters with the option's first, the merged token
+    belongs to the option and the context is the shorter common part. Every engine scores this split.
+    """
+    common = 0
+    while common < min(len(full_ids), len(prompt_ids)) and full_ids[common] == prompt_ids[common]:
+        common += 1
+    if common == len(full_ids):
+        raise EngineError(f"score_options: option {option!r} adds no token after the prompt")
+    if common == 0:
+        raise EngineError("score_options: an empty prompt (or one the option merges into whole) gives the option no context to be scored in")
+    return list(full_ids[:common]), list(full_ids[common:])
 
 
 def render_with_tokenizer(tokenizer, conversation: Conversation, add_generation_prompt: bool = True) -> str:

@@ -6,8 +6,8 @@ import inspect
 from collections.abc import Sequence
 from typing import Any
 
-from ..errors import EngineError, ModelError
-from .base import Completion, Conversation, Sampling, render_with_tokenizer, seeds_or_default
+from ..errors import ModelError
+from .base import Completion, Conversation, Sampling, option_continuation, render_with_tokenizer, seeds_or_default
 from .packing import common_prefix
 
 
@@ -296,13 +296,7 @@ class TransformersEngine:
         for i, prompt_ids in enumerate(encoded):
             row = []
             for j in range(len(options)):
-                full = joined[i * len(options) + j]
-                keep = common_prefix(prompt_ids, full)
-                if keep == 0:
-                    raise EngineError("score_options: an empty prompt gives the first option token no context to be scored in")
-                if keep == len(full):
-                    raise EngineError(f"score_options: option {options[j]!r} adds no token after the prompt")
-                row.append((prompt_ids[:keep], full[keep:]))
+                row.append(option_continuation(prompt_ids, joined[i * len(options) + j], options[j]))
             pairs.append(row)
         return pairs
 

@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ..errors import EngineError
-from .base import Completion, Conversation, Sampling, render_with_tokenizer, seeds_or_default
+from .base import Completion, Conversation, Sampling, option_continuation, render_with_tokenizer, seeds_or_default
 
 if TYPE_CHECKING:
     from . import EngineOptions
@@ -41,12 +41,9 @@ def _tokenizer_folder(value: str | None) -> Path | None:
 
 
 def option_token_ids(tokenizer, prompt: str, option: str) -> tuple[list[int], list[int]]:
-    """(prompt ids, option ids) as the model reads prompt+option: after '(' a SentencePiece 'A' is not '▁A'."""
-    prompt_ids = list(tokenizer(prompt, add_special_tokens=False)["input_ids"])
-    whole = list(tokenizer(prompt + option, add_special_tokens=False)["input_ids"])
-    if len(whole) > len(prompt_ids) and whole[: len(prompt_ids)] == prompt_ids:
-        return prompt_ids, whole[len(prompt_ids) :]
-    return prompt_ids, list(tokenizer(option, add_special_tokens=False)["input_ids"])  # the option merged into the prompt
+    """(context ids, option ids) as the model reads prompt+option (see base.option_continuation)."""
+    ids = lambda text: list(tokenizer(text, add_special_tokens=False)["input_ids"])  # noqa: E731
+    return option_continuation(ids(prompt), ids(prompt + option), option)
 
 
 @dataclass
@@ -151,9 +148,8 @@ class OpenAIEngine:
         """log P(option | prompt), prefill only: vLLM's logprob_token_ids for one-token options, else echoed prompt log-probs."""
         tok = self._tokenizer_or_fail("scores options with")
         split = [[option_token_ids(tok, p, o) for o in options] for p in prompts]
-        if any(not pairs[0][0] for pairs in split):
-            raise EngineError("score_options: an empty prompt gives the first option token no context to be scored in")
-        if self._label_reads is not False and all(len(ids) == 1 for pairs in split for _, ids in pairs):
+        one_token = all(len(ids) == 1 and context == pairs[0][0] for pairs in split for context, ids in pairs)
+        if self._label_reads is not False and one_token:
             reads = [(pairs[0][0], [ids[0] for _, ids in pairs]) for pairs in split]
             probe = self._score_labels(reads[:1]) if self._label_reads is None else []
             self._label_reads = probe is not None

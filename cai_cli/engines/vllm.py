@@ -14,6 +14,7 @@ from .base import (
     Completion,
     Conversation,
     Sampling,
+    option_continuation,
     render_with_tokenizer,
     seeds_or_default,
 )
@@ -280,15 +281,7 @@ def continuation(ids: Callable[[str], list[int]], prompt: str, prompt_ids: list[
     write next. Where the tokenizer merges the prompt's last characters with the option's first, the
     merged token belongs to the option and the context is the shorter common part.
     """
-    full = ids(prompt + option)
-    common = 0
-    while common < min(len(full), len(prompt_ids)) and full[common] == prompt_ids[common]:
-        common += 1
-    if common == len(full):  # the option added no token of its own (empty option)
-        raise EngineError(f"score_options: option {option!r} adds no token to the prompt")
-    if common == 0:
-        raise EngineError(f"score_options: option {option!r} merges with the whole prompt into one token; nothing is left to score it after")
-    return full[:common], full[common:]
+    return option_continuation(prompt_ids, ids(prompt + option), option)
 
 
 def _completion(output) -> Completion:
