@@ -66,7 +66,9 @@ def main() -> None:
 
     heading("2. SL-CAI model: fine-tune on the revisions, mixed with helpful answers")
     cai("generate", BENIGN, "--limit", "4", "-o", o("helpful.jsonl"), *gen)
-    cai("train-sft", current, "-o", o("sl-cai"), "--mix", o("helpful.jsonl"), *train)
+    # At the demo's 64-token limit most texts are cut; train-sft would leave them out (and stop with none
+    # left), so the demo keeps them on purpose. At real sizes leave the default: cut texts are left out.
+    cai("train-sft", current, "-o", o("sl-cai"), "--mix", o("helpful.jsonl"), "--keep-truncated", *train)
 
     heading("3. AI feedback: two samples per prompt from the SL-CAI model, labelled by the judge in both orders")
     cai("generate", RED, "--limit", str(args.prompts), "--n", "2", "--model", o("sl-cai"), "-o", o("rl-pairs.jsonl"), *gen)
