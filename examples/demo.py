@@ -93,7 +93,9 @@ def main() -> None:
             "eval", "-p", RED, "--benign", o("eval-benign-prompts.jsonl"), "--limit", str(args.eval_prompts), "--model", model, "--name", name,
             "--baseline", "embedded", "--principles", "2", "--bootstrap", "200", "-o", o(f"eval-{name}.jsonl"), *gen,
         )
-    cai("report", *[o(f"eval-{name}.summary.json") for name, _ in evals], "-o", o("report.png"))
+    # The rows files (not only the summaries): the report pairs answers by prompt for each change against the base.
+    cai("report", *[o(f"eval-{name}.jsonl") for name, _ in evals], "-o", o("report.png"))
+    cai("report", *[o(f"eval-{name}.jsonl") for name, _ in evals], "-o", o("report.html"))
     print(f"\nDone in {time.monotonic() - started:.0f}s. Chart: {out / 'report.png'}  Files: {out}/", file=sys.stderr)
 
 
