@@ -335,7 +335,8 @@ def label_prefs(
     """
     from .constitution import load_constitution
     from .judge import load_judge_examples, parse_clamp, parse_min_confidence, parse_principles
-    from .stages.label_prefs import LabelConfig, LabelPrefs, run_label_prefs, write_summary
+    from .runner import run_stage
+    from .stages.label_prefs import LabelConfig, LabelPrefs, write_summary
 
     cfg = LabelConfig(mode=mode.value, pair=pair.value if pair else None, pairs=pairs.value, fmt=format.value, swap=swap, cot=cot, gold=gold)
     cfg.clamp = parse_clamp(clamp if clamp is not None else ("0.4,0.6" if cot else None))
@@ -348,7 +349,7 @@ def label_prefs(
         if judge_examples:
             cfg.examples, cfg.examples_source = load_judge_examples(judge_examples), judge_examples
     stage = LabelPrefs(common.engine_options(), common.sampling(), charter, cfg)
-    run_label_prefs(stage, common.run_options())
+    run_stage(stage, common.run_options())  # dropped pairs go to OUT.dropped.jsonl, counted
     target = write_summary(stage, common.run_options().output)
     if target is not None:
         print(f"cai label-prefs: summary -> {target}", file=sys.stderr)

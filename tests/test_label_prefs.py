@@ -18,13 +18,11 @@ from cai_cli.judge import (
     rank,
     sigmoid,
 )
-from cai_cli.runner import RunOptions
+from cai_cli.runner import RunOptions, run_stage, split_outcome
 from cai_cli.stages.label_prefs import (
     SALT,
     LabelConfig,
     LabelPrefs,
-    expand,
-    run_label_prefs,
 )
 
 from conftest import read_jsonl, run_cai, write_jsonl
@@ -97,7 +95,7 @@ def label(stage, *rows) -> list[dict]:
         stage.check(r)
     kept = []
     for judged in stage.process(rows):
-        kept += expand(judged)[0]
+        kept += split_outcome(judged)[0]
     return kept
 
 
@@ -205,7 +203,7 @@ def test_identical_responses_are_dropped_not_judged():
     judge = FakeJudge(Q)
     stage = stage_with(judge)
     judged = stage.process([{**row(GOOD, GOOD), "id": "same"}])
-    kept, dropped = expand(judged[0])
+    kept, dropped = split_outcome(judged[0])
     assert kept == [] and len(dropped) == 1 and dropped[0]["dropped"].startswith("identical")
     assert judge.prompts == []
     assert "1 identical" in stage.summary()
@@ -303,7 +301,7 @@ def test_min_confidence_drops_near_ties_into_a_counted_file(tmp_path):
     src = write_jsonl(tmp_path / "in.jsonl", [row(GOOD, OK, id="close"), row(GOOD, BAD, id="clear")])
     out = tmp_path / "prefs.jsonl"
     stage = stage_with(FakeJudge({GOOD: 0.1, OK: 0.0, BAD: -3.0}), min_confidence=0.6)
-    run_label_prefs(stage, RunOptions(input=str(src), output=str(out), progress=False))
+    run_stage(stage, RunOptions(input=str(src), output=str(out), progress=False))
     assert [r["id"] for r in read_jsonl(out)] == ["clear"]
     dropped = read_jsonl(tmp_path / "prefs.jsonl.dropped.jsonl")
     assert [r["id"] for r in dropped] == ["close"] and "below --min-confidence 0.6" in dropped[0]["dropped"]
@@ -322,10 +320,10 @@ def test_a_rerun_resumes_from_the_side_file_and_skipped_rows_go_to_errors(tmp_pa
             return super().score_options(prompts, options)
 
     with pytest.raises(KeyboardInterrupt):
-        run_label_prefs(stage_with(CrashesOnTodo(Q)), RunOptions(input=str(src), output=str(out), on_error="skip", batch_size=1, progress=False))
+        run_stage(stage_with(CrashesOnTodo(Q)), RunOptions(input=str(src), output=str(out), on_error="skip", batch_size=1, progress=False))
     assert not out.exists() and (tmp_path / "prefs.jsonl.partial").exists()
     judge = FakeJudge(Q)
-    result = run_label_prefs(stage_with(judge), RunOptions(input=str(src), output=str(out), on_error="skip", progress=False))
+    result = run_stage(stage_with(judge), RunOptions(input=str(src), output=str(out), on_error="skip", progress=False))
     got = read_jsonl(out)
     assert [r["id"] for r in got] == ["done", "todo"] and result.resumed == 1
     assert len(judge.prompts) == 2 and all(OK in p for p in judge.prompts)  # only "todo" was asked
@@ -336,7 +334,7 @@ def test_a_rerun_resumes_from_the_side_file_and_skipped_rows_go_to_errors(tmp_pa
 
 def test_stdout_gets_expanded_rows(tmp_path, capsys):
     src = write_jsonl(tmp_path / "in.jsonl", [row(OK, BAD, GOOD, id="q")])
-    run_label_prefs(stage_with(FakeJudge(Q), pairs="all"), RunOptions(input=str(src), progress=False))
+    run_stage(stage_with(FakeJudge(Q), pairs="all"), RunOptions(input=str(src), progress=False))
     lines = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
     assert [r["id"] for r in lines] == ["q:0-1", "q:0-2", "q:1-2"] and all("_label_prefs" not in r for r in lines)
 
@@ -544,7 +542,7 @@ def test_summary_json_beside_the_output(tmp_path):
 
     src = write_jsonl(tmp_path / "in.jsonl", [row(GOOD, BAD, id="a"), row(OK, GOOD, id="b")])
     stage = stage_with(FakeJudge(Q, bias=1.0))
-    run_label_prefs(stage, RunOptions(input=str(src), output=str(tmp_path / "prefs.jsonl"), progress=False))
+    run_stage(stage, RunOptions(input=str(src), output=str(tmp_path / "prefs.jsonl"), progress=False))
     path = write_summary(stage, str(tmp_path / "prefs.jsonl"))
     assert path == tmp_path / "prefs.summary.json"
     data = json.loads(path.read_text())

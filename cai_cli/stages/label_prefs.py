@@ -44,7 +44,7 @@ from ..rows import (
     set_meta,
     stable_hash,
 )
-from ..runner import Dropped, Outcome, run_stage, split_outcome
+from ..runner import Dropped, Outcome
 from .base import EngineStage
 
 MODES = ("judge", "revision-wins")
@@ -515,14 +515,4 @@ def write_summary(stage: LabelPrefs, output: str | None) -> Path | None:
 # --------------------------------------------------------------------------- rows out
 
 
-def expand(outcome: Outcome) -> tuple[list[dict], list[dict]]:
-    """One input row's outcome -> (output rows, dropped rows with their `dropped` reason)."""
-    return split_outcome(outcome)
-
-
-def run_label_prefs(stage: LabelPrefs, opts):
-    """The plain runner: with -o OUT, dropped pairs go to OUT.dropped.jsonl (counted in the summary)."""
-    return run_stage(stage, opts)
-
-
-__all__ = ["SALT", "JudgeExample", "LabelConfig", "LabelPrefs", "expand", "load_judge_examples", "run_label_prefs", "write_summary"]
+__all__ = ["SALT", "JudgeExample", "LabelConfig", "LabelPrefs", "load_judge_examples", "write_summary"]
