@@ -99,6 +99,7 @@ class RunResult:
     resumed: int
     seconds: float
     dropped: int = 0
+    selected: int | None = None  # rows taken under --limit or --shard (None: every valid row)
 
 
 def split_outcome(outcome: Outcome) -> tuple[list[dict], list[dict]]:
@@ -181,6 +182,7 @@ class _Run:
         errors_path = Path(opts.errors_file) if opts.errors_file else (out.with_name(out.name + ".errors.jsonl") if out else None)
         self.errors = _Errors(errors_path, clear_stale=out is not None)
         self.rows_in = self.skipped = self.failed = self.resumed = self.rows_out = self.dropped = 0
+        self.selected = 0  # valid rows this run took (after --shard and --limit)
         self.finished_here = 0  # input rows finished by this run
         self.started = False
         self.side: SideFile | None = None  # the side file found at the start, when resuming
@@ -359,6 +361,7 @@ class _Run:
             if opts.limit is not None and selected >= opts.limit:
                 break  # like `head`: a pipe is not read further
             selected += 1
+            self.selected = selected
             last_line = item.line
             while next_done is not None and next_done["line"] < item.line:
                 next_done = next(done, None)
@@ -444,6 +447,7 @@ def run_stage(stage: Stage, opts: RunOptions) -> RunResult:
         resumed=run.resumed,
         seconds=time.monotonic() - started,
         dropped=run.dropped,
+        selected=run.selected if opts.limit is not None or opts.shard is not None else None,
     )
     _print_summary(
         stage, result,
@@ -487,6 +491,8 @@ def _print_summary(stage, result: RunResult, errors_path, partial_path, dropped_
         f"{result.skipped} skipped",
         f"{result.failed} failed",
     ]
+    if result.selected is not None:
+        parts.append(f"{result.selected} taken by --limit/--shard")
     if result.dropped:
         parts.append(f"{result.dropped} dropped")
     if result.resumed:

@@ -89,3 +89,12 @@ def test_unknown_engine_lists_the_registered_ones(tmp_path):
     src = write_jsonl(tmp_path / "in.jsonl", PROMPTS)
     result = invoke("generate", str(src), "--engine", "nope")
     assert result.exit_code == 2 and "fake" in result.output and "transformers" in result.output
+
+
+def test_summary_says_how_many_rows_limit_took(tmp_path, fake_engine):
+    src = write_jsonl(tmp_path / "in.jsonl", PROMPTS)
+    result = run("generate", str(src), "-o", str(tmp_path / "out.jsonl"), "--limit", "2", *FAKE)
+    assert "rows 3 in, 2 out, 0 skipped, 0 failed, 2 taken by --limit/--shard" in result.output
+    assert len(read_jsonl(tmp_path / "out.jsonl")) == 2
+    result = run("generate", str(src), "-o", str(tmp_path / "all.jsonl"), *FAKE)
+    assert "taken by" not in result.output  # every valid row: nothing to explain
