@@ -87,8 +87,11 @@ def test_top_p_keeps_sampling_batch_invariant_and_a_tiny_top_p_is_greedy(engine)
     assert texts(engine.chat(conversations(), Sampling(temperature=1.0, top_p=1e-6, max_tokens=10), seeds)) == greedy
 
 
+@pytest.mark.parametrize("shared_attention", [True, False], ids=["prefix-stored-once", "prefix-copied-per-row"])
 @pytest.mark.parametrize("temperature", [0.0, 1.0])
-def test_prefix_reuse_gives_the_text_of_plain_decoding(engine, temperature):
+def test_prefix_reuse_gives_the_text_of_plain_decoding(engine, temperature, shared_attention):
+    assert engine.shared_attention  # a plain Llama on sdpa attention reads the prefix once by default
+    engine.shared_attention = shared_attention
     sampling = Sampling(temperature=temperature, max_tokens=12)
     seeds = list(range(len(PROMPTS)))
     engine.prefix_reuse = False
@@ -163,8 +166,10 @@ def test_embedded_model_prefix_reuse_and_batch_invariance():
     greedy = Sampling(temperature=0, max_tokens=16)
     engine.prefix_reuse = False
     plain = texts(engine.chat(convs, greedy))
-    engine.prefix_reuse = True
-    reused = engine.chat(convs, greedy)
+    engine.prefix_reuse, engine.shared_attention = True, False
+    assert texts(engine.chat(convs, greedy)) == plain  # the prefix's keys/values copied into every row
+    engine.shared_attention = True
+    reused = engine.chat(convs, greedy)  # stored once, every row attending to it (the default)
     assert texts(reused) == plain
     assert sum(c.cached_tokens > 40 for c in reused) >= 3  # all but the row that computed the prefix
     sampled = Sampling(temperature=1.0, max_tokens=12)

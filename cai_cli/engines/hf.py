@@ -69,6 +69,22 @@ class TransformersEngine:
         self.prefix_reuse = prefix_reuse
         self._plain_cache = _plain_dynamic_cache(config)
         self._kept_prefix: tuple[list[int], list] = ([], [])  # the last batch's shared prefix and its keys/values
+        # Rows attend to the shared prefix stored once (engines/prefix_attention.py) where the model runs sdpa
+        # attention with no logit soft-capping; otherwise the prefix is copied into every row's cache.
+        self.shared_attention = self._use_shared_attention(config)
+
+    def _use_shared_attention(self, config) -> bool:
+        # Soft-capped logits (Gemma 2) and attention sinks (gpt-oss) are not computed by shared-prefix attention.
+        if not (self._can_pack and self._plain_cache) or getattr(config, "attn_logit_softcapping", None):
+            return False
+        if getattr(config, "model_type", "") == "gpt_oss":
+            return False
+        if getattr(config, "_attn_implementation", None) != "sdpa":
+            return False
+        from .prefix_attention import register
+
+        self.lm.set_attn_implementation(register())
+        return True
 
     def _stop_token_ids(self) -> list[int]:
         ids = set()
@@ -191,11 +207,17 @@ class TransformersEngine:
         pick = [b for b, _ in rows]
         input_ids, mask = input_ids[pick].to(self.device), mask[pick].to(self.device)
         positions = (mask.cumsum(-1) - 1).clamp_(min=0)
+        # With shared attention the cache holds each row's own tokens only; the prefix stays in prefix_layers.
+        apart = bool(shared) and self.shared_attention
+        extra: dict[str, Any] = {"shared_prefix": prefix_layers} if apart else {}
         cache = None  # the model builds its own, where its cache is not a plain one
         if self._plain_cache:
             from .kv_cache import batch_cache
 
-            cache = batch_cache(self.lm.config, len(rows), shared + width + sampling.max_tokens, prefix_layers)
+            if apart:
+                cache = batch_cache(self.lm.config, len(rows), width + sampling.max_tokens)
+            else:
+                cache = batch_cache(self.lm.config, len(rows), shared + width + sampling.max_tokens, prefix_layers)
         sampler = RowSampler(torch, self.device, [sample_seed(seeds[b], k) for b, k in rows], sampling.temperature, sampling.top_p)
         ends = set(self._eos_ids) | ({pad_id} if pad_id is not None else set())
         stop_window = max((len(s) for s in sampling.stop), default=0) + 4  # tokens: enough to hold any stop string
@@ -208,7 +230,8 @@ class TransformersEngine:
         with torch.inference_mode():
             for step in range(sampling.max_tokens):
                 kwargs = {"position_ids": step_positions} if self._can_pack else {}
-                out = self.lm(input_ids=step_ids, attention_mask=mask, past_key_values=cache, use_cache=True, **kwargs, **self._one_logit)
+                step_mask = _own_mask(torch, mask[:, shared:], step_ids.shape[1]) if apart else mask
+                out = self.lm(input_ids=step_ids, attention_mask=step_mask, past_key_values=cache, use_cache=True, **kwargs, **extra, **self._one_logit)
                 cache = out.past_key_values
                 tokens = sampler.pick(out.logits[:, -1].float()).tolist()
                 for r, t in zip(in_batch, tokens):
@@ -387,6 +410,13 @@ def _plain_dynamic_cache(config) -> bool:
     except (AttributeError, KeyError, TypeError, ValueError):  # not a plain key/value cache (state-space, hybrid)
         return False
     return bool(layers) and all(type(layer) is DynamicLayer for layer in layers)
+
+
+def _own_mask(torch, own, queries: int):
+    """(B, 1, Q, L) booleans for the last Q of L own tokens: each query sees the non-padding keys up to itself."""
+    length = own.shape[1]
+    causal = torch.ones((queries, length), dtype=torch.bool, device=own.device).tril(length - queries)
+    return own.bool()[:, None, None, :] & causal[None, None]
 
 
 def _cut_at_stop(text: str, stop: Sequence[str]) -> str:
