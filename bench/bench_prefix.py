@@ -5,7 +5,7 @@ On the same red-team rows, model and batch, in this one process (one engine, the
 examples), each with prefix reuse on and off, the runs alternated and each side's best of --repeats kept.
 Prints the output tokens/s of every run, critique's and revise's against generate's (floor 0.6), and the
 speed-up prefix reuse gives each stage. Each run starts with no kept prefix, so its first batch pays for it.
-Run: make bench   (or: python bench/bench_prefix.py --rows 32 --max-tokens 64)
+Run: make bench   (or: python bench/bench_prefix.py --rows 32 --max-tokens 64; --copy-prefix for the fallback)
 """
 
 from __future__ import annotations
@@ -37,6 +37,9 @@ def main() -> None:
     parser.add_argument("--max-tokens", type=int, default=64)
     parser.add_argument("--batch-size", type=int, default=32)
     parser.add_argument("--repeats", type=int, default=1, help="Alternate reuse on/off this many times; keep each side's best.")
+    parser.add_argument("--copy-prefix", action="store_true",
+                        help="Reuse by copying the prefix's keys/values into every row (the fallback for models "
+                             "shared-prefix attention does not cover) instead of storing it once.")
     args = parser.parse_args()
 
     from cai_cli.constitution import load_constitution
@@ -51,6 +54,7 @@ def main() -> None:
     rows = [json.loads(line) for line in lines if line.strip()][: args.rows]
     opts = EngineOptions(engine="transformers", batch_size=args.batch_size)
     engine = TransformersEngine(resolve_model(None), batch_size=args.batch_size)
+    engine.shared_attention = engine.shared_attention and not args.copy_prefix
     sampling = Sampling(max_tokens=args.max_tokens)  # the CLI's defaults otherwise (temperature 0.7, seed 0)
     constitution = load_constitution(None)
     examples = len(constitution.few_shot)
@@ -77,8 +81,9 @@ def main() -> None:
                     next_input = out  # the next stage reads this stage's rows
         inputs = next_input
 
+    how = "stored once (shared-prefix attention)" if engine.shared_attention else "copied into every row"
     print(f"{args.rows} red-team rows, batch {args.batch_size}, --max-tokens {args.max_tokens}, "
-          f"temperature {sampling.temperature}, {examples} worked examples, best of {args.repeats}")
+          f"temperature {sampling.temperature}, {examples} worked examples, best of {args.repeats}; reused prefix {how}")
     print(f"{'stage':<9} {'reuse':<5} {'prompt tok':>10} {'cached':>8} {'out tok':>8} {'seconds':>8} {'tok/s':>7}")
     for (name, reuse), r in best.items():
         print(f"{name:<9} {'on' if reuse else 'off':<5} {r['prompt']:>10} {r['cached']:>8} {r['out']:>8} {r['seconds']:>8.1f} {r['tps']:>7.1f}")

