@@ -497,7 +497,11 @@ def _print_summary(stage, result: RunResult, errors_path, partial_path, dropped_
         parts.append(f"{result.dropped} dropped")
     if result.resumed:
         parts.append(f"{result.resumed} resumed")
-    line = f"cai {stage.name}: rows {', '.join(parts)} | tokens {stats.tokens_in} in, {stats.tokens_out} out | {result.seconds:.1f}s, {tps:.1f} tok/s"
+    line = f"cai {stage.name}: rows {', '.join(parts)}"
+    if stats.tokens_in or stats.tokens_out:
+        line += f" | tokens {stats.tokens_in} in, {stats.tokens_out} out | {result.seconds:.1f}s, {tps:.1f} tok/s"
+    else:  # a stage that only scores (label-prefs' judge) writes no tokens: "0 out, 0.0 tok/s" would read as a fault
+        line += f" | {result.seconds:.1f}s"
     if stats.truncated:
         line += f" | {stats.truncated} truncated at --max-tokens"
     if stats.cached_tokens:

@@ -439,6 +439,7 @@ def test_generate_then_label_prefs_on_the_embedded_model(tmp_path):
     line = chat.stderr.strip().splitlines()[-1]
     assert line.startswith("cai label-prefs: rows 2 in, 2 out") and "orders disagreed" in line and "mean p(first shown)" in line
     assert "gold accuracy" in line and "on 1 pairs" in line
+    assert "tokens 0 in" not in line and "tok/s" not in line  # the scored judge writes no tokens: no rate of nothing
 
     # trl takes chosen/rejected as conversational preference data with an implicit prompt.
     from trl.data_utils import extract_prompt, is_conversational
