@@ -231,3 +231,40 @@ def test_option_scores_read_the_tokens_written_after_the_prompt(tmp_path):
             logprobs = torch.log_softmax(engine.lm(input_ids=full).logits[0].float(), dim=-1)
         expected = sum(float(logprobs[t - 1, full[0, t]]) for t in range(context, full.shape[1]))
         assert score == pytest.approx(expected, abs=1e-4)
+
+
+@pytest.mark.parametrize(("arch", "stored_once"), [("qwen2", True), ("mistral", True), ("gemma", True), ("gemma2", False)])
+def test_other_architectures_give_the_same_text_with_the_prefix_stored_once(tiny_dir, tmp_path, arch, stored_once):
+    """Bias in q/k/v (Qwen2), one key/value head for four (Mistral), scaled embeddings and head size apart from
+    the width (Gemma); Gemma 2 soft-caps its attention logits, so it keeps the per-row copy."""
+    import shutil
+    from pathlib import Path
+
+    import torch
+    from transformers import AutoConfig, AutoModelForCausalLM, Gemma2Config, GemmaConfig, MistralConfig, Qwen2Config
+
+    from cai_cli.engines.hf import TransformersEngine
+
+    base = AutoConfig.from_pretrained(tiny_dir)
+    common = dict(vocab_size=base.vocab_size, hidden_size=64, intermediate_size=96, num_hidden_layers=2, max_position_embeddings=256,
+                  pad_token_id=base.pad_token_id, eos_token_id=base.eos_token_id, bos_token_id=base.bos_token_id)
+    config = {
+        "qwen2": lambda: Qwen2Config(num_attention_heads=4, num_key_value_heads=2, **common),
+        "mistral": lambda: MistralConfig(num_attention_heads=4, num_key_value_heads=1, sliding_window=None, **common),
+        "gemma": lambda: GemmaConfig(num_attention_heads=4, num_key_value_heads=4, head_dim=16, **common),
+        "gemma2": lambda: Gemma2Config(num_attention_heads=4, num_key_value_heads=2, head_dim=16, **common),
+    }[arch]()
+    torch.manual_seed(0)
+    AutoModelForCausalLM.from_config(config).save_pretrained(tmp_path)
+    for f in Path(tiny_dir).iterdir():
+        if "token" in f.name or "chat" in f.name:
+            shutil.copy(f, tmp_path / f.name)
+    engine = TransformersEngine(str(tmp_path), batch_size=3)
+    assert engine.shared_attention is stored_once
+    results = []
+    for reuse, stored in ((False, False), (True, False), (True, stored_once)):
+        engine.prefix_reuse, engine.shared_attention, engine._kept_prefix = reuse, stored, ([], [])
+        greedy = texts(engine.chat(conversations(), Sampling(temperature=0, max_tokens=10)))
+        sampled = texts(engine.chat(conversations(), Sampling(temperature=1.0, max_tokens=10), list(range(len(PROMPTS)))))
+        results.append((greedy, sampled))
+    assert results[0] == results[1] == results[2]
