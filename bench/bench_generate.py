@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -51,10 +52,9 @@ def cai(prompts: list[dict], max_tokens: int, batch: int) -> tuple[int, float]:
         args = ["generate", str(src), "-o", str(out), "--engine", "transformers", "--temperature", "0",
                 "--max-tokens", str(max_tokens), "--batch-size", str(batch), "--no-progress"]
         start = time.perf_counter()
-        try:
-            app(args, standalone_mode=False)
-        except SystemExit:
-            pass
+        code = app(args, standalone_mode=False)  # the exit code, as `cai` would exit
+        if code:
+            sys.exit(f"bench_generate: cai {args[0]} exited with {code}")
         seconds = time.perf_counter() - start
         rows = [json.loads(line) for line in out.read_text().splitlines()]
     return sum(r["meta"]["generate"]["completion_tokens"] for r in rows), seconds

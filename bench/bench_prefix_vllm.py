@@ -79,11 +79,9 @@ def side(kind: str, rows: int, max_tokens: int, few_shot: int) -> dict:
                 args += ["--few-shot", str(few_shot)]
             counts.update(tokens_in=0, tokens_out=0, cached=0)
             t0 = time.perf_counter()
-            try:
-                app(args, standalone_mode=False)
-            except SystemExit as exc:
-                if exc.code:
-                    raise
+            code = app(args, standalone_mode=False)  # the exit code, as `cai` would exit
+            if code:
+                sys.exit(f"bench_prefix_vllm: cai {args[0]} exited with {code}")
             seconds = time.perf_counter() - t0
             result[stage] = {"seconds": seconds, **counts}
             inp = out

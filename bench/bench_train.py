@@ -52,11 +52,9 @@ def run_cai(trainer: str, args, work: Path) -> dict:
     argv = command + [str(src), "-o", str(out), "--lora", "--max-steps", str(args.steps), "--batch-size", str(args.batch_size),
                       "--lr", "1e-4", "--max-length", str(args.max_length), "--no-progress"]
     start = time.perf_counter()
-    try:
-        app(argv, standalone_mode=False)
-    except SystemExit as exc:
-        if exc.code:
-            raise
+    code = app(argv, standalone_mode=False)  # the exit code, as `cai` would exit
+    if code:
+        sys.exit(f"bench_train: cai {argv[0]} exited with {code}")
     wall = time.perf_counter() - start
     return {"wall_s": wall}
 

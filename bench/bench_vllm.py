@@ -73,11 +73,9 @@ def side_cai(model_dir: str, prompts: list[dict], max_tokens: int) -> dict:
         args = ["generate", str(src), "-o", str(out), "--engine", "vllm", "--temperature", "0",
                 "--max-tokens", str(max_tokens), "--batch-size", str(len(prompts)), "--no-progress"]
         t0 = time.perf_counter()
-        try:
-            app(args, standalone_mode=False)
-        except SystemExit as exc:
-            if exc.code:
-                raise
+        code = app(args, standalone_mode=False)  # the exit code, as `cai` would exit
+        if code:
+            sys.exit(f"bench_vllm: cai {args[0]} exited with {code}")
         seconds = time.perf_counter() - t0
         rows = [json.loads(line) for line in out.read_text().splitlines()]
     tokens = sum(r["meta"]["generate"]["completion_tokens"] for r in rows)

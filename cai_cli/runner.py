@@ -459,6 +459,12 @@ def run_stage(stage: Stage, opts: RunOptions) -> RunResult:
 
 
 def _progress(stage, opts):
+    show = opts.progress if opts.progress is not None else sys.stderr.isatty()
+    return progress_bar(stage.name, show=show)
+
+
+def progress_bar(label: str, *extra_columns, show: bool = True):
+    """The one look of cai's progress bars (stages and training): rich, on stderr."""
     from rich.console import Console
     from rich.progress import (
         BarColumn,
@@ -469,13 +475,13 @@ def _progress(stage, opts):
         TimeRemainingColumn,
     )
 
-    show = opts.progress if opts.progress is not None else sys.stderr.isatty()
     return Progress(
-        TextColumn(f"[bold]{stage.name}[/]"),
+        TextColumn(f"[bold]{label}[/]"),
         BarColumn(),
         MofNCompleteColumn(),
         TimeElapsedColumn(),
         TimeRemainingColumn(),
+        *extra_columns,
         console=Console(stderr=True),
         disable=not show,
         transient=False,

@@ -47,20 +47,11 @@ class StderrProgress(TrainerCallback):
     def on_train_begin(self, args, state, control, **kwargs):
         if not state.is_world_process_zero or not self.tty:
             return
-        from rich.console import Console
-        from rich.progress import (
-            BarColumn,
-            MofNCompleteColumn,
-            Progress,
-            TextColumn,
-            TimeElapsedColumn,
-            TimeRemainingColumn,
-        )
+        from rich.progress import TextColumn
 
-        self.progress = Progress(
-            TextColumn(f"[bold]{self.command}[/]"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(), TimeRemainingColumn(),
-            TextColumn("{task.fields[info]}"), console=Console(stderr=True),
-        )
+        from ..runner import progress_bar
+
+        self.progress = progress_bar(self.command, TextColumn("{task.fields[info]}"))
         self.progress.start()
         self.task = self.progress.add_task(self.command, total=state.max_steps, completed=state.global_step, info="")
 
