@@ -126,8 +126,11 @@ def _changes(rows: list[dict], summary: dict, bootstrap: int, seed: int) -> dict
                 diffs.append(m - b)
         return bootstrap_mean(diffs, bootstrap=bootstrap, seed=seed)
 
+    from .eval.stats import benign_marker
+
     red = [r for r in rows if r.get("eval_set") == "red_team"]
-    risky = [r for r in rows if r.get("eval_set") == "benign" and r.get("risky_looking") is True]
+    marker = benign_marker(rows)  # risky_looking, or the run's --benign-field
+    risky = [r for r in rows if r.get("eval_set") == "benign" and r.get(marker) is True]
     for key, subset in (("red_team_declined", red), ("over_refusal", risky)):
         if stat := paired(subset):
             out[key] = stat
@@ -136,9 +139,11 @@ def _changes(rows: list[dict], summary: dict, bootstrap: int, seed: int) -> dict
 
 def _collect_answers(answers: dict, rows: list[dict], summary: dict) -> None:
     """Per prompt: the baseline's and each model's answer and verdict, for the side-by-side view."""
+    from .eval.stats import baseline_answer_field, benign_marker
     from .rows import conversation
 
     model, baseline = summary["model"], summary.get("baseline")
+    marker, baseline_answer = benign_marker(rows), baseline_answer_field(rows)
     for r in rows:
         if "response" not in r:
             continue
@@ -149,7 +154,7 @@ def _collect_answers(answers: dict, rows: list[dict], summary: dict) -> None:
                 "id": r.get("id"),
                 "eval_set": r.get("eval_set"),
                 "category": r.get("category") if isinstance(r.get("category"), str) else None,
-                "risky_looking": r.get("risky_looking"),
+                "risky_looking": r.get(marker),
                 "conversation": conversation(r) if ("prompt" in r or "messages" in r) else [],
                 "answers": {},
             },
@@ -163,8 +168,8 @@ def _collect_answers(answers: dict, rows: list[dict], summary: dict) -> None:
             "p_model": judge.get("p_model"),
             "criterion": judge.get("criterion"),
         }
-        if baseline and "baseline_response" in r and baseline not in entry["answers"]:
-            entry["answers"][baseline] = {"role": "baseline", "response": r["baseline_response"], "verdict": r.get("baseline_refusal") or {}}
+        if baseline and baseline_answer in r and baseline not in entry["answers"]:
+            entry["answers"][baseline] = {"role": "baseline", "response": r[baseline_answer], "verdict": r.get("baseline_refusal") or {}}
 
 
 def report_from_summary(summary: dict) -> dict:

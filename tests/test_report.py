@@ -210,3 +210,20 @@ def test_report_json_keeps_metrics_not_answers(three_at_one_point, tmp_path):
     assert proc.returncode == 0, proc.stderr
     merged = json.loads(data.read_text())
     assert "answers" not in merged and merged["changes"]["rl-cai"]["red_team_declined"]["value"] == 1.0
+
+
+def test_report_of_an_answers_run_reads_its_own_benign_and_baseline_fields(tmp_path, fake_engine):
+    """`cai eval --answers --benign-field safe --baseline-field reference`: the report pairs over-refusal on the rows
+    marked `safe` and shows the baseline's answers from `reference`, not from the default field names."""
+    import html as html_lib
+
+    from test_eval import ANSWERS, answers_config
+
+    ev.run_eval(answers_config(tmp_path, benign_field="safe", baseline_field="reference"))
+    report = load_results([str(tmp_path / "eval.jsonl")], bootstrap=50)
+    # a3 (benign, safe: true): the model refused where the reference answered; a4: both answered.
+    assert report["changes"]["served"]["over_refusal"]["n"] == 2
+    assert report["changes"]["served"]["over_refusal"]["value"] == 0.5
+    page = chart(report, str(tmp_path / "r.html")).read_text()
+    assert html_lib.escape(ANSWERS[0]["reference"]) in page.split("<h3>a1<")[1].split("<div class='prompt'>")[0]
+    assert page.count("<span class='tag'>risky-looking</span>") == 2  # a3 and a4, marked safe

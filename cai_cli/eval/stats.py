@@ -69,13 +69,22 @@ def benign_marker(rows: list[dict]) -> str:
     return "risky_looking"
 
 
+def baseline_answer_field(rows: list[dict]) -> str:
+    """The field holding the baseline's answer: baseline_response, or --baseline-field of an --answers run."""
+    for row in rows:
+        info = (row.get("meta") or {}).get("eval")
+        if isinstance(info, dict):
+            return info.get("baseline_field") or "baseline_response"
+    return "baseline_response"
+
+
 def judge_bias(rows: list[dict]) -> dict:
     """The judge's bias over the judged rows, per criterion (cai_cli.judge.JudgeStats): position bias, orders
     disagreeing, length bias (the longer answer chosen, against 50% by chance), each principle's agreement with the ensemble."""
     from ..judge import Ask, JudgeStats, Verdict, Vote
 
     stats: dict[str, JudgeStats] = {}
-    field = next((i.get("baseline_field") for i in [(r.get("meta") or {}).get("eval") for r in rows[:1]] if isinstance(i, dict)), None) or "baseline_response"
+    field = baseline_answer_field(rows)
     for r in rows:
         j = r.get("judge")
         if not isinstance(j, dict) or j.get("identical") or not j.get("votes"):
