@@ -33,12 +33,6 @@ from .judge import logodds, pair_logodds, sigmoid
 
 DETECTOR_VERSION = "cai-refusal-2"
 LABELS = ("answer", "refusal", "partial", "deflection")
-# Measured by bench/bench_refusal.py on the held-out split (see docs/eval.md); quoted in `cai eval --help`.
-MEASURED = (
-    "On 167 held-out human-labelled replies (OpenAI's Safety RBR gold set) the refusal detector tells answers "
-    "from non-answers with 71% accuracy, 74% balanced (a reply-starts-with-a-refusal-phrase baseline: 59%, 65%); "
-    "it finds 90% of refusals (9 of 10), with precision 0.56; reproduce with `python bench/bench_refusal.py` (docs/eval.md)."
-)
 
 _NEG = (
     r"(?:can(?:'|no)?t|can\s+not|won't|will\s+not|am\s+not\s+able\s+to|'m\s+not\s+able\s+to|am\s+unable\s+to|'m\s+unable\s+to"

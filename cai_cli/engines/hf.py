@@ -157,7 +157,7 @@ class TransformersEngine:
         if reuse == len(prefix):
             layers = [(k[:, :, :reuse], v[:, :, :reuse]) for k, v in kept_layers]
         else:
-            cache = self._cache_from(kept_layers, reuse, 1) if reuse else DynamicCache(config=self.lm.config)
+            cache = self._cache_from(kept_layers, reuse) if reuse else DynamicCache(config=self.lm.config)
             torch = self.torch
             ids = torch.tensor([prefix[reuse:]], device=self.device)
             positions = torch.arange(reuse, len(prefix), device=self.device)[None]
@@ -167,8 +167,8 @@ class TransformersEngine:
         self._kept_prefix = (list(prefix), layers)
         return layers, reuse
 
-    def _cache_from(self, layers, length: int, rows: int):
-        """A fresh DynamicCache holding the first LENGTH tokens of LAYERS for ROWS rows (views: nothing copied)."""
+    def _cache_from(self, layers, length: int):
+        """A fresh batch-1 DynamicCache holding the first LENGTH tokens of LAYERS (views: nothing copied)."""
         from transformers import DynamicCache
 
         cache = DynamicCache(config=self.lm.config)
@@ -177,7 +177,7 @@ class TransformersEngine:
             k, v = k[:, :, :length], v[:, :, :length]
             layer.lazy_initialization(k, v)
             # DynamicLayer.update concatenates into new tensors, so the kept prefix is never written to.
-            layer.keys, layer.values = k.expand(rows, -1, -1, -1), v.expand(rows, -1, -1, -1)
+            layer.keys, layer.values = k, v
         return cache
 
     def _generate(self, prompts: list[list[int]], sampling: Sampling, seeds: list[int]) -> list[Completion]:

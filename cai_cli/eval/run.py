@@ -18,7 +18,6 @@ Each engine is loaded for its phase and closed after it, so a GPU holds one mode
 from __future__ import annotations
 
 import json
-import math
 import shutil
 import sys
 import tempfile
@@ -163,7 +162,7 @@ class EvalJudge(EngineStage):
             for row in rows:
                 for side, _ in sides:
                     p = next(probs)
-                    if p is None or (isinstance(p, float) and math.isnan(p)):
+                    if p is None:
                         # A failed verdict is counted apart, never as a refusal.
                         row[side] = {**row[side], "judge_p_refusal": None, "judge_failed": True}
                         self.refusal_judge_failed += 1

@@ -512,7 +512,4 @@ def write_summary(stage: LabelPrefs, output: str | None) -> Path | None:
     return target
 
 
-# --------------------------------------------------------------------------- rows out
-
-
 __all__ = ["SALT", "JudgeExample", "LabelConfig", "LabelPrefs", "load_judge_examples", "write_summary"]
