@@ -287,6 +287,10 @@ def test_scoring_needs_a_tokenizer_here_and_a_server_with_prompt_logprobs(fake, 
         with pytest.raises(EngineError, match=r"option scoring failed \(.*HTTP 404 \(no such route\)\)"):
             engine.score_options(["The capital of France is"], [" Paris", " banana"])
         assert engine._label_reads is False  # asked once; not asked again
+        # Once the server has taken logprob_token_ids, a lost request says why, not that the feature went away.
+        engine._label_reads = True
+        with pytest.raises(EngineError, match=r"option scoring failed \(.*HTTP 404 \(no such route\)\); rerun"):
+            engine.score_options(["The capital of France is"], [" Paris", " banana"])
     finally:
         engine.close()
 

@@ -179,6 +179,10 @@ class OpenAIEngine:
         """Each label token's log-prob at the next position; None where the server does not return them all."""
         extra = [{"logprob_token_ids": labels, "return_tokens_as_token_ids": True} for _, labels in reads]
         results = self._run_all([self._completions(prompt=ids, logprobs=1, extra_body=e) for (ids, _), e in zip(reads, extra)], [r[0] for r in reads])
+        failed = next((r for r in results if isinstance(r, _Failed)), None)
+        if failed is not None and self._label_reads:
+            # The server took the parameter before: this is a lost request, not a server without the feature.
+            raise EngineError(f"option scoring failed ({failed}); rerun the same command to resume")
         tops = [None if isinstance(r, _Failed) else (getattr(r.choices[0].logprobs, "top_logprobs", None) or [None])[0] for r in results]
         if not all(isinstance(top, dict) and all(f"token_id:{t}" in top for t in labels) for top, (_, labels) in zip(tops, reads)):
             return None  # a server without logprob_token_ids ignores or refuses it
