@@ -233,8 +233,6 @@ class _Run:
     # ---------------------------------------------------------------- side file
 
     def open_side_file(self, input_identity: str) -> None:
-        from .fingerprint import changes, mismatch_message
-
         assert self.partial is not None  # run_stage opens a side file only with -o OUT
         self.fingerprint = stage_fingerprint(self.stage, input_identity)
         if self.opts.restart and self.partial.exists():
@@ -246,10 +244,8 @@ class _Run:
                     f"{self.partial}: written by an older cai, without the settings its rows were made with; "
                     "add --restart to discard it and start over"
                 )
-            found = changes(side.fingerprint or {}, self.fingerprint)
-            if found:
-                raise CaiError(mismatch_message(self.partial, found, side.records))
             self.side = side
+            self._check_fingerprint()
         self.sink = AppendLog(self.partial, header=lambda: {"cai_side_file": SIDE_FILE_VERSION, "fingerprint": self.fingerprint})
 
     def start(self, input_identity: str) -> None:
@@ -259,13 +255,17 @@ class _Run:
         self.started = True
         if self.partial is not None:
             # What only a started engine knows (the model an OpenAI-compatible server serves) joins the fingerprint.
-            from .fingerprint import changes, mismatch_message
-
             self.fingerprint = stage_fingerprint(self.stage, input_identity)
-            if self.side is not None:
-                found = changes(self.side.fingerprint or {}, self.fingerprint)
-                if found:
-                    raise CaiError(mismatch_message(self.partial, found, self.side.records))
+            self._check_fingerprint()
+
+    def _check_fingerprint(self) -> None:
+        """A resume never mixes rows made under other settings: stop, saying what changed, if the side file's differ."""
+        from .fingerprint import changes, mismatch_message
+
+        if self.side is not None and self.partial is not None and self.fingerprint is not None:
+            found = changes(self.side.fingerprint or {}, self.fingerprint)
+            if found:
+                raise CaiError(mismatch_message(self.partial, found, self.side.records))
 
     # ---------------------------------------------------------------- the work
 

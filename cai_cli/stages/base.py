@@ -89,7 +89,10 @@ class EngineStage:
 
     def chat(self, conversations: list[list[dict]], seeds: list[int], sampling: Sampling | None = None):
         """Generate for each conversation with its own seed (see rows.row_seed); counts tokens and truncated texts."""
-        completions = self.started_engine().chat(conversations, sampling or self.sampling, seeds=seeds)
+        return self.count(self.started_engine().chat(conversations, sampling or self.sampling, seeds=seeds))
+
+    def count(self, completions):
+        """Add the completions' tokens (read, written, from cache) and truncated texts to the summary line's counts."""
         for c in completions:
             self.stats.tokens_in += c.prompt_tokens
             self.stats.tokens_out += c.completion_tokens

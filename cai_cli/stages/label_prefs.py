@@ -194,16 +194,9 @@ class LabelPrefs(EngineStage):
             complete = None
             engine_complete = getattr(self.engine, "complete", None)  # only engines that can continue raw text have it
             if callable(engine_complete):
-                complete = lambda prompts, seeds: self._count(engine_complete(prompts, _plain_sampling(self.sampling), seeds=seeds))
+                complete = lambda prompts, seeds: self.count(engine_complete(prompts, _plain_sampling(self.sampling), seeds=seeds))
             self._judge = PairwiseJudge(self.engine, self.judge_cfg, self.sampling, chat=self.chat, complete=complete)
         return self._judge
-
-    def _count(self, completions):
-        for c in completions:
-            self.stats.tokens_in += c.prompt_tokens
-            self.stats.tokens_out += c.completion_tokens
-            self.stats.truncated += c.truncated
-        return completions
 
     def check_loaded(self, row: dict) -> None:
         if self.cfg.mode != "judge":
