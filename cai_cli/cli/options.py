@@ -1,7 +1,7 @@
 """Every command-line option, declared once, grouped in help panels; closed choices are Enums so --help lists them.
 
 Commands take these by name (`few_shot: FewShotOpt = 1`); the options most commands share are injected by
-common.py. The default sits with the command (or with Common/TrainOptions), so one option serves commands
+plumbing.py. The default sits with the command (or with Common/TrainOptions), so one option serves commands
 that default it differently. Light: no torch, no engine imports.
 """
 
@@ -79,7 +79,7 @@ class Targets(str, Enum):
 
 def parse_engine(value: str) -> str:
     """--engine: a built-in name (listed in --help) or one registered with engines.register_engine (tests: a fake)."""
-    from .engines import engine_names
+    from ..engines import engine_names
 
     names = list(dict.fromkeys([*(e.value for e in EngineName), *engine_names()]))
     if value not in names:

@@ -1,5 +1,6 @@
-"""Shared command plumbing: the options most commands share, injected into each command and handed to it as one
-typed object; --verbose on every command; typed errors turned into one line and exit code 2."""
+"""The command line's plumbing: the option groups most commands share (stages: Common; trainers: TrainOptions),
+injected into each command and handed to it as one typed object; --verbose on every command; typed errors and
+usage errors turned into one line and exit code 2; registering a command with its groups."""
 
 from __future__ import annotations
 
@@ -18,8 +19,8 @@ from typer.core import TyperGroup
 from . import options as o
 
 if TYPE_CHECKING:
-    from .engines import EngineOptions, Sampling
-    from .runner import RunOptions
+    from ..engines import EngineOptions, Sampling
+    from ..runner import RunOptions
 
 # Which options each group injects; their defaults are the fields of the object the command receives.
 IO_OPTIONS: dict[str, Any] = {
@@ -90,7 +91,7 @@ class Common:
     stop: list[str] | None = None
 
     def run_options(self) -> RunOptions:
-        from .runner import RunOptions
+        from ..runner import RunOptions
 
         return RunOptions(
             input=self.input,
@@ -105,7 +106,7 @@ class Common:
         )
 
     def engine_options(self) -> EngineOptions:
-        from .engines import EngineOptions
+        from ..engines import EngineOptions
 
         return EngineOptions(
             engine=self.engine,
@@ -124,7 +125,7 @@ class Common:
         )
 
     def sampling(self, n: int = 1) -> Sampling:
-        from .engines import Sampling
+        from ..engines import Sampling
 
         return Sampling(temperature=self.temperature, top_p=self.top_p, max_tokens=self.max_tokens, seed=self.seed, n=n, stop=list(self.stop or []))
 
@@ -134,7 +135,7 @@ def report_errors(fn: Callable, verbose: Callable[[], bool]) -> Callable:
 
     @functools.wraps(fn)
     def wrapper(*args, **kwargs):
-        from .errors import CaiError
+        from ..errors import CaiError
 
         try:
             return fn(*args, **kwargs)
@@ -237,3 +238,29 @@ def register_command(
     wrapped.__name__ = fn.__name__
     app.command(name)(wrapped)
     return fn
+
+
+# The options every `cai train-*` command shares, handed to the command as a TrainOptions (its defaults: None = "not
+# given", the YAML file or cai's default decides).
+TRAIN_OPTIONS: dict[str, Any] = {
+    "output": o.OutputOpt,
+    "model": o.ModelOpt,
+    "lora": o.LoraOpt,
+    "epochs": o.EpochsOpt,
+    "max_steps": o.MaxStepsOpt,
+    "lr": o.LrOpt,
+    "batch_size": o.BatchOpt,
+    "grad_accum": o.GradAccumOpt,
+    "max_length": o.MaxLengthOpt,
+    "seed": o.SeedOpt,
+    "config": o.ConfigOpt,
+    "progress": o.ProgressOpt,
+}
+
+
+def train_command(app: typer.Typer, name: str) -> Callable:
+    """Register FN as `cai NAME`: its first parameter is the input file, the shared options arrive as `opts`."""
+    from ..train.common import TrainOptions
+
+    shared = shared_options(TrainOptions, TRAIN_OPTIONS)
+    return lambda fn: register_command(app, name, fn, shared, "opts", lambda values: TrainOptions(**values))

@@ -5,8 +5,7 @@ import sys
 import typer
 
 from . import options as o
-from .common import Common, OneLineErrors, command, stage_command
-from .train.options import train_command
+from .plumbing import Common, OneLineErrors, command, stage_command, train_command
 
 app = typer.Typer(
     name="cai",
@@ -32,8 +31,8 @@ def generate(
 
         cai generate examples/red_team.jsonl --limit 4 --max-tokens 64 -o out/gen.jsonl
     """
-    from .runner import run_stage
-    from .stages.generate import Generate
+    from ..runner import run_stage
+    from ..stages.generate import Generate
 
     run_stage(Generate(common.engine_options(), common.sampling(n)), common.run_options())
 
@@ -53,8 +52,8 @@ def critique(
 
         cai generate examples/red_team.jsonl --limit 4 --max-tokens 64 | cai critique --max-tokens 64 | cai revise --max-tokens 64 > out/round1.jsonl
     """
-    from .runner import run_stage
-    from .stages.critique import Critique
+    from ..runner import run_stage
+    from ..stages.critique import Critique
 
     charter, examples, source = _charter_and_examples(constitution, few_shot_file)
     run_stage(Critique(common.engine_options(), common.sampling(), charter, few_shot, examples, source), common.run_options())
@@ -77,8 +76,8 @@ def revise(
 
         cai critique out/gen.jsonl --max-tokens 128 | cai revise --max-tokens 256 -o out/revised.jsonl
     """
-    from .runner import run_stage
-    from .stages.revise import Revise
+    from ..runner import run_stage
+    from ..stages.revise import Revise
 
     charter, examples, source = _charter_and_examples(constitution, few_shot_file)
     stage = Revise(common.engine_options(), common.sampling(), charter, few_shot, examples, source, skip_unchanged, skip_threshold)
@@ -86,7 +85,7 @@ def revise(
 
 
 def _charter_and_examples(constitution: str | None, few_shot_file: str | None):
-    from .constitution import load_constitution, load_few_shot_file
+    from ..constitution import load_constitution, load_few_shot_file
 
     charter = load_constitution(constitution)
     if few_shot_file is None:
@@ -106,8 +105,8 @@ def show(file: o.ShowFileArg = "-", limit: o.LimitOpt = None, width: o.WidthOpt 
 
     from rich.console import Console
 
-    from .jsonl import read_lines
-    from .show import render_rows
+    from ..jsonl import read_lines
+    from ..show import render_rows
 
     lines = read_lines(file)
     rows = [item.row for item in lines if item.row is not None]
@@ -115,7 +114,7 @@ def show(file: o.ShowFileArg = "-", limit: o.LimitOpt = None, width: o.WidthOpt 
     if html_out:
         from pathlib import Path
 
-        from .show import render_html
+        from ..show import render_html
 
         target = Path(html_out)
         target.parent.mkdir(parents=True, exist_ok=True)
@@ -145,7 +144,7 @@ def train_sft(
 
         cai train-sft out/revised.jsonl -o out/sl-cai --mix out/helpful.jsonl --mix-ratio 0.3 --epochs 1
     """
-    from .train.sft import train_sft as run
+    from ..train.sft import train_sft as run
 
     run(opts, rows, targets.value, mix, mix_ratio, keep_truncated)
 
@@ -165,7 +164,7 @@ def train_rm(
 
         cai train-rm out/prefs.jsonl -o out/rm --epochs 1
     """
-    from .train.rm import train_rm as run
+    from ..train.rm import train_rm as run
 
     run(opts, prefs, eval_fraction, soft)
 
@@ -189,7 +188,7 @@ def train_policy(
         cai train-policy out/prefs.jsonl -o out/rl-cai --algo dpo --model out/sl-cai
         cai train-policy examples/red_team.jsonl -o out/rl-cai --algo grpo --reward-model out/rm --model out/sl-cai
     """
-    from .train.policy import train_policy as run
+    from ..train.policy import train_policy as run
 
     run(opts, rows, algo.value, reward_model, beta, num_generations, max_tokens, temperature, soft)
 
@@ -202,8 +201,8 @@ def score(common: Common, reward_model: o.RewardModelOpt):
 
         cai generate prompts.jsonl --n 4 | cai score --reward-model out/rm > scored.jsonl
     """
-    from .runner import run_stage
-    from .stages.score import Score
+    from ..runner import run_stage
+    from ..stages.score import Score
 
     assert reward_model is not None  # required by typer
     run_stage(Score(reward_model, common.batch_size), common.run_options())
@@ -217,8 +216,8 @@ def export(common: Common, format: o.ExportFormatOpt, keep_truncated: o.KeepTrun
 
         cai export out/revised.jsonl --format sft -o out/sft.jsonl
     """
-    from .runner import run_stage
-    from .stages.export import Export
+    from ..runner import run_stage
+    from ..stages.export import Export
 
     run_stage(Export(format.value, keep_truncated), common.run_options())
 
@@ -257,9 +256,9 @@ def evaluate(
         cai eval -p examples/red_team.jsonl -p examples/benign.jsonl --model out/rl-cai --baseline embedded -o out/eval-rl.jsonl
         cai eval --answers served.jsonl --baseline-field reference --benign-field safe -o out/eval-served.jsonl
     """
-    from .constitution import load_constitution
-    from .errors import CaiError
-    from .eval.run import EvalConfig, run_eval
+    from ..constitution import load_constitution
+    from ..errors import CaiError
+    from ..eval.run import EvalConfig, run_eval
 
     if answers and (prompts or benign or baseline):
         raise CaiError("--answers scores existing answers: it does not take --prompts, --benign or --baseline (use --baseline-field)")
@@ -286,7 +285,7 @@ def evaluate(
         baseline_field=baseline_field,
         benign_field=benign_field,
     )
-    from .report import print_summary
+    from ..report import print_summary
 
     print_summary(run_eval(cfg))
 
@@ -301,7 +300,7 @@ def report(results: o.ResultsArg, output: o.OutputOpt = None, json_out: o.JsonOp
         cai report out/eval-*.jsonl -o out/report.html
     """
 
-    from .report import run_report
+    from ..report import run_report
 
     run_report(results, output, json_out, bootstrap)
 
@@ -333,10 +332,10 @@ def label_prefs(
 
         cai generate examples/red_team.jsonl --n 2 --max-tokens 64 | cai label-prefs --principles 4 -o out/prefs.jsonl
     """
-    from .constitution import load_constitution
-    from .judge import load_judge_examples, parse_clamp, parse_min_confidence, parse_principles
-    from .runner import run_stage
-    from .stages.label_prefs import LabelConfig, LabelPrefs, write_summary
+    from ..constitution import load_constitution
+    from ..judge import load_judge_examples, parse_clamp, parse_min_confidence, parse_principles
+    from ..runner import run_stage
+    from ..stages.label_prefs import LabelConfig, LabelPrefs, write_summary
 
     cfg = LabelConfig(mode=mode.value, pair=pair.value if pair else None, pairs=pairs.value, fmt=format.value, swap=swap, cot=cot, gold=gold)
     cfg.clamp = parse_clamp(clamp if clamp is not None else ("0.4,0.6" if cot else None))
@@ -366,7 +365,7 @@ def constitution_show(file: o.ConstitutionArg = "default"):
 
     from rich.console import Console
 
-    from .constitution import constitution_table, load_constitution
+    from ..constitution import constitution_table, load_constitution
 
     tables = constitution_table(load_constitution(file))
     console = Console()
@@ -383,7 +382,7 @@ def constitution_check(file: o.ConstitutionArg):
         cai constitution check constitutions/default.yaml
     """
 
-    from .constitution import load_constitution
+    from ..constitution import load_constitution
 
     c = load_constitution(file)
     print(
@@ -402,7 +401,7 @@ def constitution_schema():
     """
     import json
 
-    from .constitution.schema import json_schema
+    from ..constitution.schema import json_schema
 
     print(json.dumps(json_schema(), indent=2))
 
