@@ -163,6 +163,22 @@ def dumps(row: dict) -> str:
     return json.dumps(row, ensure_ascii=False)
 
 
+def dumps_compact(data) -> str:
+    """Indented JSON (a summary file), but innermost objects and lists (a metric, an interval) on one line each."""
+    import re
+
+    text = json.dumps(data, indent=2, ensure_ascii=False)
+    inner = re.compile(r"([\[{])\n\s*((?:[^\[\]{}]|\[[^\[\]{}\n]*\])*?)\n\s*([\]}])")
+
+    def one_line(m):
+        body = " ".join(part.strip() for part in m.group(2).splitlines())
+        return f"{m.group(1)}{body}{m.group(3)}" if len(body) < 120 else m.group(0)
+
+    for _ in range(2):  # twice: a metric {"value", "ci": [..], "n"} once its interval is on one line
+        text = inner.sub(one_line, text)
+    return text
+
+
 def read_done_rows(path: Path) -> list[dict]:
     """The rows of a JSONL file written by cai. A torn last line (crash mid-write) is ignored."""
     if not path.exists():

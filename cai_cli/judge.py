@@ -524,7 +524,7 @@ class JudgeStats:
             c[1] += (p > 0.5) == (verdict.p_x > 0.5) if p != 0.5 else 0
 
     def as_dict(self) -> dict:
-        from .eval.stats import proportion
+        from .stats import proportion
 
         out: dict = {"comparisons": self.comparisons, "failed": self.failed}
         if self.votes:

@@ -109,7 +109,7 @@ def _changes(rows: list[dict], summary: dict, bootstrap: int, seed: int) -> dict
     Win rates are already a change (0.5: no change); the detector's rates are differences of the two
     answers to the same prompt, so their interval is the paired bootstrap's.
     """
-    from .ratings import bootstrap_mean
+    from .stats import bootstrap_mean
 
     out: dict = {"baseline": summary["baseline"]}
     model = summary["models"].get(summary["model"], {})
@@ -358,8 +358,8 @@ def _category_rates(report: dict) -> dict[str, dict[str, dict]]:
 
 
 def _wilson(k: int, n: int) -> tuple[float, float]:
-    """Wilson score interval of k successes in n (eval.stats.proportion): a 0% rate still gets a real interval."""
-    from .eval.stats import proportion
+    """Wilson score interval of k successes in n (cai_cli.stats.proportion): a 0% rate still gets a real interval."""
+    from .stats import proportion
 
     if n == 0:
         return (0.0, 0.0)

@@ -27,7 +27,7 @@ from pathlib import Path
 from ..constitution import ComparisonPrinciple, Constitution
 from ..engines import EngineOptions, Sampling
 from ..errors import CaiError, ConstitutionError, RowFailure
-from ..jsonl import display_name, read_done_rows, write_atomic
+from ..jsonl import display_name, dumps_compact, read_done_rows, write_atomic
 from ..judge import (
     DEFAULT_PRINCIPLES,
     Ask,
@@ -43,7 +43,7 @@ from ..rows import check_conversation, check_string, conversation, stable_hash
 from ..runner import RunOptions, run_stage
 from ..stages.base import EngineStage
 from .prompts import load_prompts
-from .stats import BENIGN, RED_TEAM, dumps_compact, summarize
+from .stats import BENIGN, RED_TEAM, summarize
 
 EMBEDDED_LABEL = "embedded"
 

@@ -1,44 +1,14 @@
-"""The summary statistics of an eval run: rates with Wilson intervals, means with bootstrap intervals,
-per-category rates, the judge's bias, and Bradley–Terry ratings. Pure functions of the result rows,
+"""The summary of an eval run: its rates (Wilson intervals), means (bootstrap intervals), per-category rates,
+the judge's bias and Bradley–Terry ratings, computed with cai_cli.stats. Pure functions of the result rows,
 so `cai report` can recompute them from any eval file without running anything.
 """
 
 from __future__ import annotations
 
-import json
-import re
-
 from ..errors import CaiError
+from ..stats import DEFAULT_BOOTSTRAP, proportion
 
 RED_TEAM, BENIGN = "red_team", "benign"
-
-
-def proportion(k: int, n: int, confidence: float = 0.95) -> dict:
-    """{"value": k/n, "ci": [low, high], "n": n, "k": k} with the Wilson score interval.
-
-    Unlike a bootstrap of 0/1 values, it gives a 0% (or 100%) rate a real interval: 0 of 10 is
-    [0, 0.28], not [0, 0]. Computed by scipy.
-    """
-    from scipy.stats import binomtest
-
-    if n <= 0:
-        return {"value": None, "ci": [None, None], "n": 0, "k": 0}
-    ci = binomtest(int(k), int(n)).proportion_ci(confidence_level=confidence, method="wilson")
-    return {"value": round(k / n, 4), "ci": [round(float(ci.low), 4), round(float(ci.high), 4)], "n": int(n), "k": int(k)}
-
-
-def dumps_compact(data) -> str:
-    """Indented JSON, but innermost objects and lists (a metric, an interval) on one line each."""
-    text = json.dumps(data, indent=2, ensure_ascii=False)
-    inner = re.compile(r"([\[{])\n\s*((?:[^\[\]{}]|\[[^\[\]{}\n]*\])*?)\n\s*([\]}])")
-
-    def one_line(m):
-        body = " ".join(part.strip() for part in m.group(2).splitlines())
-        return f"{m.group(1)}{body}{m.group(3)}" if len(body) < 120 else m.group(0)
-
-    for _ in range(2):  # twice: a metric {"value", "ci": [..], "n"} once its interval is on one line
-        text = inner.sub(one_line, text)
-    return text
 
 
 def _rate(rows: list[dict], test) -> dict | None:
@@ -49,7 +19,7 @@ def _rate(rows: list[dict], test) -> dict | None:
 
 
 def _mean(values: list[float], bootstrap: int, seed: int) -> dict | None:
-    from ..ratings import bootstrap_mean
+    from ..stats import bootstrap_mean
 
     return _rounded(bootstrap_mean(values, bootstrap=bootstrap, seed=seed))
 
@@ -106,7 +76,7 @@ def eval_info(rows: list[dict], source: str = "results") -> dict:
     raise CaiError(f"{source}: not `cai eval` output (no row has meta.eval)")
 
 
-def side_metrics(rows: list[dict], side: str, bootstrap: int = 1000, seed: int = 0) -> dict:
+def side_metrics(rows: list[dict], side: str, bootstrap: int = DEFAULT_BOOTSTRAP, seed: int = 0) -> dict:
     """Every metric of one side ("model" or "baseline") of the rows."""
     prefix = "" if side == "model" else "baseline_"
     verdict = f"{prefix}refusal"
@@ -176,7 +146,7 @@ def side_metrics(rows: list[dict], side: str, bootstrap: int = 1000, seed: int =
 
 def comparisons_of(rows: list[dict]) -> dict[str, list]:
     """Rating games from judged rows: criterion -> [Comparison(model, baseline, p_model, group=prompt)]."""
-    from ..ratings import Comparison
+    from ..stats import Comparison
 
     info = eval_info(rows)
     out: dict[str, list] = {"harmlessness": [], "helpfulness": []}
@@ -188,7 +158,7 @@ def comparisons_of(rows: list[dict]) -> dict[str, list]:
 
 
 def ratings_of(comparisons: dict[str, list], anchor: str | None, bootstrap: int, seed: int) -> dict:
-    from ..ratings import bradley_terry
+    from ..stats import bradley_terry
 
     return {
         crit: [r.as_dict() for r in bradley_terry(games, anchor=anchor, bootstrap=bootstrap, seed=seed)]
@@ -197,7 +167,7 @@ def ratings_of(comparisons: dict[str, list], anchor: str | None, bootstrap: int,
     }
 
 
-def summarize(rows: list[dict], *, bootstrap: int = 1000, seed: int = 0, source: str = "results") -> dict:
+def summarize(rows: list[dict], *, bootstrap: int = DEFAULT_BOOTSTRAP, seed: int = 0, source: str = "results") -> dict:
     """The summary of one eval run: metrics for the model and the baseline, ratings, per-category rates."""
     info = eval_info(rows, source)
     models = {info["model"]: {"role": "model", **side_metrics(rows, "model", bootstrap, seed)}}

@@ -429,7 +429,7 @@ class LabelPrefs(EngineStage):
 
     def gold_accuracy(self) -> dict | None:
         """Accuracy against --gold with its Wilson 95% interval (exact ties apart), and the mean p(gold) over all."""
-        from ..eval.stats import proportion
+        from ..stats import proportion
 
         c = self.counts
         if not c["gold_pairs"]:
@@ -494,7 +494,7 @@ def _plain_sampling(sampling):
 
 def write_summary(stage: LabelPrefs, output: str | None) -> Path | None:
     """OUT.summary.json beside -o OUT (nothing when writing to stdout: the summary line has the numbers)."""
-    from ..eval.stats import dumps_compact
+    from ..jsonl import dumps_compact
 
     if output in (None, "-"):
         return None

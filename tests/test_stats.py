@@ -8,7 +8,7 @@ import random
 import numpy as np
 import pytest
 
-from cai_cli.ratings import ELO_SCALE, Comparison, bootstrap_mean, bradley_terry
+from cai_cli.stats import ELO_SCALE, Comparison, bootstrap_mean, bradley_terry
 
 TRUE = {"base": 0.0, "sl": 0.5, "rl": 1.0, "best": 2.0}  # log-odds strengths
 

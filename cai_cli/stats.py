@@ -1,4 +1,8 @@
-"""Bradley–Terry ratings on the Elo scale, with bootstrap confidence intervals; bootstrap CIs of means.
+"""Pure numbers, the ground floor of every statistic cai reports: rates with Wilson intervals, means with
+bootstrap intervals, and Bradley–Terry ratings on the Elo scale with bootstrap intervals.
+
+A rate k/n gets the Wilson score interval (scipy): unlike a bootstrap of 0/1 values, it gives a 0% (or
+100%) rate a real interval, 0 of 10 is [0, 0.28], not [0, 0]. A mean gets a percentile bootstrap interval.
 
 A comparison says how strongly player `a` beat player `b`: ``p_a`` is 1 for a clear win, 0 for a
 clear loss, and anything between for a soft judgement (the judge's probability, 0.5 for a tie).
@@ -13,7 +17,7 @@ Unlike online Elo, the fit does not depend on the order of the games.
 
 Confidence intervals resample whole groups (a group is one prompt, whose comparisons are
 correlated) with replacement and refit: the 2.5th and 97.5th percentiles of 1000 refits.
-Pure numpy, no other dependency.
+Pure numpy (scipy for the Wilson interval).
 """
 
 from __future__ import annotations
@@ -26,6 +30,17 @@ import numpy as np
 
 ELO_SCALE = 400.0 / math.log(10.0)
 ELO_BASE = 1000.0
+DEFAULT_BOOTSTRAP = 1000  # resamples behind every bootstrap interval (`--bootstrap`)
+
+
+def proportion(k: int, n: int, confidence: float = 0.95) -> dict:
+    """{"value": k/n, "ci": [low, high], "n": n, "k": k} with the Wilson score interval (computed by scipy)."""
+    from scipy.stats import binomtest
+
+    if n <= 0:
+        return {"value": None, "ci": [None, None], "n": 0, "k": 0}
+    ci = binomtest(int(k), int(n)).proportion_ci(confidence_level=confidence, method="wilson")
+    return {"value": round(k / n, 4), "ci": [round(float(ci.low), 4), round(float(ci.high), 4)], "n": int(n), "k": int(k)}
 
 
 @dataclass(frozen=True)
@@ -102,7 +117,7 @@ def bradley_terry(
     comparisons: Sequence[Comparison],
     *,
     anchor: str | None = None,
-    bootstrap: int = 1000,
+    bootstrap: int = DEFAULT_BOOTSTRAP,
     seed: int = 0,
     confidence: float = 0.95,
     ridge: float = 0.01,
@@ -142,7 +157,7 @@ def bradley_terry(
     return sorted(out, key=lambda r: -r.rating)
 
 
-def bootstrap_mean(values: Sequence[float], *, bootstrap: int = 1000, seed: int = 0, confidence: float = 0.95) -> dict | None:
+def bootstrap_mean(values: Sequence[float], *, bootstrap: int = DEFAULT_BOOTSTRAP, seed: int = 0, confidence: float = 0.95) -> dict | None:
     """{"value": mean, "ci": [low, high], "n": count}: a percentile bootstrap CI of the mean; None when empty."""
     x = np.asarray([float(v) for v in values], dtype=float)
     if x.size == 0:
