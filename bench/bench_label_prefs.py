@@ -60,8 +60,7 @@ def scored(engine, pairs: list[dict]) -> tuple[float, list[int], str]:
 def questions(pairs: list[dict]) -> list[tuple[int, int, list[dict]]]:
     """(pair, index shown first, messages) for every pair in both orders, with the same principle the stage draws."""
     from cai_cli.constitution import load_constitution, sample_principles
-    from cai_cli.judge import judge_messages
-    from cai_cli.stages.label_prefs import SALT
+    from cai_cli.judge import SALT, judge_messages
 
     charter = load_constitution(None)
     out = []

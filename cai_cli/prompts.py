@@ -74,11 +74,10 @@ def revision_messages(
 
 # --------------------------------------------------------------------------- --skip-unchanged
 
-# Asked both ways round, because small models lean towards "Yes" whatever the question: the second
-# question's answer means the opposite, so averaging their log-odds (one negated) cancels the lean.
+# Asked both ways round (a scored yes/no pair, cai_cli.judge.maths.yes_no_pairs), because small models lean
+# towards "Yes" whatever the question: the second question's answer means the opposite.
 CHANGE_QUESTION = "Does the critique ask for any change to the response?"
 NO_CHANGE_QUESTION = "Does the critique find the response fine as it is, asking for no change at all?"
-YES_NO = (" Yes", " No")
 
 
 def skip_check_messages(conversation: Conversation, response: str, critique: str, question: str) -> Conversation:

@@ -10,20 +10,11 @@ import pytest
 
 from cai_cli.constitution import load_constitution, sample_principles
 from cai_cli.engines import EngineOptions, Sampling
-from cai_cli.judge import (
-    OPTIONS,
-    PLAIN_OPTIONS,
-    orders_disagree,
-    parse_answer,
-    rank,
-    sigmoid,
-)
+from cai_cli.judge import SALT
+from cai_cli.judge.maths import orders_disagree, rank, sigmoid
+from cai_cli.judge.prompts import OPTIONS, PLAIN_OPTIONS, parse_answer
 from cai_cli.runner import RunOptions, run_stage, split_outcome
-from cai_cli.stages.label_prefs import (
-    SALT,
-    LabelConfig,
-    LabelPrefs,
-)
+from cai_cli.stages.label_prefs import LabelConfig, LabelPrefs
 
 from conftest import read_jsonl, run_cai, write_jsonl
 
@@ -258,7 +249,7 @@ def test_judge_examples_come_before_the_question():
 
 def test_judge_examples_file_is_checked_line_by_line(tmp_path):
     from cai_cli.errors import InputError
-    from cai_cli.stages.label_prefs import load_judge_examples
+    from cai_cli.judge import load_judge_examples
 
     good = {"prompt": "Hi", "a": "Hello!", "b": "Go away.", "answer": "A"}
     path = write_jsonl(tmp_path / "ex.jsonl", [good, {**good, "answer": "(B)"}])

@@ -23,18 +23,17 @@ from ..constitution import ComparisonPrinciple, Constitution
 from ..errors import CaiError, ConstitutionError, RowFailure
 from ..judge import (
     DEFAULT_PRINCIPLES,
-    FORMATS,
-    SALT,
     Ask,
     JudgeConfig,
     JudgeExample,
     JudgeFailure,
+    JudgeFormat,
     JudgeStats,
     PairwiseJudge,
     draw_principles,
-    load_judge_examples,
     orient,
     rank,
+    with_plain_stop,
 )
 from ..rows import (
     FieldProblem,
@@ -71,7 +70,7 @@ class LabelConfig:
         return JudgeConfig(fmt=self.fmt, swap=self.swap, cot=self.cot, clamp=self.clamp, examples=self.examples)
 
     def __post_init__(self):
-        for name, value, allowed in (("--mode", self.mode, MODES), ("--pairs", self.pairs, PAIRS), ("--format", self.fmt, FORMATS)):
+        for name, value, allowed in (("--mode", self.mode, MODES), ("--pairs", self.pairs, PAIRS), ("--format", self.fmt, tuple(f.value for f in JudgeFormat))):
             if value not in allowed:
                 raise CaiError(f"{name}: expected one of {', '.join(allowed)}, got {value!r}")
         if self.pair is None:
@@ -194,7 +193,7 @@ class LabelPrefs(EngineStage):
             complete = None
             engine_complete = getattr(self.engine, "complete", None)  # only engines that can continue raw text have it
             if callable(engine_complete):
-                complete = lambda prompts, seeds: self.count(engine_complete(prompts, _plain_sampling(self.sampling), seeds=seeds))
+                complete = lambda prompts, seeds: self.count(engine_complete(prompts, with_plain_stop(self.sampling), seeds=seeds))
             self._judge = PairwiseJudge(self.engine, self.judge_cfg, self.sampling, chat=self.chat, complete=complete)
         return self._judge
 
@@ -484,14 +483,6 @@ class LabelPrefs(EngineStage):
         return " | ".join(parts)
 
 
-def _plain_sampling(sampling):
-    from dataclasses import replace as _replace
-
-    from ..judge import PLAIN_STOP
-
-    return _replace(sampling, stop=list(sampling.stop) + [s for s in PLAIN_STOP if s not in sampling.stop])
-
-
 def write_summary(stage: LabelPrefs, output: str | None) -> Path | None:
     """OUT.summary.json beside -o OUT (nothing when writing to stdout: the summary line has the numbers)."""
     from ..jsonl import dumps_compact
@@ -504,5 +495,3 @@ def write_summary(stage: LabelPrefs, output: str | None) -> Path | None:
     tmp.replace(target)
     return target
 
-
-__all__ = ["SALT", "JudgeExample", "LabelConfig", "LabelPrefs", "load_judge_examples", "write_summary"]

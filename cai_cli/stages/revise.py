@@ -9,7 +9,6 @@ critique is pattern-matched: "No, the response is harmful" must never keep a har
 
 from __future__ import annotations
 
-import math
 from collections.abc import Sequence
 
 from ..constitution import Constitution, FewShotExample
@@ -17,7 +16,6 @@ from ..errors import RowFailure
 from ..prompts import (
     CHANGE_QUESTION,
     NO_CHANGE_QUESTION,
-    YES_NO,
     clean_output,
     revision_messages,
     skip_check_messages,
@@ -91,26 +89,15 @@ class Revise(FewShotStage):
         return build(self.examples[: self.fitting(build)])
 
     def p_change(self, rows: list[dict]) -> list[float | None]:
-        """P(the critique asks for a change) per row, from the model's " Yes"/" No" log-probs on two questions.
+        """P(the critique asks for a change) per row: the change question and the no-change question, a scored
+        yes/no pair (cai_cli.judge.maths.yes_no_pairs), so a constant lean towards "Yes" cancels. None where the
+        model gave neither answer any probability."""
+        from ..judge.maths import yes_no_pairs
 
-        The change question's log-odds and the no-change question's, negated, are averaged, so a constant
-        lean towards "Yes" cancels. None where the model gave neither answer any probability.
-        """
-        from ..judge import logodds, pair_logodds, sigmoid
+        def ask(row: dict, question: str) -> list[dict]:
+            return skip_check_messages(conversation(row), row["response"], row["rounds"][-1]["critique"], question)
 
-        engine = self.engine
-        assert engine is not None, "start() the stage first"
-        prompts = []
-        for row in rows:
-            for question in (CHANGE_QUESTION, NO_CHANGE_QUESTION):
-                msgs = skip_check_messages(conversation(row), row["response"], row["rounds"][-1]["critique"], question)
-                prompts.append(engine.render_chat(msgs) + "Answer:")
-        scores = engine.score_options(prompts, list(YES_NO))
-        out: list[float | None] = []
-        for i in range(len(rows)):
-            change, no_change = logodds(scores[2 * i]), logodds(scores[2 * i + 1])
-            out.append(None if math.isnan(change) or math.isnan(no_change) else sigmoid(pair_logodds(change, no_change)))
-        return out
+        return yes_no_pairs(self.started_engine(), [(ask(row, CHANGE_QUESTION), ask(row, NO_CHANGE_QUESTION)) for row in rows])
 
     def process(self, rows: list[dict]) -> list[dict | RowFailure]:
         p_change: list[float | None] = self.p_change(rows) if self.skip_unchanged else [None] * len(rows)

@@ -1,0 +1,77 @@
+"""What a batch of verdicts says about the judge itself: position bias, order disagreement, length bias, and each
+principle's agreement with the ensemble. label-prefs reports it per run, eval per criterion."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from ..stats import proportion
+from .maths import orders_disagree
+from .pairwise import Ask, JudgeFailure, Verdict, Vote
+
+
+@dataclass
+class JudgeStats:
+    """What a batch of verdicts says about the judge itself: position bias, order disagreement, length bias,
+    and how often each principle agreed with the ensemble."""
+
+    comparisons: int = 0
+    votes: int = 0
+    p_first_sum: float = 0.0
+    swapped: int = 0
+    disagreed: int = 0
+    length_pairs: int = 0  # comparisons whose responses differ in length and whose verdict is not a tie
+    longer_chosen: int = 0
+    failed: int = 0
+    principles: dict = field(default_factory=dict)  # id -> [asked, agreed with the ensemble]
+
+    def add(self, ask: Ask, verdict: Verdict | JudgeFailure) -> None:
+        if isinstance(verdict, JudgeFailure):
+            self.failed += 1
+            return
+        self.comparisons += 1
+        for v in verdict.votes:
+            self.votes += 1
+            self.p_first_sum += v.p_first
+        by_principle: dict[str, list[Vote]] = {}
+        for v in verdict.votes:
+            by_principle.setdefault(v.principle, []).append(v)
+        for vs in by_principle.values():
+            if len(vs) == 2:
+                self.swapped += 1
+                self.disagreed += orders_disagree(vs[0].p_first - 0.5, vs[1].p_first - 0.5)
+        if len(ask.x) != len(ask.y) and verdict.p_x != 0.5:
+            self.length_pairs += 1
+            self.longer_chosen += (verdict.p_x > 0.5) == (len(ask.x) > len(ask.y))
+        for pid, p in verdict.principles.items():
+            c = self.principles.setdefault(pid, [0, 0])
+            c[0] += 1
+            c[1] += (p > 0.5) == (verdict.p_x > 0.5) if p != 0.5 else 0
+
+    def as_dict(self) -> dict:
+        out: dict = {"comparisons": self.comparisons, "failed": self.failed}
+        if self.votes:
+            out["position_bias"] = {"mean_p_first": round(self.p_first_sum / self.votes, 4), "votes": self.votes, "unbiased": 0.5}
+        if self.swapped:
+            out["orders_disagreed"] = proportion(self.disagreed, self.swapped)
+        if self.length_pairs:
+            out["length_bias"] = {**proportion(self.longer_chosen, self.length_pairs), "chance": 0.5}
+        out["principles"] = {pid: {"asked": a, "agreed": g, "agreement": round(g / a, 4)} for pid, (a, g) in sorted(self.principles.items())}
+        return out
+
+    def line(self) -> str:
+        """The judge's part of a summary line."""
+        parts = []
+        if self.swapped:
+            parts.append(f"orders disagreed {self.disagreed}/{self.swapped} ({100.0 * self.disagreed / self.swapped:.0f}%)")
+        if self.votes:
+            parts.append(f"mean p(first shown) {self.p_first_sum / self.votes:.3f}")
+        if self.length_pairs:
+            parts.append(f"longer chosen {self.longer_chosen}/{self.length_pairs} ({100.0 * self.longer_chosen / self.length_pairs:.0f}%, chance 50%)")
+        if len(self.principles) > 1:
+            worst = sorted(self.principles.items(), key=lambda kv: (kv[1][1] / kv[1][0], kv[0]))
+            shown = ", ".join(f"{pid} {100.0 * g / a:.0f}%" for pid, (a, g) in worst[:3])
+            parts.append(f"agreement with ensemble, lowest: {shown}")
+        if self.failed:
+            parts.append(f"{self.failed} judge failures")
+        return " | ".join(parts)
