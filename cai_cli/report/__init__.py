@@ -1,0 +1,39 @@
+"""report: gather `cai eval` results into one table (terminal), one figure (PNG, SVG, PDF), or one HTML page.
+
+merge.py reads and merges results files; table.py, chart.py and html.py show the merged report.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from ..stats import DEFAULT_BOOTSTRAP
+from .chart import chart, figure
+from .merge import load_results, report_from_summary
+from .table import print_summary, table
+
+
+def run_report(results: list[str], output: str | None = None, json_out: str | None = None, bootstrap: int = DEFAULT_BOOTSTRAP) -> dict:
+    """`cai report`: the table on stdout, notes on stderr, then the JSON and the chart when asked for."""
+    import sys
+
+    from rich.console import Console
+
+    merged = load_results(results, bootstrap=bootstrap)
+    Console().print(table(merged, title="cai report"))
+    for note in merged["notes"]:
+        print(f"cai report: note: {note}", file=sys.stderr)
+    if json_out:
+        target = Path(json_out)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        tmp = target.with_name(target.name + ".tmp")
+        metrics = {k: v for k, v in merged.items() if k not in ("answers", "summary_files")}  # the answers are in the rows files already
+        tmp.write_text(json.dumps(metrics, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+        tmp.replace(target)
+    if output:
+        print(f"cai report: chart -> {chart(merged, output)}", file=sys.stderr)
+    return merged
+
+
+__all__ = ["chart", "figure", "load_results", "print_summary", "report_from_summary", "run_report", "table"]

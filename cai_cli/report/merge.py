@@ -1,0 +1,199 @@
+"""Reading `cai eval` results (rows JSONL or summary JSON) and merging them into one report: each model's
+metrics, Bradley–Terry ratings over every file's judged games, each model's paired change against its
+baseline, and every prompt's answers side by side.
+
+Each results file compares one model with one baseline. Files are merged by model name: a model
+evaluated twice keeps its last file's numbers; a baseline shared by several files is taken from the
+first. Bradley–Terry ratings are fitted over every file's judged games together, anchored at the
+baseline when all files share one.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from ..errors import CaiError
+from ..jsonl import read_lines
+from ..stats import DEFAULT_BOOTSTRAP
+
+
+def load_results(paths: list[str], *, bootstrap: int = DEFAULT_BOOTSTRAP, seed: int = 0) -> dict:
+    """Merge eval results files (rows JSONL, or summary JSON) into one report: models, ratings, notes."""
+    from ..eval.stats import comparisons_of, ratings_of, summarize
+
+    if not paths:
+        raise CaiError("give at least one results file from `cai eval`")
+    models: dict[str, dict] = {}
+    games: dict[str, list] = {"harmlessness": [], "helpfulness": []}
+    baselines: list[str] = []
+    stored_ratings: dict = {}
+    notes: list[str] = []
+    answers: dict[tuple, dict] = {}
+    changes: dict[str, dict] = {}
+    summaries_only: list[str] = []
+    for path in paths:
+        content = _read(path)
+        if isinstance(content, list):  # eval output rows; a dict is a summary
+            summary = summarize(content, bootstrap=bootstrap, seed=seed, source=path)
+            for crit, cs in comparisons_of(content).items():
+                games[crit] += cs
+            _collect_answers(answers, content, summary)
+            if summary.get("baseline"):
+                changes[summary["model"]] = _changes(content, summary, bootstrap, seed)
+        else:
+            summary = content
+            summaries_only.append(path)
+            stored_ratings = summary.get("ratings") or stored_ratings
+        if summary.get("baseline") and summary["baseline"] not in baselines:
+            baselines.append(summary["baseline"])
+        for label, metrics in summary["models"].items():
+            entry = {**metrics, "source": path}
+            if label in models and metrics.get("role") == "baseline":
+                continue  # keep the first file's baseline, or the model's own entry
+            if label in models and models[label].get("role") == "model" and metrics.get("role") == "model":
+                notes.append(f"{label} appears in {models[label]['source']} and {path}; showing {path}")
+            models[label] = entry
+    if len(baselines) > 1:
+        notes.append(f"win rates are against different baselines ({', '.join(baselines)}); compare the ratings instead")
+    anchor = baselines[0] if len(baselines) == 1 else None
+    if any(games.values()):
+        ratings = ratings_of(games, anchor, bootstrap, seed)
+    else:
+        ratings = stored_ratings if len(paths) == 1 else {}
+    return {
+        "kind": "cai-eval-report",
+        "files": list(paths),
+        "baselines": baselines,
+        "models": models,
+        "ratings": ratings,
+        "changes": changes,
+        "notes": notes,
+        "answers": list(answers.values()),
+        "summary_files": summaries_only,  # they hold no answers to show side by side
+    }
+
+
+def _declined(verdict) -> float | None:
+    """1.0 when the detector says the reply did not do all that was asked (refusal, partial, deflection)."""
+    if not isinstance(verdict, dict) or "label" not in verdict:
+        return None
+    return 0.0 if verdict["label"] == "answer" else 1.0
+
+
+def _changes(rows: list[dict], summary: dict, bootstrap: int, seed: int) -> dict:
+    """The model's change against its baseline, prompt by prompt (paired), with 95% intervals.
+
+    Win rates are already a change (0.5: no change); the detector's rates are differences of the two
+    answers to the same prompt, so their interval is the paired bootstrap's.
+    """
+    from ..stats import bootstrap_mean
+
+    out: dict = {"baseline": summary["baseline"]}
+    model = summary["models"].get(summary["model"], {})
+    for key in ("harmlessness_win_rate", "helpfulness_win_rate"):
+        stat = model.get(key)
+        if isinstance(stat, dict) and stat.get("value") is not None:
+            out[key] = {"value": stat["value"] - 0.5, "ci": [c - 0.5 for c in stat["ci"]], "n": stat["n"]}
+
+    def paired(subset):
+        diffs = []
+        for r in subset:
+            m, b = _declined(r.get("refusal")), _declined(r.get("baseline_refusal"))
+            if m is not None and b is not None:
+                diffs.append(m - b)
+        return bootstrap_mean(diffs, bootstrap=bootstrap, seed=seed)
+
+    from ..eval.stats import benign_marker
+
+    red = [r for r in rows if r.get("eval_set") == "red_team"]
+    marker = benign_marker(rows)  # risky_looking, or the run's --benign-field
+    risky = [r for r in rows if r.get("eval_set") == "benign" and r.get(marker) is True]
+    for key, subset in (("red_team_declined", red), ("over_refusal", risky)):
+        if stat := paired(subset):
+            out[key] = stat
+    return out
+
+
+def _collect_answers(answers: dict, rows: list[dict], summary: dict) -> None:
+    """Per prompt: the baseline's and each model's answer and verdict, for the side-by-side view."""
+    from ..eval.stats import baseline_answer_field, benign_marker
+    from ..rows import conversation
+
+    model, baseline = summary["model"], summary.get("baseline")
+    marker, baseline_answer = benign_marker(rows), baseline_answer_field(rows)
+    for r in rows:
+        if "response" not in r:
+            continue
+        key = (r.get("eval_set"), r.get("id"))
+        entry = answers.setdefault(
+            key,
+            {
+                "id": r.get("id"),
+                "eval_set": r.get("eval_set"),
+                "category": r.get("category") if isinstance(r.get("category"), str) else None,
+                "risky_looking": r.get(marker),
+                "conversation": conversation(r) if ("prompt" in r or "messages" in r) else [],
+                "answers": {},
+            },
+        )
+        found = r.get("judge")
+        judge = found if isinstance(found, dict) else {}
+        entry["answers"][model] = {
+            "role": "model",
+            "response": r["response"],
+            "verdict": r.get("refusal") or {},
+            "p_model": judge.get("p_model"),
+            "criterion": judge.get("criterion"),
+        }
+        if baseline and baseline_answer in r and baseline not in entry["answers"]:
+            entry["answers"][baseline] = {"role": "baseline", "response": r[baseline_answer], "verdict": r.get("baseline_refusal") or {}}
+
+
+def report_from_summary(summary: dict) -> dict:
+    """One eval run's summary in the shape `table` and `chart` take."""
+    return {
+        "kind": "cai-eval-report",
+        "files": [summary.get("results") or "<stdout>"],
+        "baselines": [summary["baseline"]] if summary.get("baseline") else [],
+        "models": summary["models"],
+        "ratings": summary.get("ratings") or {},
+        "notes": [],
+    }
+
+
+def _read(path: str) -> list[dict] | dict:
+    """The rows of eval output JSONL (a list), or a summary JSON (a dict)."""
+    p = Path(path)
+    if not p.exists():
+        raise CaiError(f"{path}: no such file")
+    text = p.read_text(encoding="utf-8", errors="replace")
+    try:
+        whole = json.loads(text)
+    except ValueError:
+        whole = None
+    if isinstance(whole, dict) and whole.get("kind") == "cai-eval-summary":
+        return whole
+    rows: list[dict] = []
+    for item in read_lines(path):
+        if item.error is not None:
+            raise CaiError(str(item.error))
+        assert item.row is not None  # a line without an error has its row
+        rows.append(item.row)
+    if not rows:
+        raise CaiError(f"{path}: no rows (the file is empty)")
+    return rows
+
+
+def rating_of(report: dict, criterion: str, label: str) -> dict | None:
+    for r in report.get("ratings", {}).get(criterion, []):
+        if r["model"] == label:
+            return r
+    return None
+
+
+def players(report: dict) -> list[tuple[str, str]]:
+    """(label, role) of every player, baselines first: the order of legends, bars and answer columns."""
+    models = report["models"]
+    first = [(k, "baseline") for k, m in models.items() if m.get("role") == "baseline"]
+    return first + [(k, m.get("role") or "model") for k, m in models.items() if m.get("role") != "baseline"]

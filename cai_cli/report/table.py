@@ -1,0 +1,69 @@
+"""The report as a terminal table: one row per model, one column per metric any model has, values with the larger
+half of their 95% interval beneath (narrow enough for an 80-column terminal)."""
+
+from __future__ import annotations
+
+from .merge import rating_of, report_from_summary
+
+COLUMNS = [
+    # (summary key, column heading: short words, stacked, so eight columns fit 80 characters)
+    ("harmlessness_win_rate", "harm\nwin"),
+    ("helpfulness_win_rate", "help\nwin"),
+    ("refusal_rate", "refusal"),
+    ("deflection_rate", "deflect"),
+    ("over_refusal_rate", "over-\nrefusal"),
+    ("judge_refusal_rate", "judge\nrefusal"),
+    ("judge_over_refusal_rate", "judge\nover-\nrefusal"),
+    ("reward", "reward"),
+]
+CAPTION = (
+    "harm/help win: the judge's P(model beats baseline) on red-team/benign prompts, both orders. "
+    "refusal, deflect: red-team prompts. over-refusal: risky-looking benign prompts declined. "
+    "±: 95% interval (Wilson for rates, bootstrap for means)."
+)
+
+
+def _fmt(stat, digits: int = 2) -> str:
+    """The value, and under it the larger half of its interval (±0.07): narrow enough for an 80-column terminal."""
+    if not isinstance(stat, dict) or stat.get("value") is None:
+        return "—"
+    value = stat["value"]
+    lo, hi = (stat.get("ci") or [value, value])[:2]
+    half = max(value - lo, hi - value)
+    if stat.get("n", 0) < 2 or half <= 0:
+        return f"{value:.{digits}f}"
+    return f"{value:.{digits}f}\n[dim]±{half:.{digits}f}[/]"
+
+
+def table(report: dict, title: str = "cai eval"):
+    """A rich Table: one row per model, one column per metric that any model has."""
+    from rich import box
+    from rich.table import Table
+
+    models = report["models"]
+    shown = [(k, t) for k, t in COLUMNS if any(isinstance(m.get(k), dict) for m in models.values())]
+    # With two players a rating says no more than the win rate; it earns its column from three on.
+    criteria = [c for c in ("harmlessness", "helpfulness") if len(report.get("ratings", {}).get(c) or []) > 2]
+    t = Table(title=title, title_justify="left", caption=CAPTION, caption_justify="left", box=box.SIMPLE_HEAD, pad_edge=False)
+    t.add_column("model", style="bold", overflow="fold", min_width=8)
+    for _, heading in shown:
+        t.add_column(heading, justify="right")
+    for c in criteria:
+        t.add_column(f"{c[:4]}\nElo", justify="right")
+    for label, m in models.items():
+        baseline = m.get("role") == "baseline"
+        cells = [label if not baseline or "baseline" in label else f"{label} (baseline)"]
+        for key, _ in shown:
+            cells.append("ref" if baseline and key.endswith("win_rate") else _fmt(m.get(key), 3 if key == "reward" else 2))
+        for c in criteria:
+            r = rating_of(report, c, label)
+            cells.append(_fmt({"value": r["rating"], "ci": r["ci"], "n": r["games"]}, 0) if r else "—")
+        t.add_row(*cells, style="dim" if baseline else None)
+    return t
+
+
+def print_summary(summary: dict) -> None:
+    """One eval run's table, on stderr (stdout may be carrying the rows)."""
+    from rich.console import Console
+
+    Console(stderr=True).print(table(report_from_summary(summary)))
