@@ -1,15 +1,14 @@
-"""JSONL input and output: per-line parsing with precise errors, streaming inputs, the side file, atomic finish."""
+"""JSONL input and output: per-line parsing with precise errors, streaming inputs, atomic writes, stdout.
+(The side file a run resumes from lives in resume.py.)"""
 
 from __future__ import annotations
 
 import hashlib
-import heapq
 import json
 import os
 import select
 import stat
 import sys
-import time
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -193,139 +192,6 @@ def read_done_rows(path: Path) -> list[dict]:
             if isinstance(row, dict):
                 rows.append(row)
     return rows
-
-
-class AppendLog:
-    """An append-only JSONL file, flushed after every batch, so a killed process loses at most that batch.
-
-    It is fsynced at most once a second (and when closed): a cheap stage writing thousands of batches a
-    second would otherwise wait on the disk, and only a machine crash, not a killed process, can lose
-    flushed lines. With `header`, a new (or empty) file starts with that record (called lazily: it may
-    need a started model).
-    """
-
-    SYNC_EVERY = 1.0  # seconds
-
-    def __init__(self, path: Path, header=None):
-        self.path = path
-        self.header = header
-        path.parent.mkdir(parents=True, exist_ok=True)
-        self._fh: IO[str] | None = None
-        self._synced = 0.0
-
-    def _open(self) -> IO[str]:
-        if self._fh is None:
-            # Truncate a torn trailing line left by a crash, so new rows start on a fresh line.
-            if self.path.exists() and self.path.stat().st_size:
-                with self.path.open("rb+") as fh:
-                    content = fh.read()
-                    if not content.endswith(b"\n"):
-                        fh.truncate(content.rfind(b"\n") + 1)
-            self._fh = self.path.open("a", encoding="utf-8")
-            if self.header is not None and self._fh.tell() == 0:
-                self._fh.write(dumps(self.header() if callable(self.header) else self.header) + "\n")
-        return self._fh
-
-    def write(self, rows: Iterable[dict]) -> None:
-        fh = self._open()
-        for row in rows:
-            fh.write(dumps(row) + "\n")
-        fh.flush()
-        now = time.monotonic()
-        if now - self._synced >= self.SYNC_EVERY:
-            os.fsync(fh.fileno())
-            self._synced = now
-
-    def close(self) -> None:
-        if self._fh is not None:
-            self._fh.flush()
-            os.fsync(self._fh.fileno())
-            self._fh.close()
-            self._fh = None
-
-
-# --------------------------------------------------------------------------- the side file
-#
-# OUT.partial holds a header {"cai_side_file": 2, "fingerprint": {...}} and then one record per finished
-# input row, {"line": L, "id": ID, "rows": [...], "dropped": [...]} (0..N output rows each), appended a
-# batch at a time in input order. A rerun appends the rows it finishes, again in input order, so the file
-# is a few increasing runs of line numbers; merging them streams every record in input order.
-
-SIDE_FILE_VERSION = 2
-
-
-@dataclass
-class SideFile:
-    path: Path
-    header: dict | None  # None: an empty file, or one written before side files had a header
-    segments: list[tuple[int, int]]  # byte ranges, each holding records in increasing line order
-    records: int
-
-    @property
-    def fingerprint(self) -> dict | None:
-        return self.header.get("fingerprint") if self.header else None
-
-
-def scan_side_file(path: Path) -> SideFile | None:
-    """The side file's header and its increasing runs of records; None when there is none (or nothing in it)."""
-    if not path.exists():
-        return None
-    header, count = None, 0
-    segments: list[tuple[int, int]] = []
-    seg_start: int | None = None
-    last_line, offset = None, 0
-    with path.open("rb") as fh:
-        for number, raw in enumerate(fh):
-            begin, offset = offset, offset + len(raw)
-            if not raw.endswith(b"\n"):
-                break  # torn by a crash: not finished
-            try:
-                rec = json.loads(raw)
-            except (json.JSONDecodeError, UnicodeDecodeError):
-                continue
-            if number == 0:
-                if isinstance(rec, dict) and "cai_side_file" in rec:
-                    header = rec
-                    continue
-                return SideFile(path, None, [], 1)  # rows of an older cai: no header, no line numbers
-            if not (isinstance(rec, dict) and isinstance(rec.get("line"), int) and isinstance(rec.get("rows"), list)):
-                continue
-            if last_line is not None and rec["line"] <= last_line:
-                assert seg_start is not None  # a segment is open once a record was seen
-                segments.append((seg_start, begin))
-                seg_start = None
-            if seg_start is None:
-                seg_start = begin
-            last_line = rec["line"]
-            count += 1
-        if seg_start is not None:
-            segments.append((seg_start, offset))
-    if header is None and count == 0:
-        return None
-    return SideFile(path, header, segments, count)
-
-
-def _segment_records(path: Path, start: int, end: int) -> Iterator[dict]:
-    with path.open("rb") as fh:
-        fh.seek(start)
-        while fh.tell() < end:
-            raw = fh.readline()
-            if not raw.endswith(b"\n"):
-                return
-            try:
-                rec = json.loads(raw)
-            except (json.JSONDecodeError, UnicodeDecodeError):
-                continue
-            if isinstance(rec, dict) and isinstance(rec.get("line"), int) and isinstance(rec.get("rows"), list):
-                yield rec
-
-
-def side_records(side: SideFile | None) -> Iterator[dict]:
-    """Every finished record of a side file, in input (line) order, streamed: memory holds one record per run."""
-    if side is None:
-        return iter(())
-    runs = [_segment_records(side.path, s, e) for s, e in side.segments]
-    return heapq.merge(*runs, key=lambda rec: rec["line"])
 
 
 class AtomicWriter:

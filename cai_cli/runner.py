@@ -12,17 +12,8 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from .errors import CaiError, InputError, RowFailure
-from .jsonl import (
-    SIDE_FILE_VERSION,
-    AppendLog,
-    AtomicWriter,
-    InputLine,
-    InputSource,
-    SideFile,
-    StdoutWriter,
-    scan_side_file,
-    side_records,
-)
+from .jsonl import AtomicWriter, InputLine, InputSource, StdoutWriter
+from .resume import AppendLog, SideFile, check_fingerprint, open_side_file, scan_side_file, side_records, stage_fingerprint
 from .rows import FieldProblem, in_shard, row_id
 
 
@@ -125,21 +116,6 @@ def error_record(file: str, line: int | None, field: str | None, reason: str, ro
     return rec
 
 
-def stage_fingerprint(stage: Stage, input_identity: str) -> dict:
-    """Everything about this run that changes rows; --limit, --shard and --batch-size do not."""
-    from .fingerprint import normalised
-
-    fp: dict = {"stage": stage.name}
-    own = getattr(stage, "fingerprint", None)
-    if own is not None:
-        fp.update(own())
-    else:
-        settings = getattr(stage, "settings", None)
-        fp["settings"] = settings() if settings is not None else {}
-    fp["input"] = input_identity
-    return normalised(fp)
-
-
 class _Errors:
     """Bad and failed rows, streamed to the errors file (or, with no file, one stderr line each)."""
 
@@ -235,18 +211,7 @@ class _Run:
     def open_side_file(self, input_identity: str) -> None:
         assert self.partial is not None  # run_stage opens a side file only with -o OUT
         self.fingerprint = stage_fingerprint(self.stage, input_identity)
-        if self.opts.restart and self.partial.exists():
-            self.partial.unlink()
-        side = scan_side_file(self.partial)
-        if side is not None:
-            if side.header is None:
-                raise CaiError(
-                    f"{self.partial}: written by an older cai, without the settings its rows were made with; "
-                    "add --restart to discard it and start over"
-                )
-            self.side = side
-            self._check_fingerprint()
-        self.sink = AppendLog(self.partial, header=lambda: {"cai_side_file": SIDE_FILE_VERSION, "fingerprint": self.fingerprint})
+        self.side, self.sink = open_side_file(self.partial, self.opts.restart, lambda: self.fingerprint)
 
     def start(self, input_identity: str) -> None:
         if self.started:
@@ -256,16 +221,7 @@ class _Run:
         if self.partial is not None:
             # What only a started engine knows (the model an OpenAI-compatible server serves) joins the fingerprint.
             self.fingerprint = stage_fingerprint(self.stage, input_identity)
-            self._check_fingerprint()
-
-    def _check_fingerprint(self) -> None:
-        """A resume never mixes rows made under other settings: stop, saying what changed, if the side file's differ."""
-        from .fingerprint import changes, mismatch_message
-
-        if self.side is not None and self.partial is not None and self.fingerprint is not None:
-            found = changes(self.side.fingerprint or {}, self.fingerprint)
-            if found:
-                raise CaiError(mismatch_message(self.partial, found, self.side.records))
+            check_fingerprint(self.side, self.fingerprint)
 
     # ---------------------------------------------------------------- the work
 

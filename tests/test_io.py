@@ -7,7 +7,8 @@ import json
 import pytest
 
 from cai_cli.errors import CaiError, RowFailure
-from cai_cli.jsonl import AppendLog, read_done_rows, scan_side_file, side_records
+from cai_cli.jsonl import read_done_rows
+from cai_cli.resume import AppendLog, scan_side_file, side_records
 from cai_cli.rows import FieldProblem, check_conversation, in_shard
 from cai_cli.runner import RunOptions, StageStats, run_stage
 

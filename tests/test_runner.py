@@ -325,7 +325,7 @@ def test_nothing_in_cai_replaces_sys_stdout():
 
 
 def test_fingerprint_changes_name_each_path_and_skip_what_is_not_known_yet():
-    from cai_cli.fingerprint import changes
+    from cai_cli.resume import changes
 
     recorded = {"model": {"name": None, "base_urls": ["http://a"], "served": "m1"}, "sampling": {"temperature": 0.7, "seed": 0}}
     before_start = {"model": {"name": None, "base_urls": ["http://a"]}, "sampling": {"temperature": 0.7, "seed": 0}}

@@ -66,23 +66,12 @@ class EngineStage:
         return {}
 
     def fingerprint(self) -> dict:
-        """Everything of this stage that changes its rows, for the side file (see cai_cli/fingerprint.py)."""
-        from ..fingerprint import model_identity
+        """Everything of this stage that changes its rows, for the side file (see cai_cli/resume.py)."""
+        from ..resume import engine_stage_fingerprint
 
         engine = resolve_engine_name(self.engine_opts.engine)
-        model = model_identity(engine, self.engine_opts.model, self.engine_opts.base_urls)
-        if engine == "openai" and self.engine is not None:
-            model["served"] = self.engine.model  # known once the engine has asked the server
-        fp = {
-            "model": model,
-            "engine": {"name": engine, "dtype": self.engine_opts.dtype},
-            "sampling": self.sampling.as_meta(),
-        }
         constitution = getattr(self, "constitution", None)
-        if constitution is not None:
-            fp["constitution"] = {"name": constitution.name, "hash": constitution.hash}
-        fp["settings"] = self.settings()
-        return fp
+        return engine_stage_fingerprint(engine, self.engine_opts, self.engine, self.sampling.as_meta(), constitution, self.settings())
 
     def summary(self) -> str:
         return ", ".join(f"{k} {v}" for k, v in self.stats.extra.items())

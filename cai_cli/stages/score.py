@@ -48,7 +48,7 @@ class Score:
     def settings(self) -> dict:
         from pathlib import Path
 
-        from ..fingerprint import folder_identity
+        from ..resume import folder_identity
 
         return {"reward_model": folder_identity(Path(self.path)), "dtype": self.dtype}
 
