@@ -113,7 +113,7 @@ def clock_training(record: dict) -> None:
 def child(side: str, trainer: str, args) -> None:
     import torch
 
-    from cai_cli.train.common import quiet_libraries
+    from cai_cli.models import quiet_libraries
 
     torch.set_num_threads(args.threads)
     quiet_libraries()

@@ -139,7 +139,7 @@ def cut(row: dict, stage: str = "revise") -> dict:
 
 
 def test_revision_targets_know_which_revisions_were_cut():
-    from cai_cli.train.data import revision_targets
+    from cai_cli.training_examples import revision_targets
 
     row = revised_row(0, *ROWS[0])
     final, first = ROWS[0][1], row["rounds"][0]["revision"]

@@ -11,7 +11,7 @@ from __future__ import annotations
 from ..errors import CaiError
 from ..rows import FieldProblem, check_string, conversation
 from ..runner import StageStats
-from ..train.data import check_pref, check_revised, pref_example, revision_targets
+from ..training_examples import check_pref, check_revised, pref_example, revision_targets
 
 FORMATS = ("sft", "prefs", "hf-cai")
 TRUNCATED = "revision cut at --max-tokens"

@@ -7,7 +7,7 @@ from typing import Any
 from ..errors import ModelError, RowFailure
 from ..rows import FieldProblem, check_conversation, conversation, set_meta
 from ..runner import StageStats
-from ..train.data import pref_example
+from ..training_examples import pref_example
 
 
 def _targets(row: dict) -> dict[str, list[list[dict]]]:
@@ -34,7 +34,7 @@ class Score:
     name = "score"
 
     def __init__(self, reward_model: str, batch_size: int = 16, dtype: str = "auto"):
-        from ..train.common import reward_model_error
+        from ..models import reward_model_error
 
         problem = reward_model_error(reward_model)
         if problem:
@@ -61,7 +61,7 @@ class Score:
         import torch
 
         from ..engines.hf import pick_dtype
-        from ..train.common import load_reward_model, quiet_libraries
+        from ..models import load_reward_model, quiet_libraries
 
         quiet_libraries()
 

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ..errors import CaiError, ModelError
+from ..errors import CaiError
 
 CHECKPOINTS = "checkpoints"
 METRICS = "metrics.jsonl"
@@ -195,16 +195,6 @@ def build_config(config_cls, kind: str, opts: TrainOptions, yaml_fields: dict, l
         raise CaiError(f"training options: {str(exc).strip().splitlines()[0]}") from None
 
 
-def quiet_libraries() -> None:
-    import datasets
-    from transformers.utils import logging as hf_logging
-
-    hf_logging.set_verbosity_error()
-    hf_logging.disable_progress_bar()
-    datasets.disable_progress_bars()
-    datasets.logging.set_verbosity_error()
-
-
 def resolve_base(model: str | None) -> str:
     from ..models import resolve_model
 
@@ -316,41 +306,6 @@ def _install(src: Path, out: Path) -> None:
     names = sorted((p.name for p in src.iterdir() if p.name != "training_args.bin"), key=lambda n: n == "config.json")
     for name in names:
         os.replace(src / name, out / name)
-
-
-def reward_model_error(path: str) -> str | None:
-    """Why PATH cannot serve as a reward model, or None when it can."""
-    p = Path(path)
-    if not (p / "config.json").exists():
-        return f"{path}: not a reward model folder (no config.json); train one with `cai train-rm`"
-    try:
-        config = json.loads((p / "config.json").read_text())
-    except (OSError, ValueError):
-        return f"{path}: not a reward model (config.json is not valid JSON)"
-    archs = config.get("architectures") or []
-    labels = config.get("num_labels") or len(config.get("id2label") or {}) or None
-    if not any(a.endswith("ForSequenceClassification") for a in archs) or labels not in (None, 1):
-        kind = ", ".join(archs) or "model of unknown architecture"
-        return f"{path}: not a reward model (a {kind}, not a one-score sequence classifier); train one with `cai train-rm`"
-    return None
-
-
-def load_reward_model(path: str):
-    """(model, tokenizer) of a reward model folder, or a one-line ModelError."""
-    problem = reward_model_error(path)
-    if problem:
-        raise ModelError(problem)
-    from transformers import AutoModelForSequenceClassification, AutoTokenizer
-
-    try:
-        tokenizer = AutoTokenizer.from_pretrained(path)
-        model = AutoModelForSequenceClassification.from_pretrained(path, num_labels=1)
-    except (OSError, ValueError) as exc:
-        raise ModelError(f"{path}: cannot load the reward model ({str(exc).splitlines()[0]})") from exc
-    if tokenizer.pad_token is None:
-        tokenizer.pad_token = tokenizer.eos_token
-    model.config.pad_token_id = tokenizer.pad_token_id
-    return model, tokenizer
 
 
 @contextlib.contextmanager

@@ -5,19 +5,18 @@ from __future__ import annotations
 from typing import Any
 
 from ..errors import CaiError
+from ..models import load_reward_model, quiet_libraries, reward_model_error
 from ..rows import check_conversation
+from ..training_examples import check_pref, pref_example, prompt_example
 from .common import (
     TrainOptions,
-    load_reward_model,
     prepare_output,
-    quiet_libraries,
-    reward_model_error,
     run_training,
     say,
     setup,
     trl_errors,
 )
-from .data import check_pref, load_examples, pref_example, prompt_example
+from .data import load_examples
 
 ALGOS = ("dpo", "grpo", "rloo")
 # trl's GRPO default beta is 0: no KL term, nothing holding the policy near where it started while it climbs a

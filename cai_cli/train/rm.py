@@ -20,16 +20,17 @@ from trl import RewardTrainer
 from trl.trainer.reward_trainer import DataCollatorForPreference
 
 from ..errors import CaiError
+from ..models import quiet_libraries
+from ..training_examples import check_pref, pref_example
 from .common import (
     TrainOptions,
     prepare_output,
-    quiet_libraries,
     run_training,
     say,
     setup,
     trl_errors,
 )
-from .data import check_pref, load_examples, pref_example, split_by_prompt
+from .data import load_examples, split_by_prompt
 
 
 class SoftPreferenceCollator(DataCollatorForPreference):

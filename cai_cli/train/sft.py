@@ -3,25 +3,24 @@
 from __future__ import annotations
 
 from ..errors import CaiError
-from .common import (
-    TrainOptions,
-    prepare_output,
-    quiet_libraries,
-    run_training,
-    say,
-    setup,
-    trl_errors,
-)
-from .data import (
+from ..models import quiet_libraries
+from ..training_examples import (
     TARGETS,
     check_helpful,
     check_revised,
     helpful_example,
     keep_whole,
-    load_examples,
-    mix_in,
     sft_candidates,
 )
+from .common import (
+    TrainOptions,
+    prepare_output,
+    run_training,
+    say,
+    setup,
+    trl_errors,
+)
+from .data import load_examples, mix_in
 
 
 def train_sft(

@@ -1,0 +1,153 @@
+"""Rows → training examples in trl's conversational formats (prompt-completion, preference pairs, prompts), each
+with whether its text was cut at --max-tokens: shared by the trainers and `cai export`. No heavy imports here."""
+
+from __future__ import annotations
+
+from .rows import ROLES, FieldProblem, check_conversation, check_string, conversation
+
+TARGETS = ("final", "all")
+
+
+def _revisions(row: dict) -> list[str]:
+    rounds = row.get("rounds")
+    if rounds is None:
+        raise FieldProblem("rounds", "missing: no critique/revision rounds; run `cai critique | cai revise` first")
+    if not isinstance(rounds, list) or not all(isinstance(r, dict) for r in rounds):
+        raise FieldProblem("rounds", "expected a list of objects; run `cai critique | cai revise` first")
+    texts = [r["revision"] for r in rounds if isinstance(r.get("revision"), str) and r["revision"].strip()]
+    if not texts:
+        raise FieldProblem("rounds", "no revision yet; run `cai critique | cai revise` first")
+    return texts
+
+
+def check_revised(row: dict) -> None:
+    check_conversation(row)
+    _revisions(row)
+
+
+def is_length(reason) -> bool:
+    """A recorded finish reason says the text was cut at --max-tokens. No reason (rows written before cai recorded
+    them) counts as not cut: there is nothing to go on."""
+    if isinstance(reason, list):  # --n > 1: the first text is the one a stage keeps
+        reason = reason[0] if reason else None
+    return reason == "length"
+
+
+def _meta_reason(row: dict, stage: str):
+    meta = row.get("meta")
+    info = meta.get(stage) if isinstance(meta, dict) else None
+    return info.get("finish_reason") if isinstance(info, dict) else None
+
+
+def revision_targets(row: dict, targets: str = "final") -> list[tuple[str, bool]]:
+    """The revisions to train on as (text, truncated), each text once, in round order.
+
+    A text is truncated when the generation that wrote it stopped at --max-tokens: a round's own `finish_reason`, or
+    for the last round `meta.revise.finish_reason` (revise records the round it has just written there). A round that
+    kept the text before it (a skipped revision) did not write it, so the text keeps the status of its first writer,
+    the first reply (`meta.generate.finish_reason`) included.
+    """
+    _revisions(row)
+    rounds = row["rounds"]
+    status: dict[str, bool] = {}
+    first = row.get("initial_response")
+    if isinstance(first, str):
+        status[first] = is_length(_meta_reason(row, "generate"))
+    written: list[str] = []
+    for i, r in enumerate(rounds):
+        text = r.get("revision")
+        if not isinstance(text, str) or not text.strip():
+            continue
+        reason = r.get("finish_reason")
+        if reason is None and i == len(rounds) - 1:
+            reason = _meta_reason(row, "revise")
+        status.setdefault(text, is_length(reason))
+        written.append(text)
+    # A round whose critique found nothing keeps the previous text; training on it twice would only overweight it.
+    chosen = [written[-1]] if targets == "final" else list(dict.fromkeys(written))
+    return [(text, status[text]) for text in chosen]
+
+
+def sft_candidates(row: dict, targets: str = "final") -> list[dict]:
+    """(conversation, revision) in trl's prompt-completion conversational format (loss on the completion only), each
+    with `truncated`: whether the revision was cut at --max-tokens. Drop that key before training."""
+    prompt = conversation(row)
+    return [
+        {"prompt": prompt, "completion": [{"role": "assistant", "content": text}], "truncated": truncated}
+        for text, truncated in revision_targets(row, targets)
+    ]
+
+
+def keep_whole(candidates: list[dict], keep_truncated: bool) -> tuple[list[dict], int]:
+    """(examples without the `truncated` key, how many truncated ones were left out)."""
+    kept = [{k: v for k, v in c.items() if k != "truncated"} for c in candidates if keep_truncated or not c["truncated"]]
+    return kept, len(candidates) - len(kept)
+
+
+def check_helpful(row: dict) -> None:
+    check_conversation(row)
+    check_string(row, "response", "helpful rows need a `response` to train on")
+
+
+def helpful_example(row: dict) -> dict:
+    """A helpful row as a prompt-completion example, with `truncated` from `meta.generate.finish_reason` (no reason
+    recorded: not truncated)."""
+    return {"prompt": conversation(row), "completion": [{"role": "assistant", "content": row["response"]}],
+            "truncated": is_length(_meta_reason(row, "generate"))}
+
+
+def _reply(row: dict, field: str) -> tuple[list[dict] | None, str]:
+    """A side of a pair as (conversation before the reply or None, reply text)."""
+    value = row.get(field)
+    if value is None:
+        raise FieldProblem(field, "missing; preference rows come from `cai label-prefs` (chosen/rejected message lists)")
+    if isinstance(value, str):
+        return None, value
+    if not isinstance(value, list) or not value:
+        raise FieldProblem(field, "expected a non-empty list of {\"role\", \"content\"} objects or a string")
+    for i, msg in enumerate(value):
+        if not isinstance(msg, dict) or msg.get("role") not in ROLES or not isinstance(msg.get("content"), str):
+            raise FieldProblem(f"{field}[{i}]", "expected {\"role\": system/user/assistant, \"content\": string}")
+    if value[-1]["role"] != "assistant":
+        raise FieldProblem(f"{field}[{len(value) - 1}].role", "the last message must be the assistant's reply")
+    before = [{"role": m["role"], "content": m["content"]} for m in value[:-1]]
+    return (before or None), value[-1]["content"]
+
+
+def p_chosen(row: dict) -> float:
+    """The soft label: P(chosen is better). Rows without `preference` count as certain (1.0)."""
+    pref = row.get("preference")
+    if pref is None:
+        return 1.0
+    if not isinstance(pref, dict):
+        raise FieldProblem("preference", "expected an object with p_chosen")
+    p = pref.get("p_chosen", 1.0)
+    if isinstance(p, bool) or not isinstance(p, (int, float)) or not 0.0 <= p <= 1.0:
+        raise FieldProblem("preference.p_chosen", f"expected a number between 0 and 1, got {p!r}")
+    return float(p)
+
+
+def pref_example(row: dict) -> dict:
+    """{"prompt", "chosen", "rejected"} with an explicit prompt (accepted by DPOTrainer and RewardTrainer), plus p_chosen."""
+    chosen_ctx, chosen = _reply(row, "chosen")
+    rejected_ctx, rejected = _reply(row, "rejected")
+    if chosen_ctx is not None and rejected_ctx is not None and chosen_ctx != rejected_ctx:
+        raise FieldProblem("rejected", "its conversation before the reply differs from chosen's; both must answer the same prompt")
+    prompt = chosen_ctx or rejected_ctx
+    if prompt is None:
+        check_conversation(row)
+        prompt = conversation(row)
+    return {
+        "prompt": prompt,
+        "chosen": [{"role": "assistant", "content": chosen}],
+        "rejected": [{"role": "assistant", "content": rejected}],
+        "p_chosen": p_chosen(row),
+    }
+
+
+def check_pref(row: dict) -> None:
+    pref_example(row)
+
+
+def prompt_example(row: dict) -> dict:
+    return {"prompt": conversation(row)}
