@@ -2,6 +2,11 @@
 
 from __future__ import annotations
 
+from enum import Enum
+from typing import TypeVar
+
+E = TypeVar("E", bound=Enum)
+
 
 class CaiError(Exception):
     """A problem the user can fix; printed as one line, exit code 2."""
@@ -41,3 +46,11 @@ class RowFailure(Exception):
         self.reason = reason
         self.field = field
         super().__init__(reason)
+
+
+def choice(enum: type[E], value, option: str) -> E:
+    """VALUE as a member of the closed choice ENUM (a member or its value), or one line naming OPTION and the choices."""
+    try:
+        return enum(value)
+    except ValueError:
+        raise CaiError(f"{option}: expected one of {', '.join(str(m.value) for m in enum)}, got {value!r}") from None

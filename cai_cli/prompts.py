@@ -11,8 +11,10 @@ from __future__ import annotations
 
 import re
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
-from .constitution import FewShotExample
+if TYPE_CHECKING:
+    from .constitution import FewShotExample
 
 Conversation = list[dict]
 
@@ -78,6 +80,7 @@ def revision_messages(
 # towards "Yes" whatever the question: the second question's answer means the opposite.
 CHANGE_QUESTION = "Does the critique ask for any change to the response?"
 NO_CHANGE_QUESTION = "Does the critique find the response fine as it is, asking for no change at all?"
+SKIP_THRESHOLD = 0.5  # --skip-threshold: the response is kept where P(change) is below it
 
 
 def skip_check_messages(conversation: Conversation, response: str, critique: str, question: str) -> Conversation:

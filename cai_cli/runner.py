@@ -8,20 +8,28 @@ import sys
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from enum import Enum
 from pathlib import Path
 from typing import Any, Protocol
 
-from .errors import CaiError, InputError, RowFailure
+from .errors import CaiError, InputError, RowFailure, choice
 from .jsonl import AtomicWriter, InputLine, InputSource, StdoutWriter
 from .resume import AppendLog, SideFile, check_fingerprint, open_side_file, scan_side_file, side_records, stage_fingerprint
 from .rows import FieldProblem, in_shard, row_id
+
+
+class OnError(str, Enum):
+    """--on-error: what a bad or failed row does."""
+
+    fail = "fail"  # stop before any work on a bad row (or at the first failed one)
+    skip = "skip"  # write it to OUT.errors.jsonl and go on
 
 
 @dataclass
 class RunOptions:
     input: str | None = None
     output: str | None = None
-    on_error: str = "fail"  # fail | skip
+    on_error: str = OnError.fail.value
     errors_file: str | None = None
     limit: int | None = None
     shard: tuple[int, int] | None = None
@@ -150,7 +158,7 @@ class _Run:
 
     def __init__(self, stage: Stage, opts: RunOptions):
         self.stage, self.opts = stage, opts
-        self.fail = opts.on_error == "fail"
+        self.fail = choice(OnError, opts.on_error, "--on-error") is OnError.fail
         self.out_path = Path(opts.output) if opts.output not in (None, "-") else None
         out = self.out_path
         self.partial = out.with_name(out.name + ".partial") if out else None

@@ -6,8 +6,10 @@ from typing import Iterable
 
 from .rows import conversation
 
+WIDTH = 400  # characters of each text shown in the terminal (`cai show --width`)
 
-def render_rows(rows: Iterable[dict], console, width: int = 400) -> None:
+
+def render_rows(rows: Iterable[dict], console, width: int = WIDTH) -> None:
     from rich.panel import Panel
     from rich.text import Text
 

@@ -25,8 +25,10 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
-import numpy as np
+if TYPE_CHECKING:  # numpy is imported where the numbers are computed: the command line starts without it
+    import numpy as np
 
 ELO_SCALE = 400.0 / math.log(10.0)
 ELO_BASE = 1000.0
@@ -72,6 +74,8 @@ class Rating:
 
 def _fit(k: int, ia: np.ndarray, ib: np.ndarray, p: np.ndarray, w: np.ndarray, ridge: float, start: np.ndarray | None = None) -> np.ndarray:
     """Strengths maximising the ridge-penalised soft Bradley–Terry log-likelihood (Newton with step halving)."""
+    import numpy as np
+
     s = np.zeros(k) if start is None else start.copy()
 
     def objective(x: np.ndarray) -> float:
@@ -123,6 +127,8 @@ def bradley_terry(
     ridge: float = 0.01,
 ) -> list[Rating]:
     """Ratings for every player in COMPARISONS, best first, with bootstrap CIs (none when bootstrap=0)."""
+    import numpy as np
+
     if not comparisons:
         return []
     players = sorted({c.a for c in comparisons} | {c.b for c in comparisons})
@@ -159,6 +165,8 @@ def bradley_terry(
 
 def bootstrap_mean(values: Sequence[float], *, bootstrap: int = DEFAULT_BOOTSTRAP, seed: int = 0, confidence: float = 0.95) -> dict | None:
     """{"value": mean, "ci": [low, high], "n": count}: a percentile bootstrap CI of the mean; None when empty."""
+    import numpy as np
+
     x = np.asarray([float(v) for v in values], dtype=float)
     if x.size == 0:
         return None

@@ -3,9 +3,18 @@ with whether its text was cut at --max-tokens: shared by the trainers and `cai e
 
 from __future__ import annotations
 
+from enum import Enum
+
 from .rows import ROLES, FieldProblem, check_conversation, check_string, conversation
 
-TARGETS = ("final", "all")
+
+class Targets(str, Enum):
+    """--targets: which revisions of a row become training examples."""
+
+    final = "final"  # the last revision
+    all = "all"  # every distinct revision, each its own example
+
+
 
 
 def _revisions(row: dict) -> list[str]:
@@ -39,7 +48,7 @@ def _meta_reason(row: dict, stage: str):
     return info.get("finish_reason") if isinstance(info, dict) else None
 
 
-def revision_targets(row: dict, targets: str = "final") -> list[tuple[str, bool]]:
+def revision_targets(row: dict, targets: str = Targets.final.value) -> list[tuple[str, bool]]:
     """The revisions to train on as (text, truncated), each text once, in round order.
 
     A text is truncated when the generation that wrote it stopped at --max-tokens: a round's own `finish_reason`, or
@@ -64,11 +73,11 @@ def revision_targets(row: dict, targets: str = "final") -> list[tuple[str, bool]
         status.setdefault(text, is_length(reason))
         written.append(text)
     # A round whose critique found nothing keeps the previous text; training on it twice would only overweight it.
-    chosen = [written[-1]] if targets == "final" else list(dict.fromkeys(written))
+    chosen = [written[-1]] if targets == Targets.final else list(dict.fromkeys(written))
     return [(text, status[text]) for text in chosen]
 
 
-def sft_candidates(row: dict, targets: str = "final") -> list[dict]:
+def sft_candidates(row: dict, targets: str = Targets.final.value) -> list[dict]:
     """(conversation, revision) in trl's prompt-completion conversational format (loss on the completion only), each
     with `truncated`: whether the revision was cut at --max-tokens. Drop that key before training."""
     prompt = conversation(row)

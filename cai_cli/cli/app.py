@@ -4,6 +4,13 @@ import sys
 
 import typer
 
+from ..engines import Sampling
+from ..judge.principles import DEFAULT_PRINCIPLES
+from ..prompts import SKIP_THRESHOLD
+from ..show import WIDTH
+from ..stages.label_prefs import LabelConfig
+from ..stats import DEFAULT_BOOTSTRAP
+from ..train.data import EVAL_FRACTION
 from . import options as o
 from .plumbing import Common, OneLineErrors, command, stage_command, train_command
 
@@ -23,7 +30,7 @@ app.add_typer(constitution_app, name="constitution")
 @stage_command(app, "generate")
 def generate(
     common: Common,
-    n: o.NOpt = 1,
+    n: o.NOpt = Sampling.n,
 ):
     """Sample a reply to each prompt: rows with `prompt` or `messages` gain `response` and `initial_response`.
 
@@ -66,7 +73,7 @@ def revise(
     few_shot: o.FewShotOpt = None,
     few_shot_file: o.FewShotFileOpt = None,
     skip_unchanged: o.SkipUnchangedOpt = False,
-    skip_threshold: o.SkipThresholdOpt = 0.5,
+    skip_threshold: o.SkipThresholdOpt = SKIP_THRESHOLD,
 ):
     """Revise each row's response to answer its last critique; the revision becomes `response`.
 
@@ -94,7 +101,7 @@ def _charter_and_examples(constitution: str | None, few_shot_file: str | None):
 
 
 @command(app, "show")
-def show(file: o.ShowFileArg = "-", limit: o.LimitOpt = None, width: o.WidthOpt = 400, html_out: o.ShowHtmlOpt = None):
+def show(file: o.ShowFileArg = "-", limit: o.LimitOpt = None, width: o.WidthOpt = WIDTH, html_out: o.ShowHtmlOpt = None):
     """Print rows readably: the prompt, the first answer, each round's critique and revision, candidates, preferences.
 
     Example:
@@ -153,7 +160,7 @@ def train_sft(
 def train_rm(
     prefs: o.TrainInputArg,
     opts,
-    eval_fraction: o.EvalFractionOpt = 0.1,
+    eval_fraction: o.EvalFractionOpt = EVAL_FRACTION,
     soft: o.SoftOpt = True,
 ):
     """Train a reward model on chosen/rejected pairs from `cai label-prefs` (trl's RewardTrainer, soft labels).
@@ -234,11 +241,11 @@ def evaluate(
     name: o.NameOpt = None,
     judge: o.JudgeOpt = None,
     constitution: o.ConstitutionOpt = None,
-    principles: o.PrinciplesOpt = "4",
+    principles: o.PrinciplesOpt = str(DEFAULT_PRINCIPLES),
     refusal_judge: o.RefusalJudgeOpt = False,
     reward_model: o.RewardModelOpt = None,
     summary: o.SummaryOpt = None,
-    bootstrap: o.BootstrapOpt = 1000,
+    bootstrap: o.BootstrapOpt = DEFAULT_BOOTSTRAP,
 ):
     """Evaluate a model: refusals, deflections, over-refusal, judge win rates against a baseline, reward.
 
@@ -291,7 +298,7 @@ def evaluate(
 
 
 @command(app, "report")
-def report(results: o.ResultsArg, output: o.OutputOpt = None, json_out: o.JsonOpt = None, bootstrap: o.BootstrapOpt = 1000):
+def report(results: o.ResultsArg, output: o.OutputOpt = None, json_out: o.JsonOpt = None, bootstrap: o.BootstrapOpt = DEFAULT_BOOTSTRAP):
     """Compare models: a table of every metric, Bradley–Terry ratings over all files, a figure or an HTML page.
 
     Example:
@@ -309,13 +316,13 @@ def report(results: o.ResultsArg, output: o.OutputOpt = None, json_out: o.JsonOp
 def label_prefs(
     common: Common,
     constitution: o.ConstitutionOpt = None,
-    mode: o.ModeOpt = o.Mode.judge,
+    mode: o.ModeOpt = o.Mode(LabelConfig.mode),
     pair: o.PairOpt = None,
-    pairs: o.PairsOpt = o.Pairs.best_worst,
-    principles: o.PrinciplesOpt = "4",
-    format: o.JudgeFormatOpt = o.JudgeFormat.chat,
-    swap: o.SwapOpt = True,
-    cot: o.CotOpt = False,
+    pairs: o.PairsOpt = o.Pairs(LabelConfig.pairs),
+    principles: o.PrinciplesOpt = str(LabelConfig.principles),
+    format: o.JudgeFormatOpt = o.JudgeFormat(LabelConfig.fmt),
+    swap: o.SwapOpt = LabelConfig.swap,
+    cot: o.CotOpt = LabelConfig.cot,
     clamp: o.ClampOpt = None,
     min_confidence: o.MinConfidenceOpt = None,
     gold: o.GoldOpt = None,
@@ -333,12 +340,12 @@ def label_prefs(
         cai generate examples/red_team.jsonl --n 2 --max-tokens 64 | cai label-prefs --principles 4 -o out/prefs.jsonl
     """
     from ..constitution import load_constitution
-    from ..judge import load_judge_examples, parse_clamp, parse_min_confidence, parse_principles
+    from ..judge import COT_CLAMP, load_judge_examples, parse_clamp, parse_min_confidence, parse_principles
     from ..runner import run_stage
     from ..stages.label_prefs import LabelConfig, LabelPrefs, write_summary
 
     cfg = LabelConfig(mode=mode.value, pair=pair.value if pair else None, pairs=pairs.value, fmt=format.value, swap=swap, cot=cot, gold=gold)
-    cfg.clamp = parse_clamp(clamp if clamp is not None else ("0.4,0.6" if cot else None))
+    cfg.clamp = parse_clamp(clamp) if clamp is not None else (COT_CLAMP if cot else None)
     cfg.min_confidence = parse_min_confidence(min_confidence)
     charter = None
     if mode is o.Mode.judge:

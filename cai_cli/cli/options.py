@@ -1,16 +1,27 @@
 """Every command-line option, declared once, grouped in help panels; closed choices are Enums so --help lists them.
 
 Commands take these by name (`few_shot: FewShotOpt = 1`); the options most commands share are injected by
-plumbing.py. The default sits with the command (or with Common/TrainOptions), so one option serves commands
-that default it differently. Light: no torch, no engine imports.
+plumbing.py. The default sits with the command (or with Common/TrainOptions), read from the library module that
+owns it, so one option serves commands that default it differently. Each closed choice is the Enum of the module
+that uses it, imported here. Light: no torch, no engine started.
 """
 
 from __future__ import annotations
 
-from enum import Enum
 from typing import Annotated, Optional
 
 import typer
+
+from ..engines import Dtype, EngineName
+from ..judge.maths import COT_CLAMP
+from ..judge.prompts import JudgeFormat
+from ..runner import OnError
+from ..stages.export import ExportFormat
+from ..stages.label_prefs import Mode, Pairs, PairSource
+from ..train.policy import Algo
+from ..training_examples import Targets
+
+__all__ = ["Algo", "Dtype", "EngineName", "ExportFormat", "JudgeFormat", "Mode", "OnError", "PairSource", "Pairs", "Targets"]
 
 IO_PANEL = "Input and output"
 MODEL_PANEL = "Model and engine"
@@ -19,62 +30,6 @@ SERVE_PANEL = "vLLM and OpenAI-compatible servers"
 JUDGE_PANEL = "AI feedback (the judge)"
 EVAL_PANEL = "Evaluation"
 TRAIN_PANEL = "Training (any trl config field: --config YAML)"
-
-
-class OnError(str, Enum):
-    fail = "fail"
-    skip = "skip"
-
-
-class EngineName(str, Enum):
-    auto = "auto"
-    transformers = "transformers"
-    vllm = "vllm"
-    openai = "openai"
-
-
-class Dtype(str, Enum):
-    auto = "auto"
-    float32 = "float32"
-    bfloat16 = "bfloat16"
-    float16 = "float16"
-
-
-class Mode(str, Enum):
-    judge = "judge"
-    revision_wins = "revision-wins"
-
-
-class PairSource(str, Enum):
-    candidates = "candidates"
-    initial_vs_final = "initial-vs-final"
-
-
-class Pairs(str, Enum):
-    best_worst = "best-worst"
-    all = "all"
-
-
-class JudgeFormat(str, Enum):
-    chat = "chat"
-    plain = "plain"
-
-
-class ExportFormat(str, Enum):
-    sft = "sft"
-    prefs = "prefs"
-    hf_cai = "hf-cai"
-
-
-class Algo(str, Enum):
-    dpo = "dpo"
-    grpo = "grpo"
-    rloo = "rloo"
-
-
-class Targets(str, Enum):
-    final = "final"
-    all = "all"
 
 
 def parse_engine(value: str) -> str:
@@ -233,7 +188,7 @@ PairOpt = Annotated[
 PairsOpt = Annotated[
     Pairs, typer.Option("--pairs", help="With more than two candidates: best-worst (one row: best vs worst by mean win probability) or all (one row per pair).", rich_help_panel=JUDGE_PANEL)
 ]
-# One meaning and one default (cai_cli.judge.DEFAULT_PRINCIPLES) for every command that judges pairs.
+# One meaning and one default (cai_cli.judge.DEFAULT_PRINCIPLES, read by each command) for every command that judges pairs.
 PrinciplesOpt = Annotated[
     str,
     typer.Option(
@@ -246,7 +201,7 @@ PrinciplesOpt = Annotated[
 JudgeFormatOpt = Annotated[JudgeFormat, typer.Option("--format", help="chat: the model's chat template. plain: the paper's plain-text layout (options ' (A)'/' (B)' after 'The answer is:'), for base models.", rich_help_panel=JUDGE_PANEL)]
 SwapOpt = Annotated[bool, typer.Option("--swap/--no-swap", help="Ask in both orders and average (cancels the judge's position bias).", rich_help_panel=JUDGE_PANEL)]
 CotOpt = Annotated[bool, typer.Option("--cot", help="The judge writes its reasoning first (kept in each vote), then its answer is scored; probabilities are clamped.", rich_help_panel=JUDGE_PANEL)]
-ClampOpt = Annotated[Optional[str], typer.Option("--clamp", help="LO,HI: clamp each principle's probability once its two orders are combined (default 0.4,0.6 with --cot, none without).", rich_help_panel=JUDGE_PANEL)]
+ClampOpt = Annotated[Optional[str], typer.Option("--clamp", help=f"LO,HI: clamp each principle's probability once its two orders are combined (default {COT_CLAMP[0]},{COT_CLAMP[1]} with --cot, none without).", rich_help_panel=JUDGE_PANEL)]
 MinConfidenceOpt = Annotated[
     Optional[float], typer.Option("--min-confidence", help="Drop pairs whose p_chosen is below P (0.5-1); they go to OUTPUT.dropped.jsonl and are counted.", rich_help_panel=JUDGE_PANEL)
 ]

@@ -11,16 +11,14 @@ import sys
 import traceback
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import typer
 from typer.core import TyperGroup
 
+from ..engines import EngineOptions, Sampling
+from ..runner import RunOptions
 from . import options as o
-
-if TYPE_CHECKING:
-    from ..engines import EngineOptions, Sampling
-    from ..runner import RunOptions
 
 # Which options each group injects; their defaults are the fields of the object the command receives.
 IO_OPTIONS: dict[str, Any] = {
@@ -56,43 +54,46 @@ SAMPLING_OPTIONS: dict[str, Any] = {
 }
 
 
+# The library's own defaults, read once: an option shared with a library dataclass is defaulted there, not here.
+_RUN, _ENGINE, _SAMPLING = RunOptions(), EngineOptions(), Sampling()
+
+
 @dataclass
 class Common:
-    """The shared options of one stage command, parsed; each field's default is the option's default."""
+    """The shared options of one stage command, parsed; each field's default is the option's default, taken from
+    RunOptions, EngineOptions and Sampling."""
 
     input: str | None = None
     # input and output
     output: str | None = None
-    on_error: o.OnError = o.OnError.fail
+    on_error: o.OnError = o.OnError(_RUN.on_error)
     errors: str | None = None
     limit: int | None = None
     shard: str | None = None
-    batch_size: int = 16
+    batch_size: int = _RUN.batch_size
     progress: bool | None = None
     restart: bool = False
     # model and engine
     model: str | None = None
-    engine: str = "auto"
-    dtype: o.Dtype = o.Dtype.auto
-    prefix_reuse: bool = True
-    tensor_parallel_size: int = 1
-    gpu_memory_utilization: float = 0.9
-    max_model_len: int | None = None
+    engine: str = _ENGINE.engine
+    dtype: o.Dtype = o.Dtype(_ENGINE.dtype)
+    prefix_reuse: bool = _ENGINE.prefix_reuse
+    tensor_parallel_size: int = _ENGINE.tensor_parallel_size
+    gpu_memory_utilization: float = _ENGINE.gpu_memory_utilization
+    max_model_len: int | None = _ENGINE.max_model_len
     base_url: list[str] | None = None
     api_key_env: str | None = None
-    concurrency: int = 8
-    request_timeout: float = 120.0
-    max_retries: int = 4
+    concurrency: int = _ENGINE.concurrency
+    request_timeout: float = _ENGINE.timeout
+    max_retries: int = _ENGINE.max_retries
     # sampling
-    temperature: float = 0.7
-    top_p: float = 1.0
-    max_tokens: int = 1024  # room for real answers (the HF recipe allowed 1,500 for revisions)
-    seed: int = 0
+    temperature: float = _SAMPLING.temperature
+    top_p: float = _SAMPLING.top_p
+    max_tokens: int = _SAMPLING.max_tokens
+    seed: int = _SAMPLING.seed
     stop: list[str] | None = None
 
     def run_options(self) -> RunOptions:
-        from ..runner import RunOptions
-
         return RunOptions(
             input=self.input,
             output=self.output,
@@ -106,8 +107,6 @@ class Common:
         )
 
     def engine_options(self) -> EngineOptions:
-        from ..engines import EngineOptions
-
         return EngineOptions(
             engine=self.engine,
             model=self.model,
@@ -125,8 +124,6 @@ class Common:
         )
 
     def sampling(self, n: int = 1) -> Sampling:
-        from ..engines import Sampling
-
         return Sampling(temperature=self.temperature, top_p=self.top_p, max_tokens=self.max_tokens, seed=self.seed, n=n, stop=list(self.stop or []))
 
 

@@ -7,19 +7,38 @@ import importlib.util
 import os
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from enum import Enum
 
 from ..errors import EngineError
 from .base import Completion, Engine, Sampling
+
+
+class EngineName(str, Enum):
+    """The built-in back ends --engine names (engines registered with register_engine come on top)."""
+
+    auto = "auto"  # vllm when it imports and a GPU is present, else transformers
+    transformers = "transformers"
+    vllm = "vllm"
+    openai = "openai"
+
+
+class Dtype(str, Enum):
+    """--dtype: auto is float32 on CPU, bfloat16/float16 on GPU."""
+
+    auto = "auto"
+    float32 = "float32"
+    bfloat16 = "bfloat16"
+    float16 = "float16"
 
 
 @dataclass
 class EngineOptions:
     """Everything the user can say about the engine, shared by every stage."""
 
-    engine: str = "auto"
+    engine: str = EngineName.auto.value
     model: str | None = None
     batch_size: int = 16
-    dtype: str = "auto"
+    dtype: str = Dtype.auto.value
     # transformers: compute the key/value cache of the prompt prefix all rows share once (off: for comparison)
     prefix_reuse: bool = True
     # vLLM
@@ -61,14 +80,14 @@ def engine_names() -> list[str]:
             importlib.import_module(module)
         except ImportError as exc:
             raise EngineError(f"{PLUGINS_ENV}: cannot import {module} ({exc})") from exc
-    return ["auto", *_REGISTRY]
+    return [EngineName.auto.value, *_REGISTRY]
 
 
 def resolve_engine_name(name: str) -> str:
     names = engine_names()
     if name not in names:
         raise EngineError(f"--engine: expected one of {', '.join(names)}, got {name!r}")
-    if name == "auto":
+    if name == EngineName.auto:
         # On a CPU vLLM generates no faster than transformers here and takes far longer to start.
         return "vllm" if vllm_available() and _cuda_available() else "transformers"
     return name
@@ -102,8 +121,8 @@ def _transformers(opts: EngineOptions) -> Engine:
     return TransformersEngine(resolve_model(opts.model), batch_size=opts.batch_size, dtype=opts.dtype, prefix_reuse=opts.prefix_reuse)
 
 
-register_engine("transformers", _transformers)
-register_engine("vllm", _vllm)
-register_engine("openai", _openai)
+register_engine(EngineName.transformers.value, _transformers)
+register_engine(EngineName.vllm.value, _vllm)
+register_engine(EngineName.openai.value, _openai)
 
-__all__ = ["Completion", "Engine", "EngineOptions", "Sampling", "engine_names", "load_engine", "register_engine", "resolve_engine_name"]
+__all__ = ["Completion", "Dtype", "Engine", "EngineName", "EngineOptions", "Sampling", "engine_names", "load_engine", "register_engine", "resolve_engine_name"]

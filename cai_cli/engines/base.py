@@ -15,7 +15,7 @@ Conversation = list[Message]
 class Sampling:
     temperature: float = 0.7
     top_p: float = 1.0
-    max_tokens: int = 256
+    max_tokens: int = 1024  # room for real answers (the HF recipe allowed 1,500 for revisions); --max-tokens
     seed: int = 0
     n: int = 1
     stop: list[str] = field(default_factory=list)

@@ -42,6 +42,7 @@ from ..refusal import DETECTOR_VERSION, detect, judge_refusals
 from ..rows import check_conversation, check_string, conversation, stable_hash
 from ..runner import RunOptions, run_stage
 from ..stages.base import EngineStage
+from ..stats import DEFAULT_BOOTSTRAP
 from .prompts import load_prompts
 from .stats import BENIGN, RED_TEAM, summarize
 
@@ -197,7 +198,7 @@ class EvalConfig:
     refusal_judge: bool = False
     reward_model: str | None = None
     summary: str | None = None
-    bootstrap: int = 1000
+    bootstrap: int = DEFAULT_BOOTSTRAP
     answers: bool = False  # sources hold answers already (`--answers`): nothing is generated
     baseline_field: str | None = None  # with answers: the field holding the baseline's answer
     benign_field: str | None = None  # the field marking benign rows (default: the risky_looking rules)

@@ -37,6 +37,7 @@ Formats (`--format`):
 
 from .examples import load_judge_examples, parse_transcript
 from .maths import (
+    COT_CLAMP,
     MAX_LOGODDS,
     YES_NO,
     clamp_p,
@@ -68,7 +69,7 @@ from .prompts import (
 from .stats import JudgeStats
 
 __all__ = [
-    "ANSWER_PREFIX", "DEFAULT_PRINCIPLES", "MAX_LOGODDS", "PLAIN_STOP", "SALT", "YES_NO",
+    "ANSWER_PREFIX", "COT_CLAMP", "DEFAULT_PRINCIPLES", "MAX_LOGODDS", "PLAIN_STOP", "SALT", "YES_NO",
     "Ask", "JudgeConfig", "JudgeExample", "JudgeFailure", "JudgeFormat", "JudgeStats", "PairwiseJudge", "Verdict", "Vote",
     "clamp_p", "draw_principles", "ensemble", "judge_messages", "load_judge_examples", "logit", "logodds", "orders_disagree",
     "orient", "pair_logodds", "parse_answer", "parse_clamp", "parse_min_confidence", "parse_principles", "parse_transcript",

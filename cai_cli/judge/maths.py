@@ -15,6 +15,8 @@ from ..errors import CaiError
 
 # Scores far beyond this carry no more information and only risk inf - inf = nan.
 MAX_LOGODDS = 50.0
+# With chain of thought a judge's probabilities are overconfident; each principle's is clamped to this unless --clamp says otherwise.
+COT_CLAMP = (0.4, 0.6)
 YES_NO = (" Yes", " No")
 
 

@@ -8,12 +8,22 @@ names the first ids.
 
 from __future__ import annotations
 
-from ..errors import CaiError
+from enum import Enum
+
+from ..errors import choice
 from ..rows import FieldProblem, check_string, conversation
 from ..runner import StageStats
 from ..training_examples import check_pref, check_revised, pref_example, revision_targets
 
-FORMATS = ("sft", "prefs", "hf-cai")
+
+class ExportFormat(str, Enum):
+    """--format: which dataset layout each row becomes."""
+
+    sft = "sft"  # prompt/completion
+    prefs = "prefs"  # prompt/chosen/rejected (+p_chosen)
+    hf_cai = "hf-cai"  # the HuggingFaceH4/cai-conversation-harmless columns
+
+
 TRUNCATED = "revision cut at --max-tokens"
 SAME = "chosen and rejected are the same text"
 SHOWN_IDS = 5
@@ -43,9 +53,7 @@ class Export:
     name = "export"
 
     def __init__(self, fmt: str, keep_truncated: bool = False):
-        if fmt not in FORMATS:
-            raise CaiError(f"--format: expected one of {', '.join(FORMATS)}, got {fmt!r}")
-        self.fmt = fmt
+        self.fmt = choice(ExportFormat, fmt, "--format").value
         self.keep_truncated = keep_truncated
         self.stats = StageStats()
         self.left_out: dict[str, list[str]] = {}  # reason -> ids of the rows left out for it

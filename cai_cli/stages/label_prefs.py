@@ -16,11 +16,11 @@ from __future__ import annotations
 import json
 import time
 from dataclasses import asdict, dataclass
+from enum import Enum
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from ..constitution import ComparisonPrinciple, Constitution
-from ..errors import CaiError, ConstitutionError, RowFailure
+from ..errors import CaiError, ConstitutionError, RowFailure, choice
 from ..judge import (
     DEFAULT_PRINCIPLES,
     Ask,
@@ -46,18 +46,38 @@ from ..rows import (
 from ..runner import Dropped, Outcome
 from .base import EngineStage
 
-MODES = ("judge", "revision-wins")
-PAIR_SOURCES = ("candidates", "initial-vs-final")
-PAIRS = ("best-worst", "all")
+if TYPE_CHECKING:
+    from ..constitution import ComparisonPrinciple, Constitution
+
+
+class Mode(str, Enum):
+    """--mode: where the label comes from."""
+
+    judge = "judge"  # the AI judge's soft label
+    revision_wins = "revision-wins"  # the revision is chosen over the first reply (p_chosen 1.0)
+
+
+class PairSource(str, Enum):
+    """--pair: which responses are compared."""
+
+    candidates = "candidates"  # `candidates`, from `generate --n N`
+    initial_vs_final = "initial-vs-final"  # `initial_response` against the revised `response`
+
+
+class Pairs(str, Enum):
+    """--pairs: with more than two candidates, which pairs become rows."""
+
+    best_worst = "best-worst"  # one row: best against worst by mean win probability
+    all = "all"  # one row per pair
 
 
 @dataclass
 class LabelConfig:
-    mode: str = "judge"
+    mode: str = Mode.judge.value
     pair: str | None = None  # None: candidates (initial-vs-final under revision-wins)
-    pairs: str = "best-worst"
+    pairs: str = Pairs.best_worst.value
     principles: int = DEFAULT_PRINCIPLES
-    fmt: str = "chat"
+    fmt: str = JudgeFormat.chat.value
     swap: bool = True
     cot: bool = False
     clamp: tuple[float, float] | None = None
@@ -70,13 +90,12 @@ class LabelConfig:
         return JudgeConfig(fmt=self.fmt, swap=self.swap, cot=self.cot, clamp=self.clamp, examples=self.examples)
 
     def __post_init__(self):
-        for name, value, allowed in (("--mode", self.mode, MODES), ("--pairs", self.pairs, PAIRS), ("--format", self.fmt, tuple(f.value for f in JudgeFormat))):
-            if value not in allowed:
-                raise CaiError(f"{name}: expected one of {', '.join(allowed)}, got {value!r}")
+        self.mode = choice(Mode, self.mode, "--mode").value
+        self.pairs = choice(Pairs, self.pairs, "--pairs").value
+        self.fmt = choice(JudgeFormat, self.fmt, "--format").value
         if self.pair is None:
-            self.pair = "initial-vs-final" if self.mode == "revision-wins" else "candidates"
-        if self.pair not in PAIR_SOURCES:
-            raise CaiError(f"--pair: expected one of {', '.join(PAIR_SOURCES)}, got {self.pair!r}")
+            self.pair = PairSource.initial_vs_final.value if self.mode == Mode.revision_wins else PairSource.candidates.value
+        self.pair = choice(PairSource, self.pair, "--pair").value
         if self.mode == "revision-wins" and self.pair != "initial-vs-final":
             raise CaiError("--mode revision-wins compares the revision with the first reply: it needs --pair initial-vs-final")
 

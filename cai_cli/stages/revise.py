@@ -16,6 +16,7 @@ from ..errors import RowFailure
 from ..prompts import (
     CHANGE_QUESTION,
     NO_CHANGE_QUESTION,
+    SKIP_THRESHOLD,
     clean_output,
     revision_messages,
     skip_check_messages,
@@ -37,7 +38,7 @@ class Revise(FewShotStage):
 
     def __init__(self, engine_opts, sampling, constitution: Constitution, few_shot: int | None = None,
                  examples: Sequence[FewShotExample] | None = None, examples_source: str | None = None,
-                 skip_unchanged: bool = False, skip_threshold: float = 0.5):
+                 skip_unchanged: bool = False, skip_threshold: float = SKIP_THRESHOLD):
         super().__init__(engine_opts, sampling, constitution, few_shot, examples, examples_source)
         if not 0.0 <= skip_threshold <= 1.0:
             from ..errors import CaiError

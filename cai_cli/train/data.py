@@ -10,6 +10,8 @@ from ..errors import CaiError, InputError
 from ..jsonl import display_name, read_lines
 from ..rows import FieldProblem
 
+EVAL_FRACTION = 0.1  # train-rm --eval-fraction: the share of pairs held out, whole prompts at a time
+
 
 def load_examples(path: str, check, convert) -> list:
     """Every row of PATH through CHECK then CONVERT; the first bad row stops everything (one line, exit 2)."""

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+from enum import Enum
 from typing import Any
 
-from ..errors import CaiError
+from ..errors import CaiError, choice
 from ..models import load_reward_model, quiet_libraries, reward_model_error
 from ..rows import check_conversation
 from ..training_examples import check_pref, pref_example, prompt_example
@@ -18,7 +19,16 @@ from .common import (
 )
 from .data import load_examples
 
-ALGOS = ("dpo", "grpo", "rloo")
+
+class Algo(str, Enum):
+    """--algo: dpo learns from labelled pairs; grpo and rloo sample, score with a reward model, improve. (No ppo: trl
+    has no PPO trainer.)"""
+
+    dpo = "dpo"
+    grpo = "grpo"
+    rloo = "rloo"
+
+
 # trl's GRPO default beta is 0: no KL term, nothing holding the policy near where it started while it climbs a
 # learned (and exploitable) reward. RL-CAI keeps a KL penalty, so cai does too unless --beta says otherwise.
 GRPO_BETA = 0.04
@@ -37,8 +47,7 @@ def train_policy(
 ) -> dict:
     if algo == "ppo":
         raise CaiError("--algo ppo: trl 1.16 offers no PPO trainer (not even in trl.experimental); use grpo or rloo with --reward-model, or dpo")
-    if algo not in ALGOS:
-        raise CaiError(f"--algo: expected one of {', '.join(ALGOS)}, got {algo!r}")
+    algo = choice(Algo, algo, "--algo").value
     online = algo != "dpo"
     if online and not soft:
         raise CaiError(f"--hard is for --algo dpo (labelled pairs); {algo} learns from --reward-model scores")

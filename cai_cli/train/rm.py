@@ -30,7 +30,7 @@ from .common import (
     setup,
     trl_errors,
 )
-from .data import load_examples, split_by_prompt
+from .data import EVAL_FRACTION, load_examples, split_by_prompt
 
 
 class SoftPreferenceCollator(DataCollatorForPreference):
@@ -65,7 +65,7 @@ class SoftRewardTrainer(RewardTrainer):
         return (loss, outputs) if return_outputs else loss
 
 
-def train_rm(opts: TrainOptions, prefs: str, eval_fraction: float = 0.1, soft: bool = True) -> dict:
+def train_rm(opts: TrainOptions, prefs: str, eval_fraction: float = EVAL_FRACTION, soft: bool = True) -> dict:
     if not 0.0 <= eval_fraction < 1.0:
         raise CaiError(f"--eval-fraction: expected 0 <= F < 1, got {eval_fraction}")
     out = prepare_output(opts.output)

@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from ..errors import CaiError
+from ..errors import CaiError, choice
 from ..models import quiet_libraries
 from ..training_examples import (
-    TARGETS,
+    Targets,
     check_helpful,
     check_revised,
     helpful_example,
@@ -26,13 +26,12 @@ from .data import load_examples, mix_in
 def train_sft(
     opts: TrainOptions,
     rows: str,
-    targets: str = "final",
+    targets: str = Targets.final.value,
     mix: str | None = None,
     mix_ratio: float | None = None,
     keep_truncated: bool = False,
 ) -> dict:
-    if targets not in TARGETS:
-        raise CaiError(f"--targets: expected one of {', '.join(TARGETS)}, got {targets!r}")
+    targets = choice(Targets, targets, "--targets").value
     if mix_ratio is not None and mix is None:
         raise CaiError("--mix-ratio needs --mix FILE (rows with prompt or messages, and response)")
     out = prepare_output(opts.output)
