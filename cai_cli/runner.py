@@ -14,6 +14,7 @@ from typing import Any, Protocol
 
 from .errors import CaiError, InputError, RowFailure, choice
 from .jsonl import AtomicWriter, InputLine, InputSource, StdoutWriter
+from .progress import progress_bar
 from .resume import AppendLog, SideFile, check_fingerprint, open_side_file, scan_side_file, side_records, stage_fingerprint
 from .rows import FieldProblem, in_shard, row_id
 
@@ -425,31 +426,6 @@ def run_stage(stage: Stage, opts: RunOptions) -> RunResult:
 def _progress(stage, opts):
     show = opts.progress if opts.progress is not None else sys.stderr.isatty()
     return progress_bar(stage.name, show=show)
-
-
-def progress_bar(label: str, *extra_columns, show: bool = True):
-    """The one look of cai's progress bars (stages and training): rich, on stderr."""
-    from rich.console import Console
-    from rich.progress import (
-        BarColumn,
-        MofNCompleteColumn,
-        Progress,
-        TextColumn,
-        TimeElapsedColumn,
-        TimeRemainingColumn,
-    )
-
-    return Progress(
-        TextColumn(f"[bold]{label}[/]"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TimeElapsedColumn(),
-        TimeRemainingColumn(),
-        *extra_columns,
-        console=Console(stderr=True),
-        disable=not show,
-        transient=False,
-    )
 
 
 def _print_summary(stage, result: RunResult, errors_path, partial_path, dropped_path) -> None:

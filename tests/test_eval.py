@@ -12,6 +12,7 @@ import pytest
 from cai_cli.constitution import load_constitution
 from cai_cli.engines import Completion, EngineOptions, Sampling
 from cai_cli.errors import CaiError
+from cai_cli.eval import judge as evj
 from cai_cli.eval import prompts as evp
 from cai_cli.eval import run as ev
 from cai_cli.eval import stats as evs
@@ -70,7 +71,7 @@ class FakeEngine:
                 out.append([math.log(0.9), math.log(0.1)] if yes else [math.log(0.1), math.log(0.9)])
                 continue
             a_part = p.split("(A)")[1].split("(B)")[0]
-            helpfulness = any(q.question in p for q in ev.HELPFULNESS_QUESTIONS)
+            helpfulness = any(q.question in p for q in evj.HELPFULNESS_QUESTIONS)
             a_refuses = "can't help" in a_part
             a_better = a_refuses != helpfulness
             lp_a, lp_b = (math.log(0.8), math.log(0.2)) if a_better else (math.log(0.2), math.log(0.8))
@@ -151,8 +152,8 @@ def test_position_bias_cancels_in_both_orders():
     judge = FakeEngine(EngineOptions(model="judge"))
     conv = [{"role": "user", "content": "How do I hurt someone?"}]
     questions = list(load_constitution(None).comparisons[:2])
-    [ab] = ev.judge_pairs(judge, [(conv, "I can't help with that.", "Sure, punch them.", questions)])
-    [ba] = ev.judge_pairs(judge, [(conv, "Sure, punch them.", "I can't help with that.", questions)])
+    [ab] = evj.judge_pairs(judge, [(conv, "I can't help with that.", "Sure, punch them.", questions)])
+    [ba] = evj.judge_pairs(judge, [(conv, "Sure, punch them.", "I can't help with that.", questions)])
     assert ab["p_model"] == pytest.approx(1.0 - ba["p_model"])
     # The judge's +1 log-odds lean towards (A) cancels exactly: its real opinion is 0.8 : 0.2.
     assert ab["p_model"] == pytest.approx(0.8, abs=1e-4) and ab["orders_agreed"]
@@ -281,7 +282,7 @@ def test_a_judge_that_gives_no_probability_fails_the_row_not_the_run():
             return [[-math.inf, -math.inf] for _ in prompts]
 
     conv = [{"role": "user", "content": "q"}]
-    [verdict] = ev.judge_pairs(Silent(EngineOptions()), [(conv, "a", "b", list(ev.HELPFULNESS_QUESTIONS))])
+    [verdict] = evj.judge_pairs(Silent(EngineOptions()), [(conv, "a", "b", list(evj.HELPFULNESS_QUESTIONS))])
     assert "no probability" in verdict.reason
 
 
@@ -377,7 +378,7 @@ def test_a_judge_that_returns_nothing_names_the_answers_file_line_and_field(tmp_
 
 
 def test_a_failed_refusal_judge_verdict_is_counted_apart_not_as_a_refusal(tmp_path, fake_engine, monkeypatch):
-    monkeypatch.setattr(ev, "judge_refusals", lambda engine, items: [None] * len(items))
+    monkeypatch.setattr(evj, "judge_refusals", lambda engine, items: [None] * len(items))
     summary = ev.run_eval(answers_config(tmp_path, benign_field="safe", refusal_judge=True))
     model = summary["models"]["served"]
     assert model["judge_refusal_failed"] == 4 and model["judge_refusal_rate"] is None

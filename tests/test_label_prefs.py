@@ -530,7 +530,7 @@ def test_pairs_with_a_truncated_side_are_marked_and_counted(tmp_path):
 
 
 def test_summary_json_beside_the_output(tmp_path):
-    from cai_cli.stages.label_prefs import write_summary
+    from cai_cli.stages.label_prefs_summary import write_summary
 
     src = write_jsonl(tmp_path / "in.jsonl", [row(GOOD, BAD, id="a"), row(OK, GOOD, id="b")])
     stage = stage_with(FakeJudge(Q, bias=1.0))

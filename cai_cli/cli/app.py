@@ -342,7 +342,8 @@ def label_prefs(
     from ..constitution import load_constitution
     from ..judge import COT_CLAMP, load_judge_examples, parse_clamp, parse_min_confidence, parse_principles
     from ..runner import run_stage
-    from ..stages.label_prefs import LabelConfig, LabelPrefs, write_summary
+    from ..stages.label_prefs import LabelConfig, LabelPrefs
+    from ..stages.label_prefs_summary import write_summary
 
     cfg = LabelConfig(mode=mode.value, pair=pair.value if pair else None, pairs=pairs.value, fmt=format.value, swap=swap, cot=cot, gold=gold)
     cfg.clamp = parse_clamp(clamp) if clamp is not None else (COT_CLAMP if cot else None)

@@ -17,8 +17,7 @@ import json
 import time
 from dataclasses import asdict, dataclass
 from enum import Enum
-from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from ..errors import CaiError, ConstitutionError, RowFailure, choice
 from ..judge import (
@@ -28,7 +27,6 @@ from ..judge import (
     JudgeExample,
     JudgeFailure,
     JudgeFormat,
-    JudgeStats,
     PairwiseJudge,
     draw_principles,
     orient,
@@ -45,6 +43,7 @@ from ..rows import (
 )
 from ..runner import Dropped, Outcome
 from .base import EngineStage
+from .label_prefs_summary import LabelTally
 
 if TYPE_CHECKING:
     from ..constitution import ComparisonPrinciple, Constitution
@@ -129,12 +128,7 @@ class LabelPrefs(EngineStage):
             if not 1 <= config.principles <= len(constitution.comparisons):
                 raise CaiError(f"--principles {config.principles}: the constitution has {len(constitution.comparisons)} comparison questions")
         self.judge_cfg = config.judge_config()
-        self.counts = {
-            "kept": 0, "dropped_confidence": 0, "dropped_identical": 0, "comparisons": 0, "truncated": 0,
-            "gold_pairs": 0, "gold_ties": 0, "gold_correct": 0, "gold_p_sum": 0.0, "no_gold": 0,
-        }
-        self.judge_stats = JudgeStats()
-        self.judge_seconds = 0.0
+        self.tally = LabelTally(config.mode, config.gold, config.min_confidence)
         self._judge: PairwiseJudge | None = None
 
     def settings(self) -> dict:
@@ -264,7 +258,7 @@ class LabelPrefs(EngineStage):
             return [[] for _ in rows]
         started = time.monotonic()
         verdicts = self.pairwise_judge().judge(asks)
-        self.judge_seconds += time.monotonic() - started
+        self.tally.judge_seconds += time.monotonic() - started
 
         field = "candidates" if self.cfg.pair == "candidates" else "response"
         failed: dict[int, RowFailure] = {}
@@ -282,7 +276,7 @@ class LabelPrefs(EngineStage):
                 continue
             for (rr, _, _), ask, verdict in zip(where, asks, verdicts):
                 if rr == r:
-                    self.judge_stats.add(ask, verdict)
+                    self.tally.judge_stats.add(ask, verdict)
             out.append([by_pair[(r, i, j)] for i, j in wanted])
         return out
 
@@ -301,13 +295,8 @@ class LabelPrefs(EngineStage):
             rows_out: list = []
             for e in entries:
                 pair_row = {**row, **{k: v for k, v in e.items() if k != "dropped"}}
-                if e.get("dropped"):
-                    self.counts["dropped_identical" if e["dropped"].startswith("identical") else "dropped_confidence"] += 1
-                    rows_out.append(Dropped(pair_row, e["dropped"]))
-                else:
-                    self.counts["kept"] += 1
-                    self.counts["truncated"] += bool(e["preference"].get("truncated"))
-                    rows_out.append(pair_row)
+                self.tally.add_entry(e)
+                rows_out.append(Dropped(pair_row, e["dropped"]) if e.get("dropped") else pair_row)
             out.append(rows_out)
         return out
 
@@ -401,22 +390,8 @@ class LabelPrefs(EngineStage):
         return self._entry(row, texts, sources, chosen, rejected, p_chosen, {"votes": votes, "orders_agreed": pair.agreed, **(extra or {})})
 
     def _score_gold(self, row: dict, pairs: list[Pair]) -> None:
-        if self.cfg.gold is None:
-            return
-        g = self.gold_index(row)
-        if g is None:
-            self.counts["no_gold"] += 1
-            return
-        for pair in pairs:
-            if g not in (pair.i, pair.j):
-                continue
-            p_gold = pair.p_i if g == pair.i else 1.0 - pair.p_i
-            self.counts["gold_p_sum"] += p_gold
-            if p_gold == 0.5:
-                self.counts["gold_ties"] += 1  # neither right nor wrong: counted apart, outside the accuracy
-                continue
-            self.counts["gold_pairs"] += 1
-            self.counts["gold_correct"] += p_gold > 0.5
+        if self.cfg.gold is not None:
+            self.tally.add_gold(self.gold_index(row), [(pair.i, pair.j, pair.p_i) for pair in pairs])
 
     def _provenance(self) -> dict:
         cfg = self.cfg
@@ -445,72 +420,9 @@ class LabelPrefs(EngineStage):
             info.pop("sampling", None)  # no text is generated: sampling settings played no part
         return info
 
-    def gold_accuracy(self) -> dict | None:
-        """Accuracy against --gold with its Wilson 95% interval (exact ties apart), and the mean p(gold) over all."""
-        from ..stats import proportion
-
-        c = self.counts
-        if not c["gold_pairs"]:
-            return None
-        acc = proportion(int(c["gold_correct"]), int(c["gold_pairs"]))  # counts: ints beside the float gold_p_sum
-        return {**acc, "ties": c["gold_ties"], "mean_p_gold": round(c["gold_p_sum"] / (c["gold_pairs"] + c["gold_ties"]), 4)}
-
     def summary_dict(self) -> dict:
         """The summary JSON (`OUT.summary.json`): counts, the judge's bias, and accuracy against --gold."""
-        c = self.counts
-        out: dict[str, Any] = {
-            "kind": "cai-label-prefs-summary",
-            "pairs": {"kept": c["kept"], "dropped_confidence": c["dropped_confidence"], "dropped_identical": c["dropped_identical"], "truncated": c["truncated"]},
-            "settings": self.settings(),
-        }
-        if self.cfg.mode == "judge":
-            out["judge"] = self.judge_stats.as_dict()
-            if self.judge_seconds > 0:
-                out["judge"]["comparisons_per_second"] = round(self.judge_stats.comparisons / self.judge_seconds, 3)
-        if self.cfg.gold is not None:
-            out["gold"] = {"field": self.cfg.gold, "accuracy": self.gold_accuracy(), "rows_without_gold": c["no_gold"]}
-        return out
+        return self.tally.as_dict(self.settings())
 
     def summary(self) -> str:
-        c = self.counts
-        dropped = c["dropped_confidence"] + c["dropped_identical"]
-        parts = [f"pairs {c['kept']} kept, {dropped} dropped"]
-        if dropped:
-            why = []
-            if c["dropped_confidence"]:
-                why.append(f"{c['dropped_confidence']} below --min-confidence {self.cfg.min_confidence}")
-            if c["dropped_identical"]:
-                why.append(f"{c['dropped_identical']} identical")
-            parts[0] += f" ({', '.join(why)})"
-        if c["truncated"]:
-            parts.append(f"{c['truncated']} kept pairs with a side cut at --max-tokens (preference.truncated)")
-        judge_line = self.judge_stats.line()
-        if judge_line:
-            parts.append(judge_line)
-        if self.judge_stats.comparisons and self.judge_seconds > 0:
-            parts.append(f"{self.judge_stats.comparisons / self.judge_seconds:.2f} comparisons/s")
-        if self.cfg.gold is not None:
-            acc = self.gold_accuracy()
-            if acc:
-                parts.append(
-                    f"gold accuracy {acc['value']:.3f} (95% CI {acc['ci'][0]:.3f}-{acc['ci'][1]:.3f}) on {acc['n']} pairs, mean p(gold) {acc['mean_p_gold']:.3f}"
-                )
-            else:
-                parts.append("gold accuracy n/a (no pair involved a gold response)")
-            if c["no_gold"]:
-                parts.append(f"{c['no_gold']} rows without {self.cfg.gold}")
-        return " | ".join(parts)
-
-
-def write_summary(stage: LabelPrefs, output: str | None) -> Path | None:
-    """OUT.summary.json beside -o OUT (nothing when writing to stdout: the summary line has the numbers)."""
-    from ..jsonl import dumps_compact
-
-    if output in (None, "-"):
-        return None
-    target = Path(output).with_name(Path(output).name.removesuffix(".jsonl") + ".summary.json")
-    tmp = target.with_name(target.name + ".tmp")
-    tmp.write_text(dumps_compact(stage.summary_dict()) + "\n")
-    tmp.replace(target)
-    return target
-
+        return self.tally.line()

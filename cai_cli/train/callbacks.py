@@ -49,7 +49,7 @@ class StderrProgress(TrainerCallback):
             return
         from rich.progress import TextColumn
 
-        from ..runner import progress_bar
+        from ..progress import progress_bar
 
         self.progress = progress_bar(self.command, TextColumn("{task.fields[info]}"))
         self.progress.start()
