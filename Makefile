@@ -45,11 +45,12 @@ bench: setup
 	$(PY) bench/bench_generate.py
 	@for b in bench/bench_*.py; do [ "$$b" = bench/bench_generate.py ] || $(PY) $$b; done
 
-# Both checkers always run; the target fails if either finds anything.
+# All checkers always run (style, types, the import layers in pyproject.toml); the target fails if any finds anything.
 lint: setup
 	@status=0; \
 	$(PY) -m ruff check cai_cli tests bench || status=1; \
 	$(PY) -m mypy || status=1; \
+	$(VENV)/bin/lint-imports || status=1; \
 	exit $$status
 
 clean:
