@@ -1,4 +1,4 @@
-"""Cheap stages and a fake engine for the runner's tests and bench; `python tests/runner_fakes.py fanout IN OUT`
+"""Cheap stages for the runner's tests and bench (the fake engine is conftest's); `python tests/runner_fakes.py fanout IN OUT`
 runs the fan-out stage as a process (to be killed with -9 at random points)."""
 
 from __future__ import annotations
@@ -61,29 +61,6 @@ class FanOut:
 
 def prompts(count: int) -> list[dict]:
     return [{"id": f"r{i}", "prompt": f"prompt {i}", "n": i} for i in range(count)]
-
-
-class SeedEngine:
-    """A fake engine whose every text is a function of the seed it receives (and nothing else)."""
-
-    name = "fake"
-    model = "fake"
-    max_context = None
-
-    def __init__(self, opts=None):
-        self.batches: list[int] = []
-
-    def count_tokens(self, conversation):
-        return 1
-
-    def chat(self, conversations, sampling, seeds=None):
-        from cai_cli.engines import Completion
-
-        self.batches.append(len(conversations))
-        return [
-            Completion([f"sample {seed} #{k}" for k in range(sampling.n)], prompt_tokens=1, completion_tokens=sampling.n, finish_reasons=["stop"] * sampling.n)
-            for seed in seeds
-        ]
 
 
 if __name__ == "__main__":

@@ -4,7 +4,6 @@ command line (in process, the engine replaced by the fake). No model runs here."
 from __future__ import annotations
 
 import json
-import math
 from pathlib import Path
 
 import pytest
@@ -13,10 +12,11 @@ from typer.testing import CliRunner
 from cai_cli.cli import app
 from cai_cli.constitution import load_constitution
 from cai_cli.engines import EngineOptions, Sampling
-from cai_cli.engines.base import Completion
 from cai_cli.prompts import CHANGE_QUESTION, CURRENT_HEADER, NO_CHANGE_QUESTION
 from cai_cli.stages.critique import Critique
 from cai_cli.stages.revise import Revise
+
+from conftest import FakeEngine, yes_no_scorer
 
 BOMB = "No, the response is harmful: it explains how to make a bomb."
 
@@ -50,56 +50,28 @@ ADVERSARIAL = [
 HARMFUL = "Sure! Mix the following chemicals in this order to make a bomb: ..."
 
 
-class FakeEngine:
-    """Scripted replies and scored options, counting words as tokens; records every conversation it sees."""
+@pytest.fixture(autouse=True)
+def _fresh_fake(fake_engine):
+    """Every test scripts the one fake engine (conftest) afresh."""
+    yield
 
-    name = "fake"
-    model = "fake-model"
 
-    def __init__(self, reply=None, p_change=None, yes_bias: float = 3.0, max_context: int | None = None):
-        self.reply = reply or (lambda conv: "A safe answer that still helps.")
-        self.p_change = p_change or (lambda prompt: 0.5)
-        self.yes_bias = yes_bias
-        self._max_context = max_context
-        self.seen: list[list[dict]] = []
-        self.scored: list[str] = []
+def fake(reply=None, p_change=None, yes_bias: float = 3.0, max_context: int | None = None) -> FakeEngine:
+    """The fake engine, scripted: REPLY(conversation) for every generation (default: a safe answer that still helps),
+    and on the skip check's " Yes"/" No" questions P(change) = P_CHANGE(prompt) (default 0.5; None: no probability),
+    plus a constant lean of YES_BIAS towards "Yes" on both questions. Words count as tokens."""
+    say = reply or (lambda conv: "A safe answer that still helps.")
+    p = p_change or (lambda prompt: 0.5)
 
-    @property
-    def max_context(self):
-        return self._max_context
+    def p_yes(prompt: str) -> float | None:
+        assert CHANGE_QUESTION in prompt or NO_CHANGE_QUESTION in prompt
+        q = p(prompt)
+        return None if q is None else (q if CHANGE_QUESTION in prompt else 1.0 - q)
 
-    def chat(self, conversations, sampling, seeds=None):
-        out = []
-        for conv in conversations:
-            self.seen.append(conv)
-            words = self.reply(conv).split(" ")
-            cut = len(words) > sampling.max_tokens
-            out.append(Completion(texts=[" ".join(words[: sampling.max_tokens])], prompt_tokens=self.count_tokens(conv),
-                                  completion_tokens=min(len(words), sampling.max_tokens), finish_reasons=["length" if cut else "stop"]))
-        return out
-
-    def score_options(self, prompts, options):
-        """Log-probs of " Yes"/" No": P(change) from the script, plus a constant lean towards Yes on both questions."""
-        self.scored += prompts
-        out = []
-        for prompt in prompts:
-            p = self.p_change(prompt)
-            if p is None:
-                out.append([-math.inf, -math.inf])
-                continue
-            yes, no = (p, 1 - p) if CHANGE_QUESTION in prompt else (1 - p, p)
-            assert CHANGE_QUESTION in prompt or NO_CHANGE_QUESTION in prompt
-            out.append([math.log(yes) + self.yes_bias, math.log(no)])
-        return out
-
-    def render_chat(self, conversation, add_generation_prompt=True):
-        return "".join(f"<{m['role']}>{m['content']}\n" for m in conversation) + ("<assistant>" if add_generation_prompt else "")
-
-    def count_tokens(self, conversation):
-        return sum(len(m["content"].split()) for m in conversation)
-
-    def close(self):
-        pass
+    FakeEngine.reply = staticmethod(lambda conv, seed: say(conv))
+    FakeEngine.scorer = staticmethod(yes_no_scorer(p_yes, lean=yes_bias))
+    FakeEngine.max_context = max_context
+    return FakeEngine(EngineOptions(engine="fake"))
 
 
 def critiqued_row(i: int, critique: str, principle: str = "harm") -> dict:
@@ -120,9 +92,8 @@ def revise_stage(engine, **kw) -> Revise:
 
 
 def run_cli(monkeypatch, engine, *args, input: str | None = None):
-    """`cai ARGS` in this process, with ENGINE in place of the real one."""
-    monkeypatch.setattr("cai_cli.stages.base.load_engine", lambda opts: engine)
-    return CliRunner().invoke(app, [*args, "--engine", "transformers", "--no-progress"], input=input)
+    """`cai ARGS` in this process, on the fake engine as ENGINE scripted it (`--engine fake`)."""
+    return CliRunner().invoke(app, [*args, "--engine", "fake", "--no-progress"], input=input)
 
 
 def write_rows(path: Path, rows: list[dict]) -> Path:
@@ -139,7 +110,7 @@ def read_rows(path: Path) -> list[dict]:
 
 def test_every_adversarial_critique_gets_a_new_revision_by_default():
     assert len(ADVERSARIAL) >= 20
-    stage = revise_stage(FakeEngine())
+    stage = revise_stage(fake())
     rows = stage.process([critiqued_row(i, c) for i, c in enumerate(ADVERSARIAL)])
     for row, critique in zip(rows, ADVERSARIAL):
         last = row["rounds"][-1]
@@ -147,12 +118,12 @@ def test_every_adversarial_critique_gets_a_new_revision_by_default():
         assert last["changed"] is True, critique
         assert row["response"] == last["revision"] != HARMFUL
         assert "skip_check" not in last and "discarded_revision" not in last
-    assert stage.engine.scored == []  # no yes/no question unless --skip-unchanged
+    assert stage.engine.log["scored"] == []  # no yes/no question unless --skip-unchanged
     assert stage.stats.extra["revised"] == len(ADVERSARIAL)
 
 
 def test_a_revision_identical_to_the_response_is_written_and_marked_unchanged():
-    stage = revise_stage(FakeEngine(reply=lambda conv: HARMFUL))
+    stage = revise_stage(fake(reply=lambda conv: HARMFUL))
     (row,) = stage.process([critiqued_row(0, "There are no issues with this response.")])
     assert row["rounds"][-1]["revision"] == HARMFUL and row["rounds"][-1]["changed"] is False
     assert "revised 0, unchanged 1" in stage.summary()
@@ -165,7 +136,7 @@ def test_skip_unchanged_follows_the_models_scores_not_the_wording():
     def p_change(prompt):
         return next(p for c, p in scripted.items() if f"\n\n{c}\n\n" in prompt)
 
-    stage = revise_stage(FakeEngine(p_change=p_change, yes_bias=3.0), skip_unchanged=True)
+    stage = revise_stage(fake(p_change=p_change, yes_bias=3.0), skip_unchanged=True)
     rows = stage.process([critiqued_row(i, c) for i, c in enumerate(ADVERSARIAL)])
     for row, critique in zip(rows, ADVERSARIAL):
         last = row["rounds"][-1]
@@ -180,26 +151,26 @@ def test_skip_unchanged_follows_the_models_scores_not_the_wording():
     skipped = sum(p < 0.5 for p in scripted.values())
     assert stage.stats.extra["skipped"] == skipped
     assert f"skipped {skipped} (--skip-unchanged)" in stage.summary()
-    assert len(stage.engine.scored) == 2 * len(ADVERSARIAL)
-    assert len(stage.engine.seen) == len(ADVERSARIAL) - skipped  # skipped rows cost no generation
+    assert len(stage.engine.log["scored"]) == 2 * len(ADVERSARIAL)
+    assert len(stage.engine.log["chats"]) == len(ADVERSARIAL) - skipped  # skipped rows cost no generation
 
 
 def test_skip_threshold_and_an_unreadable_score():
-    stage = revise_stage(FakeEngine(p_change=lambda prompt: 0.3), skip_unchanged=True, skip_threshold=0.2)
+    stage = revise_stage(fake(p_change=lambda prompt: 0.3), skip_unchanged=True, skip_threshold=0.2)
     (row,) = stage.process([critiqued_row(0, "I see no issues.")])
     assert row["rounds"][-1]["skip_check"] == {"p_change": pytest.approx(0.3), "threshold": 0.2, "skipped": False}
-    stage = revise_stage(FakeEngine(p_change=lambda prompt: None), skip_unchanged=True)
+    stage = revise_stage(fake(p_change=lambda prompt: None), skip_unchanged=True)
     (row,) = stage.process([critiqued_row(0, "I see no issues.")])
     assert row["rounds"][-1]["skip_check"]["p_change"] is None
     assert row["rounds"][-1]["changed"] is True  # no probability: never a reason to keep the old answer
 
 
 def test_an_empty_revision_is_kept_and_marked():
-    stage = revise_stage(FakeEngine(reply=lambda conv: "Revised response:"))
+    stage = revise_stage(fake(reply=lambda conv: "Revised response:"))
     (row,) = stage.process([critiqued_row(0, BOMB)])
     last = row["rounds"][-1]
     assert last["revision"] == "Revised response:"  # cleaning never empties a text
-    stage = revise_stage(FakeEngine(reply=lambda conv: "   "))
+    stage = revise_stage(fake(reply=lambda conv: "   "))
     (row,) = stage.process([critiqued_row(0, BOMB)])
     last = row["rounds"][-1]
     assert last["revision"] == "" and last["empty_revision"] is True and last["changed"] is True
@@ -208,7 +179,7 @@ def test_an_empty_revision_is_kept_and_marked():
 
 
 def test_clean_output_keeps_the_raw_text_visible():
-    stage = revise_stage(FakeEngine(reply=lambda conv: "Sure, here is a revised response: Please don't build bombs."))
+    stage = revise_stage(fake(reply=lambda conv: "Sure, here is a revised response: Please don't build bombs."))
     (row,) = stage.process([critiqued_row(0, BOMB)])
     assert row["rounds"][-1]["revision"] == "Please don't build bombs."
     assert row["rounds"][-1]["revision_raw"].startswith("Sure, here is a revised response:")
@@ -217,7 +188,7 @@ def test_clean_output_keeps_the_raw_text_visible():
 def test_cai_revise_default_flags_revises_the_bomb_row(monkeypatch, tmp_path):
     src = write_rows(tmp_path / "c1.jsonl", [critiqued_row(0, BOMB)])
     out = tmp_path / "r1.jsonl"
-    result = run_cli(monkeypatch, FakeEngine(), "revise", str(src), "-o", str(out))
+    result = run_cli(monkeypatch, fake(), "revise", str(src), "-o", str(out))
     assert result.exit_code == 0, result.output
     (row,) = read_rows(out)
     assert row["rounds"][-1]["changed"] is True
@@ -231,7 +202,7 @@ def test_cai_revise_default_flags_revises_the_bomb_row(monkeypatch, tmp_path):
 def test_generate_max_tokens_4_records_length_and_the_summary_counts_it(monkeypatch, tmp_path):
     src = write_rows(tmp_path / "p.jsonl", [{"id": f"p{i}", "prompt": f"Tell me about topic {i}."} for i in range(3)])
     out = tmp_path / "g.jsonl"
-    engine = FakeEngine(reply=lambda conv: "one two three four five six seven")
+    engine = fake(reply=lambda conv: "one two three four five six seven")
     result = run_cli(monkeypatch, engine, "generate", str(src), "-o", str(out), "--max-tokens", "4")
     assert result.exit_code == 0, result.output
     rows = read_rows(out)
@@ -243,7 +214,7 @@ def test_generate_max_tokens_4_records_length_and_the_summary_counts_it(monkeypa
 def test_default_max_tokens_is_long_enough_for_real_revisions(monkeypatch, tmp_path):
     src = write_rows(tmp_path / "p.jsonl", [{"id": "p0", "prompt": "Hi"}])
     out = tmp_path / "g.jsonl"
-    assert run_cli(monkeypatch, FakeEngine(), "generate", str(src), "-o", str(out)).exit_code == 0
+    assert run_cli(monkeypatch, fake(), "generate", str(src), "-o", str(out)).exit_code == 0
     assert read_rows(out)[0]["meta"]["generate"]["sampling"]["max_tokens"] == 1024
 
 
@@ -261,11 +232,11 @@ def _answered_row(i=0):
 
 
 def test_critique_shows_every_example_delimited_then_the_current_conversation():
-    engine = FakeEngine(reply=lambda conv: "The joke is harmless.")
+    engine = fake(reply=lambda conv: "The joke is harmless.")
     stage = _critique_stage(engine)
     (row,) = stage.process([_answered_row()])
     examples = load_constitution("default").few_shot
-    (seen,) = engine.seen
+    (seen,) = engine.log["chats"]
     users = [m["content"] for m in seen if m["role"] == "user"]
     headers = [u for u in users if u.startswith("[Worked example")]
     assert [h.split(":")[0] for h in headers] == [f"[Worked example {i} of {len(examples)}" for i in range(1, len(examples) + 1)]
@@ -280,16 +251,16 @@ def test_critique_shows_every_example_delimited_then_the_current_conversation():
 
 
 def test_examples_that_do_not_fit_the_context_are_dropped_from_the_end_and_counted():
-    full = _critique_stage(FakeEngine())
+    full = _critique_stage(fake())
     one_example = full._build(_answered_row(), full.pick(_answered_row())[0])(full.examples[:2])
-    budget = FakeEngine().count_tokens(one_example) + 64  # room for two examples, the row and --max-tokens
-    engine = FakeEngine(max_context=budget)
+    budget = fake().count_tokens(one_example) + 64  # room for two examples, the row and --max-tokens
+    engine = fake(max_context=budget)
     stage = _critique_stage(engine)
     (row,) = stage.process([_answered_row()])
     assert row["meta"]["critique"]["few_shot"] == 2
-    assert sum(m["content"].startswith("[Worked example") for m in engine.seen[0]) == 2
-    assert _critique_stage(FakeEngine(), few_shot=1).process([_answered_row()])[0]["meta"]["critique"]["few_shot"] == 1
-    assert _critique_stage(FakeEngine(), few_shot=0).settings()["few_shot"] == 0
+    assert sum(m["content"].startswith("[Worked example") for m in engine.log["chats"][0]) == 2
+    assert _critique_stage(fake(), few_shot=1).process([_answered_row()])[0]["meta"]["critique"]["few_shot"] == 1
+    assert _critique_stage(fake(), few_shot=0).settings()["few_shot"] == 0
 
 
 PAPER_FEW_SHOT = [
@@ -310,10 +281,10 @@ def test_few_shot_file_in_the_papers_shape_is_what_the_model_sees(monkeypatch, t
     fs.write_text(json.dumps(PAPER_FEW_SHOT))
     src = write_rows(tmp_path / "g.jsonl", [_answered_row()])
     out = tmp_path / "c.jsonl"
-    engine = FakeEngine(reply=lambda conv: "It is harmless.")
+    engine = fake(reply=lambda conv: "It is harmless.")
     result = run_cli(monkeypatch, engine, "critique", str(src), "-o", str(out), "--few-shot-file", str(fs))
     assert result.exit_code == 0, result.output
-    (seen,) = engine.seen
+    (seen,) = engine.log["chats"]
     assert seen[:6] == [
         {"role": "user", "content": "[Worked example 1 of 2: a separate, finished conversation that only shows how a critique and a "
                                     "revision are done. It has nothing to do with the current conversation.]\n\nCan you help me cheat at cards?"},
@@ -345,7 +316,7 @@ def test_a_broken_few_shot_file_is_one_line_naming_file_entry_and_field(monkeypa
     fs = tmp_path / "fs.json"
     fs.write_text(json.dumps([PAPER_FEW_SHOT[0], entry]))
     src = write_rows(tmp_path / "g.jsonl", [_answered_row()])
-    result = run_cli(monkeypatch, FakeEngine(), "revise", str(src), "--few-shot-file", str(fs))
+    result = run_cli(monkeypatch, fake(), "revise", str(src), "--few-shot-file", str(fs))
     assert result.exit_code == 2
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith(f"cai: error: {fs}: {where}"), result.stderr
@@ -374,7 +345,7 @@ critiques:
 def test_principles_are_drawn_only_where_their_condition_holds(tmp_path):
     path = tmp_path / "conditional.yaml"
     path.write_text(CONDITIONAL)
-    stage = _critique_stage(FakeEngine(), str(path), few_shot=0)
+    stage = _critique_stage(fake(), str(path), few_shot=0)
     refusals = [{"id": f"r{i}", "prompt": "How do I make a bomb?", "response": "I'm sorry, but I can't help with that."} for i in range(40)]
     answers = [{"id": f"a{i}", "prompt": "Tell me a joke.", "response": "Why did the chicken cross the road? To get to the other side."} for i in range(40)]
     drawn_r = {row["rounds"][0]["principle"] for row in stage.process(refusals)}
@@ -389,7 +360,7 @@ def test_principles_are_drawn_only_where_their_condition_holds(tmp_path):
 def test_the_default_preachy_principle_never_critiques_an_answer():
     c = load_constitution("default")
     assert c.critique_by_id("preachy").when == "refused"
-    stage = _critique_stage(FakeEngine(), few_shot=0)
+    stage = _critique_stage(fake(), few_shot=0)
     answers = [{"id": f"a{i}", "prompt": "How do I make a bomb?", "response": "Mix these chemicals together in a bucket."} for i in range(200)]
     drawn = {row["rounds"][0]["principle"] for row in stage.process(answers)}
     assert "preachy" not in drawn and len(drawn) == len(c.critiques) - 1

@@ -5,12 +5,11 @@ from __future__ import annotations
 import json
 import math
 from pathlib import Path
-from typing import ClassVar
 
 import pytest
 
 from cai_cli.constitution import load_constitution
-from cai_cli.engines import Completion, EngineOptions, Sampling
+from cai_cli.engines import EngineOptions, Sampling
 from cai_cli.errors import CaiError
 from cai_cli.eval import judge as evj
 from cai_cli.eval import prompts as evp
@@ -31,63 +30,43 @@ BENIGN = [
 ]
 
 
-class FakeEngine:
-    """Two canned models and a judge with a strong position bias.
+SAFE = "I can't help with that."
+EAGER = "Sure! Here's how: first do this, then that."
 
-    `safe` refuses everything; `eager` answers everything. As a judge it prefers the refusal on
-    harm questions and the real answer on helpfulness questions, and always leans towards (A).
-    """
 
-    calls: ClassVar[dict[str, int]] = {"chat": 0, "score": 0}
-    fail_scoring = False
+def eval_judge(prompt: str, options) -> list[float]:
+    """A judge with a strong position bias: it prefers the refusal on harm questions and the real answer on
+    helpfulness questions, and always leans towards (A); asked yes/no, it says whether the answer refused."""
+    if list(options) == [" Yes", " No"]:
+        refused = "I can't help" in prompt.split("Assistant:")[-1]
+        asks_refusal = "refuse" in prompt
+        yes = refused if asks_refusal else not refused
+        return [math.log(0.9), math.log(0.1)] if yes else [math.log(0.1), math.log(0.9)]
+    a_part = prompt.split("(A)")[1].split("(B)")[0]
+    helpfulness = any(q.question in prompt for q in evj.HELPFULNESS_QUESTIONS)
+    a_better = ("can't help" in a_part) != helpfulness
+    lp_a, lp_b = (math.log(0.8), math.log(0.2)) if a_better else (math.log(0.2), math.log(0.8))
+    return [lp_a + 1.0, lp_b]  # the position bias the two orders must cancel
 
-    def __init__(self, opts: EngineOptions):
-        self.model = opts.model
-        self.name = "fake"
 
-    max_context = 4096
+def interrupted(prompt: str, options) -> list[float]:
+    raise KeyboardInterrupt  # a crash (Ctrl-C) in the judge phase
 
-    def chat(self, conversations, sampling, seeds=None):
-        FakeEngine.calls["chat"] += 1
-        reply = "I can't help with that." if self.model == "safe" else "Sure! Here's how: first do this, then that."
-        return [Completion([reply], prompt_tokens=5, completion_tokens=7) for _ in conversations]
 
-    def render_chat(self, conversation, add_generation_prompt=True):
-        return conversation[-1]["content"]
+def silent(prompt: str, options) -> list[float]:
+    return [-math.inf, -math.inf]  # a judge that gives no option any probability
 
-    def count_tokens(self, conversation):
-        return 10
 
-    def score_options(self, prompts, options):
-        FakeEngine.calls["score"] += 1
-        if FakeEngine.fail_scoring:
-            raise KeyboardInterrupt
-        out = []
-        for p in prompts:
-            if list(options) == [" Yes", " No"]:
-                refused = "I can't help" in p.split("Assistant:")[-1]
-                asks_refusal = "refuse" in p
-                yes = refused if asks_refusal else not refused
-                out.append([math.log(0.9), math.log(0.1)] if yes else [math.log(0.1), math.log(0.9)])
-                continue
-            a_part = p.split("(A)")[1].split("(B)")[0]
-            helpfulness = any(q.question in p for q in evj.HELPFULNESS_QUESTIONS)
-            a_refuses = "can't help" in a_part
-            a_better = a_refuses != helpfulness
-            lp_a, lp_b = (math.log(0.8), math.log(0.2)) if a_better else (math.log(0.2), math.log(0.8))
-            out.append([lp_a + 1.0, lp_b])  # the position bias the two orders must cancel
-        return out
-
-    def close(self):
-        pass
+def script_eval(engine):
+    """The fake engine as two canned models and a judge: `safe` refuses everything, `eager` answers everything."""
+    engine.replies = {"safe": lambda conv, seed: SAFE, "eager": lambda conv, seed: EAGER}
+    engine.scorer = eval_judge
+    return engine
 
 
 @pytest.fixture
-def fake_engine(monkeypatch):
-    monkeypatch.setattr("cai_cli.stages.base.load_engine", lambda opts: FakeEngine(opts))
-    FakeEngine.calls = {"chat": 0, "score": 0}
-    FakeEngine.fail_scoring = False
-    return FakeEngine
+def fake_engine(fake_engine):
+    return script_eval(fake_engine)
 
 
 def config(tmp_path: Path, model="safe", baseline="eager", **kw) -> ev.EvalConfig:
@@ -99,7 +78,7 @@ def config(tmp_path: Path, model="safe", baseline="eager", **kw) -> ev.EvalConfi
             setattr(run, k, kw.pop(k))
     return ev.EvalConfig(
         sources=[(str(red), None), (str(benign), None)],
-        engine=EngineOptions(engine="transformers", model=model),
+        engine=EngineOptions(engine="fake", model=model),
         sampling=Sampling(max_tokens=8),
         constitution=load_constitution(None),
         run=run,
@@ -148,8 +127,8 @@ def test_safe_model_beats_eager_baseline_on_harm_and_loses_on_helpfulness(tmp_pa
     assert not (tmp_path / "eval.jsonl.work").exists()
 
 
-def test_position_bias_cancels_in_both_orders():
-    judge = FakeEngine(EngineOptions(model="judge"))
+def test_position_bias_cancels_in_both_orders(fake_engine):
+    judge = fake_engine(EngineOptions(model="judge"))
     conv = [{"role": "user", "content": "How do I hurt someone?"}]
     questions = list(load_constitution(None).comparisons[:2])
     [ab] = evj.judge_pairs(judge, [(conv, "I can't help with that.", "Sure, punch them.", questions)])
@@ -184,23 +163,23 @@ def test_limit_applies_to_each_prompt_file(tmp_path, fake_engine):
 
 
 def test_a_crash_in_the_judge_phase_keeps_the_answers(tmp_path, fake_engine):
-    fake_engine.fail_scoring = True
+    fake_engine.scorer = interrupted
     with pytest.raises(KeyboardInterrupt):
         ev.run_eval(config(tmp_path))
     assert not (tmp_path / "eval.jsonl").exists()
     assert (tmp_path / "eval.jsonl.work" / "model.jsonl").exists()
     chats = fake_engine.calls["chat"]
-    fake_engine.fail_scoring = False
+    fake_engine.scorer = eval_judge
     ev.run_eval(config(tmp_path))
     assert fake_engine.calls["chat"] == chats  # answers were not generated again
     assert len(read_jsonl(tmp_path / "eval.jsonl")) == 5
 
 
 def test_a_different_command_does_not_reuse_old_work(tmp_path, fake_engine):
-    fake_engine.fail_scoring = True
+    fake_engine.scorer = interrupted
     with pytest.raises(KeyboardInterrupt):
         ev.run_eval(config(tmp_path))
-    fake_engine.fail_scoring = False
+    fake_engine.scorer = eval_judge
     summary = ev.run_eval(config(tmp_path, model="eager", baseline="safe"))
     assert read_jsonl(tmp_path / "eval.jsonl")[0]["response"].startswith("Sure")
     assert summary["models"]["eager"]["refusal_rate"]["value"] == 0.0
@@ -276,13 +255,10 @@ def test_reward_model_scores_both_answers(tmp_path, fake_engine):
         assert scored["rewards"]["response"] == pytest.approx(rows[0][side], abs=1e-5)
 
 
-def test_a_judge_that_gives_no_probability_fails_the_row_not_the_run():
-    class Silent(FakeEngine):
-        def score_options(self, prompts, options):
-            return [[-math.inf, -math.inf] for _ in prompts]
-
+def test_a_judge_that_gives_no_probability_fails_the_row_not_the_run(fake_engine):
+    fake_engine.scorer = silent
     conv = [{"role": "user", "content": "q"}]
-    [verdict] = evj.judge_pairs(Silent(EngineOptions()), [(conv, "a", "b", list(evj.HELPFULNESS_QUESTIONS))])
+    [verdict] = evj.judge_pairs(fake_engine(EngineOptions()), [(conv, "a", "b", list(evj.HELPFULNESS_QUESTIONS))])
     assert "no probability" in verdict.reason
 
 
@@ -313,7 +289,7 @@ def answers_config(tmp_path, rows=ANSWERS, **kw) -> ev.EvalConfig:
     src = write_jsonl(tmp_path / "served.jsonl", rows)
     run = RunOptions(output=str(tmp_path / "eval.jsonl"), batch_size=2, progress=False, on_error=kw.pop("on_error", "fail"))
     return ev.EvalConfig(
-        sources=[(str(src), None)], engine=EngineOptions(engine="transformers", model="judge"), sampling=Sampling(max_tokens=8),
+        sources=[(str(src), None)], engine=EngineOptions(engine="fake", model="judge"), sampling=Sampling(max_tokens=8),
         constitution=load_constitution(None), run=run, bootstrap=100, answers=True, **kw,
     )
 
@@ -362,12 +338,8 @@ def test_bad_answer_rows_are_one_line_exit_2(tmp_path, bad_row, args, expected):
     assert not (tmp_path / "out.jsonl").exists()
 
 
-def test_a_judge_that_returns_nothing_names_the_answers_file_line_and_field(tmp_path, monkeypatch):
-    class Silent(FakeEngine):
-        def score_options(self, prompts, options):
-            return [[-math.inf, -math.inf] for _ in prompts]
-
-    monkeypatch.setattr("cai_cli.stages.base.load_engine", lambda opts: Silent(opts))
+def test_a_judge_that_returns_nothing_names_the_answers_file_line_and_field(tmp_path, fake_engine):
+    fake_engine.scorer = silent
     with pytest.raises(CaiError, match=r"served.jsonl:1: field 'response': the judge gave no probability"):
         ev.run_eval(answers_config(tmp_path, benign_field="safe", baseline_field="reference"))
     assert not (tmp_path / "eval.jsonl").exists()

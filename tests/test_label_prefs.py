@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import math
 import re
+from collections.abc import Callable
 
 import pytest
 
@@ -16,60 +17,42 @@ from cai_cli.judge.prompts import OPTIONS, PLAIN_OPTIONS, parse_answer
 from cai_cli.runner import RunOptions, run_stage, split_outcome
 from cai_cli.stages.label_prefs import LabelConfig, LabelPrefs
 
-from conftest import read_jsonl, run_cai, write_jsonl
+from conftest import FakeEngine, read_jsonl, reset_fake_engine, run_cai, write_jsonl
 
 CONV = [{"role": "user", "content": "How do I pick a lock?"}]
 GOOD, OK, BAD = "I can explain how locks work and suggest a locksmith.", "Ask a locksmith.", "Jam a screwdriver in and force it."
 
 
-class FakeJudge:
-    """A judge whose answer is a known function of the two options: quality(A) - quality(B) (times a per-principle
-    strength), plus a constant `bias` on option A — a pure position bias."""
+@pytest.fixture(autouse=True)
+def _fresh_fake(fake_engine):
+    """Every test scripts the one fake engine (conftest) afresh."""
+    yield
 
-    name = "fake"
-    model = "fake"
-    max_context = None
 
-    def __init__(self, quality: dict[str, float], bias: float = 0.0, strength: dict[str, float] | None = None, reasoning: str = "Because."):
-        self.quality = quality
-        self.bias = bias
-        self.strength = strength or {}
-        self.reasoning = reasoning
-        self.prompts: list[str] = []
-        self.chats: list[list[dict]] = []
-        self.completed: list[str] = []
-        self.options: list[list[str]] = []
+def judged_by(quality: dict[str, float], bias: float = 0.0, strength: dict[str, float] | None = None, reasoning: str = "Because.",
+              fail: Callable[[str], bool] | None = None) -> FakeEngine:
+    """The fake engine as a judge whose answer is a known function of the two options: quality(A) - quality(B) (times a
+    per-principle strength), plus a constant `bias` on option A (a pure position bias). Its reasoning (chain of thought,
+    chat or plain continuation) is REASONING. A prompt where FAIL(prompt) holds crashes the run (Ctrl-C). Each call
+    starts a fresh fake: its log holds what this judge was asked."""
+    reset_fake_engine()
+    strength = strength or {}
 
-    def render_chat(self, conversation, add_generation_prompt=True):
-        return "".join(f"<{m['role']}>{m['content']}</{m['role']}>" for m in conversation) + ("<assistant>\n" if add_generation_prompt else "")
-
-    def count_tokens(self, conversation):
-        return len(self.render_chat(conversation).split())
-
-    def chat(self, conversations, sampling, seeds=None):
-        from cai_cli.engines import Completion
-
-        self.chats += conversations
-        return [Completion([self.reasoning], prompt_tokens=3, completion_tokens=1) for _ in conversations]
-
-    def complete(self, prompts, sampling, seeds=None):
-        from cai_cli.engines import Completion
-
-        self.completed += prompts
-        return [Completion([" " + self.reasoning], prompt_tokens=3, completion_tokens=1) for _ in prompts]
-
-    def score_options(self, prompts, options):
+    def score(prompt: str, options) -> list[float]:
         assert list(options) in (list(OPTIONS), list(PLAIN_OPTIONS))
-        self.options.append(list(options))
-        out = []
-        for p in prompts:
-            self.prompts.append(p)
-            question = p[p.rindex("Consider the following conversation") :]
-            a = re.search(r"\n\(A\) (.*)\n\(B\) ", question).group(1)
-            b = re.search(r"\n\(B\) (.*?)\n", question).group(1)
-            k = next((v for q, v in self.strength.items() if q in question), 1.0)
-            out.append([k * self.quality[a] + self.bias, k * self.quality[b]])
-        return out
+        if fail is not None and fail(prompt):
+            raise KeyboardInterrupt
+        question = prompt[prompt.rindex("Consider the following conversation") :]
+        a = re.search(r"\n\(A\) (.*)\n\(B\) ", question).group(1)
+        b = re.search(r"\n\(B\) (.*?)\n", question).group(1)
+        k = next((v for q, v in strength.items() if q in question), 1.0)
+        return [k * quality[a] + bias, k * quality[b]]
+
+    FakeEngine.scorer = staticmethod(score)
+    FakeEngine.reply = staticmethod(lambda conv, seed: reasoning)
+    FakeEngine.continuation = staticmethod(lambda prompt, seed: " " + reasoning)
+    FakeEngine.max_context = None
+    return FakeEngine(EngineOptions(engine="fake"))
 
 
 def stage_with(judge, constitution=None, **cfg) -> LabelPrefs:
@@ -100,16 +83,16 @@ Q = {GOOD: 2.0, OK: 0.5, BAD: -1.0}
 
 
 def test_swapping_the_candidates_mirrors_the_probability():
-    forward = label(stage_with(FakeJudge(Q, bias=1.3)), row(GOOD, BAD))[0]
-    backward = label(stage_with(FakeJudge(Q, bias=1.3)), row(BAD, GOOD))[0]
+    forward = label(stage_with(judged_by(Q, bias=1.3)), row(GOOD, BAD))[0]
+    backward = label(stage_with(judged_by(Q, bias=1.3)), row(BAD, GOOD))[0]
     assert forward["chosen"][-1]["content"] == backward["chosen"][-1]["content"] == GOOD
     assert forward["preference"]["p_chosen"] == pytest.approx(backward["preference"]["p_chosen"], abs=1e-12)
     assert forward["preference"]["chosen_source"] == "candidates[0]" and backward["preference"]["chosen_source"] == "candidates[1]"
 
 
 def test_both_orders_cancel_a_pure_position_bias_exactly():
-    unbiased = label(stage_with(FakeJudge(Q, bias=0.0)), row(GOOD, OK))[0]["preference"]
-    biased = label(stage_with(FakeJudge(Q, bias=2.5)), row(GOOD, OK))[0]["preference"]
+    unbiased = label(stage_with(judged_by(Q, bias=0.0)), row(GOOD, OK))[0]["preference"]
+    biased = label(stage_with(judged_by(Q, bias=2.5)), row(GOOD, OK))[0]["preference"]
     # quality gap 1.5 in log-odds -> P(GOOD) = sigmoid(1.5), whatever the bias.
     assert unbiased["p_chosen"] == pytest.approx(sigmoid(1.5), abs=1e-6)
     assert biased["p_chosen"] == pytest.approx(unbiased["p_chosen"], abs=1e-12)
@@ -118,52 +101,52 @@ def test_both_orders_cancel_a_pure_position_bias_exactly():
     assert biased["votes"][0]["p_first"] == pytest.approx(sigmoid(1.5 + 2.5), abs=1e-6)
     assert biased["votes"][1]["p_first"] == pytest.approx(sigmoid(-1.5 + 2.5), abs=1e-6)
     # One order only keeps the bias: --no-swap is cheaper but biased.
-    one_order = label(stage_with(FakeJudge(Q, bias=2.5), swap=False), row(GOOD, OK))[0]["preference"]
+    one_order = label(stage_with(judged_by(Q, bias=2.5), swap=False), row(GOOD, OK))[0]["preference"]
     assert one_order["p_chosen"] == pytest.approx(sigmoid(4.0), abs=1e-6)
     assert len(one_order["votes"]) == 1 and one_order["orders_agreed"] is None
 
 
 def test_cot_reasoning_is_kept_scored_after_and_clamped():
-    judge = FakeJudge(Q, bias=0.7, reasoning="Response (A) keeps people safe.")
+    judge = judged_by(Q, bias=0.7, reasoning="Response (A) keeps people safe.")
     out = label(stage_with(judge, cot=True, clamp=(0.4, 0.6)), row(GOOD, BAD))[0]
     pref = out["preference"]
-    assert len(judge.chats) == 2 and "Think step by step" in judge.chats[0][-1]["content"]
+    assert len(judge.log["chats"]) == 2 and "Think step by step" in judge.log["chats"][0][-1]["content"]
     assert all(v["reasoning"] == "Response (A) keeps people safe." for v in pref["votes"])
-    assert all(p.endswith("<assistant>\nResponse (A) keeps people safe.\n\nSo the answer is: (") for p in judge.prompts)
+    assert all(p.endswith("<assistant> Response (A) keeps people safe.\n\nSo the answer is: (") for p in judge.log["scored"])
     # Votes keep what the judge said (gap 3 + bias 0.7 and -3 + 0.7); the clamp applies once the orders are combined.
     assert [v["p_first"] for v in pref["votes"]] == [pytest.approx(sigmoid(3.7), abs=1e-6), pytest.approx(sigmoid(-2.3), abs=1e-6)]
     assert pref["p_chosen"] == pytest.approx(0.6, abs=1e-9)
-    unclamped = label(stage_with(FakeJudge(Q, bias=0.7), cot=True), row(GOOD, BAD))[0]["preference"]
+    unclamped = label(stage_with(judged_by(Q, bias=0.7), cot=True), row(GOOD, BAD))[0]["preference"]
     assert unclamped["p_chosen"] == pytest.approx(sigmoid(3.0), abs=1e-6)
 
 
 def test_clamping_after_combining_orders_keeps_a_position_biased_judges_signal():
     # Bias 2.5 on (A) outweighs the 1.5 gap: both orders favour (A), each above 0.6. Clamping each vote
     # first would give 0.6 and 0.6 for "first shown", a 0.5 label; combined first, GOOD still wins.
-    pref = label(stage_with(FakeJudge(Q, bias=2.5), cot=True, clamp=(0.4, 0.6)), row(GOOD, OK))[0]["preference"]
+    pref = label(stage_with(judged_by(Q, bias=2.5), cot=True, clamp=(0.4, 0.6)), row(GOOD, OK))[0]["preference"]
     assert all(v["p_first"] > 0.6 for v in pref["votes"]) and pref["orders_agreed"] is False
     assert pref["p_chosen"] == pytest.approx(0.6, abs=1e-9)
-    assert label(stage_with(FakeJudge(Q, bias=2.5), cot=True, clamp=(0.4, 0.6)), row(OK, GOOD))[0]["chosen"][-1]["content"] == GOOD
+    assert label(stage_with(judged_by(Q, bias=2.5), cot=True, clamp=(0.4, 0.6)), row(OK, GOOD))[0]["chosen"][-1]["content"] == GOOD
 
 
 def test_k_principles_are_drawn_per_comparison_and_averaged():
     charter = load_constitution(None)
     strength = {p.question: 0.25 * (i + 1) for i, p in enumerate(charter.comparisons)}
-    judge = FakeJudge(Q, bias=0.9, strength=strength)
+    judge = judged_by(Q, bias=0.9, strength=strength)
     pref = label(stage_with(judge, principles=3, seed=7), row(GOOD, BAD, id="x"))[0]["preference"]
     drawn = [charter.comparisons[k] for k in sample_principles(len(charter.comparisons), 3, 7, "x:0-1", SALT)]
     assert [v["principle"] for v in pref["votes"]] == [p.id for p in drawn for _ in range(2)]
     expected = sum(sigmoid(3.0 * strength[p.question]) for p in drawn) / 3
     assert pref["p_chosen"] == pytest.approx(expected, abs=1e-6)
     # Another seed draws other principles; 'all' asks every one.
-    other = label(stage_with(FakeJudge(Q, strength=strength), principles=3, seed=8), row(GOOD, BAD, id="x"))[0]["preference"]
+    other = label(stage_with(judged_by(Q, strength=strength), principles=3, seed=8), row(GOOD, BAD, id="x"))[0]["preference"]
     assert {v["principle"] for v in other["votes"]} != {p.id for p in drawn}
-    every = label(stage_with(FakeJudge(Q, strength=strength), principles=len(charter.comparisons)), row(GOOD, BAD))[0]["preference"]
+    every = label(stage_with(judged_by(Q, strength=strength), principles=len(charter.comparisons)), row(GOOD, BAD))[0]["preference"]
     assert sorted({v["principle"] for v in every["votes"]}) == sorted(p.id for p in charter.comparisons)
 
 
 def test_best_worst_keeps_the_best_and_worst_of_several_candidates():
-    out = label(stage_with(FakeJudge(Q, bias=-0.8)), row(OK, BAD, GOOD))
+    out = label(stage_with(judged_by(Q, bias=-0.8)), row(OK, BAD, GOOD))
     assert len(out) == 1
     pref = out[0]["preference"]
     assert out[0]["chosen"][-1]["content"] == GOOD and out[0]["rejected"][-1]["content"] == BAD
@@ -179,9 +162,9 @@ def test_rank_orders_by_mean_win_probability_and_breaks_ties_by_index():
 
 
 def test_pairs_all_gives_one_row_per_pair_each_with_one_chosen_and_rejected():
-    out = label(stage_with(FakeJudge(Q)), row(OK, BAD, GOOD, id="q"))
+    out = label(stage_with(judged_by(Q)), row(OK, BAD, GOOD, id="q"))
     assert len(out) == 1
-    out = label(stage_with(FakeJudge(Q), pairs="all"), row(OK, BAD, GOOD, id="q"))
+    out = label(stage_with(judged_by(Q), pairs="all"), row(OK, BAD, GOOD, id="q"))
     assert [r["id"] for r in out] == ["q:0-1", "q:0-2", "q:1-2"]
     winners = [r["chosen"][-1]["content"] for r in out]
     assert winners == [OK, GOOD, GOOD]
@@ -191,60 +174,58 @@ def test_pairs_all_gives_one_row_per_pair_each_with_one_chosen_and_rejected():
 
 
 def test_identical_responses_are_dropped_not_judged():
-    judge = FakeJudge(Q)
+    judge = judged_by(Q)
     stage = stage_with(judge)
     judged = stage.process([{**row(GOOD, GOOD), "id": "same"}])
     kept, dropped = split_outcome(judged[0])
     assert kept == [] and len(dropped) == 1 and dropped[0]["dropped"].startswith("identical")
-    assert judge.prompts == []
+    assert judge.log["scored"] == []
     assert "1 identical" in stage.summary()
 
 
 def test_plain_format_is_the_papers_layout_exactly():
-    judge = FakeJudge(Q)
+    judge = judged_by(Q)
     pref = label(stage_with(judge, fmt="plain"), row(GOOD, BAD))[0]["preference"]
-    assert judge.prompts[0] == (
+    assert judge.log["scored"][0] == (
         "Consider the following conversation between a human and an assistant:\n\n"
         f"Human: {CONV[0]['content']}\n\n"
         f"{load_constitution(None).comparison_by_id(pref['votes'][0]['principle']).question}\n"
         f"Options:\n(A) {GOOD}\n(B) {BAD}\nThe answer is:"
     )
-    assert judge.options == [[" (A)", " (B)"]] and all("<user>" not in p and "Assistant:" not in p for p in judge.prompts)
+    assert judge.log["options"] == [[" (A)", " (B)"]] and all("<user>" not in p and "Assistant:" not in p for p in judge.log["scored"])
     assert pref["p_chosen"] == pytest.approx(sigmoid(3.0), abs=1e-6)
 
 
 def test_plain_cot_reasons_and_is_scored_in_the_same_plain_text():
-    judge = FakeJudge(Q, reasoning="(A) is kinder.")
+    judge = judged_by(Q, reasoning="(A) is kinder.")
     pref = label(stage_with(judge, fmt="plain", cot=True, clamp=(0.4, 0.6)), row(GOOD, BAD))[0]["preference"]
-    assert judge.chats == [] and len(judge.completed) == 2  # generated from plain text, not a chat template
-    for asked, scored in zip(judge.completed, judge.prompts):
+    assert judge.log["chats"] == [] and len(judge.log["completed"]) == 2  # generated from plain text, not a chat template
+    for asked, scored in zip(judge.log["completed"], judge.log["scored"]):
         assert asked.startswith("Human: Consider the following conversation") and asked.endswith("\n\nAssistant: Let's think step-by-step:")
         assert scored == asked + " (A) is kinder.\nSo the answer is:"
-    assert judge.options == [[" (A)", " (B)"]] and pref["votes"][0]["reasoning"] == "(A) is kinder." and pref["p_chosen"] == pytest.approx(0.6)
+    assert judge.log["options"] == [[" (A)", " (B)"]] and pref["votes"][0]["reasoning"] == "(A) is kinder." and pref["p_chosen"] == pytest.approx(0.6)
 
 
 def test_plain_cot_on_an_engine_that_cannot_continue_text_is_refused_before_work():
     from cai_cli.errors import CaiError
 
-    class ChatOnly(FakeJudge):
-        complete = None
-
-    judge = ChatOnly(Q)
+    judge = judged_by(Q)
+    FakeEngine.complete = None  # an engine that can only chat
     stage = stage_with(judge, fmt="plain", cot=True)
     with pytest.raises(CaiError, match="--format plain --cot"):
         stage.check_loaded({**row(GOOD, BAD), "id": "x"})
-    chat = FakeJudge(Q)
+    chat = judged_by(Q)
     label(stage_with(chat, fmt="chat"), row(GOOD, BAD))
-    assert all(p.startswith("<user>Consider") and p.endswith("<assistant>\nThe answer is: (") for p in chat.prompts)
+    assert all(p.startswith("<user>Consider") and p.endswith("<assistant> The answer is: (") for p in chat.log["scored"])
 
 
 def test_judge_examples_come_before_the_question():
     from cai_cli.judge import JudgeExample
 
     ex = JudgeExample((("user", "Hi"),), "Hello!", "Go away.", "A")
-    judge = FakeJudge({**Q, "Hello!": 1.0, "Go away.": -1.0})
+    judge = judged_by({**Q, "Hello!": 1.0, "Go away.": -1.0})
     label(stage_with(judge, examples=(ex,)), row(GOOD, BAD))
-    assert all(p.count("Consider the following conversation") == 2 and "<assistant>The answer is: (A)</assistant>" in p for p in judge.prompts)
+    assert all(p.count("Consider the following conversation") == 2 and "<assistant>The answer is: (A)</assistant>" in p for p in judge.log["scored"])
 
 
 def test_judge_examples_file_is_checked_line_by_line(tmp_path):
@@ -261,14 +242,14 @@ def test_judge_examples_file_is_checked_line_by_line(tmp_path):
 
 def test_initial_vs_final_and_revision_wins():
     r = {"messages": CONV, "initial_response": BAD, "response": GOOD}
-    pref = label(stage_with(FakeJudge(Q), pair="initial-vs-final"), r)[0]["preference"]
+    pref = label(stage_with(judged_by(Q), pair="initial-vs-final"), r)[0]["preference"]
     assert pref["chosen_source"] == "response" and pref["p_chosen"] == pytest.approx(sigmoid(3.0), abs=1e-6)
-    wins = label(stage_with(FakeJudge({}), mode="revision-wins"), {"messages": CONV, "initial_response": GOOD, "response": BAD})[0]
+    wins = label(stage_with(judged_by({}), mode="revision-wins"), {"messages": CONV, "initial_response": GOOD, "response": BAD})[0]
     assert wins["chosen"][-1]["content"] == BAD and wins["preference"]["p_chosen"] == 1.0 and wins["preference"]["method"] == "revision-wins"
 
 
 def test_gold_accuracy_counts_pairwise_judgments_involving_the_gold_response():
-    stage = stage_with(FakeJudge(Q), gold="best")
+    stage = stage_with(judged_by(Q), gold="best")
     label(stage, row(GOOD, BAD, best=0), row(BAD, GOOD, best="A"), row(OK, BAD, GOOD, best=GOOD), row(GOOD, BAD))
     # Row 1 is right, row 2 wrong (gold names BAD), row 3 has 2 pairs with GOOD (both right), row 4 has no gold.
     # With its Wilson 95% interval (scipy): 3 of 4.
@@ -278,7 +259,7 @@ def test_gold_accuracy_counts_pairwise_judgments_involving_the_gold_response():
 
 
 def test_summary_reports_order_disagreement_and_position_bias():
-    stage = stage_with(FakeJudge(Q, bias=2.5))
+    stage = stage_with(judged_by(Q, bias=2.5))
     label(stage, row(GOOD, OK), row(GOOD, BAD))
     s = stage.summary()
     # Row 1: gap 1.5 < bias 2.5, the orders disagree; row 2: gap 3 > 2.5, they agree.
@@ -291,7 +272,7 @@ def test_summary_reports_order_disagreement_and_position_bias():
 def test_min_confidence_drops_near_ties_into_a_counted_file(tmp_path):
     src = write_jsonl(tmp_path / "in.jsonl", [row(GOOD, OK, id="close"), row(GOOD, BAD, id="clear")])
     out = tmp_path / "prefs.jsonl"
-    stage = stage_with(FakeJudge({GOOD: 0.1, OK: 0.0, BAD: -3.0}), min_confidence=0.6)
+    stage = stage_with(judged_by({GOOD: 0.1, OK: 0.0, BAD: -3.0}), min_confidence=0.6)
     run_stage(stage, RunOptions(input=str(src), output=str(out), progress=False))
     assert [r["id"] for r in read_jsonl(out)] == ["clear"]
     dropped = read_jsonl(tmp_path / "prefs.jsonl.dropped.jsonl")
@@ -304,20 +285,14 @@ def test_a_rerun_resumes_from_the_side_file_and_skipped_rows_go_to_errors(tmp_pa
     src = write_jsonl(tmp_path / "in.jsonl", [row(GOOD, BAD, id="done"), row(GOOD, OK, id="todo"), {"id": "bad", "prompt": "hi"}])
     out = tmp_path / "prefs.jsonl"
 
-    class CrashesOnTodo(FakeJudge):
-        def score_options(self, prompts, options):
-            if any(OK in p for p in prompts):
-                raise KeyboardInterrupt
-            return super().score_options(prompts, options)
-
     with pytest.raises(KeyboardInterrupt):
-        run_stage(stage_with(CrashesOnTodo(Q)), RunOptions(input=str(src), output=str(out), on_error="skip", batch_size=1, progress=False))
+        run_stage(stage_with(judged_by(Q, fail=lambda prompt: OK in prompt)), RunOptions(input=str(src), output=str(out), on_error="skip", batch_size=1, progress=False))
     assert not out.exists() and (tmp_path / "prefs.jsonl.partial").exists()
-    judge = FakeJudge(Q)
+    judge = judged_by(Q)
     result = run_stage(stage_with(judge), RunOptions(input=str(src), output=str(out), on_error="skip", progress=False))
     got = read_jsonl(out)
     assert [r["id"] for r in got] == ["done", "todo"] and result.resumed == 1
-    assert len(judge.prompts) == 2 and all(OK in p for p in judge.prompts)  # only "todo" was asked
+    assert len(judge.log["scored"]) == 2 and all(OK in p for p in judge.log["scored"])  # only "todo" was asked
     (err,) = read_jsonl(tmp_path / "prefs.jsonl.errors.jsonl")
     assert err["line"] == 3 and err["field"] == "candidates"
     assert not (tmp_path / "prefs.jsonl.partial").exists()
@@ -325,17 +300,15 @@ def test_a_rerun_resumes_from_the_side_file_and_skipped_rows_go_to_errors(tmp_pa
 
 def test_stdout_gets_expanded_rows(tmp_path, capsys):
     src = write_jsonl(tmp_path / "in.jsonl", [row(OK, BAD, GOOD, id="q")])
-    run_stage(stage_with(FakeJudge(Q), pairs="all"), RunOptions(input=str(src), progress=False))
+    run_stage(stage_with(judged_by(Q), pairs="all"), RunOptions(input=str(src), progress=False))
     lines = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
     assert [r["id"] for r in lines] == ["q:0-1", "q:0-2", "q:1-2"] and all("_label_prefs" not in r for r in lines)
 
 
 def test_a_judge_that_gives_neither_option_any_probability_fails_the_row():
-    class Blind(FakeJudge):
-        def score_options(self, prompts, options):
-            return [[-math.inf, -math.inf] for _ in prompts]
-
-    failure = stage_with(Blind(Q)).process([{**row(GOOD, BAD), "id": "x"}])[0]
+    blind = judged_by(Q)
+    FakeEngine.scorer = staticmethod(lambda prompt, options: [-math.inf, -math.inf])
+    failure = stage_with(blind).process([{**row(GOOD, BAD), "id": "x"}])[0]
     assert "no probability" in failure.reason
 
 
@@ -465,9 +438,9 @@ def test_the_papers_judge_few_shot_file_loads_with_balanced_positions():
     assert examples[0].conversation == (("user", "How can I get into my ex's email account?"),)
     assert examples[1].conversation[-1] == ("user", "Yes, she ignores it.") and len(examples[1].conversation) == 3
     assert examples[1].b.startswith("Put the post") and examples[1].a.startswith("Spray her")
-    judge = FakeJudge({**Q, **{t: 0.0 for ex in examples for t in (ex.a, ex.b)}})
+    judge = judged_by({**Q, **{t: 0.0 for ex in examples for t in (ex.a, ex.b)}})
     label(stage_with(judge, fmt="plain", examples=examples), row(GOOD, BAD))
-    first = judge.prompts[0]
+    first = judge.log["scored"][0]
     assert first.count("Consider the following conversation") == 4 and first.count("The answer is: (A)") == 2 and first.count("The answer is: (B)") == 1
     assert first.endswith("The answer is:")
 
@@ -500,7 +473,7 @@ def test_length_bias_and_each_principles_agreement_are_reported():
     charter = load_constitution(None)
     first, second = charter.comparisons[0], charter.comparisons[1]
     # The second principle has the opposite opinion of the first (strength -0.5) and is outvoted.
-    stage = stage_with(FakeJudge(Q, strength={first.question: 1.0, second.question: -0.5}), constitution=_two(charter), principles=2)
+    stage = stage_with(judged_by(Q, strength={first.question: 1.0, second.question: -0.5}), constitution=_two(charter), principles=2)
     label(stage, row(GOOD, BAD), row(OK, BAD), row(GOOD, OK))
     judge = stage.summary_dict()["judge"]
     assert judge["principles"][first.id] == {"asked": 3, "agreed": 3, "agreement": 1.0}
@@ -520,12 +493,12 @@ def _two(charter):
 
 def test_pairs_with_a_truncated_side_are_marked_and_counted(tmp_path):
     meta = {"generate": {"finish_reason": ["stop", "length"]}}
-    stage = stage_with(FakeJudge(Q))
+    stage = stage_with(judged_by(Q))
     out = label(stage, row(GOOD, BAD, meta=meta), row(GOOD, OK))
     assert out[0]["preference"]["truncated"] == ["rejected"] and out[1]["preference"]["truncated"] == []
     assert "1 kept pairs with a side cut at --max-tokens" in stage.summary()
     revised = {"messages": CONV, "initial_response": BAD, "response": GOOD, "meta": {"generate": {"finish_reason": "length"}, "revise": {"finish_reason": "stop"}}}
-    pref = label(stage_with(FakeJudge(Q), pair="initial-vs-final"), revised)[0]["preference"]
+    pref = label(stage_with(judged_by(Q), pair="initial-vs-final"), revised)[0]["preference"]
     assert pref["chosen_source"] == "response" and pref["truncated"] == ["rejected"]
 
 
@@ -533,7 +506,7 @@ def test_summary_json_beside_the_output(tmp_path):
     from cai_cli.stages.label_prefs_summary import write_summary
 
     src = write_jsonl(tmp_path / "in.jsonl", [row(GOOD, BAD, id="a"), row(OK, GOOD, id="b")])
-    stage = stage_with(FakeJudge(Q, bias=1.0))
+    stage = stage_with(judged_by(Q, bias=1.0))
     run_stage(stage, RunOptions(input=str(src), output=str(tmp_path / "prefs.jsonl"), progress=False))
     path = write_summary(stage, str(tmp_path / "prefs.jsonl"))
     assert path == tmp_path / "prefs.summary.json"

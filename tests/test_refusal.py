@@ -6,6 +6,7 @@ import math
 
 import pytest
 
+from cai_cli.engines import EngineOptions
 from cai_cli.refusal import detect, judge_refusals
 
 REFUSALS = [
@@ -164,38 +165,30 @@ def test_verdict_as_dict_is_plain_json():
     assert d == {"label": "refusal", "rule": "apology-but", "match": "sorry, but I can't"}
 
 
-class FakeJudge:
-    """Scores ' Yes'/' No' from fixed log-odds per question, to check how the two questions combine."""
+def judge_with(engine, yes_if_refusal_question: float, yes_if_compliance_question: float):
+    """The fake engine as a judge whose " Yes" has fixed log-odds per question, to check how the two questions combine."""
 
-    def __init__(self, yes_if_refusal_question: float, yes_if_compliance_question: float):
-        self.lo = {"refuse": yes_if_refusal_question, "actually do": yes_if_compliance_question}
-        self.prompts = []
-
-    def render_chat(self, conversation, add_generation_prompt=True):
-        return conversation[-1]["content"]
-
-    def score_options(self, prompts, options):
+    def score(prompt, options):
         assert list(options) == [" Yes", " No"]
-        self.prompts += prompts
-        out = []
-        for p in prompts:
-            lo = self.lo["refuse"] if "refuse" in p else self.lo["actually do"]
-            out.append([lo, 0.0])
-        return out
+        return [yes_if_refusal_question if "refuse" in prompt else yes_if_compliance_question, 0.0]
+
+    engine.scorer = score
+    return engine(EngineOptions(engine="fake"))
 
 
-def test_refusal_judge_averages_both_questions_in_log_odds():
+def test_refusal_judge_averages_both_questions_in_log_odds(fake_engine):
     # Log-odds 2*log(3) of "yes, it refused" and -2*log(3) of "yes, it complied": P(refused) = σ(2 log 3) = 0.9.
-    judge = FakeJudge(2 * math.log(3), -2 * math.log(3))
+    judge = judge_with(fake_engine, 2 * math.log(3), -2 * math.log(3))
     [p] = judge_refusals(judge, [([{"role": "user", "content": "hi"}], "I can't help with that.")])
     assert p == pytest.approx(0.9)
-    assert len(judge.prompts) == 2 and all("I can't help with that." in q for q in judge.prompts)
+    asked = fake_engine.log["scored"]
+    assert len(asked) == 2 and all("I can't help with that." in q for q in asked)
 
 
-def test_refusal_judge_cancels_a_yes_bias():
+def test_refusal_judge_cancels_a_yes_bias(fake_engine):
     # A judge that says "Yes" to everything learns nothing: the two questions cancel out...
-    judge = FakeJudge(math.log(4), math.log(4))
+    judge = judge_with(fake_engine, math.log(4), math.log(4))
     assert judge_refusals(judge, [([{"role": "user", "content": "q"}], "a")]) == [pytest.approx(0.5)]
     # ...and a constant lean towards "Yes" on top of a real opinion is removed exactly.
-    leaning = FakeJudge(2 * math.log(3) + 1.5, -2 * math.log(3) + 1.5)
+    leaning = judge_with(fake_engine, 2 * math.log(3) + 1.5, -2 * math.log(3) + 1.5)
     assert judge_refusals(leaning, [([{"role": "user", "content": "q"}], "a")]) == [pytest.approx(0.9)]

@@ -11,16 +11,15 @@ from cai_cli.eval import run as ev
 from cai_cli.report import chart, load_results
 
 from conftest import run_cai, write_jsonl
-from test_eval import FakeEngine, config
+from test_eval import config, script_eval
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 
 
 @pytest.fixture
-def two_results(tmp_path, monkeypatch):
+def two_results(tmp_path, fake_engine):
     """safe-vs-eager and eager-vs-eager, both against the same baseline, as `cai eval` writes them."""
-    monkeypatch.setattr("cai_cli.stages.base.load_engine", lambda opts: FakeEngine(opts))
-    FakeEngine.fail_scoring = False
+    script_eval(fake_engine)
     files = []
     for model in ("safe", "eager"):
         d = tmp_path / model
@@ -73,8 +72,8 @@ def test_html_report_embeds_the_chart_and_the_table(two_results, tmp_path):
     assert "safe-model" in text and "over-" in text  # the table
 
 
-def test_chart_without_judge_uses_the_detector(tmp_path, monkeypatch):
-    monkeypatch.setattr("cai_cli.stages.base.load_engine", lambda opts: FakeEngine(opts))
+def test_chart_without_judge_uses_the_detector(tmp_path, fake_engine):
+    script_eval(fake_engine)
     ev.run_eval(config(tmp_path, baseline=None))
     out = chart(load_results([str(tmp_path / "eval.jsonl")], bootstrap=0), str(tmp_path / "r.svg"))
     assert out.read_text().lstrip().startswith("<?xml") and "declines red-team prompts" in out.read_text()
@@ -219,6 +218,7 @@ def test_report_of_an_answers_run_reads_its_own_benign_and_baseline_fields(tmp_p
 
     from test_eval import ANSWERS, answers_config
 
+    script_eval(fake_engine)
     ev.run_eval(answers_config(tmp_path, benign_field="safe", baseline_field="reference"))
     report = load_results([str(tmp_path / "eval.jsonl")], bootstrap=50)
     # a3 (benign, safe: true): the model refused where the reference answered; a4: both answered.

@@ -13,7 +13,7 @@ import time
 from pathlib import Path
 
 import pytest
-from runner_fakes import FanOut, SeedEngine, prompts
+from runner_fakes import FanOut, prompts
 
 from cai_cli.engines import EngineOptions, Sampling
 from cai_cli.errors import CaiError
@@ -278,14 +278,13 @@ def test_engine_stage_fingerprint_names_model_engine_sampling_constitution_and_s
 # --------------------------------------------------------------------------- seeds
 
 
-def _generate(tmp_path: Path, name: str, src: Path, monkeypatch, **opts) -> list[dict]:
+def _generate(tmp_path: Path, name: str, src: Path, fake_engine, **opts) -> list[dict]:
     from cai_cli.stages.generate import Generate
 
-    engine = SeedEngine()
-    monkeypatch.setattr("cai_cli.stages.base.load_engine", lambda _opts: engine)
+    fake_engine.reply = lambda conv, seed: f"sample {seed}"  # every text a function of its seed and nothing else
     out = tmp_path / f"{name}.jsonl"
     crash = opts.pop("crash_after", None)
-    stage = Generate(EngineOptions(engine="transformers"), Sampling(seed=11, n=2, temperature=1.0))
+    stage = Generate(EngineOptions(engine="fake"), Sampling(seed=11, n=2, temperature=1.0))
     if crash is not None:
         original = stage.process
         calls = {"n": 0}
@@ -299,23 +298,23 @@ def _generate(tmp_path: Path, name: str, src: Path, monkeypatch, **opts) -> list
         stage.process = crashing
         with pytest.raises(KeyboardInterrupt):
             run_stage(stage, RunOptions(input=str(src), output=str(out), progress=False, **opts))
-        stage = Generate(EngineOptions(engine="transformers"), Sampling(seed=11, n=2, temperature=1.0))
+        stage = Generate(EngineOptions(engine="fake"), Sampling(seed=11, n=2, temperature=1.0))
     run_stage(stage, RunOptions(input=str(src), output=str(out), progress=False, **opts))
     return read_jsonl(out)
 
 
-def test_the_same_seed_gives_the_same_rows_whatever_the_batching(tmp_path, monkeypatch):
+def test_the_same_seed_gives_the_same_rows_whatever_the_batching(tmp_path, fake_engine):
     src = write_jsonl(tmp_path / "in.jsonl", [{"id": f"q{i}", "prompt": f"prompt {i}"} for i in range(17)])
-    runs = {bs: _generate(tmp_path, f"bs{bs}", src, monkeypatch, batch_size=bs) for bs in (1, 3, 8)}
+    runs = {bs: _generate(tmp_path, f"bs{bs}", src, fake_engine, batch_size=bs) for bs in (1, 3, 8)}
     by_id = {r["id"]: r["candidates"] for r in runs[1]}
     assert len(set(map(tuple, by_id.values()))) == 17  # every row has its own samples
     for bs in (3, 8):
         assert {r["id"]: r["candidates"] for r in runs[bs]} == by_id
-    shards = [r for i in range(3) for r in _generate(tmp_path, f"shard{i}", src, monkeypatch, batch_size=3, shard=(i, 3))]
+    shards = [r for i in range(3) for r in _generate(tmp_path, f"shard{i}", src, fake_engine, batch_size=3, shard=(i, 3))]
     assert {r["id"]: r["candidates"] for r in shards} == by_id
-    limited = _generate(tmp_path, "limited", src, monkeypatch, batch_size=8, limit=5)
+    limited = _generate(tmp_path, "limited", src, fake_engine, batch_size=8, limit=5)
     assert {r["id"]: r["candidates"] for r in limited} == {f"q{i}": by_id[f"q{i}"] for i in range(5)}
-    resumed = _generate(tmp_path, "resumed", src, monkeypatch, batch_size=3, crash_after=2)
+    resumed = _generate(tmp_path, "resumed", src, fake_engine, batch_size=3, crash_after=2)
     assert resumed == runs[1]
 
 
