@@ -513,7 +513,8 @@ def test_json_schema_validates_the_shipped_constitutions_and_rejects_bad_ones():
 
     schema = json_schema()
     assert schema["additionalProperties"] is False
-    docs = {name: yaml.safe_load((BUILTIN / f"{name}.yaml").read_text()) for name in builtin_names()}
+    docs = {p.stem: yaml.safe_load(p.read_text()) for p in BUILTIN.glob("*.yaml")}
+    assert set(docs) == {"default", "humanity"}
     bad = {"name": "x", "critiques": [{"id": "a", "critique": "c", "revision": "r", "when": "sometimes"}]}
     typo = {"name": "x", "critiques": [{"id": "a", "critique": "c", "revison": "r"}]}
     try:
@@ -536,12 +537,13 @@ def test_cai_constitution_schema_prints_json_schema():
     assert out.returncode == 0, out.stderr
     schema = json.loads(out.stdout)
     assert schema["properties"]["critiques"]["items"]["$ref"].endswith("CritiqueSpec")
-    assert schema["$defs"]["CritiqueSpec"]["properties"]["when"]["enum"] == ["always", "refused", "answered"]
+    assert schema["$defs"]["CritiqueSpec"]["properties"]["when"]["enum"] == ["always", "refused", "answered", "operator", "no-operator"]
 
 
 @pytest.mark.parametrize(
     "when, ok",
-    [("always", True), ("refused", True), ("answered", True), ("sometimes", False), (["refused"], False), ("", False)],
+    [("always", True), ("refused", True), ("answered", True), ("operator", True), ("no-operator", True), ("sometimes", False),
+     (["refused"], False), ("", False)],
 )
 def test_when_is_validated(tmp_path, when, ok):
     path = tmp_path / "w.json"
@@ -551,7 +553,7 @@ def test_when_is_validated(tmp_path, when, ok):
         return
     with pytest.raises(ConstitutionError) as e:
         load_constitution(str(path))
-    assert str(e.value).startswith(f"{path}: critiques[0].when: expected 'always', 'refused' or 'answered', got ")
+    assert str(e.value).startswith(f"{path}: critiques[0].when: expected 'always', 'refused', 'answered', 'operator' or 'no-operator', got ")
 
 
 def test_when_changes_the_hash_only_when_set():

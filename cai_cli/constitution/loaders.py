@@ -1,9 +1,11 @@
 """Reading constitutions and few-shot files: native YAML/JSON, the Hugging Face recipe, Anthropic's files.
 
-Three constitution shapes are accepted and told apart by their shape, not their name:
+A Markdown file (``.md``) is a document constitution (document.py). Three list shapes are accepted and told
+apart by their shape, not their name:
 
-* native YAML/JSON: ``{name, description?, critiques: [{id, critique, revision, when?}],
-  comparisons: [{id, question}], few_shot?: [...]}`` (schema.ConstitutionFile);
+* native YAML/JSON: ``{name, description?, critiques: [{id, critique, revision, when?, tier?}],
+  comparisons: [{id, question, tier?}], few_shot?: [...], priorities?: [...], hard_constraints?: [...]}``
+  (schema.ConstitutionFile);
 * the Hugging Face CAI recipe JSON: ``{"constitutions": [{"critic", "revision"}],
   "system_chat": [[messages...], ...]}`` (or a bare list of ``{"critic", "revision"}``);
 * the Anthropic paper's prompt files: the critique/revision file
@@ -25,21 +27,23 @@ from typing import Any
 
 from ..errors import ConstitutionError
 from . import schema as s
-from .model import ComparisonPrinciple, Constitution, CritiquePrinciple, FewShotExample
+from .document import SIDECAR_SUFFIX, SUFFIXES, load_document
+from .model import ComparisonPrinciple, Constitution, CritiquePrinciple, FewShotExample, HardConstraint
 
 BUILTIN_DIR = Path(__file__).resolve().parent.parent / "constitutions"
 DEFAULT_NAME = "default"
+_EXTENSIONS = (".yaml", ".yml", ".json", *SUFFIXES)
 
 
 def builtin_names() -> list[str]:
     """Names of the constitutions shipped with the package (file stems)."""
     if not BUILTIN_DIR.is_dir():
         return []
-    return sorted(p.stem for p in BUILTIN_DIR.iterdir() if p.suffix in (".yaml", ".yml", ".json"))
+    return sorted(p.stem for p in BUILTIN_DIR.iterdir() if p.suffix in _EXTENSIONS and not p.name.endswith(SIDECAR_SUFFIX))
 
 
 def _builtin_path(name: str) -> Path | None:
-    for ext in (".yaml", ".yml", ".json"):
+    for ext in _EXTENSIONS:
         p = BUILTIN_DIR / f"{name}{ext}"
         if p.is_file():
             return p
@@ -51,13 +55,13 @@ def load_constitution(spec: str | None) -> Constitution:
 
     ``None`` or ``"default"`` gives the shipped default; a bare name that
     matches a shipped file (``"humanity"``) gives that file; anything else is a
-    path to a ``.yaml``/``.yml``/``.json`` file. Every problem raises
+    path to a ``.yaml``/``.yml``/``.json`` file (a list) or a ``.md`` file (a document). Every problem raises
     :class:`ConstitutionError` with a one-line message naming the file and field.
     """
     if spec is None or str(spec).strip() == "":
         spec = DEFAULT_NAME
     spec = str(spec)
-    is_bare = "/" not in spec and "\\" not in spec and Path(spec).suffix.lower() not in (".yaml", ".yml", ".json")
+    is_bare = "/" not in spec and "\\" not in spec and Path(spec).suffix.lower() not in _EXTENSIONS
     if is_bare:
         builtin = _builtin_path(spec)
         if builtin is not None:
@@ -84,6 +88,8 @@ def read_data(path: Path, shown: str) -> Any:
 
 
 def _load_file(path: Path, *, shown: str, source: str) -> Constitution:
+    if path.suffix.lower() in SUFFIXES:
+        return load_document(path, shown=shown, source=source)
     return from_data(read_data(path, shown), source=source, shown=shown, default_name=path.stem)
 
 
@@ -154,18 +160,28 @@ def _from_native(data: dict, source: str, shown: str) -> Constitution:
 
 def _build(spec: s.ConstitutionFile, source: str, shown: str, fmt: str) -> Constitution:
     """The runtime Constitution from a validated file model; checks what one field alone cannot."""
+    from .document import _check_tier, _listed_constraints, check_priorities
+
     _check_unique([p.id for p in spec.critiques], shown, "critiques")
     _check_unique([p.id for p in spec.comparisons], shown, "comparisons")
     if not spec.critiques and not spec.comparisons:
         raise ConstitutionError(f"{shown}: critiques: empty (need at least one critique or comparison principle)")
+    check_priorities(spec.priorities, shown)
+    for i, c in enumerate(spec.critiques):
+        _check_tier(c.tier, spec.priorities, shown, f"critiques[{i}].tier")
+    for i, q in enumerate(spec.comparisons):
+        _check_tier(q.tier, spec.priorities, shown, f"comparisons[{i}].tier")
+    constraints: list[HardConstraint] = _listed_constraints(spec.hard_constraints, shown)
     return Constitution(
         name=spec.name,
         description=spec.description or "",
-        critiques=tuple(CritiquePrinciple(p.id, p.critique, p.revision, p.when) for p in spec.critiques),
-        comparisons=tuple(ComparisonPrinciple(p.id, p.question) for p in spec.comparisons),
+        critiques=tuple(CritiquePrinciple(p.id, p.critique, p.revision, p.when, p.tier) for p in spec.critiques),
+        comparisons=tuple(ComparisonPrinciple(p.id, p.question, p.tier) for p in spec.comparisons),
         few_shot=tuple(_example(ex) for ex in spec.few_shot or []),
         source=source,
         format=fmt,
+        priorities=tuple(spec.priorities),
+        hard_constraints=tuple(constraints),
     )
 
 
