@@ -244,9 +244,8 @@ class Constitution:
     def tier_of(self, item: Section | CritiquePrinciple | ComparisonPrinciple | str) -> Tier | None:
         """The tier of a section, a principle, or the section/principle with that id (None where it has none)."""
         if isinstance(item, str):
-            found: list[Section | CritiquePrinciple | ComparisonPrinciple] = [
-                x for x in (*self.sections, *self.critiques, *self.comparisons) if x.id == item
-            ]
+            pool: list[Section | CritiquePrinciple | ComparisonPrinciple] = [*self.sections, *self.critiques, *self.comparisons]
+            found = [x for x in pool if x.id == item]
             if not found:
                 raise ConstitutionError(f"{self.source}: no section or principle with id '{item}'")
             item = found[0]

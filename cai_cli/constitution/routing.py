@@ -34,7 +34,7 @@ from .model import Constitution, CritiquePrinciple
 from .sampling import sample_principle_index
 
 TOP_K = 3
-RELATIVE_FLOOR = 0.6
+RELATIVE_FLOOR = 0.75
 
 
 class Routing(str, Enum):
