@@ -9,7 +9,6 @@ from collections import Counter
 from pathlib import Path
 
 import pytest
-from conftest import invoke, read_jsonl, write_jsonl
 
 from cai_cli.constitution import HardConstraint, Section, Tier, load_constitution
 from cai_cli.constitution.coverage import coverage
@@ -19,6 +18,8 @@ from cai_cli.constitution.routing import Router, Routing, conversation_text
 from cai_cli.engines import EngineOptions, Sampling
 from cai_cli.errors import ConstitutionError
 from cai_cli.stages.critique import Critique
+
+from conftest import invoke, read_jsonl, write_jsonl
 
 ROOT = Path(__file__).resolve().parents[1]
 ASSISTANT = ROOT / "cai_cli" / "constitutions" / "assistant.md"
