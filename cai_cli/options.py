@@ -12,8 +12,8 @@ from typing import Annotated, Optional
 
 import typer
 
+from .constitution.model import Shape
 from .constitution.routing import Routing
-from .constitution.schema import Shape
 
 IO_PANEL = "Input and output"
 MODEL_PANEL = "Model and engine"

@@ -22,11 +22,13 @@ import re
 import unicodedata
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ..errors import ConstitutionError
-from . import schema as s
 from .model import ComparisonPrinciple, Constitution, CritiquePrinciple, FewShotExample, HardConstraint, Section
+
+if TYPE_CHECKING:
+    from . import schema as s
 
 SUFFIXES = (".md", ".markdown")
 SIDECAR_SUFFIX = ".header.yaml"
@@ -125,6 +127,7 @@ def _attach_bullets(tokens, sections: list[RawSection], heads, line_offset: int,
 
 def read_header(doc: Path, shown: str, text: str) -> tuple[s.DocumentHeader, str, int, str]:
     """(the header, the Markdown body, the body's first line - 1, where the header came from)."""
+    from . import schema as s  # pydantic: only when a file is read
     from .loaders import _parse, read_data
 
     front, body, offset = split_front_matter(text)
@@ -203,6 +206,7 @@ def check_priorities(priorities: list[str], where: str) -> None:
 
 def build_document(header: s.DocumentHeader, raw: list[RawSection], title: str | None, *, source: str, shown: str, where: str,
                    default_name: str) -> Constitution:
+
     from .loaders import _check_unique, _example
     from .requests import section_critique_request, section_revision_request
 

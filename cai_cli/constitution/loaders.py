@@ -23,12 +23,14 @@ from __future__ import annotations
 import json
 import re
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ..errors import ConstitutionError
-from . import schema as s
 from .document import SIDECAR_SUFFIX, SUFFIXES, load_document
 from .model import ComparisonPrinciple, Constitution, CritiquePrinciple, FewShotExample, HardConstraint
+
+if TYPE_CHECKING:
+    from . import schema as s
 
 BUILTIN_DIR = Path(__file__).resolve().parent.parent / "constitutions"
 DEFAULT_NAME = "default"
@@ -116,6 +118,8 @@ def _parse(text: str, suffix: str, shown: str) -> Any:
 
 def from_data(data: Any, *, source: str, shown: str | None = None, default_name: str = "constitution") -> Constitution:
     """Build a constitution from parsed YAML/JSON data, detecting the format by shape."""
+    from . import schema as s  # pydantic: only when a file is read
+
     shown = shown or source
     if data is None or data == {} or data == []:
         raise ConstitutionError(f"{shown}: the file is empty")
@@ -152,6 +156,8 @@ def _check_unique(ids: list[str], shown: str, kind: str) -> None:
 
 
 def _from_native(data: dict, source: str, shown: str) -> Constitution:
+    from . import schema as s  # pydantic: only when a file is read
+
     spec = s.validate(s.ConstitutionFile, data, shown)
     if "critiques" not in data and "comparisons" not in data:
         raise ConstitutionError(f"{shown}: critiques: missing (need critiques, comparisons or both)")
@@ -194,6 +200,8 @@ def _example(ex: s.FewShotSpec) -> FewShotExample:
 
 
 def _from_hf(data: dict, shown: str, default_name: str) -> s.ConstitutionFile:
+    from . import schema as s  # pydantic: only when a file is read
+
     recipe = s.validate(s.HFRecipe, data, shown)
     if not recipe.constitutions:
         raise ConstitutionError(f"{shown}: constitutions: empty (need at least one critic/revision pair)")
@@ -236,12 +244,16 @@ def _clean_anthropic(text: str) -> str:
 
 
 def _looks_anthropic_critiques(data: dict) -> bool:
+    from . import schema as s  # pydantic: only when a file is read
+
     if not data or any(k in data for k in s.NATIVE_KEYS):
         return False
     return all(isinstance(v, dict) and ("edit_request" in v or "prompt" in v) for v in data.values())
 
 
 def _from_anthropic_critiques(data: dict, shown: str, default_name: str) -> s.ConstitutionFile:
+    from . import schema as s  # pydantic: only when a file is read
+
     critiques = []
     for key, raw in data.items():
         item = s.validate(s.AnthropicCritique, raw, shown, prefix=(str(key),))
@@ -268,6 +280,8 @@ def _from_anthropic_critiques(data: dict, shown: str, default_name: str) -> s.Co
 
 
 def _from_anthropic_comparisons(data: list, shown: str, default_name: str) -> s.ConstitutionFile:
+    from . import schema as s  # pydantic: only when a file is read
+
     if any(isinstance(x, str) and ("CritiqueRequest:" in x or "\n\nHuman:" in x) for x in data):
         raise ConstitutionError(
             f"{shown}: looks like an Anthropic few-shot transcript file, not a principle file; "
@@ -300,6 +314,8 @@ def load_few_shot_file(path: str) -> tuple[FewShotExample, ...]:
     """Worked examples from a file: the paper's CritiqueRevisionFewShotPrompts.json (a list of transcripts
     in Human:/Assistant:/CritiqueRequest:/Critique:/RevisionRequest:/Revision: blocks) or a list of native
     few-shot entries {prompt, response, critique_request, critique, revision_request, revision, history?}."""
+    from . import schema as s  # pydantic: only when a file is read
+
     data = read_data(Path(path), path)
     if isinstance(data, dict) and "few_shot" in data:
         data = data["few_shot"]

@@ -15,6 +15,7 @@ from __future__ import annotations
 import hashlib
 import json
 from dataclasses import dataclass
+from enum import Enum
 from typing import Any
 
 from ..errors import ConstitutionError
@@ -26,6 +27,13 @@ from ..errors import ConstitutionError
 # "operator" only where the row has a system message (an operator's instructions), "no-operator" only where it has
 # none: a section about following an operator's instructions has nothing to say to a bare user chat.
 WHEN_VALUES = ("always", "refused", "answered", "operator", "no-operator")
+
+
+class Shape(str, Enum):
+    """The two shapes a constitution comes in: a list of principles (YAML/JSON), or a Markdown document."""
+
+    list = "list"
+    document = "document"
 
 
 def short_hash(value: Any) -> str:

@@ -9,12 +9,12 @@ whatever its file, is checked by the same model before the stages see it.
 
 from __future__ import annotations
 
-from enum import Enum
 from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, ValidationError, field_validator
 
 from ..errors import ConstitutionError
+from .model import Shape
 
 Text = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1)]
 When = Literal["always", "refused", "answered", "operator", "no-operator"]
@@ -138,13 +138,6 @@ class DocumentHeader(BaseModel):
         if value is not None and not isinstance(value, (str, list)):
             raise ValueError(f"expected a section id or a list of constraints, got {tname(value)}")
         return _constraint_items(value)
-
-
-class Shape(str, Enum):
-    """The two shapes of a constitution, for `cai constitution schema`."""
-
-    list = "list"
-    document = "document"
 
 
 # --------------------------------------------------------------------------- foreign formats
