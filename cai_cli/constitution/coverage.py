@@ -67,8 +67,10 @@ def coverage_table(cov: Coverage, constitution: Constitution | None):
     if constitution is not None and cov.hashes and set(cov.hashes) != {constitution.hash}:
         caption += f"\n[yellow]rounds made under constitution hashes {', '.join(cov.hashes)}; {constitution.source} is {constitution.hash}[/yellow]"
     table = Table(title=title, caption=caption)
-    for col in ("section / principle", "tier", "rounds", "share", "mean relevance"):
-        table.add_column(col, justify="right" if col in ("rounds", "share", "mean relevance") else "left")
+    table.add_column("section / principle", overflow="fold")
+    table.add_column("tier")
+    for col in ("rounds", "share", "mean relevance"):
+        table.add_column(col, justify="right", no_wrap=True)
     ids = [p.id for p in constitution.critiques] if constitution is not None else []
     ids += [pid for pid, _ in cov.by_principle.most_common() if pid not in ids]
     tier_of = {p.id: p.tier for p in constitution.critiques} if constitution is not None else {}
