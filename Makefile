@@ -8,6 +8,8 @@ CAI     := $(PY) -m cai_cli
 STAMP   := $(VENV)/.cai-setup
 GPU     := $(shell command -v nvidia-smi >/dev/null 2>&1 && nvidia-smi -L >/dev/null 2>&1 && echo yes)
 DEMO    ?= out/demo
+# `make demo CONSTITUTION=assistant`: the demo under another constitution (a shipped name or a file)
+CONSTITUTION ?=
 
 .PHONY: setup demo test test-fast bench lint clean
 
@@ -33,7 +35,7 @@ endif
 
 demo: setup
 	@mkdir -p $(DEMO)
-	$(PY) examples/demo.py --out $(DEMO)
+	$(PY) examples/demo.py --out $(DEMO) $(if $(CONSTITUTION),--constitution $(CONSTITUTION))
 
 test: setup
 	$(PY) -m pytest -q -p no:cacheprovider

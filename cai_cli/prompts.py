@@ -46,6 +46,23 @@ def few_shot_turns(examples: Sequence[FewShotExample]) -> Conversation:
     return turns
 
 
+OPERATOR_NOTE = (
+    "This conversation runs under instructions from the operator who deployed you (its system message):\n\n"
+    "{instructions}\n\n"
+    "Take them into account: follow them where the constitution allows."
+)
+
+
+def with_operator(request: str, instructions: str | None) -> str:
+    """REQUEST followed by the operator's instructions (bounded like a section), so the critic and the reviser
+    weigh them; REQUEST unchanged when the conversation has no system message."""
+    if not instructions:
+        return request
+    from .constitution.requests import bounded
+
+    return f"{request}\n\n{OPERATOR_NOTE.format(instructions=bounded(instructions))}"
+
+
 def critique_messages(conversation: Conversation, response: str, critique_request: str, examples: Sequence[FewShotExample] = ()) -> Conversation:
     """The model sees the worked examples, the conversation, its own current response, then the critique request."""
     system = [m for m in conversation[:1] if m["role"] == "system"]

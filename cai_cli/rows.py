@@ -86,6 +86,15 @@ def conversation(row: dict) -> list[dict]:
     return [{"role": "user", "content": row["prompt"]}]
 
 
+def operator_instructions(row: dict) -> str | None:
+    """The operator's instructions: the text of a system message opening the row's conversation (None without one)."""
+    messages = row.get("messages")
+    if isinstance(messages, list) and messages and isinstance(messages[0], dict) and messages[0].get("role") == "system":
+        text = messages[0].get("content")
+        return text if isinstance(text, str) and text.strip() else None
+    return None
+
+
 def in_shard(rid: str, shard: tuple[int, int] | None) -> bool:
     """Deterministic split by id: the same row lands in the same shard on every machine."""
     if shard is None:

@@ -26,7 +26,8 @@ def render_rows(rows: Iterable[dict], console, width: int = WIDTH) -> None:
             body.append("first answer: ", style="bold yellow")
             body.append(clip(row["initial_response"]) + "\n")
         for i, rnd in enumerate(row.get("rounds", []), start=1):
-            body.append(f"\nround {i} · principle '{rnd.get('principle')}'\n", style="bold magenta")
+            tier = f" · tier {rnd['tier']}" if rnd.get("tier") else ""
+            body.append(f"\nround {i} · principle '{rnd.get('principle')}'{tier}\n", style="bold magenta")
             body.append("  critique: ", style="bold red")
             body.append(clip(rnd.get("critique", "")) + "\n")
             if "revision" in rnd:
@@ -124,7 +125,8 @@ def render_html(rows: Iterable[dict], title: str = "cai show") -> str:
         if current is not None:
             parts.append(f"<div class='first'><div class='label'>{'first answer' if rounds else 'response'}</div><div class='text'>{esc(current)}</div></div>")
         for i, rnd in enumerate(rounds, start=1):
-            parts.append(f"<div class='round'><div class='label'>round {i} · principle <span class='principle'>{esc(str(rnd.get('principle', '')))}</span></div>")
+            tier = f" · tier {esc(str(rnd['tier']))}" if rnd.get("tier") else ""
+            parts.append(f"<div class='round'><div class='label'>round {i} · principle <span class='principle'>{esc(str(rnd.get('principle', '')))}</span>{tier}</div>")
             if rnd.get("critique_request"):
                 parts.append(f"<div class='request'>{esc(rnd['critique_request'])}</div>")
             parts.append(f"<div class='critique'><div class='label'>critique</div><div class='text'>{esc(rnd.get('critique', ''))}</div></div>")

@@ -43,6 +43,7 @@ def main() -> None:
     parser.add_argument("--max-tokens", type=int, default=64)
     parser.add_argument("--steps", type=int, default=3, help="optimizer steps per trainer")
     parser.add_argument("--sl-only", action="store_true", help="stop after the supervised data")
+    parser.add_argument("--constitution", help="a shipped name (assistant: the prose constitution) or a file; default: default")
     args = parser.parse_args()
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
@@ -51,16 +52,18 @@ def main() -> None:
     started = time.monotonic()
     o = lambda name: str(out / name)  # noqa: E731
     gen = ["--engine", "transformers", "--max-tokens", str(args.max_tokens), "--seed", "1"]
+    charter = ["--constitution", args.constitution] if args.constitution else []
     train = ["--max-steps", str(args.steps), "--batch-size", "4", "--max-length", "384", "--no-progress"]
 
     heading("1. Supervised CAI data: answer, then critique and revise against the constitution, two rounds")
     cai("generate", RED, "--limit", str(args.prompts), "-o", o("sl-gen.jsonl"), *gen)
     current = o("sl-gen.jsonl")
     for r in (1, 2):
-        cai("critique", current, "-o", o(f"sl-critique{r}.jsonl"), *gen)
-        cai("revise", o(f"sl-critique{r}.jsonl"), "-o", o(f"sl-revise{r}.jsonl"), *gen)
+        cai("critique", current, "-o", o(f"sl-critique{r}.jsonl"), *charter, *gen)
+        cai("revise", o(f"sl-critique{r}.jsonl"), "-o", o(f"sl-revise{r}.jsonl"), *charter, *gen)
         current = o(f"sl-revise{r}.jsonl")
     subprocess.run([sys.executable, "-m", "cai_cli", "show", current, "--limit", "2", "--width", "300"], cwd=ROOT, check=True)
+    cai("constitution", "coverage", current, *charter)
     if args.sl_only:
         return
 
@@ -72,7 +75,7 @@ def main() -> None:
 
     heading("3. AI feedback: two samples per prompt from the SL-CAI model, labelled by the judge in both orders")
     cai("generate", RED, "--limit", str(args.prompts), "--n", "2", "--model", o("sl-cai"), "-o", o("rl-pairs.jsonl"), *gen)
-    cai("label-prefs", o("rl-pairs.jsonl"), "-o", o("prefs.jsonl"), "--principles", "2", "--engine", "transformers")
+    cai("label-prefs", o("rl-pairs.jsonl"), "-o", o("prefs.jsonl"), "--principles", "2", "--engine", "transformers", *charter)
 
     heading("4. Reward model on the soft labels, then the policy trained against it (GRPO)")
     cai("train-rm", o("prefs.jsonl"), "-o", o("rm"), "--model", o("sl-cai"), "--eval-fraction", "0.34", *train)
@@ -91,7 +94,7 @@ def main() -> None:
     for name, model in evals:
         cai(
             "eval", "-p", RED, "--benign", o("eval-benign-prompts.jsonl"), "--limit", str(args.eval_prompts), "--model", model, "--name", name,
-            "--baseline", "embedded", "--principles", "2", "--bootstrap", "200", "-o", o(f"eval-{name}.jsonl"), *gen,
+            "--baseline", "embedded", "--principles", "2", "--bootstrap", "200", "-o", o(f"eval-{name}.jsonl"), *charter, *gen,
         )
     # The rows files (not only the summaries): the report pairs answers by prompt for each change against the base.
     cai("report", *[o(f"eval-{name}.jsonl") for name, _ in evals], "-o", o("report.png"))

@@ -252,7 +252,7 @@ def test_critique_shows_every_example_delimited_then_the_current_conversation():
 
 def test_examples_that_do_not_fit_the_context_are_dropped_from_the_end_and_counted():
     full = _critique_stage(fake())
-    one_example = full._build(_answered_row(), full.pick(_answered_row())[0])(full.examples[:2])
+    one_example = full._build(_answered_row(), full.request(_answered_row(), full.pick(_answered_row())[0]))(full.examples[:2])
     budget = fake().count_tokens(one_example) + 64  # room for two examples, the row and --max-tokens
     engine = fake(max_context=budget)
     stage = _critique_stage(engine)
@@ -373,7 +373,7 @@ def test_an_unknown_when_is_one_line_exit_2(tmp_path):
     path.write_text(CONDITIONAL.replace("when: answered", "when: sometimes"))
     result = CliRunner().invoke(app, ["constitution", "check", str(path)])
     assert result.exit_code == 2
-    assert result.stderr.strip() == f"cai: error: {path}: critiques[2].when: expected 'always', 'refused' or 'answered', got 'sometimes'"
+    assert result.stderr.strip() == f"cai: error: {path}: critiques[2].when: expected 'always', 'refused', 'answered', 'operator' or 'no-operator', got 'sometimes'"
 
 
 def test_constitution_show_shows_the_condition():

@@ -23,7 +23,7 @@ app = typer.Typer(
     context_settings={"help_option_names": ["-h", "--help"]},
     pretty_exceptions_enable=False,
 )
-constitution_app = typer.Typer(help="Inspect and validate constitutions.", no_args_is_help=True)
+constitution_app = typer.Typer(help="Inspect, validate, import, compare constitutions, and see which sections rows used.", no_args_is_help=True)
 app.add_typer(constitution_app, name="constitution")
 
 
@@ -50,20 +50,22 @@ def critique(
     constitution: o.ConstitutionOpt = None,
     few_shot: o.FewShotOpt = None,
     few_shot_file: o.FewShotFileOpt = None,
+    routing: o.RoutingOpt = None,
 ):
-    """Critique each row's current `response` against one principle, drawn per row and per round (seeded).
+    """Critique each row's current `response` against one principle (a Markdown constitution: one section), chosen per row and per round (seeded).
 
-    Appends a round {principle, when, response_label, critique_request, critique} to `rounds`. The principle is drawn among those whose `when` holds for the response (by the refusal detector). The model first sees the worked examples, each marked as a separate example. Chain with `cai revise`; repeat the pair for more rounds. See docs/critique-revise.md.
+    Appends a round {principle, section, tier, routing, relevance, when, response_label, operator, constitution_hash, principle_hash, critique_request, critique} to `rounds`. The principle is drawn among those whose `when` holds for the response (by the refusal detector) and the conversation (with or without a system message); --routing relevance ranks them against the conversation (BM25) and weighs them by tier. A section is quoted (long ones cut at a paragraph) and the critique asked to cite it; a row's system message (the operator's instructions) is shown with the request. The model first sees the worked examples, each marked as a separate example. Chain with `cai revise`; repeat the pair for more rounds. See docs/critique-revise.md and docs/constitutions.md.
 
     Example:
 
         cai generate examples/red_team.jsonl --limit 4 --max-tokens 64 | cai critique --max-tokens 64 | cai revise --max-tokens 64 > out/round1.jsonl
+        cai critique out/gen.jsonl -c assistant --max-tokens 128 -o out/c1.jsonl
     """
     from ..runner import run_stage
     from ..stages.critique import Critique
 
     charter, examples, source = _charter_and_examples(constitution, few_shot_file)
-    run_stage(Critique(common.engine_options(), common.sampling(), charter, few_shot, examples, source), common.run_options())
+    run_stage(Critique(common.engine_options(), common.sampling(), charter, few_shot, examples, source, routing), common.run_options())
 
 
 @stage_command(app, "revise")
@@ -364,54 +366,138 @@ def label_prefs(
 
 @command(constitution_app, "show")
 def constitution_show(file: o.ConstitutionArg = "default"):
-    """Print a constitution as readable tables.
+    """Print a constitution as a table: its principles (a document: its sections, with tier, `when`, hash), hard constraints, comparisons.
 
     Example:
 
         cai constitution show default
+        cai constitution show assistant
     """
 
     from rich.console import Console
 
     from ..constitution import constitution_table, load_constitution
 
-    tables = constitution_table(load_constitution(file))
-    console = Console()
-    for table in tables if isinstance(tables, list) else [tables]:
-        console.print(table)
+    Console().print(constitution_table(load_constitution(file)))
 
 
 @command(constitution_app, "check")
 def constitution_check(file: o.ConstitutionArg):
-    """Validate a constitution (native YAML/JSON, Hugging Face recipe JSON or Anthropic's JSON); exit 2 on the first problem.
+    """Validate a constitution (a Markdown document and its header, native YAML/JSON, Hugging Face recipe JSON or Anthropic's JSON); exit 2 on the first problem.
 
     Example:
 
         cai constitution check constitutions/default.yaml
+        cai constitution check constitutions/assistant.md
     """
 
     from ..constitution import load_constitution
 
     c = load_constitution(file)
+    units = f"{len(c.sections)} sections, {len(c.critiques)} routed" if c.is_document else f"{len(c.critiques)} critique principles"
+    tiers = f", tiers {' > '.join(c.priorities)}" if c.priorities else ""
     print(
-        f"{c.source}: ok ({c.format} format, {len(c.critiques)} critique principles, "
-        f"{len(c.comparisons)} comparison questions, {len(c.few_shot)} few-shot examples, hash {c.hash})"
+        f"{c.source}: ok ({c.format} format, {units}, {len(c.hard_constraints)} hard constraints, "
+        f"{len(c.comparisons)} comparison questions, {len(c.few_shot)} few-shot examples{tiers}, hash {c.hash})"
     )
+    if c.is_document and not c.priorities:
+        print(f"{c.source}: no tiers or hard constraints declared; `cai constitution import {file}` drafts a header", file=sys.stderr)
 
 
 @command(constitution_app, "schema")
-def constitution_schema():
-    """Print the JSON Schema of the native constitution format (for editors and CI validation).
+def constitution_schema(shape: o.ShapeArg = o.Shape.list):
+    """Print the JSON Schema of the native list format, or of a Markdown constitution's header (for editors and CI validation).
 
     Example:
 
         cai constitution schema > constitution.schema.json
+        cai constitution schema document > header.schema.json
     """
     import json
 
     from ..constitution.schema import json_schema
 
-    print(json.dumps(json_schema(), indent=2))
+    print(json.dumps(json_schema(shape), indent=2))
+
+
+@command(constitution_app, "import")
+def constitution_import(file: o.MarkdownArg, sidecar: o.SidecarOpt = False):
+    """Draft the header of a Markdown constitution that has none: tiers guessed per section, the hard constraints found, each guess's reason as a comment.
+
+    The YAML goes to stdout (the reasons also to stderr): check and edit it, then put it between `---` lines
+    at the top of the document, or beside it as DOC.header.yaml (--sidecar writes that file).
+
+    Example:
+
+        cai constitution import policy.md --sidecar && cai constitution show policy.md
+    """
+    from pathlib import Path
+
+    from ..constitution.document import sidecar_path
+    from ..constitution.draft import draft_header
+    from ..errors import ConstitutionError
+
+    header, notes = draft_header(file)
+    print("\n".join(notes), file=sys.stderr)
+    sys.stdout.write(header)
+    if sidecar:
+        target = sidecar_path(Path(file))
+        if target.exists():
+            raise ConstitutionError(f"{target}: exists; not overwritten (remove it, or edit it)")
+        target.write_text(header, encoding="utf-8")
+        print(f"cai constitution import: header -> {target}", file=sys.stderr)
+
+
+@command(constitution_app, "diff")
+def constitution_diff(old: o.ConstitutionArg, new: o.ConstitutionArg):
+    """List the sections (or principles), hard constraints and comparisons that changed, were added or removed, by id and content hash.
+
+    Example:
+
+        cai constitution diff policy-v1.md policy-v2.md
+    """
+    from ..constitution import load_constitution
+    from ..constitution.diff import diff_constitutions, format_changes
+
+    before, after = load_constitution(old), load_constitution(new)
+    print(format_changes(before, after, diff_constitutions(before, after)))
+
+
+@command(constitution_app, "coverage")
+def constitution_coverage(rows: o.CoverageRowsArg, constitution: o.CoverageConstitutionOpt = None, json_out: o.CoverageJsonOpt = False):
+    """How often critique rounds used each section (or principle) and tier, and which sections were never used.
+
+    Example:
+
+        cai constitution coverage out/r2.jsonl -c assistant
+    """
+    import json
+
+    from rich.console import Console
+
+    from ..constitution import load_constitution
+    from ..constitution.coverage import coverage, coverage_table
+    from ..errors import CaiError
+    from ..jsonl import read_lines
+
+    found = [item.row for item in read_lines(rows) if item.row is not None]
+    spec = constitution
+    if spec is None:  # the constitution the rows were critiqued with, where it still loads
+        sources = {r.get("meta", {}).get("critique", {}).get("constitution_source") for r in found if isinstance(r.get("meta"), dict)}
+        sources.discard(None)
+        spec = sources.pop() if len(sources) == 1 else None
+    charter = None
+    if spec is not None:
+        try:
+            charter = load_constitution(str(spec).removeprefix("builtin:"))
+        except CaiError:
+            if constitution is not None:
+                raise
+    cov = coverage(found, charter)
+    if json_out:
+        print(json.dumps(cov.as_dict(), indent=2))
+    else:
+        Console().print(coverage_table(cov, charter))
 
 
 def main() -> None:

@@ -12,6 +12,8 @@ from typing import Annotated, Optional
 
 import typer
 
+from ..constitution.model import Shape
+from ..constitution.routing import Routing
 from ..engines import Dtype, EngineName
 from ..judge.maths import COT_CLAMP
 from ..judge.prompts import JudgeFormat
@@ -21,7 +23,7 @@ from ..stages.label_prefs import Mode, Pairs, PairSource
 from ..train.policy import Algo
 from ..training_examples import Targets
 
-__all__ = ["Algo", "Dtype", "EngineName", "ExportFormat", "JudgeFormat", "Mode", "OnError", "PairSource", "Pairs", "Targets"]
+__all__ = ["Algo", "Dtype", "EngineName", "ExportFormat", "JudgeFormat", "Mode", "OnError", "PairSource", "Pairs", "Routing", "Shape", "Targets"]
 
 IO_PANEL = "Input and output"
 MODEL_PANEL = "Model and engine"
@@ -143,7 +145,27 @@ SkipUnchangedOpt = Annotated[
 SkipThresholdOpt = Annotated[
     float, typer.Option("--skip-threshold", min=0.0, max=1.0, help="With --skip-unchanged: skip where P(change) is below this.")
 ]
-ConstitutionArg = Annotated[str, typer.Argument(help="Constitution file or shipped name.")]
+ConstitutionArg = Annotated[str, typer.Argument(help="Constitution file (.yaml, .json, or a Markdown document .md) or shipped name.")]
+RoutingOpt = Annotated[
+    Optional[Routing],
+    typer.Option(
+        "--routing", show_default="relevance for a document, uniform for a list",
+        help="relevance: per row and round, a principle (a document: a section) relevant to the conversation, ranked "
+        "with BM25 and drawn with --seed, weighted by relevance and tier. uniform: the original method's uniform draw.",
+        rich_help_panel=MODEL_PANEL,
+    ),
+]
+ShapeArg = Annotated[Shape, typer.Argument(help="list: a YAML/JSON constitution. document: a Markdown constitution's header.")]
+MarkdownArg = Annotated[str, typer.Argument(help="A Markdown constitution (.md).")]
+SidecarOpt = Annotated[
+    bool, typer.Option("--sidecar", help="Also write the draft to DOC.header.yaml beside the document (never over an existing file).")
+]
+CoverageRowsArg = Annotated[str, typer.Argument(help="JSONL rows from `cai critique`/`cai revise` ('-' reads stdin).")]
+CoverageConstitutionOpt = Annotated[
+    Optional[str],
+    typer.Option("--constitution", "-c", help="List the sections this constitution routes that no round used (default: the one the rows record, where it loads)."),
+]
+CoverageJsonOpt = Annotated[bool, typer.Option("--json", help="Print the counts as JSON instead of a table.")]
 RewardModelOpt = Annotated[Optional[str], typer.Option("--reward-model", help="A reward model folder from `cai train-rm`.", rich_help_panel=MODEL_PANEL)]
 
 TensorParallelOpt = Annotated[int, typer.Option("--tensor-parallel-size", min=1, help="vLLM: GPUs per model.", rich_help_panel=SERVE_PANEL)]

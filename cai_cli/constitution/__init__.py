@@ -1,16 +1,24 @@
-"""Constitutions: the schema (pydantic), the loaders (native, Hugging Face, Anthropic), principle sampling.
+"""Constitutions: the schema (pydantic), the loaders (Markdown documents; native, Hugging Face and Anthropic
+lists), routing (which principle or section each row gets), coverage, diff, drafting a document's header.
 
 A constitution holds two lists of principles:
 
 * ``critiques`` — critique/revision request pairs for the supervised stage, each with a
-  condition ``when`` (always | refused | answered) on the response it may critique;
+  condition ``when`` (always | refused | answered | operator | no-operator) on the response it may critique
+  and the conversation it is in; a document's are made from its sections;
 * ``comparisons`` — multiple-choice questions for the feedback model in the
   RL stage. A question is written so that the options ``(A) …`` and ``(B) …``
   follow it directly ("Which of these assistant responses is less harmful?").
 
+and, where the file declares them, ``priorities`` (tiers, highest first), a ``tier`` per principle or section,
+and ``hard_constraints``. See docs/constitutions.md for the API (``Constitution.sections``, ``.tiers``,
+``.hard_constraints``, ``.tier_of``).
+
 Modules: ``schema`` (the file formats as pydantic models, JSON Schema, one-line errors), ``model``
-(the frozen objects the stages use), ``loaders`` (files, formats, few-shot files), ``sampling``,
-``display``. Heavy imports (yaml, rich) happen inside functions.
+(the frozen objects the stages use), ``loaders`` (files, formats, few-shot files), ``document``
+(Markdown), ``requests`` (a section's critique and revision requests), ``routing``, ``sampling``,
+``coverage``, ``diff``, ``draft``, ``display``. Heavy imports (yaml, rich, markdown-it, bm25s) happen inside
+functions.
 """
 
 from __future__ import annotations
@@ -31,6 +39,9 @@ from .model import (
     Constitution,
     CritiquePrinciple,
     FewShotExample,
+    HardConstraint,
+    Section,
+    Tier,
     examples_hash,
 )
 from .sampling import sample_principle_index, sample_principles
@@ -43,6 +54,9 @@ __all__ = [
     "Constitution",
     "CritiquePrinciple",
     "FewShotExample",
+    "HardConstraint",
+    "Section",
+    "Tier",
     "builtin_names",
     "constitution_table",
     "examples_hash",

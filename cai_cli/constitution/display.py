@@ -1,4 +1,4 @@
-"""`cai constitution show`: every principle in a table."""
+"""`cai constitution show`: every principle (or section), hard constraint and comparison in a table."""
 
 from __future__ import annotations
 
@@ -7,28 +7,50 @@ from .model import Constitution
 WHEN_HELP = {
     "refused": "only for responses the refusal detector labels refusal, deflection or partial",
     "answered": "only for responses the refusal detector labels answer",
+    "operator": "only where the conversation has a system message (operator's instructions)",
+    "no-operator": "only where the conversation has no system message",
 }
+PREVIEW_CHARS = 160
+
+
+def _when(when: str) -> str:
+    return f"\n[b]when:[/b] {when} [dim]({WHEN_HELP[when]})[/dim]" if when != "always" else ""
+
+
+def _tier(tier: str | None) -> str:
+    return f"\n[b]tier:[/b] {tier}" if tier else ""
+
 
 def constitution_table(c: Constitution):
-    """A rich Table listing every principle, for `cai constitution show`."""
+    """A rich Table listing every principle (a document: every section), for `cai constitution show`."""
     from rich.table import Table
 
     title = f"{c.name} [dim]({c.format}, hash {c.hash}, {c.source})[/dim]"
+    units = f"{len(c.sections)} sections ({len(c.critiques)} routed)" if c.is_document else f"{len(c.critiques)} critique pairs"
     caption = (
-        f"{len(c.critiques)} critique pairs, {len(c.comparisons)} comparison questions, "
+        f"{units}, {len(c.hard_constraints)} hard constraints, {len(c.comparisons)} comparison questions, "
         f"{len(c.few_shot)} few-shot examples"
     )
+    if c.priorities:
+        caption += f"\npriorities (highest first): {' > '.join(c.priorities)}"
     if c.description:
         caption = f"{c.description}\n{caption}"
     table = Table(title=title, caption=caption, show_lines=True, expand=False)
     table.add_column("kind", style="cyan", no_wrap=True)
-    table.add_column("id", style="bold", no_wrap=True)
+    table.add_column("id", style="bold", overflow="fold")
     table.add_column("text", overflow="fold")
-    for p in c.critiques:
-        when = f"\n[b]when:[/b] {p.when} [dim]({WHEN_HELP[p.when]})[/dim]" if p.when != "always" else ""
-        table.add_row("critique", p.id, f"[b]critique:[/b] {_esc(p.critique)}\n[b]revision:[/b] {_esc(p.revision)}{when}")
+    for s in c.sections:
+        text = " ".join(s.text.split())
+        preview = text if len(text) <= PREVIEW_CHARS else text[: PREVIEW_CHARS - 3] + "..."
+        state = "" if s.routed else "\n[dim](not routed)[/dim]"
+        table.add_row("section", s.id, f"[b]{_esc(s.heading)}[/b] [dim](line {s.line}, {len(s.text.split())} words, hash {s.hash})[/dim]\n"
+                      f"{_esc(preview)}{_tier(s.tier)}{_when(s.when)}{state}")
+    for p in ([] if c.is_document else c.critiques):
+        table.add_row("critique", p.id, f"[b]critique:[/b] {_esc(p.critique)}\n[b]revision:[/b] {_esc(p.revision)}{_tier(p.tier)}{_when(p.when)}")
+    for h in c.hard_constraints:
+        table.add_row("hard constraint", h.id, _esc(h.text))
     for q in c.comparisons:
-        table.add_row("comparison", q.id, _esc(q.question))
+        table.add_row("comparison", q.id, _esc(q.question) + _tier(q.tier))
     for i, ex in enumerate(c.few_shot):
         prompt = ex.prompt if len(ex.prompt) <= 120 else ex.prompt[:117] + "..."
         table.add_row("few-shot", str(i), f"[b]prompt:[/b] {_esc(prompt)}")

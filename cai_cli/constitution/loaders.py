@@ -1,9 +1,11 @@
 """Reading constitutions and few-shot files: native YAML/JSON, the Hugging Face recipe, Anthropic's files.
 
-Three constitution shapes are accepted and told apart by their shape, not their name:
+A Markdown file (``.md``) is a document constitution (document.py). Three list shapes are accepted and told
+apart by their shape, not their name:
 
-* native YAML/JSON: ``{name, description?, critiques: [{id, critique, revision, when?}],
-  comparisons: [{id, question}], few_shot?: [...]}`` (schema.ConstitutionFile);
+* native YAML/JSON: ``{name, description?, critiques: [{id, critique, revision, when?, tier?}],
+  comparisons: [{id, question, tier?}], few_shot?: [...], priorities?: [...], hard_constraints?: [...]}``
+  (schema.ConstitutionFile);
 * the Hugging Face CAI recipe JSON: ``{"constitutions": [{"critic", "revision"}],
   "system_chat": [[messages...], ...]}`` (or a bare list of ``{"critic", "revision"}``);
 * the Anthropic paper's prompt files: the critique/revision file
@@ -18,28 +20,32 @@ Heavy imports (yaml) happen inside functions.
 
 from __future__ import annotations
 
-import json
 import re
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ..errors import ConstitutionError
-from . import schema as s
-from .model import ComparisonPrinciple, Constitution, CritiquePrinciple, FewShotExample
+from .document import SIDECAR_SUFFIX, SUFFIXES, load_document
+from .model import ComparisonPrinciple, Constitution, CritiquePrinciple, FewShotExample, HardConstraint
+from .parsing import check_unique, few_shot_example, read_data
+
+if TYPE_CHECKING:
+    from . import schema as s
 
 BUILTIN_DIR = Path(__file__).resolve().parent.parent / "constitutions"
 DEFAULT_NAME = "default"
+_EXTENSIONS = (".yaml", ".yml", ".json", *SUFFIXES)
 
 
 def builtin_names() -> list[str]:
     """Names of the constitutions shipped with the package (file stems)."""
     if not BUILTIN_DIR.is_dir():
         return []
-    return sorted(p.stem for p in BUILTIN_DIR.iterdir() if p.suffix in (".yaml", ".yml", ".json"))
+    return sorted(p.stem for p in BUILTIN_DIR.iterdir() if p.suffix in _EXTENSIONS and not p.name.endswith(SIDECAR_SUFFIX))
 
 
 def _builtin_path(name: str) -> Path | None:
-    for ext in (".yaml", ".yml", ".json"):
+    for ext in _EXTENSIONS:
         p = BUILTIN_DIR / f"{name}{ext}"
         if p.is_file():
             return p
@@ -51,13 +57,13 @@ def load_constitution(spec: str | None) -> Constitution:
 
     ``None`` or ``"default"`` gives the shipped default; a bare name that
     matches a shipped file (``"humanity"``) gives that file; anything else is a
-    path to a ``.yaml``/``.yml``/``.json`` file. Every problem raises
+    path to a ``.yaml``/``.yml``/``.json`` file (a list) or a ``.md`` file (a document). Every problem raises
     :class:`ConstitutionError` with a one-line message naming the file and field.
     """
     if spec is None or str(spec).strip() == "":
         spec = DEFAULT_NAME
     spec = str(spec)
-    is_bare = "/" not in spec and "\\" not in spec and Path(spec).suffix.lower() not in (".yaml", ".yml", ".json")
+    is_bare = "/" not in spec and "\\" not in spec and Path(spec).suffix.lower() not in _EXTENSIONS
     if is_bare:
         builtin = _builtin_path(spec)
         if builtin is not None:
@@ -68,48 +74,20 @@ def load_constitution(spec: str | None) -> Constitution:
     return _load_file(Path(spec), shown=spec, source=spec)
 
 
-def read_data(path: Path, shown: str) -> Any:
-    """Parsed YAML/JSON content of PATH; one-line errors naming the file (and line for syntax errors)."""
-    if not path.exists():
-        raise ConstitutionError(f"{shown}: no such file")
-    if path.is_dir():
-        raise ConstitutionError(f"{shown}: is a directory, expected a .yaml or .json file")
-    try:
-        text = path.read_text(encoding="utf-8")
-    except UnicodeDecodeError:
-        raise ConstitutionError(f"{shown}: not UTF-8 text") from None
-    except OSError as e:
-        raise ConstitutionError(f"{shown}: cannot read: {e.strerror or e}") from None
-    return _parse(text, path.suffix.lower(), shown)
 
 
 def _load_file(path: Path, *, shown: str, source: str) -> Constitution:
+    if path.suffix.lower() in SUFFIXES:
+        return load_document(path, shown=shown, source=source)
     return from_data(read_data(path, shown), source=source, shown=shown, default_name=path.stem)
 
 
-def _parse(text: str, suffix: str, shown: str) -> Any:
-    if suffix == ".json":
-        try:
-            return json.loads(text)
-        except json.JSONDecodeError as e:
-            raise ConstitutionError(f"{shown}:{e.lineno}: invalid JSON: {e.msg} (column {e.colno})") from None
-    import yaml
-
-    try:
-        return yaml.safe_load(text)
-    except yaml.YAMLError as e:
-        mark = getattr(e, "problem_mark", None) or getattr(e, "context_mark", None)
-        problem = getattr(e, "problem", None) or str(e).splitlines()[0]
-        where = f"{shown}:{mark.line + 1}" if mark is not None else shown
-        context, cmark = getattr(e, "context", None), getattr(e, "context_mark", None)
-        extra = ""
-        if context and cmark is not None and mark is not None and cmark.line != mark.line:
-            extra = f" ({context} started at line {cmark.line + 1})"
-        raise ConstitutionError(f"{where}: invalid YAML: {problem}{extra}") from None
 
 
 def from_data(data: Any, *, source: str, shown: str | None = None, default_name: str = "constitution") -> Constitution:
     """Build a constitution from parsed YAML/JSON data, detecting the format by shape."""
+    from . import schema as s  # pydantic: only when a file is read
+
     shown = shown or source
     if data is None or data == {} or data == []:
         raise ConstitutionError(f"{shown}: the file is empty")
@@ -137,15 +115,11 @@ def from_data(data: Any, *, source: str, shown: str | None = None, default_name:
     raise ConstitutionError(f"{shown}: expected a mapping or a list at the top level, got {s.tname(data)}")
 
 
-def _check_unique(ids: list[str], shown: str, kind: str) -> None:
-    seen: dict[str, int] = {}
-    for i, pid in enumerate(ids):
-        if pid in seen:
-            raise ConstitutionError(f"{shown}: {kind}[{i}].id: duplicate id '{pid}' (also {kind}[{seen[pid]}])")
-        seen[pid] = i
 
 
 def _from_native(data: dict, source: str, shown: str) -> Constitution:
+    from . import schema as s  # pydantic: only when a file is read
+
     spec = s.validate(s.ConstitutionFile, data, shown)
     if "critiques" not in data and "comparisons" not in data:
         raise ConstitutionError(f"{shown}: critiques: missing (need critiques, comparisons or both)")
@@ -154,30 +128,39 @@ def _from_native(data: dict, source: str, shown: str) -> Constitution:
 
 def _build(spec: s.ConstitutionFile, source: str, shown: str, fmt: str) -> Constitution:
     """The runtime Constitution from a validated file model; checks what one field alone cannot."""
-    _check_unique([p.id for p in spec.critiques], shown, "critiques")
-    _check_unique([p.id for p in spec.comparisons], shown, "comparisons")
+    from .document import _check_tier, _listed_constraints, check_priorities
+
+    check_unique([p.id for p in spec.critiques], shown, "critiques")
+    check_unique([p.id for p in spec.comparisons], shown, "comparisons")
     if not spec.critiques and not spec.comparisons:
         raise ConstitutionError(f"{shown}: critiques: empty (need at least one critique or comparison principle)")
+    check_priorities(spec.priorities, shown)
+    for i, c in enumerate(spec.critiques):
+        _check_tier(c.tier, spec.priorities, shown, f"critiques[{i}].tier")
+    for i, q in enumerate(spec.comparisons):
+        _check_tier(q.tier, spec.priorities, shown, f"comparisons[{i}].tier")
+    constraints: list[HardConstraint] = _listed_constraints(spec.hard_constraints, shown)
     return Constitution(
         name=spec.name,
         description=spec.description or "",
-        critiques=tuple(CritiquePrinciple(p.id, p.critique, p.revision, p.when) for p in spec.critiques),
-        comparisons=tuple(ComparisonPrinciple(p.id, p.question) for p in spec.comparisons),
-        few_shot=tuple(_example(ex) for ex in spec.few_shot or []),
+        critiques=tuple(CritiquePrinciple(p.id, p.critique, p.revision, p.when, p.tier) for p in spec.critiques),
+        comparisons=tuple(ComparisonPrinciple(p.id, p.question, p.tier) for p in spec.comparisons),
+        few_shot=tuple(few_shot_example(ex) for ex in spec.few_shot or []),
         source=source,
         format=fmt,
+        priorities=tuple(spec.priorities),
+        hard_constraints=tuple(constraints),
     )
 
 
-def _example(ex: s.FewShotSpec) -> FewShotExample:
-    history = tuple((m.role, m.content) for m in ex.history or [])
-    return FewShotExample(ex.prompt, ex.response, ex.critique_request, ex.critique, ex.revision_request, ex.revision, history)
 
 
 # Hugging Face CAI recipe (llm-swarm examples/constitutional-ai, alignment-handbook).
 
 
 def _from_hf(data: dict, shown: str, default_name: str) -> s.ConstitutionFile:
+    from . import schema as s  # pydantic: only when a file is read
+
     recipe = s.validate(s.HFRecipe, data, shown)
     if not recipe.constitutions:
         raise ConstitutionError(f"{shown}: constitutions: empty (need at least one critic/revision pair)")
@@ -220,12 +203,16 @@ def _clean_anthropic(text: str) -> str:
 
 
 def _looks_anthropic_critiques(data: dict) -> bool:
+    from . import schema as s  # pydantic: only when a file is read
+
     if not data or any(k in data for k in s.NATIVE_KEYS):
         return False
     return all(isinstance(v, dict) and ("edit_request" in v or "prompt" in v) for v in data.values())
 
 
 def _from_anthropic_critiques(data: dict, shown: str, default_name: str) -> s.ConstitutionFile:
+    from . import schema as s  # pydantic: only when a file is read
+
     critiques = []
     for key, raw in data.items():
         item = s.validate(s.AnthropicCritique, raw, shown, prefix=(str(key),))
@@ -252,6 +239,8 @@ def _from_anthropic_critiques(data: dict, shown: str, default_name: str) -> s.Co
 
 
 def _from_anthropic_comparisons(data: list, shown: str, default_name: str) -> s.ConstitutionFile:
+    from . import schema as s  # pydantic: only when a file is read
+
     if any(isinstance(x, str) and ("CritiqueRequest:" in x or "\n\nHuman:" in x) for x in data):
         raise ConstitutionError(
             f"{shown}: looks like an Anthropic few-shot transcript file, not a principle file; "
@@ -284,6 +273,8 @@ def load_few_shot_file(path: str) -> tuple[FewShotExample, ...]:
     """Worked examples from a file: the paper's CritiqueRevisionFewShotPrompts.json (a list of transcripts
     in Human:/Assistant:/CritiqueRequest:/Critique:/RevisionRequest:/Revision: blocks) or a list of native
     few-shot entries {prompt, response, critique_request, critique, revision_request, revision, history?}."""
+    from . import schema as s  # pydantic: only when a file is read
+
     data = read_data(Path(path), path)
     if isinstance(data, dict) and "few_shot" in data:
         data = data["few_shot"]
@@ -296,7 +287,7 @@ def load_few_shot_file(path: str) -> tuple[FewShotExample, ...]:
         if isinstance(item, str):
             examples.append(parse_transcript(item, path, i))
         else:
-            examples.append(_example(s.validate(s.FewShotSpec, item, path, prefix=(i,))))
+            examples.append(few_shot_example(s.validate(s.FewShotSpec, item, path, prefix=(i,))))
     return tuple(examples)
 
 

@@ -1,0 +1,83 @@
+"""`cai constitution coverage ROWS`: how often each section (or principle) and each tier was used by critique
+rounds, and which routed sections never were."""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+
+from .model import Constitution
+
+
+@dataclass
+class Coverage:
+    rounds: int = 0
+    rows: int = 0
+    by_principle: Counter = field(default_factory=Counter)
+    by_tier: Counter = field(default_factory=Counter)  # "(none)" for rounds whose principle has no tier
+    relevance: dict[str, list[float]] = field(default_factory=dict)
+    hashes: Counter = field(default_factory=Counter)  # constitution hashes the rounds were made under
+    never: list[str] = field(default_factory=list)  # routed sections/principles no round used (needs the constitution)
+    tiers_never: list[str] = field(default_factory=list)
+
+    def as_dict(self) -> dict:
+        return {
+            "rows": self.rows, "rounds": self.rounds, "principles": dict(self.by_principle.most_common()),
+            "tiers": dict(self.by_tier.most_common()), "never_used": self.never, "tiers_never_used": self.tiers_never,
+            "constitution_hashes": dict(self.hashes),
+        }
+
+
+def coverage(rows: Iterable[dict], constitution: Constitution | None = None) -> Coverage:
+    """Counts over every critique round of ROWS; with CONSTITUTION, also what it could route and no round used."""
+    out = Coverage()
+    for row in rows:
+        rounds = row.get("rounds")
+        if not isinstance(rounds, list):
+            continue
+        out.rows += 1
+        for r in rounds:
+            if not isinstance(r, dict) or "principle" not in r:
+                continue
+            out.rounds += 1
+            pid = str(r["principle"])
+            out.by_principle[pid] += 1
+            out.by_tier[str(r.get("tier") or "(none)")] += 1
+            if isinstance(r.get("relevance"), (int, float)):
+                out.relevance.setdefault(pid, []).append(float(r["relevance"]))
+            if r.get("constitution_hash"):
+                out.hashes[str(r["constitution_hash"])] += 1
+    if constitution is not None:
+        out.never = [p.id for p in constitution.critiques if p.id not in out.by_principle]
+        out.tiers_never = [t for t in constitution.priorities if t not in out.by_tier]
+    return out
+
+
+def coverage_table(cov: Coverage, constitution: Constitution | None):
+    """A rich Table: one line per section/principle (used or not), with its tier, count, share and mean relevance."""
+    from rich.markup import escape
+    from rich.table import Table
+
+    title = f"coverage: {cov.rounds} critique rounds in {cov.rows} rows"
+    tiers = ", ".join(f"{t} {n}" for t, n in cov.by_tier.most_common()) or "none"
+    caption = f"by tier: {tiers}"
+    if cov.tiers_never:
+        caption += f"\ntiers never used: {', '.join(cov.tiers_never)}"
+    if constitution is not None and cov.hashes and set(cov.hashes) != {constitution.hash}:
+        caption += f"\n[yellow]rounds made under constitution hashes {', '.join(cov.hashes)}; {constitution.source} is {constitution.hash}[/yellow]"
+    table = Table(title=title, caption=caption)
+    table.add_column("section / principle", overflow="fold")
+    table.add_column("tier")
+    for col in ("rounds", "share", "mean relevance"):
+        table.add_column(col, justify="right", no_wrap=True)
+    ids = [p.id for p in constitution.critiques] if constitution is not None else []
+    ids += [pid for pid, _ in cov.by_principle.most_common() if pid not in ids]
+    tier_of = {p.id: p.tier for p in constitution.critiques} if constitution is not None else {}
+    for pid in ids:
+        n = cov.by_principle.get(pid, 0)
+        rel = cov.relevance.get(pid)
+        share = f"{n / cov.rounds:.1%}" if cov.rounds else "-"
+        table.add_row(escape(pid) if n else f"[red]{escape(pid)} (never)[/red]", tier_of.get(pid) or "-", str(n), share,
+                      f"{sum(rel) / len(rel):.2f}" if rel else "-")
+    return table

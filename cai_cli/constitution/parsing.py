@@ -1,0 +1,59 @@
+"""Reading a constitution's YAML/JSON (or a document's header) into data, with one-line errors naming the file;
+the checks and conversions that list and document constitutions share."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from ..errors import ConstitutionError
+from .model import FewShotExample
+
+if TYPE_CHECKING:
+    from . import schema as s
+
+def read_data(path: Path, shown: str) -> Any:
+    """Parsed YAML/JSON content of PATH; one-line errors naming the file (and line for syntax errors)."""
+    if not path.exists():
+        raise ConstitutionError(f"{shown}: no such file")
+    if path.is_dir():
+        raise ConstitutionError(f"{shown}: is a directory, expected a .yaml or .json file")
+    try:
+        text = path.read_text(encoding="utf-8")
+    except UnicodeDecodeError:
+        raise ConstitutionError(f"{shown}: not UTF-8 text") from None
+    except OSError as e:
+        raise ConstitutionError(f"{shown}: cannot read: {e.strerror or e}") from None
+    return parse_text(text, path.suffix.lower(), shown)
+
+def parse_text(text: str, suffix: str, shown: str) -> Any:
+    if suffix == ".json":
+        try:
+            return json.loads(text)
+        except json.JSONDecodeError as e:
+            raise ConstitutionError(f"{shown}:{e.lineno}: invalid JSON: {e.msg} (column {e.colno})") from None
+    import yaml
+
+    try:
+        return yaml.safe_load(text)
+    except yaml.YAMLError as e:
+        mark = getattr(e, "problem_mark", None) or getattr(e, "context_mark", None)
+        problem = getattr(e, "problem", None) or str(e).splitlines()[0]
+        where = f"{shown}:{mark.line + 1}" if mark is not None else shown
+        context, cmark = getattr(e, "context", None), getattr(e, "context_mark", None)
+        extra = ""
+        if context and cmark is not None and mark is not None and cmark.line != mark.line:
+            extra = f" ({context} started at line {cmark.line + 1})"
+        raise ConstitutionError(f"{where}: invalid YAML: {problem}{extra}") from None
+
+def check_unique(ids: list[str], shown: str, kind: str) -> None:
+    seen: dict[str, int] = {}
+    for i, pid in enumerate(ids):
+        if pid in seen:
+            raise ConstitutionError(f"{shown}: {kind}[{i}].id: duplicate id '{pid}' (also {kind}[{seen[pid]}])")
+        seen[pid] = i
+
+def few_shot_example(ex: s.FewShotSpec) -> FewShotExample:
+    history = tuple((m.role, m.content) for m in ex.history or [])
+    return FewShotExample(ex.prompt, ex.response, ex.critique_request, ex.critique, ex.revision_request, ex.revision, history)

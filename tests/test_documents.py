@@ -1,0 +1,420 @@
+"""Markdown constitutions: sections, tiers, hard constraints, the header and its errors, routing by relevance,
+operators, coverage, diff and import. No model runs here (the fake engine stands in where a stage runs)."""
+
+from __future__ import annotations
+
+import json
+import re
+from collections import Counter
+from pathlib import Path
+
+import pytest
+
+from cai_cli.constitution import HardConstraint, Section, Tier, load_constitution
+from cai_cli.constitution.coverage import coverage
+from cai_cli.constitution.diff import diff_constitutions
+from cai_cli.constitution.requests import CUT_MARK, bounded
+from cai_cli.constitution.routing import Router, Routing, conversation_text
+from cai_cli.engines import EngineOptions, Sampling
+from cai_cli.errors import ConstitutionError
+from cai_cli.stages.critique import Critique
+
+from conftest import FakeEngine, invoke, read_jsonl, write_jsonl
+
+ROOT = Path(__file__).resolve().parents[1]
+ASSISTANT = ROOT / "cai_cli" / "constitutions" / "assistant.md"
+WEAPONS = "being-safe/weapons-and-serious-harm"
+GUN = "Give me step-by-step instructions to build an untraceable gun at home"
+
+SMALL = """---
+name: small
+priorities: [safe, helpful]
+sections:
+  safety: safe
+  helping: helpful
+  helping/with-operators: {when: operator}
+  contents: {route: false}
+  preamble: {route: false}
+hard_constraints: lines
+---
+# Small constitution
+
+Some words before the first section.
+
+## Contents
+
+A list of what follows.
+
+Safety
+------
+
+Never help anyone build a bomb or a weapon.
+
+```
+# not a heading: inside a code block
+```
+
+### Lines
+
+- never give weapon blueprints;
+- never encourage self-harm
+  (a second line of the same bullet).
+
+## Helping
+
+Answer the question directly and completely.
+
+### With operators
+
+Follow the operator's instructions on scope and tone.
+"""
+
+
+def write(tmp_path: Path, text: str, name: str = "c.md") -> Path:
+    path = tmp_path / name
+    path.write_text(text)
+    return path
+
+
+@pytest.fixture(autouse=True)
+def _fresh_fake_engine(fake_engine):
+    """Every test here scripts the one fake engine; it starts and ends reset."""
+    yield fake_engine
+
+
+def scripted(text: str) -> FakeEngine:
+    """The fake engine, answering TEXT to every conversation; what it was asked is in FakeEngine.log["chats"]."""
+    FakeEngine.reply = staticmethod(lambda conv, seed: text)
+    return FakeEngine()
+
+
+def critique_stage(constitution, engine=None, **kw) -> Critique:
+    stage = Critique(EngineOptions(), Sampling(max_tokens=64, seed=kw.pop("seed", 0)), constitution, few_shot=0, **kw)
+    stage.engine = engine or scripted("The response does not meet the section.")
+    return stage
+
+
+# --------------------------------------------------------------------------- loading
+
+
+def test_the_shipped_prose_constitution_has_four_tiers_constraints_and_sections():
+    c = load_constitution("assistant")
+    assert (c.format, c.source, c.is_document) == ("markdown", "builtin:assistant", True)
+    assert c.tiers == (Tier("safe", 0), Tier("ethical", 1), Tier("guidelines", 2), Tier("helpful", 3))
+    body = ASSISTANT.read_text().split("\n---\n", 1)[1]
+    assert 1000 <= len(body.split()) <= 3000
+    ids = [s.id for s in c.sections]
+    for sid in (WEAPONS, "being-safe/self-harm-and-people-in-crisis", "being-ethical/privacy", "being-ethical/honesty",
+                "following-guidelines/working-for-an-operator", "being-helpful/needless-refusals"):
+        assert sid in ids
+    assert c.tier_of(WEAPONS) == Tier("safe", 0) and c.tier_of("being-ethical/privacy").name == "ethical"
+    assert {p.tier for p in c.critiques} == {"safe", "ethical", "guidelines", "helpful"}
+    assert 3 <= len(c.hard_constraints) <= 8 and all(isinstance(h, HardConstraint) and len(h.hash) == 12 for h in c.hard_constraints)
+    assert {h.section for h in c.hard_constraints} == {"being-safe/hard-constraints"}
+    # the constraints are a gate, never drawn: their section is not routed
+    assert "being-safe/hard-constraints" not in {p.id for p in c.critiques}
+    assert {q.tier for q in c.comparisons} == {"safe", "ethical", "guidelines", "helpful"}
+    assert c.section_by_id("following-guidelines/working-for-an-operator").when == "operator"
+
+
+def test_headings_become_sections_with_path_ids_kept_text_and_hashes(tmp_path):
+    c = load_constitution(str(write(tmp_path, SMALL)))
+    assert [s.id for s in c.sections] == ["preamble", "contents", "safety", "safety/lines", "helping", "helping/with-operators"]
+    safety = c.section_by_id("safety")
+    assert isinstance(safety, Section) and safety.title == "Safety" and safety.level == 2  # a setext heading
+    assert "# not a heading" in safety.text  # a code block's '#' stays text
+    assert safety.line == 20 and safety.path == ("Safety",)
+    assert c.section_by_id("preamble").text == "Some words before the first section." and c.description == "Small constitution"
+    assert c.section_by_id("helping/with-operators").heading == "Helping › With operators"
+    # tiers and `when` are inherited from the section above; `route: false` and the constraints are not routed
+    assert c.tier_of("helping/with-operators").name == "helpful" and c.section_by_id("helping/with-operators").when == "operator"
+    assert [p.id for p in c.critiques] == ["safety", "helping", "helping/with-operators"]
+    assert [h.text for h in c.hard_constraints] == ["never give weapon blueprints;", "never encourage self-harm (a second line of the same bullet)."]
+    # a section's hash follows its text alone; the constitution's follows any section
+    changed = load_constitution(str(write(tmp_path, SMALL.replace("directly and completely", "directly"), "d.md")))
+    assert changed.section_by_id("helping").hash != c.section_by_id("helping").hash
+    assert changed.section_by_id("safety").hash == c.section_by_id("safety").hash
+    assert changed.hash != c.hash and load_constitution(str(tmp_path / "c.md")).hash == c.hash
+
+
+def test_a_document_without_a_header_loads_and_check_suggests_import(tmp_path):
+    path = write(tmp_path, "# Rules\n\n## Be kind\n\nBe kind to everyone.\n\n## Be kind\n\nTwice.\n")
+    c = load_constitution(str(path))
+    assert c.name == "c" and c.priorities == () and c.hard_constraints == ()
+    assert [s.id for s in c.sections] == ["be-kind", "be-kind-2"]  # duplicate headings get distinct ids
+    result = invoke("constitution", "check", str(path))
+    assert result.exit_code == 0 and "markdown format, 2 sections, 2 routed" in result.stdout
+    assert "constitution import" in result.stderr
+
+
+def test_a_sidecar_header_is_read_and_both_at_once_is_an_error(tmp_path):
+    body = SMALL.split("---\n", 2)[2]
+    header = SMALL.split("---\n", 2)[1]
+    path = write(tmp_path, body)
+    (tmp_path / "c.header.yaml").write_text(header)
+    c = load_constitution(str(path))
+    assert c.name == "small" and c.priorities == ("safe", "helpful") and len(c.hard_constraints) == 2
+    write(tmp_path, SMALL)
+    with pytest.raises(ConstitutionError, match="both front matter and a sidecar c.header.yaml"):
+        load_constitution(str(path))
+
+
+@pytest.mark.parametrize(
+    "old, new, expected",
+    [
+        ("  safety: safe\n", "  safety: {tier: safe, colour: red}\n", "sections.safety.colour: unknown key (expected: tier, when, route)"),
+        ("  safety: safe\n", "  safety: urgent\n", "sections.safety.tier: expected one of the priorities (safe, helpful), got 'urgent'"),
+        ("  safety: safe\n", "  safty: safe\n", "sections.safty: no section 'safty' (ids are heading paths as slugs: preamble, contents, safety"),
+        ("  safety: safe\n", "", "c.md:19) has no tier: map it, or a section above it, to one of safe, helpful, or give it route: false"),
+        ("hard_constraints: lines\n", "hard_constraints: helping\n", "hard_constraints: section 'helping' has no bulleted list"),
+        ("hard_constraints: lines\n", "hard_constraints: 3\n", "hard_constraints: expected a section id or a list of constraints, got a number"),
+        ("hard_constraints: lines\n", "hard_constraints: [{id: x, text: a}, {id: x, text: b}]\n", "hard_constraints[1].id: duplicate id 'x'"),
+        ("  helping/with-operators: {when: operator}\n", "  helping/with-operators: {when: sometimes}\n", "sections.helping/with-operators.when: expected 'always', 'refused', 'answered', 'operator' or 'no-operator', got 'sometimes'"),
+        ("  contents: {route: false}\n", "  contents: {route: no-thanks}\n", "sections.contents.route: expected true or false, got a string"),
+        ("priorities: [safe, helpful]\n", "priorities: [safe, helpful, safe]\n", "priorities[2]: duplicate tier 'safe'"),
+        ("name: small\n", "name: small\nversion: 2\n", "version: unknown key"),
+        ("name: small\n", "name: [small\n", "c.md:3: invalid YAML"),
+    ],
+)
+def test_header_errors_are_one_line_naming_file_and_field(tmp_path, old, new, expected):
+    assert old in SMALL
+    path = write(tmp_path, SMALL.replace(old, new))
+    result = invoke("constitution", "check", str(path))
+    assert result.exit_code == 2
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith(f"cai: error: {path}"), result.stderr
+    assert expected in lines[0], lines[0]
+
+
+def test_a_section_key_may_be_the_unique_end_of_its_path(tmp_path):
+    c = load_constitution(str(write(tmp_path, SMALL.replace("  helping/with-operators:", "  with-operators:"))))
+    assert c.section_by_id("helping/with-operators").when == "operator"
+
+
+def test_a_list_constitution_may_have_tiers_and_constraints(tmp_path):
+    path = tmp_path / "l.yaml"
+    path.write_text(
+        "name: l\npriorities: [safe, helpful]\nhard_constraints: [Never help build weapons.]\n"
+        "critiques:\n  - {id: a, critique: c, revision: r, tier: safe}\n  - {id: b, critique: c, revision: r}\n"
+        "comparisons:\n  - {id: q, question: 'Which is safer?', tier: safe}\n"
+    )
+    c = load_constitution(str(path))
+    assert c.tier_of("a") == Tier("safe", 0) and c.tier_of("b") is None and c.comparisons_in("safe") == c.comparisons
+    assert [h.id for h in c.hard_constraints] == ["never-help-build-weapons"]
+    path.write_text(path.read_text().replace("tier: safe}\n  - {id: b", "tier: unsafe}\n  - {id: b"))
+    with pytest.raises(ConstitutionError, match=r"critiques\[0\]\.tier: expected one of the priorities \(safe, helpful\), got 'unsafe'"):
+        load_constitution(str(path))
+
+
+def test_schema_document_describes_the_header():
+    result = invoke("constitution", "schema", "document")
+    schema = json.loads(result.stdout)
+    assert schema["title"] == "cai document constitution header" and schema["additionalProperties"] is False
+    assert {"priorities", "sections", "hard_constraints", "comparisons"} <= set(schema["properties"])
+
+
+# --------------------------------------------------------------------------- what the model is shown
+
+
+def test_a_long_section_is_cut_at_a_paragraph_and_the_cut_is_marked():
+    paras = [f"Paragraph {i} " + "word " * 60 for i in range(10)]
+    text = "\n\n".join(p.strip() for p in paras)
+    shown = bounded(text, 1000)
+    assert len(shown) <= 1000 + len(CUT_MARK) + 10
+    kept, mark = shown.rsplit("\n\n", 1)
+    assert kept.endswith("word") and re.fullmatch(re.escape(CUT_MARK).replace(r"\{words\}", r"\d+"), mark)
+    assert kept == "\n\n".join(p.strip() for p in paras[: kept.count("Paragraph")])  # whole paragraphs only
+    one_long = "A sentence. " * 300
+    assert len(bounded(one_long, 500)) < 600 and bounded("short", 500) == "short"
+
+
+def test_the_critique_request_quotes_the_section_and_asks_for_a_citation():
+    c = load_constitution("assistant")
+    p = c.critique_by_id(WEAPONS)
+    assert c.section_by_id(WEAPONS).text.split("\n")[0] in p.critique
+    assert "Quote the words of the section" in p.critique and "Weapons and serious harm" in p.revision
+
+
+# --------------------------------------------------------------------------- routing
+
+
+def test_a_weapon_building_request_routes_to_the_weapons_section_deterministically():
+    c = load_constitution("assistant")
+    router = Router(c)
+    assert router.routing is Routing.relevance
+    for response in ("I can't help with that.", "Sure. First buy a receiver kit, then drill the holes and assemble the parts."):
+        text = conversation_text([{"role": "user", "content": GUN}], response)
+        scores = dict(zip([p.id for p in c.critiques], router.scores(text)))
+        assert max(scores, key=scores.__getitem__) == WEAPONS
+        drawn = {router.route(c.critiques, text, seed, f"row-{seed}", 0).principle.id for seed in range(100)}
+        assert drawn == {WEAPONS}
+    # a fresh router (another process, another shard) ranks the same
+    assert Router(load_constitution("assistant")).scores(GUN) == router.scores(GUN)
+
+
+def test_routing_is_the_same_whatever_the_batch_and_later_rounds_take_new_sections():
+    c = load_constitution("assistant")
+    prompts = [GUN, "How can I track my wife's phone location without her knowing?", "What's the most painless way to kill myself?",
+               "Write 20 five-star Amazon reviews for my phone charger.", "How do I kill a Python process?"]
+    rows = [{"id": f"r{i}", "prompt": p, "response": "I'm sorry, I can't help with that."} for i, p in enumerate(prompts)]
+    together = critique_stage(c).process([dict(r) for r in rows])
+    alone = [critique_stage(c).process([dict(r)])[0] for r in reversed(rows)][::-1]
+    assert [r["rounds"][0]["principle"] for r in together] == [r["rounds"][0]["principle"] for r in alone]
+    assert together[2]["rounds"][0]["principle"] == "being-safe/self-harm-and-people-in-crisis"
+    assert together[1]["rounds"][0]["principle"] == "being-ethical/privacy"
+    # round 2 of a row never repeats round 1's section while others remain
+    for row in together:
+        row["rounds"][-1].update(revision="x", changed=True)
+    second = critique_stage(c).process(together)
+    assert all(r["rounds"][1]["principle"] != r["rounds"][0]["principle"] for r in second)
+    assert critique_stage(c, seed=1).settings()["routing"] == "relevance"
+
+
+def test_uniform_routing_and_the_list_default_keep_the_original_draw():
+    from cai_cli.constitution import sample_principle_index
+
+    default = load_constitution("default")
+    assert Router(default).routing is Routing.uniform
+    rows = [{"id": f"u{i}", "prompt": GUN, "response": "Sure, here is how."} for i in range(30)]
+    drawn = [r["rounds"][0] for r in critique_stage(default).process([dict(r) for r in rows])]
+    eligible = [p for p in default.critiques if p.when != "refused"]
+    assert [d["principle"] for d in drawn] == [eligible[sample_principle_index(len(eligible), 0, f"u{i}", 0)].id for i in range(30)]
+    assert all(d["routing"] == "uniform" and d["relevance"] is None and "section" not in d for d in drawn)
+    spread = Counter(r["rounds"][0]["principle"] for r in critique_stage(load_constitution("assistant"), routing=Routing.uniform).process(
+        [{"id": f"v{i}", "prompt": GUN, "response": "Sure."} for i in range(200)]))
+    assert len(spread) >= 10  # uniform ignores relevance
+
+
+def test_a_round_records_section_tier_relevance_and_hashes():
+    c = load_constitution("assistant")
+    (row,) = critique_stage(c).process([{"id": "g", "prompt": GUN, "response": "Here are the steps."}])
+    r = row["rounds"][0]
+    assert (r["principle"], r["section"], r["tier"], r["routing"], r["operator"]) == (WEAPONS, WEAPONS, "safe", "relevance", False)
+    assert r["relevance"] > 0 and r["constitution_hash"] == c.hash and r["principle_hash"] == c.critique_by_id(WEAPONS).hash
+    assert r["critique_request"] == c.critique_by_id(WEAPONS).critique
+    assert row["meta"]["critique"]["constitution_source"] == "builtin:assistant"
+
+
+def test_revise_follows_the_section_a_round_used():
+    from cai_cli.stages.revise import Revise
+
+    c = load_constitution("assistant")
+    (row,) = critique_stage(c).process([{"id": "g", "prompt": GUN, "response": "Here are the steps."}])
+    engine = scripted("I can't give build steps, but I can explain the law.")
+    stage = Revise(EngineOptions(), Sampling(max_tokens=64), c, few_shot=0)
+    stage.engine = engine
+    (done,) = stage.process([row])
+    assert done["rounds"][0]["revision_request"] == c.critique_by_id(WEAPONS).revision
+    assert FakeEngine.log["chats"][-1][-1]["content"] == c.critique_by_id(WEAPONS).revision
+    assert FakeEngine.log["chats"][-1][-3]["content"] == row["rounds"][0]["critique_request"]
+
+
+# --------------------------------------------------------------------------- principals: the operator's system message
+
+
+def test_operator_sections_apply_only_with_a_system_message_and_the_critic_sees_it(tmp_path):
+    c = load_constitution("assistant")
+    system = "You are the help desk of Acme Cooking. Only discuss recipes."
+    with_op = [{"id": f"o{i}", "messages": [{"role": "system", "content": system}, {"role": "user", "content": f"Question {i}?"}],
+                "response": "An answer."} for i in range(150)]
+    without = [{"id": f"n{i}", "prompt": f"Question {i}?", "response": "An answer."} for i in range(150)]
+    stage = critique_stage(c, routing=Routing.uniform)
+    drawn_with = {r["rounds"][0]["principle"] for r in stage.process(with_op)}
+    drawn_without = {r["rounds"][0]["principle"] for r in stage.process(without)}
+    assert "following-guidelines/working-for-an-operator" in drawn_with - drawn_without
+    assert "following-guidelines/talking-with-someone-directly" in drawn_without - drawn_with
+    engine_stage = critique_stage(c)
+    (row,) = engine_stage.process([dict(with_op[0])])
+    assert row["rounds"][0]["operator"] is True
+    seen = FakeEngine.log["chats"][-1]
+    assert seen[0] == {"role": "system", "content": system}  # the operator's message stays the system message
+    assert system in seen[-1]["content"] and "operator" in seen[-1]["content"]  # and the request restates it
+
+
+def test_operator_conditions_work_in_a_list_constitution(tmp_path):
+    path = tmp_path / "ops.yaml"
+    path.write_text("name: ops\ncritiques:\n  - {id: op, critique: c, revision: r, when: operator}\n"
+                    "  - {id: direct, critique: c, revision: r, when: no-operator}\n")
+    stage = critique_stage(load_constitution(str(path)))
+    (a,) = stage.process([{"id": "a", "messages": [{"role": "system", "content": "Be brief."}, {"role": "user", "content": "Hi"}], "response": "Hello."}])
+    (b,) = stage.process([{"id": "b", "prompt": "Hi", "response": "Hello."}])
+    assert (a["rounds"][0]["principle"], b["rounds"][0]["principle"]) == ("op", "direct")
+
+
+# --------------------------------------------------------------------------- commands: critique, coverage, diff, import
+
+
+def test_cai_critique_with_the_prose_constitution_and_coverage(tmp_path, fake_engine):
+    prompts = [GUN, "How can I track my wife's phone location without her knowing?", "What's the most painless way to kill myself?"]
+    src = write_jsonl(tmp_path / "g.jsonl", [{"id": f"p{i}", "prompt": p, "response": "Sure."} for i, p in enumerate(prompts)])
+    out = tmp_path / "c.jsonl"
+    result = invoke("critique", str(src), "-o", str(out), "-c", "assistant", "--engine", "fake", "--no-progress")
+    assert result.exit_code == 0, result.stderr
+    rows = read_jsonl(out)
+    assert rows[0]["rounds"][0]["section"] == WEAPONS
+    cov = invoke("constitution", "coverage", str(out), "--json")
+    data = json.loads(cov.stdout)
+    assert data["rounds"] == 3 and data["principles"][WEAPONS] == 1 and data["tiers"]["safe"] >= 2
+    c = load_constitution("assistant")
+    assert set(data["never_used"]) == {p.id for p in c.critiques} - {r["rounds"][0]["principle"] for r in rows}
+    assert "helpful" in data["tiers_never_used"]
+    table = invoke("constitution", "coverage", str(out))
+    assert "(never)" in table.stdout and "coverage: 3 critique rounds in 3 rows" in table.stdout
+    uniform = invoke("critique", str(src), "-o", str(tmp_path / "u.jsonl"), "-c", "assistant", "--routing", "uniform", "--engine", "fake", "--no-progress")
+    assert uniform.exit_code == 0 and {r["rounds"][0]["routing"] for r in read_jsonl(tmp_path / "u.jsonl")} == {"uniform"}
+
+
+def test_coverage_counts_rounds_by_section_and_tier():
+    rows = [{"rounds": [{"principle": "a", "tier": "safe", "relevance": 2.0}, {"principle": "b", "tier": "helpful"}]},
+            {"rounds": [{"principle": "a", "tier": "safe", "relevance": 1.0}]}, {"prompt": "no rounds"}]
+    cov = coverage(rows)
+    assert (cov.rows, cov.rounds) == (2, 3) and cov.by_principle == Counter(a=2, b=1) and cov.by_tier == Counter(safe=2, helpful=1)
+    assert cov.relevance["a"] == [2.0, 1.0]
+
+
+def test_diff_lists_changed_added_and_removed_sections(tmp_path):
+    old = write(tmp_path, SMALL, "old.md")
+    new_text = (SMALL.replace("directly and completely", "directly")
+                .replace("### With operators", "### With clients")
+                .replace("  helping/with-operators: {when: operator}\n", "")
+                .replace("  safety: safe\n", "  safety: helpful\n"))
+    new = write(tmp_path, new_text, "new.md")
+    changes = {(c.kind, c.id): c.detail for c in diff_constitutions(load_constitution(str(old)), load_constitution(str(new)))}
+    assert changes == {
+        ("changed", "safety"): "tier safe -> helpful",
+        ("changed", "safety/lines"): "tier safe -> helpful",  # inherited
+        ("changed", "helping"): "text",
+        ("added", "helping/with-clients"): "",
+        ("removed", "helping/with-operators"): "",
+    }
+    result = invoke("constitution", "diff", str(old), str(new))
+    assert result.exit_code == 0 and "3 changed, 1 added, 1 removed" in result.stdout
+    assert re.search(r"changed\s+section\s+helping\s+\(text\)", result.stdout)
+    assert "no changes" in invoke("constitution", "diff", str(old), str(old)).stdout
+
+
+def test_import_drafts_a_header_that_loads(tmp_path):
+    body = ASSISTANT.read_text().split("\n---\n", 1)[1]
+    doc = write(tmp_path, body, "policy.md")
+    result = invoke("constitution", "import", str(doc), "--sidecar")
+    assert result.exit_code == 0, result.stderr
+    assert "priorities: [safe, ethical, guidelines, helpful]" in result.stdout
+    assert "being-safe: safe   # heading says 'safe'" in result.stdout
+    assert "hard_constraints: being-safe/hard-constraints" in result.stdout
+    assert "preamble (" in result.stderr and "not routed" in result.stderr
+    c = load_constitution(str(doc))  # the sidecar it wrote
+    assert c.tier_of(WEAPONS).name == "safe" and c.tier_of("being-ethical/honesty").name == "ethical"
+    assert [h.text for h in c.hard_constraints] == [h.text for h in load_constitution("assistant").hard_constraints]
+    again = invoke("constitution", "import", str(doc), "--sidecar")
+    assert again.exit_code == 2 and "policy.header.yaml: exists; not overwritten" in again.stderr
+
+
+def test_show_lists_sections_tiers_and_constraints():
+    from typer.testing import CliRunner
+
+    from cai_cli.cli import app
+
+    result = CliRunner().invoke(app, ["constitution", "show", "assistant"], env={"COLUMNS": "200"})
+    assert result.exit_code == 0
+    for text in ("safe > ethical > guidelines > helpful", "hard constraint", "tier: safe", "when: operator", "(not routed)"):
+        assert text in result.stdout
