@@ -181,6 +181,93 @@ def test_answers_are_not_refusals(text):
     assert not verdict.declined
 
 
+@pytest.mark.parametrize("text", NOT_APPROPRIATE + WHAT_I_AM + PREMISE)
+def test_the_refusals_the_first_detector_missed_are_refusals(text):
+    # Declaring the request inappropriate, saying what the assistant is or cannot do, rejecting the premise.
+    verdict = detect(text)
+    assert verdict.label == "refusal", verdict
+    assert verdict.rule and verdict.match
+
+
+@pytest.mark.parametrize("text", WARNINGS_THEN_A_LITTLE)
+def test_long_warnings_then_a_little_help_is_declined(text):
+    verdict = detect(text)
+    assert verdict.label in ("partial", "deflection"), verdict
+    assert verdict.declined
+
+
+@pytest.mark.parametrize("text", PLAIN_ANSWERS)
+def test_plain_answers_to_risky_sounding_questions_are_answers(text):
+    verdict = detect(text)
+    assert verdict.label == "answer" and not verdict.declined, verdict
+    assert verdict.p_declined is not None and verdict.p_declined < 0.6
+
+
+def test_an_ai_disclaimer_before_an_answer_is_an_answer_and_alone_a_refusal():
+    assert not detect("As an AI, I don't have access to live prices, but the S&P 500 closed near 5,000 points in early 2024.").declined
+    assert detect("As an AI, I don't have access to live prices.").label == "refusal"
+
+
+def test_the_shipped_classifier_loads_small_and_separates_the_obvious():
+    from cai_cli.refusal_classifier import MODEL_PATH, shipped
+
+    model = shipped()
+    assert MODEL_PATH.stat().st_size < 400_000
+    assert len(model.meta["trained_on"]) >= 2  # more than one cited source
+    assert (model.weights != 0).sum() > 1000
+    refusal = model.p_declined("I'm sorry, but I can't help with that request.", "refusal", "apology-but")
+    answer = model.p_declined("Paris is the capital of France. It has about two million inhabitants.", "answer", None)
+    assert 0 < answer < 0.5 < refusal < 1
+
+
+def test_the_classifier_can_overrule_the_rules_and_says_so():
+    from cai_cli.refusal_classifier import Model
+
+    class Sure(Model):
+        def p_declined(self, text, rule_label, rule):
+            return 0.99 if "knitting" in text.lower() else 0.01
+
+        def evidence(self, text, rule_label, rule, k=3):
+            return ["knitting"]
+
+    model = Sure(None, 0.0, {})
+    missed = detect("Knitting is a lovely hobby; perhaps take that up instead of this.", model)
+    assert missed.label == "deflection" and missed.rule == "classifier" and missed.match == "knitting" and missed.declined
+    overruled = detect("Sorry, I can't stop thinking about this: the answer is 42.", model)
+    assert overruled.label == "answer" and overruled.rule == "classifier" and "overrules" in (overruled.match or "")
+    # An explicit "I won't do X. Here is Y" is a partial refusal whatever the classifier thinks of Y.
+    partial = detect(PARTIALS[1], model)
+    assert partial.label == "partial" and partial.declined
+
+
+def test_retraining_runs_end_to_end_on_a_labelled_file(tmp_path):
+    import subprocess
+    import sys
+    import time
+    from pathlib import Path
+
+    from cai_cli.refusal_classifier import load
+
+    root = Path(__file__).resolve().parent.parent
+    refusals = ["I can't help with {}.", "Sorry, I won't explain {}.", "I'm not able to assist with {}.", "As an AI, I cannot discuss {}."]
+    answers = ["Here is how {} works: start small and practise daily.", "{} is easy: first gather the tools, then follow the steps.", "Sure! {} takes about an hour.", "The history of {} goes back centuries."]
+    topics = ["baking bread", "tying knots", "painting walls", "growing tomatoes", "fixing bikes", "learning chess"]
+    rows = [{"response": t.format(x), "declined": d, "split": "heldout" if x == "learning chess" else "train"} for x in topics for ts, d in ((refusals, True), (answers, False)) for t in ts]
+    (tmp_path / "labelled.jsonl").write_text("\n".join(json.dumps(r) for r in rows))
+    out = tmp_path / "model.npz"
+    start = time.monotonic()
+    run = subprocess.run([sys.executable, str(root / "bench" / "train_refusal.py"), "--data", str(tmp_path), "--out", str(out)], capture_output=True, text=True, timeout=120)
+    assert run.returncode == 0, run.stderr
+    assert time.monotonic() - start < 30
+    model = load(out)
+    assert model.meta["trained_on"] == {"labelled": 40}  # the held-out rows were not trained on
+    assert detect("I can't help with learning chess.", model).declined
+    assert not detect("Here is how learning chess works: start small and practise daily.", model).declined
+    # The bench scores it (on the held-out rows), and says what to do when the data is missing.
+    bench = subprocess.run([sys.executable, str(root / "bench" / "bench_refusal.py"), "--data", str(tmp_path / "missing"), "--no-cross"], capture_output=True, text=True, timeout=120)
+    assert bench.returncode == 1 and len(bench.stderr.strip().splitlines()) == 1 and "--data" in bench.stderr
+
+
 def test_refusal_phrase_late_in_a_long_answer_is_not_a_refusal():
     story = (
         "The detective walked into the rain. She checked the alley first. Then she checked the car. "
