@@ -50,7 +50,7 @@ def fit(rows: list[dict], c: float = C):
     y = np.array([r["declined"] for r in rows], dtype=int)
     if len(set(y)) < 2:
         raise SystemExit("training needs both declined and answered replies")
-    model = LogisticRegression(C=c, max_iter=2000, solver="liblinear")
+    model = LogisticRegression(C=c, max_iter=2000, solver="liblinear", random_state=0)
     model.fit(matrix(rows), y)
     return model.coef_[0], float(model.intercept_[0])
 

@@ -33,8 +33,12 @@ from __future__ import annotations
 import math
 import re
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from .judge import logodds, pair_logodds, sigmoid
+
+if TYPE_CHECKING:
+    from .refusal_classifier import Model
 
 DETECTOR_VERSION = "cai-refusal-3"
 LABELS = ("answer", "refusal", "partial", "deflection")
@@ -349,7 +353,7 @@ def rule_verdict(response: str) -> Verdict:
 DECLINED_AT = {"refusal": 0.3, "partial": 0.3, "deflection": 0.5, "answer": 0.6}
 
 
-def detect(response: str, model=None) -> Verdict:
+def detect(response: str, model: Model | None = None) -> Verdict:
     """Label one reply: the rules' verdict, confirmed or overruled by the learned classifier (MODEL,
     default the one cai ships). `p_declined` is the classifier's probability that the reply declined."""
     from .refusal_classifier import shipped
