@@ -256,9 +256,8 @@ def evaluate(
     `--limit N` takes N rows from each prompt file. `--answers FILE` scores answers that already exist.
     Compare many models with one `cai eval` each, then `cai report`. See docs/eval.md for what each number means.
 
-    The refusal detector, measured on 167 held-out human-labelled replies (OpenAI's Safety RBR gold set):
-    71% accuracy telling answers from non-answers (a refusal-prefix baseline: 59%), 90% of refusals found
-    (precision 0.56); reproduce with `python bench/bench_refusal.py`.
+    Refusal detector (rules and a small classifier, no model): 86% agreement with people on 581 held-out replies from two public sources (a refusal-phrase baseline: 70%), short of the 92% aimed for.
+    Details in docs/eval.md; reproduce with `python bench/bench_refusal.py`.
 
     Example:
 
