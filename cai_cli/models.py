@@ -67,8 +67,30 @@ def embedded_model_dir() -> Path:
     return target
 
 
-def resolve_model(spec: str | None) -> str:
-    """A loadable model location: the embedded model folder, a local folder, or a hub id available offline."""
+def model_kind(folder: str | Path) -> str | None:
+    """What a model folder holds, from its config.json: "reward" (a one-score sequence classifier, as `cai train-rm`
+    writes), "classifier" (one with more labels), "causal" (a model that writes text), or None when it does not say."""
+    import json
+
+    try:
+        config = json.loads((Path(folder) / "config.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    if not isinstance(config, dict):
+        return None
+    archs = config.get("architectures") or []
+    if any(str(a).endswith("ForSequenceClassification") for a in archs):
+        labels = config.get("num_labels") or len(config.get("id2label") or {}) or None
+        return "reward" if labels in (None, 1) else "classifier"
+    if any(str(a).endswith(("ForCausalLM", "ForConditionalGeneration")) for a in archs):
+        return "causal"
+    return None
+
+
+def resolve_model(spec: str | None, generator: bool = True) -> str:
+    """A loadable model location: the embedded model folder, a local folder, or a hub id available offline.
+
+    GENERATOR: the model must write text, so a reward model's folder is refused (before any weights load)."""
     if spec in EMBEDDED_ALIASES:
         return str(embedded_model_dir())
     assert spec is not None  # None is one of EMBEDDED_ALIASES
@@ -76,6 +98,9 @@ def resolve_model(spec: str | None) -> str:
     if path.exists():
         if not (path / "config.json").exists() and not (path / "adapter_config.json").exists():
             raise ModelError(f"{spec}: not a model folder (no config.json or adapter_config.json)")
+        if generator and model_kind(path) in ("reward", "classifier"):
+            raise ModelError(f"--model {spec}: a reward model (a sequence classifier, as `cai train-rm` writes), which "
+                             "scores replies and cannot write them; pass it as --reward-model to `cai score` or `cai train-policy`")
         return str(path)
     if spec.startswith((".", "/", "~")) or spec.count("/") > 1:
         raise ModelError(f"{spec}: no such model folder")

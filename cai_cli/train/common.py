@@ -1,4 +1,6 @@
-"""What the three trainers share: options → trl config, hardware defaults, LoRA, resume, metrics, the final model folder."""
+"""What the three trainers share: options → trl config, hardware defaults, LoRA, resume, metrics, the final model folder.
+
+The output folder's record (what shaped the model, how far training got, which files cai wrote) is record.py's."""
 
 from __future__ import annotations
 
@@ -7,17 +9,35 @@ import dataclasses
 import json
 import os
 import shutil
+import signal
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from ..errors import CaiError, ModelError
+from .record import (
+    CHECKPOINTS,
+    DONE,
+    METRICS,
+    TEMPORARY,
+    TRAINING,
+    TrainingRun,
+    begin,
+    check_folder,
+    checkpoint_step,
+    describe_length,
+    last_checkpoint,
+    length_of,
+    trl_settings,
+)
 
-CHECKPOINTS = "checkpoints"
-METRICS = "metrics.jsonl"
-RECORD = "cai-train.json"
+# Tests only: CAI_TEST_KILL_AT=POINT sends this process SIGKILL at POINT (step:N, mid-step N before the optimizer
+# step; save:N, right after checkpoint N is written; merge, once the final model is merged; install, when its first
+# file is in DIR), so a test can prove that a rerun after a crash there ends as an uninterrupted run does.
+KILL_AT = "CAI_TEST_KILL_AT"
 # LoRA learns a low-rank update from zero, so it wants a larger step than trl's full fine-tuning defaults.
 LORA_LR = {"sft": 2e-4, "rm": 1e-4, "dpo": 1e-5, "grpo": 1e-5, "rloo": 1e-5}
 LORA_DEFAULTS = {"r": 16, "lora_alpha": 32, "lora_dropout": 0.05, "target_modules": "all-linear"}
@@ -39,6 +59,7 @@ class TrainOptions:
     seed: int | None = None
     config: str | None = None
     progress: bool | None = None
+    restart: bool = False
     extra: dict[str, Any] = field(default_factory=dict)  # trainer-specific flags, already mapped to trl field names
 
 
@@ -52,15 +73,13 @@ def _is_main_process() -> bool:
 
 
 def prepare_output(path: str) -> Path:
-    """DIR must be new, empty, or a folder an earlier `cai train-*` run made (we delete and replace files in it)."""
-    out = Path(path)
-    if out.exists() and not out.is_dir():
-        raise CaiError(f"-o {path}: exists and is not a folder")
-    if out.is_dir() and any(out.iterdir()):
-        ours = (out / CHECKPOINTS).is_dir() or (out / RECORD).exists() or (out / METRICS).exists()
-        if not ours:
-            raise CaiError(f"-o {path}: the folder exists and was not made by `cai train-*`; choose a new or empty folder")
-    return out
+    """-o DIR must be new, empty, or a folder whose cai-train.json says `cai train-*` made it (checked before any work)."""
+    return check_folder(path)
+
+
+def kill_point(name: str) -> None:
+    if os.environ.get(KILL_AT) == name:
+        os.kill(os.getpid(), signal.SIGKILL)
 
 
 def read_yaml_config(path: str | None) -> tuple[dict, dict]:
@@ -157,12 +176,14 @@ def lora_config(fields: dict, task_type: str, path: str | None):
         raise CaiError(f"--config {path}: lora: {str(exc).splitlines()[0]}") from None
 
 
-def build_config(config_cls, kind: str, opts: TrainOptions, yaml_fields: dict, lora: bool, defaults: dict | None = None):
-    """cai's defaults < the YAML file < options given on the command line; unknown YAML keys fail."""
+def config_values(config_cls, kind: str, opts: TrainOptions, yaml_fields: dict, lora: bool, defaults: dict | None = None) -> dict:
+    """The trl fields cai passes: cai's defaults < the YAML file < options given on the command line; unknown or
+    mistyped YAML keys fail."""
     allowed = {f.name for f in dataclasses.fields(config_cls)}
     _check_keys(yaml_fields, allowed, opts.config or "", f"trl {config_cls.__name__}")
     if "output_dir" in yaml_fields:
         raise CaiError(f"--config {opts.config}: 'output_dir' is set by -o (checkpoints go to DIR/{CHECKPOINTS})")
+    _check_types(yaml_fields, config_cls, opts.config or "")
     values: dict[str, Any] = {
         "report_to": [],
         "logging_steps": 1,
@@ -189,10 +210,43 @@ def build_config(config_cls, kind: str, opts: TrainOptions, yaml_fields: dict, l
     if opts.batch_size is not None and "per_device_eval_batch_size" in allowed and "per_device_eval_batch_size" not in yaml_fields:
         values["per_device_eval_batch_size"] = opts.batch_size
     values["output_dir"] = str(Path(opts.output) / CHECKPOINTS)
+    return values
+
+
+def build_config(config_cls, kind: str, opts: TrainOptions, yaml_fields: dict, lora: bool, defaults: dict | None = None):
+    values = config_values(config_cls, kind, opts, yaml_fields, lora, defaults)
     try:
         return config_cls(**values)
     except (TypeError, ValueError) as exc:
         raise CaiError(f"training options: {str(exc).strip().splitlines()[0]}") from None
+
+
+_TYPE_NAMES = {bool: "true or false", int: "a whole number", float: "a number", str: "a string"}
+
+
+def _check_types(fields: dict, config_cls, path: str) -> None:
+    """A YAML value of the wrong type (`num_train_epochs: two`) stops here, not as a traceback deep in training.
+    Only fields typed as plain scalars are checked; trl checks the rest when it builds its config."""
+    import types
+    import typing
+
+    try:
+        hints = typing.get_type_hints(config_cls)
+    except Exception:  # noqa: BLE001 - a config class whose annotations do not resolve: trl will check
+        return
+    for key, value in fields.items():
+        hint = hints.get(key)
+        kinds = typing.get_args(hint) if typing.get_origin(hint) in (typing.Union, types.UnionType) else (hint,)
+        scalars = [k for k in kinds if k is not type(None)]
+        if value is None or not scalars or not all(k in _TYPE_NAMES for k in scalars):
+            continue
+        fits = any(
+            isinstance(value, k) and (k is bool or not isinstance(value, bool)) or (k is float and type(value) is int)
+            for k in scalars
+        )
+        if not fits:
+            want = " or ".join(_TYPE_NAMES[k] for k in scalars)
+            raise CaiError(f"--config {path}: '{key}' expects {want}, got {value!r}")
 
 
 def quiet_libraries() -> None:
@@ -205,81 +259,144 @@ def quiet_libraries() -> None:
     datasets.logging.set_verbosity_error()
 
 
-def resolve_base(model: str | None) -> str:
+def resolve_base(model: str | None, generator: bool = True) -> str:
     from ..models import resolve_model
 
-    return resolve_model(model)
+    return resolve_model(model, generator=generator)
 
 
-def last_checkpoint(out: Path) -> str | None:
-    from transformers.trainer_utils import get_last_checkpoint
+def already_done(run: TrainingRun) -> dict:
+    """The same command again on a finished folder (a Makefile rerun): nothing to do, and it says so."""
+    steps = run.record.get("steps")
+    say(f"{run.command}: {run.out} already holds this model, trained for {steps} steps; a larger --max-steps or "
+        "--epochs trains on, --restart starts over")
+    return {"steps": steps, "train_loss": run.record.get("train_loss"), "seconds": 0.0, "skipped": True}
 
-    folder = out / CHECKPOINTS
-    return get_last_checkpoint(str(folder)) if folder.is_dir() else None
 
-
-def finished_steps(out: Path, checkpoint: str | None, args) -> int | None:
-    """The step count when DIR holds a finished run that these settings would not extend, else None.
-
-    Resuming a checkpoint that already reached its end would still run one more step in transformers, so a rerun of a
-    finished command (a Makefile target, say) is stopped here instead.
-    """
-    if checkpoint is None or not (out / RECORD).exists() or not (out / "config.json").exists():
-        return None
-    try:
-        state = json.loads((Path(checkpoint) / "trainer_state.json").read_text())
-    except (OSError, ValueError):
-        return None
-    step, planned = state.get("global_step", 0), state.get("max_steps", 0)
-    if step < planned:
-        return None
+def planned_steps(trainer) -> int:
+    """How many optimizer steps this run's schedule spans, as transformers will count them."""
+    args = trainer.args
     if args.max_steps > 0:
-        return step if args.max_steps <= step else None
-    return step if args.num_train_epochs <= state.get("num_train_epochs", 0) else None
+        return int(args.max_steps)
+    return int(trainer.set_initial_training_values(args, trainer.get_train_dataloader())[-1])
 
 
-def run_training(trainer, out: Path, command: str, base: str, lora: bool, model_kind: str, record: dict, progress: bool | None) -> dict:
-    """Train (resuming from DIR/checkpoints), then write the merged model and tokenizer into DIR, config.json last."""
+def run_loss(history: list[dict]) -> float | None:
+    """The mean training loss over every step of the run, from trl's log history (each logged loss is the mean since
+    the log before it). After a resume the history holds the steps before the checkpoint too."""
+    logged = sorted({int(e["step"]): float(e["loss"]) for e in history
+                     if isinstance(e.get("loss"), (int, float)) and isinstance(e.get("step"), int)}.items())
+    total, weight, previous = 0.0, 0, 0
+    for step, loss in logged:
+        total += loss * (step - previous)
+        weight += step - previous
+        previous = step
+    return total / weight if weight else None
+
+
+def _continue_counters(trainer, checkpoint: Path | None) -> None:
+    """trl counts the tokens it trained on in the trainer, which a new process starts at 0: go on from the checkpoint."""
+    if checkpoint is None or not hasattr(trainer, "_total_train_tokens"):
+        return
+    history = json.loads((checkpoint / "trainer_state.json").read_text()).get("log_history", [])
+    tokens = [e["num_tokens"] for e in history if isinstance(e.get("num_tokens"), (int, float))]
+    if tokens:
+        trainer._total_train_tokens = int(tokens[-1])
+
+
+def run_training(trainer, run: TrainingRun, base: str, lora: bool, model_kind: str, record: dict, progress: bool | None,
+                 evaluate: Callable[[], dict] | None = None) -> dict:
+    """Train (resuming from DIR/checkpoints), then write the merged model and tokenizer into DIR, config.json last,
+    then EVALUATE's figures (every process calls it), and only then the record's "done".
+
+    A longer run than the checkpoint's continues with the schedule extended: the scheduler is built for the new
+    length and every step takes its learning rate from it (callbacks.ContinuedSchedule), never the 0 that ended the
+    shorter schedule.
+    """
     from transformers import PrinterCallback, ProgressCallback
 
-    from .callbacks import MetricsCallback, StderrProgress
+    from .callbacks import ContinuedSchedule, KillPoints, MetricsCallback, StderrProgress, rewind_metrics
 
+    out, command, main = run.out, run.command, trainer.is_world_process_zero()
     for cb in (PrinterCallback, ProgressCallback):
         trainer.remove_callback(cb)
     trainer.add_callback(MetricsCallback(out / METRICS))
     trainer.add_callback(StderrProgress(command, progress))
+    trainer.add_callback(ContinuedSchedule())
+    if os.environ.get(KILL_AT):
+        trainer.add_callback(KillPoints())
+    if not len(trainer.train_dataset):
+        raise CaiError(f"{command}: trl left no example to train on: every one is longer than max_length "
+                       f"{getattr(trainer.args, 'max_length', None)}; raise --max-length")
+    length = length_of(trainer.args)
+    planned = planned_steps(trainer)
+    run.check_planned(planned, length)
+    if run.finished and planned == run.record.get("planned_steps"):
+        return already_done(run)  # the same length, asked for another way (--epochs 2 after --max-steps 8, say)
+    resume = last_checkpoint(out)
+    reached = (checkpoint_step(resume) or 0) if resume is not None else 0
+    if run.finished and resume is None:
+        raise CaiError(f"-o {out}: its checkpoints are gone, so the model cannot train on to {describe_length(length)}; "
+                       "add --restart to train it from the start")
+    previous = run.record.get("planned_steps")
+    trainer.accelerator.wait_for_everyone()  # every process has read DIR as it was
+    run.started = True
+    if main:
+        _tidy(out, reached)
+        rewind_metrics(out / METRICS, reached)
+        run.write(state=TRAINING, length=length, planned_steps=planned)
+    trainer.accelerator.wait_for_everyone()
     if trainer.args.world_size > 1:
         say(f"{command}: {trainer.args.world_size} processes, {trainer.args.per_device_train_batch_size} examples each per step")
-    resume = last_checkpoint(out)
-    done = finished_steps(out, resume, trainer.args)
-    if done is not None:
-        say(f"{command}: {out} already holds this model, trained for {done} steps; raise --max-steps or --epochs to train on")
-        return {"steps": done, "train_loss": json.loads((out / RECORD).read_text()).get("train_loss"), "seconds": 0.0, "skipped": True}
-    if resume:
-        say(f"{command}: resuming from {resume}")
     started = time.monotonic()
-    # Training writes no data; anything a library prints belongs with the logs on stderr, not in a pipe.
-    with contextlib.redirect_stdout(sys.stderr):
-        result = trainer.train(resume_from_checkpoint=resume)
+    if resume is not None and reached >= planned:
+        # Trained to the end before a crash during the final save or merge: finish from the last checkpoint.
+        say(f"{command}: {resume.name} reached step {reached} of {planned}; writing the final model")
+        trainer._load_from_checkpoint(str(resume))
+        history = json.loads((resume / "trainer_state.json").read_text()).get("log_history", [])
+        steps = reached
+    else:
+        if resume is not None and isinstance(previous, int) and planned > previous:
+            say(f"{command}: training on from {resume.name} to step {planned} (it was planned for {previous}); "
+                "the learning-rate schedule is extended to the new length")
+        elif resume is not None:
+            say(f"{command}: resuming from {resume.name} (step {reached} of {planned})")
+        _continue_counters(trainer, resume)
+        # Training writes no data; anything a library prints belongs with the logs on stderr, not in a pipe.
+        with contextlib.redirect_stdout(sys.stderr):
+            trainer.train(resume_from_checkpoint=str(resume) if resume is not None else None)
+        history = trainer.state.log_history
+        steps = trainer.state.global_step
     seconds = time.monotonic() - started
-    final_tmp = out / ".final.tmp"
-    if trainer.is_world_process_zero():  # leftovers of a run that crashed while saving
-        shutil.rmtree(final_tmp, ignore_errors=True)
-        shutil.rmtree(out / ".merged.tmp", ignore_errors=True)
+    final_tmp = out / TEMPORARY[0]
     trainer.accelerator.wait_for_everyone()
     trainer.save_model(str(final_tmp))
     trainer.accelerator.wait_for_everyone()
-    if trainer.is_world_process_zero():
+    train_loss = run_loss(history)
+    figures = evaluate() if evaluate is not None else {}
+    if main:
         merged = _merge(final_tmp, base, model_kind) if (final_tmp / "adapter_config.json").exists() else final_tmp
-        _install(merged, out)
+        kill_point("merge")
+        _install(merged, run)
         shutil.rmtree(final_tmp, ignore_errors=True)
         if merged != final_tmp:
             shutil.rmtree(merged, ignore_errors=True)
-        record = dict(record, command=command, base_model=base, lora=lora, steps=trainer.state.global_step,
-                      train_loss=result.training_loss, seconds=round(seconds, 1), finished=time.strftime("%Y-%m-%dT%H:%M:%S"))
-        (out / RECORD).write_text(json.dumps(record, indent=2, default=str) + "\n")
+        run.write(**record, **figures, state=DONE, base_model=base, lora=lora, steps=steps, train_loss=train_loss,
+                  seconds=round(seconds, 1), finished=time.strftime("%Y-%m-%dT%H:%M:%S"))
     trainer.accelerator.wait_for_everyone()
-    return {"steps": trainer.state.global_step, "train_loss": result.training_loss, "seconds": seconds}
+    return {"steps": steps, "train_loss": train_loss, "seconds": seconds, **figures}
+
+
+def _tidy(out: Path, reached: int) -> None:
+    """Before training: drop what a crash left half-written (a checkpoint without its state, the final-save folders)."""
+    for name in TEMPORARY:
+        shutil.rmtree(out / name, ignore_errors=True)
+    folder = out / CHECKPOINTS
+    if folder.is_dir():
+        for p in folder.iterdir():
+            number = p.name.removeprefix("checkpoint-")
+            if p.is_dir() and number.isdigit() and int(number) > reached:
+                shutil.rmtree(p)
 
 
 def _merge(adapter_dir: Path, base: str, model_kind: str) -> Path:
@@ -299,40 +416,51 @@ def _merge(adapter_dir: Path, base: str, model_kind: str) -> Path:
     merged = PeftModel.from_pretrained(model, str(adapter_dir)).merge_and_unload()
     # A sequence-classification head reads the reward at the last non-pad token, so the pad id must travel with it.
     merged.config.pad_token_id = tokenizer.pad_token_id
-    target = adapter_dir.with_name(".merged.tmp")
+    target = adapter_dir.with_name(TEMPORARY[1])
     shutil.rmtree(target, ignore_errors=True)
     merged.save_pretrained(target, safe_serialization=True)
     tokenizer.save_pretrained(target)
     return target
 
 
-def _install(src: Path, out: Path) -> None:
-    """Replace DIR's model files with SRC's. config.json goes first out and last in: DIR is a model only when complete."""
-    keep = {CHECKPOINTS, METRICS, RECORD, src.name, ".merged.tmp", ".final.tmp"}
-    (out / "config.json").unlink(missing_ok=True)
-    for old in out.iterdir():
-        if old.name not in keep:
-            shutil.rmtree(old) if old.is_dir() else old.unlink()
+def _install(src: Path, run: TrainingRun) -> None:
+    """Replace the model files cai wrote in DIR with SRC's. The record names them before any moves, so a crash midway
+    leaves nothing cai would not know to replace; config.json goes first out and last in: DIR is a model only when
+    complete. Files cai did not write are never touched."""
+    out = run.out
     names = sorted((p.name for p in src.iterdir() if p.name != "training_args.bin"), key=lambda n: n == "config.json")
-    for name in names:
+    ours = [n for n in run.record.get("files") or [] if isinstance(n, str)]
+    foreign = [n for n in names if n not in ours and (out / n).exists()]
+    if foreign:
+        raise CaiError(f"-o {out}: {foreign[0]} is there and cai did not write it; move it away and rerun to install the model")
+    run.write(files=sorted(set(ours) | set(names)))
+    if "config.json" in ours:
+        (out / "config.json").unlink(missing_ok=True)
+    for old in ours:
+        if old not in names and (out / old).is_file():
+            (out / old).unlink()
+    for i, name in enumerate(names):
         os.replace(src / name, out / name)
+        if i == 0:
+            kill_point("install")
+    run.record["files"] = names
 
 
 def reward_model_error(path: str) -> str | None:
     """Why PATH cannot serve as a reward model, or None when it can."""
+    from ..models import model_kind
+
     p = Path(path)
     if not (p / "config.json").exists():
         return f"{path}: not a reward model folder (no config.json); train one with `cai train-rm`"
+    if model_kind(p) == "reward":
+        return None
     try:
-        config = json.loads((p / "config.json").read_text())
-    except (OSError, ValueError):
+        archs = json.loads((p / "config.json").read_text()).get("architectures") or []
+    except (OSError, ValueError, AttributeError):
         return f"{path}: not a reward model (config.json is not valid JSON)"
-    archs = config.get("architectures") or []
-    labels = config.get("num_labels") or len(config.get("id2label") or {}) or None
-    if not any(a.endswith("ForSequenceClassification") for a in archs) or labels not in (None, 1):
-        kind = ", ".join(archs) or "model of unknown architecture"
-        return f"{path}: not a reward model (a {kind}, not a one-score sequence classifier); train one with `cai train-rm`"
-    return None
+    kind = ", ".join(archs) or "model of unknown architecture"
+    return f"{path}: not a reward model (a {kind}, not a one-score sequence classifier); train one with `cai train-rm`"
 
 
 def load_reward_model(path: str):
@@ -362,11 +490,25 @@ def trl_errors():
         raise CaiError(f"trl refused the options: {str(exc).strip().splitlines()[0]}") from exc
 
 
-def setup(kind: str, opts: TrainOptions, config_cls, task_type: str, command: str, defaults: dict | None = None):
-    """(base model folder, trl config, LoRA config or None) with the choice of LoRA said on stderr."""
+@dataclass
+class Setup:
+    """What a trainer is built from: the base model folder, trl's config, LoRA's (None under --full), and what cai
+    passed to each (for the record's fingerprint)."""
+
+    base: str
+    config: Any
+    peft: Any
+    lora: bool
+    passed: dict
+    lora_fields: dict
+
+
+def setup(kind: str, opts: TrainOptions, config_cls, task_type: str, command: str, defaults: dict | None = None) -> Setup:
+    """The base model, trl config and LoRA config, with the choice of LoRA said on stderr. No model loads here."""
     yaml_fields, lora_fields = read_yaml_config(opts.config)
-    base = resolve_base(opts.model)
+    base = resolve_base(opts.model, generator=kind != "rm")
     use_lora, why = choose_lora(opts.lora, base)
+    passed = config_values(config_cls, kind, opts, yaml_fields, use_lora, defaults)
     config = build_config(config_cls, kind, opts, yaml_fields, use_lora, defaults)
     peft = lora_config(lora_fields, task_type, opts.config)  # checked even under --full, so a typo never waits
     if not use_lora:
@@ -375,4 +517,18 @@ def setup(kind: str, opts: TrainOptions, config_cls, task_type: str, command: st
         say(f"{command}: LoRA r={peft.r} alpha={peft.lora_alpha} ({why}; --full trains every weight), merged into the saved model")
     else:
         say(f"{command}: full fine-tuning ({why})")
-    return base, config, peft, use_lora
+    return Setup(base, config, peft, use_lora, passed, {**LORA_DEFAULTS, **lora_fields})
+
+
+def start(command: str, opts: TrainOptions, plan: Setup, settings: dict, data: dict) -> TrainingRun:
+    """Claim DIR with this run's fingerprint, before any model loads (record.begin says what a rerun may do)."""
+    from ..fingerprint import model_identity
+
+    fingerprint: dict[str, Any] = {"command": command, "model": model_identity("transformers", opts.model, []),
+                                   "method": "lora" if plan.lora else "full"}
+    if plan.lora:
+        fingerprint["lora"] = dict(plan.lora_fields)
+    fingerprint["trl"] = trl_settings(plan.config, plan.passed)
+    fingerprint["settings"] = settings
+    fingerprint["data"] = data
+    return begin(Path(opts.output), command, fingerprint, length_of(plan.config), opts.restart, plan.config, plan.peft, say)

@@ -23,6 +23,7 @@ TRAIN_OPTIONS = {
     "seed": o.SeedOpt,
     "config": o.ConfigOpt,
     "progress": o.ProgressOpt,
+    "restart": o.TrainRestartOpt,
 }
 
 
