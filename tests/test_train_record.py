@@ -211,6 +211,23 @@ def test_a_crash_at_any_phase_then_a_rerun_ends_as_an_uninterrupted_run(d, tmp_p
     assert not (out / ".final.tmp").exists() and not (out / ".merged.tmp").exists()
 
 
+def test_a_crash_while_a_longer_run_installs_its_model_is_resumed_not_taken_for_done(d, tmp_path):
+    """3 steps, then on to 5, killed while the 5-step model moves in: the rerun finishes the 5-step model."""
+    for name in ("whole", "run"):
+        assert sft(d, tmp_path / name, steps=3).returncode == 0
+    assert sft(d, tmp_path / "whole", steps=5).returncode == 0
+    assert killed_at("install", lambda: sft(d, tmp_path / "run", steps=5)) == -signal.SIGKILL
+    assert record(tmp_path / "run")["state"] == "training"
+    proc = sft(d, tmp_path / "run", steps=3)  # the old length: a run planned for 5 is not cut back to 3
+    one_line_error(proc, "holds a run planned for 5 steps (--max-steps 5), more than --max-steps 3")
+    proc = sft(d, tmp_path / "run", steps=5)
+    assert proc.returncode == 0 and "checkpoint-5 reached step 5 of 5; writing the final model" in proc.stderr, proc.stderr
+    want, got = weights(tmp_path / "whole"), weights(tmp_path / "run")
+    assert all((got[k] == want[k]).all() for k in want)
+    strip = lambda r: {k: v for k, v in r.items() if k not in (*VOLATILE, "fingerprint")}  # noqa: E731 - another -o path
+    assert strip(record(tmp_path / "run")) == strip(record(tmp_path / "whole")) and record(tmp_path / "run")["steps"] == 5
+
+
 def test_a_reward_model_crashed_while_merging_is_finished_and_evaluated_on_rerun(d, tmp_path):
     def rm(out):
         return cai("train-rm", d / "prefs.jsonl", "-o", out, "--model", d / "tiny", "--max-steps", "3", "--eval-fraction", "0.3", *FAST)
@@ -224,6 +241,10 @@ def test_a_reward_model_crashed_while_merging_is_finished_and_evaluated_on_rerun
     strip = lambda r: {k: v for k, v in r.items() if k not in (*VOLATILE, "fingerprint")}  # noqa: E731 - another -o path
     assert strip(record(tmp_path / "run")) == strip(record(tmp_path / "whole"))
     assert "eval_accuracy" in record(tmp_path / "run")
+    # The held-out evaluation at the end is logged once, as in the uninterrupted run.
+    shape = lambda r: [r["step"], r["epoch"], sorted(set(r) - {"time", "eval_model_preparation_time"})]  # noqa: E731
+    assert [shape(r) for r in read_jsonl(tmp_path / "run" / "metrics.jsonl")] == [shape(r) for r in read_jsonl(tmp_path / "whole" / "metrics.jsonl")]
+    assert sum("eval_loss" in r for r in read_jsonl(tmp_path / "run" / "metrics.jsonl")) == 1
 
 
 # --- folders cai did not make, and files it did not write ---------------------------------------------------------

@@ -36,19 +36,22 @@ class MetricsCallback(TrainerCallback):
             fh.write(json.dumps(record) + "\n")
 
 
-def rewind_metrics(path: Path, step: int) -> None:
-    """Keep the lines of steps up to STEP (the checkpoint a run resumes from; 0 when it starts afresh): the steps
-    after it are trained again and logged again, so each step keeps one line. A line cut short by a crash goes too."""
+def rewind_metrics(path: Path, history: list[dict]) -> None:
+    """Make DIR/metrics.jsonl what the checkpoint a run resumes from had logged (HISTORY, its trainer state's
+    log_history; none when a run starts afresh): the lines after it are trained and logged again, so each step keeps
+    one line. The file holds those logs in order, so they are its first lines; a line cut short by a crash goes too."""
     if not path.exists():
         return
+    keep = len([e for e in history if "train_runtime" not in e])
     kept = []
     for line in path.read_text(encoding="utf-8").splitlines():
+        if len(kept) == keep:
+            break
         try:
-            entry = json.loads(line)
+            json.loads(line)
         except ValueError:
-            continue
-        if isinstance(entry, dict) and isinstance(entry.get("step"), int) and entry["step"] <= step:
-            kept.append(line + "\n")
+            break
+        kept.append(line + "\n")
     tmp = path.with_name(path.name + ".tmp")
     tmp.write_text("".join(kept), encoding="utf-8")
     os.replace(tmp, path)

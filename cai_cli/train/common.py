@@ -294,12 +294,18 @@ def run_loss(history: list[dict]) -> float | None:
     return total / weight if weight else None
 
 
+def _history(checkpoint: Path | None) -> list[dict]:
+    """What trl had logged up to CHECKPOINT (its trainer state's log_history)."""
+    if checkpoint is None:
+        return []
+    return json.loads((checkpoint / "trainer_state.json").read_text()).get("log_history", [])
+
+
 def _continue_counters(trainer, checkpoint: Path | None) -> None:
     """trl counts the tokens it trained on in the trainer, which a new process starts at 0: go on from the checkpoint."""
     if checkpoint is None or not hasattr(trainer, "_total_train_tokens"):
         return
-    history = json.loads((checkpoint / "trainer_state.json").read_text()).get("log_history", [])
-    tokens = [e["num_tokens"] for e in history if isinstance(e.get("num_tokens"), (int, float))]
+    tokens = [e["num_tokens"] for e in _history(checkpoint) if isinstance(e.get("num_tokens"), (int, float))]
     if tokens:
         trainer._total_train_tokens = int(tokens[-1])
 
@@ -343,7 +349,7 @@ def run_training(trainer, run: TrainingRun, base: str, lora: bool, model_kind: s
     run.started = True
     if main:
         _tidy(out, reached)
-        rewind_metrics(out / METRICS, reached)
+        rewind_metrics(out / METRICS, _history(resume))
         run.write(state=TRAINING, length=length, planned_steps=planned)
     trainer.accelerator.wait_for_everyone()
     if trainer.args.world_size > 1:
@@ -352,8 +358,11 @@ def run_training(trainer, run: TrainingRun, base: str, lora: bool, model_kind: s
     if resume is not None and reached >= planned:
         # Trained to the end before a crash during the final save or merge: finish from the last checkpoint.
         say(f"{command}: {resume.name} reached step {reached} of {planned}; writing the final model")
+        from transformers import TrainerState
+
         trainer._load_from_checkpoint(str(resume))
-        history = json.loads((resume / "trainer_state.json").read_text()).get("log_history", [])
+        trainer.state = TrainerState.load_from_json(str(resume / "trainer_state.json"))  # an evaluation logs its step
+        history = trainer.state.log_history
         steps = reached
     else:
         if resume is not None and isinstance(previous, int) and planned > previous:

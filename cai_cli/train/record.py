@@ -68,6 +68,8 @@ def check_folder(path: str) -> Path:
     out = Path(path)
     if out.exists() and not out.is_dir():
         raise CaiError(f"-o {path}: exists and is not a folder")
+    if os.environ.get("RANK", "0") != "0":
+        return out  # under torchrun the main process decides (it may be writing the record at this very moment)
     if out.is_dir() and any(out.iterdir()) and read_record(out) is None:
         raise CaiError(f"-o {path}: the folder is not empty and holds no {RECORD} of cai's, so `cai train-*` did not make "
                        "it; choose a new or empty folder")
