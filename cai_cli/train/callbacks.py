@@ -43,7 +43,7 @@ def rewind_metrics(path: Path, history: list[dict]) -> None:
     if not path.exists():
         return
     keep = len([e for e in history if "train_runtime" not in e])
-    kept = []
+    kept: list[str] = []
     for line in path.read_text(encoding="utf-8").splitlines():
         if len(kept) == keep:
             break
