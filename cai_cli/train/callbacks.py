@@ -80,15 +80,15 @@ class ContinuedSchedule(TrainerCallback):
 
 
 class KillPoints(TrainerCallback):
-    """Tests only (common.KILL_AT): die mid-step before the optimizer step, or right after a checkpoint is written."""
+    """Tests only (run.KILL_AT): die mid-step before the optimizer step, or right after a checkpoint is written."""
 
     def on_pre_optimizer_step(self, args, state, control, **kwargs):
-        from .common import kill_point
+        from .run import kill_point
 
         kill_point(f"step:{state.global_step + 1}")
 
     def on_save(self, args, state, control, **kwargs):
-        from .common import kill_point
+        from .run import kill_point
 
         kill_point(f"save:{state.global_step}")
 

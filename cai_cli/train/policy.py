@@ -8,19 +8,17 @@ from ..errors import CaiError
 from ..rows import check_conversation
 from .common import (
     TrainOptions,
-    already_done,
     load_reward_model,
     prepare_output,
     quiet_libraries,
     reward_model_error,
-    run_training,
     say,
     setup,
-    start,
     trl_errors,
 )
 from .data import check_pref, load_examples, pref_example, prompt_example
 from .record import data_identity
+from .run import already_done, run_training, start
 
 ALGOS = ("dpo", "grpo", "rloo")
 # trl's GRPO default beta is 0: no KL term, nothing holding the policy near where it started while it climbs a

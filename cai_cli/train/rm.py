@@ -22,17 +22,15 @@ from trl.trainer.reward_trainer import DataCollatorForPreference
 from ..errors import CaiError
 from .common import (
     TrainOptions,
-    already_done,
     prepare_output,
     quiet_libraries,
-    run_training,
     say,
     setup,
-    start,
     trl_errors,
 )
 from .data import check_pref, load_examples, pref_example, split_by_prompt
 from .record import data_identity
+from .run import already_done, run_training, start
 
 
 class SoftPreferenceCollator(DataCollatorForPreference):

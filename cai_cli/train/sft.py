@@ -5,13 +5,10 @@ from __future__ import annotations
 from ..errors import CaiError
 from .common import (
     TrainOptions,
-    already_done,
     prepare_output,
     quiet_libraries,
-    run_training,
     say,
     setup,
-    start,
     trl_errors,
 )
 from .data import (
@@ -25,6 +22,7 @@ from .data import (
     sft_candidates,
 )
 from .record import data_identity
+from .run import already_done, run_training, start
 
 
 def train_sft(
