@@ -3,7 +3,7 @@ done, or stops naming what changed; a crash at any phase ends as an uninterrupte
 is left as it was.
 
 Crashes are real: a forked copy of this process (torch already imported, so it starts in no time) runs the command
-with CAI_TEST_KILL_AT set and dies of SIGKILL at that point.
+with CAI_TEST_KILL_AT set and dies of SIGKILL at that point (a fresh process where CUDA is in use).
 """
 
 from __future__ import annotations
@@ -15,8 +15,8 @@ import signal
 
 import pytest
 
-from conftest import read_jsonl, write_jsonl
-from test_train import FAST, ROWS, cai, pref_row, revised_row
+from conftest import read_jsonl, run_cai, write_jsonl
+from test_train import ENV, FAST, ROWS, cai, pref_row, revised_row
 from tiny_model import build_tiny_model
 
 
@@ -43,9 +43,13 @@ def d(tmp_path_factory):
     return d
 
 
-def sft(d, out, *flags, steps: int | None = 3, model: str = "tiny"):
+def sft_args(d, out, *flags, steps: int | None = 3) -> list:
     length = ["--max-steps", str(steps)] if steps is not None else []
-    return cai("train-sft", d / "revised.jsonl", "-o", out, "--model", d / model, *length, *FAST, *flags)
+    return ["train-sft", d / "revised.jsonl", "-o", out, "--model", d / "tiny", *length, *FAST, *flags]
+
+
+def sft(d, out, *flags, steps: int | None = 3):
+    return cai(*sft_args(d, out, *flags, steps=steps))
 
 
 def weights(folder) -> dict:
@@ -62,11 +66,17 @@ def logged(folder) -> list[dict]:
     return [r for r in read_jsonl(folder / "metrics.jsonl") if "loss" in r]
 
 
-def killed_at(point: str, command) -> int | None:
-    """Run COMMAND (a function) in a forked copy of this process that dies of SIGKILL at POINT; its exit code."""
+def killed_at(point: str, argv: list) -> int | None:
+    """`cai ARGV` dying of SIGKILL at POINT; its exit code. A forked copy of this process starts at once (torch is
+    imported); CUDA does not survive a fork, so where this process has used it, a fresh process runs instead."""
+    import torch
+
+    if torch.cuda.is_initialized():
+        return run_cai(*map(str, argv), env={**ENV, "CAI_TEST_KILL_AT": point}).returncode
+
     def child():
         os.environ["CAI_TEST_KILL_AT"] = point
-        command()
+        cai(*argv)
         os._exit(0)  # the point was never reached
 
     proc = multiprocessing.get_context("fork").Process(target=child)
@@ -117,7 +127,7 @@ def test_a_longer_run_trains_on_at_learning_rates_above_zero(d, tmp_path, option
 @pytest.fixture(scope="module")
 def finished(d):
     out = d / "finished"
-    proc = sft(d, out, steps=2)
+    proc = sft(d, out, "--lora", steps=2)  # LoRA on any hardware (a GPU that holds the model would pick --full)
     assert proc.returncode == 0, proc.stderr
     return out
 
@@ -151,7 +161,8 @@ def test_a_rerun_with_other_settings_stops_before_any_model_loads(d, finished, m
         proc = cai(args[1], args[2], "-o", finished, "--model", d / "tiny", "--max-steps", "2", *FAST, *args[3:])
     else:
         length = [] if "--max-steps" in args else ["--max-steps", "2"]
-        proc = cai("train-sft", d / "revised.jsonl", "-o", finished, "--model", d / "tiny", *length, *FAST, *args)
+        method = [] if "--full" in args else ["--lora"]
+        proc = cai("train-sft", d / "revised.jsonl", "-o", finished, "--model", d / "tiny", *length, *method, *FAST, *args)
     one_line_error(proc, expected)
     assert "--restart" in proc.stderr
     assert weights(finished).keys() == before.keys() and all((weights(finished)[k] == before[k]).all() for k in before)
@@ -160,13 +171,13 @@ def test_a_rerun_with_other_settings_stops_before_any_model_loads(d, finished, m
 
 def test_the_same_length_asked_another_way_is_already_done(d, finished):
     """--max-steps 2 and --epochs 1 are the same two steps (8 examples, 4 a step)."""
-    proc = sft(d, finished, "--epochs", "1", steps=None)
+    proc = sft(d, finished, "--epochs", "1", "--lora", steps=None)
     assert proc.returncode == 0 and "already holds this model, trained for 2 steps" in proc.stderr
 
 
 def test_a_crashed_run_resumes_only_with_its_own_settings(d, tmp_path):
     out = tmp_path / "run"
-    assert killed_at("save:2", lambda: sft(d, out, "--config", d / "save2.yaml", steps=4)) == -signal.SIGKILL
+    assert killed_at("save:2", sft_args(d, out, "--config", d / "save2.yaml", steps=4)) == -signal.SIGKILL
     proc = sft(d, out, "--config", d / "save2.yaml", "--lr", "1e-3", "--keep-truncated", steps=4)
     one_line_error(proc, "holds a run stopped at step 2 with other settings (trl.learning_rate: 0.01 -> 0.001; "
                          "settings.keep_truncated: false -> true")
@@ -197,7 +208,7 @@ VOLATILE = ("seconds", "finished")  # wall-clock facts of the last invocation
 ])
 def test_a_crash_at_any_phase_then_a_rerun_ends_as_an_uninterrupted_run(d, tmp_path, uninterrupted, point):
     out = tmp_path / "run"
-    assert killed_at(point, lambda: sft(d, out, "--config", d / "save2.yaml", steps=4)) == -signal.SIGKILL
+    assert killed_at(point, sft_args(d, out, "--config", d / "save2.yaml", steps=4)) == -signal.SIGKILL
     assert record(out)["state"] == "training"  # never "done" before the final model is
     proc = sft(d, out, "--config", d / "save2.yaml", steps=4)
     assert proc.returncode == 0, proc.stderr
@@ -216,7 +227,7 @@ def test_a_crash_while_a_longer_run_installs_its_model_is_resumed_not_taken_for_
     for name in ("whole", "run"):
         assert sft(d, tmp_path / name, steps=3).returncode == 0
     assert sft(d, tmp_path / "whole", steps=5).returncode == 0
-    assert killed_at("install", lambda: sft(d, tmp_path / "run", steps=5)) == -signal.SIGKILL
+    assert killed_at("install", sft_args(d, tmp_path / "run", steps=5)) == -signal.SIGKILL
     assert record(tmp_path / "run")["state"] == "training"
     proc = sft(d, tmp_path / "run", steps=3)  # the old length: a run planned for 5 is not cut back to 3
     one_line_error(proc, "holds a run planned for 5 steps (--max-steps 5), more than --max-steps 3")
@@ -229,12 +240,12 @@ def test_a_crash_while_a_longer_run_installs_its_model_is_resumed_not_taken_for_
 
 
 def test_a_reward_model_crashed_while_merging_is_finished_and_evaluated_on_rerun(d, tmp_path):
-    def rm(out):
-        return cai("train-rm", d / "prefs.jsonl", "-o", out, "--model", d / "tiny", "--max-steps", "3", "--eval-fraction", "0.3", *FAST)
+    def rm(out):  # full fine-tuning: the weights come back from the checkpoint itself, not from a LoRA adapter
+        return ["train-rm", d / "prefs.jsonl", "-o", out, "--model", d / "tiny", "--max-steps", "3", "--eval-fraction", "0.3", "--full", *FAST]
 
-    assert rm(tmp_path / "whole").returncode == 0
-    assert killed_at("install", lambda: rm(tmp_path / "run")) == -signal.SIGKILL
-    proc = rm(tmp_path / "run")
+    assert cai(*rm(tmp_path / "whole")).returncode == 0
+    assert killed_at("install", rm(tmp_path / "run")) == -signal.SIGKILL
+    proc = cai(*rm(tmp_path / "run"))
     assert proc.returncode == 0 and "held-out accuracy" in proc.stderr, proc.stderr
     want, got = weights(tmp_path / "whole"), weights(tmp_path / "run")
     assert all((got[k] == want[k]).all() for k in want)
