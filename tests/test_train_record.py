@@ -289,3 +289,17 @@ def test_cai_replaces_and_restarts_only_what_it_wrote(d, tmp_path):
     assert [r["step"] for r in logged(out)] == [1, 2]  # nothing of the earlier run is left
     rec = record(out)
     assert rec["fingerprint"]["trl"]["learning_rate"] == 0.001 and rec["steps"] == 2 and "notes.txt" not in rec["files"]
+
+
+def test_a_folder_of_an_older_cai_is_refused_until_restart(d, tmp_path):
+    """An older cai's record has no fingerprint: nothing to compare, so only --restart goes on, and it replaces the
+    model files that cai wrote there."""
+    out = tmp_path / "run"
+    assert sft(d, out, steps=2).returncode == 0
+    old = {k: v for k, v in record(out).items() if k in ("command", "base_model", "lora", "steps", "train_loss")}
+    (out / "cai-train.json").write_text(json.dumps(old))
+    (out / "notes.txt").write_text("mine")
+    one_line_error(sft(d, out, steps=2), "cai-train.json was written by an older cai, without the settings it trained with")
+    proc = sft(d, out, "--restart", steps=2)
+    assert proc.returncode == 0, proc.stderr
+    assert record(out)["state"] == "done" and (out / "notes.txt").read_text() == "mine"

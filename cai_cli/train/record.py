@@ -145,6 +145,8 @@ def forget(out: Path, record: dict | None) -> list[str]:
     """--restart: delete what cai wrote in DIR (the record last), nothing else. Returns what was deleted."""
     gone = []
     names = [CHECKPOINTS, METRICS, *TEMPORARY, *((record or {}).get("files") or [])]
+    if record is not None and "cai_train" not in record:
+        names += _older_model_files(out)
     for name in dict.fromkeys(names):
         if not isinstance(name, str) or "/" in name or name in ("", ".", ".."):
             continue
@@ -158,6 +160,15 @@ def forget(out: Path, record: dict | None) -> list[str]:
         gone.append(name)
     (out / RECORD).unlink(missing_ok=True)
     return gone
+
+
+def _older_model_files(out: Path) -> list[str]:
+    """An older cai's record names no files, but it replaced every model file in DIR: those names are its."""
+    from ..fingerprint import SHAPING_FILES, WEIGHT_SUFFIXES
+
+    extra = ("special_tokens_map.json", "added_tokens.json", "vocab.json", "merges.txt", "tokenizer.model", ".index.json")
+    return [p.name for p in out.iterdir() if p.is_file()
+            and (p.name in SHAPING_FILES or p.name.endswith(WEIGHT_SUFFIXES) or p.name.endswith(extra))]
 
 
 def checkpoint_step(checkpoint: Path) -> int | None:
