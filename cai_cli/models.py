@@ -69,8 +69,30 @@ def embedded_model_dir() -> Path:
     return target
 
 
-def resolve_model(spec: str | None) -> str:
-    """A loadable model location: the embedded model folder, a local folder, or a hub id available offline."""
+def model_kind(folder: str | Path) -> str | None:
+    """What a model folder holds, from its config.json: "reward" (a one-score sequence classifier, as `cai train-rm`
+    writes), "classifier" (one with more labels), "causal" (a model that writes text), or None when it does not say."""
+    import json
+
+    try:
+        config = json.loads((Path(folder) / "config.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    if not isinstance(config, dict):
+        return None
+    archs = config.get("architectures") or []
+    if any(str(a).endswith("ForSequenceClassification") for a in archs):
+        labels = config.get("num_labels") or len(config.get("id2label") or {}) or None
+        return "reward" if labels in (None, 1) else "classifier"
+    if any(str(a).endswith(("ForCausalLM", "ForConditionalGeneration")) for a in archs):
+        return "causal"
+    return None
+
+
+def resolve_model(spec: str | None, generator: bool = True) -> str:
+    """A loadable model location: the embedded model folder, a local folder, or a hub id available offline.
+
+    GENERATOR: the model must write text, so a reward model's folder is refused (before any weights load)."""
     if spec in EMBEDDED_ALIASES:
         return str(embedded_model_dir())
     assert spec is not None  # None is one of EMBEDDED_ALIASES
@@ -78,6 +100,9 @@ def resolve_model(spec: str | None) -> str:
     if path.exists():
         if not (path / "config.json").exists() and not (path / "adapter_config.json").exists():
             raise ModelError(f"{spec}: not a model folder (no config.json or adapter_config.json)")
+        if generator and model_kind(path) in ("reward", "classifier"):
+            raise ModelError(f"--model {spec}: a reward model (a sequence classifier, as `cai train-rm` writes), which "
+                             "scores replies and cannot write them; pass it as --reward-model to `cai score` or `cai train-policy`")
         return str(path)
     if spec.startswith((".", "/", "~")) or spec.count("/") > 1:
         raise ModelError(f"{spec}: no such model folder")
@@ -116,16 +141,14 @@ def reward_model_error(path: str) -> str | None:
     p = Path(path)
     if not (p / "config.json").exists():
         return f"{path}: not a reward model folder (no config.json); train one with `cai train-rm`"
+    if model_kind(p) == "reward":
+        return None
     try:
-        config = json.loads((p / "config.json").read_text())
-    except (OSError, ValueError):
+        archs = json.loads((p / "config.json").read_text()).get("architectures") or []
+    except (OSError, ValueError, AttributeError):
         return f"{path}: not a reward model (config.json is not valid JSON)"
-    archs = config.get("architectures") or []
-    labels = config.get("num_labels") or len(config.get("id2label") or {}) or None
-    if not any(a.endswith("ForSequenceClassification") for a in archs) or labels not in (None, 1):
-        kind = ", ".join(archs) or "model of unknown architecture"
-        return f"{path}: not a reward model (a {kind}, not a one-score sequence classifier); train one with `cai train-rm`"
-    return None
+    kind = ", ".join(archs) or "model of unknown architecture"
+    return f"{path}: not a reward model (a {kind}, not a one-score sequence classifier); train one with `cai train-rm`"
 
 
 def load_reward_model(path: str):

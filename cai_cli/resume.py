@@ -97,10 +97,14 @@ def _short(value) -> str:
     return text if len(text) <= 60 else text[:57] + "..."
 
 
+def shown(found: list[str]) -> str:
+    """The first three changes, and how many more: the middle of a one-line error."""
+    return "; ".join(found[:3]) + (f"; and {len(found) - 3} more" if len(found) > 3 else "")
+
+
 def mismatch_message(side_path: Path, found: list[str], finished: int) -> str:
-    shown = "; ".join(found[:3]) + (f"; and {len(found) - 3} more" if len(found) > 3 else "")
     return (
-        f"{side_path}: its {finished} finished rows were made with other settings ({shown}); "
+        f"{side_path}: its {finished} finished rows were made with other settings ({shown(found)}); "
         "rerun with those settings to resume, or add --restart to discard them and start over"
     )
 

@@ -111,7 +111,7 @@ def test_rerun_resumes_from_the_last_checkpoint(sft, work):
     out, _ = sft
     proc = cai("train-sft", str(work / "revised.jsonl"), "-o", str(out), "--model", str(work / "tiny"), "--max-steps", "10", *FAST)
     assert proc.returncode == 0, proc.stderr
-    assert "resuming from" in proc.stderr and "checkpoint-8" in proc.stderr
+    assert "training on from checkpoint-8 to step 10" in proc.stderr
     steps = [r["step"] for r in read_jsonl(out / "metrics.jsonl") if "loss" in r]
     assert steps == list(range(1, 11))  # steps 9 and 10 only were trained the second time
     assert json.loads((out / "cai-train.json").read_text())["steps"] == 10
@@ -401,6 +401,12 @@ def _one_line_error(proc, expected: str, out) -> None:
         (["train-sft", "{revised}", "--mix-ratio", "0.3"], "--mix-ratio needs --mix FILE"),
         (["train-policy", "{prompts}", "--algo", "grpo", "--hard"], "--hard is for --algo dpo"),
         (["train-policy", "{prefs}", "--config", "{ipo}"], "--config asks for loss_type ['ipo']: soft labels train DPO's sigmoid loss only; add --hard"),
+        (["train-sft", "{revised}", "--config", "{words}"], "'num_train_epochs' expects a number, got 'two'"),
+        (["train-rm", "{prefs}", "--config", "{words}"], "'num_train_epochs' expects a number, got 'two'"),
+        # trl drops examples longer than max_length; when none is left, the command says so and leaves no folder behind.
+        (["train-sft", "{revised}", "--max-length", "8"], "train-sft: trl left no example to train on: every one is longer than max_length 8"),
+        (["train-policy", "{prefs}", "--max-length", "8"], "train-policy: trl left no example to train on"),
+        (["train-rm", "{prefs}", "--max-length", "8"], "every one of the 5 pairs is longer than max_length 8"),
     ],
 )
 def test_bad_input_is_one_line_and_exit_2(work, args, expected):
@@ -408,7 +414,8 @@ def test_bad_input_is_one_line_and_exit_2(work, args, expected):
     (work / "bad.yaml").write_text("max_stepz: 3\n")
     (work / "badlora.yaml").write_text("lora:\n  rank: 4\n")
     (work / "ipo.yaml").write_text("loss_type: ipo\n")
-    names = {"ipo": work / "ipo.yaml", "prompts": work / "prompts.jsonl", "empty": work / "empty.jsonl", "revised": work / "revised.jsonl",
+    (work / "words.yaml").write_text("num_train_epochs: two\n")
+    names = {"ipo": work / "ipo.yaml", "words": work / "words.yaml", "prompts": work / "prompts.jsonl", "empty": work / "empty.jsonl", "revised": work / "revised.jsonl",
              "prefs": work / "prefs.jsonl", "tiny": work / "tiny", "work": work, "badcfg": work / "bad.yaml",
              "badlora": work / "badlora.yaml"}
     out = work / "never"
@@ -421,10 +428,29 @@ def test_score_refuses_a_folder_that_is_not_a_reward_model(work):
     assert proc.returncode == 2 and "not a reward model" in proc.stderr and proc.stdout == ""
 
 
+def test_a_reward_model_folder_does_not_generate_or_train_a_policy(work, rm):
+    """A reward model scores replies; handed to a command that writes them, it stops with one line before loading."""
+    proc = cai("generate", "-", "--model", str(rm[0]), "--engine", "transformers", input=json.dumps({"prompt": "hi"}) + "\n")
+    assert proc.returncode == 2 and proc.stdout == "", proc.stderr
+    assert "a reward model (a sequence classifier, as `cai train-rm` writes), which scores replies and cannot write them" in proc.stderr
+    _one_line_error(cai("train-sft", str(work / "revised.jsonl"), "-o", str(work / "never"), "--model", str(rm[0])),
+                    "cannot write them; pass it as --reward-model", work / "never")
+
+
+def test_grpo_refuses_temperature_0_as_its_help_says(work, rm):
+    help_text = " ".join(cai("train-policy", "--help").stdout.replace("│", " ").split())  # rich's box, unwrapped
+    assert "0 is refused: greedy decoding makes every sample of a prompt the same" in help_text
+    for algo in ("grpo", "rloo"):
+        proc = cai("train-policy", str(work / "prompts.jsonl"), "-o", str(work / "never"), "--algo", algo, "--reward-model", str(rm[0]),
+                   "--model", str(work / "tiny"), "--temperature", "0")
+        _one_line_error(proc, f"--temperature 0: {algo} learns by comparing several samples of each prompt, and greedy decoding "
+                              "makes them all the same", work / "never")
+
+
 def test_output_folder_that_cai_did_not_make_is_left_alone(work, tmp_path):
     (tmp_path / "precious.txt").write_text("keep me")
     proc = cai("train-sft", str(work / "revised.jsonl"), "-o", str(tmp_path), "--model", str(work / "tiny"))
-    assert proc.returncode == 2 and "was not made by `cai train-*`" in proc.stderr
+    assert proc.returncode == 2 and "so `cai train-*` did not make it" in proc.stderr
     assert (tmp_path / "precious.txt").read_text() == "keep me"
 
 

@@ -93,12 +93,24 @@ def test_two_processes_share_one_run(tmp_path):
     src = write_jsonl(tmp_path / "revised.jsonl", [revised_row(i, p, r) for i, (p, r) in enumerate(ROWS)] * 4)
     torchrun = shutil.which("torchrun", path=str(Path(sys.executable).parent))
     out = tmp_path / "run"
-    proc = subprocess.run([torchrun, "--nproc_per_node", "2", "-m", "cai_cli", "train-sft", str(src), "-o", str(out),
-                           "--model", str(tmp_path / "tiny"), "--max-steps", "4", "--batch-size", "2"],
-                          check=False, capture_output=True, text=True, cwd=ROOT, env={**os.environ, **ENV}, timeout=600)
+
+    def train(steps: int):
+        return subprocess.run([torchrun, "--nproc_per_node", "2", "-m", "cai_cli", "train-sft", str(src), "-o", str(out),
+                               "--model", str(tmp_path / "tiny"), "--max-steps", str(steps), "--batch-size", "2"],
+                              check=False, capture_output=True, text=True, cwd=ROOT, env={**os.environ, **ENV}, timeout=600)
+
+    proc = train(4)
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert "2 processes, 2 examples each per step" in proc.stderr
     metrics = [r for r in read_jsonl(out / "metrics.jsonl") if "loss" in r]
     assert [r["step"] for r in metrics] == [1, 2, 3, 4]  # one writer, not one file line per process
     assert metrics[-1]["epoch"] == 2.0  # 8 examples over 2 processes x 2 per step: 2 steps an epoch
     assert (out / "config.json").exists()
+    # Training on under torchrun: the main process claims DIR and the others follow; the new step trains (rate > 0).
+    proc = train(5)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert "training on from checkpoint-4 to step 5" in proc.stderr
+    metrics = [r for r in read_jsonl(out / "metrics.jsonl") if "loss" in r]
+    assert [r["step"] for r in metrics] == [1, 2, 3, 4, 5] and metrics[-1]["learning_rate"] > 0
+    proc = train(5)
+    assert proc.returncode == 0 and "already holds this model, trained for 5 steps" in proc.stderr

@@ -187,7 +187,7 @@ def train_policy(
     beta: o.BetaOpt = None,
     num_generations: o.NumGenerationsOpt = None,
     max_tokens: o.MaxTokensOpt = None,
-    temperature: o.TemperatureOpt = None,
+    temperature: o.PolicyTemperatureOpt = None,
     soft: o.SoftDpoOpt = True,
 ):
     """RL-CAI: DPO straight from labelled pairs, or GRPO / RLOO on prompt rows against a reward model.

@@ -305,6 +305,14 @@ AlgoOpt = Annotated[
     typer.Option("--algo", help="dpo: from labelled pairs. grpo, rloo: sample, score with --reward-model, improve. (No ppo: trl has no PPO trainer.)", rich_help_panel=TRAIN_PANEL),
 ]
 BetaOpt = Annotated[Optional[float], typer.Option("--beta", min=0.0, help="KL strength toward the starting model (dpo 0.1, grpo 0.04, rloo 0.05).", rich_help_panel=TRAIN_PANEL)]
+PolicyTemperatureOpt = Annotated[
+    Optional[float],
+    typer.Option("--temperature", "-t", min=0.0, help="grpo/rloo: sampling temperature, above 0 (trl default 1.0). 0 is refused: greedy decoding makes every sample of a prompt the same, leaving nothing to compare.", rich_help_panel=TRAIN_PANEL),
+]
+TrainRestartOpt = Annotated[
+    bool,
+    typer.Option("--restart", help="Start over: delete what an earlier `cai train-*` wrote in DIR (checkpoints, metrics, model files, cai-train.json), nothing else.", rich_help_panel=TRAIN_PANEL),
+]
 NumGenerationsOpt = Annotated[
     Optional[int], typer.Option("--num-generations", min=2, help="grpo/rloo: samples per prompt (trl default: grpo 8, rloo 2).", rich_help_panel=TRAIN_PANEL)
 ]

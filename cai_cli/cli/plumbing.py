@@ -252,6 +252,7 @@ TRAIN_OPTIONS: dict[str, Any] = {
     "seed": o.SeedOpt,
     "config": o.ConfigOpt,
     "progress": o.ProgressOpt,
+    "restart": o.TrainRestartOpt,
 }
 
 

@@ -1,4 +1,7 @@
-"""What the three trainers share: options → trl config, hardware defaults, LoRA, resume, metrics, the final model folder."""
+"""What the three trainers share before training: options → trl config, hardware defaults, LoRA, the reward model.
+
+A run into DIR (resume, train on, merge, install) is run.py's; DIR's record (what shaped the model, how far training
+got, which files cai wrote) is record.py's."""
 
 from __future__ import annotations
 
@@ -6,18 +9,14 @@ import contextlib
 import dataclasses
 import json
 import os
-import shutil
 import sys
-import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from ..errors import CaiError
+from .record import CHECKPOINTS, check_folder
 
-CHECKPOINTS = "checkpoints"
-METRICS = "metrics.jsonl"
-RECORD = "cai-train.json"
 # LoRA learns a low-rank update from zero, so it wants a larger step than trl's full fine-tuning defaults.
 LORA_LR = {"sft": 2e-4, "rm": 1e-4, "dpo": 1e-5, "grpo": 1e-5, "rloo": 1e-5}
 LORA_DEFAULTS = {"r": 16, "lora_alpha": 32, "lora_dropout": 0.05, "target_modules": "all-linear"}
@@ -39,6 +38,7 @@ class TrainOptions:
     seed: int | None = None
     config: str | None = None
     progress: bool | None = None
+    restart: bool = False
     extra: dict[str, Any] = field(default_factory=dict)  # trainer-specific flags, already mapped to trl field names
 
 
@@ -52,15 +52,8 @@ def _is_main_process() -> bool:
 
 
 def prepare_output(path: str) -> Path:
-    """DIR must be new, empty, or a folder an earlier `cai train-*` run made (we delete and replace files in it)."""
-    out = Path(path)
-    if out.exists() and not out.is_dir():
-        raise CaiError(f"-o {path}: exists and is not a folder")
-    if out.is_dir() and any(out.iterdir()):
-        ours = (out / CHECKPOINTS).is_dir() or (out / RECORD).exists() or (out / METRICS).exists()
-        if not ours:
-            raise CaiError(f"-o {path}: the folder exists and was not made by `cai train-*`; choose a new or empty folder")
-    return out
+    """-o DIR must be new, empty, or a folder whose cai-train.json says `cai train-*` made it (checked before any work)."""
+    return check_folder(path)
 
 
 def read_yaml_config(path: str | None) -> tuple[dict, dict]:
@@ -157,12 +150,14 @@ def lora_config(fields: dict, task_type: str, path: str | None):
         raise CaiError(f"--config {path}: lora: {str(exc).splitlines()[0]}") from None
 
 
-def build_config(config_cls, kind: str, opts: TrainOptions, yaml_fields: dict, lora: bool, defaults: dict | None = None):
-    """cai's defaults < the YAML file < options given on the command line; unknown YAML keys fail."""
+def config_values(config_cls, kind: str, opts: TrainOptions, yaml_fields: dict, lora: bool, defaults: dict | None = None) -> dict:
+    """The trl fields cai passes: cai's defaults < the YAML file < options given on the command line; unknown or
+    mistyped YAML keys fail."""
     allowed = {f.name for f in dataclasses.fields(config_cls)}
     _check_keys(yaml_fields, allowed, opts.config or "", f"trl {config_cls.__name__}")
     if "output_dir" in yaml_fields:
         raise CaiError(f"--config {opts.config}: 'output_dir' is set by -o (checkpoints go to DIR/{CHECKPOINTS})")
+    _check_types(yaml_fields, config_cls, opts.config or "")
     values: dict[str, Any] = {
         "report_to": [],
         "logging_steps": 1,
@@ -189,123 +184,52 @@ def build_config(config_cls, kind: str, opts: TrainOptions, yaml_fields: dict, l
     if opts.batch_size is not None and "per_device_eval_batch_size" in allowed and "per_device_eval_batch_size" not in yaml_fields:
         values["per_device_eval_batch_size"] = opts.batch_size
     values["output_dir"] = str(Path(opts.output) / CHECKPOINTS)
+    return values
+
+
+def build_config(config_cls, kind: str, opts: TrainOptions, yaml_fields: dict, lora: bool, defaults: dict | None = None):
+    values = config_values(config_cls, kind, opts, yaml_fields, lora, defaults)
     try:
         return config_cls(**values)
     except (TypeError, ValueError) as exc:
         raise CaiError(f"training options: {str(exc).strip().splitlines()[0]}") from None
 
 
-def resolve_base(model: str | None) -> str:
+_TYPE_NAMES = {bool: "true or false", int: "a whole number", float: "a number", str: "a string"}
+
+
+def _check_types(fields: dict, config_cls, path: str) -> None:
+    """A YAML value of the wrong type (`num_train_epochs: two`) stops here, not as a traceback deep in training.
+    Only fields typed as plain scalars are checked; trl checks the rest when it builds its config."""
+    import types
+    import typing
+
+    try:
+        hints = typing.get_type_hints(config_cls)
+    except Exception:  # noqa: BLE001 - a config class whose annotations do not resolve: trl will check
+        return
+    for key, value in fields.items():
+        hint = hints.get(key)
+        kinds = typing.get_args(hint) if typing.get_origin(hint) in (typing.Union, types.UnionType) else (hint,)
+        scalars = [k for k in kinds if k is not type(None)]
+        if value is None or not scalars or not all(k in _TYPE_NAMES for k in scalars):
+            continue
+        fits = any(
+            isinstance(value, k) and (k is bool or not isinstance(value, bool)) or (k is float and type(value) is int)
+            for k in scalars
+        )
+        if not fits:
+            want = " or ".join(_TYPE_NAMES[k] for k in scalars)
+            raise CaiError(f"--config {path}: '{key}' expects {want}, got {value!r}")
+
+
+
+def resolve_base(model: str | None, generator: bool = True) -> str:
     from ..models import resolve_model
 
-    return resolve_model(model)
+    return resolve_model(model, generator=generator)
 
 
-def last_checkpoint(out: Path) -> str | None:
-    from transformers.trainer_utils import get_last_checkpoint
-
-    folder = out / CHECKPOINTS
-    return get_last_checkpoint(str(folder)) if folder.is_dir() else None
-
-
-def finished_steps(out: Path, checkpoint: str | None, args) -> int | None:
-    """The step count when DIR holds a finished run that these settings would not extend, else None.
-
-    Resuming a checkpoint that already reached its end would still run one more step in transformers, so a rerun of a
-    finished command (a Makefile target, say) is stopped here instead.
-    """
-    if checkpoint is None or not (out / RECORD).exists() or not (out / "config.json").exists():
-        return None
-    try:
-        state = json.loads((Path(checkpoint) / "trainer_state.json").read_text())
-    except (OSError, ValueError):
-        return None
-    step, planned = state.get("global_step", 0), state.get("max_steps", 0)
-    if step < planned:
-        return None
-    if args.max_steps > 0:
-        return step if args.max_steps <= step else None
-    return step if args.num_train_epochs <= state.get("num_train_epochs", 0) else None
-
-
-def run_training(trainer, out: Path, command: str, base: str, lora: bool, model_kind: str, record: dict, progress: bool | None) -> dict:
-    """Train (resuming from DIR/checkpoints), then write the merged model and tokenizer into DIR, config.json last."""
-    from transformers import PrinterCallback, ProgressCallback
-
-    from .callbacks import MetricsCallback, StderrProgress
-
-    for cb in (PrinterCallback, ProgressCallback):
-        trainer.remove_callback(cb)
-    trainer.add_callback(MetricsCallback(out / METRICS))
-    trainer.add_callback(StderrProgress(command, progress))
-    if trainer.args.world_size > 1:
-        say(f"{command}: {trainer.args.world_size} processes, {trainer.args.per_device_train_batch_size} examples each per step")
-    resume = last_checkpoint(out)
-    done = finished_steps(out, resume, trainer.args)
-    if done is not None:
-        say(f"{command}: {out} already holds this model, trained for {done} steps; raise --max-steps or --epochs to train on")
-        return {"steps": done, "train_loss": json.loads((out / RECORD).read_text()).get("train_loss"), "seconds": 0.0, "skipped": True}
-    if resume:
-        say(f"{command}: resuming from {resume}")
-    started = time.monotonic()
-    # Training writes no data; anything a library prints belongs with the logs on stderr, not in a pipe.
-    with contextlib.redirect_stdout(sys.stderr):
-        result = trainer.train(resume_from_checkpoint=resume)
-    seconds = time.monotonic() - started
-    final_tmp = out / ".final.tmp"
-    if trainer.is_world_process_zero():  # leftovers of a run that crashed while saving
-        shutil.rmtree(final_tmp, ignore_errors=True)
-        shutil.rmtree(out / ".merged.tmp", ignore_errors=True)
-    trainer.accelerator.wait_for_everyone()
-    trainer.save_model(str(final_tmp))
-    trainer.accelerator.wait_for_everyone()
-    if trainer.is_world_process_zero():
-        merged = _merge(final_tmp, base, model_kind) if (final_tmp / "adapter_config.json").exists() else final_tmp
-        _install(merged, out)
-        shutil.rmtree(final_tmp, ignore_errors=True)
-        if merged != final_tmp:
-            shutil.rmtree(merged, ignore_errors=True)
-        record = dict(record, command=command, base_model=base, lora=lora, steps=trainer.state.global_step,
-                      train_loss=result.training_loss, seconds=round(seconds, 1), finished=time.strftime("%Y-%m-%dT%H:%M:%S"))
-        (out / RECORD).write_text(json.dumps(record, indent=2, default=str) + "\n")
-    trainer.accelerator.wait_for_everyone()
-    return {"steps": trainer.state.global_step, "train_loss": result.training_loss, "seconds": seconds}
-
-
-def _merge(adapter_dir: Path, base: str, model_kind: str) -> Path:
-    """Fold the LoRA update into the base weights, so DIR loads anywhere without peft (vLLM included)."""
-    from peft import PeftModel
-    from transformers import (
-        AutoModelForCausalLM,
-        AutoModelForSequenceClassification,
-        AutoTokenizer,
-    )
-
-    tokenizer = AutoTokenizer.from_pretrained(adapter_dir)
-    if model_kind == "reward":
-        model = AutoModelForSequenceClassification.from_pretrained(base, num_labels=1, dtype="auto")
-    else:
-        model = AutoModelForCausalLM.from_pretrained(base, dtype="auto")
-    merged = PeftModel.from_pretrained(model, str(adapter_dir)).merge_and_unload()
-    # A sequence-classification head reads the reward at the last non-pad token, so the pad id must travel with it.
-    merged.config.pad_token_id = tokenizer.pad_token_id
-    target = adapter_dir.with_name(".merged.tmp")
-    shutil.rmtree(target, ignore_errors=True)
-    merged.save_pretrained(target, safe_serialization=True)
-    tokenizer.save_pretrained(target)
-    return target
-
-
-def _install(src: Path, out: Path) -> None:
-    """Replace DIR's model files with SRC's. config.json goes first out and last in: DIR is a model only when complete."""
-    keep = {CHECKPOINTS, METRICS, RECORD, src.name, ".merged.tmp", ".final.tmp"}
-    (out / "config.json").unlink(missing_ok=True)
-    for old in out.iterdir():
-        if old.name not in keep:
-            shutil.rmtree(old) if old.is_dir() else old.unlink()
-    names = sorted((p.name for p in src.iterdir() if p.name != "training_args.bin"), key=lambda n: n == "config.json")
-    for name in names:
-        os.replace(src / name, out / name)
 
 
 @contextlib.contextmanager
@@ -317,11 +241,25 @@ def trl_errors():
         raise CaiError(f"trl refused the options: {str(exc).strip().splitlines()[0]}") from exc
 
 
-def setup(kind: str, opts: TrainOptions, config_cls, task_type: str, command: str, defaults: dict | None = None):
-    """(base model folder, trl config, LoRA config or None) with the choice of LoRA said on stderr."""
+@dataclass
+class Setup:
+    """What a trainer is built from: the base model folder, trl's config, LoRA's (None under --full), and what cai
+    passed to each (for the record's fingerprint)."""
+
+    base: str
+    config: Any
+    peft: Any
+    lora: bool
+    passed: dict
+    lora_fields: dict
+
+
+def setup(kind: str, opts: TrainOptions, config_cls, task_type: str, command: str, defaults: dict | None = None) -> Setup:
+    """The base model, trl config and LoRA config, with the choice of LoRA said on stderr. No model loads here."""
     yaml_fields, lora_fields = read_yaml_config(opts.config)
-    base = resolve_base(opts.model)
+    base = resolve_base(opts.model, generator=kind != "rm")
     use_lora, why = choose_lora(opts.lora, base)
+    passed = config_values(config_cls, kind, opts, yaml_fields, use_lora, defaults)
     config = build_config(config_cls, kind, opts, yaml_fields, use_lora, defaults)
     peft = lora_config(lora_fields, task_type, opts.config)  # checked even under --full, so a typo never waits
     if not use_lora:
@@ -330,4 +268,4 @@ def setup(kind: str, opts: TrainOptions, config_cls, task_type: str, command: st
         say(f"{command}: LoRA r={peft.r} alpha={peft.lora_alpha} ({why}; --full trains every weight), merged into the saved model")
     else:
         say(f"{command}: full fine-tuning ({why})")
-    return base, config, peft, use_lora
+    return Setup(base, config, peft, use_lora, passed, {**LORA_DEFAULTS, **lora_fields})

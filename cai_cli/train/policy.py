@@ -12,12 +12,13 @@ from ..training_examples import check_pref, pref_example, prompt_example
 from .common import (
     TrainOptions,
     prepare_output,
-    run_training,
     say,
     setup,
     trl_errors,
 )
 from .data import load_examples
+from .record import data_identity
+from .run import already_done, run_training, start
 
 
 class Algo(str, Enum):
@@ -64,7 +65,7 @@ def train_policy(
             raise CaiError("--reward-model is for --algo grpo or rloo; dpo learns from the labelled pairs directly")
         if num_generations is not None or max_tokens is not None or temperature is not None:
             raise CaiError("--num-generations, --max-tokens and --temperature are for --algo grpo or rloo (dpo samples nothing)")
-    out = prepare_output(opts.output)
+    prepare_output(opts.output)
     if online:
         examples = load_examples(rows, check_conversation, prompt_example)
     else:
@@ -79,45 +80,79 @@ def train_policy(
     opts.extra.update({k: v for k, v in extra.items() if v is not None})
     data = Dataset.from_list(examples)
     if algo == "dpo":
-        from trl import DPOConfig, DPOTrainer
+        from trl import DPOConfig
 
-        base, config, peft, use_lora = setup("dpo", opts, DPOConfig, "CAUSAL_LM", "train-policy")
-        trainer_cls: Any = DPOTrainer
+        plan = setup("dpo", opts, DPOConfig, "CAUSAL_LM", "train-policy")
         if soft:
-            from .dpo import SoftDPOTrainer, unsupported
+            from .dpo import unsupported
 
-            problem = unsupported(config)
+            problem = unsupported(plan.config)
             if problem:
                 raise CaiError(f"--config asks for {problem}: soft labels train DPO's sigmoid loss only; add --hard for trl's own loss")
-            trainer_cls = SoftDPOTrainer
-        with trl_errors():
-            trainer = trainer_cls(model=base, args=config, train_dataset=data, peft_config=peft)
     else:
         config_cls: Any
-        online_cls: Any
         if algo == "grpo":
             from trl import GRPOConfig as config_cls
-            from trl import GRPOTrainer as online_cls
 
             defaults = {"beta": GRPO_BETA}
         else:
             from trl import RLOOConfig as config_cls
-            from trl import RLOOTrainer as online_cls
 
             defaults = {}
-        base, config, peft, use_lora = setup(algo, opts, config_cls, "CAUSAL_LM", "train-policy", defaults)
-        assert reward_model is not None  # checked above
-        scorer, scorer_tok = load_reward_model(reward_model)
-        with trl_errors():
-            trainer = online_cls(
-                model=base, reward_funcs=scorer, args=config, train_dataset=data,
-                reward_processing_classes=scorer_tok, peft_config=peft,
-            )
+        plan = setup(algo, opts, config_cls, "CAUSAL_LM", "train-policy", defaults)
+        if plan.config.temperature == 0:
+            raise CaiError(f"--temperature 0: {algo} learns by comparing several samples of each prompt, and greedy decoding "
+                           "makes them all the same, so nothing would be learned; give a temperature above 0 (trl's default is 1.0)")
+    settings: dict[str, Any] = {"algo": algo}
+    if algo == "dpo":
+        settings["soft_labels"] = soft
+    else:
+        settings["reward"] = _reward_identity(reward_model)
+    run = start("train-policy", opts, plan, settings, {"input": data_identity(rows, examples)})
+    if run.nothing_to_do:
+        return already_done(run)
     labels = ("; soft labels (conservative DPO, label smoothing 1 - p_chosen per pair)" if soft else "; hard labels (plain DPO)") if algo == "dpo" else ""
-    say(f"train-policy: {algo} on {len(examples)} {'pairs' if algo == 'dpo' else 'prompts'}, beta {config.beta}{labels}")
-    record = {"input": rows, "algo": algo, "examples": len(examples), "beta": config.beta, "reward_model": reward_model}
+    say(f"train-policy: {algo} on {len(examples)} {'pairs' if algo == 'dpo' else 'prompts'}, beta {plan.config.beta}{labels}")
+    record = {"input": rows, "algo": algo, "examples": len(examples), "beta": plan.config.beta, "reward_model": reward_model}
     if algo == "dpo":
         record["soft_labels"] = soft
-    result = run_training(trainer, out, "train-policy", base, use_lora, "causal", record, opts.progress)
-    say(f"train-policy: {result['steps']} steps, loss {result['train_loss']:.4f}, {result['seconds']:.1f}s; model in {out}")
+    with run.undo_unless_started():
+        with trl_errors():
+            trainer = _dpo_trainer(plan, data, soft) if algo == "dpo" else _online_trainer(algo, plan, data, reward_model)
+        result = run_training(trainer, run, plan.base, plan.lora, "causal", record, opts.progress)
+    if not result.get("skipped"):
+        say(f"train-policy: {result['steps']} steps, loss {result['train_loss']:.4f}, {result['seconds']:.1f}s; model in {run.out}")
     return result
+
+
+def _reward_identity(reward_model: str | None) -> dict:
+    """What scores the samples, for the record's fingerprint: the reward model folder's identity."""
+    from pathlib import Path
+
+    from ..resume import folder_identity
+
+    return {"model": folder_identity(Path(reward_model))} if reward_model else {}
+
+
+def _dpo_trainer(plan, data, soft: bool):
+    from trl import DPOTrainer
+
+    trainer_cls: Any = DPOTrainer
+    if soft:
+        from .dpo import SoftDPOTrainer
+
+        trainer_cls = SoftDPOTrainer
+    return trainer_cls(model=plan.base, args=plan.config, train_dataset=data, peft_config=plan.peft)
+
+
+def _online_trainer(algo: str, plan, data, reward_model: str | None):
+    """GRPO or RLOO with the reward model as the trainer's reward function."""
+    online_cls: Any
+    if algo == "grpo":
+        from trl import GRPOTrainer as online_cls
+    else:
+        from trl import RLOOTrainer as online_cls
+    assert reward_model is not None  # checked before anything loads
+    scorer, scorer_tok = load_reward_model(reward_model)
+    return online_cls(model=plan.base, reward_funcs=scorer, args=plan.config, train_dataset=data,
+                      reward_processing_classes=scorer_tok, peft_config=plan.peft)

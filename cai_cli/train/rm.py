@@ -25,12 +25,13 @@ from ..training_examples import check_pref, pref_example
 from .common import (
     TrainOptions,
     prepare_output,
-    run_training,
     say,
     setup,
     trl_errors,
 )
 from .data import EVAL_FRACTION, load_examples, split_by_prompt
+from .record import data_identity
+from .run import already_done, run_training, start
 
 
 class SoftPreferenceCollator(DataCollatorForPreference):
@@ -77,8 +78,11 @@ def train_rm(opts: TrainOptions, prefs: str, eval_fraction: float = EVAL_FRACTIO
     from datasets import Dataset
     from trl import RewardConfig
 
-    base, config, peft, use_lora = setup("rm", opts, RewardConfig, "SEQ_CLS", "train-rm")
-    train_idx, held_idx = split_by_prompt(examples, eval_fraction, config.seed)
+    plan = setup("rm", opts, RewardConfig, "SEQ_CLS", "train-rm")
+    run = start("train-rm", opts, plan, {"eval_fraction": eval_fraction, "soft_labels": soft}, {"input": data_identity(prefs, examples)})
+    if run.nothing_to_do:
+        return already_done(run)
+    train_idx, held_idx = split_by_prompt(examples, eval_fraction, plan.config.seed)
     train = Dataset.from_list([examples[i] for i in train_idx])
     held = Dataset.from_list([examples[i] for i in held_idx]) if held_idx else None
     prompts = len({json.dumps(e["prompt"], sort_keys=True) for e in examples})
@@ -87,34 +91,31 @@ def train_rm(opts: TrainOptions, prefs: str, eval_fraction: float = EVAL_FRACTIO
         f"prompt on one side); {'soft' if soft else 'hard'} labels")
     if eval_fraction > 0 and not held_idx:
         say("train-rm: all pairs answer one prompt, so none can be held out without testing on trained prompts; no held-out accuracy")
-    with trl_errors():
-        trainer = SoftRewardTrainer(
-            model=base, args=config, train_dataset=train, eval_dataset=held, peft_config=peft
-        )
-    # What trl kept after dropping pairs longer than max_length (typed loosely by trl: a Dataset here).
-    kept_train: Any = trainer.train_dataset
-    kept_held: Any = trainer.eval_dataset
-    dropped = len(train) - len(kept_train)
-    if dropped:
-        say(f"train-rm: {dropped} pairs longer than max_length {config.max_length} were left out (raise --max-length to keep them)")
     record = {"input": prefs, "pairs": len(examples), "held_out": len(held_idx), "held_out_prompts": held_prompts, "soft_labels": soft}
-    result = run_training(trainer, out, "train-rm", base, use_lora, "reward", record, opts.progress)
-    if held is not None and len(kept_held) and not result.get("skipped"):
-        metrics = trainer.evaluate()
-        acc = metrics.get("eval_accuracy")
-        result["eval_accuracy"] = acc
-        result["eval_loss"] = metrics.get("eval_loss")
-        say(f"train-rm: held-out accuracy {acc:.3f} on {len(kept_held)} pairs (reward of chosen > rejected), loss {metrics.get('eval_loss', float('nan')):.4f}")
-        _add_to_record(out, {"eval_accuracy": acc, "eval_loss": metrics.get("eval_loss")})
-    say(f"train-rm: {result['steps']} steps, loss {result['train_loss']:.4f}, {result['seconds']:.1f}s; reward model in {out}")
+    with run.undo_unless_started():
+        with trl_errors():
+            trainer = SoftRewardTrainer(
+                model=plan.base, args=plan.config, train_dataset=train, eval_dataset=held, peft_config=plan.peft
+            )
+        # What trl kept after dropping pairs longer than max_length (typed loosely by trl: a Dataset here).
+        kept_train: Any = trainer.train_dataset
+        kept_held: Any = trainer.eval_dataset
+        dropped = len(train) - len(kept_train)
+        if dropped == len(train):
+            raise CaiError(f"train-rm: every one of the {len(train)} pairs is longer than max_length {plan.config.max_length}, "
+                           "so nothing is left to train on; raise --max-length")
+        if dropped:
+            say(f"train-rm: {dropped} pairs longer than max_length {plan.config.max_length} were left out (raise --max-length to keep them)")
+
+        def held_out_accuracy() -> dict:
+            if held is None or not len(kept_held):
+                return {}
+            metrics = trainer.evaluate()
+            acc, loss = metrics.get("eval_accuracy"), metrics.get("eval_loss")
+            say(f"train-rm: held-out accuracy {acc:.3f} on {len(kept_held)} pairs (reward of chosen > rejected), loss {loss:.4f}")
+            return {"eval_accuracy": acc, "eval_loss": loss}
+
+        result = run_training(trainer, run, plan.base, plan.lora, "reward", record, opts.progress, evaluate=held_out_accuracy)
+    if not result.get("skipped"):
+        say(f"train-rm: {result['steps']} steps, loss {result['train_loss']:.4f}, {result['seconds']:.1f}s; reward model in {out}")
     return result
-
-
-def _add_to_record(out, extra: dict) -> None:
-    from .common import RECORD, _is_main_process
-
-    path = out / RECORD
-    if _is_main_process() and path.exists():
-        record = json.loads(path.read_text())
-        record.update(extra)
-        path.write_text(json.dumps(record, indent=2, default=str) + "\n")
