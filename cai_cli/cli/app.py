@@ -236,6 +236,7 @@ def evaluate(
     common: Common,
     prompts: o.PromptsOpt = None,
     benign: o.BenignOpt = None,
+    suite: o.SuiteOpt = None,
     answers: o.AnswersOpt = None,
     baseline_field: o.BaselineFieldOpt = None,
     benign_field: o.BenignFieldOpt = None,
@@ -246,6 +247,7 @@ def evaluate(
     principles: o.PrinciplesOpt = str(DEFAULT_PRINCIPLES),
     refusal_judge: o.RefusalJudgeOpt = False,
     reward_model: o.RewardModelOpt = None,
+    gold: o.GoldOpt = None,
     summary: o.SummaryOpt = None,
     bootstrap: o.BootstrapOpt = DEFAULT_BOOTSTRAP,
 ):
@@ -254,7 +256,9 @@ def evaluate(
     Writes one row per prompt (both answers, the detector's verdicts, the judge's votes) and a
     summary JSON (rates with Wilson intervals, the judge's position and length bias); prints the table.
     `--limit N` takes N rows from each prompt file. `--answers FILE` scores answers that already exist.
-    Compare many models with one `cai eval` each, then `cai report`. See docs/eval.md for what each number means.
+    Compare many models with one `cai eval` each, then `cai report` (it charts whatever the results hold). See docs/eval.md for what each number means.
+
+    `--suite NAME` reads the community's benchmarks from the CSV files their authors publish (xstest, strongreject, jailbreakbench, or-bench): `-p` for red-team files, `--benign` for a benchmark's benign file. `--gold FIELD` (with --answers and --baseline-field) measures the judge's accuracy and calibration (ECE) against known better answers.
 
     Refusal detector (rules and a small classifier, no model): 86% agreement with people on 581 held-out replies from two public sources (a refusal-phrase baseline: 70%), short of the 92% aimed for.
     Details in docs/eval.md; reproduce with `python bench/bench_refusal.py`.
@@ -263,6 +267,8 @@ def evaluate(
 
         cai eval -p examples/red_team.jsonl -p examples/benign.jsonl --model out/rl-cai --baseline embedded -o out/eval-rl.jsonl
         cai eval --answers served.jsonl --baseline-field reference --benign-field safe -o out/eval-served.jsonl
+        cai eval --suite xstest -p xstest_prompts.csv --model out/rl-cai -o out/xstest.jsonl
+        cai eval --suite or-bench -p or-bench-toxic.csv --benign or-bench-hard-1k.csv --model out/rl-cai -o out/or-bench.jsonl
     """
     from ..constitution import load_constitution
     from ..errors import CaiError
@@ -274,6 +280,10 @@ def evaluate(
         raise CaiError("--reward-model with --answers is not supported yet: score the rows with `cai score` first")
     if baseline_field and not answers:
         raise CaiError("--baseline-field names a field of --answers rows; to generate a baseline's answers use --baseline MODEL")
+    if suite and (answers or not (prompts or benign)):
+        raise CaiError(f"--suite {suite.value} reads the benchmark's published prompt files: give them with --prompts (red-team) or --benign, not --answers or stdin")
+    if gold and not (answers and baseline_field):
+        raise CaiError("--gold names the better of two answers the rows already hold: use it with --answers and --baseline-field")
     sources: list[tuple[str | None, str | None]] = [(p, kind) for paths, kind in ((prompts, None), (benign, "benign"), (answers, None)) for p in paths or []]
     cfg = EvalConfig(
         sources=sources or [(None, None)],
@@ -292,6 +302,8 @@ def evaluate(
         answers=bool(answers),
         baseline_field=baseline_field,
         benign_field=benign_field,
+        suite=suite.value if suite else None,
+        gold=gold,
     )
     from ..report import print_summary
 
@@ -302,10 +314,13 @@ def evaluate(
 def report(results: o.ResultsArg, output: o.OutputOpt = None, json_out: o.JsonOpt = None, bootstrap: o.BootstrapOpt = DEFAULT_BOOTSTRAP):
     """Compare models: a table of every metric, Bradley–Terry ratings over all files, a figure or an HTML page.
 
+    The figure shows whatever the results hold: harmlessness against helpfulness (win rates, ratings within a connected set of games, or the refusal detector's rates), each model's paired change against its baseline, a single model's refusal and deflection rates, declines per category, and, with gold labels (`eval --gold`, or a `label-prefs --gold` summary), the judge's reliability diagram and expected calibration error.
+
     Example:
 
         cai report out/eval-sl.jsonl out/eval-rl.jsonl -o out/report.png
         cai report out/eval-*.jsonl -o out/report.html
+        cai report out/prefs.summary.json -o out/calibration.png
     """
 
     from ..report import run_report
@@ -334,7 +349,8 @@ def label_prefs(
     Adds `chosen`/`rejected` (trl's conversational preference format, the prompt conversation included)
     and `preference` {p_chosen, margin, votes, orders_agreed, truncated, ...}. The summary line (and, with -o OUT,
     OUT.summary.json) reports the judge's position bias, order disagreement, length bias and each principle's
-    agreement with the ensemble. See docs/label-prefs.md.
+    agreement with the ensemble; with --gold, the judge's accuracy and expected calibration error (`cai report
+    OUT.summary.json` draws its reliability diagram). See docs/label-prefs.md.
 
     Example:
 

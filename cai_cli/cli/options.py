@@ -15,6 +15,7 @@ import typer
 from ..constitution.model import Shape
 from ..constitution.routing import Routing
 from ..engines import Dtype, EngineName
+from ..eval.suites import Suite
 from ..judge.maths import COT_CLAMP
 from ..judge.prompts import JudgeFormat
 from ..runner import OnError
@@ -23,7 +24,7 @@ from ..stages.label_prefs import Mode, Pairs, PairSource
 from ..train.policy import Algo
 from ..training_examples import Targets
 
-__all__ = ["Algo", "Dtype", "EngineName", "ExportFormat", "JudgeFormat", "Mode", "OnError", "PairSource", "Pairs", "Routing", "Shape", "Targets"]
+__all__ = ["Algo", "Dtype", "EngineName", "ExportFormat", "JudgeFormat", "Mode", "OnError", "PairSource", "Pairs", "Routing", "Shape", "Suite", "Targets"]
 
 IO_PANEL = "Input and output"
 MODEL_PANEL = "Model and engine"
@@ -228,7 +229,13 @@ MinConfidenceOpt = Annotated[
     Optional[float], typer.Option("--min-confidence", help="Drop pairs whose p_chosen is below P (0.5-1); they go to OUTPUT.dropped.jsonl and are counted.", rich_help_panel=JUDGE_PANEL)
 ]
 GoldOpt = Annotated[
-    Optional[str], typer.Option("--gold", help="Field naming the better response (candidate index, A/B, revision/initial, or its text): report the judge's accuracy with a 95% Wilson interval.", rich_help_panel=JUDGE_PANEL)
+    Optional[str],
+    typer.Option(
+        "--gold",
+        help="Field naming the better response (label-prefs: candidate index, A/B, revision/initial or its text; eval --answers: model, baseline or its text): "
+        "report the judge's accuracy (95% Wilson interval) and calibration (ECE; `cai report` draws the reliability diagram).",
+        rich_help_panel=JUDGE_PANEL,
+    ),
 ]
 JudgeExamplesOpt = Annotated[
     Optional[str], typer.Option("--judge-examples", help="Worked judgments shown before each question: JSONL of {prompt|messages, a, b, answer: A|B}, or the paper's JSON list of {prompt, corrects, incorrects}.", rich_help_panel=JUDGE_PANEL)
@@ -239,6 +246,16 @@ PromptsOpt = Annotated[
     Optional[list[str]],
     typer.Option(
         "--prompts", "-p", help="Prompt JSONL (repeatable). Rows with `risky_looking` count as benign, others as red-team; an `eval_set` field overrides. Absent: stdin.",
+        rich_help_panel=EVAL_PANEL,
+    ),
+]
+SuiteOpt = Annotated[
+    Optional[Suite],
+    typer.Option(
+        "--suite",
+        help="Read every --prompts/--benign file as this benchmark's published CSV (XSTest's prompts, StrongREJECT, JailbreakBench's "
+        "behaviours, OR-Bench): red-team and benign sets and categories from its columns; a file both sets share the columns of is "
+        "red-team under --prompts, benign under --benign.",
         rich_help_panel=EVAL_PANEL,
     ),
 ]
@@ -268,7 +285,9 @@ ShowHtmlOpt = Annotated[
     Optional[str],
     typer.Option("--html", help="Write an HTML page instead: each row's prompt, first answer, and every round's principle, critique and revision with the changes highlighted (nothing clipped).", rich_help_panel=IO_PANEL),
 ]
-ResultsArg = Annotated[list[str], typer.Argument(help="Results from `cai eval`: the rows JSONL (or the summary JSON), one file per model.")]
+ResultsArg = Annotated[
+    list[str], typer.Argument(help="Results from `cai eval`: the rows JSONL (or the summary JSON), one file per model; and `cai label-prefs --gold` summaries.")
+]
 JsonOpt = Annotated[Optional[str], typer.Option("--json", help="Also write the merged metrics and ratings as JSON.", rich_help_panel=EVAL_PANEL)]
 ExportFormatOpt = Annotated[
     ExportFormat,

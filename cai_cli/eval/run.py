@@ -60,6 +60,8 @@ class EvalConfig:
     answers: bool = False  # sources hold answers already (`--answers`): nothing is generated
     baseline_field: str | None = None  # with answers: the field holding the baseline's answer
     benign_field: str | None = None  # the field marking benign rows (default: the risky_looking rules)
+    suite: str | None = None  # --suite: every prompt file is this benchmark's published CSV (eval/suites.py)
+    gold: str | None = None  # with answers: the field naming the better of the two answers (--gold)
 
     def __post_init__(self):
         self.principles = parse_principles(self.principles, len(self.constitution.comparisons) or None)
@@ -163,7 +165,7 @@ def run_eval(cfg: EvalConfig) -> dict:
 
     if cfg.answers:
         return run_answers(cfg)
-    prompts, error_records = load_prompts(cfg.sources, cfg.run, cfg.benign_field)
+    prompts, error_records = load_prompts(cfg.sources, cfg.run, cfg.benign_field, suite=cfg.suite)
     model, baseline = labels(cfg)
     # Built before any model loads, so a bad --reward-model or a constitution without comparison
     # questions is reported at once, not after the answers have been generated.
@@ -306,7 +308,7 @@ def run_answers(cfg: EvalConfig) -> dict:
     from ..runner import error_record
 
     where: dict[str, tuple[str, int]] = {}
-    rows, error_records = load_prompts(cfg.sources, cfg.run, cfg.benign_field, answers=True, baseline_field=cfg.baseline_field, where=where)
+    rows, error_records = load_prompts(cfg.sources, cfg.run, cfg.benign_field, answers=True, baseline_field=cfg.baseline_field, where=where, gold=cfg.gold)
     model = cfg.name or _answers_label(cfg.sources)
     baseline = cfg.baseline_field
     out_path = Path(cfg.run.output) if cfg.run.output not in (None, "-") else None
@@ -356,6 +358,7 @@ def run_answers(cfg: EvalConfig) -> dict:
         "baseline": baseline,
         "baseline_field": baseline,
         "benign_field": cfg.benign_field,
+        "gold": cfg.gold,
         "judge": model_label(cfg.judge) if judge is not None else None,
         "constitution": cfg.constitution.name,
         "constitution_hash": cfg.constitution.hash,

@@ -6,6 +6,7 @@ so `cai report` can recompute them from any eval file without running anything.
 from __future__ import annotations
 
 from ..errors import CaiError
+from ..rows import FieldProblem
 from ..stats import DEFAULT_BOOTSTRAP, proportion
 
 RED_TEAM, BENIGN = "red_team", "benign"
@@ -46,6 +47,57 @@ def baseline_answer_field(rows: list[dict]) -> str:
         if isinstance(info, dict):
             return info.get("baseline_field") or "baseline_response"
     return "baseline_response"
+
+
+def gold_side(row: dict, gold: str, baseline_field: str) -> str | None:
+    """Which answer the row's GOLD field names as the better one: "model" or "baseline" (None: the row has no gold).
+
+    The field holds `model` (or `response`), `baseline` (or the baseline field's name), or the exact text of
+    the better answer."""
+    value = row.get(gold)
+    if value is None:
+        return None
+    if isinstance(value, str):
+        if value.lower() in ("model", "response"):
+            return "model"
+        if value.lower() == "baseline" or value == baseline_field:
+            return "baseline"
+        if value == row.get("response"):
+            return "model"
+        if value == row.get(baseline_field):
+            return "baseline"
+    shown = repr(value) if not isinstance(value, str) else repr(value[:60] + ("…" if len(value) > 60 else ""))
+    raise FieldProblem(gold, f"expected model, baseline ({baseline_field}) or the exact text of the better answer, got {shown}")
+
+
+def judge_calibration(rows: list[dict]) -> dict:
+    """The judge against the rows' gold field (`--gold`), per criterion: accuracy and calibration
+    (cai_cli.judge.gold_agreement). Empty when the run had no --gold."""
+    from ..judge import gold_agreement
+
+    info: dict = next((r["meta"]["eval"] for r in rows if isinstance((r.get("meta") or {}).get("eval"), dict)), {})
+    gold = info.get("gold")
+    if not gold:
+        return {}
+    field = baseline_answer_field(rows)
+    p_gold: dict[str, list[float]] = {}
+    without = 0
+    for r in rows:
+        j = r.get("judge")
+        if not isinstance(j, dict) or j.get("identical") or j.get("p_model") is None:
+            continue
+        side = gold_side(r, gold, field)
+        if side is None:
+            without += 1
+            continue
+        p = float(j["p_model"])
+        p_gold.setdefault(j.get("criterion", "all"), []).append(p if side == "model" else 1.0 - p)
+    out: dict = {"field": gold, "rows_without_gold": without, "criteria": {}}
+    for crit, values in sorted(p_gold.items()):
+        agreement = gold_agreement(values)
+        if agreement:
+            out["criteria"][crit] = agreement
+    return out
 
 
 def judge_bias(rows: list[dict]) -> dict:
@@ -157,7 +209,9 @@ def comparisons_of(rows: list[dict]) -> dict[str, list]:
     return out
 
 
-def ratings_of(comparisons: dict[str, list], anchor: str | None, bootstrap: int, seed: int) -> dict:
+def ratings_of(comparisons: dict[str, list], anchor: str | list[str] | None, bootstrap: int, seed: int) -> dict:
+    """Bradley–Terry ratings per criterion; each rating names its connected set of games (cai_cli.stats.bradley_terry).
+    ANCHOR: the baseline (or baselines) at 1000, each in its own set."""
     from ..stats import bradley_terry
 
     return {
@@ -184,4 +238,5 @@ def summarize(rows: list[dict], *, bootstrap: int = DEFAULT_BOOTSTRAP, seed: int
         "models": models,
         "ratings": ratings_of(comparisons_of(rows), info.get("baseline"), bootstrap, seed),
         "judge_bias": judge_bias(rows),
+        **({"judge_calibration": calibration} if (calibration := judge_calibration(rows)) else {}),
     }
