@@ -244,16 +244,22 @@ def evaluate(
     judge: o.JudgeOpt = None,
     constitution: o.ConstitutionOpt = None,
     principles: o.PrinciplesOpt = str(DEFAULT_PRINCIPLES),
-    refusal_judge: o.RefusalJudgeOpt = False,
+    refusal_judge: o.RefusalJudgeOpt = None,
+    judge_engine: o.JudgeEngineOpt = None,
+    judge_base_url: o.JudgeBaseUrlOpt = None,
     reward_model: o.RewardModelOpt = None,
     summary: o.SummaryOpt = None,
     bootstrap: o.BootstrapOpt = DEFAULT_BOOTSTRAP,
 ):
     """Evaluate a model: refusals, deflections, over-refusal, judge win rates against a baseline, reward.
 
-    Writes one row per prompt (both answers, the detector's verdicts, the judge's votes) and a
-    summary JSON (rates with Wilson intervals, the judge's position and length bias); prints the table.
+    Writes one row per prompt (both answers with their finish_reason, the detector's verdicts, the judges' votes) and a
+    summary JSON (rates with Wilson intervals, with and without answers cut at --max-tokens; the judge's position and
+    length bias; where --refusal-judge MODEL and the detector disagree); prints the table.
     `--limit N` takes N rows from each prompt file. `--answers FILE` scores answers that already exist.
+    Each phase (answers, baseline answers, judge, refusal judge, reward) is a stage with its own side file in OUT.work/:
+    rerun the same command to resume (--restart starts over); a model used by several phases loads once.
+    The judges run on --judge-engine/--judge-base-url (default: --engine/--base-url).
     Compare many models with one `cai eval` each, then `cai report`. See docs/eval.md for what each number means.
 
     Refusal detector (rules and a small classifier, no model): 86% agreement with people on 581 held-out replies from two public sources (a refusal-phrase baseline: 70%), short of the 92% aimed for.
@@ -262,7 +268,7 @@ def evaluate(
     Example:
 
         cai eval -p examples/red_team.jsonl -p examples/benign.jsonl --model out/rl-cai --baseline embedded -o out/eval-rl.jsonl
-        cai eval --answers served.jsonl --baseline-field reference --benign-field safe -o out/eval-served.jsonl
+        cai eval --answers served.jsonl --baseline-field reference --benign-field safe --refusal-judge embedded -o out/eval-served.jsonl
     """
     from ..constitution import load_constitution
     from ..errors import CaiError
@@ -270,8 +276,6 @@ def evaluate(
 
     if answers and (prompts or benign or baseline):
         raise CaiError("--answers scores existing answers: it does not take --prompts, --benign or --baseline (use --baseline-field)")
-    if answers and reward_model:
-        raise CaiError("--reward-model with --answers is not supported yet: score the rows with `cai score` first")
     if baseline_field and not answers:
         raise CaiError("--baseline-field names a field of --answers rows; to generate a baseline's answers use --baseline MODEL")
     sources: list[tuple[str | None, str | None]] = [(p, kind) for paths, kind in ((prompts, None), (benign, "benign"), (answers, None)) for p in paths or []]
@@ -286,6 +290,8 @@ def evaluate(
         judge=judge,
         principles=principles,
         refusal_judge=refusal_judge,
+        judge_engine=judge_engine,
+        judge_base_urls=list(judge_base_url or []),
         reward_model=reward_model,
         summary=summary,
         bootstrap=bootstrap,
