@@ -306,6 +306,20 @@ def test_a_missing_model_folder_names_its_option_before_any_work(tmp_path, fake_
     assert fake_engine.calls == {"chat": 0, "score": 0} and not (tmp_path / "eval.jsonl.work").exists()
 
 
+@pytest.mark.parametrize("option", ["output", "summary", "errors_file"])
+def test_a_folder_as_an_output_is_one_line_before_any_work(tmp_path, fake_engine, option):
+    folder = tmp_path / "a-folder"
+    folder.mkdir()
+    cfg = config(tmp_path)
+    if option == "summary":
+        cfg.summary = str(folder)
+    else:
+        setattr(cfg.run, option, str(folder))
+    with pytest.raises(CaiError, match=r"^(-o|--summary|--errors) .*a-folder: is a folder; give a file path"):
+        ev.run_eval(cfg)
+    assert fake_engine.calls["chat"] == 0 and list(folder.iterdir()) == []
+
+
 def test_a_missing_judge_is_one_line_on_the_command_line(tmp_path):
     prompts = write_jsonl(tmp_path / "p.jsonl", [{"prompt": "hi"}])
     proc = run_cai("eval", "-p", str(prompts), "--baseline", "embedded", "--judge", str(tmp_path / "nope"), "-o", str(tmp_path / "out.jsonl"))

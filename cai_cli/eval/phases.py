@@ -173,7 +173,13 @@ class PhaseRunner:
         return {str(r["id"]): r for r in read_done_rows(self.output(phase))}
 
     def error_records(self, phases: list[Phase]) -> list[dict]:
-        return [rec for phase in phases for rec in read_done_rows(self.errors_file(phase))]
+        """The phases' bad and failed rows, one per prompt: the first phase's (a failed answer also leaves the judges
+        without it, which they report too)."""
+        out: dict = {}
+        for phase in phases:
+            for rec in read_done_rows(self.errors_file(phase)):
+                out.setdefault((rec.get("file"), rec.get("line")), rec)
+        return list(out.values())
 
     def files(self, phase: Phase) -> list[Path]:
         """Everything PHASE wrote in the work folder."""

@@ -153,6 +153,14 @@ def plan(cfg: EvalConfig) -> Plan:
     return Plan(answering, judging, source)
 
 
+def check_outputs(cfg: EvalConfig) -> None:
+    """Before any work: what the run writes (-o, --summary, --errors) is a file path, not a folder."""
+    out = cfg.run.output if cfg.run.output not in (None, "-") else None
+    for option, path in (("-o", out), ("--summary", summary_path(cfg)), ("--errors", cfg.run.errors_file)):
+        if path is not None and Path(path).is_dir():
+            raise CaiError(f"{option} {path}: is a folder; give a file path, such as {Path(path) / ('eval.summary.json' if option == '--summary' else 'eval.jsonl')}")
+
+
 def check_models(cfg: EvalConfig) -> None:
     """Before any work: every judge this run needs can be named, and every local model folder exists; one line each,
     naming the option to change."""
@@ -179,6 +187,7 @@ def run_eval(cfg: EvalConfig) -> dict:
     where: dict[str, tuple[str, int]] = {}
     prompts, error_records = load_prompts(cfg.sources, cfg.run, cfg.benign_field, answers=cfg.answers, baseline_field=cfg.baseline_field, where=where)
     phases = plan(cfg)
+    check_outputs(cfg)
     check_models(cfg)
     out_path = Path(cfg.run.output) if cfg.run.output not in (None, "-") else None
     if out_path is None:
@@ -207,7 +216,7 @@ def run_eval(cfg: EvalConfig) -> dict:
             raise
         rows = [row for row in (assemble(cfg, prompt, got) for prompt in prompts) if row is not None]
         failed = len(prompts) - len(rows)
-        error_records += first_per_line([origins.record(rec) for rec in runner.error_records(order)])
+        error_records += [origins.record(rec) for rec in runner.error_records(order)]
         summary = _finish(cfg, rows, error_records, failed, out_path)
         if failed:
             _say(f"{failed} prompts failed; rerun the same command to retry them (finished work stays in {work})")
@@ -225,18 +234,6 @@ def run_eval(cfg: EvalConfig) -> dict:
         pool.close()
         if temporary:
             shutil.rmtree(work, ignore_errors=True)
-
-
-def first_per_line(records: list[dict]) -> list[dict]:
-    """One error per prompt: the first phase's (a failed answer also leaves the judges without it)."""
-    seen: set = set()
-    out = []
-    for rec in records:
-        key = (rec.get("file"), rec.get("line"))
-        if key not in seen:
-            seen.add(key)
-            out.append(rec)
-    return out
 
 
 def assemble(cfg: EvalConfig, prompt: dict, got: dict[str, dict[str, dict]]) -> dict | None:
