@@ -245,7 +245,9 @@ def evaluate(
     judge: o.JudgeOpt = None,
     constitution: o.ConstitutionOpt = None,
     principles: o.PrinciplesOpt = str(DEFAULT_PRINCIPLES),
-    refusal_judge: o.RefusalJudgeOpt = False,
+    refusal_judge: o.RefusalJudgeOpt = None,
+    judge_engine: o.JudgeEngineOpt = None,
+    judge_base_url: o.JudgeBaseUrlOpt = None,
     reward_model: o.RewardModelOpt = None,
     gold: o.GoldOpt = None,
     summary: o.SummaryOpt = None,
@@ -253,9 +255,13 @@ def evaluate(
 ):
     """Evaluate a model: refusals, deflections, over-refusal, judge win rates against a baseline, reward.
 
-    Writes one row per prompt (both answers, the detector's verdicts, the judge's votes) and a
-    summary JSON (rates with Wilson intervals, the judge's position and length bias); prints the table.
+    Writes one row per prompt (both answers with their finish_reason, the detector's verdicts, the judges' votes) and a
+    summary JSON (rates with Wilson intervals, with and without answers cut at --max-tokens; the judge's position and
+    length bias; where --refusal-judge MODEL and the detector disagree); prints the table.
     `--limit N` takes N rows from each prompt file. `--answers FILE` scores answers that already exist.
+    Each phase (answers, baseline answers, judge, refusal judge, reward) is a stage with its own side file in OUT.work/:
+    rerun the same command to resume (--restart starts over); a model used by several phases loads once.
+    The judges run on --judge-engine/--judge-base-url (default: --engine/--base-url).
     Compare many models with one `cai eval` each, then `cai report` (it charts whatever the results hold). See docs/eval.md for what each number means.
 
     `--suite NAME` reads the community's benchmarks from the CSV files their authors publish (xstest, strongreject, jailbreakbench, or-bench): `-p` for red-team files, `--benign` for a benchmark's benign file. `--gold FIELD` (with --answers and --baseline-field) measures the judge's accuracy and calibration (ECE) against known better answers.
@@ -266,7 +272,7 @@ def evaluate(
     Example:
 
         cai eval -p examples/red_team.jsonl -p examples/benign.jsonl --model out/rl-cai --baseline embedded -o out/eval-rl.jsonl
-        cai eval --answers served.jsonl --baseline-field reference --benign-field safe -o out/eval-served.jsonl
+        cai eval --answers served.jsonl --baseline-field reference --benign-field safe --refusal-judge embedded -o out/eval-served.jsonl
         cai eval --suite xstest -p xstest_prompts.csv --model out/rl-cai -o out/xstest.jsonl
         cai eval --suite or-bench -p or-bench-toxic.csv --benign or-bench-hard-1k.csv --model out/rl-cai -o out/or-bench.jsonl
     """
@@ -276,8 +282,6 @@ def evaluate(
 
     if answers and (prompts or benign or baseline):
         raise CaiError("--answers scores existing answers: it does not take --prompts, --benign or --baseline (use --baseline-field)")
-    if answers and reward_model:
-        raise CaiError("--reward-model with --answers is not supported yet: score the rows with `cai score` first")
     if baseline_field and not answers:
         raise CaiError("--baseline-field names a field of --answers rows; to generate a baseline's answers use --baseline MODEL")
     if suite and (answers or not (prompts or benign)):
@@ -296,6 +300,8 @@ def evaluate(
         judge=judge,
         principles=principles,
         refusal_judge=refusal_judge,
+        judge_engine=judge_engine,
+        judge_base_urls=list(judge_base_url or []),
         reward_model=reward_model,
         summary=summary,
         bootstrap=bootstrap,

@@ -237,6 +237,20 @@ GoldOpt = Annotated[
         rich_help_panel=JUDGE_PANEL,
     ),
 ]
+JudgeEngineOpt = Annotated[
+    Optional[str],
+    typer.Option(
+        "--judge-engine", parser=parse_engine, metavar=f"[{'|'.join(e.value for e in EngineName)}]", show_default="--engine",
+        help="The back end the judges run on (--judge, --refusal-judge), when it is not the model's.", rich_help_panel=JUDGE_PANEL,
+    ),
+]
+JudgeBaseUrlOpt = Annotated[
+    Optional[list[str]],
+    typer.Option(
+        "--judge-base-url", show_default="--base-url",
+        help="With an openai judge engine: the server serving the judges (repeat it for several replicas).", rich_help_panel=JUDGE_PANEL,
+    ),
+]
 JudgeExamplesOpt = Annotated[
     Optional[str], typer.Option("--judge-examples", help="Worked judgments shown before each question: JSONL of {prompt|messages, a, b, answer: A|B}, or the paper's JSON list of {prompt, corrects, incorrects}.", rich_help_panel=JUDGE_PANEL)
 ]
@@ -277,8 +291,19 @@ BenignFieldOpt = Annotated[
 ]
 BaselineOpt = Annotated[Optional[str], typer.Option("--baseline", "-b", help="Model to compare with ('embedded' for the embedded model); enables the win rates.", rich_help_panel=EVAL_PANEL)]
 NameOpt = Annotated[Optional[str], typer.Option("--name", help="The model's name in results and reports (default: its --model).", rich_help_panel=EVAL_PANEL)]
-JudgeOpt = Annotated[Optional[str], typer.Option("--judge", help="Judge model for win rates and --refusal-judge (default: the embedded model).", rich_help_panel=EVAL_PANEL)]
-RefusalJudgeOpt = Annotated[bool, typer.Option("--refusal-judge", help="Also ask the judge, yes or no, whether each answer refused.", rich_help_panel=EVAL_PANEL)]
+JudgeOpt = Annotated[
+    Optional[str],
+    typer.Option("--judge", help="Judge model for the win rates (default: the embedded model; on the openai engine, name a served model).", rich_help_panel=EVAL_PANEL),
+]
+RefusalJudgeOpt = Annotated[
+    Optional[str],
+    typer.Option(
+        "--refusal-judge", metavar="MODEL",
+        help="Also ask MODEL ('embedded', a folder, a hub id, or a served model), yes or no in both phrasings, whether each answer "
+        "refused; the summary and rows say where it and the refusal detector disagree. On --judge-engine.",
+        rich_help_panel=EVAL_PANEL,
+    ),
+]
 SummaryOpt = Annotated[Optional[str], typer.Option("--summary", help="Summary JSON (default: beside -o, OUT.summary.json).", rich_help_panel=EVAL_PANEL)]
 BootstrapOpt = Annotated[int, typer.Option("--bootstrap", min=0, help="Bootstrap resamples for the 95% intervals (0: none).", rich_help_panel=EVAL_PANEL)]
 ShowHtmlOpt = Annotated[
