@@ -256,7 +256,7 @@ def evaluate(
     `--limit N` takes N rows from each prompt file. `--answers FILE` scores answers that already exist.
     Compare many models with one `cai eval` each, then `cai report`. See docs/eval.md for what each number means.
 
-    Refusal detector (rules and a small classifier, no model): 86% agreement with people on 581 held-out replies from two public sources (a refusal-phrase baseline: 70%), short of the 92% aimed for.
+    Refusal detector (rules and a small classifier, no model): 86% agreement with people on 581 held-out replies from two public sources (a refusal-phrase baseline: 70%; 63% when each source is judged by a classifier trained without it), short of the 92% aimed for.
     Details in docs/eval.md; reproduce with `python bench/bench_refusal.py`.
 
     Example:
