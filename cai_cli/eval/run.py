@@ -30,7 +30,7 @@ from ..errors import CaiError, RowFailure
 from ..jsonl import display_name, dumps_compact, read_done_rows, write_atomic
 from ..judge import DEFAULT_PRINCIPLES, parse_principles
 from ..refusal import DETECTOR_VERSION, detect
-from ..rows import stable_hash
+from ..rows import set_meta, stable_hash, stage_meta
 from ..runner import RunOptions, run_stage
 from ..stats import DEFAULT_BOOTSTRAP
 from .judge import EvalJudge
@@ -170,7 +170,7 @@ def run_eval(cfg: EvalConfig) -> dict:
     judge = None
     if baseline is not None or cfg.refusal_judge:
         judge = EvalJudge(replace(cfg.engine, model=cfg.judge), cfg.constitution, cfg.principle_count, cfg.sampling.seed, baseline is not None, cfg.refusal_judge)
-    scorer = Score(cfg.reward_model, batch_size=cfg.run.batch_size, dtype=cfg.engine.dtype) if cfg.reward_model else None
+    scorer = Score(cfg.reward_model, dtype=cfg.engine.dtype) if cfg.reward_model else None
     out_path = Path(cfg.run.output) if cfg.run.output not in (None, "-") else None
     work, temporary = _work_dir(out_path, _fingerprint(cfg, prompts))
     try:
@@ -245,10 +245,7 @@ def run_eval(cfg: EvalConfig) -> dict:
         }
         final = []
         for r in rows:
-            meta = metas[str(r["id"])]
-            m = dict(r["meta"]) if isinstance(r.get("meta"), dict) else {}
-            m["eval"] = {**meta, **info}
-            r["meta"] = m
+            set_meta(r, "eval", {**metas[str(r["id"])], **info})
             final.append(r)
 
         failed = len(prompts) - len(final)
@@ -366,9 +363,7 @@ def run_answers(cfg: EvalConfig) -> dict:
     for r in rows:
         if str(r["id"]) in failures:
             continue
-        m = dict(r["meta"]) if isinstance(r.get("meta"), dict) else {}
-        m["eval"] = info
-        r["meta"] = m
+        set_meta(r, "eval", info)
         final.append(r)
     return _finish(cfg, final, error_records, len(failures), out_path)
 
@@ -379,7 +374,7 @@ def _answers_label(sources) -> str:
 
 
 def _tokens(row: dict, stage_name: str) -> dict:
-    info = (row.get("meta") or {}).get(stage_name) or {}
+    info = stage_meta(row, stage_name)
     return {"prompt": info.get("prompt_tokens"), "completion": info.get("completion_tokens")}
 
 
