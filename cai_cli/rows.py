@@ -104,9 +104,26 @@ def in_shard(rid: str, shard: tuple[int, int] | None) -> bool:
     return bucket == index
 
 
+# A row's own `meta` that is not an object (a string, a list, a number) is kept under this key once a stage adds its
+# provenance: {"meta": "source=x"} becomes {"meta": {"input": "source=x", "generate": {...}}}. null counts as no meta.
+META_KEPT = "input"
+
+
 def set_meta(row: dict, stage: str, info: dict) -> None:
-    meta = row.get("meta")
-    if not isinstance(meta, dict):
+    """Record STAGE's provenance in meta.<stage>, keeping whatever else meta holds (a new dict: rows may share one)."""
+    found = row.get("meta")
+    if isinstance(found, dict):
+        meta = dict(found)
+    elif found is None:
         meta = {}
+    else:
+        meta = {META_KEPT: found}
     meta[stage] = info
     row["meta"] = meta
+
+
+def stage_meta(row: dict, stage: str) -> dict:
+    """meta.<stage> of ROW, or {} where the row has none (no meta, a meta that is not an object, another stage's)."""
+    meta = row.get("meta")
+    info = meta.get(stage) if isinstance(meta, dict) else None
+    return info if isinstance(info, dict) else {}

@@ -103,6 +103,7 @@ class RunResult:
     seconds: float
     dropped: int = 0
     selected: int | None = None  # rows taken under --limit or --shard (None: every valid row)
+    failed_again: int = 0  # of `failed`: rows that failed a check needing the model (too long), which a rerun fails again
 
 
 def split_outcome(outcome: Outcome) -> tuple[list[dict], list[dict]]:
@@ -170,6 +171,7 @@ class _Run:
         errors_path = Path(opts.errors_file) if opts.errors_file else (out.with_name(out.name + ".errors.jsonl") if out else None)
         self.errors = _Errors(errors_path, clear_stale=out is not None)
         self.rows_in = self.skipped = self.failed = self.resumed = self.rows_out = self.dropped = 0
+        self.failed_again = 0  # failed a check that needs the model (check_loaded): a rerun fails them again
         self.selected = 0  # valid rows this run took (after --shard and --limit)
         self.finished_here = 0  # input rows finished by this run
         self.started = False
@@ -257,6 +259,7 @@ class _Run:
                 if self.fail:
                     raise CaiError(self.failure_message(name, line, failure)) from None
                 self.failed += 1
+                self.failed_again += 1
                 self.errors.add(error_record(name, line, failure.field, failure.reason, row), "failed")
                 continue
             ready.append((line, row))
@@ -380,8 +383,8 @@ class _Run:
             dropped.discard()
             raise
         self.rows_out, self.dropped = out.count, dropped.count
-        if not self.failed and not self.opts.keep_side_file and self.partial.exists():
-            self.partial.unlink()
+        if self.failed == self.failed_again and not self.opts.keep_side_file and self.partial.exists():
+            self.partial.unlink()  # no row a rerun could finish (only rows that fail again with this model), and no phase reads it back
 
 
 def run_stage(stage: Stage, opts: RunOptions) -> RunResult:
@@ -416,11 +419,12 @@ def run_stage(stage: Stage, opts: RunOptions) -> RunResult:
         seconds=time.monotonic() - started,
         dropped=run.dropped,
         selected=run.selected if opts.limit is not None or opts.shard is not None else None,
+        failed_again=run.failed_again,
     )
     _print_summary(
         stage, result,
         run.errors.path if run.errors.count and run.errors.writer is not None else None,
-        run.partial if run.failed else None,
+        run.partial if run.failed > run.failed_again else None,
         run.dropped_path if run.dropped and run.out_path is not None else None,
     )
     return result
@@ -447,9 +451,11 @@ def _print_summary(stage, result: RunResult, errors_path, partial_path, dropped_
     if result.resumed:
         parts.append(f"{result.resumed} resumed")
     line = f"cai {stage.name}: rows {', '.join(parts)}"
-    if stats.tokens_in or stats.tokens_out:
+    if stats.tokens_out:
         line += f" | tokens {stats.tokens_in} in, {stats.tokens_out} out | {result.seconds:.1f}s, {tps:.1f} tok/s"
-    else:  # a stage that only scores (label-prefs' judge) writes no tokens: "0 out, 0.0 tok/s" would read as a fault
+    elif stats.tokens_in:  # a stage that only reads (score): "0 out, 0.0 tok/s" would read as a fault
+        line += f" | tokens {stats.tokens_in} in | {result.seconds:.1f}s"
+    else:  # a stage that only scores options (label-prefs' judge) counts no tokens
         line += f" | {result.seconds:.1f}s"
     if stats.truncated:
         line += f" | {stats.truncated} truncated at --max-tokens"
@@ -463,5 +469,12 @@ def _print_summary(stage, result: RunResult, errors_path, partial_path, dropped_
         print(f"cai: {result.dropped} dropped rows were written to {dropped_path}", file=sys.stderr)
     if errors_path is not None:
         print(f"cai: bad or failed rows were written to {errors_path}", file=sys.stderr)
+    if result.failed_again:
+        print(
+            f"cai: {result.failed_again} rows failed a check that needs the model (such as a prompt longer than its context): "
+            "they will fail again on a rerun with this model; shorten them or use a model that takes them",
+            file=sys.stderr,
+        )
     if partial_path is not None:
-        print(f"cai: {result.failed} rows failed; rerun the same command to retry them (finished rows stay in {partial_path})", file=sys.stderr)
+        retry = result.failed - result.failed_again
+        print(f"cai: {retry} rows failed at run time; rerun the same command to retry them (finished rows stay in {partial_path})", file=sys.stderr)

@@ -1,12 +1,127 @@
-"""Readable rendering of rows for `cai show`: the conversation, first answer, each critique and revision."""
+"""`cai show`: rows for people, in the terminal and as HTML. It reads every JSONL file a cai stage writes (stage
+rows, exports, eval rows, errors and dropped files, a side file's finished rows) and says in one line what any other
+file is (a summary, training metrics, an empty file)."""
 
 from __future__ import annotations
 
-from typing import Iterable
+import json
+from dataclasses import dataclass, field
+from typing import Any, Iterable
 
-from .rows import conversation
+from .errors import CaiError
 
 WIDTH = 400  # characters of each text shown in the terminal (`cai show --width`)
+
+
+def load_rows(path: str) -> tuple[list[dict], list[str]]:
+    """(the rows to show, notes for stderr) of PATH; a CaiError (one line) where there is nothing to show."""
+    from .filekinds import SIDE_FILE_KEY, describe_rows
+    from .jsonl import NotJsonl, display_name, read_lines
+
+    name = display_name(path)
+    try:
+        lines = read_lines(path)
+    except NotJsonl as exc:
+        todo = f"read it with jq . {name}" if exc.document is not None else exc.todo
+        raise CaiError(f"{exc.name}: {exc.what}, not rows: `cai show` displays the JSONL rows cai stages write" + (f"; {todo}" if todo else "")) from None
+    rows = [item.row for item in lines if item.row is not None]
+    bad = [item for item in lines if item.error is not None]
+    notes = [f"cai show: {len(bad)} lines are not rows and were not shown (first: {bad[0].error})"] if bad and rows else []
+    if not lines:
+        raise CaiError(f"{name}: empty (no rows to show)")
+    if not rows:
+        raise CaiError(f"{bad[0].error}; no line of {name} is a JSON row, so there is nothing to show")
+    kind = describe_rows(rows)
+    if SIDE_FILE_KEY in rows[0]:
+        records = [r for r in rows[1:] if isinstance(r.get("rows"), list)]
+        rows = [r for rec in records for r in [*rec["rows"], *(rec.get("dropped") or [])] if isinstance(r, dict)]
+        notes.append(f"cai show: {name} is {kind}; showing the {len(rows)} rows its {len(records)} finished input rows gave")
+    elif kind.startswith("training metrics"):
+        raise CaiError(f"{name}: {kind}, not rows: `cai show` displays the JSONL rows cai stages write")
+    return rows, notes
+
+
+def _text(value: Any) -> str:
+    """Any field as text: a string as it is, anything else (a number, a list the user put there) as compact JSON."""
+    if isinstance(value, str):
+        return value
+    return "" if value is None else json.dumps(value, ensure_ascii=False)
+
+
+def _messages(value: Any) -> list[tuple[str, str]] | None:
+    """A [{"role", "content"}] list as (role, text) pairs; None when VALUE is not one."""
+    if not isinstance(value, list) or not value or not all(isinstance(m, dict) for m in value):
+        return None
+    return [(_text(m.get("role")) or "?", _text(m.get("content"))) for m in value]
+
+
+def _reply(value: Any) -> str:
+    """A reply as text: a string, or the last message of a conversational column (trl's chosen, completion)."""
+    messages = _messages(value)
+    return messages[-1][1] if messages else _text(value)
+
+
+@dataclass
+class RowView:
+    """What one row shows, whatever wrote it: every field coerced to text, so no row can break the page."""
+
+    title: str
+    conversation: list[tuple[str, str]]
+    first: str | None  # the first answer (initial_response), or the only response of a row without rounds
+    rounds: list[dict]  # principle, tier, critique_request, critique, revision_request, revision?, changed
+    items: list[tuple[str, str]] = field(default_factory=list)  # candidates, completion, chosen/rejected, verdicts, errors
+    final: str | None = None  # the current response after rounds
+
+
+def row_view(row: dict) -> RowView:
+    record = row if {"file", "line", "error"} <= row.keys() else None  # an errors-file record: the row is inside
+    if record is not None:
+        row = record["row"] if isinstance(record.get("row"), dict) else {}
+    category = row.get("category")
+    name = _text(row.get("id")) or (f"line {record.get('line')}" if record is not None else "")
+    title = name + (f" · {category}" if isinstance(category, str) else "")
+    conversation = _messages(row.get("messages")) or _messages(row.get("prompt"))
+    if conversation is None:
+        conversation = [("user", _text(row["prompt"]))] if row.get("prompt") is not None else []
+    rounds = []
+    found = row.get("rounds")
+    for rnd in found if isinstance(found, list) else []:
+        if isinstance(rnd, dict):
+            shown: dict[str, Any] = {k: _text(rnd.get(k)) for k in ("principle", "tier", "critique_request", "critique", "revision_request")}
+            if "revision" in rnd:
+                shown["revision"] = _text(rnd["revision"])
+            shown["changed"] = rnd.get("changed", True) is not False
+            rounds.append(shown)
+    first = row.get("initial_response")
+    if first is None and not rounds:
+        first = row.get("response")
+    view = RowView(title, conversation, None if first is None else _text(first), rounds)
+    if rounds and row.get("response") is not None:
+        view.final = _text(row["response"])
+    items = view.items
+    if record is not None:
+        where = f"line {record.get('line')}" + (f", field '{record['field']}'" if record.get("field") else "")
+        items.append((f"error ({where})", _text(record.get("error"))))
+        if record.get("raw") is not None:
+            items.append(("the line as read", _text(record["raw"])))
+    if row.get("dropped") is not None:
+        items.append(("left out", _text(row["dropped"])))
+    candidates = row.get("candidates")
+    for j, cand in enumerate(candidates if isinstance(candidates, list) else []):
+        items.append((f"candidate {j}", _text(cand)))
+    for name in ("completion", "chosen", "rejected"):
+        if row.get(name) is not None:
+            items.append((name, _reply(row[name])))
+    pref = row.get("preference")
+    p_chosen = pref.get("p_chosen") if isinstance(pref, dict) else row.get("p_chosen")
+    if isinstance(p_chosen, (int, float)):
+        agreed = f", orders agreed: {pref['orders_agreed']}" if isinstance(pref, dict) and "orders_agreed" in pref else ""
+        items.append(("preference", f"p_chosen={p_chosen:.2f}{agreed}"))
+    for name in ("refusal", "rewards", "judge"):
+        if isinstance(row.get(name), dict):
+            found = row[name]
+            items.append((name, _text(found.get("label") if name == "refusal" and "label" in found else found)))
+    return view
 
 
 def render_rows(rows: Iterable[dict], console, width: int = WIDTH) -> None:
@@ -18,39 +133,30 @@ def render_rows(rows: Iterable[dict], console, width: int = WIDTH) -> None:
         return s if len(s) <= width else s[:width] + " …"
 
     for row in rows:
+        view = row_view(row)
         body = Text()
-        for msg in conversation(row) if ("prompt" in row or "messages" in row) else []:
-            body.append(f"{msg['role']}: ", style="bold cyan")
-            body.append(clip(msg["content"]) + "\n")
-        if "initial_response" in row:
-            body.append("first answer: ", style="bold yellow")
-            body.append(clip(row["initial_response"]) + "\n")
-        for i, rnd in enumerate(row.get("rounds", []), start=1):
-            tier = f" · tier {rnd['tier']}" if rnd.get("tier") else ""
-            body.append(f"\nround {i} · principle '{rnd.get('principle')}'{tier}\n", style="bold magenta")
+        for role, content in view.conversation:
+            body.append(f"{role}: ", style="bold cyan")
+            body.append(clip(content) + "\n")
+        if view.first is not None:
+            body.append("first answer: " if view.rounds or "initial_response" in row else "response: ", style="bold yellow")
+            body.append(clip(view.first) + "\n")
+        for i, rnd in enumerate(view.rounds, start=1):
+            tier = f" · tier {rnd['tier']}" if rnd["tier"] else ""
+            body.append(f"\nround {i} · principle '{rnd['principle']}'{tier}\n", style="bold magenta")
             body.append("  critique: ", style="bold red")
-            body.append(clip(rnd.get("critique", "")) + "\n")
+            body.append(clip(rnd["critique"]) + "\n")
             if "revision" in rnd:
-                label = "  revision: " if rnd.get("changed", True) else "  revision (critique found nothing to change): "
+                label = "  revision: " if rnd["changed"] else "  revision (critique found nothing to change): "
                 body.append(label, style="bold green")
                 body.append(clip(rnd["revision"]) + "\n")
-        for j, cand in enumerate(row.get("candidates", [])):
-            body.append(f"candidate {j}: ", style="bold yellow")
-            body.append(clip(cand) + "\n")
-        pref = row.get("preference")
-        if isinstance(pref, dict) and "p_chosen" in pref:
-            body.append(f"\npreference: p_chosen={pref['p_chosen']:.2f}", style="bold blue")
-            if "orders_agreed" in pref:
-                body.append(f", orders agreed: {pref['orders_agreed']}", style="blue")
-            body.append("\n")
-        if "response" in row and row.get("rounds"):
+        for label, text in view.items:
+            body.append(f"{label}: ", style="bold yellow")
+            body.append(clip(text) + "\n")
+        if view.final is not None:
             body.append("\nfinal: ", style="bold green")
-            body.append(clip(row["response"]))
-        elif "response" in row and "initial_response" not in row:
-            body.append("response: ", style="bold yellow")
-            body.append(clip(row["response"]))
-        title = f"{row.get('id', '')}" + (f" · {row['category']}" if isinstance(row.get("category"), str) else "")
-        console.print(Panel(body, title=title, title_align="left"))
+            body.append(clip(view.final))
+        console.print(Panel(body, title=view.title, title_align="left"))
 
 
 # --------------------------------------------------------------------------- HTML
@@ -104,8 +210,9 @@ def diff_html(before: str, after: str) -> str:
 
 
 def render_html(rows: Iterable[dict], title: str = "cai show") -> str:
-    """An SL-CAI file as one page: per row the prompt, the first answer, and each round's principle,
-    critique and revision, the revision's changes against the text before it highlighted."""
+    """A file's rows as one page: per row the prompt, the first answer, and each round's principle, critique and
+    revision, the revision's changes against the text before it highlighted; then candidates, exported columns,
+    verdicts and errors."""
     import html
 
     esc = html.escape
@@ -114,26 +221,25 @@ def render_html(rows: Iterable[dict], title: str = "cai show") -> str:
         f"<h1>{esc(title)}</h1><p class='legend'>In each revision, <ins>added words</ins> and <del>removed words</del> are marked against the answer before it.</p>",
     ]
     for row in rows:
-        tags = f"<span class='tag'>{esc(row['category'])}</span>" if isinstance(row.get("category"), str) else ""
-        parts.append(f"<div class='row'><h2>{esc(str(row.get('id', '')))}{tags}</h2>")
-        for msg in conversation(row) if ("prompt" in row or "messages" in row) else []:
-            parts.append(f"<div class='prompt'><div class='label'>{esc(msg['role'])}</div><div class='text'>{esc(msg['content'])}</div></div>")
-        rounds = [r for r in row.get("rounds", []) if isinstance(r, dict)]
-        current = row.get("initial_response")
-        if current is None and not rounds:
-            current = row.get("response")
+        view = row_view(row)
+        name, _, category = view.title.partition(" · ")
+        tags = f"<span class='tag'>{esc(category)}</span>" if category else ""
+        parts.append(f"<div class='row'><h2>{esc(name)}{tags}</h2>")
+        for role, content in view.conversation:
+            parts.append(f"<div class='prompt'><div class='label'>{esc(role)}</div><div class='text'>{esc(content)}</div></div>")
+        current = view.first
         if current is not None:
-            parts.append(f"<div class='first'><div class='label'>{'first answer' if rounds else 'response'}</div><div class='text'>{esc(current)}</div></div>")
-        for i, rnd in enumerate(rounds, start=1):
-            tier = f" · tier {esc(str(rnd['tier']))}" if rnd.get("tier") else ""
-            parts.append(f"<div class='round'><div class='label'>round {i} · principle <span class='principle'>{esc(str(rnd.get('principle', '')))}</span>{tier}</div>")
-            if rnd.get("critique_request"):
+            parts.append(f"<div class='first'><div class='label'>{'first answer' if view.rounds else 'response'}</div><div class='text'>{esc(current)}</div></div>")
+        for i, rnd in enumerate(view.rounds, start=1):
+            tier = f" · tier {esc(rnd['tier'])}" if rnd["tier"] else ""
+            parts.append(f"<div class='round'><div class='label'>round {i} · principle <span class='principle'>{esc(rnd['principle'])}</span>{tier}</div>")
+            if rnd["critique_request"]:
                 parts.append(f"<div class='request'>{esc(rnd['critique_request'])}</div>")
-            parts.append(f"<div class='critique'><div class='label'>critique</div><div class='text'>{esc(rnd.get('critique', ''))}</div></div>")
+            parts.append(f"<div class='critique'><div class='label'>critique</div><div class='text'>{esc(rnd['critique'])}</div></div>")
             if "revision" in rnd:
-                if rnd.get("revision_request"):
+                if rnd["revision_request"]:
                     parts.append(f"<div class='request'>{esc(rnd['revision_request'])}</div>")
-                if rnd.get("changed", True) is False:
+                if not rnd["changed"]:
                     parts.append("<div class='revision'><div class='label'>revision</div><div class='unchanged'>The critique found nothing to change; the answer is kept.</div></div>")
                 else:
                     body = diff_html(current, rnd["revision"]) if current is not None else esc(rnd["revision"])
@@ -142,6 +248,8 @@ def render_html(rows: Iterable[dict], title: str = "cai show") -> str:
             else:
                 parts.append("<div class='unchanged'>Not revised yet (run `cai revise`).</div>")
             parts.append("</div>")
+        for label, text in view.items:
+            parts.append(f"<div class='first'><div class='label'>{esc(label)}</div><div class='text'>{esc(text)}</div></div>")
         parts.append("</div>")
     parts.append("</html>")
     return "".join(parts)

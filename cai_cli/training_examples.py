@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from enum import Enum
 
-from .rows import ROLES, FieldProblem, check_conversation, check_string, conversation
+from .rows import ROLES, FieldProblem, check_conversation, check_string, conversation, stage_meta
 
 
 class Targets(str, Enum):
@@ -43,9 +43,7 @@ def is_length(reason) -> bool:
 
 
 def _meta_reason(row: dict, stage: str):
-    meta = row.get("meta")
-    info = meta.get(stage) if isinstance(meta, dict) else None
-    return info.get("finish_reason") if isinstance(info, dict) else None
+    return stage_meta(row, stage).get("finish_reason")
 
 
 def revision_targets(row: dict, targets: str = Targets.final.value) -> list[tuple[str, bool]]:

@@ -85,7 +85,7 @@ def test_unknown_extension_and_foreign_files_are_one_line_errors(two_results, tm
     foreign = write_jsonl(tmp_path / "gen.jsonl", [{"id": "a", "prompt": "p", "response": "r"}])
     proc = run_cai("report", str(foreign))
     assert proc.returncode == 2
-    assert proc.stderr.strip() == f"cai: error: {foreign}: not `cai eval` output (no row has meta.eval)"
+    assert proc.stderr.strip() == f"cai: error: {foreign}: JSONL rows that no cai stage wrote, not `cai eval` output (no row has meta.eval)"
 
 
 # --------------------------------------------------------------------------- readable: hand-made rows

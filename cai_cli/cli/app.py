@@ -106,6 +106,9 @@ def _charter_and_examples(constitution: str | None, few_shot_file: str | None):
 def show(file: o.ShowFileArg = "-", limit: o.LimitOpt = None, width: o.WidthOpt = WIDTH, html_out: o.ShowHtmlOpt = None):
     """Print rows readably: the prompt, the first answer, each round's critique and revision, candidates, preferences.
 
+    Reads every JSONL file cai writes (stage rows, exports, eval rows, OUT.errors.jsonl, OUT.dropped.jsonl, the rows
+    in a side file); any other file (a summary, training metrics, an empty file) is one line saying what it is.
+
     Example:
 
         cai show out/revised.jsonl --limit 3
@@ -114,11 +117,9 @@ def show(file: o.ShowFileArg = "-", limit: o.LimitOpt = None, width: o.WidthOpt 
 
     from rich.console import Console
 
-    from ..jsonl import read_lines
-    from ..show import render_rows
+    from ..show import load_rows, render_rows
 
-    lines = read_lines(file)
-    rows = [item.row for item in lines if item.row is not None]
+    rows, notes = load_rows(file)
     shown = rows[:limit] if limit else rows
     if html_out:
         from pathlib import Path
@@ -131,9 +132,8 @@ def show(file: o.ShowFileArg = "-", limit: o.LimitOpt = None, width: o.WidthOpt 
         print(f"cai show: {len(shown)} rows -> {target}", file=sys.stderr)
     else:
         render_rows(shown, Console(), width)
-    bad = [item for item in lines if item.error is not None]
-    if bad:
-        print(f"cai show: {len(bad)} lines are not rows and were not shown (first: {bad[0].error})", file=sys.stderr)
+    for note in notes:
+        print(note, file=sys.stderr)
 
 
 @train_command(app, "train-sft")
@@ -206,6 +206,8 @@ def train_policy(
 def score(common: Common, reward_model: o.RewardModelOpt):
     """Score rows with a reward model: adds `rewards` {response, candidates, chosen, rejected} for the fields a row has.
 
+    Each text is scored alone (no padding), so its score is the same whatever --batch-size.
+
     Example:
 
         cai generate prompts.jsonl --n 4 | cai score --reward-model out/rm > scored.jsonl
@@ -214,7 +216,7 @@ def score(common: Common, reward_model: o.RewardModelOpt):
     from ..stages.score import Score
 
     assert reward_model is not None  # required by typer
-    run_stage(Score(reward_model, common.batch_size), common.run_options())
+    run_stage(Score(reward_model), common.run_options())
 
 
 @stage_command(app, "export", model=False, sampling=False)
@@ -320,7 +322,7 @@ def evaluate(
 def report(results: o.ResultsArg, output: o.OutputOpt = None, json_out: o.JsonOpt = None, bootstrap: o.BootstrapOpt = DEFAULT_BOOTSTRAP):
     """Compare models: a table of every metric, Bradley–Terry ratings over all files, a figure or an HTML page.
 
-    The figure shows whatever the results hold: harmlessness against helpfulness (win rates, ratings within a connected set of games, or the refusal detector's rates), each model's paired change against its baseline, a single model's refusal and deflection rates, declines per category, and, with gold labels (`eval --gold`, or a `label-prefs --gold` summary), the judge's reliability diagram and expected calibration error.
+    The figure shows whatever the results hold: harmlessness against helpfulness (win rates, ratings within a connected set of games, or the refusal detector's rates), each model's paired change against its baseline, a single model's refusal and deflection rates, declines per category, and, with gold labels (`eval --gold`, or a `label-prefs --gold` summary), the judge's reliability diagram and expected calibration error. Reads what `cai eval` writes (its rows JSONL or its summary JSON); any other file is one line saying what it is.
 
     Example:
 
@@ -500,11 +502,12 @@ def constitution_coverage(rows: o.CoverageRowsArg, constitution: o.CoverageConst
     from ..constitution.coverage import coverage, coverage_table
     from ..errors import CaiError
     from ..jsonl import read_lines
+    from ..rows import stage_meta
 
     found = [item.row for item in read_lines(rows) if item.row is not None]
     spec = constitution
     if spec is None:  # the constitution the rows were critiqued with, where it still loads
-        sources = {r.get("meta", {}).get("critique", {}).get("constitution_source") for r in found if isinstance(r.get("meta"), dict)}
+        sources = {stage_meta(r, "critique").get("constitution_source") for r in found}
         sources.discard(None)
         spec = sources.pop() if len(sources) == 1 else None
     charter = None

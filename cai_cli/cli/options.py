@@ -8,9 +8,11 @@ that uses it, imported here. Light: no torch, no engine started.
 
 from __future__ import annotations
 
-from typing import Annotated, Optional
+import math
+from typing import Annotated, Any, Optional
 
 import typer
+from typer.core import TyperCommand
 
 from ..constitution.model import Shape
 from ..constitution.routing import Routing
@@ -33,6 +35,31 @@ SERVE_PANEL = "vLLM and OpenAI-compatible servers"
 JUDGE_PANEL = "AI feedback (the judge)"
 EVAL_PANEL = "Evaluation"
 TRAIN_PANEL = "Training (any trl config field: --config YAML)"
+
+
+def value_problem(value: Any) -> str | None:
+    """What is wrong with one parsed option value whatever the option (None: nothing): a number that is not finite
+    (`--temperature inf`, `--min-confidence nan`: click's float accepts both, and no option means them), an empty
+    text (`--stop ''`, `-o ''`: what an unset variable in a Makefile or a script gives)."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return f"expected a finite number, got {value}"
+    if isinstance(value, str) and value == "":
+        return "expected a value, got an empty string (an unset variable?)"
+    return None
+
+
+class CheckedCommand(TyperCommand):
+    """Every command: each option and argument value passes value_problem at parse time, before any work (a list
+    option, each of its values)."""
+
+    def parse_args(self, ctx, args):
+        rest = super().parse_args(ctx, args)
+        for param in self.params:
+            value = ctx.params.get(param.name) if param.name else None
+            for item in value if isinstance(value, (list, tuple)) else [value]:
+                if (problem := value_problem(item)) is not None:
+                    raise typer.BadParameter(problem, ctx=ctx, param=param)
+        return rest
 
 
 def parse_engine(value: str) -> str:
@@ -61,7 +88,9 @@ def parse_shard(value: str | None) -> tuple[int, int] | None:
 VerboseOpt = Annotated[bool, typer.Option("--verbose", "-v", help="Show the traceback on errors.", rich_help_panel=IO_PANEL)]
 
 # ---- input and output ------------------------------------------------------------------------------
-InputArg = Annotated[Optional[str], typer.Argument(help="Input JSONL file; '-' or absent reads stdin.", show_default=False)]
+InputArg = Annotated[
+    Optional[str], typer.Argument(help="Input JSONL file (gzip, bzip2 or xz read as they are); '-' or absent reads stdin.", show_default=False)
+]
 OutputOpt = Annotated[
     Optional[str],
     typer.Option(
@@ -89,7 +118,7 @@ ProgressOpt = Annotated[
     Optional[bool], typer.Option("--progress/--no-progress", help="Progress bar on stderr (default: when stderr is a terminal).", rich_help_panel=IO_PANEL)
 ]
 WidthOpt = Annotated[int, typer.Option("--width", min=20, help="Clip each text to this many characters.", rich_help_panel=IO_PANEL)]
-ShowFileArg = Annotated[str, typer.Argument(help="JSONL file from any stage; '-' reads stdin.")]
+ShowFileArg = Annotated[str, typer.Argument(help="JSONL file cai wrote (any stage, export, errors, dropped rows); '-' reads stdin.")]
 
 # ---- model and engine ------------------------------------------------------------------------------
 ModelOpt = Annotated[

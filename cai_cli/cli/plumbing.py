@@ -233,7 +233,7 @@ def register_command(
     wrapped.__signature__ = inspect.Signature(params)  # type: ignore[attr-defined]
     wrapped.__doc__ = fn.__doc__
     wrapped.__name__ = fn.__name__
-    app.command(name)(wrapped)
+    app.command(name, cls=o.CheckedCommand)(wrapped)
     return fn
 
 

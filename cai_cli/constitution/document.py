@@ -152,7 +152,7 @@ def load_document(path: Path, *, shown: str, source: str) -> Constitution:
     if not path.exists():
         raise ConstitutionError(f"{shown}: no such file")
     try:
-        text = path.read_text(encoding="utf-8")
+        text = path.read_text(encoding="utf-8-sig")  # a byte-order mark is ignored, as in JSONL
     except UnicodeDecodeError:
         raise ConstitutionError(f"{shown}: not UTF-8 text") from None
     except OSError as e:

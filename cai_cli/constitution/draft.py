@@ -113,7 +113,7 @@ def draft_header(path: str) -> tuple[str, list[str]]:
     if not doc.is_file():
         raise ConstitutionError(f"{path}: no such file")
     try:
-        text = doc.read_text(encoding="utf-8")
+        text = doc.read_text(encoding="utf-8-sig")
     except UnicodeDecodeError:
         raise ConstitutionError(f"{path}: not UTF-8 text") from None
     front, body, offset = split_front_matter(text)

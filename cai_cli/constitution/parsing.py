@@ -3,11 +3,11 @@ the checks and conversions that list and document constitutions share."""
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ..errors import ConstitutionError
+from ..jsonl import JsonProblem, parse_json
 from .model import FewShotExample
 
 if TYPE_CHECKING:
@@ -20,7 +20,7 @@ def read_data(path: Path, shown: str) -> Any:
     if path.is_dir():
         raise ConstitutionError(f"{shown}: is a directory, expected a .yaml or .json file")
     try:
-        text = path.read_text(encoding="utf-8")
+        text = path.read_text(encoding="utf-8-sig")  # a byte-order mark is ignored, as in JSONL
     except UnicodeDecodeError:
         raise ConstitutionError(f"{shown}: not UTF-8 text") from None
     except OSError as e:
@@ -30,13 +30,18 @@ def read_data(path: Path, shown: str) -> Any:
 def parse_text(text: str, suffix: str, shown: str) -> Any:
     if suffix == ".json":
         try:
-            return json.loads(text)
-        except json.JSONDecodeError as e:
-            raise ConstitutionError(f"{shown}:{e.lineno}: invalid JSON: {e.msg} (column {e.colno})") from None
+            return parse_json(text)
+        except JsonProblem as e:
+            where = f"{shown}:{e.line}" if e.line else shown
+            message = e.message.removeprefix("not valid JSON (").removesuffix(")") if e.line else e.message
+            field = f"{e.field}: " if e.field else ""
+            raise ConstitutionError(f"{where}: {field}invalid JSON: {message}" if e.line else f"{where}: {field}{message}") from None
     import yaml
 
     try:
         return yaml.safe_load(text)
+    except RecursionError:
+        raise ConstitutionError(f"{shown}: nested too deep (objects and lists inside one another)") from None
     except yaml.YAMLError as e:
         mark = getattr(e, "problem_mark", None) or getattr(e, "context_mark", None)
         problem = getattr(e, "problem", None) or str(e).splitlines()[0]

@@ -26,6 +26,7 @@ from ..errors import CaiError
 from ..jsonl import display_name, dumps_compact, write_atomic
 from ..judge import DEFAULT_PRINCIPLES, parse_principles
 from ..refusal import DETECTOR_VERSION, detect
+from ..rows import set_meta, stage_meta
 from ..runner import RunOptions
 from ..stats import DEFAULT_BOOTSTRAP
 from .engines import EnginePool, check_model_folders
@@ -151,7 +152,7 @@ def plan(cfg: EvalConfig) -> Plan:
     if cfg.reward_model:
         from ..stages.score import Score
 
-        judging.append(Phase("reward", Reward(Score(cfg.reward_model, batch_size=cfg.run.batch_size, dtype=cfg.engine.dtype), source)))
+        judging.append(Phase("reward", Reward(Score(cfg.reward_model, dtype=cfg.engine.dtype), source)))
     return Plan(answering, judging, source)
 
 
@@ -257,7 +258,7 @@ def assemble(cfg: EvalConfig, prompt: dict, got: dict[str, dict[str, dict]]) -> 
             if phase not in got:
                 continue
             done = got[phase][rid]
-            info = (done.get("meta") or {}).get(stage) or {}
+            info = stage_meta(done, stage)
             row[f"{side}response"] = done["response"]
             row[f"{side}finish_reason"] = info.get("finish_reason")
             meta[f"{side}tokens"] = {"prompt": info.get("prompt_tokens"), "completion": info.get("completion_tokens")}
@@ -292,8 +293,7 @@ def assemble(cfg: EvalConfig, prompt: dict, got: dict[str, dict[str, dict]]) -> 
         "benign_field": cfg.benign_field,
         "gold": cfg.gold,
     }
-    previous = row.get("meta")
-    row["meta"] = {**(previous if isinstance(previous, dict) else {}), "eval": {**meta, **info}}
+    set_meta(row, "eval", {**meta, **info})
     return row
 
 

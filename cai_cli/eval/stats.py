@@ -6,7 +6,8 @@ so `cai report` can recompute them from any eval file without running anything.
 from __future__ import annotations
 
 from ..errors import CaiError
-from ..rows import FieldProblem
+from ..filekinds import EVAL_SUMMARY
+from ..rows import FieldProblem, stage_meta
 from ..stats import DEFAULT_BOOTSTRAP, proportion
 
 RED_TEAM, BENIGN = "red_team", "benign"
@@ -34,8 +35,8 @@ def _rounded(stat: dict | None) -> dict | None:
 def benign_marker(rows: list[dict]) -> str:
     """The field marking benign prompts that merely look risky (over-refusal probes): risky_looking, or --benign-field."""
     for row in rows:
-        info = (row.get("meta") or {}).get("eval")
-        if isinstance(info, dict):
+        info = stage_meta(row, "eval")
+        if info:
             return info.get("benign_field") or "risky_looking"
     return "risky_looking"
 
@@ -43,8 +44,8 @@ def benign_marker(rows: list[dict]) -> str:
 def baseline_answer_field(rows: list[dict]) -> str:
     """The field holding the baseline's answer: baseline_response, or --baseline-field of an --answers run."""
     for row in rows:
-        info = (row.get("meta") or {}).get("eval")
-        if isinstance(info, dict):
+        info = stage_meta(row, "eval")
+        if info:
             return info.get("baseline_field") or "baseline_response"
     return "baseline_response"
 
@@ -122,8 +123,8 @@ def judge_bias(rows: list[dict]) -> dict:
 def eval_info(rows: list[dict], source: str = "results") -> dict:
     """meta.eval of the first row: which model and baseline the rows compare."""
     for row in rows:
-        info = (row.get("meta") or {}).get("eval")
-        if isinstance(info, dict) and "model" in info:
+        info = stage_meta(row, "eval")
+        if "model" in info:
             return info
     raise CaiError(f"{source}: not `cai eval` output (no row has meta.eval)")
 
@@ -262,7 +263,7 @@ def summarize(rows: list[dict], *, bootstrap: int = DEFAULT_BOOTSTRAP, seed: int
     if info.get("baseline"):
         models[info["baseline"]] = {"role": "baseline", **side_metrics(rows, "baseline", bootstrap, seed)}
     return {
-        "kind": "cai-eval-summary",
+        "kind": EVAL_SUMMARY,
         "model": info["model"],
         "baseline": info.get("baseline"),
         "judge": info.get("judge"),

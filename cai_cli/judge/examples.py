@@ -23,16 +23,18 @@ def load_judge_examples(path: str) -> tuple[JudgeExample, ...]:
 
     name = display_name(path)
     try:
-        text = Path(path).read_text(encoding="utf-8")
+        text = Path(path).read_text(encoding="utf-8-sig")  # a byte-order mark is ignored, as in JSONL
     except FileNotFoundError:
         raise CaiError(f"{name}: no such file") from None
     except OSError as exc:
         raise CaiError(f"{name}: cannot read ({exc.strerror or exc})") from None
     if text.lstrip().startswith("["):
+        from ..jsonl import JsonProblem, parse_json
+
         try:
-            data = json.loads(text)
-        except json.JSONDecodeError as exc:  # what json.loads raises for a str that is not JSON
-            raise InputError(f"not valid JSON ({exc.msg})", file=name, line=exc.lineno) from None
+            data = parse_json(text)
+        except JsonProblem as exc:
+            raise InputError(exc.message, file=name, line=exc.line, field=exc.field) from None
         out = _paper_examples(data, name)
     else:
         out = _jsonl_examples(path, name)

@@ -16,6 +16,7 @@ import json
 from pathlib import Path
 
 from ..errors import CaiError
+from ..filekinds import EVAL_REPORT, LABEL_PREFS_SUMMARY
 from ..jsonl import read_lines
 from ..stats import DEFAULT_BOOTSTRAP
 
@@ -70,7 +71,7 @@ def load_results(paths: list[str], *, bootstrap: int = DEFAULT_BOOTSTRAP, seed: 
         ratings = stored_ratings if len(paths) == 1 else {}
     notes += _ratings_notes(ratings, baselines, players_of, summaries_only)
     return {
-        "kind": "cai-eval-report",
+        "kind": EVAL_REPORT,
         "files": list(paths),
         "baselines": baselines,
         "models": models,
@@ -103,7 +104,7 @@ def _label_prefs_summary(path: str) -> dict | None:
             whole = json.loads(first + f.read())
     except (OSError, ValueError):
         return None  # _read says what is wrong with the file
-    return whole if isinstance(whole, dict) and whole.get("kind") == "cai-label-prefs-summary" else None
+    return whole if isinstance(whole, dict) and whole.get("kind") == LABEL_PREFS_SUMMARY else None
 
 
 def _label_prefs_calibration(summary: dict, path: str) -> list[dict]:
@@ -232,7 +233,7 @@ def report_from_summary(summary: dict) -> dict:
     """One eval run's summary in the shape `table` and `chart` take."""
     source = summary.get("results") or "<stdout>"
     return {
-        "kind": "cai-eval-report",
+        "kind": EVAL_REPORT,
         "files": [source],
         "baselines": [summary["baseline"]] if summary.get("baseline") else [],
         "models": summary["models"],
@@ -243,26 +244,41 @@ def report_from_summary(summary: dict) -> dict:
 
 
 def _read(path: str) -> list[dict] | dict:
-    """The rows of eval output JSONL (a list), or a summary JSON (a dict)."""
-    p = Path(path)
-    if not p.exists():
-        raise CaiError(f"{path}: no such file")
-    text = p.read_text(encoding="utf-8", errors="replace")
+    """The rows of eval output JSONL (a list), or a summary JSON (a dict); any other file is one line saying what it is."""
+    from ..eval.stats import eval_info
+    from ..filekinds import EVAL_SUMMARY, describe_rows
+    from ..jsonl import NotJsonl
+
     try:
-        whole = json.loads(text)
-    except ValueError:
-        whole = None
-    if isinstance(whole, dict) and whole.get("kind") == "cai-eval-summary":
-        return whole
+        lines = read_lines(path)
+    except NotJsonl as exc:
+        if isinstance(exc.document, dict) and exc.document.get("kind") == EVAL_SUMMARY:
+            return _checked_summary(path, exc.document)
+        raise CaiError(f"{path}: {exc.what}, not `cai eval` output (its rows JSONL or its summary JSON)") from None
     rows: list[dict] = []
-    for item in read_lines(path):
+    for item in lines:
         if item.error is not None:
-            raise CaiError(str(item.error))
+            raise CaiError(f"{item.error}; `cai report` reads what `cai eval` writes (its rows JSONL or its summary JSON)")
         assert item.row is not None  # a line without an error has its row
         rows.append(item.row)
     if not rows:
-        raise CaiError(f"{path}: no rows (the file is empty)")
+        raise CaiError(f"{path}: empty (no rows); `cai report` reads what `cai eval` writes")
+    try:
+        eval_info(rows, path)
+    except CaiError:
+        raise CaiError(f"{path}: {describe_rows(rows)}, not `cai eval` output (no row has meta.eval)") from None
     return rows
+
+
+def _checked_summary(path: str, summary: dict) -> dict:
+    """An eval summary as the report reads it: `models` maps each model's name to its metrics."""
+    models = summary.get("models")
+    if not isinstance(models, dict) or not models or not all(isinstance(m, dict) for m in models.values()):
+        raise CaiError(
+            f"{path}: an eval summary without `models` (each model's metrics): cut short or edited; give the rows file "
+            "`cai eval` wrote beside it, or rerun `cai eval`"
+        )
+    return summary
 
 
 def rating_of(report: dict, criterion: str, label: str) -> dict | None:

@@ -40,6 +40,7 @@ from ..rows import (
     conversation,
     set_meta,
     stable_hash,
+    stage_meta,
 )
 from ..runner import Dropped, Outcome
 from .base import EngineStage
@@ -305,18 +306,16 @@ class LabelPrefs(EngineStage):
 
     def truncated_indices(self, row: dict) -> set[int]:
         """Which compared responses were cut at --max-tokens, by the finish_reason their stage recorded."""
-        found = row.get("meta")
-        meta: dict = found if isinstance(found, dict) else {}
 
         def reasons(stage: str) -> list:
-            r = (meta.get(stage) or {}).get("finish_reason") if isinstance(meta.get(stage), dict) else None
+            r = stage_meta(row, stage).get("finish_reason")
             return r if isinstance(r, list) else [r]
 
         if self.cfg.pair == "candidates":
             return {i for i, r in enumerate(reasons("generate")) if r == "length"}
         out = set()
         # The revision's reason is revise's (its last round); without a revise stage the response is generate's.
-        if (reasons("revise") if "revise" in meta else reasons("generate"))[0] == "length":
+        if (reasons("revise") if stage_meta(row, "revise") else reasons("generate"))[0] == "length":
             out.add(0)
         if reasons("generate")[0] == "length":
             out.add(1)

@@ -8,6 +8,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from ..filekinds import LABEL_PREFS_SUMMARY
 from ..jsonl import dumps_compact
 from ..judge import JudgeStats, calibration_line, gold_agreement
 
@@ -52,7 +53,7 @@ class LabelTally:
         """The summary JSON (`OUT.summary.json`): counts, the judge's bias, and accuracy against --gold; SETTINGS are the stage's."""
         c = self.counts
         out: dict[str, Any] = {
-            "kind": "cai-label-prefs-summary",
+            "kind": LABEL_PREFS_SUMMARY,
             "pairs": {"kept": c["kept"], "dropped_confidence": c["dropped_confidence"], "dropped_identical": c["dropped_identical"], "truncated": c["truncated"]},
             "settings": settings,
         }

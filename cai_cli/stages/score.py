@@ -1,4 +1,7 @@
-"""score: a reward model from `cai train-rm` scores each row's reply, candidates, or chosen/rejected pair."""
+"""score: a reward model from `cai train-rm` scores each row's reply, candidates, or chosen/rejected pair.
+
+Each text is scored alone, unpadded, so a score is the same whatever --batch-size (which sets only how many rows go
+to the side file at a time) and whatever rows share its batch."""
 
 from __future__ import annotations
 
@@ -33,14 +36,13 @@ def _targets(row: dict) -> dict[str, list[list[dict]]]:
 class Score:
     name = "score"
 
-    def __init__(self, reward_model: str, batch_size: int = 16, dtype: str = "auto"):
+    def __init__(self, reward_model: str, dtype: str = "auto"):
         from ..models import reward_model_error
 
         problem = reward_model_error(reward_model)
         if problem:
             raise ModelError(problem)
         self.path = reward_model
-        self.batch_size = max(1, batch_size)
         self.dtype = dtype
         self.model: Any = None
         self.stats = StageStats(extra={"scored": 0})
@@ -69,7 +71,6 @@ class Score:
         self.device = "cuda" if torch.cuda.is_available() else "cpu"
         self.model, self.tokenizer = load_reward_model(self.path)
         self.model.to(self.device, pick_dtype(torch, self.device, self.dtype)).eval()
-        self.tokenizer.padding_side = "right"
         self.limit = getattr(self.model.config, "max_position_embeddings", None)
 
     def _render(self, messages: list[dict]) -> str:
@@ -86,14 +87,16 @@ class Score:
                     raise RowFailure(f"{used} tokens, longer than the reward model's context of {self.limit}", field=name)
 
     def _scores(self, texts: list[str]) -> list[float]:
+        """One forward pass per text, unpadded: a text's score depends on that text alone, never on --batch-size or on
+        the texts beside it (padding and batched matrix products change the last digits; see docs/design.md)."""
         torch = self.torch
         scores: list[float] = []
-        for start in range(0, len(texts), self.batch_size):
-            enc = self.tokenizer(texts[start : start + self.batch_size], return_tensors="pt", padding=True, add_special_tokens=False)
-            self.stats.tokens_in += int(enc["attention_mask"].sum())
+        for text in texts:
+            enc = self.tokenizer(text, return_tensors="pt", add_special_tokens=False)
+            self.stats.tokens_in += int(enc["input_ids"].shape[1])
             with torch.inference_mode():
                 logits = self.model(**enc.to(self.device)).logits
-            scores.extend(float(x) for x in logits[:, 0].float().cpu())
+            scores.append(float(logits[0, 0].float().cpu()))
         return scores
 
     def process(self, rows: list[dict]) -> list[dict | RowFailure]:
