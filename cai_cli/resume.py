@@ -1,24 +1,29 @@
-"""Resume, in one place: the side file (OUT.partial) a run appends its finished rows to, and the fingerprint it
-records, so a rerun picks up where a crash stopped and never mixes rows made with other settings.
+"""Resume, in one place: the side file (OUT.partial) a run appends its finished rows to, the fingerprint it
+records, and the lock that makes a run its only writer, so a rerun picks up where a crash stopped and never
+mixes rows made with other settings or from other input.
 
 The fingerprint holds everything that changes rows: the stage, the model and its files' identity, the
-engine, the sampling, the constitution, the stage's own options (`settings()`) and the input. It leaves
-out what does not change rows (--limit, --shard, --batch-size, --on-error).
+engine, the sampling, the constitution and the stage's own options (`settings()`). It leaves out what does
+not change rows (--limit, --shard, --batch-size, --on-error). The input is compared row by row instead:
+each record keeps a digest of the input row it was made from (on a pipe as on a file).
 """
 
 from __future__ import annotations
 
+import errno
+import fcntl
 import heapq
 import json
 import os
 import time
 from collections.abc import Callable, Iterable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO
 
 from .errors import CaiError
 from .jsonl import dumps
+from .rows import stable_hash
 
 WEIGHT_SUFFIXES = (".safetensors", ".bin", ".gguf", ".pt", ".pth")
 SHAPING_FILES = ("config.json", "adapter_config.json", "generation_config.json", "tokenizer_config.json", "tokenizer.json", "chat_template.jinja")
@@ -108,8 +113,9 @@ def mismatch_message(side_path: Path, found: list[str], finished: int) -> str:
 # --------------------------------------------------------------------------- the stage's fingerprint
 
 
-def stage_fingerprint(stage, input_identity: str) -> dict:
-    """Everything about this run that changes rows; --limit, --shard and --batch-size do not."""
+def stage_fingerprint(stage) -> dict:
+    """Everything about this run that changes rows; --limit, --shard and --batch-size do not (nor the input,
+    which is compared row by row: see `row_digest`)."""
     fp: dict = {"stage": stage.name}
     own = getattr(stage, "fingerprint", None)
     if own is not None:
@@ -117,8 +123,12 @@ def stage_fingerprint(stage, input_identity: str) -> dict:
     else:
         settings = getattr(stage, "settings", None)
         fp["settings"] = settings() if settings is not None else {}
-    fp["input"] = input_identity
     return normalised(fp)
+
+
+def row_digest(row: dict) -> str:
+    """What a record keeps of the input row it was made from: a resume compares content, not ids."""
+    return stable_hash(row)
 
 
 def engine_stage_fingerprint(engine_name: str, opts, engine, sampling_meta: dict, constitution, settings: dict) -> dict:
@@ -148,12 +158,15 @@ def check_fingerprint(side: SideFile | None, current: dict | None) -> None:
 
 # --------------------------------------------------------------------------- the side file
 #
-# OUT.partial holds a header {"cai_side_file": 2, "fingerprint": {...}} and then one record per finished
-# input row, {"line": L, "id": ID, "rows": [...], "dropped": [...]} (0..N output rows each), appended a
-# batch at a time in input order. A rerun appends the rows it finishes, again in input order, so the file
-# is a few increasing runs of line numbers; merging them streams every record in input order.
+# OUT.partial holds a header {"cai_side_file": 3, "fingerprint": {...}}, then one record per finished input row,
+# {"line": L, "id": ID, "sha": DIGEST, "rows": [...], "dropped": [...], "tally": [...]} (0..N output rows each; `sha`
+# the digest of the input row, `tally` what the row adds to the stage's summary), appended a batch at a time in
+# input order, and notes {"cai_note": {...}} (where the run began appending to a file the user named, so that a
+# rerun takes back what its own earlier attempt wrote there, and nothing else). A rerun appends the rows it
+# finishes, again in input order, so the file is a few increasing runs of line numbers; merging them streams
+# every record in input order.
 
-SIDE_FILE_VERSION = 2
+SIDE_FILE_VERSION = 3
 
 
 @dataclass
@@ -162,6 +175,7 @@ class SideFile:
     header: dict | None  # None: an empty file, or one written before side files had a header
     segments: list[tuple[int, int]]  # byte ranges, each holding records in increasing line order
     records: int
+    notes: list[dict] = field(default_factory=list)
 
     @property
     def fingerprint(self) -> dict | None:
@@ -169,10 +183,11 @@ class SideFile:
 
 
 def scan_side_file(path: Path) -> SideFile | None:
-    """The side file's header and its increasing runs of records; None when there is none (or nothing in it)."""
+    """The side file's header, notes and increasing runs of records; None when there is none (or nothing in it)."""
     if not path.exists():
         return None
     header, count = None, 0
+    notes: list[dict] = []
     segments: list[tuple[int, int]] = []
     seg_start: int | None = None
     last_line, offset = None, 0
@@ -190,6 +205,9 @@ def scan_side_file(path: Path) -> SideFile | None:
                     header = rec
                     continue
                 return SideFile(path, None, [], 1)  # rows of an older cai: no header, no line numbers
+            if isinstance(rec, dict) and isinstance(rec.get("cai_note"), dict):
+                notes.append(rec["cai_note"])
+                continue
             if not (isinstance(rec, dict) and isinstance(rec.get("line"), int) and isinstance(rec.get("rows"), list)):
                 continue
             if last_line is not None and rec["line"] <= last_line:
@@ -204,7 +222,7 @@ def scan_side_file(path: Path) -> SideFile | None:
             segments.append((seg_start, offset))
     if header is None and count == 0:
         return None
-    return SideFile(path, header, segments, count)
+    return SideFile(path, header, segments, count, notes)
 
 
 def _segment_records(path: Path, start: int, end: int) -> Iterator[dict]:
@@ -230,18 +248,121 @@ def side_records(side: SideFile | None) -> Iterator[dict]:
     return heapq.merge(*runs, key=lambda rec: rec["line"])
 
 
-def open_side_file(path: Path, restart: bool, fingerprint: Callable[[], dict | None]) -> tuple[SideFile | None, AppendLog]:
-    """(what an earlier run finished, checked against the run's FINGERPRINT(); the log this run appends to, whose
+class SideFileLock:
+    """One writer per output: from its start to its end a run holds an exclusive lock (flock) on its side file,
+    created empty if need be. A second run on the same output stops at once with one line naming the holder.
+    The kernel drops a killed run's lock, so it never blocks the resume; and where a process the killed run
+    forked (an engine's worker) still holds it, the side file is carried over to a new file that is not locked.
+    """
+
+    def __init__(self, path: Path, output: str):
+        self.path = path
+        path.parent.mkdir(parents=True, exist_ok=True)
+        for _ in range(10):
+            fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except OSError as exc:
+                holder = _flock_holder(fd)
+                os.close(fd)
+                if exc.errno not in (errno.EWOULDBLOCK, errno.EACCES):
+                    raise
+                if holder is not None and (holder == os.getpid() or not _alive(holder)):
+                    _carry_over(path)  # the run that took it is gone: a child of it holds the old file
+                    continue
+                who = f"pid {holder}" if holder else "another process"
+                raise CaiError(f"{output}: another cai run ({who}) is writing this output and holds {path}; wait for it to end, or write elsewhere") from None
+            if _same_file(path, fd):
+                self.fd: int | None = fd
+                return
+            os.close(fd)  # the holder finished and removed it between our open and our lock: take the new one
+        raise CaiError(f"{path}: could not take the lock on this side file")
+
+    def still_held(self) -> bool:
+        """Whether the lock is still on the file at PATH (no other run carried it over)."""
+        return self.fd is not None and _same_file(self.path, self.fd)
+
+    def discard_contents(self) -> None:
+        """--restart: empty the side file (kept, and locked, rather than removed)."""
+        assert self.fd is not None
+        os.ftruncate(self.fd, 0)
+
+    def release(self, remove: bool) -> None:
+        """Let go of the lock; REMOVE: delete the side file first (the output is finished, or nothing was done)."""
+        if self.fd is None:
+            return
+        try:
+            if remove and self.still_held():
+                self.path.unlink(missing_ok=True)
+        finally:
+            os.close(self.fd)
+            self.fd = None
+
+
+def _same_file(path: Path, fd: int) -> bool:
+    try:
+        return os.stat(path).st_ino == os.fstat(fd).st_ino
+    except FileNotFoundError:
+        return False
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def _flock_holder(fd: int) -> int | None:
+    """The pid that took the flock on FD's file, from /proc/locks (Linux; None where it cannot be told)."""
+    st = os.fstat(fd)
+    want = f"{os.major(st.st_dev):02x}:{os.minor(st.st_dev):02x}:{st.st_ino}"
+    try:
+        with open("/proc/locks") as fh:
+            for line in fh:
+                parts = line.split()
+                if "FLOCK" in parts and "->" not in parts and want in parts:
+                    pid = int(parts[parts.index(want) - 1])
+                    return pid or None
+    except (OSError, ValueError):
+        pass
+    return None
+
+
+def _carry_over(path: Path) -> None:
+    """Copy the side file onto a new file at the same path (atomic rename); the old one, still locked, is left to
+    the process that holds it."""
+    import shutil
+
+    tmp = path.with_name(path.name + ".tmp")
+    shutil.copyfile(path, tmp)
+    os.replace(tmp, path)
+
+
+def open_side_file(path: Path, output: str, restart: bool, fingerprint: Callable[[], dict | None]) -> tuple[SideFileLock, SideFile | None, list[dict], AppendLog]:
+    """(the lock that makes this run the output's only writer; what an earlier run finished, checked against the
+    run's FINGERPRINT(); the notes of where it appended to files the user named; the log this run appends to, whose
     header records FINGERPRINT() as it stands when the first batch is written). --restart discards the earlier
-    run's side file; one without a header (an older cai) cannot be trusted and stops the run."""
-    if restart and path.exists():
-        path.unlink()
-    side = scan_side_file(path)
-    if side is not None:
-        if side.header is None:
-            raise CaiError(f"{path}: written by an older cai, without the settings its rows were made with; add --restart to discard it and start over")
-        check_fingerprint(side, fingerprint())
-    return side, AppendLog(path, header=lambda: {"cai_side_file": SIDE_FILE_VERSION, "fingerprint": fingerprint()})
+    run's records; a side file without a header or of another version (an older cai) cannot be trusted and stops
+    the run."""
+    lock = SideFileLock(path, output)
+    try:
+        side = scan_side_file(path)
+        notes = side.notes if side is not None else []
+        if side is not None and restart:
+            lock.discard_contents()
+            side = None
+        if side is not None:
+            if side.header is None or side.header.get("cai_side_file") != SIDE_FILE_VERSION:
+                raise CaiError(f"{path}: written by an older cai, without what a resume checks; add --restart to discard it and start over")
+            check_fingerprint(side, fingerprint())
+    except BaseException:
+        lock.release(remove=False)
+        raise
+    return lock, side, notes, AppendLog(path, header=lambda: {"cai_side_file": SIDE_FILE_VERSION, "fingerprint": fingerprint()})
 
 
 class AppendLog:
@@ -261,24 +382,25 @@ class AppendLog:
         path.parent.mkdir(parents=True, exist_ok=True)
         self._fh: IO[str] | None = None
         self._synced = 0.0
+        self._held: list[dict] = []
 
     def _open(self) -> IO[str]:
         if self._fh is None:
-            # Truncate a torn trailing line left by a crash, so new rows start on a fresh line.
-            if self.path.exists() and self.path.stat().st_size:
-                with self.path.open("rb+") as fh:
-                    content = fh.read()
-                    if not content.endswith(b"\n"):
-                        fh.truncate(content.rfind(b"\n") + 1)
+            _cut_torn_line(self.path)  # left by a crash: new rows start on a fresh line
             self._fh = self.path.open("a", encoding="utf-8")
             if self.header is not None and self._fh.tell() == 0:
                 self._fh.write(dumps(self.header() if callable(self.header) else self.header) + "\n")
         return self._fh
 
+    def hold(self, row: dict) -> None:
+        """Write ROW with the next batch (the header may need a started model; ROW does not wait for one)."""
+        self._held.append(row)
+
     def write(self, rows: Iterable[dict]) -> None:
         fh = self._open()
-        for row in rows:
+        for row in [*self._held, *rows]:
             fh.write(dumps(row) + "\n")
+        self._held = []
         fh.flush()
         now = time.monotonic()
         if now - self._synced >= self.SYNC_EVERY:
@@ -291,3 +413,25 @@ class AppendLog:
             os.fsync(self._fh.fileno())
             self._fh.close()
             self._fh = None
+
+
+def _cut_torn_line(path: Path) -> None:
+    """Truncate PATH after its last newline (reading back from the end, not the whole file)."""
+    if not path.exists():
+        return
+    with path.open("rb+") as fh:
+        end = fh.seek(0, os.SEEK_END)
+        pos = end
+        while pos > 0:
+            step = min(pos, 1 << 16)
+            fh.seek(pos - step)
+            chunk = fh.read(step)
+            if pos == end and chunk.endswith(b"\n"):
+                return
+            cut = chunk.rfind(b"\n")
+            if cut >= 0:
+                fh.truncate(pos - step + cut + 1)
+                return
+            pos -= step
+        if end:
+            fh.truncate(0)

@@ -96,13 +96,25 @@ def test_a_bad_row_on_a_pipe_stops_there_keeping_the_rows_before_it(tmp_path):
     assert [e["line"] for e in read_jsonl(tmp_path / "out.jsonl.errors.jsonl")] == [4]
 
 
-def test_a_pipe_resumed_from_another_input_is_refused(tmp_path):
+def test_a_pipe_resumed_from_another_input_is_refused_at_the_first_row_that_differs(tmp_path):
+    """The side file keeps a digest of every row it consumed: rows with the same ids but other content are another input."""
     out = tmp_path / "out.jsonl"
-    first = "".join(json.dumps(revised(i)) + "\n" for i in range(2)) + "[]\n"
-    assert run_cai("export", "--format", "sft", "-o", str(out), input=first).returncode == 2
-    other = "".join(json.dumps(revised(i)) + "\n" for i in (7, 8, 9))
-    proc = run_cai("export", "--format", "sft", "-o", str(out), input=other)
-    assert proc.returncode == 2 and "<stdin>:1: this row's id is 'r7', but" in proc.stderr and "--restart" in proc.stderr
+    first = [revised(i) for i in range(3)]
+    assert run_cai("export", "--format", "sft", "-o", str(out), input=_lines(first) + "[]\n").returncode == 2
+    same_ids = [{**r, "response": "something else"} for r in first]
+    proc = run_cai("export", "--format", "sft", "-o", str(out), input=_lines(same_ids))
+    assert proc.returncode == 2 and len(proc.stderr.strip().splitlines()) == 1, proc.stderr
+    assert "<stdin>:1: this row is not the one" in proc.stderr and "--restart" in proc.stderr
+    third_differs = first[:2] + [same_ids[2]]
+    proc = run_cai("export", "--format", "sft", "-o", str(out), input=_lines(third_differs))
+    assert proc.returncode == 2 and "<stdin>:3: this row is not the one" in proc.stderr and not out.exists()
+    proc = run_cai("export", "--format", "sft", "-o", str(out), input=_lines(first))  # the same input resumes
+    assert proc.returncode == 0 and "3 resumed" in proc.stderr, proc.stderr
+    assert [r["completion"][0]["content"] for r in read_jsonl(out)] == [f"better {i}" for i in range(3)]
+
+
+def _lines(rows: list[dict]) -> str:
+    return "".join(json.dumps(r) + "\n" for r in rows)
 
 
 # --------------------------------------------------------------------------- 0..N rows per row, resume
@@ -200,17 +212,26 @@ def test_a_changed_setting_refuses_to_resume_and_restart_starts_over(tmp_path):
     assert read_jsonl(out) == reference(tmp_path, rows, stage=FanOut(factor=2))[0]
 
 
-def test_a_changed_input_file_refuses_to_resume(tmp_path):
+def test_an_input_file_changed_at_a_finished_row_refuses_to_resume(tmp_path):
     src = write_jsonl(tmp_path / "in.jsonl", prompts(6))
     out = tmp_path / "out.jsonl"
     with pytest.raises(KeyboardInterrupt):
         run_stage(FanOut(crash_after_batches=1), RunOptions(input=str(src), output=str(out), batch_size=2, progress=False))
     os.utime(src)  # touched, same bytes: still the same input
-    run_stage(FanOut(), RunOptions(input=str(src), output=str(out), progress=False))
+    assert run_stage(FanOut(), RunOptions(input=str(src), output=str(out), progress=False)).resumed == 2
+    # Rows added after the finished ones: what is finished is still this input's, and the rest is done now.
     with pytest.raises(KeyboardInterrupt):
         run_stage(FanOut(crash_after_batches=1), RunOptions(input=str(src), output=str(out), batch_size=2, progress=False))
     write_jsonl(src, prompts(7))
-    with pytest.raises(CaiError, match=r"input: sha256:\w+ -> sha256:\w+"):
+    assert run_stage(FanOut(), RunOptions(input=str(src), output=str(out), progress=False)).resumed == 2
+    assert read_jsonl(out) == reference(tmp_path, prompts(7))[0]
+    # A finished row changed: refused, naming its line.
+    with pytest.raises(KeyboardInterrupt):
+        run_stage(FanOut(crash_after_batches=2), RunOptions(input=str(src), output=str(out), batch_size=2, progress=False))
+    changed = prompts(7)
+    changed[3]["prompt"] = "another prompt"
+    write_jsonl(src, changed)
+    with pytest.raises(CaiError, match=r"in.jsonl:4: this row is not the one .*out.jsonl.partial finished"):
         run_stage(FanOut(), RunOptions(input=str(src), output=str(out), progress=False))
 
 
@@ -318,9 +339,40 @@ def test_the_same_seed_gives_the_same_rows_whatever_the_batching(tmp_path, fake_
     assert resumed == runs[1]
 
 
-def test_nothing_in_cai_replaces_sys_stdout():
-    offenders = [str(p) for p in (ROOT / "cai_cli").rglob("*.py") if "sys.stdout =" in p.read_text()]
-    assert offenders == []
+class Noisy(FanOut):
+    """Prints while it works, as engines and their libraries do: through sys.stdout, straight to file descriptor 1,
+    and through C's stdio."""
+
+    def start(self):
+        print("loading the model...")
+        os.write(1, b"fd 1: weights loaded\n")
+        import ctypes
+
+        ctypes.CDLL(None).printf(b"printf from C\n")
+
+    def process(self, rows):
+        print("a batch")
+        sys.stdout.write("more noise\n")
+        return super().process(rows)
+
+
+def test_stdout_carries_rows_whatever_a_stage_prints(capfd):
+    src_rows = prompts(7)
+    before = sys.stdout
+    import tempfile
+
+    with tempfile.TemporaryDirectory() as d:
+        src = write_jsonl(Path(d) / "in.jsonl", src_rows)
+        run_stage(Noisy(), RunOptions(input=str(src), batch_size=2, progress=False))
+    out, err = capfd.readouterr()
+    assert sys.stdout is before  # put back
+    rows = [json.loads(line) for line in out.splitlines()]  # every line is a row
+    assert [r["id"] for r in rows] == [r["id"] for rows_out in map(_fanned, range(7)) for r in rows_out]
+    assert "loading the model" in err and "fd 1: weights loaded" in err and "printf from C" in err and "more noise" in err
+
+
+def _fanned(n: int) -> list[dict]:
+    return [{"id": f"r{n}:{j}"} for j in range((0, 1, 3)[n % 3])]
 
 
 def test_fingerprint_changes_name_each_path_and_skip_what_is_not_known_yet():

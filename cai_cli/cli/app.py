@@ -344,7 +344,6 @@ def label_prefs(
     from ..judge import COT_CLAMP, load_judge_examples, parse_clamp, parse_min_confidence, parse_principles
     from ..runner import run_stage
     from ..stages.label_prefs import LabelConfig, LabelPrefs
-    from ..stages.label_prefs_summary import write_summary
 
     cfg = LabelConfig(mode=mode.value, pair=pair.value if pair else None, pairs=pairs.value, fmt=format.value, swap=swap, cot=cot, gold=gold)
     cfg.clamp = parse_clamp(clamp) if clamp is not None else (COT_CLAMP if cot else None)
@@ -357,10 +356,7 @@ def label_prefs(
         if judge_examples:
             cfg.examples, cfg.examples_source = load_judge_examples(judge_examples), judge_examples
     stage = LabelPrefs(common.engine_options(), common.sampling(), charter, cfg)
-    run_stage(stage, common.run_options())  # dropped pairs go to OUT.dropped.jsonl, counted
-    target = write_summary(stage, common.run_options().output)
-    if target is not None:
-        print(f"cai label-prefs: summary -> {target}", file=sys.stderr)
+    run_stage(stage, common.run_options())  # dropped pairs go to OUT.dropped.jsonl, counted; the summary to OUT.summary.json
 
 
 @command(constitution_app, "show")
@@ -500,7 +496,12 @@ def constitution_coverage(rows: o.CoverageRowsArg, constitution: o.CoverageConst
 
 
 def main() -> None:
-    app()
+    from ..output import seal_stdout
+
+    try:
+        app()
+    finally:
+        seal_stdout()  # the command's output is out: what runs at exit (an engine's shutdown logging) goes to stderr
 
 
 if __name__ == "__main__":

@@ -1,13 +1,15 @@
 """What label-prefs counts and reports: pairs kept and dropped (and why), pairs with a side cut at --max-tokens,
 the judge's bias (cai_cli.judge.JudgeStats) and speed, and accuracy against --gold with a Wilson interval; as the
-summary line and as OUT.summary.json."""
+summary line and as OUT.summary.json (which the runner writes).
+
+Everything but the speed is counted from the finished rows (`recount`, which the runner calls once per finished
+input row, in input order): the rows, the dropped rows, and the row's tally (every pair the judge compared and
+its gold answer), so a summary after a resume equals an uninterrupted run's."""
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any
 
-from ..jsonl import dumps_compact
 from ..judge import JudgeStats
 from ..stats import proportion
 
@@ -22,7 +24,18 @@ class LabelTally:
             "gold_pairs": 0, "gold_ties": 0, "gold_correct": 0, "gold_p_sum": 0.0, "no_gold": 0,
         }
         self.judge_stats = JudgeStats()
-        self.judge_seconds = 0.0
+        self.judge_seconds = 0.0  # this run's time in the judge, and the comparisons it made there (its speed)
+        self.compared_here = 0
+
+    def recount(self, rows: list[dict], dropped: list[dict], tallies: list[dict]) -> None:
+        """One finished input row: its pairs (kept and dropped) and its tally (the comparisons, the gold answer)."""
+        for entry in [*rows, *dropped]:
+            self.add_entry(entry)
+        for tally in tallies:
+            for comparison in tally.get("compared", ()):
+                self.judge_stats.add_record(comparison)
+            if "gold" in tally:
+                self.add_gold(tally["gold"]["index"], [tuple(pair) for pair in tally["gold"]["pairs"]])
 
     def add_entry(self, entry: dict) -> None:
         """One output pair: kept (and maybe with a side cut), or dropped with its reason."""
@@ -67,7 +80,7 @@ class LabelTally:
         if self.mode == "judge":
             out["judge"] = self.judge_stats.as_dict()
             if self.judge_seconds > 0:
-                out["judge"]["comparisons_per_second"] = round(self.judge_stats.comparisons / self.judge_seconds, 3)
+                out["judge"]["comparisons_per_second"] = round(self.compared_here / self.judge_seconds, 3)
         if self.gold is not None:
             out["gold"] = {"field": self.gold, "accuracy": self.gold_accuracy(), "rows_without_gold": c["no_gold"]}
         return out
@@ -89,8 +102,8 @@ class LabelTally:
         judge_line = self.judge_stats.line()
         if judge_line:
             parts.append(judge_line)
-        if self.judge_stats.comparisons and self.judge_seconds > 0:
-            parts.append(f"{self.judge_stats.comparisons / self.judge_seconds:.2f} comparisons/s")
+        if self.compared_here and self.judge_seconds > 0:
+            parts.append(f"{self.compared_here / self.judge_seconds:.2f} comparisons/s")
         if self.gold is not None:
             acc = self.gold_accuracy()
             if acc:
@@ -102,15 +115,3 @@ class LabelTally:
             if c["no_gold"]:
                 parts.append(f"{c['no_gold']} rows without {self.gold}")
         return " | ".join(parts)
-
-
-def write_summary(stage, output: str | None) -> Path | None:
-    """OUT.summary.json beside -o OUT (nothing when writing to stdout: the summary line has the numbers)."""
-    if output in (None, "-"):
-        return None
-    target = Path(output).with_name(Path(output).name.removesuffix(".jsonl") + ".summary.json")
-    tmp = target.with_name(target.name + ".tmp")
-    tmp.write_text(dumps_compact(stage.summary_dict()) + "\n")
-    tmp.replace(target)
-    return target
-
