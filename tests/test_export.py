@@ -168,3 +168,28 @@ def test_prefs_export_never_writes_a_pair_of_one_text(tmp_path):
     assert [r["id"] for r in exported] == ["p1"]
     assert "6 left out (chosen and rejected are the same text)" in log
     assert [i for i, _ in _left_out(tmp_path, "prefs")] == ["p0", "p2", "p3", "p4", "p5", "p6"]  # every one, not the first five
+
+
+def test_left_out_rows_after_a_resume_are_counted_and_kept_whichever_run_met_them(tmp_path, capsys):
+    from cai_cli.runner import RunOptions, run_stage
+    from cai_cli.stages.export import Export
+
+    class CrashAfterOneBatch(Export):
+        def process(self, rows):
+            if getattr(self, "done", False):
+                raise KeyboardInterrupt
+            self.done = True
+            return super().process(rows)
+
+    rows = [revised_row(i, *ROWS[i % 2]) for i in range(6)]
+    for i in (0, 1, 4):
+        rows[i]["meta"] = {"revise": {"finish_reason": "length"}}
+    src = write_jsonl(tmp_path / "in.jsonl", rows)
+    out = tmp_path / "sft.jsonl"
+    with pytest.raises(KeyboardInterrupt):
+        run_stage(CrashAfterOneBatch("sft"), RunOptions(input=str(src), output=str(out), batch_size=3, progress=False))
+    capsys.readouterr()
+    result = run_stage(Export("sft"), RunOptions(input=str(src), output=str(out), batch_size=3, progress=False))
+    assert result.resumed == 3 and result.dropped == 3
+    assert "3 left out (revision cut at --max-tokens)" in capsys.readouterr().err
+    assert [i for i, _ in _left_out(tmp_path, "sft")] == ["r0", "r1", "r4"]

@@ -170,8 +170,7 @@ def test_kill_9_at_random_points_then_rerun_equals_an_uninterrupted_run(tmp_path
     rng = random.Random(seed)
     kills = 0
     for attempt in range(40):
-        proc = subprocess.Popen([sys.executable, str(TESTS / "runner_fakes.py"), "fanout", str(src), str(out), "3", "0.02"],
-                                stderr=subprocess.PIPE, cwd=ROOT, env={**os.environ, "PYTHONPATH": f"{ROOT}{os.pathsep}{TESTS}"})
+        proc = _stage_process("fanout", src, out, 3)
         try:
             proc.wait(timeout=rng.uniform(0.2, 1.2) * (1 + attempt / 3) if attempt < 10 else 120)
         except subprocess.TimeoutExpired:
@@ -185,6 +184,54 @@ def test_kill_9_at_random_points_then_rerun_equals_an_uninterrupted_run(tmp_path
     assert read_jsonl(out) == want_rows
     assert read_jsonl(tmp_path / "out.jsonl.dropped.jsonl") == want_dropped
     assert not (tmp_path / "out.jsonl.partial").exists() and not list(tmp_path.glob("*.tmp"))
+
+
+def _stage_process(kind: str, src: Path, out: Path, batch: int, delay: float = 0.0) -> subprocess.Popen:
+    """tests/runner_fakes.py running stage KIND (on the fake engine, each call taking DELAY seconds) as a process."""
+    env = {**os.environ, "PYTHONPATH": f"{ROOT}{os.pathsep}{TESTS}", "CAI_FAKE_DELAY": str(delay)}
+    return subprocess.Popen([sys.executable, str(TESTS / "runner_fakes.py"), kind, str(src), str(out), str(batch)],
+                            stderr=subprocess.PIPE, cwd=ROOT, env=env)
+
+
+def _files(folder: Path, out: Path) -> dict:
+    """What a finished run left: OUT, its dropped rows, its summary (less this run's speed), and no side or temporary file."""
+    summary = out.with_name(out.name.removesuffix(".jsonl") + ".summary.json")
+    data = json.loads(summary.read_text()) if summary.exists() else None
+    if data and "judge" in data:
+        data["judge"].pop("comparisons_per_second", None)
+    dropped = out.with_name(out.name + ".dropped.jsonl")
+    assert not out.with_name(out.name + ".partial").exists() and not list(folder.glob("*.tmp"))
+    return {"rows": read_jsonl(out), "dropped": read_jsonl(dropped) if dropped.exists() else [], "summary": data}
+
+
+@pytest.mark.parametrize("kind, seed", [("critique", 1), ("critique", 2), ("label-prefs", 1), ("label-prefs", 2), ("label-prefs", 3)])
+def test_kill_9_twice_then_rerun_gives_an_uninterrupted_runs_rows_and_summary(tmp_path, kind, seed):
+    """Critique (sampled) and label-prefs (its summary from every comparison, best-worst of three, --gold,
+    --min-confidence): killed twice at random moments while working, then rerun to the end."""
+    from runner_fakes import critique_rows, label_rows
+
+    src = write_jsonl(tmp_path / "in.jsonl", (critique_rows if kind == "critique" else label_rows)(24))
+    whole = tmp_path / "whole"
+    whole.mkdir()
+    assert _stage_process(kind, src, whole / "out.jsonl", 4).wait(timeout=120) == 0
+    want = _files(whole, whole / "out.jsonl")
+    assert want["rows"] and (kind == "critique" or (want["dropped"] and want["summary"]["gold"]["accuracy"]))
+    out = tmp_path / "out.jsonl"
+    partial = tmp_path / "out.jsonl.partial"
+    rng = random.Random(seed)
+    for _ in range(2):
+        proc = _stage_process(kind, src, out, 2, delay=0.05)
+        deadline = time.monotonic() + 120
+        while not (partial.exists() and partial.stat().st_size) and proc.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.01)  # under way: some rows are finished
+        time.sleep(rng.uniform(0.0, 0.4))
+        proc.send_signal(signal.SIGKILL)
+        proc.wait()
+    assert partial.exists(), "the kills came after the end: nothing was resumed"
+    proc = _stage_process(kind, src, out, 3)
+    assert proc.wait(timeout=120) == 0, proc.stderr.read().decode()
+    assert "resumed" in proc.stderr.read().decode()
+    assert _files(tmp_path, out) == want
 
 
 # --------------------------------------------------------------------------- fingerprints
