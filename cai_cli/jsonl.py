@@ -213,6 +213,7 @@ class AtomicWriter:
         self.tmp = self.path.with_name(self.path.name + ".tmp")
         self.count = 0
         self._fh: IO[str] | None = None
+        self._opened = False  # the temporary file is this writer's (on a read-only disk even unlinking a missing file fails)
 
     def write(self, row: dict) -> None:
         if self._fh is None:
@@ -236,6 +237,7 @@ class AtomicWriter:
 
     def write_nothing(self) -> None:
         self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._opened = True
         self._fh = self.tmp.open("w", encoding="utf-8")
 
     def discard(self) -> None:
@@ -243,7 +245,8 @@ class AtomicWriter:
             with contextlib.suppress(OSError):  # a full disk: closing flushes, and fails again
                 self._fh.close()
             self._fh = None
-        self.tmp.unlink(missing_ok=True)
+        if self._opened:
+            self.tmp.unlink(missing_ok=True)
 
 
 def write_atomic(path: Path, rows: Iterable[dict]) -> None:

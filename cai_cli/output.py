@@ -92,7 +92,7 @@ class Outputs:
         if self.stream is not None:
             files.append(("-o", self.stream))
         if self.partial is not None:
-            files += [("its side file", self.partial), ("its side file's copy", beside(self.partial, ".tmp"))]
+            files += [("the side file", self.partial), ("the side file's copy", beside(self.partial, ".tmp"))]
         for path, named, flag in ((self.errors, self.errors_named, "--errors"), (self.dropped, self.dropped_named, "--dropped")):
             if path is not None:
                 files.append((flag if named else f"{flag} (default)", path))
@@ -379,15 +379,14 @@ def write_summary(path: Path, summary: dict) -> None:
 DISK_ERRORS = {errno.ENOSPC: "no space left on the disk", errno.EDQUOT: "disk quota exceeded", errno.EFBIG: "file too large"}
 
 
-def os_error_message(exc: OSError, kept: str) -> str | None:
-    """One line for an OS error met while writing (None: not one of those; let it show as it is)."""
+def os_error_message(exc: OSError, writing: str, kept: str) -> str | None:
+    """One line for an OS error met while WRITING a file (None: not one of those; let it show as it is)."""
     what = DISK_ERRORS.get(exc.errno or 0)
     if what is None and exc.errno in (errno.EROFS, errno.EACCES, errno.EPERM, errno.EIO):
         what = exc.strerror
     if what is None:
         return None
-    where = f"{exc.filename}: " if exc.filename else ""
-    return f"{where}{what} while writing; {kept}"
+    return f"{exc.filename or writing}: {what} while writing; {kept}"
 
 
 # --------------------------------------------------------------------------- OUT, from the side file

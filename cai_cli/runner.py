@@ -164,6 +164,7 @@ class _Run:
         self.side: SideFile | None = None  # the side file found at the start, when resuming
         self.sink: AppendLog | None = None
         self.stream: RowStream | None = None  # without -o OUT: rows go to stdout (or a device)
+        self.writing = str(outputs.partial or (f"-o {outputs.stream}" if outputs.stream else "stdout"))  # for a message about the disk
         self.set_aside: SetAside | None = None  # ... and dropped rows to --dropped (or stderr)
 
     def note(self, note: dict) -> None:
@@ -391,6 +392,7 @@ class _Run:
             side = None  # nothing selected: OUT is empty
         shard = self.opts.shard
         keep = lambda rec: rec["line"] <= last_line and in_shard(str(rec.get("id")), shard)  # noqa: E731 - finished by this run's selection
+        self.writing = str(self.out_path)
         self.rows_out = assemble(self.out_path, side, dropped, keep, self.recount)
         self.dropped = dropped.count
         self.sink.close()
@@ -442,7 +444,7 @@ def run_stage(stage: Stage, opts: RunOptions) -> RunResult:
         run.finish(last_line)
         finished = True
     except OSError as exc:
-        message = os_error_message(exc, _kept(run))
+        message = os_error_message(exc, run.writing, _kept(run))
         if message is None:
             raise
         raise CaiError(message) from exc

@@ -64,6 +64,26 @@ def prompts(count: int) -> list[dict]:
     return [{"id": f"r{i}", "prompt": f"prompt {i}", "n": i} for i in range(count)]
 
 
+class Forking(FanOut):
+    """Starts a child process that outlives it (as an engine's worker may): the child holds the side file's lock."""
+
+    name = "fanout"
+
+    def __init__(self, pid_file: str):
+        super().__init__(delay=0.05)
+        self.pid_file = pid_file
+
+    def start(self):
+        import os
+
+        child = os.fork()
+        if child == 0:
+            time.sleep(60)
+            os._exit(0)
+        with open(self.pid_file, "w") as fh:
+            fh.write(str(child))
+
+
 def critique_rows(count: int) -> list[dict]:
     return [{"id": f"c{i}", "prompt": f"How do I do thing {i}?", "response": f"Here is how to do thing {i}."} for i in range(count)]
 
@@ -93,6 +113,8 @@ def stage(kind: str):
 
     if kind == "fanout":
         return FanOut(delay=0.02)
+    if kind.startswith("forking:"):
+        return Forking(kind.removeprefix("forking:"))
     if kind == "critique":
         from cai_cli.stages.critique import Critique
 
