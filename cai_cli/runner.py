@@ -15,9 +15,9 @@ from typing import Any, Protocol
 
 from .errors import CaiError, InputError, RowFailure, choice
 from .jsonl import InputLine, InputSource
-from .output import Outputs, RowStream, SetAside, assemble, check_room, os_error_message, take_back, write_summary
+from .output import Destination, Outputs, SetAside, os_error_message
 from .progress import progress_bar
-from .resume import AppendLog, SideFile, SideFileLock, check_fingerprint, open_side_file, row_digest, scan_side_file, side_records, stage_fingerprint
+from .resume import check_fingerprint, row_digest, side_records, stage_fingerprint
 from .rows import FieldProblem, in_shard, row_id
 
 
@@ -150,30 +150,15 @@ class _Run:
     """One run of a stage over one input; see run_stage."""
 
     def __init__(self, stage: Stage, opts: RunOptions, outputs: Outputs, name: str):
-        self.stage, self.opts, self.outputs, self.name = stage, opts, outputs, name
+        self.stage, self.opts, self.name = stage, opts, name
         self.fail = choice(OnError, opts.on_error, "--on-error") is OnError.fail
-        self.out_path, self.partial = outputs.out, outputs.partial
-        self.errors = SetAside(outputs.errors, outputs.errors_named, self.note)
-        self.rows_in = self.skipped = self.failed = self.resumed = self.rows_out = self.dropped = 0
+        self.dest = Destination(outputs, name, _recounter(stage))
+        self.partial = outputs.partial
+        self.errors = SetAside(outputs.errors, outputs.errors_named, self.dest.note)
+        self.rows_in = self.skipped = self.failed = self.resumed = 0
         self.selected = 0  # valid rows this run took (after --shard and --limit)
-        self.finished_here = 0  # input rows finished by this run
         self.started = False
         self.digests: dict[int, str] = {}  # line -> digest of the input row, until its record is written
-        self.recount: Callable[[dict], None] = _recounter(stage)
-        self.lock: SideFileLock | None = None  # with -o OUT: this run is OUT's only writer
-        self.side: SideFile | None = None  # the side file found at the start, when resuming
-        self.sink: AppendLog | None = None
-        self.stream: RowStream | None = None  # without -o OUT: rows go to stdout (or a device)
-        self.writing = str(outputs.partial or (f"-o {outputs.stream}" if outputs.stream else "stdout"))  # for a message about the disk
-        self.set_aside: SetAside | None = None  # ... and dropped rows to --dropped (or stderr)
-
-    def note(self, note: dict) -> None:
-        """Record in the side file where this run began appending to a file the user named."""
-        if self.sink is not None:
-            if self.started or self.side is not None:
-                self.sink.write([{"cai_note": note}])
-            else:
-                self.sink.hold({"cai_note": note})  # the header waits for a started model; the note goes with it
 
     # ---------------------------------------------------------------- input
 
@@ -220,42 +205,24 @@ class _Run:
             raise CaiError(f"{first}{more}; nothing was written. Fix the input, or use --on-error skip to process the valid rows")
         return min(selected, self.opts.limit) if self.opts.limit is not None else selected
 
-    # ---------------------------------------------------------------- where rows go
-
-    def open_outputs(self) -> None:
-        """With -o OUT: take the side file (locked: this run is OUT's only writer), check an earlier run's settings,
-        and take back what its attempt appended to files the user named. Otherwise: rows to stdout (or a device)."""
-        outputs = self.outputs
-        if self.partial is None:
-            self.stream = RowStream(outputs.stream)
-            self.set_aside = SetAside(outputs.dropped if outputs.dropped_named else None, outputs.dropped_named)
-            return
-        self.lock, self.side, notes, self.sink = open_side_file(self.partial, str(self.out_path), self.opts.restart, lambda: stage_fingerprint(self.stage))
-        for path, named, mine in ((outputs.errors, outputs.errors_named, self._my_error), (outputs.dropped, outputs.dropped_named, _is_dropped)):
-            if path is not None and named:
-                take_back(path, notes, mine)
-
-    def _my_error(self, rec: dict) -> bool:
-        return rec.get("stage") == self.stage.name
-
     def start(self) -> None:
         if self.started:
             return
         self.stage.start()
-        self.started = True
+        self.started = self.dest.ready = True
         if self.partial is not None:
             # What only a started engine knows (the model an OpenAI-compatible server serves) joins the fingerprint.
-            check_fingerprint(self.side, stage_fingerprint(self.stage))
+            check_fingerprint(self.dest.side, stage_fingerprint(self.stage))
 
     # ---------------------------------------------------------------- the work
 
     def failure_message(self, line: int, failure: RowFailure) -> str:
         what = f"field '{failure.field}': " if failure.field else ""
         msg = f"{self.name}:{line}: {what}{failure.reason}"
-        if self.partial is not None and (self.finished_here or self.side is not None):
+        if self.partial is not None and (self.dest.finished_here or self.dest.side is not None):
             return msg + f"; finished rows are kept in {self.partial}, rerun to resume"
-        if self.partial is None and self.rows_out:
-            return msg + f"; the {self.rows_out} rows before it were written"
+        if self.partial is None and self.dest.rows_out:
+            return msg + f"; the {self.dest.rows_out} rows before it were written"
         return msg + "; nothing was written"
 
     def run_batch(self, batch: list[tuple[int, dict]]) -> None:
@@ -290,26 +257,12 @@ class _Run:
         self.emit(finished)
 
     def emit(self, records: list[dict]) -> None:
-        if not records:
-            return
-        self.finished_here += len(records)
-        if self.sink is not None:
-            self.sink.write(records)
-            return
-        assert self.stream is not None and self.set_aside is not None  # without -o OUT, open_outputs made both
-        rows = [r for rec in records for r in rec["rows"]]
-        self.stream.write(rows)
-        self.rows_out += len(rows)
-        for rec in records:
-            for row in rec.get("dropped", ()):
-                self.set_aside.add(row, f"cai: dropped {self.name}:{rec['line']} ({row.get('id')}): {row['dropped']}")
-                self.dropped += 1
-            self.recount(rec)
+        self.dest.emit(records)
 
     def stream_rows(self, source: InputSource, validated: bool, total: int | None, progress) -> int | None:
         """Second pass over a file, or the only pass over a pipe. Returns the last selected line (None: none)."""
         opts = self.opts
-        done = side_records(self.side)
+        done = side_records(self.dest.side)
         next_done = next(done, None)
         batch: list[tuple[int, dict]] = []
         selected, last_line = 0, None
@@ -371,52 +324,11 @@ class _Run:
             raise CaiError(f"{self.name}: no rows (the input is empty)")
         return last_line
 
-    # ---------------------------------------------------------------- the end
-
-    def finish(self, last_line: int | None) -> None:
-        """With -o OUT: OUT (and the dropped rows) from the side file, in input order, then no side file; the
-        summary JSON for a stage that writes one."""
-        self.errors.finish()
-        if self.out_path is None:
-            assert self.set_aside is not None  # made by open_outputs
-            self.set_aside.finish()
-            return
-        assert self.partial is not None and self.sink is not None and self.lock is not None  # -o OUT: open_outputs took them
-        self.sink.close()
-        if not self.lock.still_held():
-            raise CaiError(f"{self.partial}: another run took this side file over while this one ran; rerun to finish")
-        side = scan_side_file(self.partial)
-        check_room(self.out_path.parent, self.partial.stat().st_size, self.partial)
-        dropped = SetAside(self.outputs.dropped, self.outputs.dropped_named, self.note)
-        if last_line is None:
-            side = None  # nothing selected: OUT is empty
-        shard = self.opts.shard
-        keep = lambda rec: rec["line"] <= last_line and in_shard(str(rec.get("id")), shard)  # noqa: E731 - finished by this run's selection
-        self.writing = str(self.out_path)
-        self.rows_out = assemble(self.out_path, side, dropped, keep, self.recount)
-        self.dropped = dropped.count
-        self.sink.close()
-        if self.outputs.summary is not None:
-            write_summary(self.outputs.summary, self.stage.summary_dict())  # type: ignore[attr-defined]
-
-    def close(self, finished: bool) -> None:
-        """Let go of the side file: removed when OUT is complete (or when it holds nothing)."""
-        if self.sink is not None:
-            self.sink.close()
-        if self.lock is not None:
-            empty = self.partial is not None and self.partial.exists() and self.partial.stat().st_size == 0
-            self.lock.release(remove=(finished and not self.failed) or empty)
-
-
 def _recounter(stage: Stage) -> Callable[[dict], None]:
     hook = getattr(stage, "recount", None)
     if hook is None:
         return lambda rec: None
     return lambda rec: hook(rec["rows"], rec.get("dropped", []), rec.get("tally", []))
-
-
-def _is_dropped(rec: dict) -> bool:
-    return "dropped" in rec
 
 
 def stage_inputs(stage: Stage, path: str | None) -> list[tuple[str, str | None]]:
@@ -432,19 +344,23 @@ def run_stage(stage: Stage, opts: RunOptions) -> RunResult:
     outputs = Outputs.plan(opts.output, opts.errors_file, opts.dropped_file, summary=hasattr(stage, "summary_dict"))
     source = InputSource(opts.input)
     run = _Run(stage, opts, outputs, source.name)
+    dest = run.dest
     finished = False
     try:
         outputs.check(stage_inputs(stage, opts.input))
-        run.open_outputs()
+        dest.open(opts.restart, lambda: stage_fingerprint(stage), lambda rec: rec.get("stage") == stage.name)
         total = run.first_pass(source) if source.seekable else None
         if not source.seekable:
             run.start()  # a pipe: load the model while the stage upstream works
         with _progress(stage, opts) as progress:
             last_line = run.stream_rows(source, source.seekable, total, progress)
-        run.finish(last_line)
+        run.errors.finish()
+        shard = opts.shard
+        keep = None if last_line is None else lambda rec: rec["line"] <= last_line and in_shard(str(rec.get("id")), shard)
+        dest.finish(keep, getattr(stage, "summary_dict", None))
         finished = True
     except OSError as exc:
-        message = os_error_message(exc, run.writing, _kept(run))
+        message = os_error_message(exc, dest.writing, _kept(run))
         if message is None:
             raise
         raise CaiError(message) from exc
@@ -453,34 +369,29 @@ def run_stage(stage: Stage, opts: RunOptions) -> RunResult:
     finally:
         if not finished:
             run.errors.discard()
-            if run.set_aside is not None:
-                run.set_aside.discard()
         source.close()
-        if run.stream is not None:
-            run.stream.close(failed=not finished)
-        run.close(finished)
+        dest.close(finished, failed=bool(run.failed))
     result = RunResult(
         rows_in=run.rows_in,
-        rows_out=run.rows_out,
+        rows_out=dest.rows_out,
         skipped=run.skipped,
         failed=run.failed,
         resumed=run.resumed,
         seconds=time.monotonic() - started,
-        dropped=run.dropped,
+        dropped=dest.dropped,
         selected=run.selected if opts.limit is not None or opts.shard is not None else None,
         summary=outputs.summary,
     )
-    dropped_in = run.outputs.dropped if run.dropped and (run.out_path is not None or outputs.dropped_named) else None
-    _print_summary(stage, result, run.errors.kept_in, run.partial if run.failed else None, dropped_in)
+    _print_summary(stage, result, run.errors.kept_in, run.partial if run.failed else None, dest.dropped_in)
     return result
 
 
 def _kept(run: _Run) -> str:
     """Where the finished rows are, for a message about a run that stopped."""
-    if run.partial is not None and (run.finished_here or run.side is not None):
+    if run.partial is not None and (run.dest.finished_here or run.dest.side is not None):
         return f"the finished rows are kept in {run.partial}: rerun the same command to resume"
-    if run.partial is None and run.rows_out:
-        return f"the {run.rows_out} rows before it were written"
+    if run.partial is None and run.dest.rows_out:
+        return f"the {run.dest.rows_out} rows before it were written"
     return "nothing was written"
 
 
