@@ -324,6 +324,7 @@ class _Run:
             raise CaiError(f"{self.name}: no rows (the input is empty)")
         return last_line
 
+
 def _recounter(stage: Stage) -> Callable[[dict], None]:
     hook = getattr(stage, "recount", None)
     if hook is None:

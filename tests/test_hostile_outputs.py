@@ -110,6 +110,9 @@ def test_an_output_that_is_the_input_under_another_name_is_refused(tmp_path):
         refused(cai("generate", "-o", str(folder / "in.jsonl"), "--engine", "fake", stdin=stdin), "is the input of this run (stdin)")
     with open(folder / "in.jsonl", "ab") as stdout:  # cai generate in.jsonl >> in.jsonl: rows read back as input, forever
         refused(cai("generate", str(folder / "in.jsonl"), "--engine", "fake", stdout=stdout), "stdout: is the input of this run")
+    with open(folder / "mynotes.jsonl", "ab") as stdout:  # rows and errors into one file
+        refused(cai("generate", str(folder / "in.jsonl"), "--errors", str(folder / "mynotes.jsonl"), "--engine", "fake", stdout=stdout),
+                "stdout and --errors are the same file")
     assert snapshot(folder) == before
 
 

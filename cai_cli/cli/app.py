@@ -221,6 +221,8 @@ def score(common: Common, reward_model: o.RewardModelOpt):
 def export(common: Common, format: o.ExportFormatOpt, keep_truncated: o.KeepTruncatedOpt = False):
     """Write rows as datasets to train elsewhere: each line loads with datasets.load_dataset("json", ...) and trl takes it as is.
 
+    A row that would make a bad example (a revision cut at --max-tokens, unless --keep-truncated; a pair of one text) is left out, counted by reason, and kept with its reason in OUTPUT.dropped.jsonl (or --dropped PATH).
+
     Example:
 
         cai export out/revised.jsonl --format sft -o out/sft.jsonl

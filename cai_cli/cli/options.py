@@ -65,7 +65,7 @@ OutputOpt = Annotated[
     Optional[str],
     typer.Option(
         "--output", "-o",
-        help="Where results go: a stage's JSONL (written atomically, a rerun resumes; absent or '-': stdout), a train-* "
+        help="Where results go: a stage's JSONL (written atomically, through a link onto its target, a device or FIFO directly; a rerun resumes; absent or '-': stdout; never an input of the run), a train-* "
         "folder (checkpoints/, metrics.jsonl, then the model, usable as --model), or report's chart (.png .svg .pdf .html).",
         rich_help_panel=IO_PANEL,
     ),

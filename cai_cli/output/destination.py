@@ -78,6 +78,7 @@ class Destination:
         if self.partial is None or self.outputs.out is None:
             return
         assert self.sink is not None and self.lock is not None  # -o OUT: open() took them
+        self.sink.write_held()  # notes no batch took: written, so a rerun can take back what they cover
         self.sink.close()
         if not self.lock.still_held():
             raise CaiError(f"{self.partial}: another run took this side file over while this one ran; rerun to finish")

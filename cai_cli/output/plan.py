@@ -93,24 +93,21 @@ class Outputs:
         """Refuse, before any work, an output that is an input (INPUTS: (what, path), None for stdin) or another
         output, and an output folder that cannot be written or is full."""
         read = [(what, _identity(path), path) for what, path in inputs]
-        outputs = self.written()
-        if self.out is None and self.stream is None:
-            outputs.append(("stdout", Path("/dev/stdout")))
-        seen: list[tuple[str, Path, tuple[int, int] | None]] = []
-        for what, path in outputs:
-            ident = _identity(str(path)) if what != "stdout" else _identity(None, fd=1)
+        seen: list[tuple[str, Path | None, tuple[int, int] | None]] = []
+        if self.out is None and self.stream is None:  # rows to stdout: what it is redirected to counts too
+            seen.append(("stdout", None, _identity(None, fd=1)))
+        seen += [(what, written, _identity(str(written))) for what, written in self.written()]
+        for i, (what, path, ident) in enumerate(seen):
+            named = f"{what} {path}" if path is not None else what
             for in_what, in_ident, in_path in read:
-                same = (ident is not None and ident == in_ident) or (in_path is not None and _same_name(path, Path(in_path)))
-                if same:
-                    shown = in_path if in_path is not None else "stdin"
-                    raise CaiError(f"{what} {path}: is {in_what} of this run ({shown}); writing there would destroy it. Write to another file")
-            if what == "stdout" or not _regular_or_absent(path):
+                if (ident is not None and ident == in_ident) or (path is not None and in_path is not None and _same_name(path, Path(in_path))):
+                    raise CaiError(f"{named}: is {in_what} of this run ({in_path or 'stdin'}); writing there would destroy it. Write to another file")
+            if path is not None and not _regular_or_absent(path):
                 continue  # a device (/dev/null, /dev/stderr) may take several outputs
-            for other_what, other_path, other_ident in seen:
-                if _same_name(path, other_path) or (ident is not None and ident == other_ident):
+            for other_what, other_path, other_ident in seen[:i]:
+                if (path is not None and other_path is not None and _same_name(path, other_path)) or (ident is not None and ident == other_ident):
                     raise CaiError(f"{other_what} and {what} are the same file ({path}); give each output its own file")
-            seen.append((what, path, ident))
-        for folder in dict.fromkeys(p.parent for _, p, _ in seen):
+        for folder in dict.fromkeys(p.parent for _, p, _ in seen if p is not None and _regular_or_absent(p)):
             _check_folder(folder)
 
 

@@ -168,6 +168,11 @@ class AppendLog:
         """Write ROW with the next batch (the header may need a started model; ROW does not wait for one)."""
         self._held.append(row)
 
+    def write_held(self) -> None:
+        """Write what `hold` kept, now (no batch came to take it)."""
+        if self._held:
+            self.write([])
+
     def write(self, rows: Iterable[dict]) -> None:
         fh = self._open()
         for row in [*self._held, *rows]:
