@@ -5,6 +5,7 @@ OS error met while writing."""
 from __future__ import annotations
 
 import errno
+import json
 import os
 import stat
 import sys
@@ -46,8 +47,6 @@ class AppendedFile:
 def take_back(path: Path, notes: list[dict], mine: Callable[[dict], bool]) -> None:
     """Remove from PATH what an earlier attempt of this run appended (NOTES, from its side file): only when every
     line from where it began is one MINE recognises, so a line another stage appended since is never lost."""
-    import json
-
     starts = [n for n in notes if n.get("appended") == os.path.realpath(path) and isinstance(n.get("from"), int)]
     if not starts or not path.is_file():
         return

@@ -17,9 +17,9 @@ class RowStream:
 
     While a run lasts, file descriptor 1 and sys.stdout point at stderr, so whatever an engine and its
     libraries print (vLLM's logging, a C library's printf during model load) lands there; rows go through a
-    private duplicate of the real stdout. `close` puts stdout back (a library caller, a test). A stage command
-    also calls `seal_stdout` once its rows are out, so what runs at exit (an engine's shutdown logging) cannot
-    reach them either.
+    private duplicate of the real stdout. `close` puts stdout back (a library caller, a test); cai's entry point
+    calls `seal_stdout` once a command is done, so what runs at exit (an engine's shutdown logging) cannot reach
+    the rows either.
     """
 
     def __init__(self, device: Path | None):

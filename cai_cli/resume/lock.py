@@ -5,6 +5,7 @@ from __future__ import annotations
 import errno
 import fcntl
 import os
+import sys
 from pathlib import Path
 
 from ..errors import CaiError
@@ -19,12 +20,17 @@ class SideFileLock:
 
     def __init__(self, path: Path, output: str):
         self.path = path
+        self.fd: int | None = None
         path.parent.mkdir(parents=True, exist_ok=True)
         for _ in range(10):
             fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
             try:
                 fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
             except OSError as exc:
+                if exc.errno in (errno.ENOLCK, errno.EOPNOTSUPP, errno.ENOSYS):  # a file system without locks (some NFS)
+                    print(f"cai: {path}: this file system takes no locks; make sure no other run writes {output}", file=sys.stderr)
+                    self.fd = fd
+                    return
                 holder = _flock_holder(fd)
                 os.close(fd)
                 if exc.errno not in (errno.EWOULDBLOCK, errno.EACCES):
@@ -35,7 +41,7 @@ class SideFileLock:
                 who = f"pid {holder}" if holder else "another process"
                 raise CaiError(f"{output}: another cai run ({who}) is writing this output and holds {path}; wait for it to end, or write elsewhere") from None
             if _same_file(path, fd):
-                self.fd: int | None = fd
+                self.fd = fd
                 return
             os.close(fd)  # the holder finished and removed it between our open and our lock: take the new one
         raise CaiError(f"{path}: could not take the lock on this side file")
