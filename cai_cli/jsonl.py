@@ -3,12 +3,14 @@
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import math
 import os
 import re
 import select
+import shutil
 import stat
 import sys
 from collections.abc import Iterable, Iterator
@@ -412,14 +414,20 @@ def read_lines(path: str | None) -> list[InputLine]:
 
 
 def dumps(row: dict) -> str:
-    return json.dumps(row, ensure_ascii=False)
+    """A row as one line of strict JSON: a number JSON cannot carry (NaN, Infinity) stops the run with one line."""
+    try:
+        return json.dumps(row, ensure_ascii=False, allow_nan=False)
+    except ValueError as exc:
+        rid = row.get("id") if isinstance(row, dict) else None
+        where = f"row {rid!r}" if rid is not None else "a row"
+        raise CaiError(f"{where}: holds a number JSON cannot carry (NaN or Infinity; {exc}); nothing invalid was written") from None
 
 
 def dumps_compact(data) -> str:
     """Indented JSON (a summary file), but innermost objects and lists (a metric, an interval) on one line each."""
     import re
 
-    text = json.dumps(data, indent=2, ensure_ascii=False)
+    text = json.dumps(data, indent=2, ensure_ascii=False, allow_nan=False)
     inner = re.compile(r"([\[{])\n\s*((?:[^\[\]{}]|\[[^\[\]{}\n]*\])*?)\n\s*([\]}])")
 
     def one_line(m):
@@ -448,18 +456,22 @@ def read_done_rows(path: Path) -> list[dict]:
 
 
 class AtomicWriter:
-    """Rows streamed into a temporary file beside PATH, renamed onto PATH by commit(): readers never see half a file."""
+    """Rows streamed into a temporary file beside PATH, renamed onto PATH by commit(): readers never see half a file.
+
+    PATH a symbolic link: written through it (the temporary file beside the target, renamed onto the target), so
+    the link stays. An existing file keeps its permissions."""
 
     def __init__(self, path: Path):
-        self.path = path
-        self.tmp = path.with_name(path.name + ".tmp")
+        self.path = Path(os.path.realpath(path)) if path.is_symlink() else path
+        self.tmp = self.path.with_name(self.path.name + ".tmp")
         self.count = 0
         self._fh: IO[str] | None = None
+        self._opened = False  # the temporary file is this writer's (on a read-only disk even unlinking a missing file fails)
 
     def write(self, row: dict) -> None:
         if self._fh is None:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-            self._fh = self.tmp.open("w", encoding="utf-8")
+            self.write_nothing()
+        assert self._fh is not None  # write_nothing opened it
         self._fh.write(dumps(row) + "\n")
         self.count += 1
 
@@ -472,17 +484,22 @@ class AtomicWriter:
         os.fsync(fh.fileno())
         fh.close()
         self._fh = None
+        if self.path.exists():
+            shutil.copymode(self.path, self.tmp)
         os.replace(self.tmp, self.path)
 
     def write_nothing(self) -> None:
         self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._opened = True
         self._fh = self.tmp.open("w", encoding="utf-8")
 
     def discard(self) -> None:
         if self._fh is not None:
-            self._fh.close()
+            with contextlib.suppress(OSError):  # a full disk: closing flushes, and fails again
+                self._fh.close()
             self._fh = None
-        self.tmp.unlink(missing_ok=True)
+        if self._opened:
+            self.tmp.unlink(missing_ok=True)
 
 
 def write_atomic(path: Path, rows: Iterable[dict]) -> None:

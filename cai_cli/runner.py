@@ -1,21 +1,23 @@
 """The stage I/O contract: rows stream through a batch at a time, each input row gives 0..N output rows,
-a fingerprinted side file makes a rerun resume (never mixing settings), and the output appears atomically."""
+a fingerprinted, locked side file makes a rerun resume (never mixing settings or inputs), and the output
+appears atomically. Where rows go and what a run never destroys: output.py."""
 
 from __future__ import annotations
 
 import copy
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from enum import Enum
 from pathlib import Path
 from typing import Any, Protocol
 
 from .errors import CaiError, InputError, RowFailure, choice
-from .jsonl import AtomicWriter, InputLine, InputSource, StdoutWriter
+from .jsonl import InputLine, InputSource
+from .output import Destination, Outputs, SetAside, os_error_message
 from .progress import progress_bar
-from .resume import AppendLog, SideFile, check_fingerprint, open_side_file, scan_side_file, side_records, stage_fingerprint
+from .resume import check_fingerprint, row_digest, side_records, stage_fingerprint
 from .rows import FieldProblem, in_shard, row_id
 
 
@@ -31,7 +33,8 @@ class RunOptions:
     input: str | None = None
     output: str | None = None
     on_error: str = OnError.fail.value
-    errors_file: str | None = None
+    errors_file: str | None = None  # --errors: a file of the user's, appended to (default: OUT.errors.jsonl, the run's own)
+    dropped_file: str | None = None  # --dropped: likewise (default: OUT.dropped.jsonl; writing to stdout: stderr lines)
     limit: int | None = None
     shard: tuple[int, int] | None = None
     batch_size: int = 16
@@ -66,7 +69,16 @@ class Dropped:
         return {**self.row, "dropped": self.reason}
 
 
-# What `process` gives for one input row: one row, several (0..N, some maybe Dropped), or a failure.
+@dataclass
+class Tally:
+    """What one input row adds to its stage's summary beyond its rows (label-prefs: every pair the judge compared),
+    given beside the rows in `process`. It is kept in the side file, never written to OUT, and handed back to the
+    stage's `recount` with the row's rows, so a summary after a resume counts every row once."""
+
+    data: dict
+
+
+# What `process` gives for one input row: one row, several (0..N, some maybe Dropped, maybe a Tally), or a failure.
 Outcome = dict | list | Dropped | RowFailure
 
 
@@ -90,7 +102,12 @@ class Stage(Protocol):
         """Stage-specific words for the summary line ('' for none)."""
 
     # Optional: settings() -> dict, the stage's own options that shape its rows; fingerprint() -> dict,
-    # everything else that does (EngineStage: model identity, engine, sampling, constitution, settings()).
+    # everything else that does (EngineStage: model identity, engine, sampling, constitution, settings());
+    # input_files() -> {what: path}, the files it reads besides its input (no output may be one of them);
+    # recount(rows, dropped, tallies), called once per finished input row, in input order, as its rows leave
+    # (for stdout) or as OUT is written from the side file: a summary counted there, not in process(),
+    # counts every row exactly once whichever run finished it; summary_dict() -> dict, written to
+    # OUT.summary.json at the end.
 
 
 @dataclass
@@ -103,21 +120,25 @@ class RunResult:
     seconds: float
     dropped: int = 0
     selected: int | None = None  # rows taken under --limit or --shard (None: every valid row)
+    summary: Path | None = None  # OUT.summary.json, when the stage writes one
     failed_again: int = 0  # of `failed`: rows that failed a check needing the model (too long), which a rerun fails again
 
 
-def split_outcome(outcome: Outcome) -> tuple[list[dict], list[dict]]:
-    """(output rows, dropped rows with their `dropped` reason) of one input row's outcome."""
+def outcome_record(line: int, row_id: str, digest: str, outcome: Outcome) -> dict:
+    """One finished input row, as the side file keeps it: its line, id and digest, its output rows, its dropped rows
+    (with their `dropped` reason) and its tallies."""
     items = outcome if isinstance(outcome, list) else [outcome]
-    kept, dropped = [], []
+    kept, dropped, tallies = [], [], []
     for item in items:
         if isinstance(item, Dropped):
             dropped.append(item.as_row())
+        elif isinstance(item, Tally):
+            tallies.append(item.data)
         elif isinstance(item, dict):
             kept.append(item)
         else:
-            raise TypeError(f"a stage's process() gave {type(item).__name__} for a row; expected a dict, a list of dicts, Dropped or RowFailure")
-    return kept, dropped
+            raise TypeError(f"a stage's process() gave {type(item).__name__} for a row; expected a dict, a list of dicts, Dropped, Tally or RowFailure")
+    return {"line": line, "id": row_id, "sha": digest, "rows": kept, **({"dropped": dropped} if dropped else {}), **({"tally": tallies} if tallies else {})}
 
 
 def error_record(file: str, line: int | None, field: str | None, reason: str, row: dict | None, raw: str | None = None) -> dict:
@@ -129,127 +150,88 @@ def error_record(file: str, line: int | None, field: str | None, reason: str, ro
     return rec
 
 
-class _Errors:
-    """Bad and failed rows, streamed to the errors file (or, with no file, one stderr line each)."""
-
-    def __init__(self, path: Path | None, clear_stale: bool):
-        self.path = path
-        self.writer = AtomicWriter(path) if path is not None else None
-        self.clear_stale = clear_stale
-        self.count = 0
-
-    def add(self, rec: dict, verb: str) -> None:
-        self.count += 1
-        if self.writer is not None:
-            self.writer.write(rec)
-        else:
-            print(f"cai: {verb} {rec['file']}:{rec['line']}: {rec['field'] or 'row'}: {rec['error']}", file=sys.stderr)
-
-    def finish(self) -> None:
-        if self.writer is None:
-            return
-        if self.count:
-            self.writer.commit()
-        elif self.clear_stale and self.path is not None and self.path.exists():
-            self.path.unlink()  # stale errors from an earlier run that have since been fixed
-
-    def discard(self) -> None:
-        if self.writer is not None:
-            self.writer.discard()
-
-
 class _Run:
     """One run of a stage over one input; see run_stage."""
 
-    def __init__(self, stage: Stage, opts: RunOptions):
-        self.stage, self.opts = stage, opts
+    def __init__(self, stage: Stage, opts: RunOptions, outputs: Outputs, name: str):
+        self.stage, self.opts, self.name = stage, opts, name
         self.fail = choice(OnError, opts.on_error, "--on-error") is OnError.fail
-        self.out_path = Path(opts.output) if opts.output not in (None, "-") else None
-        out = self.out_path
-        self.partial = out.with_name(out.name + ".partial") if out else None
-        self.dropped_path = out.with_name(out.name + ".dropped.jsonl") if out else None
-        errors_path = Path(opts.errors_file) if opts.errors_file else (out.with_name(out.name + ".errors.jsonl") if out else None)
-        self.errors = _Errors(errors_path, clear_stale=out is not None)
-        self.rows_in = self.skipped = self.failed = self.resumed = self.rows_out = self.dropped = 0
+        self.dest = Destination(outputs, name, _recounter(stage))
+        self.partial = outputs.partial
+        self.errors = SetAside(outputs.errors, outputs.errors_named, self.dest.note)
+        self.rows_in = self.skipped = self.failed = self.resumed = 0
         self.failed_again = 0  # failed a check that needs the model (check_loaded): a rerun fails them again
         self.selected = 0  # valid rows this run took (after --shard and --limit)
-        self.finished_here = 0  # input rows finished by this run
         self.started = False
-        self.side: SideFile | None = None  # the side file found at the start, when resuming
-        self.sink: AppendLog | None = None
-        self.fingerprint: dict | None = None
+        self.digests: dict[int, str] = {}  # line -> digest of the input row, until its record is written
 
     # ---------------------------------------------------------------- input
 
-    def bad(self, name: str, item: InputLine, error: InputError) -> None:
+    def bad(self, item: InputLine, error: InputError) -> None:
         self.skipped += 1
-        self.errors.add(error_record(name, item.line, error.field, error.reason, item.row, item.raw), "skipped")
+        self.set_error(error_record(self.name, item.line, error.field, error.reason, item.row, item.raw), "skipped")
 
-    def validate(self, item: InputLine, name: str) -> InputError | None:
+    def set_error(self, rec: dict, verb: str) -> None:
+        line = f"cai: {verb} {rec['file']}:{rec['line']}: {rec['field'] or 'row'}: {rec['error']}"
+        self.errors.add({"stage": self.stage.name, **rec}, line)
+
+    def validate(self, item: InputLine) -> InputError | None:
         if item.error is not None:
             return item.error
         assert item.row is not None  # a line without an error has its row
         try:
             self.stage.check(item.row)
         except FieldProblem as problem:
-            return InputError(problem.message, file=name, line=item.line, field=problem.field)
+            return InputError(problem.message, file=self.name, line=item.line, field=problem.field)
         return None
 
     def first_pass(self, source: InputSource) -> int:
         """Validate every line of a file before any model loads; returns how many rows this run selects."""
         first: InputError | None = None
         selected = 0
-        for item in source.lines(digest=True):
+        for item in source.lines():
             assert item is not None  # only a pipe yields None (while it waits); this pass reads a file
             self.rows_in += 1
-            error = self.validate(item, source.name)
+            error = self.validate(item)
             if error is not None:
                 if self.fail:
                     self.skipped += 1
                     first = first or error
                 else:
-                    self.bad(source.name, item, error)
+                    self.bad(item, error)
                 continue
             assert item.row is not None  # validated: the line has its row
             if in_shard(row_id(item.row), self.opts.shard):
                 selected += 1
         if self.rows_in == 0:
-            raise CaiError(f"{source.name}: no rows (the input is empty)")
+            raise CaiError(f"{self.name}: no rows (the input is empty)")
         if first is not None:
             more = f" (and {self.skipped - 1} more bad rows)" if self.skipped > 1 else ""
             raise CaiError(f"{first}{more}; nothing was written. Fix the input, or use --on-error skip to process the valid rows")
         return min(selected, self.opts.limit) if self.opts.limit is not None else selected
 
-    # ---------------------------------------------------------------- side file
-
-    def open_side_file(self, input_identity: str) -> None:
-        assert self.partial is not None  # run_stage opens a side file only with -o OUT
-        self.fingerprint = stage_fingerprint(self.stage, input_identity)
-        self.side, self.sink = open_side_file(self.partial, self.opts.restart, lambda: self.fingerprint)
-
-    def start(self, input_identity: str) -> None:
+    def start(self) -> None:
         if self.started:
             return
         self.stage.start()
-        self.started = True
+        self.started = self.dest.ready = True
         if self.partial is not None:
             # What only a started engine knows (the model an OpenAI-compatible server serves) joins the fingerprint.
-            self.fingerprint = stage_fingerprint(self.stage, input_identity)
-            check_fingerprint(self.side, self.fingerprint)
+            check_fingerprint(self.dest.side, stage_fingerprint(self.stage))
 
     # ---------------------------------------------------------------- the work
 
-    def failure_message(self, name: str, line: int, failure: RowFailure) -> str:
+    def failure_message(self, line: int, failure: RowFailure) -> str:
         what = f"field '{failure.field}': " if failure.field else ""
-        msg = f"{name}:{line}: {what}{failure.reason}"
-        if self.partial is not None and (self.finished_here or self.side is not None):
+        msg = f"{self.name}:{line}: {what}{failure.reason}"
+        if self.partial is not None and (self.dest.finished_here or self.dest.side is not None):
             return msg + f"; finished rows are kept in {self.partial}, rerun to resume"
-        if self.partial is None and self.rows_out:
-            return msg + f"; the {self.rows_out} rows before it were written"
+        if self.partial is None and self.dest.rows_out:
+            return msg + f"; the {self.dest.rows_out} rows before it were written"
         return msg + "; nothing was written"
 
-    def run_batch(self, name: str, batch: list[tuple[int, dict]], input_identity: str) -> None:
-        self.start(input_identity)
+    def run_batch(self, batch: list[tuple[int, dict]]) -> None:
+        self.start()
         stage = self.stage
         ready = []
         for line, row in batch:
@@ -257,10 +239,10 @@ class _Run:
                 stage.check_loaded(row)
             except RowFailure as failure:
                 if self.fail:
-                    raise CaiError(self.failure_message(name, line, failure)) from None
+                    raise CaiError(self.failure_message(line, failure)) from None
                 self.failed += 1
                 self.failed_again += 1
-                self.errors.add(error_record(name, line, failure.field, failure.reason, row), "failed")
+                self.set_error(error_record(self.name, line, failure.field, failure.reason, row), "failed")
                 continue
             ready.append((line, row))
         if not ready:
@@ -273,58 +255,48 @@ class _Run:
             if isinstance(outcome, RowFailure):
                 if self.fail:
                     self.emit(finished)
-                    raise CaiError(self.failure_message(name, line, outcome))
+                    raise CaiError(self.failure_message(line, outcome))
                 self.failed += 1
-                self.errors.add(error_record(name, line, outcome.field, outcome.reason, row), "failed")
+                self.set_error(error_record(self.name, line, outcome.field, outcome.reason, row), "failed")
                 continue
-            kept, dropped = split_outcome(outcome)
-            finished.append({"line": line, "id": str(row["id"]), "rows": kept, **({"dropped": dropped} if dropped else {})})
+            finished.append(outcome_record(line, str(row["id"]), self.digests.pop(line), outcome))
         self.emit(finished)
 
     def emit(self, records: list[dict]) -> None:
-        if not records:
-            return
-        self.finished_here += len(records)
-        if self.sink is not None:
-            self.sink.write(records)
-            return
-        rows = [r for rec in records for r in rec["rows"]]
-        self.rows_out += len(rows)
-        self.dropped += sum(len(rec.get("dropped", ())) for rec in records)
-        StdoutWriter().write(rows)
+        self.dest.emit(records)
 
-    def stream(self, source: InputSource, validated: bool, total: int | None, progress) -> int | None:
+    def stream_rows(self, source: InputSource, validated: bool, total: int | None, progress) -> int | None:
         """Second pass over a file, or the only pass over a pipe. Returns the last selected line (None: none)."""
-        name, opts = source.name, self.opts
-        done = side_records(self.side)
+        opts = self.opts
+        done = side_records(self.dest.side)
         next_done = next(done, None)
         batch: list[tuple[int, dict]] = []
         selected, last_line = 0, None
         task = progress.add_task(self.stage.name, total=total)
-        identity = source.identity
         for item in source.lines(idle=not validated):
             if item is None:  # upstream is quiet: send what we hold instead of waiting for a full batch
                 if batch:
-                    self.run_batch(name, batch, identity)
+                    self.run_batch(batch)
                     progress.advance(task, len(batch))
                     batch = []
                 continue
             if not validated:
                 self.rows_in += 1
-            error = self.validate(item, name)
+            error = self.validate(item)
             if error is not None:
                 if validated:
                     continue  # reported by the first pass
                 if self.fail:
                     if batch:  # the rows before it are good: finish them first
-                        self.run_batch(name, batch, identity)
+                        self.run_batch(batch)
                         batch = []
                     kept = f"the rows before it are finished and kept in {self.partial}" if self.partial is not None else "the rows before it were processed"
                     raise CaiError(f"{error}; {kept}. Fix the input, or use --on-error skip to process the valid rows")
-                self.bad(name, item, error)
+                self.bad(item, error)
                 continue
             row = item.row
             assert row is not None  # validated: the line has its row
+            digest = row_digest(row)  # the row as read, before the runner gives it an id
             if row.get("id") is None:
                 row["id"] = row_id(row)
             if not in_shard(str(row["id"]), opts.shard):
@@ -337,97 +309,99 @@ class _Run:
             while next_done is not None and next_done["line"] < item.line:
                 next_done = next(done, None)
             if next_done is not None and next_done["line"] == item.line:
-                if str(next_done.get("id")) != str(row["id"]):
+                if next_done.get("sha") != digest:
                     raise CaiError(
-                        f"{name}:{item.line}: this row's id is {row['id']!r}, but {self.partial} finished {next_done.get('id')!r} "
-                        "at this line: the input is not the one the side file was made from; rerun with it, or add --restart"
+                        f"{self.name}:{item.line}: this row is not the one {self.partial} finished at this line: the input differs "
+                        "from the one the side file was made from; rerun with that input to resume, or add --restart to start over"
                     )
                 self.resumed += 1
                 progress.advance(task, 1)
                 continue
+            self.digests[item.line] = digest
             batch.append((item.line, row))
             if len(batch) >= max(1, opts.batch_size):
-                self.run_batch(name, batch, identity)
+                self.run_batch(batch)
                 progress.advance(task, len(batch))
                 batch = []
         if batch:
-            self.run_batch(name, batch, identity)
+            self.run_batch(batch)
             progress.advance(task, len(batch))
         if self.rows_in == 0:
-            raise CaiError(f"{name}: no rows (the input is empty)")
+            raise CaiError(f"{self.name}: no rows (the input is empty)")
         return last_line
 
-    def finish_output(self, last_line: int | None) -> None:
-        """Stream the side file, in input order, into OUT (and OUT.dropped.jsonl); then drop the side file."""
-        # run_stage calls this only with -o OUT, which sets all three paths
-        assert self.out_path is not None and self.partial is not None and self.dropped_path is not None
-        out, dropped = AtomicWriter(self.out_path), AtomicWriter(self.dropped_path)
-        try:
-            if self.sink is not None:
-                self.sink.close()
-            if last_line is not None:
-                for rec in side_records(scan_side_file(self.partial)):
-                    if rec["line"] > last_line or not in_shard(str(rec.get("id")), self.opts.shard):
-                        continue  # finished by an earlier run with another --limit or --shard
-                    for row in rec["rows"]:
-                        out.write(row)
-                    for row in rec.get("dropped", ()):
-                        dropped.write(row)
-            out.commit()
-            if dropped.count:
-                dropped.commit()
-            elif self.dropped_path.exists():
-                self.dropped_path.unlink()  # stale, from an earlier run with other settings
-        except BaseException:
-            out.discard()
-            dropped.discard()
-            raise
-        self.rows_out, self.dropped = out.count, dropped.count
-        if self.failed == self.failed_again and not self.opts.keep_side_file and self.partial.exists():
-            self.partial.unlink()  # no row a rerun could finish (only rows that fail again with this model), and no phase reads it back
+
+def _recounter(stage: Stage) -> Callable[[dict], None]:
+    hook = getattr(stage, "recount", None)
+    if hook is None:
+        return lambda rec: None
+    return lambda rec: hook(rec["rows"], rec.get("dropped", []), rec.get("tally", []))
+
+
+def stage_inputs(stage: Stage, path: str | None) -> list[tuple[str, str | None]]:
+    """(what, path) of every file the run reads: its input (None: stdin) and the stage's own (a constitution...)."""
+    own = getattr(stage, "input_files", None)
+    extra = own() if own is not None else {}
+    return [("the input", None if path in (None, "-") else path), *extra.items()]
 
 
 def run_stage(stage: Stage, opts: RunOptions) -> RunResult:
     """Run STAGE over OPTS.input, a batch at a time; see docs/design.md, "Stage I/O contract"."""
     started = time.monotonic()
-    run = _Run(stage, opts)
+    outputs = Outputs.plan(opts.output, opts.errors_file, opts.dropped_file, summary=hasattr(stage, "summary_dict"))
     source = InputSource(opts.input)
+    run = _Run(stage, opts, outputs, source.name)
+    dest = run.dest
+    finished = False
     try:
+        outputs.check(stage_inputs(stage, opts.input))
+        dest.open(opts.restart, lambda: stage_fingerprint(stage), lambda rec: rec.get("stage") == stage.name)
         total = run.first_pass(source) if source.seekable else None
-        if run.partial is not None:
-            run.open_side_file(source.identity)
         if not source.seekable:
-            run.start(source.identity)  # a pipe: load the model while the stage upstream works
+            run.start()  # a pipe: load the model while the stage upstream works
         with _progress(stage, opts) as progress:
-            last_line = run.stream(source, source.seekable, total, progress)
-        if run.out_path is not None:
-            run.finish_output(last_line)
+            last_line = run.stream_rows(source, source.seekable, total, progress)
         run.errors.finish()
-    except BaseException:
-        run.errors.discard()
-        raise
+        shard = opts.shard
+        keep = None if last_line is None else lambda rec: rec["line"] <= last_line and in_shard(str(rec.get("id")), shard)
+        dest.finish(keep, getattr(stage, "summary_dict", None))
+        finished = True
+    except OSError as exc:
+        message = os_error_message(exc, dest.writing, _kept(run))
+        if message is None:
+            raise
+        raise CaiError(message) from exc
+    except UnicodeEncodeError as exc:
+        raise CaiError(f"{run.name}: a row holds text that cannot be written as UTF-8 ({exc.reason}); {_kept(run)}") from exc
     finally:
+        if not finished:
+            run.errors.discard()
         source.close()
-        if run.sink is not None:
-            run.sink.close()
+        # The side file stays while a rerun could finish a row (a run-time failure) or a later phase reads it back.
+        dest.close(finished, failed=run.failed > run.failed_again or opts.keep_side_file)
     result = RunResult(
         rows_in=run.rows_in,
-        rows_out=run.rows_out,
+        rows_out=dest.rows_out,
         skipped=run.skipped,
         failed=run.failed,
         resumed=run.resumed,
         seconds=time.monotonic() - started,
-        dropped=run.dropped,
+        dropped=dest.dropped,
         selected=run.selected if opts.limit is not None or opts.shard is not None else None,
+        summary=outputs.summary,
         failed_again=run.failed_again,
     )
-    _print_summary(
-        stage, result,
-        run.errors.path if run.errors.count and run.errors.writer is not None else None,
-        run.partial if run.failed > run.failed_again else None,
-        run.dropped_path if run.dropped and run.out_path is not None else None,
-    )
+    _print_summary(stage, result, run.errors.kept_in, run.partial if run.failed > run.failed_again else None, dest.dropped_in)
     return result
+
+
+def _kept(run: _Run) -> str:
+    """Where the finished rows are, for a message about a run that stopped."""
+    if run.partial is not None and (run.dest.finished_here or run.dest.side is not None):
+        return f"the finished rows are kept in {run.partial}: rerun the same command to resume"
+    if run.partial is None and run.dest.rows_out:
+        return f"the {run.dest.rows_out} rows before it were written"
+    return "nothing was written"
 
 
 def _progress(stage, opts):
@@ -467,6 +441,10 @@ def _print_summary(stage, result: RunResult, errors_path, partial_path, dropped_
     print(line, file=sys.stderr)
     if dropped_path is not None:
         print(f"cai: {result.dropped} dropped rows were written to {dropped_path}", file=sys.stderr)
+    elif result.dropped:
+        print(f"cai: {result.dropped} dropped rows were named above; add --dropped PATH to keep them", file=sys.stderr)
+    if result.summary is not None:
+        print(f"cai {stage.name}: summary -> {result.summary}", file=sys.stderr)
     if errors_path is not None:
         print(f"cai: bad or failed rows were written to {errors_path}", file=sys.stderr)
     if result.failed_again:

@@ -16,6 +16,8 @@ import pytest
 from cai_cli.engines import register_engine
 
 ROOT = Path(__file__).resolve().parent.parent
+NOISE_ENV = "CAI_FAKE_NOISE"
+DELAY_ENV = "CAI_FAKE_DELAY"
 
 
 def run_cai(*args: str, input: str | bytes | None = None, cwd: Path | None = None, env: dict | None = None, timeout: float = 900):
@@ -69,6 +71,9 @@ class FakeEngine:
     score_options: `scorer(prompt, options)` -> log-probs; by default the option whose text last appears
     in the prompt wins (ties: the first), so a judge prompt that quotes one answer more often prefers it.
     render_chat: "<role>content</role>" per message, then "<assistant>".
+    In a subprocess, CAI_FAKE_NOISE=1 makes it print to stdout as engines and their libraries do (print, a write to
+    file descriptor 1, C's printf, and at exit), and CAI_FAKE_DELAY=S makes each call take S seconds (a run slow
+    enough to kill at random moments).
     `calls` counts what was asked (chat: conversations, score: prompts); `log` keeps it: chats (conversations),
     scored (prompts), options (per scoring call), completed (prompts), batches (conversations per chat call),
     started (the model of each engine started: a loaded set of weights).
@@ -86,6 +91,26 @@ class FakeEngine:
     def __init__(self, opts=None):
         self.model = getattr(opts, "model", None) or "fake-model"
         type(self).log["started"].append(self.model)
+        self.noisy = bool(os.environ.get(NOISE_ENV))
+        self.delay = float(os.environ.get(DELAY_ENV) or 0)
+        self.noise("loading the fake model")
+        if self.noisy:
+            import atexit
+
+            atexit.register(print, "fake engine: shutting down")
+
+    def noise(self, what: str) -> None:
+        """What a real engine prints while it loads and works (vLLM's logging, a C library's printf)."""
+        if self.noisy:
+            import ctypes
+
+            print(f"fake engine: {what}")
+            os.write(1, f"fake engine (fd 1): {what}\n".encode())
+            ctypes.CDLL(None).printf(f"fake engine (C printf): {what}\n".encode())
+        if self.delay:
+            import time
+
+            time.sleep(self.delay)
 
     @staticmethod
     def default_reply(conversation: list[dict], seed: int) -> str:
@@ -115,6 +140,7 @@ class FakeEngine:
         from cai_cli.engines.base import Completion, seeds_or_default
 
         cls = type(self)
+        self.noise(f"chat, {len(conversations)} conversations")
         cls.calls["chat"] = cls.calls.get("chat", 0) + len(conversations)
         cls.log["chats"] += conversations
         cls.log["batches"].append(len(conversations))
@@ -130,6 +156,7 @@ class FakeEngine:
         from cai_cli.engines.base import Completion, seeds_or_default
 
         cls = type(self)
+        self.noise(f"complete, {len(prompts)} prompts")
         cls.calls["complete"] = cls.calls.get("complete", 0) + len(prompts)
         cls.log["completed"] += prompts
         out = []
@@ -142,6 +169,7 @@ class FakeEngine:
 
     def score_options(self, prompts, options):
         cls = type(self)
+        self.noise(f"score, {len(prompts)} prompts")
         cls.calls["score"] = cls.calls.get("score", 0) + len(prompts)
         cls.log["scored"] += prompts
         cls.log["options"].append(list(options))

@@ -255,10 +255,14 @@ def test_pipeline_with_vllm_engine(tmp_path):
         assert round_["critique"] and "revision" in round_
         assert r["meta"]["critique"]["engine"] == r["meta"]["revise"]["engine"] == "vllm"
 
-    # RL-CAI's labelling on the same engine: two sampled candidates, judged in both orders.
+    # RL-CAI's labelling on the same engine: two sampled candidates, judged in both orders. The candidates come
+    # through stdout, which carries rows and nothing else while vLLM loads and logs: a JSON parser reads every line.
     sampled = [a for a in common if a not in ("--temperature", "0")]
-    proc = run_cai("generate", str(src), "-o", str(tmp_path / "pairs.jsonl"), "--n", "2", "--temperature", "1.0", "--seed", "3", *sampled)
+    proc = run_cai("generate", str(src), "--n", "2", "--temperature", "1.0", "--seed", "3", *sampled)
     assert proc.returncode == 0, proc.stderr[-3000:]
+    pairs = [json.loads(line) for line in proc.stdout.splitlines()]
+    assert [r["id"] for r in pairs] == ["x1", "x2"], proc.stdout[:2000]
+    write_jsonl(tmp_path / "pairs.jsonl", pairs)
     proc = run_cai("label-prefs", str(tmp_path / "pairs.jsonl"), "-o", str(tmp_path / "prefs.jsonl"), "--principles", "1", *common)
     assert proc.returncode == 0, proc.stderr[-3000:]
     prefs = read_jsonl(tmp_path / "prefs.jsonl")

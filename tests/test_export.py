@@ -22,7 +22,7 @@ def files(tmp_path_factory):
     prefs = write_jsonl(d / "prefs.jsonl", [pref_row(i, p, r, 0.8) for i, (p, r) in enumerate(ROWS)] * 2)
     out = {}
     for fmt, src in (("sft", revised), ("prefs", prefs), ("hf-cai", revised)):
-        out[fmt] = d / f"{fmt}.jsonl"
+        out[fmt] = d / f"export-{fmt}.jsonl"
         proc = cai("export", str(src), "--format", fmt, "-o", str(out[fmt]))
         assert proc.returncode == 0, proc.stderr
         assert f"format {fmt}" in proc.stderr
@@ -130,15 +130,22 @@ def _export(tmp_path, rows, fmt, *flags):
     return read_jsonl(out), proc.stderr
 
 
+def _left_out(tmp_path, fmt) -> list[tuple[str, str]]:
+    """(id, reason) of every row the export left out, from its dropped file."""
+    return [(r["id"], r["dropped"]) for r in read_jsonl(tmp_path / f"{fmt}.jsonl.dropped.jsonl")]
+
+
 def test_sft_export_leaves_out_cut_revisions_and_counts_them(tmp_path):
     rows = [revised_row(i, *ROWS[i % 2]) for i in range(4)]
     rows[1]["meta"] = {"revise": {"finish_reason": "length"}}
     rows[2]["meta"] = {"revise": {"finish_reason": "stop"}}
     exported, log = _export(tmp_path, rows, "sft")
     assert [r["id"] for r in exported] == ["r0", "r2", "r3"]
-    assert "rows 4 in, 3 out" in log and "1 left out (revision cut at --max-tokens: r1)" in log
+    assert "rows 4 in, 3 out" in log and "1 left out (revision cut at --max-tokens)" in log
+    assert _left_out(tmp_path, "sft") == [("r1", "revision cut at --max-tokens")]
     exported, log = _export(tmp_path, rows, "sft", "--keep-truncated")
     assert [r["id"] for r in exported] == ["r0", "r1", "r2", "r3"] and "left out" not in log
+    assert not (tmp_path / "sft.jsonl.dropped.jsonl").exists()  # the earlier run's, now stale
 
 
 def test_hf_cai_export_never_writes_a_pair_of_one_text(tmp_path):
@@ -148,8 +155,9 @@ def test_hf_cai_export_never_writes_a_pair_of_one_text(tmp_path):
     rows[2]["meta"] = {"revise": {"finish_reason": "length"}}
     exported, log = _export(tmp_path, rows, "hf-cai")
     assert len(exported) == 1 and exported[0]["chosen"] != exported[0]["rejected"]
-    assert "1 left out (chosen and rejected are the same text: r1)" in log
-    assert "1 left out (revision cut at --max-tokens: r2)" in log and "rows 3 in, 1 out" in log
+    assert "1 left out (chosen and rejected are the same text)" in log
+    assert "1 left out (revision cut at --max-tokens)" in log and "rows 3 in, 1 out" in log
+    assert _left_out(tmp_path, "hf-cai") == [("r1", "chosen and rejected are the same text"), ("r2", "revision cut at --max-tokens")]
 
 
 def test_prefs_export_never_writes_a_pair_of_one_text(tmp_path):
@@ -158,4 +166,30 @@ def test_prefs_export_never_writes_a_pair_of_one_text(tmp_path):
         rows[i]["rejected"] = rows[i]["chosen"]
     exported, log = _export(tmp_path, rows, "prefs")
     assert [r["id"] for r in exported] == ["p1"]
-    assert "6 left out (chosen and rejected are the same text: p0, p2, p3, p4, p5, ...)" in log
+    assert "6 left out (chosen and rejected are the same text)" in log
+    assert [i for i, _ in _left_out(tmp_path, "prefs")] == ["p0", "p2", "p3", "p4", "p5", "p6"]  # every one, not the first five
+
+
+def test_left_out_rows_after_a_resume_are_counted_and_kept_whichever_run_met_them(tmp_path, capsys):
+    from cai_cli.runner import RunOptions, run_stage
+    from cai_cli.stages.export import Export
+
+    class CrashAfterOneBatch(Export):
+        def process(self, rows):
+            if getattr(self, "done", False):
+                raise KeyboardInterrupt
+            self.done = True
+            return super().process(rows)
+
+    rows = [revised_row(i, *ROWS[i % 2]) for i in range(6)]
+    for i in (0, 1, 4):
+        rows[i]["meta"] = {"revise": {"finish_reason": "length"}}
+    src = write_jsonl(tmp_path / "in.jsonl", rows)
+    out = tmp_path / "sft.jsonl"
+    with pytest.raises(KeyboardInterrupt):
+        run_stage(CrashAfterOneBatch("sft"), RunOptions(input=str(src), output=str(out), batch_size=3, progress=False))
+    capsys.readouterr()
+    result = run_stage(Export("sft"), RunOptions(input=str(src), output=str(out), batch_size=3, progress=False))
+    assert result.resumed == 3 and result.dropped == 3
+    assert "3 left out (revision cut at --max-tokens)" in capsys.readouterr().err
+    assert [i for i, _ in _left_out(tmp_path, "sft")] == ["r0", "r1", "r4"]

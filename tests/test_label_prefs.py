@@ -14,7 +14,7 @@ from cai_cli.engines import EngineOptions, Sampling
 from cai_cli.judge import SALT
 from cai_cli.judge.maths import orders_disagree, rank, sigmoid
 from cai_cli.judge.prompts import OPTIONS, PLAIN_OPTIONS, parse_answer
-from cai_cli.runner import RunOptions, run_stage, split_outcome
+from cai_cli.runner import RunOptions, outcome_record, run_stage
 from cai_cli.stages.label_prefs import LabelConfig, LabelPrefs
 
 from conftest import FakeEngine, read_jsonl, reset_fake_engine, run_cai, write_jsonl
@@ -68,9 +68,16 @@ def label(stage, *rows) -> list[dict]:
         r.setdefault("id", f"r{i}")
         stage.check(r)
     kept = []
-    for judged in stage.process(rows):
-        kept += split_outcome(judged)[0]
+    for r, judged in zip(rows, stage.process(rows)):
+        kept += finished(stage, r, judged)[0]
     return kept
+
+
+def finished(stage, row, outcome) -> tuple[list[dict], list[dict]]:
+    """What the runner does with one input row's outcome: its record, counted into the stage's summary."""
+    rec = outcome_record(1, row["id"], "", outcome)
+    stage.recount(rec["rows"], rec.get("dropped", []), rec.get("tally", []))
+    return rec["rows"], rec.get("dropped", [])
 
 
 def row(*candidates, **extra):
@@ -176,8 +183,8 @@ def test_pairs_all_gives_one_row_per_pair_each_with_one_chosen_and_rejected():
 def test_identical_responses_are_dropped_not_judged():
     judge = judged_by(Q)
     stage = stage_with(judge)
-    judged = stage.process([{**row(GOOD, GOOD), "id": "same"}])
-    kept, dropped = split_outcome(judged[0])
+    same = {**row(GOOD, GOOD), "id": "same"}
+    kept, dropped = finished(stage, same, stage.process([same])[0])
     assert kept == [] and len(dropped) == 1 and dropped[0]["dropped"].startswith("identical")
     assert judge.log["scored"] == []
     assert "1 identical" in stage.summary()
@@ -503,14 +510,13 @@ def test_pairs_with_a_truncated_side_are_marked_and_counted(tmp_path):
 
 
 def test_summary_json_beside_the_output(tmp_path):
-    from cai_cli.stages.label_prefs_summary import write_summary
-
     src = write_jsonl(tmp_path / "in.jsonl", [row(GOOD, BAD, id="a"), row(OK, GOOD, id="b")])
     stage = stage_with(judged_by(Q, bias=1.0))
-    run_stage(stage, RunOptions(input=str(src), output=str(tmp_path / "prefs.jsonl"), progress=False))
-    path = write_summary(stage, str(tmp_path / "prefs.jsonl"))
-    assert path == tmp_path / "prefs.summary.json"
-    data = json.loads(path.read_text())
+    result = run_stage(stage, RunOptions(input=str(src), output=str(tmp_path / "prefs.jsonl"), progress=False))
+    assert result.summary == tmp_path / "prefs.summary.json"
+    data = json.loads(result.summary.read_text())
     assert data["pairs"]["kept"] == 2 and data["judge"]["comparisons"] == 2
     assert data["judge"]["position_bias"]["mean_p_first"] > 0.6 and data["judge"]["orders_disagreed"]["n"] == 2
-    assert write_summary(stage, None) is None
+    written = set(tmp_path.iterdir())
+    assert run_stage(stage_with(judged_by(Q)), RunOptions(input=str(src), progress=False)).summary is None  # to stdout: the line only
+    assert set(tmp_path.iterdir()) == written

@@ -357,7 +357,7 @@ def test_label_prefs_gold_gives_the_ece_and_the_report_draws_the_reliability_dia
 
     from cai_cli.judge.maths import logit
     from cai_cli.report import figure
-    from cai_cli.stages.label_prefs_summary import write_summary
+    from cai_cli.output.files import write_summary
 
     quality, rows = {}, []
     for i in range(20):
@@ -374,7 +374,8 @@ def test_label_prefs_gold_gives_the_ece_and_the_report_draws_the_reliability_dia
     assert cal["bins"][3]["observed"] == 0.6 and cal["bins"][0]["observed"] == 0.5
     assert "ECE 0.150 (20 pairs, 5 bins of p_chosen)" in stage.summary()
 
-    summary = write_summary(stage, str(tmp_path / "prefs.jsonl"))
+    summary = tmp_path / "prefs.summary.json"  # as the runner writes it beside -o prefs.jsonl
+    write_summary(summary, stage.summary_dict())
     png = tmp_path / "cal.png"
     proc = run_cai("report", str(summary), "-o", str(png))
     assert proc.returncode == 0, proc.stderr

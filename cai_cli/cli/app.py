@@ -223,6 +223,8 @@ def score(common: Common, reward_model: o.RewardModelOpt):
 def export(common: Common, format: o.ExportFormatOpt, keep_truncated: o.KeepTruncatedOpt = False):
     """Write rows as datasets to train elsewhere: each line loads with datasets.load_dataset("json", ...) and trl takes it as is.
 
+    A row that would make a bad example (a revision cut at --max-tokens, unless --keep-truncated; a pair of one text) is left out, counted by reason, and kept with its reason in OUTPUT.dropped.jsonl (or --dropped PATH).
+
     Example:
 
         cai export out/revised.jsonl --format sft -o out/sft.jsonl
@@ -368,7 +370,6 @@ def label_prefs(
     from ..judge import COT_CLAMP, load_judge_examples, parse_clamp, parse_min_confidence, parse_principles
     from ..runner import run_stage
     from ..stages.label_prefs import LabelConfig, LabelPrefs
-    from ..stages.label_prefs_summary import write_summary
 
     cfg = LabelConfig(mode=mode.value, pair=pair.value if pair else None, pairs=pairs.value, fmt=format.value, swap=swap, cot=cot, gold=gold)
     cfg.clamp = parse_clamp(clamp) if clamp is not None else (COT_CLAMP if cot else None)
@@ -381,10 +382,7 @@ def label_prefs(
         if judge_examples:
             cfg.examples, cfg.examples_source = load_judge_examples(judge_examples), judge_examples
     stage = LabelPrefs(common.engine_options(), common.sampling(), charter, cfg)
-    run_stage(stage, common.run_options())  # dropped pairs go to OUT.dropped.jsonl, counted
-    target = write_summary(stage, common.run_options().output)
-    if target is not None:
-        print(f"cai label-prefs: summary -> {target}", file=sys.stderr)
+    run_stage(stage, common.run_options())  # dropped pairs go to OUT.dropped.jsonl, counted; the summary to OUT.summary.json
 
 
 @command(constitution_app, "show")
@@ -525,7 +523,12 @@ def constitution_coverage(rows: o.CoverageRowsArg, constitution: o.CoverageConst
 
 
 def main() -> None:
-    app()
+    from ..output import seal_stdout
+
+    try:
+        app()
+    finally:
+        seal_stdout()  # the command's output is out: what runs at exit (an engine's shutdown logging) goes to stderr
 
 
 if __name__ == "__main__":

@@ -95,7 +95,7 @@ OutputOpt = Annotated[
     Optional[str],
     typer.Option(
         "--output", "-o",
-        help="Where results go: a stage's JSONL (written atomically, a rerun resumes; absent or '-': stdout), a train-* "
+        help="Where results go: a stage's JSONL (written atomically, through a link onto its target, a device or FIFO directly; a rerun resumes; absent or '-': stdout; never an input of the run), a train-* "
         "folder (checkpoints/, metrics.jsonl, then the model, usable as --model), or report's chart (.png .svg .pdf .html).",
         rich_help_panel=IO_PANEL,
     ),
@@ -104,7 +104,14 @@ OnErrorOpt = Annotated[
     OnError,
     typer.Option("--on-error", help="fail: stop before any work on a bad row. skip: write bad rows to OUTPUT.errors.jsonl and go on.", rich_help_panel=IO_PANEL),
 ]
-ErrorsOpt = Annotated[Optional[str], typer.Option("--errors", help="Where skipped rows go (default OUTPUT.errors.jsonl).", rich_help_panel=IO_PANEL)]
+ErrorsOpt = Annotated[
+    Optional[str],
+    typer.Option("--errors", help="Where bad and failed rows go (default OUTPUT.errors.jsonl; writing to stdout: one stderr line each). A file you name is appended to, never replaced.", rich_help_panel=IO_PANEL),
+]
+DroppedOpt = Annotated[
+    Optional[str],
+    typer.Option("--dropped", help="Where rows a stage leaves out on purpose go (default OUTPUT.dropped.jsonl; writing to stdout: one stderr line each). A file you name is appended to, never replaced.", rich_help_panel=IO_PANEL),
+]
 LimitOpt = Annotated[Optional[int], typer.Option("--limit", min=1, help="At most N rows (after sharding).", rich_help_panel=IO_PANEL)]
 ShardOpt = Annotated[Optional[str], typer.Option("--shard", help="I/N: only the rows whose id falls in shard I of N (deterministic).", rich_help_panel=IO_PANEL)]
 BatchOpt = Annotated[

@@ -25,6 +25,7 @@ IO_OPTIONS: dict[str, Any] = {
     "output": o.OutputOpt,
     "on_error": o.OnErrorOpt,
     "errors": o.ErrorsOpt,
+    "dropped": o.DroppedOpt,
     "limit": o.LimitOpt,
     "shard": o.ShardOpt,
     "batch_size": o.BatchOpt,
@@ -68,6 +69,7 @@ class Common:
     output: str | None = None
     on_error: o.OnError = o.OnError(_RUN.on_error)
     errors: str | None = None
+    dropped: str | None = None
     limit: int | None = None
     shard: str | None = None
     batch_size: int = _RUN.batch_size
@@ -99,6 +101,7 @@ class Common:
             output=self.output,
             on_error=self.on_error.value,
             errors_file=self.errors,
+            dropped_file=self.dropped,
             limit=self.limit,
             shard=o.parse_shard(self.shard),
             batch_size=self.batch_size,

@@ -66,12 +66,12 @@ from .prompts import (
     question_text,
     with_plain_stop,
 )
-from .stats import JudgeStats, calibration_line, gold_agreement
+from .stats import JudgeStats, calibration_line, comparison_record, gold_agreement
 
 __all__ = [
     "ANSWER_PREFIX", "COT_CLAMP", "DEFAULT_PRINCIPLES", "MAX_LOGODDS", "PLAIN_STOP", "SALT", "YES_NO",
     "Ask", "JudgeConfig", "JudgeExample", "JudgeFailure", "JudgeFormat", "JudgeStats", "PairwiseJudge", "Verdict", "Vote",
-    "calibration_line", "clamp_p", "draw_principles", "ensemble", "judge_messages", "load_judge_examples", "logit", "logodds", "orders_disagree",
+    "calibration_line", "clamp_p", "comparison_record", "draw_principles", "ensemble", "judge_messages", "load_judge_examples", "logit", "logodds", "orders_disagree",
     "gold_agreement", "orient", "pair_logodds", "parse_answer", "parse_clamp", "parse_min_confidence", "parse_principles", "parse_transcript",
     "plain_prompt", "question_text", "rank", "sigmoid", "with_plain_stop", "yes_no_pairs",
 ]

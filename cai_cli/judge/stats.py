@@ -9,7 +9,21 @@ from dataclasses import dataclass, field
 
 from ..stats import calibration, proportion
 from .maths import orders_disagree
-from .pairwise import Ask, JudgeFailure, Verdict, Vote
+from .pairwise import Ask, JudgeFailure, Verdict
+
+
+def comparison_record(ask: Ask, verdict: Verdict | JudgeFailure) -> dict:
+    """What JudgeStats counts of one comparison, as plain JSON: label-prefs keeps it beside the row it judged, so
+    its summary after a resume counts every comparison, whichever run made it. `longer`: 1 when x is the longer
+    response, -1 when y is, 0 for equal lengths."""
+    if isinstance(verdict, JudgeFailure):
+        return {"failed": True}
+    return {
+        "votes": [[v.principle, v.p_first] for v in verdict.votes],
+        "p_x": verdict.p_x,
+        "longer": (len(ask.x) > len(ask.y)) - (len(ask.x) < len(ask.y)),
+        "principles": dict(verdict.principles),
+    }
 
 
 @dataclass
@@ -28,27 +42,31 @@ class JudgeStats:
     principles: dict = field(default_factory=dict)  # id -> [asked, agreed with the ensemble]
 
     def add(self, ask: Ask, verdict: Verdict | JudgeFailure) -> None:
-        if isinstance(verdict, JudgeFailure):
+        self.add_record(comparison_record(ask, verdict))
+
+    def add_record(self, rec: dict) -> None:
+        """Count one comparison, as `comparison_record` keeps it."""
+        if rec.get("failed"):
             self.failed += 1
             return
         self.comparisons += 1
-        for v in verdict.votes:
+        by_principle: dict[str, list[float]] = {}
+        for principle, p_first in rec["votes"]:
             self.votes += 1
-            self.p_first_sum += v.p_first
-        by_principle: dict[str, list[Vote]] = {}
-        for v in verdict.votes:
-            by_principle.setdefault(v.principle, []).append(v)
-        for vs in by_principle.values():
-            if len(vs) == 2:
+            self.p_first_sum += p_first
+            by_principle.setdefault(principle, []).append(p_first)
+        for ps in by_principle.values():
+            if len(ps) == 2:
                 self.swapped += 1
-                self.disagreed += orders_disagree(vs[0].p_first - 0.5, vs[1].p_first - 0.5)
-        if len(ask.x) != len(ask.y) and verdict.p_x != 0.5:
+                self.disagreed += orders_disagree(ps[0] - 0.5, ps[1] - 0.5)
+        p_x = rec["p_x"]
+        if rec["longer"] and p_x != 0.5:
             self.length_pairs += 1
-            self.longer_chosen += (verdict.p_x > 0.5) == (len(ask.x) > len(ask.y))
-        for pid, p in verdict.principles.items():
+            self.longer_chosen += (p_x > 0.5) == (rec["longer"] > 0)
+        for pid, p in rec["principles"].items():
             c = self.principles.setdefault(pid, [0, 0])
             c[0] += 1
-            c[1] += (p > 0.5) == (verdict.p_x > 0.5) if p != 0.5 else 0
+            c[1] += (p > 0.5) == (p_x > 0.5) if p != 0.5 else 0
 
     def as_dict(self) -> dict:
         out: dict = {"comparisons": self.comparisons, "failed": self.failed}

@@ -65,6 +65,13 @@ class EngineStage:
         """The stage's own options that shape its rows (JSON-serialisable); stages with such options override it."""
         return {}
 
+    def input_files(self) -> dict[str, str]:
+        """The files this stage reads besides its input (what -> path): no output of the run may be one of them."""
+        constitution = getattr(self, "constitution", None)
+        if constitution is None or constitution.source.startswith("builtin:"):
+            return {}
+        return {"the constitution": constitution.source}
+
     def fingerprint(self) -> dict:
         """Everything of this stage that changes its rows, for the side file (see cai_cli/resume.py)."""
         from ..resume import engine_stage_fingerprint

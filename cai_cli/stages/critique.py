@@ -67,6 +67,12 @@ class FewShotStage(EngineStage):
             k -= 1
         return k
 
+    def input_files(self) -> dict[str, str]:
+        files = super().input_files()
+        if self.examples_source != "constitution":
+            files["--few-shot-file"] = self.examples_source
+        return files
+
     def few_shot_meta(self, shown: int) -> dict:
         return {"few_shot": shown, "few_shot_available": len(self.examples), "few_shot_source": self.examples_source}
 

@@ -2,8 +2,9 @@
 
 A row that would make a bad training example is left out, never written silently wrong: a revision cut at
 --max-tokens (`sft`, `hf-cai`; `--keep-truncated` keeps it) and a pair whose two sides are the same text (`prefs`,
-`hf-cai`: it teaches nothing, and a DPO or reward loss on it only adds noise). The summary line counts each reason and
-names the first ids.
+`hf-cai`: it teaches nothing, and a DPO or reward loss on it only adds noise). Each left-out row is a dropped row
+(runner.Dropped, with its reason): it goes to OUT.dropped.jsonl (or --dropped PATH), and the summary line counts
+each reason, recounted from the finished rows.
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ from enum import Enum
 
 from ..errors import choice
 from ..rows import FieldProblem, check_string, conversation
-from ..runner import StageStats
+from ..runner import Dropped, StageStats
 from ..training_examples import check_pref, check_revised, pref_example, revision_targets
 
 
@@ -26,7 +27,6 @@ class ExportFormat(str, Enum):
 
 TRUNCATED = "revision cut at --max-tokens"
 SAME = "chosen and rejected are the same text"
-SHOWN_IDS = 5
 
 
 def _hf_cai(row: dict, final: str) -> dict:
@@ -56,7 +56,7 @@ class Export:
         self.fmt = choice(ExportFormat, fmt, "--format").value
         self.keep_truncated = keep_truncated
         self.stats = StageStats()
-        self.left_out: dict[str, list[str]] = {}  # reason -> ids of the rows left out for it
+        self.left_out: dict[str, int] = {}  # reason -> rows left out for it
 
     def settings(self) -> dict:
         return {"format": self.fmt, "keep_truncated": self.keep_truncated}
@@ -94,20 +94,21 @@ class Export:
             return None, SAME  # no revision changed the first reply: the pair would prefer a text to itself
         return _hf_cai(row, final), None
 
-    def process(self, rows: list[dict]) -> list[list[dict]]:
-        out = []
+    def process(self, rows: list[dict]) -> list[dict | Dropped]:
+        out: list[dict | Dropped] = []
         for row in rows:
             exported, reason = self._export(row)
-            if reason is not None:
-                self.left_out.setdefault(reason, []).append(str(row["id"]))
-            out.append([] if exported is None else [exported])
+            out.append(exported if exported is not None else Dropped(row, str(reason)))
         return out
+
+    def recount(self, rows: list[dict], dropped: list[dict], tallies: list[dict]) -> None:
+        for row in dropped:
+            self.left_out[row["dropped"]] = self.left_out.get(row["dropped"], 0) + 1
 
     def summary(self) -> str:
         parts = [f"format {self.fmt}"]
-        for reason, ids in self.left_out.items():
-            shown = ", ".join(ids[:SHOWN_IDS]) + (", ..." if len(ids) > SHOWN_IDS else "")
-            parts.append(f"{len(ids)} left out ({reason}: {shown})")
+        for reason, count in self.left_out.items():
+            parts.append(f"{count} left out ({reason})")
         if self.left_out.get(TRUNCATED):
             parts.append("--keep-truncated keeps cut revisions")
         return "; ".join(parts)

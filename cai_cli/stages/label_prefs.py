@@ -28,6 +28,7 @@ from ..judge import (
     JudgeFailure,
     JudgeFormat,
     PairwiseJudge,
+    comparison_record,
     draw_principles,
     orient,
     rank,
@@ -42,7 +43,7 @@ from ..rows import (
     stable_hash,
     stage_meta,
 )
-from ..runner import Dropped, Outcome
+from ..runner import Dropped, Outcome, Tally
 from .base import EngineStage
 from .label_prefs_summary import LabelTally
 
@@ -110,6 +111,7 @@ class Pair:
     votes: list[dict]  # {"principle", "first": index shown as (A), "p_first", "reasoning"?}
     agreed: bool | None
     principles: dict | None = None  # per principle: P(responses[i] beats responses[j])
+    compared: dict | None = None  # what the judge's statistics count of this comparison (judge.comparison_record)
 
 
 class LabelPrefs(EngineStage):
@@ -140,6 +142,12 @@ class LabelPrefs(EngineStage):
             **self.judge_cfg.settings(),
             "judge_examples": stable_hash([asdict(e) for e in cfg.examples]) if cfg.examples else None,
         }
+
+    def input_files(self) -> dict[str, str]:
+        files = super().input_files()
+        if self.cfg.examples_source:
+            files["--judge-examples"] = self.cfg.examples_source
+        return files
 
     # ------------------------------------------------------------------ checks (before any model loads)
 
@@ -260,46 +268,45 @@ class LabelPrefs(EngineStage):
         started = time.monotonic()
         verdicts = self.pairwise_judge().judge(asks)
         self.tally.judge_seconds += time.monotonic() - started
+        self.tally.compared_here += len(asks)
 
         field = "candidates" if self.cfg.pair == "candidates" else "response"
         failed: dict[int, RowFailure] = {}
         by_pair: dict[tuple[int, int, int], Pair] = {}
-        for (r, i, j), verdict in zip(where, verdicts):
+        for (r, i, j), ask, verdict in zip(where, asks, verdicts):
             if isinstance(verdict, JudgeFailure):
                 failed.setdefault(r, RowFailure(verdict.reason, field=field))
                 continue
             votes = [{"principle": v.principle, "first": i if v.x_first else j, "p_first": v.p_first, **({"reasoning": v.reasoning} if v.reasoning is not None else {})} for v in verdict.votes]
-            by_pair[(r, i, j)] = Pair(i, j, verdict.p_x, votes, verdict.orders_agreed, verdict.principles)
-        out: list[list[Pair] | RowFailure] = []
-        for r, wanted in enumerate(plans):
-            if r in failed:
-                out.append(failed[r])
-                continue
-            for (rr, _, _), ask, verdict in zip(where, asks, verdicts):
-                if rr == r:
-                    self.tally.judge_stats.add(ask, verdict)
-            out.append([by_pair[(r, i, j)] for i, j in wanted])
-        return out
+            by_pair[(r, i, j)] = Pair(i, j, verdict.p_x, votes, verdict.orders_agreed, verdict.principles, comparison_record(ask, verdict))
+        return [failed[r] if r in failed else [by_pair[(r, i, j)] for i, j in wanted] for r, wanted in enumerate(plans)]
 
     # ------------------------------------------------------------------ rows out
 
     def process(self, rows: list[dict]) -> list[Outcome]:
-        """Per input row, its pairs: one output row each (a Dropped row for a pair left out), or a RowFailure."""
+        """Per input row, its pairs: one output row each (a Dropped row for a pair left out), and a Tally of what the
+        summary counts beyond them (every comparison made, the gold answer); or a RowFailure."""
         judged = self.judge(rows) if self.cfg.mode == "judge" else [None] * len(rows)
         out: list[Outcome] = []
         for row, pairs in zip(rows, judged):
             if isinstance(pairs, RowFailure):
                 out.append(pairs)
                 continue
-            entries = self._revision_wins(row) if pairs is None else self._entries(row, pairs)
+            entries, scored = self._revision_wins(row) if pairs is None else (self._entries(row, pairs), pairs)
             set_meta(row, self.name, self._provenance())
             rows_out: list = []
             for e in entries:
                 pair_row = {**row, **{k: v for k, v in e.items() if k != "dropped"}}
-                self.tally.add_entry(e)
                 rows_out.append(Dropped(pair_row, e["dropped"]) if e.get("dropped") else pair_row)
-            out.append(rows_out)
+            tally: dict = {"compared": [p.compared for p in scored or () if p.compared is not None]}
+            if self.cfg.gold is not None and scored is not None:
+                tally["gold"] = {"index": self.gold_index(row), "pairs": [[p.i, p.j, p.p_i] for p in scored]}
+            out.append([*rows_out, Tally(tally)])
         return out
+
+    def recount(self, rows: list[dict], dropped: list[dict], tallies: list[dict]) -> None:
+        """Count one finished input row into the summary (see label_prefs_summary)."""
+        self.tally.recount(rows, dropped, tallies)
 
     def _side(self, row: dict, text: str) -> list[dict]:
         return conversation(row) + [{"role": "assistant", "content": text}]
@@ -346,16 +353,15 @@ class LabelPrefs(EngineStage):
             "dropped": "identical responses: no preference to learn",
         }
 
-    def _revision_wins(self, row: dict) -> list[dict]:
+    def _revision_wins(self, row: dict) -> tuple[list[dict], list[Pair] | None]:
+        """The row's one entry, and the pair scored against --gold (None for identical texts: no pair at all)."""
         texts, sources = self.responses(row)
         if texts[0] == texts[1]:
-            return [self._identical(row, texts, sources, 0, 1)]
-        self._score_gold(row, [Pair(0, 1, 1.0, [], None)])
-        return [self._entry(row, texts, sources, 0, 1, 1.0, {"votes": [], "orders_agreed": None})]
+            return [self._identical(row, texts, sources, 0, 1)], None
+        return [self._entry(row, texts, sources, 0, 1, 1.0, {"votes": [], "orders_agreed": None})], [Pair(0, 1, 1.0, [], None)]
 
     def _entries(self, row: dict, pairs: list[Pair]) -> list[dict]:
         texts, sources = self.responses(row)
-        self._score_gold(row, pairs)
         by_ij = {(p.i, p.j): p for p in pairs}
         if self.cfg.pair == "candidates" and self.cfg.pairs == "all":
             entries = []
@@ -387,10 +393,6 @@ class LabelPrefs(EngineStage):
             for v in pair.votes
         ]
         return self._entry(row, texts, sources, chosen, rejected, p_chosen, {"votes": votes, "orders_agreed": pair.agreed, **(extra or {})})
-
-    def _score_gold(self, row: dict, pairs: list[Pair]) -> None:
-        if self.cfg.gold is not None:
-            self.tally.add_gold(self.gold_index(row), [(pair.i, pair.j, pair.p_i) for pair in pairs])
 
     def _provenance(self) -> dict:
         cfg = self.cfg

@@ -1,15 +1,18 @@
 """What label-prefs counts and reports: pairs kept and dropped (and why), pairs with a side cut at --max-tokens,
 the judge's bias (cai_cli.judge.JudgeStats) and speed, and accuracy against --gold with a Wilson interval; as the
-summary line and as OUT.summary.json. Against --gold the judge's calibration too (cai_cli.judge.gold_agreement: the
-expected calibration error over binned p_chosen, drawn by `cai report` as a reliability diagram)."""
+summary line and as OUT.summary.json (which the runner writes). Against --gold the judge's calibration too
+(cai_cli.judge.gold_agreement: the expected calibration error over binned p_chosen, drawn by `cai report` as a
+reliability diagram).
+
+Everything but the speed is counted from the finished rows (`recount`, which the runner calls once per finished
+input row, in input order): the rows, the dropped rows, and the row's tally (every pair the judge compared and
+its gold answer), so a summary after a resume equals an uninterrupted run's."""
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any
 
 from ..filekinds import LABEL_PREFS_SUMMARY
-from ..jsonl import dumps_compact
 from ..judge import JudgeStats, calibration_line, gold_agreement
 
 
@@ -24,7 +27,18 @@ class LabelTally:
         }
         self.p_gold: list[float] = []  # P(gold response better) per judged pair with a gold side, unrounded
         self.judge_stats = JudgeStats()
-        self.judge_seconds = 0.0
+        self.judge_seconds = 0.0  # this run's time in the judge, and the comparisons it made there (its speed)
+        self.compared_here = 0
+
+    def recount(self, rows: list[dict], dropped: list[dict], tallies: list[dict]) -> None:
+        """One finished input row: its pairs (kept and dropped) and its tally (the comparisons, the gold answer)."""
+        for entry in [*rows, *dropped]:
+            self.add_entry(entry)
+        for tally in tallies:
+            for comparison in tally.get("compared", ()):
+                self.judge_stats.add_record(comparison)
+            if "gold" in tally:
+                self.add_gold(tally["gold"]["index"], [tuple(pair) for pair in tally["gold"]["pairs"]])
 
     def add_entry(self, entry: dict) -> None:
         """One output pair: kept (and maybe with a side cut), or dropped with its reason."""
@@ -60,7 +74,7 @@ class LabelTally:
         if self.mode == "judge":
             out["judge"] = self.judge_stats.as_dict()
             if self.judge_seconds > 0:
-                out["judge"]["comparisons_per_second"] = round(self.judge_stats.comparisons / self.judge_seconds, 3)
+                out["judge"]["comparisons_per_second"] = round(self.compared_here / self.judge_seconds, 3)
         if self.gold is not None:
             agreement = self.gold_agreement() or {}
             out["gold"] = {"field": self.gold, "accuracy": agreement.get("accuracy"), "calibration": agreement.get("calibration"), "rows_without_gold": c["no_gold"]}
@@ -83,8 +97,8 @@ class LabelTally:
         judge_line = self.judge_stats.line()
         if judge_line:
             parts.append(judge_line)
-        if self.judge_stats.comparisons and self.judge_seconds > 0:
-            parts.append(f"{self.judge_stats.comparisons / self.judge_seconds:.2f} comparisons/s")
+        if self.compared_here and self.judge_seconds > 0:
+            parts.append(f"{self.compared_here / self.judge_seconds:.2f} comparisons/s")
         if self.gold is not None:
             agreement = self.gold_agreement()
             if agreement:
@@ -98,15 +112,3 @@ class LabelTally:
             if c["no_gold"]:
                 parts.append(f"{c['no_gold']} rows without {self.gold}")
         return " | ".join(parts)
-
-
-def write_summary(stage, output: str | None) -> Path | None:
-    """OUT.summary.json beside -o OUT (nothing when writing to stdout: the summary line has the numbers)."""
-    if output in (None, "-"):
-        return None
-    target = Path(output).with_name(Path(output).name.removesuffix(".jsonl") + ".summary.json")
-    tmp = target.with_name(target.name + ".tmp")
-    tmp.write_text(dumps_compact(stage.summary_dict()) + "\n")
-    tmp.replace(target)
-    return target
-

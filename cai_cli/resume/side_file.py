@@ -1,0 +1,214 @@
+"""The side file (OUT.partial) a run appends its finished rows to, so that a rerun picks up where a crash stopped."""
+
+from __future__ import annotations
+
+import heapq
+import json
+import os
+import time
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import IO
+
+from ..errors import CaiError
+from ..jsonl import dumps
+from .fingerprint import changes, mismatch_message
+from .lock import SideFileLock
+
+# OUT.partial holds a header {"cai_side_file": 3, "fingerprint": {...}}, then one record per finished input row,
+# {"line": L, "id": ID, "sha": DIGEST, "rows": [...], "dropped": [...], "tally": [...]} (0..N output rows each; `sha`
+# the digest of the input row, `tally` what the row adds to the stage's summary), appended a batch at a time in
+# input order, and notes {"cai_note": {...}} (where the run began appending to a file the user named, so that a
+# rerun takes back what its own earlier attempt wrote there, and nothing else). A rerun appends the rows it
+# finishes, again in input order, so the file is a few increasing runs of line numbers; merging them streams
+# every record in input order.
+
+SIDE_FILE_VERSION = 3
+
+
+@dataclass
+class SideFile:
+    path: Path
+    header: dict | None  # None: an empty file, or one written before side files had a header
+    segments: list[tuple[int, int]]  # byte ranges, each holding records in increasing line order
+    records: int
+    notes: list[dict] = field(default_factory=list)
+
+    @property
+    def fingerprint(self) -> dict | None:
+        return self.header.get("fingerprint") if self.header else None
+
+
+def scan_side_file(path: Path) -> SideFile | None:
+    """The side file's header, notes and increasing runs of records; None when there is none (or nothing in it)."""
+    if not path.exists():
+        return None
+    header, count = None, 0
+    notes: list[dict] = []
+    segments: list[tuple[int, int]] = []
+    seg_start: int | None = None
+    last_line, offset = None, 0
+    with path.open("rb") as fh:
+        for number, raw in enumerate(fh):
+            begin, offset = offset, offset + len(raw)
+            if not raw.endswith(b"\n"):
+                break  # torn by a crash: not finished
+            try:
+                rec = json.loads(raw)
+            except (json.JSONDecodeError, UnicodeDecodeError):
+                continue
+            if number == 0:
+                if isinstance(rec, dict) and "cai_side_file" in rec:
+                    header = rec
+                    continue
+                return SideFile(path, None, [], 1)  # rows of an older cai: no header, no line numbers
+            if isinstance(rec, dict) and isinstance(rec.get("cai_note"), dict):
+                notes.append(rec["cai_note"])
+                continue
+            if not (isinstance(rec, dict) and isinstance(rec.get("line"), int) and isinstance(rec.get("rows"), list)):
+                continue
+            if last_line is not None and rec["line"] <= last_line:
+                assert seg_start is not None  # a segment is open once a record was seen
+                segments.append((seg_start, begin))
+                seg_start = None
+            if seg_start is None:
+                seg_start = begin
+            last_line = rec["line"]
+            count += 1
+        if seg_start is not None:
+            segments.append((seg_start, offset))
+    if header is None and count == 0:
+        return None
+    return SideFile(path, header, segments, count, notes)
+
+
+def _segment_records(path: Path, start: int, end: int) -> Iterator[dict]:
+    with path.open("rb") as fh:
+        fh.seek(start)
+        while fh.tell() < end:
+            raw = fh.readline()
+            if not raw.endswith(b"\n"):
+                return
+            try:
+                rec = json.loads(raw)
+            except (json.JSONDecodeError, UnicodeDecodeError):
+                continue
+            if isinstance(rec, dict) and isinstance(rec.get("line"), int) and isinstance(rec.get("rows"), list):
+                yield rec
+
+
+def side_records(side: SideFile | None) -> Iterator[dict]:
+    """Every finished record of a side file, in input (line) order, streamed: memory holds one record per run."""
+    if side is None:
+        return iter(())
+    runs = [_segment_records(side.path, s, e) for s, e in side.segments]
+    return heapq.merge(*runs, key=lambda rec: rec["line"])
+
+
+def check_fingerprint(side: SideFile | None, current: dict | None) -> None:
+    """A resume never mixes rows made under other settings: stop, saying what changed, if the side file's differ."""
+    if side is not None and current is not None:
+        found = changes(side.fingerprint or {}, current)
+        if found:
+            raise CaiError(mismatch_message(side.path, found, side.records))
+
+
+def open_side_file(path: Path, output: str, restart: bool, fingerprint: Callable[[], dict | None]) -> tuple[SideFileLock, SideFile | None, list[dict], AppendLog]:
+    """(the lock that makes this run the output's only writer; what an earlier run finished, checked against the
+    run's FINGERPRINT(); the notes of where it appended to files the user named; the log this run appends to, whose
+    header records FINGERPRINT() as it stands when the first batch is written). --restart discards the earlier
+    run's records; a side file without a header or of another version (an older cai) cannot be trusted and stops
+    the run."""
+    lock = SideFileLock(path, output)
+    try:
+        side = scan_side_file(path)
+        notes = side.notes if side is not None else []
+        if side is not None and restart:
+            lock.discard_contents()
+            side = None
+        if side is not None:
+            if side.header is None or side.header.get("cai_side_file") != SIDE_FILE_VERSION:
+                raise CaiError(f"{path}: written by an older cai, without what a resume checks; add --restart to discard it and start over")
+            check_fingerprint(side, fingerprint())
+    except BaseException:
+        lock.release(remove=False)
+        raise
+    return lock, side, notes, AppendLog(path, header=lambda: {"cai_side_file": SIDE_FILE_VERSION, "fingerprint": fingerprint()})
+
+
+class AppendLog:
+    """An append-only JSONL file, flushed after every batch, so a killed process loses at most that batch.
+
+    It is fsynced at most once a second (and when closed): a cheap stage writing thousands of batches a
+    second would otherwise wait on the disk, and only a machine crash, not a killed process, can lose
+    flushed lines. With `header`, a new (or empty) file starts with that record (called lazily: it may
+    need a started model).
+    """
+
+    SYNC_EVERY = 1.0  # seconds
+
+    def __init__(self, path: Path, header=None):
+        self.path = path
+        self.header = header
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self._fh: IO[str] | None = None
+        self._synced = 0.0
+        self._held: list[dict] = []
+
+    def _open(self) -> IO[str]:
+        if self._fh is None:
+            _cut_torn_line(self.path)  # left by a crash: new rows start on a fresh line
+            self._fh = self.path.open("a", encoding="utf-8")
+            if self.header is not None and self._fh.tell() == 0:
+                self._fh.write(dumps(self.header() if callable(self.header) else self.header) + "\n")
+        return self._fh
+
+    def hold(self, row: dict) -> None:
+        """Write ROW with the next batch (the header may need a started model; ROW does not wait for one)."""
+        self._held.append(row)
+
+    def write_held(self) -> None:
+        """Write what `hold` kept, now (no batch came to take it)."""
+        if self._held:
+            self.write([])
+
+    def write(self, rows: Iterable[dict]) -> None:
+        fh = self._open()
+        for row in [*self._held, *rows]:
+            fh.write(dumps(row) + "\n")
+        self._held = []
+        fh.flush()
+        now = time.monotonic()
+        if now - self._synced >= self.SYNC_EVERY:
+            os.fsync(fh.fileno())
+            self._synced = now
+
+    def close(self) -> None:
+        if self._fh is not None:
+            self._fh.flush()
+            os.fsync(self._fh.fileno())
+            self._fh.close()
+            self._fh = None
+
+
+def _cut_torn_line(path: Path) -> None:
+    """Truncate PATH after its last newline (reading back from the end, not the whole file)."""
+    if not path.exists():
+        return
+    with path.open("rb+") as fh:
+        end = fh.seek(0, os.SEEK_END)
+        pos = end
+        while pos > 0:
+            step = min(pos, 1 << 16)
+            fh.seek(pos - step)
+            chunk = fh.read(step)
+            if pos == end and chunk.endswith(b"\n"):
+                return
+            cut = chunk.rfind(b"\n")
+            if cut >= 0:
+                fh.truncate(pos - step + cut + 1)
+                return
+            pos -= step
+        if end:
+            fh.truncate(0)
