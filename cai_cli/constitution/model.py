@@ -163,6 +163,11 @@ class ComparisonPrinciple:
     question: str
     tier: str | None = None
 
+    @property
+    def hash(self) -> str:
+        """Hash of the question and its tier (both change a verdict); recorded in each label, for amended runs."""
+        return short_hash({"question": self.question, "tier": self.tier})
+
     def _canonical(self) -> dict[str, Any]:
         d = {"id": self.id, "question": self.question}
         if self.tier is not None:
