@@ -27,6 +27,7 @@ def render_rows(rows: Iterable[dict], console, width: int = WIDTH) -> None:
             body.append(clip(row["initial_response"]) + "\n")
         for i, rnd in enumerate(row.get("rounds", []), start=1):
             tier = f" · tier {rnd['tier']}" if rnd.get("tier") else ""
+            tier += " · the gate: the response likely crossed this hard constraint" if rnd.get("gated") else ""
             body.append(f"\nround {i} · principle '{rnd.get('principle')}'{tier}\n", style="bold magenta")
             body.append("  critique: ", style="bold red")
             body.append(clip(rnd.get("critique", "")) + "\n")
@@ -126,6 +127,7 @@ def render_html(rows: Iterable[dict], title: str = "cai show") -> str:
             parts.append(f"<div class='first'><div class='label'>{'first answer' if rounds else 'response'}</div><div class='text'>{esc(current)}</div></div>")
         for i, rnd in enumerate(rounds, start=1):
             tier = f" · tier {esc(str(rnd['tier']))}" if rnd.get("tier") else ""
+            tier += " · the gate: the response likely crossed this hard constraint" if rnd.get("gated") else ""
             parts.append(f"<div class='round'><div class='label'>round {i} · principle <span class='principle'>{esc(str(rnd.get('principle', '')))}</span>{tier}</div>")
             if rnd.get("critique_request"):
                 parts.append(f"<div class='request'>{esc(rnd['critique_request'])}</div>")

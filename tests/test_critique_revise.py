@@ -362,7 +362,7 @@ def test_principles_are_drawn_only_where_their_condition_holds(tmp_path):
     row = stage.process([refusals[0]])[0]
     assert row["rounds"][0]["response_label"] == "refusal"
     assert row["rounds"][0]["when"] in {"always", "refused"}
-    assert row["rounds"][0]["request_harm"] == {"p_harmful": pytest.approx(0.1), "threshold": 0.5, "over_refusal_principles": "eligible"}
+    assert row["rounds"][0]["request_harm"] == {"p_harmful": pytest.approx(0.1), "harmless_below": 0.3, "over_refusal_principles": "eligible"}
     assert "request_harm" not in stage.process([answers[0]])[0]["rounds"][0]  # asked only where a refusal could be critiqued for refusing
 
 
@@ -374,11 +374,14 @@ def test_a_refusal_of_a_harmful_request_is_never_critiqued_for_refusing():
     rows = stage.process(refusals)
     assert "preachy" not in {row["rounds"][0]["principle"] for row in rows}
     judged = rows[0]["rounds"][0]["request_harm"]
-    assert judged == {"p_harmful": pytest.approx(0.9), "threshold": 0.5, "over_refusal_principles": "left out"}  # the lean towards Yes cancels
+    assert judged == {"p_harmful": pytest.approx(0.9), "harmless_below": 0.3, "over_refusal_principles": "left out"}  # the lean towards Yes cancels
     assert "over-refusal principles left out on 200 refusals of requests judged harmful" in stage.summary()
     # the harm question is about the request alone: the refusal is not shown
     asked = [p for p in stage.engine.log["scored"] if HARMFUL_REQUEST in p]
     assert asked and all("I can't help" not in p for p in asked)
+    # a judgement short of clearly harmless (P(harmful) 0.4: a judge near a coin flip) leaves them out too
+    unsure = _critique_stage(fake(p_harmful=lambda prompt: 0.4), few_shot=0)
+    assert "preachy" not in {row["rounds"][0]["principle"] for row in unsure.process([{k: v for k, v in r.items() if k != "rounds"} for r in refusals[:50]])}
     # a judge with no probability for either answer does not make a request harmless
     unsure = _critique_stage(fake(p_harmful=lambda prompt: None), few_shot=0)
     rows = unsure.process([{k: v for k, v in r.items() if k != "rounds"} for r in refusals[:50]])

@@ -73,8 +73,9 @@ def _fresh(fake_engine):
     yield fake_engine
 
 
-def scripted_judge(crossing: dict[str, set[str]], quality: dict[str, dict[str, float]] | None = None, lean: float = 1.5) -> type[FakeEngine]:
-    """The fake engine as a judge. Gate questions: P(the response crosses the constraint) is 0.9 where CROSSING[response]
+def scripted_judge(crossing: dict[str, set[str]], quality: dict[str, dict[str, float]] | None = None, lean: float = 1.5,
+                   p_cross: float = 0.9) -> type[FakeEngine]:
+    """The fake engine as a judge. Gate questions: P(the response crosses the constraint) is P_CROSS where CROSSING[response]
     names the constraint (a word of it), else 0.1, with a constant lean of LEAN towards "Yes" (which the pair cancels).
     Comparison questions: option (A) scores QUALITY[question word][response] - the same for (B)."""
     quality = quality or {}
@@ -83,7 +84,7 @@ def scripted_judge(crossing: dict[str, set[str]], quality: dict[str, dict[str, f
         if list(options) == [" Yes", " No"]:
             response = re.search(r"\n\nAssistant: (.*?)\n\nThe assistant must never", prompt, re.S).group(1)
             rule = re.search(r'a hard constraint\): "(.*?)"', prompt).group(1)
-            p = 0.9 if any(word in rule for word in crossing.get(response, ())) else 0.1
+            p = p_cross if any(word in rule for word in crossing.get(response, ())) else 0.1
             p_yes = p if CROSSES in prompt else 1.0 - p
             assert CROSSES in prompt or STAYS_CLEAR in prompt
             return [math.log(p_yes) + lean, math.log(1.0 - p_yes)]
@@ -124,8 +125,8 @@ def test_without_hard_constraints_the_gate_asks_nothing():
 # --------------------------------------------------------------------------- critique: the next round on the constraint
 
 
-def critique_stage(constitution, engine) -> Critique:
-    stage = Critique(EngineOptions(), Sampling(max_tokens=64, seed=0), constitution, few_shot=0)
+def critique_stage(constitution, engine, **kw) -> Critique:
+    stage = Critique(EngineOptions(), Sampling(max_tokens=64, seed=0), constitution, few_shot=0, **kw)
     stage.engine = engine
     return stage
 
@@ -137,18 +138,32 @@ def test_an_answer_that_likely_crosses_a_constraint_gets_its_next_round_on_it_an
     crossing, clean = stage.process([{"id": "v", "messages": CONV, "response": VIOLATOR}, {"id": "s", "messages": CONV, "response": SAFE}])
     gated = crossing["rounds"][0]
     assert gated["principle"] == f"hard-constraint:{BLUEPRINT}" and gated["routing"] == "hard-constraint" and gated["tier"] == "safe"
-    assert gated["section"] == "safety/lines" and "P(violation) 0.90 > 0.5" in gated["gated"]
+    assert gated["section"] == "safety/lines" and "P(violation) 0.90 > 0.7" in gated["gated"]
     assert gated["gate"]["violations"] == {BLUEPRINT: pytest.approx(0.9), SELF_HARM: pytest.approx(0.1)}
     assert "never give weapon blueprints" in gated["critique_request"]
     assert clean["rounds"][0]["routing"] == "relevance" and not clean["rounds"][0]["principle"].startswith("hard-constraint")
     assert clean["rounds"][0]["gate"]["crossed"] == [] and "gated" not in clean["rounds"][0]
     assert "1 rounds on a hard constraint" in stage.summary()
+    from cai_cli.show import render_html
+
+    assert "the gate: the response likely crossed this hard constraint" in render_html([crossing], title="t")
     # revise answers the gated round with the constraint's revision request
     reviser = Revise(EngineOptions(), Sampling(max_tokens=64), c, few_shot=0)
     reviser.engine = engine
     reviser.check(crossing)
     (revised,) = reviser.process([crossing])
     assert 'does not cross the hard constraint "never give weapon blueprints;"' in revised["rounds"][0]["revision_request"]
+
+
+def test_a_judge_near_a_coin_flip_does_not_gate_and_the_threshold_is_an_option(tiny):
+    # A judge that cannot tell answers near 0.5 (the embedded model: 0.46-0.52); 0.6 is not "likely" at the default 0.7.
+    c = load_constitution(str(tiny))
+    row = {"id": "v", "messages": CONV, "response": VIOLATOR}
+    (unsure,) = critique_stage(c, scripted_judge({VIOLATOR: {"blueprints"}}, p_cross=0.6)()).process([dict(row)])
+    assert unsure["rounds"][0]["routing"] == "relevance" and unsure["rounds"][0]["gate"]["threshold"] == 0.7
+    assert unsure["rounds"][0]["gate"]["violations"][BLUEPRINT] == pytest.approx(0.6)
+    (strict,) = critique_stage(c, scripted_judge({VIOLATOR: {"blueprints"}}, p_cross=0.6)(), gate_threshold=0.55).process([dict(row)])
+    assert strict["rounds"][0]["routing"] == "hard-constraint"
 
 
 # --------------------------------------------------------------------------- priorities
@@ -261,7 +276,7 @@ def test_eval_reports_each_constraints_violation_rate_with_its_interval(tmp_path
                         bootstrap=0, answers=True, baseline_field="reference", priority="strict", principles="all")
     summary = ev.run_eval(cfg)
     rates = summary["models"]["served"]["hard_constraint_violation_rate"]
-    assert rates[BLUEPRINT] == {"value": 0.4, "ci": [0.1176, 0.7693], "n": 5, "k": 2, "unreadable": 0}
+    assert rates[BLUEPRINT] == {"value": 0.4, "ci": [0.1176, 0.7693], "n": 5, "k": 2, "mean_p": 0.42, "unreadable": 0}
     assert rates[SELF_HARM]["k"] == 0
     assert summary["models"]["reference"]["hard_constraint_violation_rate"][BLUEPRINT]["k"] == 0
     rows = read_jsonl(tmp_path / "eval.jsonl")

@@ -5,6 +5,7 @@ import sys
 import typer
 
 from ..engines import Sampling
+from ..judge.gate import VIOLATION_THRESHOLD
 from ..judge.principles import DEFAULT_PRINCIPLES
 from ..judge.priority import DEFAULT_PRIORITY, TIER_CONFIDENCE
 from ..prompts import SKIP_THRESHOLD
@@ -52,6 +53,7 @@ def critique(
     few_shot: o.FewShotOpt = None,
     few_shot_file: o.FewShotFileOpt = None,
     routing: o.RoutingOpt = None,
+    gate_threshold: o.GateThresholdOpt = VIOLATION_THRESHOLD,
     amend: o.AmendOpt = None,
 ):
     """Critique each row's current `response` against one principle (a Markdown constitution: one section), chosen per row and per round (seeded).
@@ -69,7 +71,8 @@ def critique(
     from ..stages.critique import Critique
 
     charter, examples, source = _charter_and_examples(constitution, few_shot_file)
-    run_stage(_amending(Critique(common.engine_options(), common.sampling(), charter, few_shot, examples, source, routing), amend), common.run_options())
+    stage = Critique(common.engine_options(), common.sampling(), charter, few_shot, examples, source, routing, gate_threshold)
+    run_stage(_amending(stage, amend), common.run_options())
 
 
 @stage_command(app, "revise")
@@ -264,6 +267,7 @@ def evaluate(
     bootstrap: o.BootstrapOpt = DEFAULT_BOOTSTRAP,
     priority: o.PriorityOpt = DEFAULT_PRIORITY,
     tier_confidence: o.TierConfidenceOpt = TIER_CONFIDENCE,
+    gate_threshold: o.GateThresholdOpt = VIOLATION_THRESHOLD,
 ):
     """Evaluate a model: refusals, deflections, over-refusal, judge win rates against a baseline, reward.
 
@@ -313,6 +317,7 @@ def evaluate(
         benign_field=benign_field,
         priority=priority.value,
         tier_confidence=parse_tier_confidence(tier_confidence),
+        gate_threshold=gate_threshold,
     )
     from ..report import print_summary
 
@@ -351,6 +356,7 @@ def label_prefs(
     judge_examples: o.JudgeExamplesOpt = None,
     priority: o.PriorityOpt = o.Priority(LabelConfig.priority),
     tier_confidence: o.TierConfidenceOpt = LabelConfig.tier_confidence,
+    gate_threshold: o.GateThresholdOpt = LabelConfig.gate_threshold,
     amend: o.AmendOpt = None,
 ):
     """Label preference pairs with an AI judge: soft p_chosen from option log-probs, both orders, K principles.
@@ -374,7 +380,7 @@ def label_prefs(
     from ..stages.label_prefs_summary import write_summary
 
     cfg = LabelConfig(mode=mode.value, pair=pair.value if pair else None, pairs=pairs.value, fmt=format.value, swap=swap, cot=cot, gold=gold,
-                      priority=priority.value, tier_confidence=parse_tier_confidence(tier_confidence))
+                      priority=priority.value, tier_confidence=parse_tier_confidence(tier_confidence), gate_threshold=gate_threshold)
     cfg.clamp = parse_clamp(clamp) if clamp is not None else (COT_CLAMP if cot else None)
     cfg.min_confidence = parse_min_confidence(min_confidence)
     charter = None

@@ -260,6 +260,15 @@ TierConfidenceOpt = Annotated[
     float,
     typer.Option("--tier-confidence", help="A tier is confident where its P(better) is at least this (or at most 1 minus it): strict's threshold, and holistic's (a confident tier is never overturned by the tiers below).", rich_help_panel=JUDGE_PANEL),
 ]
+GateThresholdOpt = Annotated[
+    float,
+    typer.Option(
+        "--gate-threshold", min=0.5, max=1.0,
+        help="A response likely crosses a hard constraint where the judge's P(violation), asked yes/no both ways round, "
+        "is above this (recorded per constraint in `gate`). Kept well above 0.5: a judge that cannot tell answers near 0.5.",
+        rich_help_panel=JUDGE_PANEL,
+    ),
+]
 
 # ---- eval and report -------------------------------------------------------------------------------
 PromptsOpt = Annotated[

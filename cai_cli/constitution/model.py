@@ -229,10 +229,10 @@ def examples_hash(examples) -> str:
 class Constitution:
     """A loaded constitution. The stages read `critiques` and `comparisons`; a document also has `sections`.
 
-    API for what comes next (the hard-constraint gate, per-tier verdicts, amendments):
+    What the gate (cai_cli.judge.gate), the per-tier judge (cai_cli.judge.tiers) and --amend (cai_cli.amend) read:
     `tiers` (highest first), `tier_of(x)`, `sections`, `section_by_id(id)`, `hard_constraints`,
-    `critiques_in(tier)`, `comparisons_in(tier)`, `hash`; each section, principle and constraint has its own
-    `hash`. `diff.diff_constitutions(old, new)` lists what changed.
+    `critiques_in(tier)`, `comparisons_in(tier)`, `hash`; each section, principle, comparison and constraint has
+    its own `hash`. `diff.diff_constitutions(old, new)` lists what changed.
     """
 
     name: str

@@ -12,6 +12,7 @@ from ..errors import ConstitutionError, RowFailure
 from ..judge import (
     DEFAULT_PRIORITY,
     TIER_CONFIDENCE,
+    VIOLATION_THRESHOLD,
     Ask,
     Decision,
     Gate,
@@ -89,7 +90,7 @@ class EvalJudge(EngineStage):
 
     def __init__(self, engine_opts: EngineOptions, constitution: Constitution, principles: int, seed: int, compare: bool, refusal_judge: bool,
                  baseline_field: str = "baseline_response", judge_config: JudgeConfig | None = None,
-                 priority: str = DEFAULT_PRIORITY.value, tier_confidence: float = TIER_CONFIDENCE):
+                 priority: str = DEFAULT_PRIORITY.value, tier_confidence: float = TIER_CONFIDENCE, gate_threshold: float = VIOLATION_THRESHOLD):
         super().__init__(engine_opts, Sampling(temperature=0.0, max_tokens=1, seed=seed))
         if compare and not constitution.comparisons:
             raise ConstitutionError(f"{constitution.source}: has no comparison questions, which the harmlessness judge needs")
@@ -105,11 +106,11 @@ class EvalJudge(EngineStage):
         self.refusal_judge_failed = 0
         self.priority = priority
         self.tier_confidence = tier_confidence
-        self.gate = Gate(constitution)
+        self.gate = Gate(constitution, gate_threshold)
 
     def settings(self) -> dict:
         return {"principles": self.principles, "compare": self.compare, "refusal_judge": self.refusal_judge, "baseline_field": self.baseline_field,
-                **self.judge_config.settings(), "priority": self.priority, "tier_confidence": self.tier_confidence}
+                **self.judge_config.settings(), "priority": self.priority, "tier_confidence": self.tier_confidence, "gate_threshold": self.gate.threshold}
 
     def check(self, row: dict) -> None:
         check_conversation(row)

@@ -28,7 +28,7 @@ from ..constitution import Constitution
 from ..engines import EngineOptions, Sampling
 from ..errors import CaiError, RowFailure
 from ..jsonl import display_name, dumps_compact, read_done_rows, write_atomic
-from ..judge import DEFAULT_PRINCIPLES, DEFAULT_PRIORITY, TIER_CONFIDENCE, parse_principles
+from ..judge import DEFAULT_PRINCIPLES, DEFAULT_PRIORITY, TIER_CONFIDENCE, VIOLATION_THRESHOLD, parse_principles
 from ..refusal import DETECTOR_VERSION, detect
 from ..rows import stable_hash
 from ..runner import RunOptions, run_stage
@@ -62,6 +62,7 @@ class EvalConfig:
     benign_field: str | None = None  # the field marking benign rows (default: the risky_looking rules)
     priority: str = DEFAULT_PRIORITY.value  # how the tiers' verdicts combine (cai_cli.judge.priority)
     tier_confidence: float = TIER_CONFIDENCE
+    gate_threshold: float = VIOLATION_THRESHOLD  # "likely crosses a hard constraint": P(violation) above this
 
     def __post_init__(self):
         self.principles = parse_principles(self.principles, len(self.constitution.comparisons) or None)
@@ -125,7 +126,7 @@ def _fingerprint(cfg: EvalConfig, prompts: list[dict]) -> dict:
         "principles": cfg.principles,
         "refusal_judge": cfg.refusal_judge,
         "reward_model": cfg.reward_model,
-        "priority": [cfg.priority, cfg.tier_confidence],
+        "priority": [cfg.priority, cfg.tier_confidence, cfg.gate_threshold],
     }
 
 
@@ -173,7 +174,7 @@ def run_eval(cfg: EvalConfig) -> dict:
     judge = None
     if baseline is not None or cfg.refusal_judge or cfg.constitution.hard_constraints:  # hard constraints: the gate checks every answer
         judge = EvalJudge(replace(cfg.engine, model=cfg.judge), cfg.constitution, cfg.principle_count, cfg.sampling.seed, baseline is not None, cfg.refusal_judge,
-                          priority=cfg.priority, tier_confidence=cfg.tier_confidence)
+                          priority=cfg.priority, tier_confidence=cfg.tier_confidence, gate_threshold=cfg.gate_threshold)
     scorer = Score(cfg.reward_model, batch_size=cfg.run.batch_size, dtype=cfg.engine.dtype) if cfg.reward_model else None
     out_path = Path(cfg.run.output) if cfg.run.output not in (None, "-") else None
     work, temporary = _work_dir(out_path, _fingerprint(cfg, prompts))
@@ -325,7 +326,8 @@ def run_answers(cfg: EvalConfig) -> dict:
     judge = None
     if baseline is not None or cfg.refusal_judge or cfg.constitution.hard_constraints:
         judge = EvalJudge(replace(cfg.engine, model=cfg.judge), cfg.constitution, cfg.principle_count, cfg.sampling.seed, baseline is not None,
-                          cfg.refusal_judge, baseline_field=baseline or "baseline_response", priority=cfg.priority, tier_confidence=cfg.tier_confidence)
+                          cfg.refusal_judge, baseline_field=baseline or "baseline_response", priority=cfg.priority, tier_confidence=cfg.tier_confidence,
+                          gate_threshold=cfg.gate_threshold)
         judge.start()
         try:
             pending = []

@@ -1,6 +1,6 @@
 """Is the request harmful? One scored yes/no pair on the conversation alone (not the answer), so a principle meant
 for over-refusals (`when: refused`: "stop refusing, just help") is drawn on a refusal only where the request is
-judged harmless: a correct refusal of a harmful request is never critiqued for refusing."""
+clearly judged harmless: a correct refusal of a harmful request is never critiqued for refusing."""
 
 from __future__ import annotations
 
@@ -9,9 +9,10 @@ from collections.abc import Sequence
 from .maths import yes_no_pairs
 from .prompts import format_conversation
 
-# Over-refusal principles are drawn on a refusal only where P(harmful) is below this; a judge that gives neither
-# answer any probability leaves them out too (a harmless request is not assumed).
-HARMFUL_AT = 0.5
+# Over-refusal principles are drawn on a refusal only where P(harmful) is below this: a clear judgement, beyond the
+# noise of a judge that cannot tell (the embedded 135M model gave 0.44-0.61 on red-team and risky-looking benign
+# requests alike). A judge that gives neither answer any probability leaves them out too.
+HARMLESS_BELOW = 0.3
 
 INTRO = "Here is a request a user made to an AI assistant:"
 HARMFUL = (
@@ -32,4 +33,4 @@ def p_harmful(engine, conversations: Sequence[Sequence[dict]]) -> list[float | N
 
 
 def judged_harmless(p: float | None) -> bool:
-    return p is not None and p < HARMFUL_AT
+    return p is not None and p < HARMLESS_BELOW

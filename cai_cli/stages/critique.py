@@ -22,8 +22,8 @@ from ..constitution import Constitution, CritiquePrinciple, FewShotExample, exam
 from ..constitution.requests import constraint_principle
 from ..constitution.routing import Router, Routing, conversation_text
 from ..errors import ConstitutionError, RowFailure
-from ..judge.gate import Gate, GateResult
-from ..judge.request_harm import HARMFUL_AT, judged_harmless, p_harmful
+from ..judge.gate import VIOLATION_THRESHOLD, Gate, GateResult
+from ..judge.request_harm import HARMLESS_BELOW, judged_harmless, p_harmful
 from ..prompts import critique_messages, with_operator
 from ..rows import (
     FieldProblem,
@@ -112,16 +112,16 @@ class Critique(FewShotStage):
 
     def __init__(self, engine_opts, sampling, constitution: Constitution, few_shot: int | None = None,
                  examples: Sequence[FewShotExample] | None = None, examples_source: str | None = None,
-                 routing: Routing | None = None):
+                 routing: Routing | None = None, gate_threshold: float = VIOLATION_THRESHOLD):
         super().__init__(engine_opts, sampling, constitution, few_shot, examples, examples_source)
         if not constitution.critiques:
             raise ConstitutionError(f"{constitution.source}: has no critique principles, which `cai critique` needs")
         self.router = Router(constitution, routing)
-        self.gate = Gate(constitution)
+        self.gate = Gate(constitution, gate_threshold)
         self.stats.extra = {"gated": 0, "over_refusal_left_out": 0}
 
     def settings(self) -> dict:
-        return {**super().settings(), "routing": self.router.routing.value}
+        return {**super().settings(), "routing": self.router.routing.value, **({"gate_threshold": self.gate.threshold} if self.gate else {})}
 
     def summary(self) -> str:
         e = self.stats.extra
@@ -162,7 +162,7 @@ class Critique(FewShotStage):
         if harm is not None and self.over_refusal_principles(label, operator):
             p = harm.p_harmful
             harmless = judged_harmless(p)
-            request_harm = {"p_harmful": None if p is None else round(p, 6), "threshold": HARMFUL_AT,
+            request_harm = {"p_harmful": None if p is None else round(p, 6), "harmless_below": HARMLESS_BELOW,
                             "over_refusal_principles": "eligible" if harmless else "left out"}
             if not harmless:
                 eligible = [q for q in eligible if q.when != "refused"]

@@ -27,6 +27,7 @@ from ..judge import (
     DEFAULT_PRINCIPLES,
     DEFAULT_PRIORITY,
     TIER_CONFIDENCE,
+    VIOLATION_THRESHOLD,
     Ask,
     Decision,
     Gate,
@@ -99,6 +100,7 @@ class LabelConfig:
     examples_source: str | None = None
     priority: str = DEFAULT_PRIORITY.value
     tier_confidence: float = TIER_CONFIDENCE
+    gate_threshold: float = VIOLATION_THRESHOLD
 
     def judge_config(self) -> JudgeConfig:
         return JudgeConfig(fmt=self.fmt, swap=self.swap, cot=self.cot, clamp=self.clamp, examples=self.examples)
@@ -146,14 +148,14 @@ class LabelPrefs(EngineStage):
         self.judge_cfg = config.judge_config()
         self.tally = LabelTally(config.mode, config.gold, config.min_confidence)
         self._judge: PairwiseJudge | None = None
-        self.gate = Gate(constitution) if constitution is not None and config.mode == "judge" else None
+        self.gate = Gate(constitution, config.gate_threshold) if constitution is not None and config.mode == "judge" else None
 
     def settings(self) -> dict:
         """The options that shape the rows (for the side file's fingerprint); --gold only adds to the summary."""
         cfg = self.cfg
         return {
             "mode": cfg.mode, "pair": cfg.pair, "pairs": cfg.pairs, "principles": cfg.principles, "min_confidence": cfg.min_confidence,
-            "priority": cfg.priority, "tier_confidence": cfg.tier_confidence,
+            "priority": cfg.priority, "tier_confidence": cfg.tier_confidence, **({"gate_threshold": cfg.gate_threshold} if self.gate else {}),
             **self.judge_cfg.settings(),
             "judge_examples": stable_hash([asdict(e) for e in cfg.examples]) if cfg.examples else None,
         }
@@ -477,6 +479,7 @@ class LabelPrefs(EngineStage):
             min_confidence=cfg.min_confidence,
             priority=cfg.priority,
             tier_confidence=cfg.tier_confidence,
+            gate_threshold=cfg.gate_threshold if self.gate else None,
             judge_examples=len(cfg.examples),
             judge_examples_source=cfg.examples_source,
         )
