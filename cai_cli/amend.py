@@ -28,7 +28,7 @@ from .constitution import Constitution
 from .constitution.requests import principle_by_id
 from .errors import CaiError, ConstitutionError, RowFailure
 from .jsonl import read_lines
-from .rows import input_digest
+from .rows import input_digest, stable_hash
 from .runner import Dropped, Outcome
 
 
@@ -123,6 +123,7 @@ class Amending:
     def _load(self) -> None:
         if not self.previous.is_file():
             raise CaiError(f"--amend {self.previous}: no such file (give the output of an earlier run of `cai {self.name}`)")
+        seen: dict[str, set] = {}
         for path, dropped in ((self.previous, False), (dropped_path(self.previous), True)):
             if not path.is_file():
                 continue
@@ -136,6 +137,11 @@ class Amending:
                 if not isinstance(digest, str):
                     self.unmatched += 1
                     continue
+                # Identical input rows (the same id and content) give identical rows: each such input gets one copy.
+                key = (dropped, stable_hash(item.row))
+                if key in seen.setdefault(digest, set()):
+                    continue
+                seen[digest].add(key)
                 kept, left_out = self.index.setdefault(digest, ([], []))
                 (left_out if dropped else kept).append(item.row)
         if not self.index:

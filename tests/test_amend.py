@@ -127,3 +127,12 @@ def test_amend_names_a_missing_previous_file(tmp_path):
     result = invoke("critique", str(src), "-c", str(old), "--amend", str(tmp_path / "nope.jsonl"), "--engine", "fake")
     assert result.exit_code == 2
     assert result.stderr.strip() == f"cai: error: --amend {tmp_path / 'nope.jsonl'}: no such file (give the output of an earlier run of `cai critique`)"
+
+
+def test_repeated_identical_input_rows_each_get_one_copy(tmp_path):
+    old, _ = constitutions(tmp_path)
+    row = {"id": "same", "prompt": PROMPTS[0], "response": "An answer."}
+    src = write_jsonl(tmp_path / "gen.jsonl", [row, row, {**row, "id": "other"}])
+    run("critique", str(src), "-c", str(old), "-o", str(tmp_path / "c1.jsonl"))
+    run("critique", str(src), "-c", str(old), "--amend", str(tmp_path / "c1.jsonl"), "-o", str(tmp_path / "c2.jsonl"))
+    assert [r["id"] for r in read_jsonl(tmp_path / "c2.jsonl")] == ["same", "same", "other"]

@@ -375,7 +375,7 @@ def test_a_refusal_of_a_harmful_request_is_never_critiqued_for_refusing():
     assert "preachy" not in {row["rounds"][0]["principle"] for row in rows}
     judged = rows[0]["rounds"][0]["request_harm"]
     assert judged == {"p_harmful": pytest.approx(0.9), "harmless_below": 0.3, "over_refusal_principles": "left out"}  # the lean towards Yes cancels
-    assert "over-refusal principles left out on 200 refusals of requests judged harmful" in stage.summary()
+    assert "over-refusal principles left out on 200 refusals of requests not judged clearly harmless" in stage.summary()
     # the harm question is about the request alone: the refusal is not shown
     asked = [p for p in stage.engine.log["scored"] if HARMFUL_REQUEST in p]
     assert asked and all("I can't help" not in p for p in asked)

@@ -87,7 +87,7 @@ def revise(
 ):
     """Revise each row's response to answer its last critique; the revision becomes `response`.
 
-    Every round gets the model's revision, as in the method; `changed` says whether its text differs. Only a lead-in about the revision ("Sure, here is a revised response:") is stripped (the raw text stays in `revision_raw`); an empty revision is kept and marked `empty_revision`. With --skip-unchanged the model is asked, yes/no in both phrasings, whether the critique asks for any change, and the response is kept where P(change) < --skip-threshold (recorded in `skip_check`).
+    Every round gets the model's revision, as in the method; `changed` says whether its text differs. Only a lead-in about the revision ("Sure, here is a revised response:") is stripped (the raw text stays in `revision_raw`); an empty revision is kept and marked `empty_revision`. With --skip-unchanged the model is asked, yes/no in both phrasings, whether the critique asks for any change, and the response is kept where P(change) < --skip-threshold (recorded in `skip_check`). A round the hard-constraint gate gave to a constraint is revised with that constraint's revision request. --amend PREVIOUS recomputes only the rows whose input or principle changed.
 
     Example:
 
@@ -367,7 +367,9 @@ def label_prefs(
     Every response is checked against the hard constraints first: one that crosses a constraint the other does not
     is rejected whatever the questions say (`decided_by: hard-constraint:<id>`, `gate.reason`). The summary line
     (and, with -o OUT, OUT.summary.json) reports the judge's position bias, order disagreement, length bias, each
-    principle's agreement with the ensemble, and per tier how often it decided and agreed with the label. See docs/label-prefs.md.
+    principle's agreement with the ensemble, and per tier how often it decided and agreed with the label. After a change
+    to the constitution, --amend PREVIOUS relabels only the pairs whose questions, sections or constraints changed.
+    See docs/label-prefs.md and docs/constitutions.md.
 
     Example:
 

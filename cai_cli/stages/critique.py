@@ -129,7 +129,7 @@ class Critique(FewShotStage):
         if self.gate:
             parts.append(f"{e['gated']} rounds on a hard constraint the response likely crosses")
         if e["over_refusal_left_out"]:
-            parts.append(f"over-refusal principles left out on {e['over_refusal_left_out']} refusals of requests judged harmful")
+            parts.append(f"over-refusal principles left out on {e['over_refusal_left_out']} refusals of requests not judged clearly harmless")
         return ", ".join(parts)
 
     def check(self, row: dict) -> None:
