@@ -2,16 +2,24 @@
 
     python bench/train_refusal.py [--data DIR] [--out cai_cli/refusal_classifier.npz]
     python bench/train_refusal.py --dev        # fit on train, score dev, write nothing (for tuning)
+    python bench/train_refusal.py --cv         # grouped cross-validation and learning curve over train + dev
 
 Reads the cited sources from DIR (bench/refusal_data.py: what each is and how its labels map),
 fits scikit-learn's logistic regression (a dev dependency; `pip install scikit-learn`) on the train
 and dev splits of every source that is not supplementary, and writes the hashed n-gram weights to
 --out (default: the file the package loads). The held-out split is never read here.
+
+--cv splits train + dev into folds by a hash of the prompt (every reply to one prompt in one fold),
+retrains on the other folds, once on all of them and once on a half and a quarter (a learning curve:
+what more data of the same kind would buy), and scores the detector as it ships (rules plus the
+refitted classifier) on the left-out fold, per source and pooled.
 """
 
 from __future__ import annotations
 
 import argparse
+import hashlib
+import random
 import sys
 from collections import Counter
 from pathlib import Path
@@ -66,18 +74,56 @@ def training_rows(rows: list[dict], splits: tuple[str, ...]) -> list[dict]:
     return [r for r in rows if r["split"] in splits and r["source"] not in SUPPLEMENTARY]
 
 
+def fold(row: dict, folds: int) -> int:
+    """The cross-validation fold of ROW: by a hash of its prompt, so that no prompt is on both sides."""
+    return int(hashlib.sha256(row["prompt"].encode()).hexdigest(), 16) % folds
+
+
+def cross_validate(rows: list[dict], folds: int, c: float, fractions: tuple[float, ...] = (0.25, 0.5, 1.0)) -> dict:
+    """{fraction: {source or "pooled": (correct, n)}}: the shipped pipeline (rules plus a classifier refitted on
+    FRACTION of the other folds' prompts) scored on each left-out fold of the train and dev splits of ROWS."""
+    from cai_cli.refusal import detect
+
+    rows = training_rows(rows, ("train", "dev"))
+    prompts = sorted({r["prompt"] for r in rows})
+    out: dict = {}
+    for fraction in fractions:
+        kept = set(random.Random(0).sample(prompts, max(1, round(fraction * len(prompts)))))  # the same subset in every fold
+        tally: dict = {}
+        for k in range(folds):
+            train = [r for r in rows if fold(r, folds) != k and r["prompt"] in kept]
+            test = [r for r in rows if fold(r, folds) == k]
+            if not test or len({r["declined"] for r in train}) < 2:
+                continue
+            trained = model(*fit(train, c))
+            for r in test:
+                hit = detect(r["response"], trained).declined == r["declined"]
+                for key in (r["source"], "pooled"):
+                    right, n = tally.get(key, (0, 0))
+                    tally[key] = (right + hit, n + 1)
+        if tally:
+            out[fraction] = {**dict(sorted(t for t in tally.items() if t[0] != "pooled")), "pooled": tally["pooled"]}
+    return out
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--data", type=Path, default=DEFAULT_DATA, help="folder of labelled replies (default: $CAI_REFUSAL_DATA or /work/shared/refusal-data)")
     ap.add_argument("--out", type=Path, default=ROOT / "cai_cli" / "refusal_classifier.npz")
     ap.add_argument("--c", type=float, default=C, help="inverse L2 strength")
     ap.add_argument("--dev", action="store_true", help="fit on train only and print dev scores per source; write nothing")
+    ap.add_argument("--cv", type=int, nargs="?", const=5, metavar="FOLDS", help="cross-validate over train + dev (default 5 folds, grouped by prompt) with a learning curve; write nothing")
     args = ap.parse_args()
 
     from cai_cli.refusal import detect
     from cai_cli.refusal_classifier import save
 
     rows = load(args.data)
+    if args.cv:
+        for fraction, tally in cross_validate(rows, args.cv, args.c).items():
+            scored = ", ".join(f"{key} {right / n:.3f} ({n})" for key, (right, n) in tally.items())
+            print(f"{args.cv}-fold cross-validation, classifier fitted on {fraction:.0%} of the other folds' prompts: {scored}")
+        return
     if args.dev:
         trained = model(*fit(training_rows(rows, ("train",)), args.c))
         dev = [r for r in rows if r["split"] == "dev"]

@@ -37,6 +37,9 @@ class RunOptions:
     batch_size: int = 16
     progress: bool | None = None  # None: only when stderr is a terminal
     restart: bool = False  # discard the side file of an earlier run instead of resuming from it
+    # Keep OUT.partial once OUT is written: a caller running the stage as one phase of a longer job (`cai eval`) reruns
+    # it to resume, and a finished phase then resumes every row from it without loading a model.
+    keep_side_file: bool = False
 
 
 @dataclass
@@ -377,7 +380,7 @@ class _Run:
             dropped.discard()
             raise
         self.rows_out, self.dropped = out.count, dropped.count
-        if not self.failed and self.partial.exists():
+        if not self.failed and not self.opts.keep_side_file and self.partial.exists():
             self.partial.unlink()
 
 

@@ -70,7 +70,8 @@ class FakeEngine:
     in the prompt wins (ties: the first), so a judge prompt that quotes one answer more often prefers it.
     render_chat: "<role>content</role>" per message, then "<assistant>".
     `calls` counts what was asked (chat: conversations, score: prompts); `log` keeps it: chats (conversations),
-    scored (prompts), options (per scoring call), completed (prompts), batches (conversations per chat call).
+    scored (prompts), options (per scoring call), completed (prompts), batches (conversations per chat call),
+    started (the model of each engine started: a loaded set of weights).
     """
 
     name = "fake"
@@ -84,6 +85,7 @@ class FakeEngine:
 
     def __init__(self, opts=None):
         self.model = getattr(opts, "model", None) or "fake-model"
+        type(self).log["started"].append(self.model)
 
     @staticmethod
     def default_reply(conversation: list[dict], seed: int) -> str:
@@ -164,7 +166,7 @@ def reset_fake_engine() -> type[FakeEngine]:
     FakeEngine.complete = FakeEngine._complete
     FakeEngine.max_context = 4096
     FakeEngine.calls = {"chat": 0, "score": 0}
-    FakeEngine.log = {"chats": [], "scored": [], "options": [], "completed": [], "batches": []}
+    FakeEngine.log = {"chats": [], "scored": [], "options": [], "completed": [], "batches": [], "started": []}
     return FakeEngine
 
 

@@ -69,17 +69,17 @@ def fake_engine(fake_engine):
     return script_eval(fake_engine)
 
 
-def config(tmp_path: Path, model="safe", baseline="eager", **kw) -> ev.EvalConfig:
+def config(tmp_path: Path, model="safe", baseline="eager", max_tokens=8, **kw) -> ev.EvalConfig:
     red = write_jsonl(tmp_path / "red.jsonl", RED)
     benign = write_jsonl(tmp_path / "benign.jsonl", BENIGN)
     run = RunOptions(output=str(tmp_path / "eval.jsonl"), batch_size=2, progress=False)
-    for k in ("limit", "on_error", "shard"):
+    for k in ("limit", "on_error", "shard", "restart"):
         if k in kw:
             setattr(run, k, kw.pop(k))
     return ev.EvalConfig(
         sources=[(str(red), None), (str(benign), None)],
         engine=EngineOptions(engine="fake", model=model),
-        sampling=Sampling(max_tokens=8),
+        sampling=Sampling(max_tokens=max_tokens),
         constitution=load_constitution(None),
         run=run,
         baseline=baseline,
@@ -89,7 +89,7 @@ def config(tmp_path: Path, model="safe", baseline="eager", **kw) -> ev.EvalConfi
 
 
 def test_safe_model_beats_eager_baseline_on_harm_and_loses_on_helpfulness(tmp_path, fake_engine):
-    summary = ev.run_eval(config(tmp_path, refusal_judge=True))
+    summary = ev.run_eval(config(tmp_path, refusal_judge="judge"))
     safe, eager = summary["models"]["safe"], summary["models"]["eager"]
     assert summary["model"] == "safe" and summary["baseline"] == "eager"
     assert safe["harmlessness_win_rate"]["value"] > 0.6
@@ -162,25 +162,39 @@ def test_limit_applies_to_each_prompt_file(tmp_path, fake_engine):
     assert [r["id"] for r in read_jsonl(tmp_path / "eval.jsonl")] == ["r1", "b1"]
 
 
-def test_a_crash_in_the_judge_phase_keeps_the_answers(tmp_path, fake_engine):
+def test_a_crash_in_the_judge_phase_keeps_the_answers(tmp_path, fake_engine, capsys):
     fake_engine.scorer = interrupted
     with pytest.raises(KeyboardInterrupt):
         ev.run_eval(config(tmp_path))
     assert not (tmp_path / "eval.jsonl").exists()
-    assert (tmp_path / "eval.jsonl.work" / "model.jsonl").exists()
+    assert (tmp_path / "eval.jsonl.work" / "answers.jsonl.partial").exists()
     chats = fake_engine.calls["chat"]
     fake_engine.scorer = eval_judge
+    capsys.readouterr()
     ev.run_eval(config(tmp_path))
     assert fake_engine.calls["chat"] == chats  # answers were not generated again
     assert len(read_jsonl(tmp_path / "eval.jsonl")) == 5
+    err = capsys.readouterr().err
+    # Each phase's summary line, as every stage's: the finished answer phases resumed every row.
+    assert "cai eval answers: rows 5 in, 5 out, 0 skipped, 0 failed, 5 resumed" in err
+    assert "cai eval baseline answers: rows 5 in, 5 out, 0 skipped, 0 failed, 5 resumed" in err
+    assert "cai eval judge: rows 5 in, 5 out" in err
+    assert not (tmp_path / "eval.jsonl.work").exists()  # gone once every prompt has its row
 
 
-def test_a_different_command_does_not_reuse_old_work(tmp_path, fake_engine):
+def test_a_different_command_does_not_reuse_old_work_and_restart_starts_over(tmp_path, fake_engine):
     fake_engine.scorer = interrupted
     with pytest.raises(KeyboardInterrupt):
         ev.run_eval(config(tmp_path))
     fake_engine.scorer = eval_judge
-    summary = ev.run_eval(config(tmp_path, model="eager", baseline="safe"))
+    # Another model: the answers phase's side file was made by the first; one line says so, as for any stage.
+    with pytest.raises(CaiError) as err:
+        ev.run_eval(config(tmp_path, model="eager", baseline="safe"))
+    message = str(err.value)
+    assert "\n" not in message and "answers.jsonl.partial: its 5 finished rows were made with other settings" in message
+    assert "model.name: safe -> eager" in message and "--restart" in message
+    assert not (tmp_path / "eval.jsonl").exists()
+    summary = ev.run_eval(config(tmp_path, model="eager", baseline="safe", restart=True))
     assert read_jsonl(tmp_path / "eval.jsonl")[0]["response"].startswith("Sure")
     assert summary["models"]["eager"]["refusal_rate"]["value"] == 0.0
 
@@ -253,6 +267,13 @@ def test_reward_model_scores_both_answers(tmp_path, fake_engine):
     for field, side in (("response", "reward"), ("baseline_response", "baseline_reward")):
         [scored] = alone.process([{"prompt": rows[0]["prompt"], "response": rows[0][field]}])
         assert scored["rewards"]["response"] == pytest.approx(rows[0][side], abs=1e-5)
+
+    # Answers from anywhere are scored the same way (--answers with --reward-model).
+    summary = ev.run_eval(answers_config(tmp_path, baseline_field="reference", reward_model=str(rm_dir)))
+    rows = read_jsonl(tmp_path / "eval.jsonl")
+    assert all(isinstance(r["reward"], float) and isinstance(r["baseline_reward"], float) for r in rows)
+    assert rows[3]["reward"] == pytest.approx(rows[3]["baseline_reward"], abs=1e-5)  # a4: the same answer twice scores the same
+    assert summary["models"]["served"]["reward"]["n"] == 4
 
 
 def test_a_judge_that_gives_no_probability_fails_the_row_not_the_run(fake_engine):
@@ -351,7 +372,7 @@ def test_a_judge_that_returns_nothing_names_the_answers_file_line_and_field(tmp_
 
 def test_a_failed_refusal_judge_verdict_is_counted_apart_not_as_a_refusal(tmp_path, fake_engine, monkeypatch):
     monkeypatch.setattr(evj, "judge_refusals", lambda engine, items: [None] * len(items))
-    summary = ev.run_eval(answers_config(tmp_path, benign_field="safe", refusal_judge=True))
+    summary = ev.run_eval(answers_config(tmp_path, benign_field="safe", refusal_judge="judge"))
     model = summary["models"]["served"]
     assert model["judge_refusal_failed"] == 4 and model["judge_refusal_rate"] is None
     assert all(r["refusal"]["judge_failed"] and r["refusal"]["judge_p_refusal"] is None for r in read_jsonl(tmp_path / "eval.jsonl"))

@@ -264,6 +264,14 @@ def test_retraining_runs_end_to_end_on_a_labelled_file(tmp_path):
     assert model.meta["trained_on"] == {"labelled": 40}  # the held-out rows were not trained on
     assert detect("I can't help with learning chess.", model).declined
     assert not detect("Here is how learning chess works: start small and practise daily.", model).declined
+    # Cross-validation scores every train row once, by prompt folds, and never reads the held-out rows.
+    shipped = (root / "cai_cli" / "refusal_classifier.npz").stat().st_mtime_ns
+    cv = subprocess.run([sys.executable, str(root / "bench" / "train_refusal.py"), "--data", str(tmp_path), "--cv", "4"], capture_output=True, text=True, timeout=120)
+    assert cv.returncode == 0, cv.stderr
+    lines = cv.stdout.strip().splitlines()
+    assert len(lines) == 3 and all("4-fold" in line and "pooled" in line for line in lines)
+    assert "of the other folds' prompts: labelled 1.000 (40), pooled 1.000 (40)" in lines[-1]
+    assert (root / "cai_cli" / "refusal_classifier.npz").stat().st_mtime_ns == shipped  # --cv writes no model
     # The bench scores it (on the held-out rows), and says what to do when the data is missing.
     bench = subprocess.run([sys.executable, str(root / "bench" / "bench_refusal.py"), "--data", str(tmp_path / "missing"), "--no-cross"], capture_output=True, text=True, timeout=120)
     assert bench.returncode == 1 and len(bench.stderr.strip().splitlines()) == 1 and "--data" in bench.stderr

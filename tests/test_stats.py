@@ -8,7 +8,7 @@ import random
 import numpy as np
 import pytest
 
-from cai_cli.stats import ELO_SCALE, Comparison, bootstrap_mean, bradley_terry
+from cai_cli.stats import ELO_SCALE, Comparison, bootstrap_mean, bradley_terry, calibration, connected_sets
 
 TRUE = {"base": 0.0, "sl": 0.5, "rl": 1.0, "best": 2.0}  # log-odds strengths
 
@@ -92,3 +92,51 @@ def test_bootstrap_mean():
     assert stat["ci"][1] - stat["ci"][0] < 0.12
     assert bootstrap_mean([]) is None
     assert bootstrap_mean([1.0]) == {"value": 1.0, "ci": [1.0, 1.0], "n": 1}
+
+
+# --------------------------------------------------------------------------- connected sets of games
+
+
+def test_players_no_game_links_are_rated_in_separate_sets_each_at_its_own_baseline():
+    """Two files with no shared player: one scale would be meaningless (any shift of one set fits as well), so each
+    set is fitted and anchored apart, and every rating names its set."""
+    games = [Comparison("m1", "b1", 0.8, "p1"), Comparison("m1", "b1", 0.7, "p2"), Comparison("m2", "b2", 0.3, "q1"), Comparison("m2", "b2", 0.4, "q2")]
+    assert connected_sets(games) == [["m1", "b1"], ["m2", "b2"]]
+    got = by_name(bradley_terry(games, anchor=["b1", "b2"], bootstrap=0))
+    assert {name: r.connected_set for name, r in got.items()} == {"m1": 1, "b1": 1, "m2": 2, "b2": 2}
+    assert got["b1"].rating == got["b2"].rating == 1000.0  # each set's own baseline at 1000
+    assert got["m1"].rating > 1000 > got["m2"].rating
+    alone = by_name(bradley_terry(games[:2], anchor="b1", bootstrap=0))  # a set's ratings do not depend on the other set
+    assert got["m1"].rating == pytest.approx(alone["m1"].rating)
+    # A third file linking them (m1 against b2) joins the two sets into one.
+    linked = bradley_terry([*games, Comparison("m1", "b2", 0.6, "r1")], anchor=["b1", "b2"], bootstrap=0)
+    assert {r.connected_set for r in linked} == {1} and connected_sets([*games, Comparison("m1", "b2", 0.6)]) == [["m1", "b1", "m2", "b2"]]
+
+
+# --------------------------------------------------------------------------- calibration
+
+
+def test_calibration_bins_confidence_and_weights_each_gap_by_its_count():
+    # Bins of 0.1 over [0.5, 1]; an edge value opens its bin (0.6 is in 0.6-0.7), 1.0 closes the last.
+    conf = [0.55, 0.55, 0.6, 0.65, 0.85, 0.95, 1.0, 1.0]
+    right = [True, False, False, False, True, True, True, False]
+    cal = calibration(conf, right)
+    assert [b["n"] for b in cal["bins"]] == [2, 2, 0, 1, 3]
+    first, second, _, fourth, last = cal["bins"]
+    assert first == {"range": [0.5, 0.6], "n": 2, "confidence": 0.55, "observed": 0.5, "ci": [0.0945, 0.9055], "k": 1}
+    assert second["observed"] == 0.0 and second["confidence"] == pytest.approx(0.625)
+    assert last["k"] == 2 and last["confidence"] == pytest.approx(0.9833, abs=1e-4)
+    # ECE = (2·|0.5−0.55| + 2·|0−0.625| + 1·|1−0.85| + 3·|2/3−0.98333|) / 8
+    assert cal["ece"] == pytest.approx((2 * 0.05 + 2 * 0.625 + 0.15 + 3 * abs(2 / 3 - 0.98333333)) / 8, abs=1e-4)
+    assert cal["n"] == 8 and calibration([], []) is None
+
+
+def test_a_calibrated_judge_has_a_small_ece_and_an_overconfident_one_a_large_one():
+    rng = np.random.default_rng(0)
+    conf = rng.uniform(0.5, 1.0, 4000)
+    calibrated = calibration(conf, rng.random(4000) < conf)
+    overconfident = calibration(conf, rng.random(4000) < 0.6)  # always about 60% right, whatever it says
+    assert calibrated["ece"] < 0.03
+    assert overconfident["ece"] == pytest.approx(abs(0.75 - 0.6), abs=0.03)
+    for b in calibrated["bins"]:
+        assert b["ci"][0] <= b["confidence"] <= b["ci"][1] or abs(b["observed"] - b["confidence"]) < 0.05

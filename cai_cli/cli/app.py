@@ -253,6 +253,7 @@ def evaluate(
     common: Common,
     prompts: o.PromptsOpt = None,
     benign: o.BenignOpt = None,
+    suite: o.SuiteOpt = None,
     answers: o.AnswersOpt = None,
     baseline_field: o.BaselineFieldOpt = None,
     benign_field: o.BenignFieldOpt = None,
@@ -261,8 +262,11 @@ def evaluate(
     judge: o.JudgeOpt = None,
     constitution: o.ConstitutionOpt = None,
     principles: o.PrinciplesOpt = str(DEFAULT_PRINCIPLES),
-    refusal_judge: o.RefusalJudgeOpt = False,
+    refusal_judge: o.RefusalJudgeOpt = None,
+    judge_engine: o.JudgeEngineOpt = None,
+    judge_base_url: o.JudgeBaseUrlOpt = None,
     reward_model: o.RewardModelOpt = None,
+    gold: o.GoldOpt = None,
     summary: o.SummaryOpt = None,
     bootstrap: o.BootstrapOpt = DEFAULT_BOOTSTRAP,
     priority: o.PriorityOpt = DEFAULT_PRIORITY,
@@ -271,20 +275,28 @@ def evaluate(
 ):
     """Evaluate a model: refusals, deflections, over-refusal, judge win rates against a baseline, reward.
 
-    Writes one row per prompt (both answers, the detector's verdicts, the judge's votes, each priority tier's verdict)
-    and a summary JSON (rates with Wilson intervals, the judge's position and length bias); prints the table.
-    With a constitution that has hard constraints, every answer is checked against each (`gate`, `baseline_gate`)
-    and the summary gives each constraint's violation rate with its Wilson interval.
+    Writes one row per prompt (both answers with their finish_reason, the detector's verdicts, the judges' votes, each
+    priority tier's verdict) and a summary JSON (rates with Wilson intervals, with and without answers cut at
+    --max-tokens; the judge's position and length bias; where --refusal-judge MODEL and the detector disagree); prints
+    the table. With a constitution that has hard constraints, every answer is checked against each (`gate`,
+    `baseline_gate`) and the summary gives each constraint's violation rate with its Wilson interval.
     `--limit N` takes N rows from each prompt file. `--answers FILE` scores answers that already exist.
-    Compare many models with one `cai eval` each, then `cai report`. See docs/eval.md for what each number means.
+    Each phase (answers, baseline answers, judge, refusal judge, reward) is a stage with its own side file in OUT.work/:
+    rerun the same command to resume (--restart starts over); a model used by several phases loads once.
+    The judges run on --judge-engine/--judge-base-url (default: --engine/--base-url).
+    Compare many models with one `cai eval` each, then `cai report` (it charts whatever the results hold). See docs/eval.md for what each number means.
 
-    Refusal detector (rules and a small classifier, no model): 86% agreement with people on 581 held-out replies from two public sources (a refusal-phrase baseline: 70%), short of the 92% aimed for.
+    `--suite NAME` reads the community's benchmarks from the CSV files their authors publish (xstest, strongreject, jailbreakbench, or-bench): `-p` for red-team files, `--benign` for a benchmark's benign file. `--gold FIELD` (with --answers and --baseline-field) measures the judge's accuracy and calibration (ECE) against known better answers.
+
+    Refusal detector (rules and a small classifier, no model): 86% agreement with people on 581 held-out replies from two public sources (a refusal-phrase baseline: 70%; 63% when each source is judged by a classifier trained without it), short of the 92% aimed for.
     Details in docs/eval.md; reproduce with `python bench/bench_refusal.py`.
 
     Example:
 
         cai eval -p examples/red_team.jsonl -p examples/benign.jsonl --model out/rl-cai --baseline embedded -o out/eval-rl.jsonl
-        cai eval --answers served.jsonl --baseline-field reference --benign-field safe -o out/eval-served.jsonl
+        cai eval --answers served.jsonl --baseline-field reference --benign-field safe --refusal-judge embedded -o out/eval-served.jsonl
+        cai eval --suite xstest -p xstest_prompts.csv --model out/rl-cai -o out/xstest.jsonl
+        cai eval --suite or-bench -p or-bench-toxic.csv --benign or-bench-hard-1k.csv --model out/rl-cai -o out/or-bench.jsonl
     """
     from ..constitution import load_constitution
     from ..errors import CaiError
@@ -293,10 +305,12 @@ def evaluate(
 
     if answers and (prompts or benign or baseline):
         raise CaiError("--answers scores existing answers: it does not take --prompts, --benign or --baseline (use --baseline-field)")
-    if answers and reward_model:
-        raise CaiError("--reward-model with --answers is not supported yet: score the rows with `cai score` first")
     if baseline_field and not answers:
         raise CaiError("--baseline-field names a field of --answers rows; to generate a baseline's answers use --baseline MODEL")
+    if suite and (answers or not (prompts or benign)):
+        raise CaiError(f"--suite {suite.value} reads the benchmark's published prompt files: give them with --prompts (red-team) or --benign, not --answers or stdin")
+    if gold and not (answers and baseline_field):
+        raise CaiError("--gold names the better of two answers the rows already hold: use it with --answers and --baseline-field")
     sources: list[tuple[str | None, str | None]] = [(p, kind) for paths, kind in ((prompts, None), (benign, "benign"), (answers, None)) for p in paths or []]
     cfg = EvalConfig(
         sources=sources or [(None, None)],
@@ -309,12 +323,16 @@ def evaluate(
         judge=judge,
         principles=principles,
         refusal_judge=refusal_judge,
+        judge_engine=judge_engine,
+        judge_base_urls=list(judge_base_url or []),
         reward_model=reward_model,
         summary=summary,
         bootstrap=bootstrap,
         answers=bool(answers),
         baseline_field=baseline_field,
         benign_field=benign_field,
+        suite=suite.value if suite else None,
+        gold=gold,
         priority=priority.value,
         tier_confidence=parse_tier_confidence(tier_confidence),
         gate_threshold=gate_threshold,
@@ -328,10 +346,13 @@ def evaluate(
 def report(results: o.ResultsArg, output: o.OutputOpt = None, json_out: o.JsonOpt = None, bootstrap: o.BootstrapOpt = DEFAULT_BOOTSTRAP):
     """Compare models: a table of every metric, Bradley–Terry ratings over all files, a figure or an HTML page.
 
+    The figure shows whatever the results hold: harmlessness against helpfulness (win rates, ratings within a connected set of games, or the refusal detector's rates), each model's paired change against its baseline, a single model's refusal and deflection rates, declines per category, and, with gold labels (`eval --gold`, or a `label-prefs --gold` summary), the judge's reliability diagram and expected calibration error.
+
     Example:
 
         cai report out/eval-sl.jsonl out/eval-rl.jsonl -o out/report.png
         cai report out/eval-*.jsonl -o out/report.html
+        cai report out/prefs.summary.json -o out/calibration.png
     """
 
     from ..report import run_report
@@ -367,9 +388,10 @@ def label_prefs(
     Every response is checked against the hard constraints first: one that crosses a constraint the other does not
     is rejected whatever the questions say (`decided_by: hard-constraint:<id>`, `gate.reason`). The summary line
     (and, with -o OUT, OUT.summary.json) reports the judge's position bias, order disagreement, length bias, each
-    principle's agreement with the ensemble, and per tier how often it decided and agreed with the label. After a change
-    to the constitution, --amend PREVIOUS relabels only the pairs whose questions, sections or constraints changed.
-    See docs/label-prefs.md and docs/constitutions.md.
+    principle's agreement with the ensemble, and per tier how often it decided and agreed with the label; with --gold,
+    the judge's accuracy and expected calibration error (`cai report OUT.summary.json` draws its reliability diagram).
+    After a change to the constitution, --amend PREVIOUS relabels only the pairs whose questions, sections or
+    constraints changed. See docs/label-prefs.md and docs/constitutions.md.
 
     Example:
 

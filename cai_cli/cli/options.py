@@ -15,6 +15,7 @@ import typer
 from ..constitution.model import Shape
 from ..constitution.routing import Routing
 from ..engines import Dtype, EngineName
+from ..eval.suites import Suite
 from ..judge.maths import COT_CLAMP
 from ..judge.priority import Priority
 from ..judge.prompts import JudgeFormat
@@ -24,7 +25,7 @@ from ..stages.label_prefs import Mode, Pairs, PairSource
 from ..train.policy import Algo
 from ..training_examples import Targets
 
-__all__ = ["Algo", "Dtype", "EngineName", "ExportFormat", "JudgeFormat", "Mode", "OnError", "PairSource", "Pairs", "Priority", "Routing", "Shape", "Targets"]
+__all__ = ["Algo", "Dtype", "EngineName", "ExportFormat", "JudgeFormat", "Mode", "OnError", "PairSource", "Pairs", "Priority", "Routing", "Shape", "Suite", "Targets"]
 
 IO_PANEL = "Input and output"
 MODEL_PANEL = "Model and engine"
@@ -239,7 +240,27 @@ MinConfidenceOpt = Annotated[
     Optional[float], typer.Option("--min-confidence", help="Drop pairs whose p_chosen is below P (0.5-1); they go to OUTPUT.dropped.jsonl and are counted.", rich_help_panel=JUDGE_PANEL)
 ]
 GoldOpt = Annotated[
-    Optional[str], typer.Option("--gold", help="Field naming the better response (candidate index, A/B, revision/initial, or its text): report the judge's accuracy with a 95% Wilson interval.", rich_help_panel=JUDGE_PANEL)
+    Optional[str],
+    typer.Option(
+        "--gold",
+        help="Field naming the better response (label-prefs: candidate index, A/B, revision/initial or its text; eval --answers: model, baseline or its text): "
+        "report the judge's accuracy (95% Wilson interval) and calibration (ECE; `cai report` draws the reliability diagram).",
+        rich_help_panel=JUDGE_PANEL,
+    ),
+]
+JudgeEngineOpt = Annotated[
+    Optional[str],
+    typer.Option(
+        "--judge-engine", parser=parse_engine, metavar=f"[{'|'.join(e.value for e in EngineName)}]", show_default="--engine",
+        help="The back end the judges run on (--judge, --refusal-judge), when it is not the model's.", rich_help_panel=JUDGE_PANEL,
+    ),
+]
+JudgeBaseUrlOpt = Annotated[
+    Optional[list[str]],
+    typer.Option(
+        "--judge-base-url", show_default="--base-url",
+        help="With an openai judge engine: the server serving the judges (repeat it for several replicas).", rich_help_panel=JUDGE_PANEL,
+    ),
 ]
 JudgeExamplesOpt = Annotated[
     Optional[str], typer.Option("--judge-examples", help="Worked judgments shown before each question: JSONL of {prompt|messages, a, b, answer: A|B}, or the paper's JSON list of {prompt, corrects, incorrects}.", rich_help_panel=JUDGE_PANEL)
@@ -278,6 +299,16 @@ PromptsOpt = Annotated[
         rich_help_panel=EVAL_PANEL,
     ),
 ]
+SuiteOpt = Annotated[
+    Optional[Suite],
+    typer.Option(
+        "--suite",
+        help="Read every --prompts/--benign file as this benchmark's published CSV (XSTest's prompts, StrongREJECT, JailbreakBench's "
+        "behaviours, OR-Bench): red-team and benign sets and categories from its columns; a file both sets share the columns of is "
+        "red-team under --prompts, benign under --benign.",
+        rich_help_panel=EVAL_PANEL,
+    ),
+]
 BenignOpt = Annotated[Optional[list[str]], typer.Option("--benign", help="Prompt JSONL whose rows are all benign (repeatable).", rich_help_panel=EVAL_PANEL)]
 AnswersOpt = Annotated[
     Optional[list[str]],
@@ -296,15 +327,28 @@ BenignFieldOpt = Annotated[
 ]
 BaselineOpt = Annotated[Optional[str], typer.Option("--baseline", "-b", help="Model to compare with ('embedded' for the embedded model); enables the win rates.", rich_help_panel=EVAL_PANEL)]
 NameOpt = Annotated[Optional[str], typer.Option("--name", help="The model's name in results and reports (default: its --model).", rich_help_panel=EVAL_PANEL)]
-JudgeOpt = Annotated[Optional[str], typer.Option("--judge", help="Judge model for win rates and --refusal-judge (default: the embedded model).", rich_help_panel=EVAL_PANEL)]
-RefusalJudgeOpt = Annotated[bool, typer.Option("--refusal-judge", help="Also ask the judge, yes or no, whether each answer refused.", rich_help_panel=EVAL_PANEL)]
+JudgeOpt = Annotated[
+    Optional[str],
+    typer.Option("--judge", help="Judge model for the win rates (default: the embedded model; on the openai engine, name a served model).", rich_help_panel=EVAL_PANEL),
+]
+RefusalJudgeOpt = Annotated[
+    Optional[str],
+    typer.Option(
+        "--refusal-judge", metavar="MODEL",
+        help="Also ask MODEL ('embedded', a folder, a hub id, or a served model), yes or no in both phrasings, whether each answer "
+        "refused; the summary and rows say where it and the refusal detector disagree. On --judge-engine.",
+        rich_help_panel=EVAL_PANEL,
+    ),
+]
 SummaryOpt = Annotated[Optional[str], typer.Option("--summary", help="Summary JSON (default: beside -o, OUT.summary.json).", rich_help_panel=EVAL_PANEL)]
 BootstrapOpt = Annotated[int, typer.Option("--bootstrap", min=0, help="Bootstrap resamples for the 95% intervals (0: none).", rich_help_panel=EVAL_PANEL)]
 ShowHtmlOpt = Annotated[
     Optional[str],
     typer.Option("--html", help="Write an HTML page instead: each row's prompt, first answer, and every round's principle, critique and revision with the changes highlighted (nothing clipped).", rich_help_panel=IO_PANEL),
 ]
-ResultsArg = Annotated[list[str], typer.Argument(help="Results from `cai eval`: the rows JSONL (or the summary JSON), one file per model.")]
+ResultsArg = Annotated[
+    list[str], typer.Argument(help="Results from `cai eval`: the rows JSONL (or the summary JSON), one file per model; and `cai label-prefs --gold` summaries.")
+]
 JsonOpt = Annotated[Optional[str], typer.Option("--json", help="Also write the merged metrics and ratings as JSON.", rich_help_panel=EVAL_PANEL)]
 ExportFormatOpt = Annotated[
     ExportFormat,

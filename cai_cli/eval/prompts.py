@@ -6,7 +6,8 @@ from ..errors import CaiError, InputError
 from ..jsonl import display_name, read_lines
 from ..rows import FieldProblem, check_conversation, check_string, in_shard, row_id
 from ..runner import RunOptions, error_record
-from .stats import BENIGN, RED_TEAM
+from .stats import BENIGN, RED_TEAM, gold_side
+from .suites import read_suite
 
 _SET_NAMES = {"red_team": RED_TEAM, "red-team": RED_TEAM, "harmful": RED_TEAM, "benign": BENIGN, "helpful": BENIGN}
 
@@ -42,12 +43,14 @@ def check_prompt_row(row: dict, default: str | None, benign_field: str | None = 
     return eval_set_of(row, default, benign_field)
 
 
-def check_answer_row(row: dict, default: str | None, benign_field: str | None, baseline_field: str | None) -> str:
-    """A row for `cai eval --answers`: a prompt row that also holds the answer (and the baseline's)."""
+def check_answer_row(row: dict, default: str | None, benign_field: str | None, baseline_field: str | None, gold: str | None = None) -> str:
+    """A row for `cai eval --answers`: a prompt row that also holds the answer (and the baseline's, and which is better)."""
     eval_set = check_prompt_row(row, default, benign_field)
     check_string(row, "response", "the answer to evaluate")
     if baseline_field is not None:
         check_string(row, baseline_field, "the baseline's answer (--baseline-field)")
+        if gold is not None:
+            gold_side(row, gold, baseline_field)
     return eval_set
 
 
@@ -58,17 +61,20 @@ def load_prompts(
     answers: bool = False,
     baseline_field: str | None = None,
     where: dict | None = None,
+    suite: str | None = None,
+    gold: str | None = None,
 ) -> tuple[list[dict], list[dict]]:
     """(rows, error records) from every (path, kind) source; `--limit` applies to each file, `--shard` to all.
 
-    With ANSWERS the rows must also hold `response` (and BASELINE_FIELD). WHERE, when given, receives
-    each row's source (id -> (file, line)), so later failures can name the user's file and line."""
+    With ANSWERS the rows must also hold `response` (and BASELINE_FIELD, and a valid GOLD value when they have
+    one). With SUITE every file is that benchmark's published CSV (cai_cli.eval.suites). WHERE, when given,
+    receives each row's source (id -> (file, line)), so later failures can name the user's file and line."""
     rows: list[dict] = []
     origins: list[tuple[str, int]] = []
     bad: list[tuple[InputError, dict]] = []
     for path, kind in sources:
         name = display_name(path)
-        lines = read_lines(path)
+        lines = read_suite(path, suite, kind) if suite is not None else read_lines(path)
         if not lines:
             raise CaiError(f"{name}: no rows (the input is empty)")
         taken = 0
@@ -79,7 +85,7 @@ def load_prompts(
             assert item.row is not None  # a line without an error has its row
             try:
                 if answers:
-                    eval_set = check_answer_row(item.row, kind, benign_field, baseline_field)
+                    eval_set = check_answer_row(item.row, kind, benign_field, baseline_field, gold)
                 else:
                     eval_set = check_prompt_row(item.row, kind, benign_field)
             except FieldProblem as problem:

@@ -1,45 +1,46 @@
 """eval: answer red-team and benign prompts with a model (and a baseline), then measure.
 
-Phases, each a rows-in/rows-out stage run through the stage contract (`run_stage`), each with
-its own file in a work folder beside the output (`OUT.work/`), so a crash or Ctrl-C costs at
-most one batch and a rerun of the same command picks up where it stopped:
+The run writes the prompts it selected to its work folder (OUT.work/prompts.jsonl; a temporary folder without -o),
+then runs its phases there (eval/phases.py), each a stage on the runner with its own output and side file:
 
-1. the model answers every prompt (`generate`), then the baseline does;
-2. the rule-based refusal detector labels both answers (no model needed);
-3. the judge compares the two answers, in both orders: on red-team prompts with the
-   constitution's comparison questions ("which is less harmful?"), on benign prompts with
-   helpfulness questions; with `--refusal-judge` it also says whether each answer refused;
-4. with `--reward-model`, the reward model scores both answers (`cai score`);
-5. the rows go to OUT, the summary (`summarize`) to OUT's `.summary.json`.
+1. the model's answers (answers.jsonl), then the baseline's (baseline.jsonl);
+2. the pairwise judge and the hard-constraint gate (judge.jsonl), the refusal judge (refusal-judge.jsonl), the reward
+   model (reward.jsonl);
 
-Each engine is loaded for its phase and closed after it, so a GPU holds one model at a time.
+then builds one row per prompt from the phases' rows and the refusal detector's verdicts, writes the rows to OUT and
+the summary (`summarize`, from those rows alone) to OUT's `.summary.json`. With `--answers` the rows already hold the
+answers, and only the judging phases run. A rerun of the same command resumes every phase (a finished one loads no
+model); the work folder goes once every prompt has its row.
 """
 
 from __future__ import annotations
 
-import json
 import shutil
 import sys
 import tempfile
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from ..constitution import Constitution
-from ..engines import EngineOptions, Sampling
-from ..errors import CaiError, RowFailure
-from ..jsonl import display_name, dumps_compact, read_done_rows, write_atomic
+from ..engines import EngineOptions, Sampling, resolve_engine_name
+from ..errors import CaiError
+from ..jsonl import display_name, dumps_compact, write_atomic
 from ..judge import DEFAULT_PRINCIPLES, DEFAULT_PRIORITY, TIER_CONFIDENCE, VIOLATION_THRESHOLD, parse_principles
 from ..refusal import DETECTOR_VERSION, detect
-from ..rows import stable_hash
-from ..runner import RunOptions, run_stage
+from ..runner import RunOptions
 from ..stats import DEFAULT_BOOTSTRAP
-from .judge import EvalJudge
+from .engines import EnginePool, check_model_folders
+from .judge import EvalJudge, EvalRefusalJudge
+from .phases import Answers, AnswerSource, Origins, Phase, PhaseRunner, Reward, ordered
 from .prompts import load_prompts
-from .stats import BENIGN, RED_TEAM, summarize
+from .stats import BENIGN, RED_TEAM, answer_cut, judge_declined, summarize
 
 EMBEDDED_LABEL = "embedded"
+__all__ = ["EvalConfig", "parse_principles", "run_eval", "summary_path"]
 
-# --------------------------------------------------------------------------- the whole run
+# How the user names each judge's model and engine, for the engines' messages (written for --model, --engine, --base-url).
+JUDGE_OPTIONS = {"--model": "--judge", "--engine": "--judge-engine", "--base-url": "--judge-base-url"}
+REFUSAL_JUDGE_OPTIONS = {**JUDGE_OPTIONS, "--model": "--refusal-judge"}
 
 
 @dataclass
@@ -51,15 +52,19 @@ class EvalConfig:
     run: RunOptions
     name: str | None = None
     baseline: str | None = None  # model spec ("embedded" for the embedded model); None: no baseline
-    judge: str | None = None  # model spec of the judge (None: the embedded model)
+    judge: str | None = None  # model spec of the pairwise judge (None: the embedded model)
     principles: int | str = DEFAULT_PRINCIPLES  # principles averaged per comparison, or "all"
-    refusal_judge: bool = False
+    refusal_judge: str | None = None  # model spec of the refusal judge (None: none)
     reward_model: str | None = None
     summary: str | None = None
     bootstrap: int = DEFAULT_BOOTSTRAP
     answers: bool = False  # sources hold answers already (`--answers`): nothing is generated
     baseline_field: str | None = None  # with answers: the field holding the baseline's answer
     benign_field: str | None = None  # the field marking benign rows (default: the risky_looking rules)
+    judge_engine: str | None = None  # the judges' back end (None: the model's, --engine)
+    judge_base_urls: list[str] = field(default_factory=list)  # the judges' servers (empty: the model's, --base-url)
+    suite: str | None = None  # --suite: every prompt file is this benchmark's published CSV (eval/suites.py)
+    gold: str | None = None  # with answers: the field naming the better of the two answers (--gold)
     priority: str = DEFAULT_PRIORITY.value  # how the tiers' verdicts combine (cai_cli.judge.priority)
     tier_confidence: float = TIER_CONFIDENCE
     gate_threshold: float = VIOLATION_THRESHOLD  # "likely crosses a hard constraint": P(violation) above this
@@ -73,12 +78,30 @@ class EvalConfig:
         assert isinstance(self.principles, int), "__post_init__ parses --principles"
         return self.principles
 
+    @property
+    def compare(self) -> bool:
+        """Whether there is a baseline to compare with (and so a pairwise judge)."""
+        return self.baseline_field is not None if self.answers else self.baseline is not None
+
+    @property
+    def gated(self) -> bool:
+        """Whether the constitution has hard constraints, which the judge checks every answer against."""
+        return bool(self.constitution.hard_constraints)
+
+    def judge_options(self, spec: str | None) -> EngineOptions:
+        """A judge's engine: --judge-engine and --judge-base-url, else the model's own engine and servers."""
+        return replace(self.engine, model=spec, engine=self.judge_engine or self.engine.engine, base_urls=list(self.judge_base_urls or self.engine.base_urls))
+
 
 def model_label(spec: str | None) -> str:
     return EMBEDDED_LABEL if spec in (None, "", "embedded", "default") else str(spec)
 
 
 def labels(cfg: EvalConfig) -> tuple[str, str | None]:
+    """The names of the model and the baseline in rows, summaries and reports."""
+    if cfg.answers:
+        path = cfg.sources[0][0]
+        return cfg.name or (Path(path).name.removesuffix(".jsonl") if path else "answers"), cfg.baseline_field
     model = cfg.name or model_label(cfg.engine.model)
     if cfg.baseline is None:
         return model, None
@@ -88,65 +111,6 @@ def labels(cfg: EvalConfig) -> tuple[str, str | None]:
 
 def _say(msg: str) -> None:
     print(f"cai eval: {msg}", file=sys.stderr)
-
-
-def _phase_done(out: Path) -> bool:
-    return out.exists() and not out.with_name(out.name + ".partial").exists()
-
-
-def _phase(stage, inp: Path, out: Path, run: RunOptions) -> dict[str, dict]:
-    """Run one phase unless its output is already complete; rows by id."""
-    if not _phase_done(out):
-        opts = RunOptions(
-            input=str(inp),
-            output=str(out),
-            on_error=run.on_error,
-            errors_file=str(out.with_name(out.name + ".errors.jsonl")),
-            batch_size=run.batch_size,
-            progress=run.progress,
-        )
-        run_stage(stage, opts)
-        close = getattr(getattr(stage, "engine", None), "close", None)
-        if close:
-            close()
-    return {str(r["id"]): r for r in read_done_rows(out)}
-
-
-def _fingerprint(cfg: EvalConfig, prompts: list[dict]) -> dict:
-    e = cfg.engine
-    return {
-        "prompts": stable_hash(prompts),
-        "model": e.model,
-        "name": cfg.name,
-        "baseline": cfg.baseline,
-        "engine": [e.engine, e.dtype],
-        "sampling": cfg.sampling.as_meta(),
-        "judge": cfg.judge,
-        "constitution": cfg.constitution.hash,
-        "principles": cfg.principles,
-        "refusal_judge": cfg.refusal_judge,
-        "reward_model": cfg.reward_model,
-        "priority": [cfg.priority, cfg.tier_confidence, cfg.gate_threshold],
-    }
-
-
-def _work_dir(out_path: Path | None, fingerprint: dict) -> tuple[Path, bool]:
-    """The folder for phase files (kept between runs when it belongs to the same command)."""
-    if out_path is None:
-        return Path(tempfile.mkdtemp(prefix="cai-eval-")), True
-    work = out_path.with_name(out_path.name + ".work")
-    stamp = work / "config.json"
-    if work.exists():
-        try:
-            same = json.loads(stamp.read_text()) == fingerprint
-        except (OSError, ValueError):
-            same = False
-        if not same:
-            _say(f"{work} belongs to a different command; starting afresh")
-            shutil.rmtree(work)
-    work.mkdir(parents=True, exist_ok=True)
-    stamp.write_text(json.dumps(fingerprint, sort_keys=True))
-    return work, False
 
 
 def summary_path(cfg: EvalConfig) -> Path | None:
@@ -160,115 +124,199 @@ def summary_path(cfg: EvalConfig) -> Path | None:
     return p.with_name(stem + ".summary.json")
 
 
-def run_eval(cfg: EvalConfig) -> dict:
-    """The whole evaluation; returns the summary (also written to the summary file)."""
-    from ..stages.generate import Generate
-    from ..stages.score import Score
+# --------------------------------------------------------------------------- the phases
 
+
+@dataclass
+class Plan:
+    answering: list[Phase]  # the answer phases (none with --answers)
+    judging: list[Phase]  # the judge, the refusal judge, the reward model: after every answer phase
+    answers: AnswerSource
+
+
+def plan(cfg: EvalConfig) -> Plan:
+    """The run's phases, their stages built before any model loads (a constitution without comparison questions or a bad
+    --reward-model is reported at once, not after the answers have been generated)."""
+    answering: list[Phase] = []
     if cfg.answers:
-        return run_answers(cfg)
-    prompts, error_records = load_prompts(cfg.sources, cfg.run, cfg.benign_field)
-    model, baseline = labels(cfg)
-    # Built before any model loads, so a bad --reward-model or a constitution without comparison
-    # questions is reported at once, not after the answers have been generated.
-    judge = None
-    if baseline is not None or cfg.refusal_judge or cfg.constitution.hard_constraints:  # hard constraints: the gate checks every answer
-        judge = EvalJudge(replace(cfg.engine, model=cfg.judge), cfg.constitution, cfg.principle_count, cfg.sampling.seed, baseline is not None, cfg.refusal_judge,
-                          priority=cfg.priority, tier_confidence=cfg.tier_confidence, gate_threshold=cfg.gate_threshold)
-    scorer = Score(cfg.reward_model, batch_size=cfg.run.batch_size, dtype=cfg.engine.dtype) if cfg.reward_model else None
-    out_path = Path(cfg.run.output) if cfg.run.output not in (None, "-") else None
-    work, temporary = _work_dir(out_path, _fingerprint(cfg, prompts))
-    try:
-        write_atomic(work / "prompts.jsonl", prompts)
-        _say(f"{len(prompts)} prompts ({sum(r['eval_set'] == RED_TEAM for r in prompts)} red-team, "
-             f"{sum(r['eval_set'] == BENIGN for r in prompts)} benign); work files in {work}")
-
-        gen = Generate(cfg.engine, cfg.sampling)
-        gen.name = "eval answers"
-        answers = _phase(gen, work / "prompts.jsonl", work / "model.jsonl", cfg.run)
-        base_answers: dict[str, dict] = {}
-        if baseline is not None:
+        source = AnswerSource({"baseline_field": cfg.baseline_field}, cfg.baseline_field)
+    else:
+        model = Answers("eval answers", cfg.engine, cfg.sampling)
+        answering.append(Phase("answers", model))
+        identity = {"answers": model.fingerprint()}
+        if cfg.baseline is not None:
             # A model compared with itself should get two independent samples, not the same one twice.
             seed = cfg.sampling.seed + (1 if model_label(cfg.baseline) == model_label(cfg.engine.model) else 0)
-            base = Generate(replace(cfg.engine, model=cfg.baseline), replace(cfg.sampling, seed=seed))
-            base.name = "eval baseline answers"
-            base_answers = _phase(base, work / "prompts.jsonl", work / "baseline.jsonl", cfg.run)
+            base = Answers("eval baseline answers", replace(cfg.engine, model=cfg.baseline), replace(cfg.sampling, seed=seed))
+            answering.append(Phase("baseline", base, {"--model": "--baseline"}))
+            identity["baseline"] = base.fingerprint()
+        source = AnswerSource(identity, "baseline_response" if cfg.baseline is not None else None)
+    judging: list[Phase] = []
+    if cfg.compare or cfg.gated:
+        judge = EvalJudge(cfg.judge_options(cfg.judge), cfg.constitution, cfg.principle_count, cfg.sampling.seed, source,
+                          priority=cfg.priority, tier_confidence=cfg.tier_confidence, gate_threshold=cfg.gate_threshold)
+        judging.append(Phase("judge", judge, JUDGE_OPTIONS))
+    if cfg.refusal_judge:
+        judging.append(Phase("refusal-judge", EvalRefusalJudge(cfg.judge_options(cfg.refusal_judge), cfg.sampling.seed, source), REFUSAL_JUDGE_OPTIONS))
+    if cfg.reward_model:
+        from ..stages.score import Score
 
-        rows = []
-        metas: dict[str, dict] = {}
-        for prompt in prompts:
-            rid = str(prompt["id"])
-            if rid not in answers or (baseline is not None and rid not in base_answers):
-                continue
-            row = dict(prompt)
-            row["response"] = answers[rid]["response"]
-            row["refusal"] = detect(row["response"]).as_dict()
-            meta = {"model": model, "model_path": cfg.engine.model, "tokens": _tokens(answers[rid], gen.name)}
-            if baseline is not None:
-                row["baseline_response"] = base_answers[rid]["response"]
-                row["baseline_refusal"] = detect(row["baseline_response"]).as_dict()
-                meta.update(baseline=baseline, baseline_path=cfg.baseline, baseline_tokens=_tokens(base_answers[rid], base.name))
-            metas[rid] = meta  # kept here, not in a private field of the row, so phase files hold only real fields
-            rows.append(row)
+        judging.append(Phase("reward", Reward(Score(cfg.reward_model, batch_size=cfg.run.batch_size, dtype=cfg.engine.dtype), source)))
+    return Plan(answering, judging, source)
 
-        if judge is not None:
-            write_atomic(work / "answers.jsonl", rows)
-            judged = _phase(judge, work / "answers.jsonl", work / "judged.jsonl", cfg.run)
-            rows = [judged[str(r["id"])] for r in rows if str(r["id"]) in judged]
 
-        if scorer is not None:
-            # `cai score` scores `candidates`: the model's answer, then the baseline's.
-            pairs = [{k: r[k] for k in ("id", "prompt", "messages") if k in r} for r in rows]
-            for p, r in zip(pairs, rows):
-                p["candidates"] = [r["response"]] + ([r["baseline_response"]] if baseline is not None else [])
-            write_atomic(work / "to_score.jsonl", pairs)
-            scorer.name = "eval reward"
-            scored = _phase(scorer, work / "to_score.jsonl", work / "scored.jsonl", cfg.run)
-            kept = []
-            for r in rows:
-                s = scored.get(str(r["id"]))
-                if s is None:
-                    continue
-                values = s["rewards"]["candidates"]
-                r["reward"] = values[0]
-                if baseline is not None:
-                    r["baseline_reward"] = values[1]
-                kept.append(r)
-            rows = kept
+def check_outputs(cfg: EvalConfig) -> None:
+    """Before any work: what the run writes (-o, --summary, --errors) is a file path, not a folder."""
+    out = cfg.run.output if cfg.run.output not in (None, "-") else None
+    for option, path in (("-o", out), ("--summary", summary_path(cfg)), ("--errors", cfg.run.errors_file)):
+        if path is not None and Path(path).is_dir():
+            raise CaiError(f"{option} {path}: is a folder; give a file path, such as {Path(path) / ('eval.summary.json' if option == '--summary' else 'eval.jsonl')}")
 
-        info = {
-            "baseline": baseline,
-            "judge": model_label(cfg.judge) if judge is not None else None,
-            "engine": cfg.engine.engine,
-            "sampling": cfg.sampling.as_meta(),
-            "constitution": cfg.constitution.name,
-            "constitution_hash": cfg.constitution.hash,
-            "principles": cfg.principles,
-            "priority": cfg.priority,
-            "detector": DETECTOR_VERSION,
-            "reward_model": cfg.reward_model,
-            "benign_field": cfg.benign_field,
-        }
-        final = []
-        for r in rows:
-            meta = metas[str(r["id"])]
-            m = dict(r["meta"]) if isinstance(r.get("meta"), dict) else {}
-            m["eval"] = {**meta, **info}
-            r["meta"] = m
-            final.append(r)
 
-        failed = len(prompts) - len(final)
-        for phase_errors in sorted(work.glob("*.errors.jsonl")):
-            error_records += read_done_rows(phase_errors)
-        summary = _finish(cfg, final, error_records, failed, out_path)
+def check_models(cfg: EvalConfig) -> None:
+    """Before any work: every judge this run needs can be named, and every local model folder exists; one line each,
+    naming the option to change."""
+    if (cfg.compare or cfg.gated) and cfg.judge is None and resolve_engine_name(cfg.judge_engine or cfg.engine.engine) == "openai":
+        raise CaiError(
+            "the judge: on the openai engine the judge is a served model too, and the embedded one is not served; name it with "
+            "--judge MODEL (served at --judge-base-url, by default --base-url), or judge here with --judge-engine transformers"
+        )
+    judge_engine = cfg.judge_engine or cfg.engine.engine
+    judged = cfg.compare or cfg.gated or cfg.refusal_judge is not None
+    if judged and resolve_engine_name(judge_engine) == "openai" and not cfg.judge_options(None).base_urls:
+        raise CaiError("--judge-engine openai needs --judge-base-url URL, the server that serves the judges, e.g. --judge-base-url http://127.0.0.1:8000/v1")
+    specs = [] if cfg.answers else [("--model", cfg.engine.model, cfg.engine.engine), ("--baseline", cfg.baseline, cfg.engine.engine)]
+    specs += [("--judge", cfg.judge, judge_engine)] if cfg.compare or cfg.gated else []
+    specs += [("--refusal-judge", cfg.refusal_judge, judge_engine)]
+    check_model_folders(specs)
+
+
+# --------------------------------------------------------------------------- the run
+
+
+def run_eval(cfg: EvalConfig) -> dict:
+    """The whole evaluation; returns the summary (also written to the summary file)."""
+    where: dict[str, tuple[str, int]] = {}
+    prompts, error_records = load_prompts(cfg.sources, cfg.run, cfg.benign_field, answers=cfg.answers, baseline_field=cfg.baseline_field, where=where, suite=cfg.suite, gold=cfg.gold)
+    phases = plan(cfg)
+    check_outputs(cfg)
+    check_models(cfg)
+    out_path = Path(cfg.run.output) if cfg.run.output not in (None, "-") else None
+    if out_path is None:
+        work, temporary = Path(tempfile.mkdtemp(prefix="cai-eval-")), True
+    else:
+        work, temporary = out_path.with_name(out_path.name + ".work"), False
+        work.mkdir(parents=True, exist_ok=True)
+    pool = EnginePool()
+    try:
+        prompts_path = work / "prompts.jsonl"
+        write_atomic(prompts_path, prompts)
+        what = "answers" if cfg.answers else "prompts"
+        _say(f"{len(prompts)} {what} ({sum(r['eval_set'] == RED_TEAM for r in prompts)} red-team, "
+             f"{sum(r['eval_set'] == BENIGN for r in prompts)} benign)" + ("" if temporary else f"; work files in {work}"))
+        origins = Origins(prompts_path, prompts, where)
+        runner = PhaseRunner(prompts_path, work, cfg.run, pool)
+        order = ordered(phases.answering, phases.judging)
+        got: dict[str, dict[str, dict]] = {}
+        try:
+            for n, phase in enumerate(order):
+                if n == len(phases.answering) and not cfg.answers:
+                    phases.answers.use(got["answers"], got.get("baseline"))
+                got[phase.file] = runner(phase, order[n + 1 :])
+        except CaiError as exc:
+            exc.args = (origins.message(str(exc)),)
+            raise
+        rows = [row for row in (assemble(cfg, prompt, got) for prompt in prompts) if row is not None]
+        failed = len(prompts) - len(rows)
+        error_records += [origins.record(rec) for rec in runner.error_records(order)]
+        summary = _finish(cfg, rows, error_records, failed, out_path)
         if failed:
-            _say(f"{failed} prompts failed; rerun the same command to retry them")
+            _say(f"{failed} prompts failed; rerun the same command to retry them (finished work stays in {work})")
         elif not temporary:
-            shutil.rmtree(work, ignore_errors=True)
+            for phase in reversed(order):  # the later phases first: what is left of an interrupted clean-up stays consistent
+                for path in runner.files(phase):
+                    path.unlink(missing_ok=True)
+            prompts_path.unlink(missing_ok=True)
+            try:
+                work.rmdir()
+            except OSError:
+                pass  # files this run did not write
         return summary
     finally:
+        pool.close()
         if temporary:
             shutil.rmtree(work, ignore_errors=True)
+
+
+def assemble(cfg: EvalConfig, prompt: dict, got: dict[str, dict[str, dict]]) -> dict | None:
+    """One result row: the prompt (every input field kept), the answers with their finish reasons, the detector's verdicts,
+    and what each judging phase found; None when a phase failed on it."""
+    rid = str(prompt["id"])
+    if any(rid not in rows for rows in got.values()):
+        return None
+    model, baseline = labels(cfg)
+    row = dict(prompt)
+    meta: dict = {"model": model}
+    if cfg.answers:
+        baseline_field = cfg.baseline_field
+        meta.update(answers=[display_name(path) for path, _ in cfg.sources], baseline=baseline, baseline_field=baseline_field)
+    else:
+        baseline_field = "baseline_response" if cfg.baseline is not None else None
+        meta.update(model_path=cfg.engine.model)
+        for side, phase, stage in (("", "answers", "eval answers"), ("baseline_", "baseline", "eval baseline answers")):
+            if phase not in got:
+                continue
+            done = got[phase][rid]
+            info = (done.get("meta") or {}).get(stage) or {}
+            row[f"{side}response"] = done["response"]
+            row[f"{side}finish_reason"] = info.get("finish_reason")
+            meta[f"{side}tokens"] = {"prompt": info.get("prompt_tokens"), "completion": info.get("completion_tokens")}
+        if baseline_field is not None:
+            meta.update(baseline=baseline, baseline_path=cfg.baseline)
+    row["refusal"] = detect(row["response"]).as_dict()
+    if baseline_field is not None:
+        row["baseline_refusal"] = detect(row[baseline_field]).as_dict()
+    if "judge" in got:
+        judged_pair = got["judge"][rid]
+        for found in ("judge", "gate", "baseline_gate"):
+            if found in judged_pair:
+                row[found] = judged_pair[found]
+    if "refusal-judge" in got:
+        judged = got["refusal-judge"][rid]
+        for verdict, found in (("refusal", "judge_p_refusal"), ("baseline_refusal", "baseline_judge_p_refusal")):
+            if verdict in row:
+                row[verdict] = {**row[verdict], **refusal_judgement(row[verdict], judged.get(found))}
+    if "reward" in got:
+        scored = got["reward"][rid]
+        row["reward"] = scored["reward"]
+        if "baseline_reward" in scored:
+            row["baseline_reward"] = scored["baseline_reward"]
+    info = {
+        "judge": model_label(cfg.judge) if cfg.compare or cfg.gated else None,
+        "refusal_judge": model_label(cfg.refusal_judge) if cfg.refusal_judge else None,
+        "engine": cfg.engine.engine,
+        "judge_engine": (cfg.judge_engine or cfg.engine.engine) if cfg.compare or cfg.gated or cfg.refusal_judge else None,
+        "sampling": None if cfg.answers else cfg.sampling.as_meta(),
+        "constitution": cfg.constitution.name,
+        "constitution_hash": cfg.constitution.hash,
+        "principles": cfg.principles,
+        "priority": cfg.priority,
+        "detector": DETECTOR_VERSION,
+        "reward_model": cfg.reward_model,
+        "benign_field": cfg.benign_field,
+        "gold": cfg.gold,
+    }
+    previous = row.get("meta")
+    row["meta"] = {**(previous if isinstance(previous, dict) else {}), "eval": {**meta, **info}}
+    return row
+
+
+def refusal_judgement(verdict: dict, p_refusal: float | None) -> dict:
+    """The refusal judge's P(refused) beside the detector's verdict, and whether the two agree (declined or answered)."""
+    if p_refusal is None:
+        # A verdict the judge could not give is counted apart, never as a refusal.
+        return {"judge_p_refusal": None, "judge_failed": True}
+    return {"judge_p_refusal": p_refusal, "judge_agrees": (verdict.get("label") != "answer") == judge_declined(p_refusal)}
 
 
 def _finish(cfg: EvalConfig, final: list[dict], error_records: list[dict], failed: int, out_path: Path | None) -> dict:
@@ -290,6 +338,8 @@ def _finish(cfg: EvalConfig, final: list[dict], error_records: list[dict], faile
     summary = summarize(final, bootstrap=cfg.bootstrap, seed=cfg.sampling.seed)
     summary["results"] = str(out_path) if out_path else None
     summary["failed"] = failed
+    for line in notes(final, summary):
+        _say(line)
     target = summary_path(cfg)
     if target is not None:
         target.parent.mkdir(parents=True, exist_ok=True)
@@ -300,93 +350,18 @@ def _finish(cfg: EvalConfig, final: list[dict], error_records: list[dict], faile
     return summary
 
 
-def run_answers(cfg: EvalConfig) -> dict:
-    """`cai eval --answers FILE`: score answers that already exist (from any model or server), generating nothing.
-
-    Rows hold `prompt`/`messages` and `response` (and, with --baseline-field NAME, the baseline's answer in
-    NAME). The refusal detector labels each answer; with a baseline field the judge compares the two
-    (win rates); with --refusal-judge the judge also says whether each answer refused. A judge that gives
-    no verdict stops the run naming the file, line and field, or (--on-error skip) counts the row as failed.
-    """
-    from ..errors import InputError
-    from ..runner import error_record
-
-    where: dict[str, tuple[str, int]] = {}
-    rows, error_records = load_prompts(cfg.sources, cfg.run, cfg.benign_field, answers=True, baseline_field=cfg.baseline_field, where=where)
-    model = cfg.name or _answers_label(cfg.sources)
-    baseline = cfg.baseline_field
-    out_path = Path(cfg.run.output) if cfg.run.output not in (None, "-") else None
-    _say(f"{len(rows)} answers ({sum(r['eval_set'] == RED_TEAM for r in rows)} red-team, {sum(r['eval_set'] == BENIGN for r in rows)} benign)")
-    for row in rows:
-        row["refusal"] = detect(row["response"]).as_dict()
-        if baseline is not None:
-            row["baseline_refusal"] = detect(row[baseline]).as_dict()
-
-    failures: dict[str, RowFailure] = {}
-    judge = None
-    if baseline is not None or cfg.refusal_judge or cfg.constitution.hard_constraints:
-        judge = EvalJudge(replace(cfg.engine, model=cfg.judge), cfg.constitution, cfg.principle_count, cfg.sampling.seed, baseline is not None,
-                          cfg.refusal_judge, baseline_field=baseline or "baseline_response", priority=cfg.priority, tier_confidence=cfg.tier_confidence,
-                          gate_threshold=cfg.gate_threshold)
-        judge.start()
-        try:
-            pending = []
-            for row in rows:
-                try:
-                    judge.check_loaded(row)
-                    pending.append(row)
-                except RowFailure as too_long:
-                    failures[str(row["id"])] = too_long
-            step = max(1, cfg.run.batch_size)
-            for start in range(0, len(pending), step):
-                batch = pending[start : start + step]
-                for row, result in zip(batch, judge.process(batch)):
-                    if isinstance(result, RowFailure):
-                        failures[str(row["id"])] = result
-        finally:
-            close = getattr(judge.engine, "close", None)
-            if close:
-                close()
-        line = judge.summary()
-        if line:
-            print(f"cai eval judge: {line}", file=sys.stderr)
-    for rid, failure in failures.items():
-        name, line_no = where.get(rid, ("answers", None))
-        if cfg.run.on_error == "fail":
-            raise InputError(f"{failure.reason}; nothing was written (use --on-error skip to evaluate the other rows)", file=name, line=line_no, field=failure.field)
-        row = next(r for r in rows if str(r["id"]) == rid)
-        error_records.append(error_record(name, line_no, failure.field, failure.reason, row))
-
-    info = {
-        "model": model,
-        "answers": [display_name(path) for path, _ in cfg.sources],
-        "baseline": baseline,
-        "baseline_field": baseline,
-        "benign_field": cfg.benign_field,
-        "judge": model_label(cfg.judge) if judge is not None else None,
-        "constitution": cfg.constitution.name,
-        "constitution_hash": cfg.constitution.hash,
-        "principles": cfg.principles,
-        "detector": DETECTOR_VERSION,
-    }
-    final = []
-    for r in rows:
-        if str(r["id"]) in failures:
-            continue
-        m = dict(r["meta"]) if isinstance(r.get("meta"), dict) else {}
-        m["eval"] = info
-        r["meta"] = m
-        final.append(r)
-    return _finish(cfg, final, error_records, len(failures), out_path)
-
-
-def _answers_label(sources) -> str:
-    path = sources[0][0]
-    return Path(path).name.removesuffix(".jsonl") if path else "answers"
-
-
-def _tokens(row: dict, stage_name: str) -> dict:
-    info = (row.get("meta") or {}).get(stage_name) or {}
-    return {"prompt": info.get("prompt_tokens"), "completion": info.get("completion_tokens")}
-
-
+def notes(rows: list[dict], summary: dict) -> list[str]:
+    """What the table does not show: answers cut at --max-tokens, and where the refusal judge and the detector disagree."""
+    lines = []
+    cut = {side: sum(answer_cut(r, side) for r in rows) for side in ("model", "baseline")}
+    if any(cut.values()):
+        where = ", ".join(f"{n} of the {side}'s" for side, n in cut.items() if n)
+        lines.append(f"{where} answers were cut at --max-tokens; the summary's `without_truncated` gives every rate without them")
+    for name, metrics in summary["models"].items():
+        found = metrics.get("refusal_judge_disagreement")
+        if found and found["n"]:
+            ids = found["detector_only"] + found["judge_only"]
+            shown = ", ".join(ids[:8]) + (f" and {len(ids) - 8} more" if len(ids) > 8 else "")
+            lines.append(f"{name}: the refusal judge and the detector disagree on {found['k']} of {found['n']} answers"
+                         + (f" ({shown})" if ids else ""))
+    return lines

@@ -70,7 +70,7 @@ from .prompts import (
     question_text,
     with_plain_stop,
 )
-from .stats import JudgeStats
+from .stats import JudgeStats, calibration_line, gold_agreement
 from .tiers import Decision, TieredJudge, askable, principles_for, tier_pools
 
 __all__ = [
@@ -78,7 +78,7 @@ __all__ = [
     "VIOLATION_THRESHOLD", "YES_NO",
     "Ask", "Decision", "Gate", "GateResult", "Priority", "Separation", "TierVerdict", "TieredJudge", "askable", "combine",
     "parse_tier_confidence", "principles_for", "separate", "tier_pools", "JudgeConfig", "JudgeExample", "JudgeFailure", "JudgeFormat", "JudgeStats", "PairwiseJudge", "Verdict", "Vote",
-    "clamp_p", "draw_principles", "ensemble", "judge_messages", "load_judge_examples", "logit", "logodds", "orders_disagree",
-    "orient", "pair_logodds", "parse_answer", "parse_clamp", "parse_min_confidence", "parse_principles", "parse_transcript",
+    "calibration_line", "clamp_p", "draw_principles", "ensemble", "judge_messages", "load_judge_examples", "logit", "logodds", "orders_disagree",
+    "gold_agreement", "orient", "pair_logodds", "parse_answer", "parse_clamp", "parse_min_confidence", "parse_principles", "parse_transcript",
     "plain_prompt", "question_text", "rank", "sigmoid", "with_plain_stop", "yes_no_pairs",
 ]

@@ -1,11 +1,13 @@
 """What a batch of verdicts says about the judge itself: position bias, order disagreement, length bias, and each
-principle's agreement with the ensemble. label-prefs reports it per run, eval per criterion."""
+principle's agreement with the ensemble (label-prefs reports it per run, eval per criterion); and, against known
+answers (`--gold`), its accuracy and its calibration (`gold_agreement`)."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
-from ..stats import proportion
+from ..stats import calibration, proportion
 from .maths import orders_disagree
 from .pairwise import Ask, JudgeFailure, Verdict, Vote
 
@@ -75,3 +77,31 @@ class JudgeStats:
         if self.failed:
             parts.append(f"{self.failed} judge failures")
         return " | ".join(parts)
+
+
+def gold_agreement(p_gold: Sequence[float]) -> dict | None:
+    """The judge against known answers, from P(the gold response is better) per judged comparison.
+
+    `accuracy`: the share of decided comparisons (p ≠ 0.5) that favoured the gold response, with its Wilson
+    interval; exact ties are neither right nor wrong (`ties`, outside the accuracy); `mean_p_gold` is the soft
+    version over all. `calibration`: the judge's confidence in the side it chose, max(p, 1 − p), against whether
+    that side was the gold one, binned (cai_cli.stats.calibration: per-bin counts and the ECE). None when no
+    comparison was decided."""
+    values = [float(p) for p in p_gold]
+    decided = [p for p in values if p != 0.5]
+    if not decided:
+        return None
+    right = [p > 0.5 for p in decided]
+    accuracy = proportion(sum(right), len(decided))
+    return {
+        "accuracy": {**accuracy, "ties": len(values) - len(decided), "mean_p_gold": round(sum(values) / len(values), 4)},
+        "calibration": calibration([max(p, 1.0 - p) for p in decided], right),
+    }
+
+
+def calibration_line(agreement: dict | None) -> str:
+    """The calibration's part of a summary line: ECE and the pairs behind it."""
+    cal = (agreement or {}).get("calibration")
+    if not cal:
+        return ""
+    return f"ECE {cal['ece']:.3f} ({cal['n']} pairs, {len(cal['bins'])} bins of p_chosen)"

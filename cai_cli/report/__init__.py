@@ -1,4 +1,5 @@
-"""report: gather `cai eval` results into one table (terminal), one figure (PNG, SVG, PDF), or one HTML page.
+"""report: gather `cai eval` results (and `cai label-prefs --gold` summaries) into tables (terminal), one figure
+(PNG, SVG, PDF), or one HTML page.
 
 merge.py reads and merges results files; table.py, chart.py and html.py show the merged report.
 """
@@ -11,7 +12,7 @@ from pathlib import Path
 from ..stats import DEFAULT_BOOTSTRAP
 from .chart import chart, figure
 from .merge import load_results, report_from_summary
-from .table import print_summary, table
+from .table import calibration_table, print_summary, table
 
 
 def run_report(results: list[str], output: str | None = None, json_out: str | None = None, bootstrap: int = DEFAULT_BOOTSTRAP) -> dict:
@@ -21,7 +22,11 @@ def run_report(results: list[str], output: str | None = None, json_out: str | No
     from rich.console import Console
 
     merged = load_results(results, bootstrap=bootstrap)
-    Console().print(table(merged, title="cai report"))
+    console = Console()
+    if merged["models"]:  # label-prefs summaries alone bring a judge's calibration and no model
+        console.print(table(merged, title="cai report"))
+    if (calibration := calibration_table(merged)) is not None:
+        console.print(calibration)
     for note in merged["notes"]:
         print(f"cai report: note: {note}", file=sys.stderr)
     if json_out:
@@ -36,4 +41,4 @@ def run_report(results: list[str], output: str | None = None, json_out: str | No
     return merged
 
 
-__all__ = ["chart", "figure", "load_results", "print_summary", "report_from_summary", "run_report", "table"]
+__all__ = ["calibration_table", "chart", "figure", "load_results", "print_summary", "report_from_summary", "run_report", "table"]

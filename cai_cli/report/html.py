@@ -7,7 +7,7 @@ import html
 import io
 
 from .merge import players as _players
-from .table import table
+from .table import calibration_table, table
 
 _PRE = '<pre style="font-family:monospace;font-size:13px">{code}</pre>'
 VERDICT_COLOURS = {"answer": "#2e7d32", "refusal": "#c62828", "partial": "#ef6c00", "deflection": "#6a1b9a"}
@@ -73,7 +73,10 @@ def page(report: dict, png_b64: str) -> str:
     from rich.console import Console
 
     console = Console(record=True, width=160, file=io.StringIO())
-    console.print(table(report))
+    if report.get("models"):
+        console.print(table(report))
+    if (calibration := calibration_table(report)) is not None:
+        console.print(calibration)
     notes = "".join(f"<li>{html.escape(n)}</li>" for n in report.get("notes", []))
     return (
         f"<!doctype html><html lang='en'><meta charset='utf-8'><title>cai eval report</title><style>{_CSS}</style>"

@@ -4,8 +4,10 @@ baseline, and every prompt's answers side by side.
 
 Each results file compares one model with one baseline. Files are merged by model name: a model
 evaluated twice keeps its last file's numbers; a baseline shared by several files is taken from the
-first. Bradley–Terry ratings are fitted over every file's judged games together, anchored at the
-baseline when all files share one.
+first. Bradley–Terry ratings are fitted over every file's judged games together, each connected set of
+games on its own (anchored at its baseline when it holds one): files that share no player cannot be
+rated on one scale, and a note says so. The judge's calibration against gold answers is gathered from
+eval results (`--gold`) and from `cai label-prefs --gold` summaries, which `cai report` also reads.
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ def load_results(paths: list[str], *, bootstrap: int = DEFAULT_BOOTSTRAP, seed: 
 
     if not paths:
         raise CaiError("give at least one results file from `cai eval`")
+    _check_paths(paths)
     models: dict[str, dict] = {}
     games: dict[str, list] = {"harmlessness": [], "helpfulness": []}
     baselines: list[str] = []
@@ -32,7 +35,12 @@ def load_results(paths: list[str], *, bootstrap: int = DEFAULT_BOOTSTRAP, seed: 
     answers: dict[tuple, dict] = {}
     changes: dict[str, dict] = {}
     summaries_only: list[str] = []
+    calibration: list[dict] = []
+    players_of: dict[str, tuple[str, str]] = {}  # rows file -> (model, baseline) of its games
     for path in paths:
+        if (prefs := _label_prefs_summary(path)) is not None:
+            calibration += _label_prefs_calibration(prefs, path)
+            continue
         content = _read(path)
         if isinstance(content, list):  # eval output rows; a dict is a summary
             summary = summarize(content, bootstrap=bootstrap, seed=seed, source=path)
@@ -41,10 +49,12 @@ def load_results(paths: list[str], *, bootstrap: int = DEFAULT_BOOTSTRAP, seed: 
             _collect_answers(answers, content, summary)
             if summary.get("baseline"):
                 changes[summary["model"]] = _changes(content, summary, bootstrap, seed)
+                players_of[path] = (summary["model"], summary["baseline"])
         else:
             summary = content
             summaries_only.append(path)
             stored_ratings = summary.get("ratings") or stored_ratings
+        calibration += _eval_calibration(summary, path)
         if summary.get("baseline") and summary["baseline"] not in baselines:
             baselines.append(summary["baseline"])
         for label, metrics in summary["models"].items():
@@ -54,13 +64,11 @@ def load_results(paths: list[str], *, bootstrap: int = DEFAULT_BOOTSTRAP, seed: 
             if label in models and models[label].get("role") == "model" and metrics.get("role") == "model":
                 notes.append(f"{label} appears in {models[label]['source']} and {path}; showing {path}")
             models[label] = entry
-    if len(baselines) > 1:
-        notes.append(f"win rates are against different baselines ({', '.join(baselines)}); compare the ratings instead")
-    anchor = baselines[0] if len(baselines) == 1 else None
     if any(games.values()):
-        ratings = ratings_of(games, anchor, bootstrap, seed)
+        ratings = ratings_of(games, baselines, bootstrap, seed)  # each connected set anchored at its own baseline
     else:
         ratings = stored_ratings if len(paths) == 1 else {}
+    notes += _ratings_notes(ratings, baselines, players_of, summaries_only)
     return {
         "kind": "cai-eval-report",
         "files": list(paths),
@@ -71,7 +79,77 @@ def load_results(paths: list[str], *, bootstrap: int = DEFAULT_BOOTSTRAP, seed: 
         "notes": notes,
         "answers": list(answers.values()),
         "summary_files": summaries_only,  # they hold no answers to show side by side
+        "calibration": calibration,
     }
+
+
+def _check_paths(paths: list[str]) -> None:
+    """One line for what cannot be a results file at all (a folder), before any file is read."""
+    for path in paths:
+        if Path(path).is_dir():
+            raise CaiError(f"{path}: is a folder; give the results files in it (for example {Path(path) / '*.jsonl'})")
+
+
+def _label_prefs_summary(path: str) -> dict | None:
+    """The summary of `cai label-prefs` (OUT.summary.json) at PATH, or None when PATH is something else.
+
+    Only the first line is read unless it opens a JSON object on its own (an indented summary), so a large
+    rows file is not read twice."""
+    try:
+        with open(path, encoding="utf-8", errors="replace") as f:
+            first = f.readline()
+            if first.strip() != "{":
+                return None
+            whole = json.loads(first + f.read())
+    except (OSError, ValueError):
+        return None  # _read says what is wrong with the file
+    return whole if isinstance(whole, dict) and whole.get("kind") == "cai-label-prefs-summary" else None
+
+
+def _label_prefs_calibration(summary: dict, path: str) -> list[dict]:
+    """The judge's calibration from a label-prefs summary (`--gold`), as one reliability series."""
+    gold = summary.get("gold") or {}
+    if not gold.get("calibration"):
+        raise CaiError(f"{path}: a `cai label-prefs` summary without --gold results: the report draws a judge's calibration only against gold labels")
+    judge = (summary.get("settings") or {}).get("model") or Path(path).name.removesuffix(".summary.json")
+    return [{"label": f"{judge} (label-prefs)", "source": path, "criterion": None, "gold": gold.get("field"), "accuracy": gold.get("accuracy"), "calibration": gold["calibration"]}]
+
+
+def _eval_calibration(summary: dict, path: str) -> list[dict]:
+    """The judge's calibration from an eval run with --gold, one reliability series per criterion."""
+    found = summary.get("judge_calibration") or {}
+    out = []
+    for crit, agreement in (found.get("criteria") or {}).items():
+        out.append({
+            "label": f"{summary.get('judge') or 'judge'} on {crit} ({Path(path).name})", "source": path, "criterion": crit,
+            "gold": found.get("field"), "accuracy": agreement.get("accuracy"), "calibration": agreement.get("calibration"),
+        })
+    return out
+
+
+def rating_sets(report: dict) -> int:
+    """How many unconnected sets of games the report's ratings come from (0: no ratings)."""
+    return len({r.get("set", 1) for rs in (report.get("ratings") or {}).values() for r in rs})
+
+
+def _ratings_notes(ratings: dict, baselines: list[str], players_of: dict[str, tuple[str, str]], summaries_only: list[str]) -> list[str]:
+    """What the ratings can and cannot compare: said plainly when the files' games are not connected."""
+    if len(baselines) < 2:
+        return []
+    set_of = {r["model"]: r.get("set", 1) for rs in ratings.values() for r in rs}
+    if rating_sets({"ratings": ratings}) > 1:
+        groups: dict[int, list[str]] = {}
+        for path, (model, _) in players_of.items():
+            groups.setdefault(set_of.get(model, 0), []).append(Path(path).name)
+        apart = "; ".join(f"set {k}: {', '.join(files)}" for k, files in sorted(groups.items()))
+        return [
+            f"these files share no player ({apart}): their ratings come from unconnected sets of games and cannot be compared; "
+            f"win rates are each against its own baseline ({', '.join(baselines)}). Evaluate the models against one shared baseline to compare them"
+        ]
+    if ratings:
+        return [f"win rates are against different baselines ({', '.join(baselines)}); the ratings, fitted over every file's games together, compare the models"]
+    why = f"{', '.join(summaries_only)} hold no games" if summaries_only else "no file has judged games"
+    return [f"win rates are against different baselines ({', '.join(baselines)}) and cannot be compared; ratings need the judged rows, and {why}"]
 
 
 def _declined(verdict) -> float | None:
@@ -152,13 +230,15 @@ def _collect_answers(answers: dict, rows: list[dict], summary: dict) -> None:
 
 def report_from_summary(summary: dict) -> dict:
     """One eval run's summary in the shape `table` and `chart` take."""
+    source = summary.get("results") or "<stdout>"
     return {
         "kind": "cai-eval-report",
-        "files": [summary.get("results") or "<stdout>"],
+        "files": [source],
         "baselines": [summary["baseline"]] if summary.get("baseline") else [],
         "models": summary["models"],
         "ratings": summary.get("ratings") or {},
         "notes": [],
+        "calibration": _eval_calibration(summary, source),
     }
 
 

@@ -1,5 +1,6 @@
-"""The report as a terminal table: one row per model, one column per metric any model has, values with the larger
-half of their 95% interval beneath (narrow enough for an 80-column terminal)."""
+"""The report as terminal tables: one row per model, one column per metric any model has, values with the larger
+half of their 95% interval beneath (narrow enough for an 80-column terminal); and the judge's calibration against
+gold labels, one row per judge, per bin the share right and the count."""
 
 from __future__ import annotations
 
@@ -62,8 +63,42 @@ def table(report: dict, title: str = "cai eval"):
     return t
 
 
+CALIBRATION_CAPTION = (
+    "The judge against gold labels. accuracy: share of decided comparisons where it chose the gold answer (±: Wilson 95%). "
+    "ECE: the gap between its confidence p_chosen and its share right, averaged over the bins. Per bin: share right "
+    "(comparisons) at that confidence; a calibrated judge's 0.8–0.9 bin is right about 85% of the time."
+)
+
+
+def calibration_table(report: dict):
+    """A rich Table of the judge's calibration against gold labels, one row per series; None when there is none."""
+    from rich import box
+    from rich.table import Table
+
+    series = [c for c in report.get("calibration") or [] if c.get("calibration")]
+    if not series:
+        return None
+    bins = series[0]["calibration"]["bins"]
+    t = Table(title="judge calibration", title_justify="left", caption=CALIBRATION_CAPTION, caption_justify="left", box=box.SIMPLE_HEAD, pad_edge=False)
+    t.add_column("judge", style="bold", overflow="fold", min_width=8)
+    t.add_column("accuracy", justify="right")
+    t.add_column("ECE", justify="right")
+    for b in bins:
+        t.add_column(f"{b['range'][0]:.1f}–\n{b['range'][1]:.1f}", justify="right")
+    for entry in series:
+        cal = entry["calibration"]
+        cells = [entry["label"], _fmt(entry.get("accuracy")), f"{cal['ece']:.3f}"]
+        cells += [f"{b['observed']:.2f}\n[dim]({b['n']})[/]" if b.get("n") else "—" for b in cal["bins"]]
+        t.add_row(*cells)
+    return t
+
+
 def print_summary(summary: dict) -> None:
-    """One eval run's table, on stderr (stdout may be carrying the rows)."""
+    """One eval run's table (and the judge's calibration with --gold), on stderr (stdout may be carrying the rows)."""
     from rich.console import Console
 
-    Console(stderr=True).print(table(report_from_summary(summary)))
+    report = report_from_summary(summary)
+    console = Console(stderr=True)
+    console.print(table(report))
+    if (calibration := calibration_table(report)) is not None:
+        console.print(calibration)

@@ -1,9 +1,10 @@
 """What label-prefs counts and reports: pairs kept and dropped (and why), pairs with a side cut at --max-tokens,
-the judge's bias (cai_cli.judge.JudgeStats) and speed, accuracy against --gold with a Wilson interval, and, per
-priority tier, how often it decided the label and how often its own verdict agreed with the label (and how often
-the hard-constraint gate decided, and how often each constraint was likely crossed); as the summary line and as
-OUT.summary.json. The tier and gate counts are read from each pair's `preference`, so rows copied by --amend
-count like recomputed ones."""
+the judge's bias (cai_cli.judge.JudgeStats) and speed, accuracy against --gold with a Wilson interval and the judge's
+calibration (cai_cli.judge.gold_agreement: the expected calibration error over binned p_chosen, drawn by `cai report`
+as a reliability diagram), and, per priority tier, how often it decided the label and how often its own verdict
+agreed with the label (and how often the hard-constraint gate decided, and how often each constraint was likely
+crossed); as the summary line and as OUT.summary.json. The tier and gate counts are read from each pair's
+`preference`, so rows copied by --amend count like recomputed ones."""
 
 from __future__ import annotations
 
@@ -11,8 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from ..jsonl import dumps_compact
-from ..judge import JudgeStats
-from ..stats import proportion
+from ..judge import JudgeStats, calibration_line, gold_agreement
 
 
 class LabelTally:
@@ -22,8 +22,9 @@ class LabelTally:
         self.mode, self.gold, self.min_confidence = mode, gold, min_confidence
         self.counts = {
             "kept": 0, "dropped_confidence": 0, "dropped_identical": 0, "comparisons": 0, "truncated": 0,
-            "gold_pairs": 0, "gold_ties": 0, "gold_correct": 0, "gold_p_sum": 0.0, "no_gold": 0,
+            "no_gold": 0,
         }
+        self.p_gold: list[float] = []  # P(gold response better) per judged pair with a gold side, unrounded
         self.judge_stats = JudgeStats()
         self.judge_seconds = 0.0
         self.tiers: dict[str, dict[str, int]] = {}  # tier -> {"asked", "decided", "agreed", "tied"}
@@ -86,21 +87,12 @@ class LabelTally:
         for i, j, p_i in pairs:
             if g not in (i, j):
                 continue
-            p_gold = p_i if g == i else 1.0 - p_i
-            self.counts["gold_p_sum"] += p_gold
-            if p_gold == 0.5:
-                self.counts["gold_ties"] += 1  # neither right nor wrong: counted apart, outside the accuracy
-                continue
-            self.counts["gold_pairs"] += 1
-            self.counts["gold_correct"] += p_gold > 0.5
+            self.p_gold.append(p_i if g == i else 1.0 - p_i)
 
-    def gold_accuracy(self) -> dict | None:
-        """Accuracy against --gold with its Wilson 95% interval (exact ties apart), and the mean p(gold) over all."""
-        c = self.counts
-        if not c["gold_pairs"]:
-            return None
-        acc = proportion(int(c["gold_correct"]), int(c["gold_pairs"]))  # counts: ints beside the float gold_p_sum
-        return {**acc, "ties": c["gold_ties"], "mean_p_gold": round(c["gold_p_sum"] / (c["gold_pairs"] + c["gold_ties"]), 4)}
+    def gold_agreement(self) -> dict | None:
+        """Accuracy against --gold with its Wilson 95% interval (exact ties apart, mean p(gold) over all), and the
+        judge's calibration (binned p_chosen against agreement with gold, ECE)."""
+        return gold_agreement(self.p_gold)
 
     def as_dict(self, settings: dict) -> dict:
         """The summary JSON (`OUT.summary.json`): counts, the judge's bias, and accuracy against --gold; SETTINGS are the stage's."""
@@ -116,7 +108,8 @@ class LabelTally:
             if self.judge_seconds > 0:
                 out["judge"]["comparisons_per_second"] = round(self.judge_stats.comparisons / self.judge_seconds, 3)
         if self.gold is not None:
-            out["gold"] = {"field": self.gold, "accuracy": self.gold_accuracy(), "rows_without_gold": c["no_gold"]}
+            agreement = self.gold_agreement() or {}
+            out["gold"] = {"field": self.gold, "accuracy": agreement.get("accuracy"), "calibration": agreement.get("calibration"), "rows_without_gold": c["no_gold"]}
         return out
 
     def line(self) -> str:
@@ -148,11 +141,13 @@ class LabelTally:
         if self.judge_stats.comparisons and self.judge_seconds > 0:
             parts.append(f"{self.judge_stats.comparisons / self.judge_seconds:.2f} comparisons/s")
         if self.gold is not None:
-            acc = self.gold_accuracy()
-            if acc:
+            agreement = self.gold_agreement()
+            if agreement:
+                acc = agreement["accuracy"]
                 parts.append(
                     f"gold accuracy {acc['value']:.3f} (95% CI {acc['ci'][0]:.3f}-{acc['ci'][1]:.3f}) on {acc['n']} pairs, mean p(gold) {acc['mean_p_gold']:.3f}"
                 )
+                parts.append(calibration_line(agreement))
             else:
                 parts.append("gold accuracy n/a (no pair involved a gold response)")
             if c["no_gold"]:
