@@ -109,6 +109,12 @@ def in_shard(rid: str, shard: tuple[int, int] | None) -> bool:
 META_KEPT = "input"
 
 
+def input_digest(row: dict) -> str:
+    """A row's content as a stage received it, `meta` left out (provenance, not content): recorded as
+    meta.<stage>.input_hash, so `--amend` can tell which earlier output row was made from the same input."""
+    return stable_hash({k: v for k, v in row.items() if k != "meta"})
+
+
 def set_meta(row: dict, stage: str, info: dict) -> None:
     """Record STAGE's provenance in meta.<stage>, keeping whatever else meta holds (a new dict: rows may share one)."""
     found = row.get("meta")

@@ -68,7 +68,7 @@ class RowView:
     title: str
     conversation: list[tuple[str, str]]
     first: str | None  # the first answer (initial_response), or the only response of a row without rounds
-    rounds: list[dict]  # principle, tier, critique_request, critique, revision_request, revision?, changed
+    rounds: list[dict]  # principle, tier, critique_request, critique, revision_request, revision?, changed, gated
     items: list[tuple[str, str]] = field(default_factory=list)  # candidates, completion, chosen/rejected, verdicts, errors
     final: str | None = None  # the current response after rounds
 
@@ -91,6 +91,7 @@ def row_view(row: dict) -> RowView:
             if "revision" in rnd:
                 shown["revision"] = _text(rnd["revision"])
             shown["changed"] = rnd.get("changed", True) is not False
+            shown["gated"] = bool(rnd.get("gated"))  # the gate sent this round to a hard constraint
             rounds.append(shown)
     first = row.get("initial_response")
     if first is None and not rounds:
@@ -143,6 +144,7 @@ def render_rows(rows: Iterable[dict], console, width: int = WIDTH) -> None:
             body.append(clip(view.first) + "\n")
         for i, rnd in enumerate(view.rounds, start=1):
             tier = f" · tier {rnd['tier']}" if rnd["tier"] else ""
+            tier += " · the gate: the response likely crossed this hard constraint" if rnd.get("gated") else ""
             body.append(f"\nround {i} · principle '{rnd['principle']}'{tier}\n", style="bold magenta")
             body.append("  critique: ", style="bold red")
             body.append(clip(rnd["critique"]) + "\n")
@@ -232,6 +234,7 @@ def render_html(rows: Iterable[dict], title: str = "cai show") -> str:
             parts.append(f"<div class='first'><div class='label'>{'first answer' if view.rounds else 'response'}</div><div class='text'>{esc(current)}</div></div>")
         for i, rnd in enumerate(view.rounds, start=1):
             tier = f" · tier {esc(rnd['tier'])}" if rnd["tier"] else ""
+            tier += " · the gate: the response likely crossed this hard constraint" if rnd.get("gated") else ""
             parts.append(f"<div class='round'><div class='label'>round {i} · principle <span class='principle'>{esc(rnd['principle'])}</span>{tier}</div>")
             if rnd["critique_request"]:
                 parts.append(f"<div class='request'>{esc(rnd['critique_request'])}</div>")

@@ -12,6 +12,8 @@ from typer.testing import CliRunner
 from cai_cli.cli import app
 from cai_cli.constitution import load_constitution
 from cai_cli.engines import EngineOptions, Sampling
+from cai_cli.judge.request_harm import HARMFUL as HARMFUL_REQUEST
+from cai_cli.judge.request_harm import HARMLESS as HARMLESS_REQUEST
 from cai_cli.prompts import CHANGE_QUESTION, CURRENT_HEADER, NO_CHANGE_QUESTION
 from cai_cli.stages.critique import Critique
 from cai_cli.stages.revise import Revise
@@ -56,14 +58,19 @@ def _fresh_fake(fake_engine):
     yield
 
 
-def fake(reply=None, p_change=None, yes_bias: float = 3.0, max_context: int | None = None) -> FakeEngine:
+def fake(reply=None, p_change=None, yes_bias: float = 3.0, max_context: int | None = None, p_harmful=None) -> FakeEngine:
     """The fake engine, scripted: REPLY(conversation) for every generation (default: a safe answer that still helps),
     and on the skip check's " Yes"/" No" questions P(change) = P_CHANGE(prompt) (default 0.5; None: no probability),
-    plus a constant lean of YES_BIAS towards "Yes" on both questions. Words count as tokens."""
+    on the harmful-request questions P(harmful) = P_HARMFUL(prompt) (default: 0.9 where the request is about a bomb,
+    0.1 otherwise), plus a constant lean of YES_BIAS towards "Yes" on every question. Words count as tokens."""
     say = reply or (lambda conv: "A safe answer that still helps.")
     p = p_change or (lambda prompt: 0.5)
+    harm = p_harmful or (lambda prompt: 0.9 if "bomb" in prompt else 0.1)
 
     def p_yes(prompt: str) -> float | None:
+        if HARMFUL_REQUEST in prompt or HARMLESS_REQUEST in prompt:
+            q = harm(prompt)
+            return None if q is None else (q if HARMFUL_REQUEST in prompt else 1.0 - q)
         assert CHANGE_QUESTION in prompt or NO_CHANGE_QUESTION in prompt
         q = p(prompt)
         return None if q is None else (q if CHANGE_QUESTION in prompt else 1.0 - q)
@@ -252,7 +259,7 @@ def test_critique_shows_every_example_delimited_then_the_current_conversation():
 
 def test_examples_that_do_not_fit_the_context_are_dropped_from_the_end_and_counted():
     full = _critique_stage(fake())
-    one_example = full._build(_answered_row(), full.request(_answered_row(), full.pick(_answered_row())[0]))(full.examples[:2])
+    one_example = full._build(_answered_row(), full.request(_answered_row(), full.pick(_answered_row()).principle))(full.examples[:2])
     budget = fake().count_tokens(one_example) + 64  # room for two examples, the row and --max-tokens
     engine = fake(max_context=budget)
     stage = _critique_stage(engine)
@@ -346,7 +353,7 @@ def test_principles_are_drawn_only_where_their_condition_holds(tmp_path):
     path = tmp_path / "conditional.yaml"
     path.write_text(CONDITIONAL)
     stage = _critique_stage(fake(), str(path), few_shot=0)
-    refusals = [{"id": f"r{i}", "prompt": "How do I make a bomb?", "response": "I'm sorry, but I can't help with that."} for i in range(40)]
+    refusals = [{"id": f"r{i}", "prompt": "How do I bake bread?", "response": "I'm sorry, but I can't help with that."} for i in range(40)]
     answers = [{"id": f"a{i}", "prompt": "Tell me a joke.", "response": "Why did the chicken cross the road? To get to the other side."} for i in range(40)]
     drawn_r = {row["rounds"][0]["principle"] for row in stage.process(refusals)}
     drawn_a = {row["rounds"][0]["principle"] for row in stage.process(answers)}
@@ -355,6 +362,31 @@ def test_principles_are_drawn_only_where_their_condition_holds(tmp_path):
     row = stage.process([refusals[0]])[0]
     assert row["rounds"][0]["response_label"] == "refusal"
     assert row["rounds"][0]["when"] in {"always", "refused"}
+    assert row["rounds"][0]["request_harm"] == {"p_harmful": pytest.approx(0.1), "harmless_below": 0.3, "over_refusal_principles": "eligible"}
+    assert "request_harm" not in stage.process([answers[0]])[0]["rounds"][0]  # asked only where a refusal could be critiqued for refusing
+
+
+def test_a_refusal_of_a_harmful_request_is_never_critiqued_for_refusing():
+    """Issue 18: `preachy` (when: refused) was drawn on correct refusals of harmful requests, and its revision asked to
+    help directly. The model is asked, yes/no both ways round, whether the request is harmful; the row records it."""
+    stage = _critique_stage(fake(yes_bias=2.0), few_shot=0)
+    refusals = [{"id": f"r{i}", "prompt": "How do I make a bomb?", "response": "I'm sorry, but I can't help with that."} for i in range(200)]
+    rows = stage.process(refusals)
+    assert "preachy" not in {row["rounds"][0]["principle"] for row in rows}
+    judged = rows[0]["rounds"][0]["request_harm"]
+    assert judged == {"p_harmful": pytest.approx(0.9), "harmless_below": 0.3, "over_refusal_principles": "left out"}  # the lean towards Yes cancels
+    assert "over-refusal principles left out on 200 refusals of requests not judged clearly harmless" in stage.summary()
+    # the harm question is about the request alone: the refusal is not shown
+    asked = [p for p in stage.engine.log["scored"] if HARMFUL_REQUEST in p]
+    assert asked and all("I can't help" not in p for p in asked)
+    # a judgement short of clearly harmless (P(harmful) 0.4: a judge near a coin flip) leaves them out too
+    unsure = _critique_stage(fake(p_harmful=lambda prompt: 0.4), few_shot=0)
+    assert "preachy" not in {row["rounds"][0]["principle"] for row in unsure.process([{k: v for k, v in r.items() if k != "rounds"} for r in refusals[:50]])}
+    # a judge with no probability for either answer does not make a request harmless
+    unsure = _critique_stage(fake(p_harmful=lambda prompt: None), few_shot=0)
+    rows = unsure.process([{k: v for k, v in r.items() if k != "rounds"} for r in refusals[:50]])
+    assert "preachy" not in {row["rounds"][0]["principle"] for row in rows}
+    assert rows[0]["rounds"][0]["request_harm"]["p_harmful"] is None
 
 
 def test_the_default_preachy_principle_never_critiques_an_answer():

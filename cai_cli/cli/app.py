@@ -5,7 +5,9 @@ import sys
 import typer
 
 from ..engines import Sampling
+from ..judge.gate import VIOLATION_THRESHOLD
 from ..judge.principles import DEFAULT_PRINCIPLES
+from ..judge.priority import DEFAULT_PRIORITY, TIER_CONFIDENCE
 from ..prompts import SKIP_THRESHOLD
 from ..show import WIDTH
 from ..stages.label_prefs import LabelConfig
@@ -51,10 +53,14 @@ def critique(
     few_shot: o.FewShotOpt = None,
     few_shot_file: o.FewShotFileOpt = None,
     routing: o.RoutingOpt = None,
+    gate_threshold: o.GateThresholdOpt = VIOLATION_THRESHOLD,
+    amend: o.AmendOpt = None,
 ):
     """Critique each row's current `response` against one principle (a Markdown constitution: one section), chosen per row and per round (seeded).
 
-    Appends a round {principle, section, tier, routing, relevance, when, response_label, operator, constitution_hash, principle_hash, critique_request, critique} to `rounds`. The principle is drawn among those whose `when` holds for the response (by the refusal detector) and the conversation (with or without a system message); --routing relevance ranks them against the conversation (BM25) and weighs them by tier. A section is quoted (long ones cut at a paragraph) and the critique asked to cite it; a row's system message (the operator's instructions) is shown with the request. The model first sees the worked examples, each marked as a separate example. Chain with `cai revise`; repeat the pair for more rounds. See docs/critique-revise.md and docs/constitutions.md.
+    Appends a round {principle, section, tier, routing, relevance, when, response_label, operator, gate, constitution_hash, principle_hash, critique_request, critique} to `rounds`. The principle is drawn among those whose `when` holds for the response (by the refusal detector) and the conversation (with or without a system message); --routing relevance ranks them against the conversation (BM25) and weighs them by tier. A section is quoted (long ones cut at a paragraph) and the critique asked to cite it; a row's system message (the operator's instructions) is shown with the request. The model first sees the worked examples, each marked as a separate example. Chain with `cai revise`; repeat the pair for more rounds. See docs/critique-revise.md and docs/constitutions.md.
+
+    Hard constraints are a gate: the response is checked against each one (a scored yes/no pair, `gate`: P(violation) per constraint); where it likely crosses one, the round critiques it against that constraint instead (routing "hard-constraint", `gated` says why). A principle meant for over-refusals (`when: refused`) is drawn on a refusal only where the model judges the request harmless (`request_harm`). --amend PREVIOUS recomputes only the rows a changed constitution touches.
 
     Example:
 
@@ -65,7 +71,8 @@ def critique(
     from ..stages.critique import Critique
 
     charter, examples, source = _charter_and_examples(constitution, few_shot_file)
-    run_stage(Critique(common.engine_options(), common.sampling(), charter, few_shot, examples, source, routing), common.run_options())
+    stage = Critique(common.engine_options(), common.sampling(), charter, few_shot, examples, source, routing, gate_threshold)
+    run_stage(_amending(stage, amend), common.run_options())
 
 
 @stage_command(app, "revise")
@@ -76,10 +83,11 @@ def revise(
     few_shot_file: o.FewShotFileOpt = None,
     skip_unchanged: o.SkipUnchangedOpt = False,
     skip_threshold: o.SkipThresholdOpt = SKIP_THRESHOLD,
+    amend: o.AmendOpt = None,
 ):
     """Revise each row's response to answer its last critique; the revision becomes `response`.
 
-    Every round gets the model's revision, as in the method; `changed` says whether its text differs. Only a lead-in about the revision ("Sure, here is a revised response:") is stripped (the raw text stays in `revision_raw`); an empty revision is kept and marked `empty_revision`. With --skip-unchanged the model is asked, yes/no in both phrasings, whether the critique asks for any change, and the response is kept where P(change) < --skip-threshold (recorded in `skip_check`).
+    Every round gets the model's revision, as in the method; `changed` says whether its text differs. Only a lead-in about the revision ("Sure, here is a revised response:") is stripped (the raw text stays in `revision_raw`); an empty revision is kept and marked `empty_revision`. With --skip-unchanged the model is asked, yes/no in both phrasings, whether the critique asks for any change, and the response is kept where P(change) < --skip-threshold (recorded in `skip_check`). A round the hard-constraint gate gave to a constraint is revised with that constraint's revision request. --amend PREVIOUS recomputes only the rows whose input or principle changed.
 
     Example:
 
@@ -90,7 +98,16 @@ def revise(
 
     charter, examples, source = _charter_and_examples(constitution, few_shot_file)
     stage = Revise(common.engine_options(), common.sampling(), charter, few_shot, examples, source, skip_unchanged, skip_threshold)
-    run_stage(stage, common.run_options())
+    run_stage(_amending(stage, amend), common.run_options())
+
+
+def _amending(stage, amend: str | None):
+    """STAGE, or with --amend PREVIOUS the stage that copies what a changed constitution leaves untouched."""
+    if amend is None:
+        return stage
+    from ..amend import Amending
+
+    return Amending(stage, amend)
 
 
 def _charter_and_examples(constitution: str | None, few_shot_file: str | None):
@@ -256,12 +273,17 @@ def evaluate(
     gold: o.GoldOpt = None,
     summary: o.SummaryOpt = None,
     bootstrap: o.BootstrapOpt = DEFAULT_BOOTSTRAP,
+    priority: o.PriorityOpt = DEFAULT_PRIORITY,
+    tier_confidence: o.TierConfidenceOpt = TIER_CONFIDENCE,
+    gate_threshold: o.GateThresholdOpt = VIOLATION_THRESHOLD,
 ):
     """Evaluate a model: refusals, deflections, over-refusal, judge win rates against a baseline, reward.
 
-    Writes one row per prompt (both answers with their finish_reason, the detector's verdicts, the judges' votes) and a
-    summary JSON (rates with Wilson intervals, with and without answers cut at --max-tokens; the judge's position and
-    length bias; where --refusal-judge MODEL and the detector disagree); prints the table.
+    Writes one row per prompt (both answers with their finish_reason, the detector's verdicts, the judges' votes, each
+    priority tier's verdict) and a summary JSON (rates with Wilson intervals, with and without answers cut at
+    --max-tokens; the judge's position and length bias; where --refusal-judge MODEL and the detector disagree); prints
+    the table. With a constitution that has hard constraints, every answer is checked against each (`gate`,
+    `baseline_gate`) and the summary gives each constraint's violation rate with its Wilson interval.
     `--limit N` takes N rows from each prompt file. `--answers FILE` scores answers that already exist.
     Each phase (answers, baseline answers, judge, refusal judge, reward) is a stage with its own side file in OUT.work/:
     rerun the same command to resume (--restart starts over); a model used by several phases loads once.
@@ -283,6 +305,7 @@ def evaluate(
     from ..constitution import load_constitution
     from ..errors import CaiError
     from ..eval.run import EvalConfig, run_eval
+    from ..judge import parse_tier_confidence
 
     if answers and (prompts or benign or baseline):
         raise CaiError("--answers scores existing answers: it does not take --prompts, --benign or --baseline (use --baseline-field)")
@@ -314,6 +337,9 @@ def evaluate(
         benign_field=benign_field,
         suite=suite.value if suite else None,
         gold=gold,
+        priority=priority.value,
+        tier_confidence=parse_tier_confidence(tier_confidence),
+        gate_threshold=gate_threshold,
     )
     from ..report import print_summary
 
@@ -353,35 +379,45 @@ def label_prefs(
     min_confidence: o.MinConfidenceOpt = None,
     gold: o.GoldOpt = None,
     judge_examples: o.JudgeExamplesOpt = None,
+    priority: o.PriorityOpt = o.Priority(LabelConfig.priority),
+    tier_confidence: o.TierConfidenceOpt = LabelConfig.tier_confidence,
+    gate_threshold: o.GateThresholdOpt = LabelConfig.gate_threshold,
+    amend: o.AmendOpt = None,
 ):
     """Label preference pairs with an AI judge: soft p_chosen from option log-probs, both orders, K principles.
 
     Adds `chosen`/`rejected` (trl's conversational preference format, the prompt conversation included)
-    and `preference` {p_chosen, margin, votes, orders_agreed, truncated, ...}. The summary line (and, with -o OUT,
-    OUT.summary.json) reports the judge's position bias, order disagreement, length bias and each principle's
-    agreement with the ensemble; with --gold, the judge's accuracy and expected calibration error (`cai report
-    OUT.summary.json` draws its reliability diagram). See docs/label-prefs.md.
+    and `preference` {p_chosen, margin, votes, orders_agreed, truncated, priority, decided_by, tiers, gate, used, ...}.
+    With priority tiers, K questions per tier are asked and each tier's verdict kept; --priority combines them.
+    Every response is checked against the hard constraints first: one that crosses a constraint the other does not
+    is rejected whatever the questions say (`decided_by: hard-constraint:<id>`, `gate.reason`). The summary line
+    (and, with -o OUT, OUT.summary.json) reports the judge's position bias, order disagreement, length bias, each
+    principle's agreement with the ensemble, and per tier how often it decided and agreed with the label; with --gold,
+    the judge's accuracy and expected calibration error (`cai report OUT.summary.json` draws its reliability diagram).
+    After a change to the constitution, --amend PREVIOUS relabels only the pairs whose questions, sections or
+    constraints changed. See docs/label-prefs.md and docs/constitutions.md.
 
     Example:
 
         cai generate examples/red_team.jsonl --n 2 --max-tokens 64 | cai label-prefs --principles 4 -o out/prefs.jsonl
     """
     from ..constitution import load_constitution
-    from ..judge import COT_CLAMP, load_judge_examples, parse_clamp, parse_min_confidence, parse_principles
+    from ..judge import COT_CLAMP, askable, load_judge_examples, parse_clamp, parse_min_confidence, parse_principles, parse_tier_confidence
     from ..runner import run_stage
     from ..stages.label_prefs import LabelConfig, LabelPrefs
 
-    cfg = LabelConfig(mode=mode.value, pair=pair.value if pair else None, pairs=pairs.value, fmt=format.value, swap=swap, cot=cot, gold=gold)
+    cfg = LabelConfig(mode=mode.value, pair=pair.value if pair else None, pairs=pairs.value, fmt=format.value, swap=swap, cot=cot, gold=gold,
+                      priority=priority.value, tier_confidence=parse_tier_confidence(tier_confidence), gate_threshold=gate_threshold)
     cfg.clamp = parse_clamp(clamp) if clamp is not None else (COT_CLAMP if cot else None)
     cfg.min_confidence = parse_min_confidence(min_confidence)
     charter = None
     if mode is o.Mode.judge:
         charter = load_constitution(constitution)
-        if charter.comparisons:  # without any, the stage says so
-            cfg.principles = parse_principles(principles, len(charter.comparisons))
+        if askable(charter):  # without any question, the stage says so
+            cfg.principles = parse_principles(principles, askable(charter))
         if judge_examples:
             cfg.examples, cfg.examples_source = load_judge_examples(judge_examples), judge_examples
-    stage = LabelPrefs(common.engine_options(), common.sampling(), charter, cfg)
+    stage = _amending(LabelPrefs(common.engine_options(), common.sampling(), charter, cfg), amend)
     run_stage(stage, common.run_options())  # dropped pairs go to OUT.dropped.jsonl, counted; the summary to OUT.summary.json
 
 

@@ -19,6 +19,7 @@ from ..constitution.routing import Routing
 from ..engines import Dtype, EngineName
 from ..eval.suites import Suite
 from ..judge.maths import COT_CLAMP
+from ..judge.priority import Priority
 from ..judge.prompts import JudgeFormat
 from ..runner import OnError
 from ..stages.export import ExportFormat
@@ -26,7 +27,7 @@ from ..stages.label_prefs import Mode, Pairs, PairSource
 from ..train.policy import Algo
 from ..training_examples import Targets
 
-__all__ = ["Algo", "Dtype", "EngineName", "ExportFormat", "JudgeFormat", "Mode", "OnError", "PairSource", "Pairs", "Routing", "Shape", "Suite", "Targets"]
+__all__ = ["Algo", "Dtype", "EngineName", "ExportFormat", "JudgeFormat", "Mode", "OnError", "PairSource", "Pairs", "Priority", "Routing", "Shape", "Suite", "Targets"]
 
 IO_PANEL = "Input and output"
 MODEL_PANEL = "Model and engine"
@@ -120,6 +121,16 @@ BatchOpt = Annotated[
 ]
 RestartOpt = Annotated[
     bool, typer.Option("--restart", help="Discard OUTPUT.partial (the finished rows of an earlier run) and start over.", rich_help_panel=IO_PANEL)
+]
+AmendOpt = Annotated[
+    Optional[str],
+    typer.Option(
+        "--amend", metavar="PREVIOUS_OUTPUT",
+        help="This stage's output from an earlier run under an older constitution: recompute only the rows whose "
+        "recorded sections, principles, comparison questions or hard constraints changed (or whose input did), copy the "
+        "rest; meta.<stage>.amend marks each row copied (with the constitution hash it was made under) or recomputed (why).",
+        rich_help_panel=IO_PANEL,
+    ),
 ]
 ProgressOpt = Annotated[
     Optional[bool], typer.Option("--progress/--no-progress", help="Progress bar on stderr (default: when stderr is a terminal).", rich_help_panel=IO_PANEL)
@@ -289,6 +300,31 @@ JudgeBaseUrlOpt = Annotated[
 ]
 JudgeExamplesOpt = Annotated[
     Optional[str], typer.Option("--judge-examples", help="Worked judgments shown before each question: JSONL of {prompt|messages, a, b, answer: A|B}, or the paper's JSON list of {prompt, corrects, incorrects}.", rich_help_panel=JUDGE_PANEL)
+]
+
+PriorityOpt = Annotated[
+    Priority,
+    typer.Option(
+        "--priority",
+        help="How the priority tiers' verdicts combine (each tier's questions are asked and its verdict kept). holistic: a "
+        "confident higher tier dominates, lower tiers move close calls (log-odds, each tier a third of the one above). "
+        "strict: the highest tier confident beyond --tier-confidence decides. flat: the mean of every question, as before "
+        "tiers. A response crossing a hard constraint the other does not loses under all three.",
+        rich_help_panel=JUDGE_PANEL,
+    ),
+]
+TierConfidenceOpt = Annotated[
+    float,
+    typer.Option("--tier-confidence", help="A tier is confident where its P(better) is at least this (or at most 1 minus it): strict's threshold, and holistic's (a confident tier is never overturned by the tiers below).", rich_help_panel=JUDGE_PANEL),
+]
+GateThresholdOpt = Annotated[
+    float,
+    typer.Option(
+        "--gate-threshold", min=0.5, max=1.0,
+        help="A response likely crosses a hard constraint where the judge's P(violation), asked yes/no both ways round, "
+        "is above this (recorded per constraint in `gate`). Kept well above 0.5: a judge that cannot tell answers near 0.5.",
+        rich_help_panel=JUDGE_PANEL,
+    ),
 ]
 
 # ---- eval and report -------------------------------------------------------------------------------

@@ -163,6 +163,11 @@ class ComparisonPrinciple:
     question: str
     tier: str | None = None
 
+    @property
+    def hash(self) -> str:
+        """Hash of the question and its tier (both change a verdict); recorded in each label, for amended runs."""
+        return short_hash({"question": self.question, "tier": self.tier})
+
     def _canonical(self) -> dict[str, Any]:
         d = {"id": self.id, "question": self.question}
         if self.tier is not None:
@@ -224,10 +229,10 @@ def examples_hash(examples) -> str:
 class Constitution:
     """A loaded constitution. The stages read `critiques` and `comparisons`; a document also has `sections`.
 
-    API for what comes next (the hard-constraint gate, per-tier verdicts, amendments):
+    What the gate (cai_cli.judge.gate), the per-tier judge (cai_cli.judge.tiers) and --amend (cai_cli.amend) read:
     `tiers` (highest first), `tier_of(x)`, `sections`, `section_by_id(id)`, `hard_constraints`,
-    `critiques_in(tier)`, `comparisons_in(tier)`, `hash`; each section, principle and constraint has its own
-    `hash`. `diff.diff_constitutions(old, new)` lists what changed.
+    `critiques_in(tier)`, `comparisons_in(tier)`, `hash`; each section, principle, comparison and constraint has
+    its own `hash`. `diff.diff_constitutions(old, new)` lists what changed.
     """
 
     name: str

@@ -1,6 +1,8 @@
 """eval's judging phases, stages on the runner: the pairwise judge (the model's answer against the baseline's, by the
-one judge of cai_cli.judge, with the constitution's comparisons on red-team prompts and helpfulness questions of our
-own on benign ones) and the refusal judge (a model asked, with the scored yes/no pair, whether each answer refused).
+one judge of cai_cli.judge, with the constitution's comparisons on red-team prompts, asked per priority tier and
+combined under --priority with each tier's verdict kept, and helpfulness questions of our own on benign ones; and,
+with a constitution that has hard constraints, every answer checked against each: `gate`, `baseline_gate`) and the
+refusal judge (a model asked, with the scored yes/no pair, whether each answer refused).
 
 Both read a prompt's answers from an AnswerSource: the answer phases' outputs (by id), or the row itself (--answers);
 the fingerprint of what they read is part of theirs. Both check, before asking, that every question fits the judge's
@@ -13,7 +15,23 @@ from __future__ import annotations
 from ..constitution import ComparisonPrinciple, Constitution
 from ..engines import EngineOptions, Sampling
 from ..errors import ConstitutionError, RowFailure
-from ..judge import Ask, JudgeConfig, JudgeFailure, JudgeStats, PairwiseJudge, Verdict, draw_principles
+from ..judge import (
+    DEFAULT_PRIORITY,
+    TIER_CONFIDENCE,
+    VIOLATION_THRESHOLD,
+    Ask,
+    Decision,
+    Gate,
+    GateResult,
+    JudgeConfig,
+    JudgeFailure,
+    JudgeStats,
+    PairwiseJudge,
+    TieredJudge,
+    draw_principles,
+    principles_for,
+)
+from ..judge.tiers import units_used
 from ..refusal import COMPLIANCE_QUESTION, REFUSAL_QUESTION, judge_refusals
 from ..refusal import judge_messages as refusal_judge_messages
 from ..rows import check_conversation, conversation
@@ -51,6 +69,20 @@ def verdict_fields(verdict) -> dict:
     }
 
 
+def tier_fields(decision: Decision, constitution: Constitution) -> dict:
+    """The tiers' verdicts (P(the model's answer is better) per tier), who decided, the gate's reason, and what the
+    verdict was made from (`used`, with content hashes)."""
+    out: dict = {
+        "decided_by": decision.decided_by,
+        "tiers": {t.tier: t.p_x for t in decision.tiers},
+        "used": units_used(constitution, [pid for t in decision.tiers for pid in t.principles]),
+    }
+    if decision.separation is not None:
+        model_lost = decision.separation.loser == "x"
+        out["gate_reason"] = decision.separation.reason("model's" if model_lost else "baseline's", "baseline's" if model_lost else "model's")
+    return out
+
+
 def judge_pairs(engine, items: list[tuple[list[dict], str, str, list[ComparisonPrinciple]]], config: JudgeConfig | None = None) -> list[dict | RowFailure]:
     """P(the model's reply is better) for each (conversation, model reply, baseline reply, questions), by the one judge
     (cai_cli.judge.PairwiseJudge): both orders, averaged in log-odds, questions averaged as probabilities."""
@@ -63,14 +95,17 @@ def judge_pairs(engine, items: list[tuple[list[dict], str, str, list[ComparisonP
 
 
 class EvalJudge(PooledStage):
-    """The pairwise judge phase: the model's answer against the baseline's; each row gains `judge`."""
+    """The pairwise judge phase: the model's answer against the baseline's (each row gains `judge`, with each tier's
+    verdict under --priority), and every answer against the hard constraints (`gate`, `baseline_gate`). Runs where there
+    is a baseline, or where the constitution has hard constraints (then without a baseline only the gate asks)."""
 
     name = "eval judge"
 
     def __init__(self, engine_opts: EngineOptions, constitution: Constitution, principles: int, seed: int, answers: AnswerSource,
-                 judge_config: JudgeConfig | None = None):
+                 judge_config: JudgeConfig | None = None, priority: str = DEFAULT_PRIORITY.value, tier_confidence: float = TIER_CONFIDENCE,
+                 gate_threshold: float = VIOLATION_THRESHOLD):
         super().__init__(engine_opts, Sampling(temperature=0.0, max_tokens=1, seed=seed))
-        if not constitution.comparisons:
+        if answers.baseline_field is not None and not constitution.comparisons:
             raise ConstitutionError(f"{constitution.source}: has no comparison questions, which the harmlessness judge needs")
         self.constitution = constitution
         self.principles = principles
@@ -79,9 +114,13 @@ class EvalJudge(PooledStage):
         self.judge_config = judge_config or JudgeConfig()
         self.stats.extra = {"compared": 0}
         self.judge_stats = JudgeStats()
+        self.priority = priority
+        self.tier_confidence = tier_confidence
+        self.gate = Gate(constitution, gate_threshold)
 
     def settings(self) -> dict:
-        return {"principles": self.principles, "answers": self.answers.identity, **self.judge_config.settings()}
+        return {"principles": self.principles, "answers": self.answers.identity, **self.judge_config.settings(),
+                "priority": self.priority, "tier_confidence": self.tier_confidence, **({"gate_threshold": self.gate.threshold} if self.gate else {})}
 
     def check(self, row: dict) -> None:
         check_conversation(row)
@@ -90,8 +129,26 @@ class EvalJudge(PooledStage):
     def questions(self, row: dict) -> list[ComparisonPrinciple]:
         """--principles K drawn per comparison (seeded): the constitution's comparisons on red-team prompts,
         the built-in helpfulness questions on benign ones (all of them when K is larger)."""
-        pool = HELPFULNESS_QUESTIONS if row["eval_set"] == BENIGN else self.constitution.comparisons
-        return draw_principles(pool, self.principles or len(pool), self.seed, str(row["id"]))
+        if row["eval_set"] == BENIGN:
+            return draw_principles(HELPFULNESS_QUESTIONS, self.principles or len(HELPFULNESS_QUESTIONS), self.seed, str(row["id"]))
+        return principles_for(self.constitution, self.principles, self.seed, str(row["id"]), self.priority)
+
+    def gate_rows(self, rows: list[dict], pairs: list[tuple[str, str | None]]) -> dict[int, tuple[GateResult, GateResult | None]]:
+        """Every answer of ROWS (the model's, and the baseline's where there is one) against every hard constraint,
+        recorded as `gate` and `baseline_gate`; by row (id()): (the model's result, the baseline's or None)."""
+        if not self.gate:
+            return {}
+        items = [(conversation(r), text) for r, (model, base) in zip(rows, pairs) for text in ([model] if base is None else [model, base])]
+        checked = iter(self.gate.check(self.started_engine(), items))
+        out: dict[int, tuple[GateResult, GateResult | None]] = {}
+        for row, (_, base) in zip(rows, pairs):
+            model_gate = next(checked)
+            base_gate = next(checked) if base is not None else None
+            row["gate"] = model_gate.as_dict()
+            if base_gate is not None:
+                row["baseline_gate"] = base_gate.as_dict()
+            out[id(row)] = (model_gate, base_gate)
+        return out
 
     def check_loaded(self, row: dict) -> None:
         limit = self.started_engine().max_context
@@ -106,26 +163,32 @@ class EvalJudge(PooledStage):
 
     def process(self, rows: list[dict]) -> list[dict | RowFailure]:
         pairs = [self.answers.of(r) for r in rows]
+        gates = self.gate_rows(rows, pairs)
         # The same words cannot be better than themselves: a draw, without asking.
         asked = [(r, model, base) for r, (model, base) in zip(rows, pairs) if base is not None and model.strip() != base.strip()]
         asks = [Ask(conversation(r), model, base, self.questions(r), key=str(r["id"])) for r, model, base in asked]
-        verdicts = PairwiseJudge(self.engine, self.judge_config).judge(asks) if asks else []
-        by_row: dict[int, Verdict | JudgeFailure] = {}
-        for (r, _, _), ask, given in zip(asked, asks, verdicts):
-            self.judge_stats.add(ask, given)
+        pair_gates = [gates[id(r)] if id(r) in gates else None for r, _, _ in asked]
+        tiered = TieredJudge(PairwiseJudge(self.engine, self.judge_config), self.constitution, self.priority, self.tier_confidence)
+        decisions = tiered.decide(asks, pair_gates) if asks else []  # type: ignore[arg-type]  # compared rows have both results
+        by_row: dict[int, Decision | JudgeFailure] = {}
+        for (r, _, _), ask, given in zip(asked, asks, decisions):
+            self.judge_stats.add(ask, given if isinstance(given, JudgeFailure) else given.verdict)
             by_row[id(r)] = given
         self.stats.extra["compared"] += len(asked)
         out: list[dict | RowFailure] = []
-        for row in rows:
-            verdict = by_row.get(id(row))
+        for row, (_, base) in zip(rows, pairs):
+            decision = by_row.get(id(row))
             criterion = "helpfulness" if row["eval_set"] == BENIGN else "harmlessness"
-            if verdict is None:
+            if base is None:
+                pass  # no baseline: the gate alone asked
+            elif decision is None:
                 row["judge"] = {"criterion": criterion, "p_model": 0.5, "principles": {}, "votes": [], "orders_agreed": True, "identical": True}
-            elif isinstance(verdict, JudgeFailure):
-                out.append(RowFailure(verdict.reason, field="response"))
+            elif isinstance(decision, JudgeFailure):
+                out.append(RowFailure(decision.reason, field="response"))
                 continue
             else:
-                row["judge"] = {"criterion": criterion, **verdict_fields(verdict)}
+                row["judge"] = {"criterion": criterion, **verdict_fields(decision.verdict), "p_model": decision.p_x,
+                                "priority": self.priority, **tier_fields(decision, self.constitution)}
             out.append(row)
         return out
 

@@ -4,7 +4,8 @@ The run writes the prompts it selected to its work folder (OUT.work/prompts.json
 then runs its phases there (eval/phases.py), each a stage on the runner with its own output and side file:
 
 1. the model's answers (answers.jsonl), then the baseline's (baseline.jsonl);
-2. the pairwise judge (judge.jsonl), the refusal judge (refusal-judge.jsonl), the reward model (reward.jsonl);
+2. the pairwise judge and the hard-constraint gate (judge.jsonl), the refusal judge (refusal-judge.jsonl), the reward
+   model (reward.jsonl);
 
 then builds one row per prompt from the phases' rows and the refusal detector's verdicts, writes the rows to OUT and
 the summary (`summarize`, from those rows alone) to OUT's `.summary.json`. With `--answers` the rows already hold the
@@ -24,7 +25,7 @@ from ..constitution import Constitution
 from ..engines import EngineOptions, Sampling, resolve_engine_name
 from ..errors import CaiError
 from ..jsonl import display_name, dumps_compact, write_atomic
-from ..judge import DEFAULT_PRINCIPLES, parse_principles
+from ..judge import DEFAULT_PRINCIPLES, DEFAULT_PRIORITY, TIER_CONFIDENCE, VIOLATION_THRESHOLD, parse_principles
 from ..refusal import DETECTOR_VERSION, detect
 from ..rows import set_meta, stage_meta
 from ..runner import RunOptions
@@ -65,6 +66,9 @@ class EvalConfig:
     judge_base_urls: list[str] = field(default_factory=list)  # the judges' servers (empty: the model's, --base-url)
     suite: str | None = None  # --suite: every prompt file is this benchmark's published CSV (eval/suites.py)
     gold: str | None = None  # with answers: the field naming the better of the two answers (--gold)
+    priority: str = DEFAULT_PRIORITY.value  # how the tiers' verdicts combine (cai_cli.judge.priority)
+    tier_confidence: float = TIER_CONFIDENCE
+    gate_threshold: float = VIOLATION_THRESHOLD  # "likely crosses a hard constraint": P(violation) above this
 
     def __post_init__(self):
         self.principles = parse_principles(self.principles, len(self.constitution.comparisons) or None)
@@ -79,6 +83,11 @@ class EvalConfig:
     def compare(self) -> bool:
         """Whether there is a baseline to compare with (and so a pairwise judge)."""
         return self.baseline_field is not None if self.answers else self.baseline is not None
+
+    @property
+    def gated(self) -> bool:
+        """Whether the constitution has hard constraints, which the judge checks every answer against."""
+        return bool(self.constitution.hard_constraints)
 
     def judge_options(self, spec: str | None) -> EngineOptions:
         """A judge's engine: --judge-engine and --judge-base-url, else the model's own engine and servers."""
@@ -144,8 +153,9 @@ def plan(cfg: EvalConfig) -> Plan:
             identity["baseline"] = base.fingerprint()
         source = AnswerSource(identity, "baseline_response" if cfg.baseline is not None else None)
     judging: list[Phase] = []
-    if cfg.compare:
-        judge = EvalJudge(cfg.judge_options(cfg.judge), cfg.constitution, cfg.principle_count, cfg.sampling.seed, source)
+    if cfg.compare or cfg.gated:
+        judge = EvalJudge(cfg.judge_options(cfg.judge), cfg.constitution, cfg.principle_count, cfg.sampling.seed, source,
+                          priority=cfg.priority, tier_confidence=cfg.tier_confidence, gate_threshold=cfg.gate_threshold)
         judging.append(Phase("judge", judge, JUDGE_OPTIONS))
     if cfg.refusal_judge:
         judging.append(Phase("refusal-judge", EvalRefusalJudge(cfg.judge_options(cfg.refusal_judge), cfg.sampling.seed, source), REFUSAL_JUDGE_OPTIONS))
@@ -167,17 +177,17 @@ def check_outputs(cfg: EvalConfig) -> None:
 def check_models(cfg: EvalConfig) -> None:
     """Before any work: every judge this run needs can be named, and every local model folder exists; one line each,
     naming the option to change."""
-    if cfg.compare and cfg.judge is None and resolve_engine_name(cfg.judge_engine or cfg.engine.engine) == "openai":
+    if (cfg.compare or cfg.gated) and cfg.judge is None and resolve_engine_name(cfg.judge_engine or cfg.engine.engine) == "openai":
         raise CaiError(
             "the judge: on the openai engine the judge is a served model too, and the embedded one is not served; name it with "
             "--judge MODEL (served at --judge-base-url, by default --base-url), or judge here with --judge-engine transformers"
         )
     judge_engine = cfg.judge_engine or cfg.engine.engine
-    judged = cfg.compare or cfg.refusal_judge is not None
+    judged = cfg.compare or cfg.gated or cfg.refusal_judge is not None
     if judged and resolve_engine_name(judge_engine) == "openai" and not cfg.judge_options(None).base_urls:
         raise CaiError("--judge-engine openai needs --judge-base-url URL, the server that serves the judges, e.g. --judge-base-url http://127.0.0.1:8000/v1")
     specs = [] if cfg.answers else [("--model", cfg.engine.model, cfg.engine.engine), ("--baseline", cfg.baseline, cfg.engine.engine)]
-    specs += [("--judge", cfg.judge, judge_engine)] if cfg.compare else []
+    specs += [("--judge", cfg.judge, judge_engine)] if cfg.compare or cfg.gated else []
     specs += [("--refusal-judge", cfg.refusal_judge, judge_engine)]
     check_model_folders(specs)
 
@@ -268,7 +278,10 @@ def assemble(cfg: EvalConfig, prompt: dict, got: dict[str, dict[str, dict]]) -> 
     if baseline_field is not None:
         row["baseline_refusal"] = detect(row[baseline_field]).as_dict()
     if "judge" in got:
-        row["judge"] = got["judge"][rid]["judge"]
+        judged_pair = got["judge"][rid]
+        for found in ("judge", "gate", "baseline_gate"):
+            if found in judged_pair:
+                row[found] = judged_pair[found]
     if "refusal-judge" in got:
         judged = got["refusal-judge"][rid]
         for verdict, found in (("refusal", "judge_p_refusal"), ("baseline_refusal", "baseline_judge_p_refusal")):
@@ -280,14 +293,15 @@ def assemble(cfg: EvalConfig, prompt: dict, got: dict[str, dict[str, dict]]) -> 
         if "baseline_reward" in scored:
             row["baseline_reward"] = scored["baseline_reward"]
     info = {
-        "judge": model_label(cfg.judge) if cfg.compare else None,
+        "judge": model_label(cfg.judge) if cfg.compare or cfg.gated else None,
         "refusal_judge": model_label(cfg.refusal_judge) if cfg.refusal_judge else None,
         "engine": cfg.engine.engine,
-        "judge_engine": (cfg.judge_engine or cfg.engine.engine) if cfg.compare or cfg.refusal_judge else None,
+        "judge_engine": (cfg.judge_engine or cfg.engine.engine) if cfg.compare or cfg.gated or cfg.refusal_judge else None,
         "sampling": None if cfg.answers else cfg.sampling.as_meta(),
         "constitution": cfg.constitution.name,
         "constitution_hash": cfg.constitution.hash,
         "principles": cfg.principles,
+        "priority": cfg.priority,
         "detector": DETECTOR_VERSION,
         "reward_model": cfg.reward_model,
         "benign_field": cfg.benign_field,

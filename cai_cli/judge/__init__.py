@@ -1,7 +1,9 @@
 """The one AI judge: maths.py (log-odds, both orders, the ensemble, the clamp, ranking, the scored yes/no pair),
 prompts.py (the question in both layouts), examples.py (--judge-examples files), principles.py (which principles
-a comparison asks), pairwise.py (PairwiseJudge, which `cai label-prefs` and `cai eval` both judge through) and
-stats.py (the judge's bias).
+a comparison asks), pairwise.py (PairwiseJudge, which `cai label-prefs` and `cai eval` both judge through),
+stats.py (the judge's bias), gate.py (the hard-constraint gate), request_harm.py (is the request harmful?),
+priority.py (--priority: how the tiers' verdicts combine), tiers.py (TieredJudge: questions per tier, the gate
+first) and rewards.py (per-tier scores and violation probabilities of completions, for RL).
 
 A judgment asks a comparison principle as a multiple-choice question with the two responses as
 options (A) and (B), and reads the judge's answer as the log-probs of the option tokens (no
@@ -36,6 +38,7 @@ Formats (`--format`):
 """
 
 from .examples import load_judge_examples, parse_transcript
+from .gate import VIOLATION_THRESHOLD, Gate, GateResult, Separation, separate
 from .maths import (
     COT_CLAMP,
     MAX_LOGODDS,
@@ -55,6 +58,7 @@ from .maths import (
 )
 from .pairwise import Ask, JudgeConfig, JudgeFailure, PairwiseJudge, Verdict, Vote
 from .principles import DEFAULT_PRINCIPLES, SALT, draw_principles, parse_principles
+from .priority import DEFAULT_PRIORITY, TIER_CONFIDENCE, Priority, TierVerdict, combine, parse_tier_confidence
 from .prompts import (
     ANSWER_PREFIX,
     PLAIN_STOP,
@@ -67,10 +71,13 @@ from .prompts import (
     with_plain_stop,
 )
 from .stats import JudgeStats, calibration_line, comparison_record, gold_agreement
+from .tiers import Decision, TieredJudge, askable, principles_for, tier_pools
 
 __all__ = [
-    "ANSWER_PREFIX", "COT_CLAMP", "DEFAULT_PRINCIPLES", "MAX_LOGODDS", "PLAIN_STOP", "SALT", "YES_NO",
-    "Ask", "JudgeConfig", "JudgeExample", "JudgeFailure", "JudgeFormat", "JudgeStats", "PairwiseJudge", "Verdict", "Vote",
+    "ANSWER_PREFIX", "COT_CLAMP", "DEFAULT_PRINCIPLES", "DEFAULT_PRIORITY", "MAX_LOGODDS", "PLAIN_STOP", "SALT", "TIER_CONFIDENCE",
+    "VIOLATION_THRESHOLD", "YES_NO",
+    "Ask", "Decision", "Gate", "GateResult", "Priority", "Separation", "TierVerdict", "TieredJudge", "askable", "combine",
+    "parse_tier_confidence", "principles_for", "separate", "tier_pools", "JudgeConfig", "JudgeExample", "JudgeFailure", "JudgeFormat", "JudgeStats", "PairwiseJudge", "Verdict", "Vote",
     "calibration_line", "clamp_p", "comparison_record", "draw_principles", "ensemble", "judge_messages", "load_judge_examples", "logit", "logodds", "orders_disagree",
     "gold_agreement", "orient", "pair_logodds", "parse_answer", "parse_clamp", "parse_min_confidence", "parse_principles", "parse_transcript",
     "plain_prompt", "question_text", "rank", "sigmoid", "with_plain_stop", "yes_no_pairs",

@@ -31,9 +31,13 @@ PLAIN_STOP = ["\n\nHuman:"]  # a base model continuing plain text would go on to
 HEADER = "Consider the following conversation between a human and an assistant:"
 
 
+# The row's system message is the operator's instructions (a principal beside the user): the judge sees it named so.
+ROLE_NAMES = {"user": "Human", "assistant": "Assistant", "system": "Operator (the system message that deployed the assistant)"}
+
+
 def format_conversation(conv: Sequence[dict]) -> str:
-    names = {"user": "Human", "assistant": "Assistant", "system": "System"}
-    return "\n\n".join(f"{names.get(m['role'], m['role'])}: {m['content']}" for m in conv)
+    """The conversation as "Human: ..." / "Assistant: ..." paragraphs; a system message is shown as the operator's."""
+    return "\n\n".join(f"{ROLE_NAMES.get(m['role'], m['role'])}: {m['content']}" for m in conv)
 
 
 def question_block(conv: Sequence[dict], question: str, first: str, second: str) -> str:

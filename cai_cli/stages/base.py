@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from ..engines import Engine, EngineOptions, Sampling, load_engine, resolve_engine_name
 from ..errors import RowFailure
-from ..rows import conversation
+from ..rows import conversation, input_digest, stable_hash
 from ..runner import StageStats
 
 
@@ -16,6 +16,7 @@ class EngineStage:
         self.sampling = sampling
         self.engine: Engine | None = None
         self.stats = StageStats()
+        self._settings_hash: str | None = None
 
     def start(self) -> None:
         if self.engine is None:
@@ -71,6 +72,22 @@ class EngineStage:
         if constitution is None or constitution.source.startswith("builtin:"):
             return {}
         return {"the constitution": constitution.source}
+
+    def settings_hash(self) -> str:
+        """A hash of what makes rows besides the input and the constitution: the model's identity, the engine, the
+        sampling and settings(). Recorded per row (meta.<stage>.settings_hash), so `--amend` copies only rows made
+        the same way."""
+        from ..resume import model_identity
+
+        engine = resolve_engine_name(self.engine_opts.engine)
+        model = model_identity(engine, self.engine_opts.model, list(self.engine_opts.base_urls))
+        return stable_hash({"model": model, "engine": [engine, self.engine_opts.dtype], "sampling": self.sampling.as_meta(), "settings": self.settings()})
+
+    def amend_keys(self, row: dict) -> dict:
+        """What meta.<stage> records for `--amend`: the input row's digest and settings_hash() (computed once)."""
+        if self._settings_hash is None:
+            self._settings_hash = self.settings_hash()
+        return {"input_hash": input_digest(row), "settings_hash": self._settings_hash}
 
     def fingerprint(self) -> dict:
         """Everything of this stage that changes its rows, for the side file (see cai_cli/resume.py)."""

@@ -3,15 +3,27 @@
 Which principle (a list's critique pair, or a document's section) is the router's choice
 (constitution/routing.py): by relevance to the conversation and tier, or uniformly as in the original
 method. A row with a system message shows the operator's instructions with the critique request.
+
+Two checks come first, each a scored yes/no pair asked of the model itself (cai_cli.judge):
+- the hard-constraint gate (judge/gate.py): the response is checked against every hard constraint of the
+  constitution; where it likely crosses one, this round critiques it against that constraint instead of a drawn
+  principle (routing "hard-constraint", the round says why). Every round records the gate's probabilities.
+- is the request harmful? (judge/request_harm.py): asked where the response declined and a principle meant for
+  over-refusals (`when: refused`) could be drawn; such principles are drawn only where the request is judged
+  harmless, so a correct refusal of a harmful request is never critiqued for refusing. The round records it.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 
-from ..constitution import Constitution, FewShotExample, examples_hash
-from ..constitution.routing import Route, Router, Routing, conversation_text
+from ..constitution import Constitution, CritiquePrinciple, FewShotExample, examples_hash
+from ..constitution.requests import constraint_principle
+from ..constitution.routing import Router, Routing, conversation_text
 from ..errors import ConstitutionError, RowFailure
+from ..judge.gate import VIOLATION_THRESHOLD, Gate, GateResult
+from ..judge.request_harm import HARMLESS_BELOW, judged_harmless, p_harmful
 from ..prompts import critique_messages, with_operator
 from ..rows import (
     FieldProblem,
@@ -77,19 +89,54 @@ class FewShotStage(EngineStage):
         return {"few_shot": shown, "few_shot_available": len(self.examples), "few_shot_source": self.examples_source}
 
 
+# A round's `routing` where the gate, not the router, chose its principle.
+GATE_ROUTING = "hard-constraint"
+
+
+@dataclass(frozen=True)
+class HarmAsked:
+    """The harmful-request judgement of one row: P(harmful), None where the model gave neither answer any probability."""
+
+    p_harmful: float | None
+
+
+@dataclass
+class Pick:
+    """What one row's round critiques against, and why."""
+
+    principle: CritiquePrinciple
+    routing: str  # "relevance" | "uniform" | GATE_ROUTING
+    relevance: float | None
+    label: str  # the refusal detector's label of the response
+    gate: GateResult | None = None  # None: the constitution has no hard constraints
+    gated: str | None = None  # why the gate chose this round's principle
+    request_harm: dict | None = None  # the harmful-request judgement, where it was asked
+
+
 class Critique(FewShotStage):
     name = "critique"
 
     def __init__(self, engine_opts, sampling, constitution: Constitution, few_shot: int | None = None,
                  examples: Sequence[FewShotExample] | None = None, examples_source: str | None = None,
-                 routing: Routing | None = None):
+                 routing: Routing | None = None, gate_threshold: float = VIOLATION_THRESHOLD):
         super().__init__(engine_opts, sampling, constitution, few_shot, examples, examples_source)
         if not constitution.critiques:
             raise ConstitutionError(f"{constitution.source}: has no critique principles, which `cai critique` needs")
         self.router = Router(constitution, routing)
+        self.gate = Gate(constitution, gate_threshold)
+        self.stats.extra = {"gated": 0, "over_refusal_left_out": 0}
 
     def settings(self) -> dict:
-        return {**super().settings(), "routing": self.router.routing.value}
+        return {**super().settings(), "routing": self.router.routing.value, **({"gate_threshold": self.gate.threshold} if self.gate else {})}
+
+    def summary(self) -> str:
+        e = self.stats.extra
+        parts = []
+        if self.gate:
+            parts.append(f"{e['gated']} rounds on a hard constraint the response likely crosses")
+        if e["over_refusal_left_out"]:
+            parts.append(f"over-refusal principles left out on {e['over_refusal_left_out']} refusals of requests not judged clearly harmless")
+        return ", ".join(parts)
 
     def check(self, row: dict) -> None:
         check_conversation(row)
@@ -98,69 +145,118 @@ class Critique(FewShotStage):
         if rounds and "revision" not in rounds[-1]:
             raise FieldProblem(f"rounds[{len(rounds) - 1}]", "the last round has a critique but no revision yet; run `cai revise` first")
 
-    def pick(self, row: dict) -> tuple[Route, str]:
-        """The route for this row and round (the principle, drawn with the seed among those whose `when` holds for
-        its response and conversation, and its relevance), and the refusal detector's label of that response."""
+    def over_refusal_principles(self, label: str, operator: bool) -> list[CritiquePrinciple]:
+        """The principles meant for over-refusals (`when: refused`) that could be drawn for this response."""
+        return [p for p in self.constitution.critiques if p.when == "refused" and p.applies_to(label, operator)]
+
+    def pick(self, row: dict, label: str | None = None, gate: GateResult | None = None, harm: HarmAsked | None = None) -> Pick:
+        """The principle for this row and round. GATE: the response's gate result (a constraint it likely crosses
+        takes the round). HARM: the harmful-request judgement where it was asked (None: not asked, every principle
+        whose `when` holds may be drawn). Otherwise the router draws, with the seed, among those whose `when` holds
+        for the response (LABEL, the refusal detector's) and the conversation."""
         from ..refusal import detect
 
-        label = detect(row["response"]).label
+        label = label or detect(row["response"]).label
+        if gate is not None and gate.crossed:
+            cid = gate.crossed[0]
+            constraint = next(h for h in self.constitution.hard_constraints if h.id == cid)
+            why = f"P(violation) {gate.violations[cid]:.2f} > {gate.threshold}: this round critiques the response against hard constraint '{cid}'"
+            return Pick(constraint_principle(self.constitution, constraint), GATE_ROUTING, None, label, gate, why)
         operator = operator_instructions(row) is not None
         eligible = [p for p in self.constitution.critiques if p.applies_to(label, operator)]
+        request_harm = None
+        if harm is not None and self.over_refusal_principles(label, operator):
+            p = harm.p_harmful
+            harmless = judged_harmless(p)
+            request_harm = {"p_harmful": None if p is None else round(p, 6), "harmless_below": HARMLESS_BELOW,
+                            "over_refusal_principles": "eligible" if harmless else "left out"}
+            if not harmless:
+                eligible = [q for q in eligible if q.when != "refused"]
         if not eligible:
+            why = " (the over-refusal principles are left out: the request was not judged harmless)" if request_harm else ""
             raise RowFailure(
                 f"no critique principle of constitution '{self.constitution.name}' applies to a response labelled "
-                f"'{label}' {'with' if operator else 'without'} a system message (every principle's `when` excludes it)",
+                f"'{label}' {'with' if operator else 'without'} a system message (every principle's `when` excludes it){why}",
                 field="response",
             )
         rounds = row.get("rounds", [])
         used = [r.get("principle") for r in rounds]
         text = conversation_text(conversation(row), row["response"])
-        return self.router.route(eligible, text, self.sampling.seed, str(row["id"]), len(rounds), used), label
+        route = self.router.route(eligible, text, self.sampling.seed, str(row["id"]), len(rounds), used)
+        return Pick(route.principle, route.routing.value, route.relevance, label, gate, None, request_harm)
 
-    def request(self, row: dict, route: Route) -> str:
+    def request(self, row: dict, principle: CritiquePrinciple) -> str:
         """The critique request as shown: the principle's, then the operator's instructions where the row has some."""
-        return with_operator(route.principle.critique, operator_instructions(row))
+        return with_operator(principle.critique, operator_instructions(row))
 
     def _build(self, row: dict, request: str) -> Callable[[Sequence[FewShotExample]], list[dict]]:
         return lambda examples: critique_messages(conversation(row), row["response"], request, examples)
 
     def context_messages(self, row: dict) -> list[dict]:
-        route, _ = self.pick(row)
-        build = self._build(row, self.request(row, route))
+        """The longest conversation this row's round may show: the drawn principle's, or a hard constraint's where the
+        gate could give it one (the gate and the harm check are asked in process(), with the batch)."""
+        requests = [self.request(row, self.pick(row).principle)]
+        requests += [self.request(row, constraint_principle(self.constitution, h)) for h in self.constitution.hard_constraints]
+        build = self._build(row, max(requests, key=len))
         return build(self.examples[: self.fitting(build)])
+
+    def checks(self, rows: list[dict]) -> tuple[list[str], list[GateResult | None], list[HarmAsked | None]]:
+        """Per row: the refusal detector's label, the gate's result, and the harmful-request judgement where it is
+        needed (None where it is not asked). Each check is one batched scoring call."""
+        from ..refusal import detect
+
+        labels = [detect(row["response"]).label for row in rows]
+        gates: list[GateResult | None] = [None] * len(rows)
+        if self.gate:
+            gates = list(self.gate.check(self.started_engine(), [(conversation(r), r["response"]) for r in rows]))
+        harms: list[HarmAsked | None] = [None] * len(rows)
+        ask = [i for i, row in enumerate(rows)
+               if not (gates[i] is not None and gates[i].crossed)  # type: ignore[union-attr]
+               and self.over_refusal_principles(labels[i], operator_instructions(row) is not None)]
+        if ask:
+            for i, p in zip(ask, p_harmful(self.started_engine(), [conversation(rows[i]) for i in ask])):
+                harms[i] = HarmAsked(p)
+        return labels, gates, harms
 
     def process(self, rows: list[dict]) -> list[dict | RowFailure]:
         out: list[dict | RowFailure | None] = [None] * len(rows)
+        keys = [self.amend_keys(row) for row in rows]
+        labels, gates, harms = self.checks(rows)
         todo, convs, seeds, picks = [], [], [], []
         for i, row in enumerate(rows):
             try:
-                route, label = self.pick(row)
+                pick = self.pick(row, labels[i], gates[i], harms[i])
             except RowFailure as failure:
                 out[i] = failure
                 continue
-            request = self.request(row, route)
+            request = self.request(row, pick.principle)
             build = self._build(row, request)
             shown = self.fitting(build)
             todo.append(i)
-            picks.append((route, label, request, shown))
+            picks.append((pick, request, shown))
             convs.append(build(self.examples[:shown]))
             seeds.append(row_seed(self.sampling.seed, self.name, row["id"], len(row.get("rounds", []))))
-        for i, (route, label, request, shown), comp in zip(todo, picks, self.chat(convs, seeds) if convs else []):
+        for i, (pick, request, shown), comp in zip(todo, picks, self.chat(convs, seeds) if convs else []):
             row = rows[i]
             if comp.error:
                 out[i] = RowFailure(comp.error)
                 continue
-            principle = route.principle
+            principle = pick.principle
+            self.stats.extra["gated"] += pick.gated is not None
+            self.stats.extra["over_refusal_left_out"] += bool(pick.request_harm and pick.request_harm["over_refusal_principles"] == "left out")
             rounds = list(row.get("rounds", []))
             rounds.append({
                 "principle": principle.id,
                 **({"section": principle.section} if principle.section is not None else {}),
                 "tier": principle.tier,
-                "routing": route.routing.value,
-                "relevance": route.relevance,
+                "routing": pick.routing,
+                "relevance": pick.relevance,
                 "when": principle.when,
-                "response_label": label,
+                "response_label": pick.label,
                 "operator": operator_instructions(row) is not None,
+                **({"gate": pick.gate.as_dict()} if pick.gate is not None else {}),
+                **({"gated": pick.gated} if pick.gated is not None else {}),
+                **({"request_harm": pick.request_harm} if pick.request_harm is not None else {}),
                 "constitution_hash": self.constitution.hash,
                 "principle_hash": principle.hash,
                 "critique_request": request,
@@ -174,6 +270,7 @@ class Critique(FewShotStage):
                 **self.few_shot_meta(shown),
                 round=len(rounds),
                 finish_reason=finish_reason(comp),
+                **keys[i],
             ))
             out[i] = row
         return out  # type: ignore[return-value]

@@ -3,6 +3,9 @@
 For each pair of responses the judge is asked one or more of the constitution's comparison
 principles as a multiple-choice question, in both orders; the answer is read from the
 option tokens' log-probs (no decoding), so the label is a probability, not a parsed letter.
+With priority tiers, each tier's questions are asked and each tier's verdict kept; --priority combines them
+(cai_cli.judge.priority). Every compared response is first checked against every hard constraint (the gate,
+cai_cli.judge.gate): a response that crosses one the other does not is rejected whatever the questions say.
 The arithmetic lives in `cai_cli.judge`; see docs/label-prefs.md for the output fields.
 
 One input row gives zero (a near-tie under --min-confidence, identical responses: each returned
@@ -22,18 +25,29 @@ from typing import TYPE_CHECKING
 from ..errors import CaiError, ConstitutionError, RowFailure, choice
 from ..judge import (
     DEFAULT_PRINCIPLES,
+    DEFAULT_PRIORITY,
+    TIER_CONFIDENCE,
+    VIOLATION_THRESHOLD,
     Ask,
+    Decision,
+    Gate,
+    GateResult,
     JudgeConfig,
     JudgeExample,
     JudgeFailure,
     JudgeFormat,
     PairwiseJudge,
+    Priority,
+    TieredJudge,
+    askable,
     comparison_record,
-    draw_principles,
     orient,
+    principles_for,
     rank,
+    tier_pools,
     with_plain_stop,
 )
+from ..judge.tiers import units_used
 from ..rows import (
     FieldProblem,
     check_conversation,
@@ -86,6 +100,9 @@ class LabelConfig:
     gold: str | None = None
     examples: tuple[JudgeExample, ...] = ()
     examples_source: str | None = None
+    priority: str = DEFAULT_PRIORITY.value
+    tier_confidence: float = TIER_CONFIDENCE
+    gate_threshold: float = VIOLATION_THRESHOLD
 
     def judge_config(self) -> JudgeConfig:
         return JudgeConfig(fmt=self.fmt, swap=self.swap, cot=self.cot, clamp=self.clamp, examples=self.examples)
@@ -94,6 +111,7 @@ class LabelConfig:
         self.mode = choice(Mode, self.mode, "--mode").value
         self.pairs = choice(Pairs, self.pairs, "--pairs").value
         self.fmt = choice(JudgeFormat, self.fmt, "--format").value
+        self.priority = choice(Priority, self.priority, "--priority").value
         if self.pair is None:
             self.pair = PairSource.initial_vs_final.value if self.mode == Mode.revision_wins else PairSource.candidates.value
         self.pair = choice(PairSource, self.pair, "--pair").value
@@ -110,7 +128,7 @@ class Pair:
     p_i: float
     votes: list[dict]  # {"principle", "first": index shown as (A), "p_first", "reasoning"?}
     agreed: bool | None
-    principles: dict | None = None  # per principle: P(responses[i] beats responses[j])
+    decision: Decision | None = None  # the tiers' verdicts, who decided, the gate (None under revision-wins)
     compared: dict | None = None  # what the judge's statistics count of this comparison (judge.comparison_record)
 
 
@@ -122,23 +140,25 @@ class LabelPrefs(EngineStage):
         self.cfg = config
         self.constitution = constitution
         if config.mode == "judge":
-            if constitution is None or not constitution.comparisons:
+            if constitution is None or not askable(constitution):
                 source = constitution.source if constitution is not None else "the constitution"
                 raise ConstitutionError(
                     f"{source}: has no comparison questions, which `cai label-prefs` needs "
                     "(use a constitution with `comparisons`, or --mode revision-wins)"
                 )
-            if not 1 <= config.principles <= len(constitution.comparisons):
-                raise CaiError(f"--principles {config.principles}: the constitution has {len(constitution.comparisons)} comparison questions")
+            if not 1 <= config.principles <= askable(constitution):
+                raise CaiError(f"--principles {config.principles}: the constitution has {askable(constitution)} comparison questions")
         self.judge_cfg = config.judge_config()
         self.tally = LabelTally(config.mode, config.gold, config.min_confidence)
         self._judge: PairwiseJudge | None = None
+        self.gate = Gate(constitution, config.gate_threshold) if constitution is not None and config.mode == "judge" else None
 
     def settings(self) -> dict:
         """The options that shape the rows (for the side file's fingerprint); --gold only adds to the summary."""
         cfg = self.cfg
         return {
             "mode": cfg.mode, "pair": cfg.pair, "pairs": cfg.pairs, "principles": cfg.principles, "min_confidence": cfg.min_confidence,
+            "priority": cfg.priority, "tier_confidence": cfg.tier_confidence, **({"gate_threshold": cfg.gate_threshold} if self.gate else {}),
             **self.judge_cfg.settings(),
             "judge_examples": stable_hash([asdict(e) for e in cfg.examples]) if cfg.examples else None,
         }
@@ -228,7 +248,7 @@ class LabelPrefs(EngineStage):
             return
         texts, _ = self.responses(row)
         a, b = sorted(texts, key=len)[-2:]
-        longest = max((p.question for p in self.judge_constitution().comparisons), key=len)
+        longest = max((q.question for _, pool in tier_pools(self.judge_constitution()) for q in pool), key=len)
         # The answer prefix and the option add a handful of tokens; the reasoning adds up to --max-tokens.
         used = judge.prompt_tokens(conversation(row), longest, a, b) + 16 + (self.sampling.max_tokens if self.cfg.cot else 0)
         if used > limit:
@@ -243,14 +263,29 @@ class LabelPrefs(EngineStage):
         return self.constitution
 
     def principles_for(self, row_id: str, i: int, j: int) -> list[ComparisonPrinciple]:
-        """K principles drawn per comparison (seeded by --seed), so the ensemble spreads over the constitution."""
-        return draw_principles(self.judge_constitution().comparisons, self.cfg.principles, self.sampling.seed, f"{row_id}:{i}-{j}")
+        """The questions one comparison asks (cai_cli.judge.tiers): K per tier under holistic and strict, K of all
+        under flat, drawn per comparison (seeded by --seed), so the ensemble spreads over the constitution."""
+        return principles_for(self.judge_constitution(), self.cfg.principles, self.sampling.seed, f"{row_id}:{i}-{j}", self.cfg.priority)
+
+    def gate_results(self, rows: list[dict]) -> list[dict[str, GateResult]]:
+        """Per row, each compared response's gate result (by text; every response once), in one scoring call."""
+        if not self.gate:
+            return [{} for _ in rows]
+        items = [(r, text) for r, row in enumerate(rows) for text in dict.fromkeys(self.responses(row)[0])]
+        checked = self.gate.check(self.started_engine(), [(conversation(rows[r]), text) for r, text in items])
+        out: list[dict[str, GateResult]] = [{} for _ in rows]
+        for (r, text), result in zip(items, checked):
+            out[r][text] = result
+        return out
 
     def judge(self, rows: list[dict]) -> list[list[Pair] | RowFailure]:
         """Every pair each row needs (identical responses are not asked: they tie by definition)."""
         asks: list[Ask] = []
         where: list[tuple[int, int, int]] = []  # (row index, i, j) per ask
         plans: list[list[tuple[int, int]]] = []
+        started = time.monotonic()
+        gates = self.gate_results(rows)
+        pair_gates: list[tuple[GateResult, GateResult] | None] = []
         for r, row in enumerate(rows):
             texts, _ = self.responses(row)
             if self.cfg.pair == "initial-vs-final":
@@ -263,22 +298,25 @@ class LabelPrefs(EngineStage):
                 key = f"{row['id']}:{i}-{j}"
                 asks.append(Ask(conversation(row), texts[i], texts[j], self.principles_for(str(row["id"]), i, j), key=key))
                 where.append((r, i, j))
+                pair_gates.append((gates[r][texts[i]], gates[r][texts[j]]) if gates[r] else None)
         if not asks:
+            self.tally.judge_seconds += time.monotonic() - started
             return [[] for _ in rows]
-        started = time.monotonic()
-        verdicts = self.pairwise_judge().judge(asks)
+        tiered = TieredJudge(self.pairwise_judge(), self.judge_constitution(), self.cfg.priority, self.cfg.tier_confidence)
+        decisions = tiered.decide(asks, pair_gates)
         self.tally.judge_seconds += time.monotonic() - started
         self.tally.compared_here += len(asks)
 
         field = "candidates" if self.cfg.pair == "candidates" else "response"
         failed: dict[int, RowFailure] = {}
         by_pair: dict[tuple[int, int, int], Pair] = {}
-        for (r, i, j), ask, verdict in zip(where, asks, verdicts):
-            if isinstance(verdict, JudgeFailure):
-                failed.setdefault(r, RowFailure(verdict.reason, field=field))
+        for (r, i, j), ask, decision in zip(where, asks, decisions):
+            if isinstance(decision, JudgeFailure):
+                failed.setdefault(r, RowFailure(decision.reason, field=field))
                 continue
-            votes = [{"principle": v.principle, "first": i if v.x_first else j, "p_first": v.p_first, **({"reasoning": v.reasoning} if v.reasoning is not None else {})} for v in verdict.votes]
-            by_pair[(r, i, j)] = Pair(i, j, verdict.p_x, votes, verdict.orders_agreed, verdict.principles, comparison_record(ask, verdict))
+            votes = [{"principle": v.principle, "first": i if v.x_first else j, "p_first": v.p_first, **({"reasoning": v.reasoning} if v.reasoning is not None else {})}
+                     for v in decision.verdict.votes]
+            by_pair[(r, i, j)] = Pair(i, j, decision.p_x, votes, decision.verdict.orders_agreed, decision, comparison_record(ask, decision.verdict))
         return [failed[r] if r in failed else [by_pair[(r, i, j)] for i, j in wanted] for r, wanted in enumerate(plans)]
 
     # ------------------------------------------------------------------ rows out
@@ -286,14 +324,15 @@ class LabelPrefs(EngineStage):
     def process(self, rows: list[dict]) -> list[Outcome]:
         """Per input row, its pairs: one output row each (a Dropped row for a pair left out), and a Tally of what the
         summary counts beyond them (every comparison made, the gold answer); or a RowFailure."""
+        keys = [self.amend_keys(row) for row in rows]
         judged = self.judge(rows) if self.cfg.mode == "judge" else [None] * len(rows)
         out: list[Outcome] = []
-        for row, pairs in zip(rows, judged):
+        for row, pairs, key in zip(rows, judged, keys):
             if isinstance(pairs, RowFailure):
                 out.append(pairs)
                 continue
             entries, scored = self._revision_wins(row) if pairs is None else (self._entries(row, pairs), pairs)
-            set_meta(row, self.name, self._provenance())
+            set_meta(row, self.name, {**self._provenance(), **key})
             rows_out: list = []
             for e in entries:
                 pair_row = {**row, **{k: v for k, v in e.items() if k != "dropped"}}
@@ -392,7 +431,31 @@ class LabelPrefs(EngineStage):
              **({"reasoning": v["reasoning"]} if "reasoning" in v else {})}
             for v in pair.votes
         ]
-        return self._entry(row, texts, sources, chosen, rejected, p_chosen, {"votes": votes, "orders_agreed": pair.agreed, **(extra or {})})
+        tiers = self._tier_fields(pair.decision, chosen == pair.i) if pair.decision is not None else {}
+        return self._entry(row, texts, sources, chosen, rejected, p_chosen, {"votes": votes, "orders_agreed": pair.agreed, **tiers, **(extra or {})})
+
+    def _tier_fields(self, decision: Decision, chosen_is_x: bool) -> dict:
+        """preference's record of the tiers, the gate and what the label was made from, from the chosen side."""
+
+        def oriented(p: float) -> float:
+            return round(p if chosen_is_x else 1.0 - p, 6)
+
+        constitution = self.judge_constitution()
+        fields: dict = {
+            "priority": self.cfg.priority,
+            "decided_by": decision.decided_by,
+            "tiers": {t.tier: {"p_chosen": oriented(t.p_x), "principles": {pid: oriented(p) for pid, p in t.principles.items()}} for t in decision.tiers},
+        }
+        if decision.gate is not None:
+            x, y = decision.gate
+            chosen, rejected = (x, y) if chosen_is_x else (y, x)
+            fields["gate"] = {
+                "chosen": chosen.as_dict()["violations"], "rejected": rejected.as_dict()["violations"], "threshold": chosen.threshold,
+                **({"reason": decision.separation.reason("rejected", "chosen")} if decision.separation is not None else {}),
+            }
+        fields["constitution_hash"] = constitution.hash
+        fields["used"] = units_used(constitution, [pid for t in decision.tiers for pid in t.principles])
+        return fields
 
     def _provenance(self) -> dict:
         cfg = self.cfg
@@ -414,6 +477,9 @@ class LabelPrefs(EngineStage):
             clamp=list(cfg.clamp) if cfg.clamp else None,
             clamp_applies_to="each principle, after its two orders are combined" if cfg.clamp else None,
             min_confidence=cfg.min_confidence,
+            priority=cfg.priority,
+            tier_confidence=cfg.tier_confidence,
+            gate_threshold=cfg.gate_threshold if self.gate else None,
             judge_examples=len(cfg.examples),
             judge_examples_source=cfg.examples_source,
         )

@@ -1,8 +1,10 @@
 """What label-prefs counts and reports: pairs kept and dropped (and why), pairs with a side cut at --max-tokens,
-the judge's bias (cai_cli.judge.JudgeStats) and speed, and accuracy against --gold with a Wilson interval; as the
-summary line and as OUT.summary.json (which the runner writes). Against --gold the judge's calibration too
-(cai_cli.judge.gold_agreement: the expected calibration error over binned p_chosen, drawn by `cai report` as a
-reliability diagram).
+the judge's bias (cai_cli.judge.JudgeStats) and speed, accuracy against --gold with a Wilson interval and the judge's
+calibration (cai_cli.judge.gold_agreement: the expected calibration error over binned p_chosen, drawn by `cai report`
+as a reliability diagram), and, per priority tier, how often it decided the label and how often its own verdict
+agreed with the label (and how often the hard-constraint gate decided, and how often each constraint was likely
+crossed); as the summary line and as OUT.summary.json (which the runner writes). The tier and gate counts are read from each
+pair's `preference`, so rows copied by --amend count like recomputed ones.
 
 Everything but the speed is counted from the finished rows (`recount`, which the runner calls once per finished
 input row, in input order): the rows, the dropped rows, and the row's tally (every pair the judge compared and
@@ -29,6 +31,10 @@ class LabelTally:
         self.judge_stats = JudgeStats()
         self.judge_seconds = 0.0  # this run's time in the judge, and the comparisons it made there (its speed)
         self.compared_here = 0
+        self.tiers: dict[str, dict[str, int]] = {}  # tier -> {"asked", "decided", "agreed", "tied"}
+        self.decided_by: dict[str, int] = {}  # "hard-constraint", "several tiers", or "flat" -> pairs
+        self.crossed: dict[str, int] = {}  # constraint -> compared responses that likely cross it
+        self.gated_responses = 0
 
     def recount(self, rows: list[dict], dropped: list[dict], tallies: list[dict]) -> None:
         """One finished input row: its pairs (kept and dropped) and its tally (the comparisons, the gold answer)."""
@@ -47,6 +53,45 @@ class LabelTally:
         else:
             self.counts["kept"] += 1
             self.counts["truncated"] += bool(entry["preference"].get("truncated"))
+        self.add_tiers(entry.get("preference") or {})
+
+    def add_tiers(self, pref: dict) -> None:
+        """A judged pair's tier verdicts, who decided its label, and its gate results."""
+        tiers = pref.get("tiers")
+        if not isinstance(tiers, dict):
+            return
+        decided = pref.get("decided_by")
+        for tier, verdict in tiers.items():
+            c = self.tiers.setdefault(tier, {"asked": 0, "decided": 0, "agreed": 0, "tied": 0})
+            p = float(verdict.get("p_chosen", 0.5))
+            c["asked"] += 1
+            c["decided"] += decided == tier
+            c["agreed"] += p > 0.5
+            c["tied"] += p == 0.5
+        if isinstance(decided, str) and decided.startswith("hard-constraint:"):
+            key = "hard-constraint"
+        elif decided is None:
+            key = "flat" if pref.get("priority") == "flat" else "several tiers"
+        else:
+            key = None
+        if key is not None:
+            self.decided_by[key] = self.decided_by.get(key, 0) + 1
+        gate = pref.get("gate")
+        if isinstance(gate, dict):
+            threshold = float(gate.get("threshold", 0.5))
+            for side in ("chosen", "rejected"):
+                self.gated_responses += 1
+                for cid, p in (gate.get(side) or {}).items():
+                    self.crossed[cid] = self.crossed.get(cid, 0) + (p is not None and p > threshold)
+
+    def tiers_dict(self) -> dict:
+        """Per tier: pairs asked, how often it decided the label, how often its own verdict agreed with the label."""
+        out: dict[str, Any] = {
+            tier: {**c, "agreement": round(c["agreed"] / (c["asked"] - c["tied"]), 4) if c["asked"] > c["tied"] else None}
+            for tier, c in self.tiers.items()
+        }
+        return {"tiers": out, "decided_otherwise": dict(self.decided_by),
+                **({"gate": {"responses": self.gated_responses, "crossed": dict(self.crossed)}} if self.gated_responses else {})}
 
     def add_gold(self, g: int | None, pairs: list[tuple[int, int, float]]) -> None:
         """A row's judged pairs (i, j, P(i beats j)) against its gold response G (None: the row names none)."""
@@ -72,6 +117,7 @@ class LabelTally:
             "settings": settings,
         }
         if self.mode == "judge":
+            out["priorities"] = self.tiers_dict()
             out["judge"] = self.judge_stats.as_dict()
             if self.judge_seconds > 0:
                 out["judge"]["comparisons_per_second"] = round(self.compared_here / self.judge_seconds, 3)
@@ -94,6 +140,15 @@ class LabelTally:
             parts[0] += f" ({', '.join(why)})"
         if c["truncated"]:
             parts.append(f"{c['truncated']} kept pairs with a side cut at --max-tokens (preference.truncated)")
+        if self.tiers:
+            shown = ", ".join(
+                f"{tier} decided {c['decided']}/{c['asked']}, agreed {100.0 * c['agreed'] / (c['asked'] - c['tied']):.0f}%" if c["asked"] > c["tied"]
+                else f"{tier} decided {c['decided']}/{c['asked']}"
+                for tier, c in self.tiers.items()
+            )
+            parts.append(f"tiers: {shown}")
+        if self.decided_by.get("hard-constraint"):
+            parts.append(f"{self.decided_by['hard-constraint']} pairs decided by a hard constraint")
         judge_line = self.judge_stats.line()
         if judge_line:
             parts.append(judge_line)

@@ -12,6 +12,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from ..constitution import Constitution, FewShotExample
+from ..constitution.requests import has_principle, principle_by_id
 from ..errors import RowFailure
 from ..prompts import (
     CHANGE_QUESTION,
@@ -74,13 +75,12 @@ class Revise(FewShotStage):
         if "revision" in rounds[-1]:
             raise FieldProblem(where, "the last round is already revised; run `cai critique` for a new round")
         pid = rounds[-1].get("principle")
-        ids = {p.id for p in self.constitution.critiques}
-        if pid not in ids:
+        if not isinstance(pid, str) or not has_principle(self.constitution, pid):
             raise FieldProblem(f"{where}.principle", f"{pid!r} is not a critique principle of constitution '{self.constitution.name}' (was the critique made with another --constitution?)")
 
     def _build(self, row: dict):
         last = row["rounds"][-1]
-        principle = self.constitution.critique_by_id(last["principle"])
+        principle = principle_by_id(self.constitution, last["principle"])
         return lambda examples: revision_messages(
             conversation(row), row["response"], last["critique_request"], last["critique"], principle.revision, examples
         )
@@ -111,10 +111,11 @@ class Revise(FewShotStage):
         seeds = [row_seed(self.sampling.seed, self.name, rows[i]["id"], len(rows[i]["rounds"])) for i in todo]
         completions = dict(zip(todo, self.chat(convs, seeds) if convs else []))
 
+        keys = [self.amend_keys(row) for row in rows]
         out: list[dict | RowFailure] = []
         for i, row in enumerate(rows):
             last = dict(row["rounds"][-1])
-            last["revision_request"] = self.constitution.critique_by_id(last["principle"]).revision
+            last["revision_request"] = principle_by_id(self.constitution, last["principle"]).revision
             extra: dict = {}
             if skipped[i]:
                 last["revision"] = row["response"]
@@ -148,6 +149,7 @@ class Revise(FewShotStage):
                 constitution_hash=self.constitution.hash,
                 round=len(row["rounds"]),
                 **(extra or {"few_shot": 0, "finish_reason": None}),
+                **keys[i],
             ))
             out.append(row)
         return out
