@@ -18,13 +18,14 @@ from ..engines import Dtype, EngineName
 from ..eval.suites import Suite
 from ..judge.maths import COT_CLAMP
 from ..judge.prompts import JudgeFormat
+from ..judge.reward import RewardMode
 from ..runner import OnError
 from ..stages.export import ExportFormat
 from ..stages.label_prefs import Mode, Pairs, PairSource
-from ..train.policy import Algo
+from ..train.policy import Algo, RewardSource
 from ..training_examples import Targets
 
-__all__ = ["Algo", "Dtype", "EngineName", "ExportFormat", "JudgeFormat", "Mode", "OnError", "PairSource", "Pairs", "Routing", "Shape", "Suite", "Targets"]
+__all__ = ["Algo", "Dtype", "EngineName", "ExportFormat", "JudgeFormat", "Mode", "OnError", "PairSource", "Pairs", "RewardMode", "RewardSource", "Routing", "Shape", "Suite", "Targets"]
 
 IO_PANEL = "Input and output"
 MODEL_PANEL = "Model and engine"
@@ -239,6 +240,70 @@ GoldOpt = Annotated[
 ]
 JudgeExamplesOpt = Annotated[
     Optional[str], typer.Option("--judge-examples", help="Worked judgments shown before each question: JSONL of {prompt|messages, a, b, answer: A|B}, or the paper's JSON list of {prompt, corrects, incorrects}.", rich_help_panel=JUDGE_PANEL)
+]
+
+# ---- the judge as a reward: train-policy --reward judge, score --judge ---------------------------------------------
+# The judge's own engine (one option group: train-policy and score; eval's --judge-engine/--judge-base-url mean the same).
+JUDGE_ENGINE_PANEL = "The judge's engine"
+JudgeModelOpt = Annotated[
+    Optional[str],
+    typer.Option(
+        "--judge-model", show_default="the embedded model",
+        help="The judge's model: 'embedded', a folder or a hub id; with --judge-base-url, the served model (a local folder of it, "
+        "whose tokenizer scores the options here).",
+        rich_help_panel=JUDGE_ENGINE_PANEL,
+    ),
+]
+JudgeEngineOpt = Annotated[
+    Optional[str],
+    typer.Option(
+        "--judge-engine", parser=parse_engine, metavar=f"[{'|'.join(e.value for e in EngineName)}]",
+        show_default="openai with --judge-base-url; else train-policy: transformers, score: auto",
+        help="The back end the judge runs on, apart from the policy's.", rich_help_panel=JUDGE_ENGINE_PANEL,
+    ),
+]
+JudgeBaseUrlOpt = Annotated[
+    Optional[list[str]],
+    typer.Option(
+        "--judge-base-url", help="An OpenAI-compatible server (vllm serve) the judge runs on, such as on other GPUs than the policy's "
+        "(repeat it for several replicas).", rich_help_panel=JUDGE_ENGINE_PANEL,
+    ),
+]
+RewardSourceOpt = Annotated[
+    Optional[RewardSource],
+    typer.Option(
+        "--reward", show_default="model with --reward-model",
+        help="grpo/rloo: what scores the samples. model: the reward model --reward-model DIR. judge: the constitutional judge itself, "
+        "asked at every step (one reward per priority tier, each hard constraint a penalty; see docs/training.md).",
+        rich_help_panel=TRAIN_PANEL,
+    ),
+]
+ScoreJudgeOpt = Annotated[
+    bool,
+    typer.Option(
+        "--judge", help="Score with the constitutional judge instead of a reward model: the rewards `train-policy --reward judge` "
+        "trains on (rewards: the weighted total; reward_parts: each tier and hard constraint).", rich_help_panel=JUDGE_PANEL,
+    ),
+]
+RewardModeOpt = Annotated[
+    RewardMode,
+    typer.Option(
+        "--reward-mode",
+        help="The judge's rewards. group: each completion against the others of its group (score: a row's candidates), both orders. "
+        "reference: against the row's --reference-field, both orders. pointwise: each alone, a yes/no pair per question.",
+        rich_help_panel=JUDGE_PANEL,
+    ),
+]
+RewardWeightsOpt = Annotated[
+    Optional[str],
+    typer.Option(
+        "--reward-weights", show_default="tier rank r: 3^-r; each hard constraint: 2",
+        help="W1,W2,...: the judge's rewards' weights (trl's reward_weights), tiers highest first, then each hard constraint.",
+        rich_help_panel=JUDGE_PANEL,
+    ),
+]
+ReferenceFieldOpt = Annotated[
+    str, typer.Option("--reference-field", help="--reward-mode reference: the field holding each row's reference answer.", rich_help_panel=JUDGE_PANEL)
 ]
 
 # ---- eval and report -------------------------------------------------------------------------------
