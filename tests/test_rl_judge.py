@@ -17,8 +17,8 @@ from pathlib import Path
 
 import pytest
 
-from conftest import read_jsonl, write_jsonl
-from test_train import FAST, cai
+from conftest import FAKE_ENV, ROOT, read_jsonl, write_jsonl
+from test_train import ENV, FAST, cai
 from tiny_model import CHAT_TEMPLATE, build_tiny_model
 
 CONSTITUTION = """\
@@ -349,3 +349,62 @@ def test_grpo_steps_of_the_embedded_model_with_the_embedded_judge(tmp_path):
     for seen, again in zip(samples, rescored):
         # The judge's forward passes batch the prompts differently in training and here: equal to float32 noise.
         assert again["rewards"]["candidates"] == pytest.approx(seen["rewards"]["candidates"], abs=1e-3)
+
+
+@pytest.mark.slow
+def test_two_processes_judge_a_group_split_between_them(d, judge, tmp_path):
+    """Under torchrun, one batch of one prompt per process and two completions per prompt puts each group's
+    completions on two processes: each completion is still judged against the other, every question once."""
+    import os
+    import shutil
+    import subprocess
+    import sys
+
+    (tmp_path / "rl_judge_plugin.py").write_text("from conftest import FakeEngine\nfrom test_rl_judge import judge_scorer\n"
+                                                 "FakeEngine.scorer = staticmethod(judge_scorer)\n")
+    env = {**os.environ, **ENV, **FAKE_ENV, "CAI_ENGINE_PLUGINS": "conftest,rl_judge_plugin",
+           "PYTHONPATH": os.pathsep.join([str(tmp_path), FAKE_ENV["PYTHONPATH"]])}
+    torchrun = shutil.which("torchrun", path=str(Path(sys.executable).parent))
+    out = tmp_path / "run"
+    proc = subprocess.run([torchrun, "--nproc_per_node", "2", "-m", "cai_cli", "train-policy", str(d / "prompts.jsonl"), "-o", str(out),
+                           "--model", str(d / "tiny"), "-c", str(d / "rules.yaml"), "--judge-engine", "fake", "--algo", "grpo", "--reward", "judge",
+                           "--num-generations", "2", "--max-tokens", "6", "--max-steps", "2", "--batch-size", "1", "--lr", "1e-2"],
+                          check=False, capture_output=True, text=True, cwd=ROOT, env=env, timeout=600)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert "2 processes, 1 examples each per step" in proc.stderr
+    samples = read_jsonl(out / "samples.jsonl")
+    assert [s["step"] for s in samples] == [1, 2] and all(len(s["candidates"]) == 2 for s in samples)  # one writer
+    for s in samples:
+        (a, b) = s["reward_parts"]["candidates"]
+        if s["candidates"][0] != s["candidates"][1]:
+            assert a["tier:safe"] + b["tier:safe"] == pytest.approx(1.0)  # each against the other, from both sides
+    rescored, _ = score(d, samples)
+    assert [r["rewards"] for r in rescored] == [s["rewards"] for s in samples]
+    logged = [r for r in read_jsonl(out / "metrics.jsonl") if "reward" in r]
+    assert [r["reward"] for r in logged] == pytest.approx([sum(s["rewards"]["candidates"]) / 2 for s in samples], abs=1e-5)
+
+
+@pytest.mark.slow
+def test_iterative_dpo_recipe_runs_each_iteration_in_its_own_folder(d, tmp_path):
+    """examples/iterative-dpo.mk on the fake engine and the tiny model: two iterations, the second sampling from the
+    first's model, each with its summary; a rerun has nothing to do."""
+    import os
+    import subprocess
+    import sys
+
+    out = tmp_path / "out"
+    make = ["make", "-C", str(ROOT / "examples"), "iterative-dpo", f"CAI={sys.executable} -m cai_cli", f"PYTHON={sys.executable}",
+            f"OUT={out}", f"DPO_START={d / 'tiny'}", "ENGINE=fake", "JUDGE=fake", "N=4", "MAX_TOKENS=8", "STEPS=2"]
+    env = {**os.environ, **ENV, **FAKE_ENV}
+    proc = subprocess.run(make, capture_output=True, text=True, env=env, timeout=900)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    for k, start in ((1, d / "tiny"), (2, out / "dpo-1" / "model")):
+        summary = json.loads((out / f"dpo-{k}" / "summary.json").read_text())
+        assert summary["iteration"] == k and summary["sampled_from"] == str(start)
+        assert summary["pairs"]["kept"] == 4 and summary["dpo"]["steps"] == 2
+        assert summary["label_agreement"]["orders_disagreed"]["n"] == 8  # 4 pairs x 2 principles, both orders each
+        assert summary["judge_bias"]["position"]["mean_p_first"] is not None
+        assert (out / f"dpo-{k}" / "model" / "config.json").exists()
+    assert f"--model {out / 'dpo-1' / 'model'}" in proc.stdout  # iteration 2 samples from, and trains on, iteration 1's model
+    again = subprocess.run(make, capture_output=True, text=True, env=env, timeout=300)
+    assert again.returncode == 0 and "Nothing to be done" in again.stdout

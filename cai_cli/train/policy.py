@@ -249,7 +249,7 @@ def _judge_plan(judge: JudgeOptions, charter: Constitution, cfg: JudgeRewardConf
     from ..judge.reward import reward_names, tier_pools
 
     g = int(config.num_generations)
-    b = int(config.per_device_train_batch_size) * int(config.gradient_accumulation_steps) // max(1, g) or 1
+    b = int(config.per_device_train_batch_size) * int(config.gradient_accumulation_steps) * int(config.world_size) // max(1, g) or 1
     k = sum(min(cfg.principles or len(pool), len(pool)) for _, pool in tier_pools(charter))
     per_group = {"group": g * (g - 1) * k, "reference": 2 * g * k, "pointwise": 2 * g * k}[cfg.mode] + 2 * g * len(charter.hard_constraints)
     where = f"at {', '.join(judge.engine.base_urls)}" if judge.engine.base_urls else "in this process"
