@@ -218,7 +218,8 @@ PrinciplesOpt = Annotated[
     typer.Option(
         "--principles",
         help="Comparison principles averaged per comparison, drawn per comparison (seeded by --seed), or 'all'. "
-        "eval: from the constitution on red-team prompts, from its helpfulness questions on benign ones.",
+        "eval: from the constitution on red-team prompts, from its helpfulness questions on benign ones. The judge's rewards "
+        "(train-policy --reward judge, score --judge): up to K per priority tier, drawn from the texts compared.",
         rich_help_panel=JUDGE_PANEL,
     ),
 ]
@@ -386,7 +387,7 @@ SoftDpoOpt = Annotated[
 SoftOpt = Annotated[bool, typer.Option("--soft/--hard", help="Soft Bradley-Terry loss on preference.p_chosen, or every pair as certain.", rich_help_panel=TRAIN_PANEL)]
 AlgoOpt = Annotated[
     Algo,
-    typer.Option("--algo", help="dpo: from labelled pairs. grpo, rloo: sample, score with --reward-model, improve. (No ppo: trl has no PPO trainer.)", rich_help_panel=TRAIN_PANEL),
+    typer.Option("--algo", help="dpo: from labelled pairs. grpo, rloo: sample, score with --reward-model (or --reward judge), improve. (No ppo: trl has no PPO trainer.)", rich_help_panel=TRAIN_PANEL),
 ]
 BetaOpt = Annotated[Optional[float], typer.Option("--beta", min=0.0, help="KL strength toward the starting model (dpo 0.1, grpo 0.04, rloo 0.05).", rich_help_panel=TRAIN_PANEL)]
 PolicyTemperatureOpt = Annotated[

@@ -31,8 +31,8 @@ if TYPE_CHECKING:
 
 
 class Algo(str, Enum):
-    """--algo: dpo learns from labelled pairs; grpo and rloo sample, score with a reward model, improve. (No ppo: trl
-    has no PPO trainer.)"""
+    """--algo: dpo learns from labelled pairs; grpo and rloo sample, score (a reward model, or the judge), improve.
+    (No ppo: trl has no PPO trainer.)"""
 
     dpo = "dpo"
     grpo = "grpo"
