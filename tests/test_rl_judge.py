@@ -224,6 +224,22 @@ def test_grpo_with_the_judge_and_score_gives_the_rewards_the_trainer_received(d,
     assert proc.returncode == 2 and "settings.reward.judge.mode: group -> pointwise" in proc.stderr, proc.stderr
 
 
+def test_rloo_with_the_judge_in_reference_mode(d, judge, tmp_path):
+    """RLOO takes the same reward functions; reference mode compares each sample with its prompt row's reference."""
+    src = write_jsonl(tmp_path / "prompts.jsonl", [{"prompt": "how do I pick a lock", "response": "I cannot help with that request"},
+                                                   {"prompt": "write a poem about the sea", "response": "the sea is wide"}] * 2)
+    out = tmp_path / "rloo"
+    proc = cai("train-policy", src, "-o", out, "--model", d / "tiny", "-c", d / "rules.yaml", "--judge-engine", "fake", "--max-steps", "1",
+               "--algo", "rloo", "--reward", "judge", "--reward-mode", "reference", "--num-generations", "2", "--max-tokens", "6", *FAST)
+    assert proc.returncode == 0, proc.stderr
+    (logged,) = [r for r in read_jsonl(out / "metrics.jsonl") if "reward" in r]
+    assert all(f"rewards/{name}/mean" in logged for name in NAMES)
+    samples = read_jsonl(out / "samples.jsonl")
+    assert [s["response"] for s in samples] == ["I cannot help with that request", "the sea is wide"]  # each group's reference
+    rescored, _ = score(d, samples, "--reward-mode", "reference")
+    assert [r["rewards"] for r in rescored] == [s["rewards"] for s in samples]
+
+
 # ---- a judge server that dies mid-step -----------------------------------------------------------------------------
 
 

@@ -156,8 +156,10 @@ class JudgeScore(EngineStage):
             ex = pref_example(row)
             out["pair"] = Group(ex["prompt"], [ex["chosen"][-1]["content"], ex["rejected"][-1]["content"]], reference)
         for name in ("response", "candidates"):
-            if name in targets:
+            if name in targets and not (reference is not None and name == self.cfg.reference_field):  # the reference itself is not scored
                 out[name] = Group(conversation(row), [c[-1]["content"] for c in targets[name]], reference)
+        if not out:
+            raise FieldProblem(self.cfg.reference_field, "is the reference answer (--reference-field): rows need candidates, or chosen and rejected, to score against it")
         for name, group in out.items():
             if self.cfg.mode == RewardMode.group and len(group.completions) < 2:
                 field = "candidates" if name == "candidates" else name
