@@ -256,7 +256,7 @@ def _judge_plan(judge: JudgeOptions, charter: Constitution, cfg: JudgeRewardConf
     rewards = ", ".join(f"{n} x{w:g}" for n, w in zip(reward_names(charter), config.reward_weights))
     return (f"train-policy: the judge ({judge.engine.model or 'the embedded model'} on {judge.engine.engine}, {where}) scores every "
             f"completion by {charter.name}: {rewards}; {cfg.mode} mode, {k} questions per comparison: at most "
-            f"{per_group * b} scored prompts per step ({b} prompts x {g} completions; repeats come from the cache)")
+            f"{per_group * b} scored prompts per step ({b} prompt{'s' if b != 1 else ''} x {g} completions; repeats come from the cache)")
 
 
 def _reference_check(field_name: str):
