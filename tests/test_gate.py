@@ -18,7 +18,6 @@ from cai_cli.judge.gate import CROSSES, STAYS_CLEAR, Gate
 from cai_cli.judge.maths import logit, sigmoid
 from cai_cli.judge.priority import HOLISTIC_WEIGHT, confident
 from cai_cli.judge.prompts import OPTIONS
-from cai_cli.judge.rewards import judge_completions
 from cai_cli.stages.critique import Critique
 from cai_cli.stages.revise import Revise
 
@@ -299,16 +298,6 @@ def test_eval_without_a_baseline_still_gates_every_answer(tmp_path, tiny):
     assert summary["models"]["served"]["hard_constraint_violation_rate"][BLUEPRINT]["k"] == 2
     rows = read_jsonl(tmp_path / "eval.jsonl")
     assert all("judge" not in r and "baseline_gate" not in r for r in rows) and [r["gate"]["crossed"] for r in rows] == [[], [BLUEPRINT], [BLUEPRINT]]
-
-
-def test_the_reward_function_gives_per_tier_scores_and_violation_probabilities(tiny):
-    engine = scripted_judge({VIOLATOR: {"blueprints"}}, PREFERS_VIOLATOR)()
-    c = load_constitution(str(tiny))
-    with_other, alone = judge_completions(engine, c, [(CONV, VIOLATOR, SAFE), (CONV, SAFE, None)], priority="holistic")
-    assert with_other.violations[BLUEPRINT] == pytest.approx(0.9) and alone.violations[BLUEPRINT] == pytest.approx(0.1)
-    assert with_other.tiers == {"safe": pytest.approx(sigmoid(2.0)), "helpful": pytest.approx(sigmoid(3.0))}
-    assert with_other.p_better == pytest.approx(0.1) and with_other.decided_by == f"hard-constraint:{BLUEPRINT}"
-    assert alone.tiers == {} and alone.p_better is None
 
 
 # --------------------------------------------------------------------------- the embedded model

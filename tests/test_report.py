@@ -356,8 +356,8 @@ def test_label_prefs_gold_gives_the_ece_and_the_report_draws_the_reliability_dia
     from test_label_prefs import judged_by, label, row, stage_with
 
     from cai_cli.judge.maths import logit
-    from cai_cli.report import figure
     from cai_cli.output.files import write_summary
+    from cai_cli.report import figure
 
     quality, rows = {}, []
     for i in range(20):

@@ -3,7 +3,7 @@
 What the test adds to a printed command only makes it small: `--max-steps 1` and `--batch-size 2` (unless the
 command gives them), the tiny model where the command names none (or a placeholder such as my-7b), two samples of four
 tokens for grpo/rloo, `--limit 2`, and the fake engine for `generate` and `label-prefs` without a trained `--model`
-(the embedded model would take minutes). `out/` is a fresh folder holding the inputs the commands expect; `examples/`
+and for the judge of `--reward judge` and `score --judge` (the embedded model would take minutes). `out/` is a fresh folder holding the inputs the commands expect; `examples/`
 is the repository's. Under `accelerate launch` or `torchrun` the cai command itself runs in this process: the
 launchers need GPUs or several processes (tests/test_train_slow.py runs torchrun with two).
 """
@@ -78,6 +78,8 @@ def small(argv: list[str], out, tiny) -> list[str]:
         argv += [] if "--batch-size" in argv else ["--batch-size", "2"]
         if "grpo" in argv or "rloo" in argv:
             argv += ["--num-generations", "2", "--max-tokens", "4"]
+    if "judge" in argv or "--judge" in argv:
+        argv += ["--judge-engine", "fake"]
     return argv
 
 
@@ -94,7 +96,7 @@ def run_line(line: str, out, tiny) -> str:
 
 
 def test_the_docs_have_what_this_test_runs():
-    assert len(fenced("sh")) == 3 and len(fenced("yaml")) == 1
+    assert len(fenced("sh")) == 4 and len(fenced("yaml")) == 1
 
 
 def test_the_pipeline_runs_as_printed(inputs, tmp_path):
@@ -126,8 +128,20 @@ def test_the_example_config_is_accepted_and_used(inputs, tmp_path):
     assert "LoRA r=64 alpha=128" in proc.stderr
 
 
+def test_the_judge_in_the_loop_runs_as_printed(inputs, tmp_path, fake_engine):
+    out = fresh_out(inputs, tmp_path)
+    shutil.copytree(inputs / "tiny", out / "sl-cai")  # the SL-CAI model of the first block
+    train, rescore = [line for line in fenced("sh")[2].splitlines() if line.strip()]
+    run_line(train, out, inputs / "tiny")
+    import json
+
+    rows = [json.loads(line) for line in run_line(rescore, out, inputs / "tiny").splitlines()]
+    samples = [json.loads(line) for line in (out / "rl-judge" / "samples.jsonl").read_text().splitlines()]
+    assert [r["rewards"] for r in rows] == [s["rewards"] for s in samples] and rows
+
+
 def launched_lines() -> list[str]:
-    return [line for line in fenced("sh")[2].splitlines() if line.strip() and not line.startswith("#")]
+    return [line for line in fenced("sh")[3].splitlines() if line.strip() and not line.startswith("#")]
 
 
 @pytest.mark.parametrize("line", launched_lines())

@@ -8,13 +8,14 @@ from ..engines import Sampling
 from ..judge.gate import VIOLATION_THRESHOLD
 from ..judge.principles import DEFAULT_PRINCIPLES
 from ..judge.priority import DEFAULT_PRIORITY, TIER_CONFIDENCE
+from ..judge.reward import REFERENCE_FIELD, JudgeRewardConfig
 from ..prompts import SKIP_THRESHOLD
 from ..show import WIDTH
 from ..stages.label_prefs import LabelConfig
 from ..stats import DEFAULT_BOOTSTRAP
 from ..train.data import EVAL_FRACTION
 from . import options as o
-from .plumbing import Common, OneLineErrors, command, stage_command, train_command
+from .plumbing import Common, OneLineErrors, command, judge_engine_options, stage_command, train_command
 
 app = typer.Typer(
     name="cai",
@@ -206,34 +207,95 @@ def train_policy(
     max_tokens: o.MaxTokensOpt = None,
     temperature: o.PolicyTemperatureOpt = None,
     soft: o.SoftDpoOpt = True,
+    reward: o.RewardSourceOpt = None,
+    constitution: o.ConstitutionOpt = None,
+    reward_mode: o.RewardModeOpt = o.RewardMode(JudgeRewardConfig.mode),
+    principles: o.PrinciplesOpt = str(DEFAULT_PRINCIPLES),
+    reward_weights: o.RewardWeightsOpt = None,
+    reference_field: o.ReferenceFieldOpt = REFERENCE_FIELD,
+    judge_model: o.JudgeModelOpt = None,
+    judge_engine: o.JudgeEngineOpt = None,
+    judge_base_url: o.JudgeBaseUrlOpt = None,
 ):
-    """RL-CAI: DPO straight from labelled pairs, or GRPO / RLOO on prompt rows against a reward model.
+    """RL-CAI: DPO straight from labelled pairs, or GRPO / RLOO on prompt rows against a reward model or with the judge in the loop.
+
+    --reward judge asks the constitutional judge (label-prefs' questions, both orders) about every sampled completion at every step: one reward per priority tier, each hard constraint a penalty; the judge runs on its own engine (--judge-model, --judge-engine, --judge-base-url). DIR/samples.jsonl keeps every completion with the rewards it got (`cai score --judge` reproduces them). See docs/training.md.
 
     Example:
 
         cai train-policy out/prefs.jsonl -o out/rl-cai --algo dpo --model out/sl-cai
         cai train-policy examples/red_team.jsonl -o out/rl-cai --algo grpo --reward-model out/rm --model out/sl-cai
+        cai train-policy examples/red_team.jsonl -o out/rl-judge --algo grpo --reward judge -c assistant --model out/sl-cai
     """
+    from ..train.policy import JudgeOptions
     from ..train.policy import train_policy as run
 
-    run(opts, rows, algo.value, reward_model, beta, num_generations, max_tokens, temperature, soft)
+    judge = None
+    if reward is o.RewardSource.judge:
+        judge = JudgeOptions(judge_engine_options(judge_model, judge_engine, judge_base_url), constitution, reward_mode.value, principles,
+                             reference_field, reward_weights)
+    else:
+        _judge_options_need_judge("--reward judge", constitution=constitution, judge_model=judge_model, judge_engine=judge_engine,
+                                  judge_base_url=judge_base_url, reward_weights=reward_weights)
+    run(opts, rows, algo.value, reward_model, beta, num_generations, max_tokens, temperature, soft, reward.value if reward else None, judge)
+
+
+def _judge_options_need_judge(what: str, **given) -> None:
+    """The judge's options without the judge would be ignored: one line instead."""
+    from ..errors import CaiError
+
+    named = [f"--{k.replace('_', '-')}" for k, v in given.items() if v]
+    if named:
+        raise CaiError(f"{', '.join(named)}: {'is' if len(named) == 1 else 'are'} for the judge's rewards; add {what}")
 
 
 @stage_command(app, "score", model=False, sampling=False)
-def score(common: Common, reward_model: o.RewardModelOpt):
-    """Score rows with a reward model: adds `rewards` {response, candidates, chosen, rejected} for the fields a row has.
+def score(
+    common: Common,
+    reward_model: o.RewardModelOpt = None,
+    judge: o.ScoreJudgeOpt = False,
+    constitution: o.ConstitutionOpt = None,
+    reward_mode: o.RewardModeOpt = o.RewardMode(JudgeRewardConfig.mode),
+    principles: o.PrinciplesOpt = str(DEFAULT_PRINCIPLES),
+    reward_weights: o.RewardWeightsOpt = None,
+    reference_field: o.ReferenceFieldOpt = REFERENCE_FIELD,
+    judge_model: o.JudgeModelOpt = None,
+    judge_engine: o.JudgeEngineOpt = None,
+    judge_base_url: o.JudgeBaseUrlOpt = None,
+):
+    """Score rows with a reward model, or with the judge: adds `rewards` {response, candidates, chosen, rejected} for the fields a row has.
+
+    --judge gives the rewards `train-policy --reward judge` trains on: `rewards` the weighted total, `reward_parts` each tier's and hard constraint's; a row's candidates are one group (chosen and rejected a group of two). `cai score --judge DIR/samples.jsonl` re-scores what a judge-trained policy sampled, to the same numbers.
 
     Each text is scored alone (no padding), so its score is the same whatever --batch-size.
 
     Example:
 
         cai generate prompts.jsonl --n 4 | cai score --reward-model out/rm > scored.jsonl
+        cai generate prompts.jsonl --n 4 | cai score --judge -c assistant > judged.jsonl
     """
+    from ..errors import CaiError
     from ..runner import run_stage
-    from ..stages.score import Score
 
-    assert reward_model is not None  # required by typer
-    run_stage(Score(reward_model), common.run_options())
+    if judge == (reward_model is not None):
+        raise CaiError("cai score needs one of --reward-model DIR (a reward model from `cai train-rm`) or --judge (the constitutional judge)")
+    if not judge:
+        from ..stages.score import Score
+
+        _judge_options_need_judge("--judge", constitution=constitution, judge_model=judge_model, judge_engine=judge_engine,
+                                  judge_base_url=judge_base_url, reward_weights=reward_weights)
+        assert reward_model is not None
+        run_stage(Score(reward_model), common.run_options())
+        return
+    from ..constitution import load_constitution
+    from ..judge.principles import parse_principles
+    from ..judge.reward import JudgeRewardConfig as Config
+    from ..stages.score import JudgeScore
+
+    cfg = Config(mode=reward_mode.value, principles=parse_principles(principles), reference_field=reference_field)
+    engine = judge_engine_options(judge_model, judge_engine, judge_base_url)
+    engine.batch_size = common.batch_size
+    run_stage(JudgeScore(engine, load_constitution(constitution), cfg, reward_weights), common.run_options())
 
 
 @stage_command(app, "export", model=False, sampling=False)

@@ -21,13 +21,14 @@ from ..eval.suites import Suite
 from ..judge.maths import COT_CLAMP
 from ..judge.priority import Priority
 from ..judge.prompts import JudgeFormat
+from ..judge.reward import RewardMode
 from ..runner import OnError
 from ..stages.export import ExportFormat
 from ..stages.label_prefs import Mode, Pairs, PairSource
-from ..train.policy import Algo
+from ..train.policy import Algo, RewardSource
 from ..training_examples import Targets
 
-__all__ = ["Algo", "Dtype", "EngineName", "ExportFormat", "JudgeFormat", "Mode", "OnError", "PairSource", "Pairs", "Priority", "Routing", "Shape", "Suite", "Targets"]
+__all__ = ["Algo", "Dtype", "EngineName", "ExportFormat", "JudgeFormat", "Mode", "OnError", "PairSource", "Pairs", "Priority", "RewardMode", "RewardSource", "Routing", "Shape", "Suite", "Targets"]
 
 IO_PANEL = "Input and output"
 MODEL_PANEL = "Model and engine"
@@ -264,7 +265,8 @@ PrinciplesOpt = Annotated[
     typer.Option(
         "--principles",
         help="Comparison principles averaged per comparison, drawn per comparison (seeded by --seed), or 'all'. "
-        "eval: from the constitution on red-team prompts, from its helpfulness questions on benign ones.",
+        "eval: from the constitution on red-team prompts, from its helpfulness questions on benign ones. The judge's rewards "
+        "(train-policy --reward judge, score --judge): up to K per priority tier, drawn from the texts compared.",
         rich_help_panel=JUDGE_PANEL,
     ),
 ]
@@ -282,20 +284,6 @@ GoldOpt = Annotated[
         help="Field naming the better response (label-prefs: candidate index, A/B, revision/initial or its text; eval --answers: model, baseline or its text): "
         "report the judge's accuracy (95% Wilson interval) and calibration (ECE; `cai report` draws the reliability diagram).",
         rich_help_panel=JUDGE_PANEL,
-    ),
-]
-JudgeEngineOpt = Annotated[
-    Optional[str],
-    typer.Option(
-        "--judge-engine", parser=parse_engine, metavar=f"[{'|'.join(e.value for e in EngineName)}]", show_default="--engine",
-        help="The back end the judges run on (--judge, --refusal-judge), when it is not the model's.", rich_help_panel=JUDGE_PANEL,
-    ),
-]
-JudgeBaseUrlOpt = Annotated[
-    Optional[list[str]],
-    typer.Option(
-        "--judge-base-url", show_default="--base-url",
-        help="With an openai judge engine: the server serving the judges (repeat it for several replicas).", rich_help_panel=JUDGE_PANEL,
     ),
 ]
 JudgeExamplesOpt = Annotated[
@@ -325,6 +313,71 @@ GateThresholdOpt = Annotated[
         "is above this (recorded per constraint in `gate`). Kept well above 0.5: a judge that cannot tell answers near 0.5.",
         rich_help_panel=JUDGE_PANEL,
     ),
+]
+# ---- the judge as a reward: train-policy --reward judge, score --judge ---------------------------------------------
+# The judge's own engine (one option group: eval, train-policy and score).
+JUDGE_ENGINE_PANEL = "The judge's engine"
+JudgeModelOpt = Annotated[
+    Optional[str],
+    typer.Option(
+        "--judge-model", show_default="the embedded model",
+        help="The judge's model: 'embedded', a folder or a hub id; with --judge-base-url, the served model (a local folder of it, "
+        "whose tokenizer scores the options here).",
+        rich_help_panel=JUDGE_ENGINE_PANEL,
+    ),
+]
+JudgeEngineOpt = Annotated[
+    Optional[str],
+    typer.Option(
+        "--judge-engine", parser=parse_engine, metavar=f"[{'|'.join(e.value for e in EngineName)}]",
+        show_default="eval: --engine; train-policy: transformers; score: auto; openai with --judge-base-url",
+        help="The back end the judge runs on, apart from the model's or the policy's (eval: --judge and --refusal-judge).",
+        rich_help_panel=JUDGE_ENGINE_PANEL,
+    ),
+]
+JudgeBaseUrlOpt = Annotated[
+    Optional[list[str]],
+    typer.Option(
+        "--judge-base-url", show_default="eval: --base-url",
+        help="An OpenAI-compatible server (vllm serve) the judge runs on, such as on other GPUs than the policy's "
+        "(repeat it for several replicas).", rich_help_panel=JUDGE_ENGINE_PANEL,
+    ),
+]
+RewardSourceOpt = Annotated[
+    Optional[RewardSource],
+    typer.Option(
+        "--reward", show_default="model with --reward-model",
+        help="grpo/rloo: what scores the samples. model: the reward model --reward-model DIR. judge: the constitutional judge itself, "
+        "asked at every step (one reward per priority tier, each hard constraint a penalty; see docs/training.md).",
+        rich_help_panel=TRAIN_PANEL,
+    ),
+]
+ScoreJudgeOpt = Annotated[
+    bool,
+    typer.Option(
+        "--judge", help="Score with the constitutional judge instead of a reward model: the rewards `train-policy --reward judge` "
+        "trains on (rewards: the weighted total; reward_parts: each tier and hard constraint).", rich_help_panel=JUDGE_PANEL,
+    ),
+]
+RewardModeOpt = Annotated[
+    RewardMode,
+    typer.Option(
+        "--reward-mode",
+        help="The judge's rewards. group: each completion against the others of its group (score: a row's candidates), both orders. "
+        "reference: against the row's --reference-field, both orders. pointwise: each alone, a yes/no pair per question.",
+        rich_help_panel=JUDGE_PANEL,
+    ),
+]
+RewardWeightsOpt = Annotated[
+    Optional[str],
+    typer.Option(
+        "--reward-weights", show_default="tier rank r: 3^-r; each hard constraint: 2",
+        help="W1,W2,...: the judge's rewards' weights (trl's reward_weights), tiers highest first, then each hard constraint.",
+        rich_help_panel=JUDGE_PANEL,
+    ),
+]
+ReferenceFieldOpt = Annotated[
+    str, typer.Option("--reference-field", help="--reward-mode reference: the field holding each row's reference answer.", rich_help_panel=JUDGE_PANEL)
 ]
 
 # ---- eval and report -------------------------------------------------------------------------------
@@ -418,7 +471,7 @@ SoftDpoOpt = Annotated[
 SoftOpt = Annotated[bool, typer.Option("--soft/--hard", help="Soft Bradley-Terry loss on preference.p_chosen, or every pair as certain.", rich_help_panel=TRAIN_PANEL)]
 AlgoOpt = Annotated[
     Algo,
-    typer.Option("--algo", help="dpo: from labelled pairs. grpo, rloo: sample, score with --reward-model, improve. (No ppo: trl has no PPO trainer.)", rich_help_panel=TRAIN_PANEL),
+    typer.Option("--algo", help="dpo: from labelled pairs. grpo, rloo: sample, score with --reward-model (or --reward judge), improve. (No ppo: trl has no PPO trainer.)", rich_help_panel=TRAIN_PANEL),
 ]
 BetaOpt = Annotated[Optional[float], typer.Option("--beta", min=0.0, help="KL strength toward the starting model (dpo 0.1, grpo 0.04, rloo 0.05).", rich_help_panel=TRAIN_PANEL)]
 PolicyTemperatureOpt = Annotated[

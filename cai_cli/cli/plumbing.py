@@ -130,6 +130,12 @@ class Common:
         return Sampling(temperature=self.temperature, top_p=self.top_p, max_tokens=self.max_tokens, seed=self.seed, n=n, stop=list(self.stop or []))
 
 
+def judge_engine_options(model: str | None, engine: str | None, base_urls: list[str] | None) -> EngineOptions:
+    """The judge's own engine from its option group (--judge-model, --judge-engine, --judge-base-url): a named server
+    means the openai engine; otherwise the command's default (EngineOptions' auto; train-policy picks transformers)."""
+    return EngineOptions(engine=engine or ("openai" if base_urls else _ENGINE.engine), model=model, base_urls=list(base_urls or []))
+
+
 def report_errors(fn: Callable, verbose: Callable[[], bool]) -> Callable:
     """Typed errors print one line and exit 2; a closed pipe exits quietly; --verbose shows the traceback."""
 

@@ -3,7 +3,7 @@ prompts.py (the question in both layouts), examples.py (--judge-examples files),
 a comparison asks), pairwise.py (PairwiseJudge, which `cai label-prefs` and `cai eval` both judge through),
 stats.py (the judge's bias), gate.py (the hard-constraint gate), request_harm.py (is the request harmful?),
 priority.py (--priority: how the tiers' verdicts combine), tiers.py (TieredJudge: questions per tier, the gate
-first) and rewards.py (per-tier scores and violation probabilities of completions, for RL).
+first) and reward.py (the judge as an online RL reward: per tier, hard constraints as penalties).
 
 A judgment asks a comparison principle as a multiple-choice question with the two responses as
 options (A) and (B), and reads the judge's answer as the log-probs of the option tokens (no

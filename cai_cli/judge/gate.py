@@ -91,17 +91,20 @@ class Gate:
         """One GateResult per (conversation, answer); all questions of all answers in one scoring call."""
         if not self.constraints:
             return [GateResult({}, {}, self.threshold) for _ in items]
-        pairs = [
-            (constraint_messages(conv, answer, h.text, CROSSES), constraint_messages(conv, answer, h.text, STAYS_CLEAR))
-            for conv, answer in items
-            for h in self.constraints
-        ]
-        probs = yes_no_pairs(engine, pairs)
-        k = len(self.constraints)
-        return [
-            GateResult({h.id: probs[n * k + c] for c, h in enumerate(self.constraints)}, self.hashes, self.threshold)
-            for n in range(len(items))
-        ]
+        return [GateResult(found, self.hashes, self.threshold) for found in violation_probabilities(engine, items, self.constraints)]
+
+
+def violation_probabilities(engine, items: Sequence[tuple[Sequence[dict], str]], constraints: Sequence[HardConstraint]) -> list[dict[str, float | None]]:
+    """P(each answer crosses each constraint) per (conversation, answer), in one scoring call: the gate's question,
+    also the hard-constraint penalty of `train-policy --reward judge` (cai_cli.judge.reward)."""
+    pairs = [
+        (constraint_messages(conv, answer, h.text, CROSSES), constraint_messages(conv, answer, h.text, STAYS_CLEAR))
+        for conv, answer in items
+        for h in constraints
+    ]
+    probs = yes_no_pairs(engine, pairs) if pairs else []
+    k = len(constraints)
+    return [{h.id: probs[n * k + c] for c, h in enumerate(constraints)} for n in range(len(items))]
 
 
 @dataclass(frozen=True)

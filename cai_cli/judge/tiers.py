@@ -1,6 +1,7 @@
 """The judge per priority tier: which comparison questions each tier asks, the pairwise judge's verdict split into
 the tiers' verdicts, combined under --priority (priority.py), with the hard-constraint gate (gate.py) above every
-tier. label-prefs, eval and the reward function (rewards.py) all judge a pair through TieredJudge.
+tier. label-prefs and eval judge a pair through TieredJudge; the RL reward (reward.py) asks the same tiers' questions
+(tier_pools) and leaves their combination to trl's reward_weights.
 
 Questions per tier: a tier's own comparison questions; a tier of a document constitution that has none gets one
 question built from its routed sections' headings. Under holistic and strict, --principles K draws up to K of each

@@ -1,16 +1,23 @@
-"""score: a reward model from `cai train-rm` scores each row's reply, candidates, or chosen/rejected pair.
+"""score: a reward model from `cai train-rm` (Score), or the constitutional judge (JudgeScore: the rewards
+`train-policy --reward judge` trains on), scores each row's reply, candidates, or chosen/rejected pair.
 
-Each text is scored alone, unpadded, so a score is the same whatever --batch-size (which sets only how many rows go
-to the side file at a time) and whatever rows share its batch."""
+Score scores each text alone, unpadded, so a score is the same whatever --batch-size (which sets only how many rows
+go to the side file at a time) and whatever rows share its batch."""
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
+from ..engines import EngineOptions, Sampling
 from ..errors import ModelError, RowFailure
-from ..rows import FieldProblem, check_conversation, conversation, set_meta
+from ..judge.reward import Group, JudgeCalls, JudgeReward, JudgeRewardConfig, RewardMode, total
+from ..rows import FieldProblem, check_conversation, check_string, conversation, set_meta
 from ..runner import StageStats
 from ..training_examples import pref_example
+from .base import EngineStage
+
+if TYPE_CHECKING:
+    from ..constitution import Constitution
 
 
 def _targets(row: dict) -> dict[str, list[list[dict]]]:
@@ -113,3 +120,99 @@ class Score:
 
     def summary(self) -> str:
         return f"scored {self.stats.extra['scored']} fields"
+
+
+class JudgeScore(EngineStage):
+    """score --judge: the rewards `train-policy --reward judge` trains on, put on rows (cai_cli/judge/reward.py).
+
+    A row's `candidates` are one group (as a prompt's samples are in training), `chosen` and `rejected` a group of
+    two; a lone `response` is a group of one, which only --reward-mode reference and pointwise can score. Each field
+    gets `rewards.<field>` (the weighted total trl trains on) and `reward_parts.<field>` (each reward by name).
+    """
+
+    name = "score"
+
+    def __init__(self, engine_opts: EngineOptions, constitution: Constitution, config: JudgeRewardConfig, weights: str | None = None):
+        from ..judge.reward import default_weights, parse_weights, reward_names
+
+        super().__init__(engine_opts, Sampling())
+        self.constitution = constitution
+        self.cfg = config
+        self.names = reward_names(constitution)  # a constitution without comparison questions stops here
+        self.weights = parse_weights(weights, self.names) or default_weights(constitution)
+        self.reward: JudgeReward | None = None
+        self.calls = JudgeCalls()
+        self.stats = StageStats(extra={"scored": 0})
+
+    def settings(self) -> dict:
+        return {"judge_rewards": self.cfg.settings(), "rewards": self.names, "reward_weights": self.weights}
+
+    def _groups(self, row: dict) -> dict[str, Group]:
+        """field -> the group it is scored as."""
+        targets = _targets(row)
+        reference = None
+        if self.cfg.mode == RewardMode.reference:
+            check_string(row, self.cfg.reference_field, "the reference answer (--reward-mode reference)")
+            reference = row[self.cfg.reference_field]
+        out: dict[str, Group] = {}
+        if "chosen" in targets:
+            ex = pref_example(row)
+            out["pair"] = Group(ex["prompt"], [ex["chosen"][-1]["content"], ex["rejected"][-1]["content"]], reference)
+        for name in ("response", "candidates"):
+            if name in targets and not (reference is not None and name == self.cfg.reference_field):  # the reference itself is not scored
+                out[name] = Group(conversation(row), [c[-1]["content"] for c in targets[name]], reference)
+        if not out:
+            raise FieldProblem(self.cfg.reference_field, "is the reference answer (--reference-field): rows need candidates, or chosen and rejected, to score against it")
+        for name, group in out.items():
+            if self.cfg.mode == RewardMode.group and len(group.completions) < 2:
+                field = "candidates" if name == "candidates" else name
+                raise FieldProblem(field, "--reward-mode group compares each completion with the others of its group: rows need "
+                                          "candidates (2 or more) or chosen and rejected; use --reward-mode reference or pointwise for one response")
+        return out
+
+    def check(self, row: dict) -> None:
+        self._groups(row)
+
+    def start(self) -> None:
+        super().start()
+        if self.reward is None:
+            self.reward = JudgeReward(self.started_engine(), self.constitution, self.cfg)
+
+    def process(self, rows: list[dict]) -> list[dict | RowFailure]:
+        assert self.reward is not None, "start() builds the judge"
+        plan = [(i, name, group) for i, row in enumerate(rows) for name, group in self._groups(row).items()]
+        before = JudgeCalls(**vars(self.reward.calls))
+        results = self.reward.score([group for _, _, group in plan])
+        spent = self.reward.calls
+        for name in ("questions", "cached", "prompts", "prompt_tokens", "failed"):
+            setattr(self.calls, name, getattr(self.calls, name) + getattr(spent, name) - getattr(before, name))
+        self.calls.seconds += spent.seconds - before.seconds
+        self.stats.tokens_in += spent.prompt_tokens - before.prompt_tokens
+        found: list[dict] = [{} for _ in rows]
+        for (i, name, _), parts in zip(plan, results):
+            found[i][name] = parts
+        for row, by_field in zip(rows, found):
+            totals: dict = {}
+            parts_out: dict = {}
+            row["rewards"], row["reward_parts"] = totals, parts_out
+            for name, parts in by_field.items():
+                values = [total(p, self.names, self.weights) for p in parts]
+                if name == "pair":
+                    totals["chosen"], totals["rejected"] = values
+                    parts_out["chosen"], parts_out["rejected"] = parts
+                elif name == "response":
+                    totals[name], parts_out[name] = values[0], parts[0]
+                else:
+                    totals[name], parts_out[name] = values, parts
+                self.stats.extra["scored"] += len(parts)
+            info = self.provenance(judge="constitutional", constitution=self.constitution.name, constitution_hash=self.constitution.hash,
+                                   **self.cfg.settings(), rewards=self.names, reward_weights=self.weights)
+            info.pop("sampling", None)  # nothing is sampled
+            set_meta(row, self.name, info)
+        return list(rows)
+
+    def summary(self) -> str:
+        c = self.calls
+        cached = f" ({c.cached} from the cache)" if c.cached else ""
+        failed = f", {c.failed} without an answer" if c.failed else ""
+        return f"scored {self.stats.extra['scored']} completions: {c.questions} judge questions{cached}, {c.prompts} scored prompts in {c.seconds:.1f}s{failed}"

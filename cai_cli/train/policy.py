@@ -1,13 +1,19 @@
-"""train-policy: DPO from labelled pairs, or GRPO / RLOO against a reward model from `cai train-rm`."""
+"""train-policy: DPO from labelled pairs, or GRPO / RLOO against a reward model from `cai train-rm` or with the
+constitutional judge as the online reward (--reward judge: cai_cli/judge/reward.py, trl's side in judge_reward.py)."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
 from enum import Enum
-from typing import Any
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
+from ..engines import EngineOptions
 from ..errors import CaiError, choice
+from ..judge.principles import DEFAULT_PRINCIPLES
+from ..judge.reward import REFERENCE_FIELD, JudgeRewardConfig, RewardMode
 from ..models import load_reward_model, quiet_libraries, reward_model_error
-from ..rows import check_conversation
+from ..rows import FieldProblem, check_conversation, check_string, conversation
 from ..training_examples import check_pref, pref_example, prompt_example
 from .common import (
     TrainOptions,
@@ -20,14 +26,41 @@ from .data import load_examples
 from .record import data_identity
 from .run import already_done, run_training, start
 
+if TYPE_CHECKING:
+    from ..constitution import Constitution
+
 
 class Algo(str, Enum):
-    """--algo: dpo learns from labelled pairs; grpo and rloo sample, score with a reward model, improve. (No ppo: trl
-    has no PPO trainer.)"""
+    """--algo: dpo learns from labelled pairs; grpo and rloo sample, score (a reward model, or the judge), improve.
+    (No ppo: trl has no PPO trainer.)"""
 
     dpo = "dpo"
     grpo = "grpo"
     rloo = "rloo"
+
+
+class RewardSource(str, Enum):
+    """--reward: what scores grpo's and rloo's samples."""
+
+    model = "model"  # a reward model from `cai train-rm` (--reward-model DIR)
+    judge = "judge"  # the constitutional judge itself, asked at every step
+
+
+# An in-process vLLM judge shares the GPU with the policy being trained: it takes this share of the GPU's memory, as
+# trl's own colocated vLLM does by default, not the 0.9 a stage takes.
+JUDGE_VLLM_MEMORY = 0.3
+
+
+@dataclass
+class JudgeOptions:
+    """--reward judge: the judge's engine (its own: in this process, or a server) and what it asks."""
+
+    engine: EngineOptions = field(default_factory=EngineOptions)
+    constitution: str | None = None
+    mode: str = RewardMode.group.value
+    principles: str = str(DEFAULT_PRINCIPLES)
+    reference_field: str = REFERENCE_FIELD
+    weights: str | None = None  # --reward-weights, as given
 
 
 # trl's GRPO default beta is 0: no KL term, nothing holding the policy near where it started while it climbs a
@@ -45,28 +78,41 @@ def train_policy(
     max_tokens: int | None = None,
     temperature: float | None = None,
     soft: bool = True,
+    reward: str | None = None,
+    judge: JudgeOptions | None = None,
 ) -> dict:
     if algo == "ppo":
         raise CaiError("--algo ppo: trl 1.16 offers no PPO trainer (not even in trl.experimental); use grpo or rloo with --reward-model, or dpo")
     algo = choice(Algo, algo, "--algo").value
+    source = choice(RewardSource, reward, "--reward").value if reward is not None else None
     online = algo != "dpo"
     if online and not soft:
-        raise CaiError(f"--hard is for --algo dpo (labelled pairs); {algo} learns from --reward-model scores")
+        raise CaiError(f"--hard is for --algo dpo (labelled pairs); {algo} learns from the rewards of its samples")
+    charter: Constitution | None = None
+    reward_cfg: JudgeRewardConfig | None = None
     if online:
-        if reward_model is None:
-            raise CaiError(f"--algo {algo} needs --reward-model DIR (a folder from `cai train-rm`)")
-        problem = reward_model_error(reward_model)
-        if problem:
-            raise CaiError(problem)
+        if source == RewardSource.judge:
+            if reward_model is not None:
+                raise CaiError("--reward judge scores with the constitutional judge; --reward-model is for --reward model")
+            judge = judge or JudgeOptions()
+            charter, reward_cfg = _judge_setup(judge)
+        elif reward_model is None:
+            raise CaiError(f"--algo {algo} needs --reward-model DIR (a folder from `cai train-rm`), or --reward judge")
+        else:
+            problem = reward_model_error(reward_model)
+            if problem:
+                raise CaiError(problem)
         if opts.max_length is not None:
             raise CaiError(f"--max-length applies to dpo; for {algo} use --max-tokens (tokens per sampled completion)")
     else:
-        if reward_model is not None:
-            raise CaiError("--reward-model is for --algo grpo or rloo; dpo learns from the labelled pairs directly")
+        if reward_model is not None or source is not None:
+            raise CaiError(f"--{'reward-model' if reward_model is not None else 'reward'} is for --algo grpo or rloo; dpo learns from the labelled pairs directly")
         if num_generations is not None or max_tokens is not None or temperature is not None:
             raise CaiError("--num-generations, --max-tokens and --temperature are for --algo grpo or rloo (dpo samples nothing)")
     prepare_output(opts.output)
-    if online:
+    if online and reward_cfg is not None and reward_cfg.mode == RewardMode.reference:
+        examples = load_examples(rows, _reference_check(reward_cfg.reference_field), _reference_example(reward_cfg.reference_field))
+    elif online:
         examples = load_examples(rows, check_conversation, prompt_example)
     else:
         examples = load_examples(rows, check_pref, pref_example)
@@ -94,18 +140,31 @@ def train_policy(
         if algo == "grpo":
             from trl import GRPOConfig as config_cls
 
-            defaults = {"beta": GRPO_BETA}
+            defaults: dict[str, Any] = {"beta": GRPO_BETA}
         else:
             from trl import RLOOConfig as config_cls
 
             defaults = {}
+        if charter is not None:
+            assert judge is not None
+            from ..judge.reward import default_weights, parse_weights, reward_names
+
+            defaults["reward_weights"] = default_weights(charter)
+            weights = parse_weights(judge.weights, reward_names(charter))
+            if weights is not None:
+                opts.extra["reward_weights"] = weights
         plan = setup(algo, opts, config_cls, "CAUSAL_LM", "train-policy", defaults)
         if plan.config.temperature == 0:
             raise CaiError(f"--temperature 0: {algo} learns by comparing several samples of each prompt, and greedy decoding "
                            "makes them all the same, so nothing would be learned; give a temperature above 0 (trl's default is 1.0)")
+        if charter is not None:
+            _check_weights(plan.config, charter)
     settings: dict[str, Any] = {"algo": algo}
     if algo == "dpo":
         settings["soft_labels"] = soft
+    elif charter is not None:
+        assert judge is not None and reward_cfg is not None
+        settings["reward"] = {"judge": _judge_identity(judge, charter, reward_cfg)}
     else:
         settings["reward"] = _reward_identity(reward_model)
     run = start("train-policy", opts, plan, settings, {"input": data_identity(rows, examples)})
@@ -113,16 +172,130 @@ def train_policy(
         return already_done(run)
     labels = ("; soft labels (conservative DPO, label smoothing 1 - p_chosen per pair)" if soft else "; hard labels (plain DPO)") if algo == "dpo" else ""
     say(f"train-policy: {algo} on {len(examples)} {'pairs' if algo == 'dpo' else 'prompts'}, beta {plan.config.beta}{labels}")
-    record = {"input": rows, "algo": algo, "examples": len(examples), "beta": plan.config.beta, "reward_model": reward_model}
+    record: dict[str, Any] = {"input": rows, "algo": algo, "examples": len(examples), "beta": plan.config.beta, "reward_model": reward_model}
     if algo == "dpo":
         record["soft_labels"] = soft
-    with run.undo_unless_started():
-        with trl_errors():
-            trainer = _dpo_trainer(plan, data, soft) if algo == "dpo" else _online_trainer(algo, plan, data, reward_model)
-        result = run_training(trainer, run, plan.base, plan.lora, "causal", record, opts.progress)
+    engine = None
+    if charter is not None:
+        assert judge is not None and reward_cfg is not None
+        from ..judge.reward import reward_names
+
+        record["reward"] = "judge"
+        record["judge"] = {"model": judge.engine.model or "embedded", "engine": judge.engine.engine, "base_urls": judge.engine.base_urls,
+                           "constitution": charter.name, "constitution_hash": charter.hash, **reward_cfg.settings(),
+                           "rewards": reward_names(charter), "reward_weights": list(plan.config.reward_weights)}
+        say(_judge_plan(judge, charter, reward_cfg, plan.config))
+    try:
+        with run.undo_unless_started():
+            with trl_errors():
+                if algo == "dpo":
+                    trainer = _dpo_trainer(plan, data, soft)
+                elif charter is not None:
+                    assert judge is not None and reward_cfg is not None
+                    trainer, engine = _judge_trainer(algo, plan, data, judge, charter, reward_cfg, run.out)
+                else:
+                    trainer = _online_trainer(algo, plan, data, reward_model)
+            result = run_training(trainer, run, plan.base, plan.lora, "causal", record, opts.progress)
+    finally:
+        if engine is not None:
+            engine.close()
     if not result.get("skipped"):
         say(f"train-policy: {result['steps']} steps, loss {result['train_loss']:.4f}, {result['seconds']:.1f}s; model in {run.out}")
     return result
+
+
+def _judge_setup(judge: JudgeOptions) -> tuple[Constitution, JudgeRewardConfig]:
+    """The constitution and what the judge asks, checked before anything loads."""
+    from ..constitution import load_constitution
+    from ..judge.principles import parse_principles
+    from ..judge.reward import reward_names
+
+    charter = load_constitution(judge.constitution)
+    reward_names(charter)  # a constitution without comparison questions stops here
+    cfg = JudgeRewardConfig(mode=judge.mode, principles=parse_principles(judge.principles), reference_field=judge.reference_field)
+    engine = judge.engine
+    if engine.engine == "auto":
+        # In the trainer's process the judge runs on transformers unless asked otherwise: vLLM would take the GPU's
+        # memory the policy needs (--judge-engine vllm takes JUDGE_VLLM_MEMORY of it); a server is its own machine.
+        engine.engine = "openai" if engine.base_urls else "transformers"
+    if engine.engine == "vllm" and engine.gpu_memory_utilization == EngineOptions.gpu_memory_utilization:
+        engine.gpu_memory_utilization = JUDGE_VLLM_MEMORY
+    if engine.engine == "openai" and not engine.base_urls:
+        raise CaiError("--judge-engine openai needs --judge-base-url URL (the server the judge runs on)")
+    return charter, cfg
+
+
+def _judge_identity(judge: JudgeOptions, charter: Constitution, cfg: JudgeRewardConfig) -> dict:
+    """What scores the samples, for the record's fingerprint: the judge's model, engine, constitution and questions."""
+    from ..judge.reward import reward_names
+    from ..resume import model_identity
+
+    return {"model": model_identity(judge.engine.engine, judge.engine.model, judge.engine.base_urls), "engine": judge.engine.engine,
+            "dtype": judge.engine.dtype, "constitution": {"name": charter.name, "hash": charter.hash}, "rewards": reward_names(charter),
+            **cfg.settings()}
+
+
+def _check_weights(config, charter: Constitution) -> None:
+    from ..judge.reward import reward_names
+
+    names = reward_names(charter)
+    weights = list(config.reward_weights or [])
+    if len(weights) != len(names):
+        raise CaiError(f"reward_weights: {len(weights)} weights for {len(names)} rewards; give one per reward, in this order: {', '.join(names)}")
+
+
+def _judge_plan(judge: JudgeOptions, charter: Constitution, cfg: JudgeRewardConfig, config) -> str:
+    """One line on stderr: who judges, the rewards and their weights, and what a step costs."""
+    from ..judge.reward import reward_names, tier_pools
+
+    g = int(config.num_generations)
+    b = int(config.per_device_train_batch_size) * int(config.gradient_accumulation_steps) * int(config.world_size) // max(1, g) or 1
+    k = sum(min(cfg.principles or len(pool), len(pool)) for _, pool in tier_pools(charter))
+    per_group = {"group": g * (g - 1) * k, "reference": 2 * g * k, "pointwise": 2 * g * k}[cfg.mode] + 2 * g * len(charter.hard_constraints)
+    where = f"at {', '.join(judge.engine.base_urls)}" if judge.engine.base_urls else "in this process"
+    rewards = ", ".join(f"{n} x{w:g}" for n, w in zip(reward_names(charter), config.reward_weights))
+    return (f"train-policy: the judge ({judge.engine.model or 'the embedded model'} on {judge.engine.engine}, {where}) scores every "
+            f"completion by {charter.name}: {rewards}; {cfg.mode} mode, {k} questions per comparison: at most "
+            f"{per_group * b} scored prompts per step ({b} prompt{'s' if b != 1 else ''} x {g} completions; repeats come from the cache)")
+
+
+def _reference_check(field_name: str):
+    def check(row: dict) -> None:
+        check_conversation(row)
+        if field_name not in row:
+            raise FieldProblem(field_name, f"missing: --reward-mode reference compares each completion with the row's reference answer "
+                                           f"(--reference-field {field_name})")
+        check_string(row, field_name, "the reference answer")
+
+    return check
+
+
+def _reference_example(field_name: str):
+    return lambda row: {"prompt": conversation(row), field_name: row[field_name]}
+
+
+def _judge_trainer(algo: str, plan, data, judge: JudgeOptions, charter: Constitution, cfg: JudgeRewardConfig, out: Path):
+    """GRPO or RLOO with the judge's rewards as the trainer's reward functions; the judge's engine starts here."""
+    from ..engines import load_engine
+    from ..judge.reward import JudgeReward
+    from .judge_reward import JudgeRewards, samples_callback
+
+    online_cls: Any
+    if algo == "grpo":
+        from trl import GRPOTrainer as online_cls
+    else:
+        from trl import RLOOTrainer as online_cls
+    engine = load_engine(judge.engine)
+    try:
+        where = f"--judge-base-url {' '.join(judge.engine.base_urls)}" if judge.engine.base_urls else f"on {judge.engine.engine}"
+        rewards = JudgeRewards(JudgeReward(engine, charter, cfg), int(plan.config.num_generations), plan.config.reward_weights, out,
+                               cfg.reference_field if cfg.mode == RewardMode.reference else None, describe=f"the judge ({where})")
+        trainer = online_cls(model=plan.base, reward_funcs=rewards.functions(), args=plan.config, train_dataset=data, peft_config=plan.peft)
+    except BaseException:
+        engine.close()
+        raise
+    trainer.add_callback(samples_callback(out))
+    return trainer, engine
 
 
 def _reward_identity(reward_model: str | None) -> dict:

@@ -4,8 +4,8 @@
      "length": {"max_steps": 8}, "planned_steps": 8, "files": ["config.json", ...], ...the results, once done}
 
 - A folder is cai's only when it holds this record. Anything else that is not empty is refused, and in its own folder
-  cai deletes or replaces only what it wrote: checkpoints/, metrics.jsonl, its temporary folders and the files the
-  record names. A user's notes beside the model stay.
+  cai deletes or replaces only what it wrote: checkpoints/, metrics.jsonl, samples.jsonl, its temporary folders and the
+  files the record names. A user's notes beside the model stay.
 - The fingerprint holds what shapes the model, the same idea as a stage's side file (cai_cli/fingerprint.py): the
   command, the base model's identity, the data (path and a digest of its content), the stage's own settings, LoRA or
   full fine-tuning and the LoRA fields, and every trl setting passed (the learning rate and its schedule always).
@@ -36,6 +36,7 @@ VERSION = 1
 RECORD = "cai-train.json"
 CHECKPOINTS = "checkpoints"
 METRICS = "metrics.jsonl"
+SAMPLES = "samples.jsonl"  # train-policy --reward judge: every sampled completion and the rewards it got
 TEMPORARY = (".final.tmp", ".merged.tmp")
 TRAINING, DONE = "training", "done"
 # trl fields that decide only what is logged, saved or shown, never what is learned: a rerun may change them.
@@ -144,7 +145,7 @@ def _align(old: dict, new: dict, section: str, current) -> None:
 def forget(out: Path, record: dict | None) -> list[str]:
     """--restart: delete what cai wrote in DIR (the record last), nothing else. Returns what was deleted."""
     gone = []
-    names = [CHECKPOINTS, METRICS, *TEMPORARY, *((record or {}).get("files") or [])]
+    names = [CHECKPOINTS, METRICS, SAMPLES, *TEMPORARY, *((record or {}).get("files") or [])]
     if record is not None and "cai_train" not in record:
         names += _older_model_files(out)
     for name in dict.fromkeys(names):
