@@ -194,7 +194,7 @@ def train_policy(
     run(opts, rows, algo.value, reward_model, beta, num_generations, max_tokens, temperature, soft)
 
 
-@stage_command(app, "score", model=False, sampling=False)
+@stage_command(app, "score", model=False, sampling=False, ray=True)
 def score(common: Common, reward_model: o.RewardModelOpt):
     """Score rows with a reward model: adds `rewards` {response, candidates, chosen, rejected} for the fields a row has.
 
@@ -223,7 +223,7 @@ def export(common: Common, format: o.ExportFormatOpt, keep_truncated: o.KeepTrun
     run_stage(Export(format.value, keep_truncated), common.run_options())
 
 
-@stage_command(app, "eval", input_arg=False)
+@stage_command(app, "eval", input_arg=False, ray=False)  # --ray: once its phases run through the runner as one run
 def evaluate(
     common: Common,
     prompts: o.PromptsOpt = None,

@@ -19,6 +19,7 @@ SERVE_PANEL = "vLLM and OpenAI-compatible servers"
 JUDGE_PANEL = "AI feedback (the judge)"
 EVAL_PANEL = "Evaluation"
 TRAIN_PANEL = "Training (any trl config field: --config YAML)"
+SCALE_PANEL = "Scale-out (Ray; see docs/scale.md)"
 
 
 class OnError(str, Enum):
@@ -207,6 +208,30 @@ RetriesOpt = Annotated[
     ),
 ]
 ConcurrencyOpt = Annotated[int, typer.Option("--concurrency", min=1, help="OpenAI engine: requests in flight per server.", rich_help_panel=SERVE_PANEL)]
+
+# ---- scale-out: a stage's batches on a Ray cluster (cai_cli/scale) ----------------------------------
+RayOpt = Annotated[
+    Optional[str],
+    typer.Option(
+        "--ray", metavar="ADDRESS",
+        help="Run the batches on a Ray cluster (Ray Data, one engine per actor, built once); order, resume and the summary "
+        "stay as without it. ADDRESS: auto (the running cluster: `ray start --head`), local (start one here), or an "
+        "address (host:6379, ray://host:10001). The value is required: `--ray auto`.",
+        rich_help_panel=SCALE_PANEL,
+    ),
+]
+RayActorsOpt = Annotated[
+    Optional[int],
+    typer.Option("--ray-actors", min=1, show_default="the cluster's GPUs / --ray-gpus, else its CPUs", help="With --ray: actors, each with its own engine; each runs --batch-size rows at a time.", rich_help_panel=SCALE_PANEL),
+]
+RayGpusOpt = Annotated[
+    Optional[float],
+    typer.Option(
+        "--ray-gpus", min=0.0, show_default="--tensor-parallel-size with --engine vllm, else 0",
+        help="With --ray: GPUs per actor. Above 0, --engine auto is vllm; at 0, the transformers engine on CPU actors (one CPU each).",
+        rich_help_panel=SCALE_PANEL,
+    ),
+]
 
 # ---- sampling --------------------------------------------------------------------------------------
 TemperatureOpt = Annotated[Optional[float], typer.Option("--temperature", "-t", min=0.0, help="0 for greedy decoding.", rich_help_panel=SAMPLING_PANEL)]

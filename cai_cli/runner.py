@@ -6,7 +6,7 @@ from __future__ import annotations
 import copy
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
@@ -37,6 +37,7 @@ class RunOptions:
     batch_size: int = 16
     progress: bool | None = None  # None: only when stderr is a terminal
     restart: bool = False  # discard the side file of an earlier run instead of resuming from it
+    executor: BatchExecutor | None = None  # where batches run; None: here, in this process (LocalExecutor)
 
 
 @dataclass
@@ -88,6 +89,8 @@ class Stage(Protocol):
 
     # Optional: settings() -> dict, the stage's own options that shape its rows; fingerprint() -> dict,
     # everything else that does (EngineStage: model identity, engine, sampling, constitution, settings()).
+    # tallies: tuple of the names of attributes holding counts that add up over batches (default ("stats",)):
+    # an executor that runs batches in other processes (cai_cli.scale) adds each batch's increase to them here.
 
 
 @dataclass
@@ -114,6 +117,74 @@ def split_outcome(outcome: Outcome) -> tuple[list[dict], list[dict]]:
         else:
             raise TypeError(f"a stage's process() gave {type(item).__name__} for a row; expected a dict, a list of dicts, Dropped or RowFailure")
     return kept, dropped
+
+
+# ---------------------------------------------------------------- the seam where batches run
+
+# A batch's (line, row) pairs and one Outcome per row, in order.
+Finished = tuple[list[tuple[int, dict]], Sequence[Outcome]]
+
+
+class BatchExecutor(Protocol):
+    """Where a stage's batches run: LocalExecutor (this process) or cai_cli.scale.RayExecutor (a Ray cluster).
+
+    The runner keeps everything else (input order, resume, the fingerprint, --on-error, dropped rows, the
+    summary line): an executor only turns batches into one Outcome per row, check_loaded's RowFailure
+    included (see run_batch_here), and hands finished batches back in the order they were submitted.
+    """
+
+    def start(self, stage: Stage, stop_at_failure: bool) -> None:
+        """Load what STAGE needs (here, or on the cluster); stop_at_failure: --on-error fail."""
+
+    def submit(self, batch: list[tuple[int, dict]]) -> Iterable[Finished]:
+        """Take a batch (an empty one only collects); give back the batches finished so far, in submission order."""
+
+    def finish(self) -> Iterable[Finished]:
+        """Wait for every batch submitted and give them back, in submission order."""
+
+    def close(self) -> None:
+        """Release what start() took; also after an error, with batches still running."""
+
+
+def run_batch_here(stage: Stage, batch: list[tuple[int, dict]], stop_at_failure: bool) -> Finished:
+    """check_loaded, then process, in this process: what LocalExecutor does, and what each Ray actor does.
+
+    Under --on-error fail (stop_at_failure) a row that fails check_loaded stops the batch before any work,
+    and only that row comes back; otherwise it comes back as its RowFailure and the others are processed.
+    """
+    failures: dict[int, RowFailure] = {}
+    ready: list[int] = []
+    for i, (_, row) in enumerate(batch):
+        try:
+            stage.check_loaded(row)
+        except RowFailure as failure:
+            if stop_at_failure:
+                return [batch[i]], [failure]
+            failures[i] = failure
+            continue
+        ready.append(i)
+    processed = stage.process([copy.deepcopy(batch[i][1]) for i in ready]) if ready else []
+    if len(processed) != len(ready):
+        raise RuntimeError(f"{stage.name}: process() gave {len(processed)} outcomes for {len(ready)} rows")
+    outcomes: dict[int, Outcome] = {**dict(zip(ready, processed)), **failures}
+    return batch, [outcomes[i] for i in range(len(batch))]
+
+
+class LocalExecutor:
+    """Batches run here, one after the other, as they are submitted."""
+
+    def start(self, stage: Stage, stop_at_failure: bool) -> None:
+        stage.start()
+        self.stage, self.stop_at_failure = stage, stop_at_failure
+
+    def submit(self, batch: list[tuple[int, dict]]) -> Iterable[Finished]:
+        return [run_batch_here(self.stage, batch, self.stop_at_failure)] if batch else []
+
+    def finish(self) -> Iterable[Finished]:
+        return []
+
+    def close(self) -> None:
+        pass
 
 
 def error_record(file: str, line: int | None, field: str | None, reason: str, row: dict | None, raw: str | None = None) -> dict:
@@ -185,6 +256,8 @@ class _Run:
         self.selected = 0  # valid rows this run took (after --shard and --limit)
         self.finished_here = 0  # input rows finished by this run
         self.started = False
+        self.executor: BatchExecutor = opts.executor or LocalExecutor()
+        self.progress: Any = None  # (progress bar, task) while stream() runs
         self.side: SideFile | None = None  # the side file found at the start, when resuming
         self.sink: AppendLog | None = None
         self.fingerprint: dict | None = None
@@ -251,8 +324,8 @@ class _Run:
     def start(self, input_identity: str) -> None:
         if self.started:
             return
-        self.stage.start()
-        self.started = True
+        self.started = True  # before start(): close() then releases whatever start() took before it failed
+        self.executor.start(self.stage, self.fail)
         if self.partial is not None:
             # What only a started engine knows (the model an OpenAI-compatible server serves) joins the fingerprint.
             self.fingerprint = stage_fingerprint(self.stage, input_identity)
@@ -279,26 +352,23 @@ class _Run:
         return msg + "; nothing was written"
 
     def run_batch(self, name: str, batch: list[tuple[int, dict]], input_identity: str) -> None:
+        """Hand BATCH to the executor (an empty one only collects) and settle the batches it has finished."""
         self.start(input_identity)
-        stage = self.stage
-        ready = []
-        for line, row in batch:
-            try:
-                stage.check_loaded(row)
-            except RowFailure as failure:
-                if self.fail:
-                    raise CaiError(self.failure_message(name, line, failure)) from None
-                self.failed += 1
-                self.errors.add(error_record(name, line, failure.field, failure.reason, row), "failed")
-                continue
-            ready.append((line, row))
-        if not ready:
-            return
-        outcomes = stage.process([copy.deepcopy(row) for _, row in ready])
-        if len(outcomes) != len(ready):
-            raise RuntimeError(f"{stage.name}: process() gave {len(outcomes)} outcomes for {len(ready)} rows")
+        for done, outcomes in self.executor.submit(batch):
+            self.settle(name, done, outcomes)
+
+    def finish_batches(self, name: str) -> None:
+        """Wait for the batches still running (on a cluster) and settle them."""
+        if self.started:
+            for done, outcomes in self.executor.finish():
+                self.settle(name, done, outcomes)
+
+    def settle(self, name: str, done: list[tuple[int, dict]], outcomes: Sequence[Outcome]) -> None:
+        """A finished batch's outcomes into the side file (or stdout) and the errors file, in input order."""
+        if len(outcomes) != len(done):
+            raise RuntimeError(f"{self.stage.name}: {len(outcomes)} outcomes for {len(done)} rows")
         finished: list[dict] = []
-        for (line, row), outcome in zip(ready, outcomes):
+        for (line, row), outcome in zip(done, outcomes):
             if isinstance(outcome, RowFailure):
                 if self.fail:
                     self.emit(finished)
@@ -309,6 +379,9 @@ class _Run:
             kept, dropped = split_outcome(outcome)
             finished.append({"line": line, "id": str(row["id"]), "rows": kept, **({"dropped": dropped} if dropped else {})})
         self.emit(finished)
+        if self.progress is not None:
+            bar, task = self.progress
+            bar.advance(task, len(done))
 
     def emit(self, records: list[dict]) -> None:
         if not records:
@@ -330,12 +403,12 @@ class _Run:
         batch: list[tuple[int, dict]] = []
         selected, last_line = 0, None
         task = progress.add_task(self.stage.name, total=total)
+        self.progress = (progress, task)
         identity = source.identity
         for item in source.lines(idle=not validated):
             if item is None:  # upstream is quiet: send what we hold instead of waiting for a full batch
-                if batch:
+                if batch or self.started:  # (an empty batch collects what a cluster has finished meanwhile)
                     self.run_batch(name, batch, identity)
-                    progress.advance(task, len(batch))
                     batch = []
                 continue
             if not validated:
@@ -348,6 +421,7 @@ class _Run:
                     if batch:  # the rows before it are good: finish them first
                         self.run_batch(name, batch, identity)
                         batch = []
+                    self.finish_batches(name)
                     kept = f"the rows before it are finished and kept in {self.partial}" if self.partial is not None else "the rows before it were processed"
                     raise CaiError(f"{error}; {kept}. Fix the input, or use --on-error skip to process the valid rows")
                 self.bad(name, item, error)
@@ -377,11 +451,10 @@ class _Run:
             batch.append((item.line, row))
             if len(batch) >= max(1, opts.batch_size):
                 self.run_batch(name, batch, identity)
-                progress.advance(task, len(batch))
                 batch = []
         if batch:
             self.run_batch(name, batch, identity)
-            progress.advance(task, len(batch))
+        self.finish_batches(name)
         if self.rows_in == 0:
             raise CaiError(f"{name}: no rows (the input is empty)")
         return last_line
@@ -437,6 +510,8 @@ def run_stage(stage: Stage, opts: RunOptions) -> RunResult:
         raise
     finally:
         source.close()
+        if run.started:
+            run.executor.close()
         if run.sink is not None:
             run.sink.close()
     result = RunResult(

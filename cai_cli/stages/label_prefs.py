@@ -96,6 +96,7 @@ class Pair:
 
 class LabelPrefs(EngineStage):
     name = "label-prefs"
+    tallies = ("stats", "counts", "judge_stats", "judge_seconds")  # what the summary line and OUT.summary.json add up
 
     def __init__(self, engine_opts, sampling, constitution: Constitution | None, config: LabelConfig):
         super().__init__(engine_opts, sampling)
