@@ -137,7 +137,7 @@ class BatchExecutor(Protocol):
         """Load what STAGE needs (here, or on the cluster); stop_at_failure: --on-error fail."""
 
     def submit(self, batch: list[tuple[int, dict]]) -> Iterable[Finished]:
-        """Take a batch (an empty one only collects); give back the batches finished so far, in submission order."""
+        """Take a batch; give back the batches finished so far (none, this one, or more), in submission order."""
 
     def finish(self) -> Iterable[Finished]:
         """Wait for every batch submitted and give them back, in submission order."""
@@ -178,7 +178,7 @@ class LocalExecutor:
         self.stage, self.stop_at_failure = stage, stop_at_failure
 
     def submit(self, batch: list[tuple[int, dict]]) -> Iterable[Finished]:
-        return [run_batch_here(self.stage, batch, self.stop_at_failure)] if batch else []
+        return [run_batch_here(self.stage, batch, self.stop_at_failure)]
 
     def finish(self) -> Iterable[Finished]:
         return []
@@ -352,7 +352,7 @@ class _Run:
         return msg + "; nothing was written"
 
     def run_batch(self, name: str, batch: list[tuple[int, dict]], input_identity: str) -> None:
-        """Hand BATCH to the executor (an empty one only collects) and settle the batches it has finished."""
+        """Hand BATCH to the executor and settle the batches it has finished (a local run: this one, at once)."""
         self.start(input_identity)
         for done, outcomes in self.executor.submit(batch):
             self.settle(name, done, outcomes)
@@ -407,7 +407,7 @@ class _Run:
         identity = source.identity
         for item in source.lines(idle=not validated):
             if item is None:  # upstream is quiet: send what we hold instead of waiting for a full batch
-                if batch or self.started:  # (an empty batch collects what a cluster has finished meanwhile)
+                if batch:
                     self.run_batch(name, batch, identity)
                     batch = []
                 continue

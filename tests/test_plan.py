@@ -62,5 +62,9 @@ def test_plan_measure_times_each_stage_here(tmp_path):
     assert 0 < plan["output_tokens_per_text"] <= 12
     assert all(s["seconds"] > 0 for s in plan["stages"])
     assert plan["totals"]["hours"] == pytest.approx(sum(s["seconds"] for s in plan["stages"]) / 3600, rel=1e-2)
+    # Measuring runs the stages on the engine; the token counts still come from the model's tokenizer alone.
+    counted = {k: plan_json(str(src), "--engine", "fake", "--output-tokens", "5", *extra)["stages"] for k, extra in (("measured", ("--measure", "2")), ("not", ()))}
+    keys = ("stage", "generations", "judge_calls", "prompt_tokens", "output_tokens")
+    assert [{k: s[k] for k in keys} for s in counted["measured"]] == [{k: s[k] for k in keys} for s in counted["not"]]
     result = invoke("plan", str(src), "--measure", "2", "--throughput", "5")
     assert result.exit_code == 2 and "give one" in result.output

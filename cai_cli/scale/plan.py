@@ -254,6 +254,10 @@ def measure(sample: Sequence[dict], stages: dict[str, Any], cfg: PlanConfig, n_r
 
     rows = list(sample[:n_rows])
     seconds: dict[str, float] = {}
+    first = stages["generate"]
+    first.start()
+    for stage in stages.values():
+        stage.engine = first.engine  # one model for the whole pipeline, loaded once, before any clock starts
     texts = tokens = 0.0
     with tempfile.TemporaryDirectory(prefix="cai-plan-") as tmp:
         current = Path(tmp) / "in.jsonl"
@@ -263,7 +267,6 @@ def measure(sample: Sequence[dict], stages: dict[str, Any], cfg: PlanConfig, n_r
         def step(label: str, stage, source: Path) -> Path:
             nonlocal texts, tokens
             target = Path(tmp) / f"{label.replace(' ', '_')}.jsonl"
-            stage.start()
             before = stage.stats.tokens_out
             started = time.monotonic()
             run_stage(stage, RunOptions(input=str(source), output=str(target), progress=False, batch_size=max(1, len(rows))))
@@ -281,31 +284,28 @@ def measure(sample: Sequence[dict], stages: dict[str, Any], cfg: PlanConfig, n_r
         if cfg.n >= 2:
             pairs = step(f"generate --n {cfg.n}", stages["generate-n"], prompts)
             step("label-prefs", stages["label-prefs"], pairs)
+    first.started_engine().close()
     for stage in stages.values():
-        engine = getattr(stage, "engine", None)
-        if engine is not None:
-            engine.close()
-            stage.engine = None
+        stage.engine = None
     return seconds, (tokens / texts if texts else 0.0)
 
 
 def make_plan(path: str | None, engine_opts, sampling, constitution, cfg: PlanConfig, *, throughput: float | None = None,
               prefill_throughput: float | None = None, gpus: int = 1, price: float | None = None, measure_rows: int = 0) -> Plan:
     if cfg.n == 1 or cfg.n < 0:
-        raise CaiError(f"--n {cfg.n}: label-prefs compares at least 2 candidates (0 plans no RL-CAI half)")
+        raise CaiError(f"--n {cfg.n}: label-prefs compares at least 2 candidates (--no-rl plans without it)")
     if throughput is not None and measure_rows:
         raise CaiError("--throughput and --measure both say how fast: give one")
     sample, count = read_sample(path, max(cfg.sample, measure_rows))
     rows = cfg.rows if cfg.rows is not None else count
-    stages = build_stages(engine_opts, sampling, constitution, cfg)
     seconds: dict[str, float] = {}
     output_tokens, source = (cfg.output_tokens, "--output-tokens") if cfg.output_tokens is not None else (float(sampling.max_tokens), "--max-tokens (an upper bound)")
     if measure_rows:
-        seconds, measured = measure(sample, stages, cfg, measure_rows)
+        seconds, measured = measure(sample, build_stages(engine_opts, sampling, constitution, cfg), cfg, measure_rows)
         if cfg.output_tokens is None and measured:
             output_tokens, source = measured, f"measured on {min(measure_rows, len(sample))} rows"
     counter = TokenCounter(engine_opts.model)
-    loads = count_loads(sample[: cfg.sample], stages, counter, cfg, output_tokens)
+    loads = count_loads(sample[: cfg.sample], build_stages(engine_opts, sampling, constitution, cfg), counter, cfg, output_tokens)
     prefill = prefill_throughput if prefill_throughput is not None else (throughput * PREFILL_FACTOR if throughput else None)
     for load in loads:
         for k in ("generations", "judge_calls", "prompt_tokens", "output_tokens"):

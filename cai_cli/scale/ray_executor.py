@@ -158,12 +158,11 @@ class RayExecutor:
 
     def submit(self, batch: list[tuple[int, dict]]) -> list[Finished]:
         """Into the object store; nothing runs until finish()."""
-        if batch:
-            import pyarrow as pa
-            import ray
+        import pyarrow as pa
+        import ray
 
-            payload = pickle.dumps((len(self.blocks), batch))
-            self.blocks.append(ray.put(pa.table({"payload": pa.array([payload], type=pa.binary())})))
+        payload = pickle.dumps((len(self.blocks), batch))
+        self.blocks.append(ray.put(pa.table({"payload": pa.array([payload], type=pa.binary())})))
         return []
 
     def finish(self) -> Iterator[Finished]:
