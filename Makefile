@@ -41,7 +41,7 @@ test: setup
 	$(PY) -m pytest -q -p no:cacheprovider
 
 test-fast: setup
-	$(PY) -m pytest -q -p no:cacheprovider -m "not slow and not vllm"
+	$(PY) -m pytest -q -p no:cacheprovider -m "not slow and not vllm and not ray"
 
 bench: setup
 	$(PY) bench/bench_generate.py

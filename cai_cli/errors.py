@@ -45,6 +45,7 @@ class RowFailure(Exception):
     def __init__(self, reason: str, field: str | None = None):
         self.reason = reason
         self.field = field
+        self.needs_model = False  # set where a check that needs the model failed it (too long): a rerun fails it again
         super().__init__(reason)
 
 

@@ -4,7 +4,6 @@ appears atomically. Where rows go and what a run never destroys: output.py."""
 
 from __future__ import annotations
 
-import copy
 import sys
 import time
 from collections.abc import Callable, Sequence
@@ -14,6 +13,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from .errors import CaiError, InputError, RowFailure, choice
+from .executor import BatchExecutor, LocalExecutor
 from .jsonl import InputLine, InputSource
 from .output import Destination, Outputs, SetAside, os_error_message
 from .progress import progress_bar
@@ -43,6 +43,7 @@ class RunOptions:
     # Keep OUT.partial once OUT is written: a caller running the stage as one phase of a longer job (`cai eval`) reruns
     # it to resume, and a finished phase then resumes every row from it without loading a model.
     keep_side_file: bool = False
+    executor: BatchExecutor | None = None  # where batches run; None: here, in this process (LocalExecutor)
 
 
 @dataclass
@@ -164,6 +165,8 @@ class _Run:
         self.selected = 0  # valid rows this run took (after --shard and --limit)
         self.started = False
         self.digests: dict[int, str] = {}  # line -> digest of the input row, until its record is written
+        self.executor: BatchExecutor = opts.executor or LocalExecutor()
+        self.progress: Any = None  # (progress bar, task) while stream_rows() runs
 
     # ---------------------------------------------------------------- input
 
@@ -213,8 +216,9 @@ class _Run:
     def start(self) -> None:
         if self.started:
             return
-        self.stage.start()
-        self.started = self.dest.ready = True
+        self.started = True  # before start(): close() then releases whatever start() took before it failed
+        self.executor.start(self.stage, self.fail)
+        self.dest.ready = True
         if self.partial is not None:
             # What only a started engine knows (the model an OpenAI-compatible server serves) joins the fingerprint.
             check_fingerprint(self.dest.side, stage_fingerprint(self.stage))
@@ -231,36 +235,36 @@ class _Run:
         return msg + "; nothing was written"
 
     def run_batch(self, batch: list[tuple[int, dict]]) -> None:
+        """Hand BATCH to the executor and settle the batches it has finished (a local run: this one, at once)."""
         self.start()
-        stage = self.stage
-        ready = []
-        for line, row in batch:
-            try:
-                stage.check_loaded(row)
-            except RowFailure as failure:
-                if self.fail:
-                    raise CaiError(self.failure_message(line, failure)) from None
-                self.failed += 1
-                self.failed_again += 1
-                self.set_error(error_record(self.name, line, failure.field, failure.reason, row), "failed")
-                continue
-            ready.append((line, row))
-        if not ready:
-            return
-        outcomes = stage.process([copy.deepcopy(row) for _, row in ready])
-        if len(outcomes) != len(ready):
-            raise RuntimeError(f"{stage.name}: process() gave {len(outcomes)} outcomes for {len(ready)} rows")
+        for done, outcomes in self.executor.submit(batch):
+            self.settle(done, outcomes)
+
+    def finish_batches(self) -> None:
+        """Wait for the batches still running (on a cluster) and settle them."""
+        if self.started:
+            for done, outcomes in self.executor.finish():
+                self.settle(done, outcomes)
+
+    def settle(self, done: list[tuple[int, dict]], outcomes: Sequence[Outcome]) -> None:
+        """A finished batch's outcomes into the side file (or stdout) and the errors file, in input order."""
+        if len(outcomes) != len(done):
+            raise RuntimeError(f"{self.stage.name}: {len(outcomes)} outcomes for {len(done)} rows")
         finished: list[dict] = []
-        for (line, row), outcome in zip(ready, outcomes):
+        for (line, row), outcome in zip(done, outcomes):
             if isinstance(outcome, RowFailure):
                 if self.fail:
                     self.emit(finished)
                     raise CaiError(self.failure_message(line, outcome))
                 self.failed += 1
+                self.failed_again += outcome.needs_model
                 self.set_error(error_record(self.name, line, outcome.field, outcome.reason, row), "failed")
                 continue
             finished.append(outcome_record(line, str(row["id"]), self.digests.pop(line), outcome))
         self.emit(finished)
+        if self.progress is not None:
+            bar, task = self.progress
+            bar.advance(task, len(done))
 
     def emit(self, records: list[dict]) -> None:
         self.dest.emit(records)
@@ -273,11 +277,11 @@ class _Run:
         batch: list[tuple[int, dict]] = []
         selected, last_line = 0, None
         task = progress.add_task(self.stage.name, total=total)
+        self.progress = (progress, task)
         for item in source.lines(idle=not validated):
             if item is None:  # upstream is quiet: send what we hold instead of waiting for a full batch
                 if batch:
                     self.run_batch(batch)
-                    progress.advance(task, len(batch))
                     batch = []
                 continue
             if not validated:
@@ -290,6 +294,7 @@ class _Run:
                     if batch:  # the rows before it are good: finish them first
                         self.run_batch(batch)
                         batch = []
+                    self.finish_batches()
                     kept = f"the rows before it are finished and kept in {self.partial}" if self.partial is not None else "the rows before it were processed"
                     raise CaiError(f"{error}; {kept}. Fix the input, or use --on-error skip to process the valid rows")
                 self.bad(item, error)
@@ -321,11 +326,10 @@ class _Run:
             batch.append((item.line, row))
             if len(batch) >= max(1, opts.batch_size):
                 self.run_batch(batch)
-                progress.advance(task, len(batch))
                 batch = []
         if batch:
             self.run_batch(batch)
-            progress.advance(task, len(batch))
+        self.finish_batches()
         if self.rows_in == 0:
             raise CaiError(f"{self.name}: no rows (the input is empty)")
         return last_line
@@ -377,6 +381,8 @@ def run_stage(stage: Stage, opts: RunOptions) -> RunResult:
         if not finished:
             run.errors.discard()
         source.close()
+        if run.started:
+            run.executor.close()
         # The side file stays while a rerun could finish a row (a run-time failure) or a later phase reads it back.
         dest.close(finished, failed=run.failed > run.failed_again or opts.keep_side_file)
     result = RunResult(

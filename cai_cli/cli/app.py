@@ -249,7 +249,7 @@ def _judge_options_need_judge(what: str, **given) -> None:
         raise CaiError(f"{', '.join(named)}: {'is' if len(named) == 1 else 'are'} for the judge's rewards; add {what}")
 
 
-@stage_command(app, "score", model=False, sampling=False)
+@stage_command(app, "score", model=False, sampling=False, ray=True)
 def score(
     common: Common,
     reward_model: o.RewardModelOpt = None,
@@ -481,6 +481,64 @@ def label_prefs(
             cfg.examples, cfg.examples_source = load_judge_examples(judge_examples), judge_examples
     stage = _amending(LabelPrefs(common.engine_options(), common.sampling(), charter, cfg), amend)
     run_stage(stage, common.run_options())  # dropped pairs go to OUT.dropped.jsonl, counted; the summary to OUT.summary.json
+
+
+@command(app, "plan")
+def plan(
+    input: o.InputArg = None,
+    rows: o.PlanRowsOpt = None,
+    sample: o.PlanSampleOpt = 32,
+    rounds: o.PlanRoundsOpt = 2,
+    rl: o.PlanRlOpt = True,
+    n: o.NOpt = 2,
+    principles: o.PrinciplesOpt = str(DEFAULT_PRINCIPLES),
+    swap: o.SwapOpt = True,
+    cot: o.CotOpt = False,
+    constitution: o.ConstitutionOpt = None,
+    few_shot: o.FewShotOpt = None,
+    model: o.ModelOpt = None,
+    engine: o.EngineOpt = Common.engine,
+    max_tokens: o.MaxTokensOpt = Common.max_tokens,
+    seed: o.SeedOpt = Common.seed,
+    output_tokens: o.OutputTokensOpt = None,
+    throughput: o.ThroughputOpt = None,
+    prefill_throughput: o.PrefillOpt = None,
+    gpus: o.GpusOpt = 1,
+    price: o.PriceOpt = None,
+    measure: o.MeasureOpt = 0,
+    json_out: o.PlanJsonOpt = None,
+):
+    """Before a run: per stage, the prompt and output tokens, generations and judge calls; at a throughput, hours and cost.
+
+    Plans the README's pipeline by default: generate, --rounds of critique and revise (SL-CAI), then generate --n
+    and label-prefs (RL-CAI), for every row of INPUT (or --rows), from prompts built for a sample of it and
+    tokenized with the model's tokenizer. See docs/scale.md for the arithmetic and a worked example.
+
+    Example:
+
+        cai plan examples/red_team.jsonl --rows 100000 --output-tokens 200 --throughput 1500 --gpus 8 --price 2.5
+    """
+    import json
+
+    from ..constitution import load_constitution
+    from ..judge import parse_principles
+    from ..scale.plan import PlanConfig, make_plan, print_plan
+
+    charter = load_constitution(constitution)
+    k = parse_principles(principles, len(charter.comparisons) or None) if rl else 0
+    cfg = PlanConfig(rounds=rounds, n=n if rl else 0, principles=k, swap=swap, cot=cot, few_shot=few_shot, output_tokens=output_tokens, rows=rows, sample=sample)
+    common = Common(model=model, engine=engine, max_tokens=max_tokens or Common.max_tokens, seed=Common.seed if seed is None else seed)
+    result = make_plan(input, common.engine_options(), common.sampling(), charter, cfg, throughput=throughput,
+                       prefill_throughput=prefill_throughput, gpus=gpus, price=price, measure_rows=measure)
+    text = json.dumps(result.as_dict(), indent=2)
+    if json_out == "-":
+        print(text)
+        return
+    print_plan(result)
+    if json_out:
+        from pathlib import Path
+
+        Path(json_out).write_text(text + "\n")
 
 
 @command(constitution_app, "show")

@@ -37,6 +37,8 @@ SERVE_PANEL = "vLLM and OpenAI-compatible servers"
 JUDGE_PANEL = "AI feedback (the judge)"
 EVAL_PANEL = "Evaluation"
 TRAIN_PANEL = "Training (any trl config field: --config YAML)"
+SCALE_PANEL = "Scale-out (Ray; see docs/scale.md)"
+PLAN_PANEL = "Planning: the pipeline, the rate, the price"
 
 
 def value_problem(value: Any) -> str | None:
@@ -233,6 +235,50 @@ RetriesOpt = Annotated[
     ),
 ]
 ConcurrencyOpt = Annotated[int, typer.Option("--concurrency", min=1, help="OpenAI engine: requests in flight per server.", rich_help_panel=SERVE_PANEL)]
+
+# ---- scale-out: a stage's batches on a Ray cluster (cai_cli/scale) ----------------------------------
+RayOpt = Annotated[
+    Optional[str],
+    typer.Option(
+        "--ray", metavar="ADDRESS",
+        help="Run the batches on a Ray cluster (Ray Data, one engine per actor, built once); order, resume and the summary "
+        "stay as without it. ADDRESS: auto (the running cluster: `ray start --head`), local (start one here), or an "
+        "address (host:6379, ray://host:10001). The value is required: `--ray auto`.",
+        rich_help_panel=SCALE_PANEL,
+    ),
+]
+RayActorsOpt = Annotated[
+    Optional[int],
+    typer.Option("--ray-actors", min=1, show_default="the cluster's GPUs / --ray-gpus, else its CPUs", help="With --ray: actors, each with its own engine; each runs --batch-size rows at a time.", rich_help_panel=SCALE_PANEL),
+]
+RayGpusOpt = Annotated[
+    Optional[float],
+    typer.Option(
+        "--ray-gpus", min=0.0, show_default="--tensor-parallel-size with --engine vllm, else 0",
+        help="With --ray: GPUs per actor. Above 0, --engine auto is vllm; at 0, the transformers engine on CPU actors (one CPU each).",
+        rich_help_panel=SCALE_PANEL,
+    ),
+]
+
+# ---- cai plan ---------------------------------------------------------------------------------------
+PlanRowsOpt = Annotated[Optional[int], typer.Option("--rows", min=1, show_default="the input's", help="Rows to plan for (the input is then a sample of them).", rich_help_panel=PLAN_PANEL)]
+PlanSampleOpt = Annotated[int, typer.Option("--sample", min=1, help="Rows of the input whose prompts are built and tokenized.", rich_help_panel=PLAN_PANEL)]
+PlanRoundsOpt = Annotated[int, typer.Option("--rounds", min=0, help="SL-CAI: critique and revise rounds after generate.", rich_help_panel=PLAN_PANEL)]
+PlanRlOpt = Annotated[bool, typer.Option("--rl/--no-rl", help="RL-CAI: generate --n candidates, then label-prefs.", rich_help_panel=PLAN_PANEL)]
+OutputTokensOpt = Annotated[
+    Optional[float],
+    typer.Option("--output-tokens", min=1.0, show_default="measured, else --max-tokens", help="Mean tokens the model writes per text.", rich_help_panel=PLAN_PANEL),
+]
+ThroughputOpt = Annotated[Optional[float], typer.Option("--throughput", min=0.001, help="Output tokens per second per GPU, for hours and cost.", rich_help_panel=PLAN_PANEL)]
+PrefillOpt = Annotated[
+    Optional[float], typer.Option("--prefill-throughput", min=0.001, show_default="20 x --throughput", help="Prompt tokens per second per GPU.", rich_help_panel=PLAN_PANEL)
+]
+GpusOpt = Annotated[int, typer.Option("--gpus", min=1, help="GPUs working at once (hours = GPU-hours / GPUs).", rich_help_panel=PLAN_PANEL)]
+PriceOpt = Annotated[Optional[float], typer.Option("--price", min=0.0, help="Money per GPU-hour, for the cost.", rich_help_panel=PLAN_PANEL)]
+MeasureOpt = Annotated[
+    int, typer.Option("--measure", min=0, help="Run the pipeline here on N sample rows and time each stage (instead of --throughput).", rich_help_panel=PLAN_PANEL)
+]
+PlanJsonOpt = Annotated[Optional[str], typer.Option("--json", help="Also write the plan as JSON ('-': to stdout, instead of the table).", rich_help_panel=PLAN_PANEL)]
 
 # ---- sampling --------------------------------------------------------------------------------------
 TemperatureOpt = Annotated[Optional[float], typer.Option("--temperature", "-t", min=0.0, help="0 for greedy decoding.", rich_help_panel=SAMPLING_PANEL)]

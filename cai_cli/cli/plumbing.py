@@ -46,6 +46,11 @@ MODEL_OPTIONS: dict[str, Any] = {
     "request_timeout": o.TimeoutOpt,
     "max_retries": o.RetriesOpt,
 }
+RAY_OPTIONS: dict[str, Any] = {
+    "ray": o.RayOpt,
+    "ray_actors": o.RayActorsOpt,
+    "ray_gpus": o.RayGpusOpt,
+}
 SAMPLING_OPTIONS: dict[str, Any] = {
     "temperature": o.TemperatureOpt,
     "top_p": o.TopPOpt,
@@ -88,6 +93,10 @@ class Common:
     concurrency: int = _ENGINE.concurrency
     request_timeout: float = _ENGINE.timeout
     max_retries: int = _ENGINE.max_retries
+    # scale-out
+    ray: str | None = None
+    ray_actors: int | None = None
+    ray_gpus: float | None = None
     # sampling
     temperature: float = _SAMPLING.temperature
     top_p: float = _SAMPLING.top_p
@@ -107,11 +116,32 @@ class Common:
             batch_size=self.batch_size,
             progress=self.progress,
             restart=self.restart,
+            executor=self.ray_executor(),
         )
 
+    def ray_gpus_per_actor(self) -> float:
+        if self.ray_gpus is not None:
+            return self.ray_gpus
+        return float(self.tensor_parallel_size) if self.engine == "vllm" else 0.0
+
+    def ray_executor(self):
+        """--ray's executor (cai_cli.scale), or None: batches run in this process."""
+        from ..errors import CaiError
+
+        if self.ray is None:
+            if self.ray_actors is not None or self.ray_gpus is not None:
+                raise CaiError("--ray-actors and --ray-gpus go with --ray ADDRESS (e.g. --ray auto)")
+            return None
+        from ..scale.ray_executor import RayExecutor, RaySettings
+
+        return RayExecutor(RaySettings(address=self.ray, actors=self.ray_actors, gpus_per_actor=self.ray_gpus_per_actor()))
+
     def engine_options(self) -> EngineOptions:
+        engine = self.engine
+        if self.ray is not None and engine == "auto":  # decided here, not by this machine: the actors run elsewhere
+            engine = "vllm" if self.ray_gpus_per_actor() > 0 else "transformers"
         return EngineOptions(
-            engine=self.engine,
+            engine=engine,
             model=self.model,
             batch_size=self.batch_size,
             dtype=self.dtype.value,
@@ -207,9 +237,14 @@ def shared_options(cls: type, *groups: dict[str, Any]) -> dict[str, tuple[Any, A
     return out
 
 
-def stage_command(app: typer.Typer, name: str, *, model: bool = True, sampling: bool = True, input_arg: bool = True) -> Callable:
-    """Register FN as `cai NAME` with the shared option groups appended; FN receives them as `common` (a Common)."""
-    groups = [IO_OPTIONS] + ([MODEL_OPTIONS] if model else []) + ([SAMPLING_OPTIONS] if sampling else [])
+def stage_command(
+    app: typer.Typer, name: str, *, model: bool = True, sampling: bool = True, input_arg: bool = True, ray: bool | None = None
+) -> Callable:
+    """Register FN as `cai NAME` with the shared option groups appended; FN receives them as `common` (a Common).
+
+    ray (default: model): the --ray options, for a stage that runs a model through the runner."""
+    ray = model if ray is None else ray
+    groups = [IO_OPTIONS] + ([MODEL_OPTIONS] if model else []) + ([RAY_OPTIONS] if ray else []) + ([SAMPLING_OPTIONS] if sampling else [])
     shared = shared_options(Common, *([{"input": o.InputArg}] if input_arg else []), *groups)
     return lambda fn: register_command(app, name, fn, shared, "common", lambda values: Common(**values))
 

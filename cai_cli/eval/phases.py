@@ -162,6 +162,7 @@ class PhaseRunner:
             progress=self.run.progress,
             restart=self.run.restart,
             keep_side_file=True,
+            executor=self.run.executor,  # --ray: each phase's batches on the cluster, its engine on the actors
         )
         try:
             run_stage(phase.stage, opts)

@@ -57,7 +57,7 @@ from .principles import DEFAULT_PRINCIPLES, draw_principles
 from .prompts import format_conversation
 
 if TYPE_CHECKING:
-    from ..constitution import ComparisonPrinciple, Constitution, HardConstraint
+    from ..constitution import ComparisonPrinciple, Constitution
 
 TIER_RATIO = 1.0 / 3.0
 CONSTRAINT_WEIGHT = 2.0

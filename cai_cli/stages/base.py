@@ -10,6 +10,7 @@ from ..runner import StageStats
 
 class EngineStage:
     name = "stage"
+    tallies: tuple[str, ...] = ("stats",)  # the counts that add up over batches (see runner.Stage)
 
     def __init__(self, engine_opts: EngineOptions, sampling: Sampling):
         self.engine_opts = engine_opts

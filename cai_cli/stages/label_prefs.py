@@ -134,6 +134,9 @@ class Pair:
 
 class LabelPrefs(EngineStage):
     name = "label-prefs"
+    # Under --ray only the token counts travel back from the actors: the summary's pairs, bias and gold agreement are
+    # recounted from the finished rows in the driver (recount); the judge's speed is the driver's own (none under --ray).
+    tallies = ("stats",)
 
     def __init__(self, engine_opts, sampling, constitution: Constitution | None, config: LabelConfig):
         super().__init__(engine_opts, sampling)
