@@ -34,7 +34,7 @@ def row_seed(seed: int, *parts: object) -> int:
 
 
 def row_id(row: dict) -> str:
-    """The row's id, or a stable hash of its prompt/messages when it has none."""
+    """The row's id, or a stable hash of its prompt/messages when it has none (see RowIds for repeated prompts)."""
     if "id" in row and row["id"] is not None:
         return str(row["id"])
     if isinstance(row.get("prompt"), str):
@@ -42,6 +42,26 @@ def row_id(row: dict) -> str:
     if isinstance(row.get("messages"), list):
         return stable_hash(row["messages"])
     return stable_hash(row)
+
+
+class RowIds:
+    """Ids for the rows of one input, in input order: a row's own id, else the hash of its prompt (row_id), with
+    "-N" added for the N-th row without an id that repeats that prompt ("3f2a...", "3f2a...-2", "3f2a...-3").
+
+    Repeated prompts are separate samples: sharing an id they would share a seed, a principle and a resume record. The
+    count runs over every row of the input in order (before --shard and --limit pick), so a file and a pipe, any shard
+    or limit, and a resumed run give each row the same id. Memory: one entry per distinct prompt without an id.
+    """
+
+    def __init__(self) -> None:
+        self.seen: dict[str, int] = {}
+
+    def __call__(self, row: dict) -> str:
+        if row.get("id") is not None:
+            return str(row["id"])
+        base = row_id(row)
+        count = self.seen[base] = self.seen.get(base, 0) + 1
+        return base if count == 1 else f"{base}-{count}"
 
 
 def check_messages(value: Any, field: str = "messages") -> None:

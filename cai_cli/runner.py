@@ -16,7 +16,7 @@ from .errors import CaiError, InputError, RowFailure, choice
 from .jsonl import AtomicWriter, InputLine, InputSource, StdoutWriter
 from .progress import progress_bar
 from .resume import AppendLog, SideFile, check_fingerprint, open_side_file, scan_side_file, side_records, stage_fingerprint
-from .rows import FieldProblem, in_shard, row_id
+from .rows import FieldProblem, RowIds, in_shard
 
 
 class OnError(str, Enum):
@@ -194,9 +194,11 @@ class _Run:
         """Validate every line of a file before any model loads; returns how many rows this run selects."""
         first: InputError | None = None
         selected = 0
+        ids = RowIds()
         for item in source.lines(digest=True):
             assert item is not None  # only a pipe yields None (while it waits); this pass reads a file
             self.rows_in += 1
+            rid = ids(item.row) if item.row is not None else None  # a bad row keeps its place in the count of repeats
             error = self.validate(item, source.name)
             if error is not None:
                 if self.fail:
@@ -205,8 +207,8 @@ class _Run:
                 else:
                     self.bad(source.name, item, error)
                 continue
-            assert item.row is not None  # validated: the line has its row
-            if in_shard(row_id(item.row), self.opts.shard):
+            assert rid is not None  # validated: the line has its row
+            if in_shard(rid, self.opts.shard):
                 selected += 1
         if self.rows_in == 0:
             raise CaiError(f"{source.name}: no rows (the input is empty)")
@@ -294,6 +296,7 @@ class _Run:
         next_done = next(done, None)
         batch: list[tuple[int, dict]] = []
         selected, last_line = 0, None
+        ids = RowIds()
         task = progress.add_task(self.stage.name, total=total)
         identity = source.identity
         for item in source.lines(idle=not validated):
@@ -305,6 +308,7 @@ class _Run:
                 continue
             if not validated:
                 self.rows_in += 1
+            rid = ids(item.row) if item.row is not None else None  # as in the first pass: every row counts
             error = self.validate(item, name)
             if error is not None:
                 if validated:
@@ -320,7 +324,7 @@ class _Run:
             row = item.row
             assert row is not None  # validated: the line has its row
             if row.get("id") is None:
-                row["id"] = row_id(row)
+                row["id"] = rid
             if not in_shard(str(row["id"]), opts.shard):
                 continue
             if opts.limit is not None and selected >= opts.limit:
