@@ -4,9 +4,15 @@ from __future__ import annotations
 
 from typing import Iterable
 
-from .rows import conversation
+from .rows import conversation, cut_replies, is_cut, meta_finish_reason, round_finish_reason
 
 WIDTH = 400  # characters of each text shown in the terminal (`cai show --width`)
+CUT_MARK = "[cut at --max-tokens]"  # after a text whose generation stopped at the token limit, where it stops
+
+
+def _candidate_cut(row: dict, index: int) -> bool:
+    reasons = meta_finish_reason(row, "generate")
+    return is_cut(reasons[index] if isinstance(reasons, list) and index < len(reasons) else None)
 
 
 def render_rows(rows: Iterable[dict], console, width: int = WIDTH) -> None:
@@ -19,24 +25,32 @@ def render_rows(rows: Iterable[dict], console, width: int = WIDTH) -> None:
 
     for row in rows:
         body = Text()
+        cut = cut_replies(row)
+
+        def text(s: str, was_cut: bool, body=body) -> None:
+            body.append(clip(s))
+            if was_cut:
+                body.append(f" {CUT_MARK}", style="bold red")
+            body.append("\n")
+
         for msg in conversation(row) if ("prompt" in row or "messages" in row) else []:
             body.append(f"{msg['role']}: ", style="bold cyan")
-            body.append(clip(msg["content"]) + "\n")
+            text(msg["content"], False)
         if "initial_response" in row:
             body.append("first answer: ", style="bold yellow")
-            body.append(clip(row["initial_response"]) + "\n")
+            text(row["initial_response"], cut.get(row["initial_response"], False))
         for i, rnd in enumerate(row.get("rounds", []), start=1):
             tier = f" · tier {rnd['tier']}" if rnd.get("tier") else ""
             body.append(f"\nround {i} · principle '{rnd.get('principle')}'{tier}\n", style="bold magenta")
             body.append("  critique: ", style="bold red")
-            body.append(clip(rnd.get("critique", "")) + "\n")
+            text(rnd.get("critique", ""), is_cut(round_finish_reason(row, i - 1, "critique")))
             if "revision" in rnd:
                 label = "  revision: " if rnd.get("changed", True) else "  revision (critique found nothing to change): "
                 body.append(label, style="bold green")
-                body.append(clip(rnd["revision"]) + "\n")
+                text(rnd["revision"], is_cut(round_finish_reason(row, i - 1, "revision")))
         for j, cand in enumerate(row.get("candidates", [])):
             body.append(f"candidate {j}: ", style="bold yellow")
-            body.append(clip(cand) + "\n")
+            text(cand, _candidate_cut(row, j))
         pref = row.get("preference")
         if isinstance(pref, dict) and "p_chosen" in pref:
             body.append(f"\npreference: p_chosen={pref['p_chosen']:.2f}", style="bold blue")
@@ -45,10 +59,11 @@ def render_rows(rows: Iterable[dict], console, width: int = WIDTH) -> None:
             body.append("\n")
         if "response" in row and row.get("rounds"):
             body.append("\nfinal: ", style="bold green")
-            body.append(clip(row["response"]))
+            text(row["response"], cut.get(row["response"], False))
         elif "response" in row and "initial_response" not in row:
             body.append("response: ", style="bold yellow")
-            body.append(clip(row["response"]))
+            text(row["response"], cut.get(row["response"], False))
+        body.rstrip()
         title = f"{row.get('id', '')}" + (f" · {row['category']}" if isinstance(row.get("category"), str) else "")
         console.print(Panel(body, title=title, title_align="left"))
 
@@ -66,7 +81,10 @@ body{font-family:system-ui,sans-serif;max-width:1100px;margin:1.5em auto;padding
 .principle{color:#6a3fb5;font-weight:600} .request{color:#666;font-size:.88em;font-style:italic}
 ins{background:#c8f0c8;text-decoration:none} del{background:#f6c9c9;color:#7a2222}
 .unchanged{color:#777;font-size:.88em} .legend{color:#555;font-size:.9em}
+.cut{color:#b00020;font-weight:600;font-size:.85em;white-space:nowrap}
 """
+
+_CUT_HTML = f" <span class='cut' title='the generation stopped at the token limit, not on its own'>{CUT_MARK}</span>"
 
 
 def diff_html(before: str, after: str) -> str:
@@ -111,9 +129,12 @@ def render_html(rows: Iterable[dict], title: str = "cai show") -> str:
     esc = html.escape
     parts = [
         f"<!doctype html><html lang='en'><meta charset='utf-8'><title>{esc(title)}</title><style>{_CSS}</style>",
-        f"<h1>{esc(title)}</h1><p class='legend'>In each revision, <ins>added words</ins> and <del>removed words</del> are marked against the answer before it.</p>",
+        f"<h1>{esc(title)}</h1><p class='legend'>In each revision, <ins>added words</ins> and <del>removed words</del> are marked against the answer before it; "
+        f"{CUT_MARK} marks where a text stopped at the token limit instead of ending on its own.</p>",
     ]
     for row in rows:
+        cut = cut_replies(row)
+        mark = lambda was_cut: _CUT_HTML if was_cut else ""  # noqa: E731
         tags = f"<span class='tag'>{esc(row['category'])}</span>" if isinstance(row.get("category"), str) else ""
         parts.append(f"<div class='row'><h2>{esc(str(row.get('id', '')))}{tags}</h2>")
         for msg in conversation(row) if ("prompt" in row or "messages" in row) else []:
@@ -123,13 +144,15 @@ def render_html(rows: Iterable[dict], title: str = "cai show") -> str:
         if current is None and not rounds:
             current = row.get("response")
         if current is not None:
-            parts.append(f"<div class='first'><div class='label'>{'first answer' if rounds else 'response'}</div><div class='text'>{esc(current)}</div></div>")
+            parts.append(f"<div class='first'><div class='label'>{'first answer' if rounds else 'response'}</div>"
+                         f"<div class='text'>{esc(current)}{mark(cut.get(current, False))}</div></div>")
         for i, rnd in enumerate(rounds, start=1):
             tier = f" · tier {esc(str(rnd['tier']))}" if rnd.get("tier") else ""
             parts.append(f"<div class='round'><div class='label'>round {i} · principle <span class='principle'>{esc(str(rnd.get('principle', '')))}</span>{tier}</div>")
             if rnd.get("critique_request"):
                 parts.append(f"<div class='request'>{esc(rnd['critique_request'])}</div>")
-            parts.append(f"<div class='critique'><div class='label'>critique</div><div class='text'>{esc(rnd.get('critique', ''))}</div></div>")
+            critique_cut = mark(is_cut(round_finish_reason(row, i - 1, "critique")))
+            parts.append(f"<div class='critique'><div class='label'>critique</div><div class='text'>{esc(rnd.get('critique', ''))}{critique_cut}</div></div>")
             if "revision" in rnd:
                 if rnd.get("revision_request"):
                     parts.append(f"<div class='request'>{esc(rnd['revision_request'])}</div>")
@@ -137,6 +160,7 @@ def render_html(rows: Iterable[dict], title: str = "cai show") -> str:
                     parts.append("<div class='revision'><div class='label'>revision</div><div class='unchanged'>The critique found nothing to change; the answer is kept.</div></div>")
                 else:
                     body = diff_html(current, rnd["revision"]) if current is not None else esc(rnd["revision"])
+                    body += mark(is_cut(round_finish_reason(row, i - 1, "revision")))
                     parts.append(f"<div class='revision'><div class='label'>revision</div><div class='text'>{body}</div></div>")
                     current = rnd["revision"]
             else:

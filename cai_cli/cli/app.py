@@ -54,7 +54,7 @@ def critique(
 ):
     """Critique each row's current `response` against one principle (a Markdown constitution: one section), chosen per row and per round (seeded).
 
-    Appends a round {principle, section, tier, routing, relevance, when, response_label, operator, constitution_hash, principle_hash, critique_request, critique} to `rounds`. The principle is drawn among those whose `when` holds for the response (by the refusal detector) and the conversation (with or without a system message); --routing relevance ranks them against the conversation (BM25) and weighs them by tier. A section is quoted (long ones cut at a paragraph) and the critique asked to cite it; a row's system message (the operator's instructions) is shown with the request. The model first sees the worked examples, each marked as a separate example. Chain with `cai revise`; repeat the pair for more rounds. See docs/critique-revise.md and docs/constitutions.md.
+    Appends a round {principle, section, tier, routing, relevance, when, response_label, operator, constitution_hash, principle_hash, critique_request, critique, critique_finish_reason} to `rounds`. The principle is drawn among those whose `when` holds for the response (by the refusal detector) and the conversation (with or without a system message); --routing relevance ranks them against the conversation (BM25) and weighs them by tier. A section is quoted (long ones cut at a paragraph) and the critique asked to cite it; a row's system message (the operator's instructions) is shown with the request. The model first sees the worked examples, each marked as a separate example. Chain with `cai revise`; repeat the pair for more rounds. See docs/critique-revise.md and docs/constitutions.md.
 
     Example:
 
@@ -79,7 +79,7 @@ def revise(
 ):
     """Revise each row's response to answer its last critique; the revision becomes `response`.
 
-    Every round gets the model's revision, as in the method; `changed` says whether its text differs. Only a lead-in about the revision ("Sure, here is a revised response:") is stripped (the raw text stays in `revision_raw`); an empty revision is kept and marked `empty_revision`. With --skip-unchanged the model is asked, yes/no in both phrasings, whether the critique asks for any change, and the response is kept where P(change) < --skip-threshold (recorded in `skip_check`).
+    Every round gets the model's revision, as in the method; `changed` says whether its text differs, `revision_finish_reason` why it stopped (`length`: cut at --max-tokens). Only a lead-in that stands apart from the answer ("Sure, here is a revised response:" on its own line, "Revised response:") is stripped, never words of the answer (the raw text stays in `revision_raw`); an empty revision is kept and marked `empty_revision`. With --skip-unchanged the model is asked, yes/no in both phrasings, whether the critique asks for any change, and the response is kept where P(change) < --skip-threshold (recorded in `skip_check`).
 
     Example:
 
@@ -220,6 +220,8 @@ def score(common: Common, reward_model: o.RewardModelOpt):
 @stage_command(app, "export", model=False, sampling=False)
 def export(common: Common, format: o.ExportFormatOpt, keep_truncated: o.KeepTruncatedOpt = False):
     """Write rows as datasets to train elsewhere: each line loads with datasets.load_dataset("json", ...) and trl takes it as is.
+
+    Rows whose exported texts were cut at --max-tokens (the final revision; for hf-cai also the last critique) and pairs of one text are left out and counted on the summary line.
 
     Example:
 

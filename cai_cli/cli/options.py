@@ -294,7 +294,7 @@ MixRatioOpt = Annotated[
 ]
 EvalFractionOpt = Annotated[float, typer.Option("--eval-fraction", help="Share of pairs held out to report accuracy (0 for none).", rich_help_panel=TRAIN_PANEL)]
 KeepTruncatedOpt = Annotated[
-    bool, typer.Option("--keep-truncated", help="Also use revisions (and --mix replies) cut at --max-tokens; by default they are left out and counted.", rich_help_panel=TRAIN_PANEL)
+    bool, typer.Option("--keep-truncated", help="Also use texts cut at --max-tokens (revisions of any round, hf-cai's critique, --mix replies); by default they are left out and counted.", rich_help_panel=TRAIN_PANEL)
 ]
 SoftDpoOpt = Annotated[
     bool, typer.Option("--soft/--hard", help="dpo: conservative DPO on preference.p_chosen (label smoothing 1 - p per pair), or plain DPO (every pair as certain).", rich_help_panel=TRAIN_PANEL)

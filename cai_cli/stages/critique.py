@@ -14,6 +14,7 @@ from ..constitution.routing import Route, Router, Routing, conversation_text
 from ..errors import ConstitutionError, RowFailure
 from ..prompts import critique_messages, with_operator
 from ..rows import (
+    CRITIQUE_FINISH,
     FieldProblem,
     check_conversation,
     check_string,
@@ -159,6 +160,7 @@ class Critique(FewShotStage):
                 "principle_hash": principle.hash,
                 "critique_request": request,
                 "critique": comp.texts[0].strip(),
+                CRITIQUE_FINISH: finish_reason(comp),  # in the round: a later round's critique must not overwrite it
             })
             row["rounds"] = rounds
             set_meta(row, self.name, self.provenance(
@@ -167,7 +169,6 @@ class Critique(FewShotStage):
                 constitution_source=self.constitution.source,
                 **self.few_shot_meta(shown),
                 round=len(rounds),
-                finish_reason=finish_reason(comp),
             ))
             out[i] = row
         return out  # type: ignore[return-value]
