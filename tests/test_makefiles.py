@@ -12,7 +12,8 @@ from pathlib import Path
 
 import pytest
 
-from conftest import ROOT
+from conftest import FAKE_ENV, ROOT, read_jsonl
+from tiny_model import build_tiny_model
 
 pytestmark = pytest.mark.skipif(shutil.which("make") is None, reason="needs make")
 
@@ -44,3 +45,22 @@ def test_make_bench_fails_when_any_benchmark_fails(tmp_path):
     proc = make("bench", cwd=tmp_path)
     assert proc.returncode == 0, proc.stderr
     assert "generate ran" in proc.stdout and "a ran" in proc.stdout and "z ran" in proc.stdout
+
+
+@pytest.mark.slow
+def test_make_examples_runs_to_the_end_and_a_second_make_does_nothing(tmp_path):
+    tiny = build_tiny_model(tmp_path / "tiny")
+    out = tmp_path / "out"
+    env = {**FAKE_ENV, "OMP_NUM_THREADS": "1"}
+    sizes = [f"CAI={sys.executable} -m cai_cli", f"OUT={out}", f"MODEL={tiny}", "ENGINE=fake", "N=2", "EVAL_N=1", "STEPS=1",
+             "MAX_TOKENS=16", "MAX_LENGTH=64", "POLICY_FLAGS=--algo grpo --num-generations 2 --max-tokens 4"]
+    proc = make("-C", "examples", *sizes, env=env)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    for made in ("sl-revise2.jsonl", "sl-cai/config.json", "prefs.jsonl", "rm/config.json", "rl-cai/config.json",
+                 "eval-rl-cai.summary.json", "report.png"):
+        assert (out / made).exists(), made
+    assert [len(r["rounds"]) for r in read_jsonl(out / "sl-revise2.jsonl")] == [2, 2]
+    # Up to date: `make -q` answers 0, and a plain `make` runs no command.
+    assert make("-q", "-C", "examples", *sizes, env=env).returncode == 0
+    again = make("-C", "examples", *sizes, env=env)
+    assert again.returncode == 0 and "cai_cli" not in again.stdout, again.stdout
