@@ -186,8 +186,8 @@ def train_policy(
     reward_model: o.RewardModelOpt = None,
     beta: o.BetaOpt = None,
     num_generations: o.NumGenerationsOpt = None,
-    max_tokens: o.MaxTokensOpt = None,
-    temperature: o.TemperatureOpt = None,
+    max_tokens: o.CompletionTokensOpt = None,
+    temperature: o.CompletionTemperatureOpt = None,
     soft: o.SoftDpoOpt = True,
 ):
     """RL-CAI: DPO straight from labelled pairs, or GRPO / RLOO on prompt rows against a reward model.
