@@ -43,9 +43,13 @@ test: setup
 test-fast: setup
 	$(PY) -m pytest -q -p no:cacheprovider -m "not slow and not vllm and not ray"
 
+# Every benchmark runs (bench_generate first); the target fails, naming them, if any failed.
 bench: setup
-	$(PY) bench/bench_generate.py
-	@for b in bench/bench_*.py; do [ "$$b" = bench/bench_generate.py ] || $(PY) $$b; done
+	@failed=""; \
+	for b in bench/bench_generate.py $$(ls bench/bench_*.py | grep -v '^bench/bench_generate.py$$'); do \
+		echo "== $$b"; $(PY) $$b || failed="$$failed $$b"; \
+	done; \
+	if [ -n "$$failed" ]; then echo "make bench: failed:$$failed" >&2; exit 1; fi
 
 # All checkers always run (style, types, the import layers in pyproject.toml); the target fails if any finds anything.
 lint: setup

@@ -15,6 +15,13 @@ from .errors import ModelError
 EMBEDDED_NAME = "SmolLM2-135M-Instruct"
 EMBEDDED_ALIASES = {None, "", "embedded", "default", "smollm2", EMBEDDED_NAME}
 _GGUF_FILE = "SmolLM2-135M-Instruct.Q4_1.gguf"
+TRAIN_RECORD = "cai-train.json"  # what `cai train-*` writes into a model folder, base_model included
+
+# Sampling defaults that suit the embedded SmolLM2-135M-Instruct, over the general ones (engines.base.Sampling). A
+# 135M model rarely ends a long reply: under the general 1,024-token limit every final revision of the README's pipe
+# ran to the limit, looping (690 s for 8 rows on 2 cores). A short limit and a penalty on repeating its own tokens
+# make most of its texts end on their own (measured: docs/engines.md, "Sampling defaults per model").
+EMBEDDED_SAMPLING: dict = {"max_tokens": 256, "frequency_penalty": 0.5, "presence_penalty": 0.5}
 
 
 def cache_dir() -> Path:
@@ -72,8 +79,6 @@ def embedded_model_dir() -> Path:
 def model_kind(folder: str | Path) -> str | None:
     """What a model folder holds, from its config.json: "reward" (a one-score sequence classifier, as `cai train-rm`
     writes), "classifier" (one with more labels), "causal" (a model that writes text), or None when it does not say."""
-    import json
-
     try:
         config = json.loads((Path(folder) / "config.json").read_text(encoding="utf-8"))
     except (OSError, ValueError):
@@ -87,6 +92,29 @@ def model_kind(folder: str | Path) -> str | None:
     if any(str(a).endswith(("ForCausalLM", "ForConditionalGeneration")) for a in archs):
         return "causal"
     return None
+
+
+def from_embedded(spec: str | None, depth: int = 8) -> bool:
+    """SPEC names the embedded model, its cached folder, or a folder `cai train-*` trained from one of those (the
+    base_model its cai-train.json records, followed). Reads at most a small JSON file per step; loads nothing."""
+    if spec in EMBEDDED_ALIASES:
+        return True
+    assert spec is not None  # None is one of EMBEDDED_ALIASES
+    path = Path(spec).expanduser()
+    try:
+        if path.resolve() == (cache_dir() / "models" / EMBEDDED_NAME).resolve():
+            return True
+        record = json.loads((path / TRAIN_RECORD).read_text())
+    except (OSError, ValueError):
+        return False
+    base = record.get("base_model") if isinstance(record, dict) else None
+    return depth > 0 and isinstance(base, str) and base != spec and from_embedded(base, depth - 1)
+
+
+def sampling_defaults(spec: str | None) -> dict:
+    """The sampling defaults that suit model SPEC, over the general ones: the embedded model's for it and the models
+    trained from it, none of its own for any other model."""
+    return dict(EMBEDDED_SAMPLING) if from_embedded(spec) else {}
 
 
 def resolve_model(spec: str | None, generator: bool = True) -> str:

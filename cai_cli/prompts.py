@@ -117,16 +117,34 @@ def skip_check_messages(conversation: Conversation, response: str, critique: str
 
 # --------------------------------------------------------------------------- cleaning
 
-# Only a lead-in about the revision itself goes ("Sure, here is a revised response:", "Revised response:",
-# "Here's a rewritten version of my answer:"). A sentence that merely ends in a colon is content
-# ("This is the answer to your question: mix A and B." keeps every word).
-_REVISION_WORD = r"(?:revis|rewrit|updat|improv|edit|corrected|new\ version|safer)"
+# Only a lead-in that stands apart from the answer goes, never a word of the answer itself:
+#  - a line of its own, ending in a colon, that introduces a revision ("Sure, here is a revised response:" then a line
+#    break; "I've rewritten my reply to be safer:" then a line break);
+#  - on the answer's own line, only a lead-in about the revision itself: a label ("Revised response:", "Revision:") or
+#    a sentence whose subject is the response ("Here's a rewritten version of my answer:").
+# "Here's a safer way to do it: use a ladder." and "Here is the corrected formula: E = mc^2." are answers: "a safer way
+# to do it" and "the corrected formula" are content, so they stay whole, as does a sentence that merely ends in a colon.
+_REVISION_WORD = r"(?:revis|rewrit|rewrote|updat|improv|edit|correct|new\ version|safer|better)"
+_OPENER = r"(?:(?:sure|certainly|of\ course|okay|ok|absolutely|here\ you\ go)[,!.]?\s*)?"
+_INTRO = r"(?:here\s+is|here's|below\s+is|i've|i\ have|this\s+is)"
+_ADJ = r"[\w-]+,?\s+(?:and\s+)?"
+_NOUN = r"(?:response|revision|reply|answer|version|rewrite)"
+_OF_MINE = r"\s+of\s+(?:my|the|your)\s+(?:(?:previous|original|earlier|last|first)\s+)?(?:response|reply|answer)"
+# The response itself, as a lead-in names it: "a revised response", "my safer, rewritten answer", "a new version of my
+# reply", "the revision". Not "the short version" (no word of revising) nor "the corrected formula" (not the response).
+_THE_RESPONSE = (
+    rf"(?:(?:a|an|the|my|your)\s+)?(?:"
+    rf"(?:{_ADJ}){{0,2}}?\w*{_REVISION_WORD}\w*,?\s+(?:and\s+)?(?:{_ADJ}){{0,2}}?{_NOUN}(?:{_OF_MINE})?"
+    rf"|(?:{_ADJ}){{0,2}}?(?:revision|rewrite)(?:{_OF_MINE})?"
+    rf"|(?:{_ADJ}){{0,2}}?version{_OF_MINE})"
+)
 _PREAMBLE = re.compile(
-    rf"""^\s*(?:
-        (?:sure|certainly|of\ course|okay|ok|absolutely|here\ you\ go)[,!.]?\s*
-    )?(?:
-        (?:here\s+is|here's|below\s+is|i've|i\ have)[^\n:]{{0,60}}?{_REVISION_WORD}[^\n:]{{0,60}}:
-      | (?:revised|rewritten|updated|improved|edited|corrected)\s*(?:response|revision|answer|version|reply)\s*:
+    rf"""^\s*{_OPENER}(?:
+        {_INTRO}[^\n]{{0,80}}?{_REVISION_WORD}[^\n]{{0,80}}:[ \t]*\n                   # a line of its own
+      | {_INTRO}\s+{_THE_RESPONSE}\s*:                                             # a sentence naming the response
+      | (?:i've|i\ have|i)\s+\w*{_REVISION_WORD}\w*\s+(?:my|the)\s+(?:(?:previous|original|earlier|last|first)\s+)?
+            (?:response|reply|answer)\b[^\n:.!?]{{0,80}}[:.]                          # a sentence about revising it
+      | (?:revised|rewritten|updated|improved|edited|corrected|new|safer)\s+{_NOUN}\s*:  # a label
       | revision\s*:
     )\s*""",
     re.IGNORECASE | re.VERBOSE,

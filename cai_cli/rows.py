@@ -34,7 +34,7 @@ def row_seed(seed: int, *parts: object) -> int:
 
 
 def row_id(row: dict) -> str:
-    """The row's id, or a stable hash of its prompt/messages when it has none."""
+    """The row's id, or a stable hash of its prompt/messages when it has none (see RowIds for repeated prompts)."""
     if "id" in row and row["id"] is not None:
         return str(row["id"])
     if isinstance(row.get("prompt"), str):
@@ -42,6 +42,26 @@ def row_id(row: dict) -> str:
     if isinstance(row.get("messages"), list):
         return stable_hash(row["messages"])
     return stable_hash(row)
+
+
+class RowIds:
+    """Ids for the rows of one input, in input order: a row's own id, else the hash of its prompt (row_id), with
+    "-N" added for the N-th row without an id that repeats that prompt ("3f2a...", "3f2a...-2", "3f2a...-3").
+
+    Repeated prompts are separate samples: sharing an id they would share a seed, a principle and a resume record. The
+    count runs over every row of the input in order (before --shard and --limit pick), so a file and a pipe, any shard
+    or limit, and a resumed run give each row the same id. Memory: one entry per distinct prompt without an id.
+    """
+
+    def __init__(self) -> None:
+        self.seen: dict[str, int] = {}
+
+    def __call__(self, row: dict) -> str:
+        if row.get("id") is not None:
+            return str(row["id"])
+        base = row_id(row)
+        count = self.seen[base] = self.seen.get(base, 0) + 1
+        return base if count == 1 else f"{base}-{count}"
 
 
 def check_messages(value: Any, field: str = "messages") -> None:
@@ -113,6 +133,65 @@ def input_digest(row: dict) -> str:
     """A row's content as a stage received it, `meta` left out (provenance, not content): recorded as
     meta.<stage>.input_hash, so `--amend` can tell which earlier output row was made from the same input."""
     return stable_hash({k: v for k, v in row.items() if k != "meta"})
+# ---- finish reasons: whether a generated text stopped on its own or was cut at --max-tokens ----------------------
+
+CRITIQUE_FINISH = "critique_finish_reason"  # in each round: why the critique stopped
+REVISION_FINISH = "revision_finish_reason"  # in each round: why the revision stopped (absent: no text was generated)
+
+
+def is_cut(reason: Any) -> bool:
+    """A recorded finish reason says the text was cut at --max-tokens ("length"). A list (--n > 1) speaks for its first
+    text, the one a stage keeps. No reason (rows written before cai recorded them) counts as not cut: nothing says so."""
+    if isinstance(reason, list):
+        reason = reason[0] if reason else None
+    return reason == "length"
+
+
+def meta_finish_reason(row: dict, stage: str) -> Any:
+    """meta.<stage>.finish_reason (generate's: one reason, or one per candidate), or None."""
+    meta = row.get("meta")
+    info = meta.get(stage) if isinstance(meta, dict) else None
+    return info.get("finish_reason") if isinstance(info, dict) else None
+
+
+def round_finish_reason(row: dict, index: int, text: str) -> Any:
+    """Why round INDEX's TEXT ("critique" or "revision") stopped, as the round records it. Rows written before rounds
+    recorded it carry the last round's reason in meta.<stage>.finish_reason, which the next round overwrote: that is
+    read for the last round only."""
+    rounds = row.get("rounds")
+    if not isinstance(rounds, list) or not -len(rounds) <= index < len(rounds) or not isinstance(rounds[index], dict):
+        return None
+    rnd = rounds[index]
+    field = CRITIQUE_FINISH if text == "critique" else REVISION_FINISH
+    if field in rnd:
+        return rnd[field]
+    if index in (-1, len(rounds) - 1) and not any(f in r for r in rounds if isinstance(r, dict) for f in (CRITIQUE_FINISH, REVISION_FINISH)):
+        return meta_finish_reason(row, "critique" if text == "critique" else "revise")
+    return None
+
+
+def cut_replies(row: dict) -> dict[str, bool]:
+    """Each reply the pipeline wrote for ROW (the first answer, then each round's revision) -> whether it was cut at
+    --max-tokens. A round that kept the text before it (a skipped revision) did not write it, so the text keeps the
+    status of the round (or generate) that did; a text written twice is cut only when every writing was."""
+    status: dict[str, bool] = {}
+    first = row.get("initial_response")
+    if isinstance(first, str):
+        status[first] = is_cut(meta_finish_reason(row, "generate"))
+    rounds = row.get("rounds")
+    for i, rnd in enumerate(rounds if isinstance(rounds, list) else []):
+        if not isinstance(rnd, dict) or not isinstance(rnd.get("revision"), str):
+            continue
+        skip = rnd.get("skip_check")
+        if isinstance(skip, dict) and skip.get("skipped") and rnd["revision"] in status:
+            continue  # kept the text before it: not its writer
+        cut = is_cut(round_finish_reason(row, i, "revision"))
+        # A text another round wrote again and ended on its own is whole.
+        status[rnd["revision"]] = status[rnd["revision"]] and cut if rnd["revision"] in status else cut
+    response = row.get("response")
+    if isinstance(response, str) and response not in status and not rounds and "initial_response" not in row:
+        status[response] = is_cut(meta_finish_reason(row, "generate"))  # a row from generate alone
+    return status
 
 
 def set_meta(row: dict, stage: str, info: dict) -> None:

@@ -18,7 +18,7 @@ from .jsonl import InputLine, InputSource
 from .output import Destination, Outputs, SetAside, os_error_message
 from .progress import progress_bar
 from .resume import check_fingerprint, row_digest, side_records, stage_fingerprint
-from .rows import FieldProblem, in_shard, row_id
+from .rows import FieldProblem, RowIds, in_shard
 
 
 class OnError(str, Enum):
@@ -192,9 +192,11 @@ class _Run:
         """Validate every line of a file before any model loads; returns how many rows this run selects."""
         first: InputError | None = None
         selected = 0
+        ids = RowIds()
         for item in source.lines():
             assert item is not None  # only a pipe yields None (while it waits); this pass reads a file
             self.rows_in += 1
+            rid = ids(item.row) if item.row is not None else None  # a bad row keeps its place in the count of repeats
             error = self.validate(item)
             if error is not None:
                 if self.fail:
@@ -203,8 +205,8 @@ class _Run:
                 else:
                     self.bad(item, error)
                 continue
-            assert item.row is not None  # validated: the line has its row
-            if in_shard(row_id(item.row), self.opts.shard):
+            assert rid is not None  # validated: the line has its row
+            if in_shard(rid, self.opts.shard):
                 selected += 1
         if self.rows_in == 0:
             raise CaiError(f"{self.name}: no rows (the input is empty)")
@@ -276,6 +278,7 @@ class _Run:
         next_done = next(done, None)
         batch: list[tuple[int, dict]] = []
         selected, last_line = 0, None
+        ids = RowIds()
         task = progress.add_task(self.stage.name, total=total)
         self.progress = (progress, task)
         for item in source.lines(idle=not validated):
@@ -286,6 +289,7 @@ class _Run:
                 continue
             if not validated:
                 self.rows_in += 1
+            rid = ids(item.row) if item.row is not None else None  # as in the first pass: every row counts
             error = self.validate(item)
             if error is not None:
                 if validated:
@@ -303,7 +307,7 @@ class _Run:
             assert row is not None  # validated: the line has its row
             digest = row_digest(row)  # the row as read, before the runner gives it an id
             if row.get("id") is None:
-                row["id"] = row_id(row)
+                row["id"] = rid
             if not in_shard(str(row["id"]), opts.shard):
                 continue
             if opts.limit is not None and selected >= opts.limit:

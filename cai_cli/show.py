@@ -9,8 +9,10 @@ from dataclasses import dataclass, field
 from typing import Any, Iterable
 
 from .errors import CaiError
+from .rows import cut_replies, is_cut, meta_finish_reason, round_finish_reason
 
 WIDTH = 400  # characters of each text shown in the terminal (`cai show --width`)
+CUT_MARK = "[cut at --max-tokens]"  # after a text whose generation stopped at the token limit, where it stops
 
 
 def load_rows(path: str) -> tuple[list[dict], list[str]]:
@@ -71,6 +73,10 @@ class RowView:
     rounds: list[dict]  # principle, tier, critique_request, critique, revision_request, revision?, changed, gated
     items: list[tuple[str, str]] = field(default_factory=list)  # candidates, completion, chosen/rejected, verdicts, errors
     final: str | None = None  # the current response after rounds
+    # Which texts were cut at --max-tokens, by the finish reason the stage that wrote each one recorded.
+    first_cut: bool = False
+    final_cut: bool = False
+    cut_items: set[str] = field(default_factory=set)  # labels in `items`
 
 
 def row_view(row: dict) -> RowView:
@@ -85,20 +91,25 @@ def row_view(row: dict) -> RowView:
         conversation = [("user", _text(row["prompt"]))] if row.get("prompt") is not None else []
     rounds = []
     found = row.get("rounds")
-    for rnd in found if isinstance(found, list) else []:
+    for index, rnd in enumerate(found if isinstance(found, list) else []):
         if isinstance(rnd, dict):
             shown: dict[str, Any] = {k: _text(rnd.get(k)) for k in ("principle", "tier", "critique_request", "critique", "revision_request")}
             if "revision" in rnd:
                 shown["revision"] = _text(rnd["revision"])
             shown["changed"] = rnd.get("changed", True) is not False
+            shown["critique_cut"] = is_cut(round_finish_reason(row, index, "critique"))
+            shown["revision_cut"] = is_cut(round_finish_reason(row, index, "revision"))
             shown["gated"] = bool(rnd.get("gated"))  # the gate sent this round to a hard constraint
             rounds.append(shown)
     first = row.get("initial_response")
     if first is None and not rounds:
         first = row.get("response")
     view = RowView(title, conversation, None if first is None else _text(first), rounds)
+    cut = cut_replies(row)
+    view.first_cut = isinstance(first, str) and cut.get(first, False)
     if rounds and row.get("response") is not None:
         view.final = _text(row["response"])
+        view.final_cut = isinstance(row["response"], str) and cut.get(row["response"], False)
     items = view.items
     if record is not None:
         where = f"line {record.get('line')}" + (f", field '{record['field']}'" if record.get("field") else "")
@@ -108,8 +119,11 @@ def row_view(row: dict) -> RowView:
     if row.get("dropped") is not None:
         items.append(("left out", _text(row["dropped"])))
     candidates = row.get("candidates")
+    reasons = meta_finish_reason(row, "generate")
     for j, cand in enumerate(candidates if isinstance(candidates, list) else []):
         items.append((f"candidate {j}", _text(cand)))
+        if isinstance(reasons, list) and j < len(reasons) and is_cut(reasons[j]):
+            view.cut_items.add(f"candidate {j}")
     for name in ("completion", "chosen", "rejected"):
         if row.get(name) is not None:
             items.append((name, _reply(row[name])))
@@ -136,28 +150,36 @@ def render_rows(rows: Iterable[dict], console, width: int = WIDTH) -> None:
     for row in rows:
         view = row_view(row)
         body = Text()
+
+        def text(s: str, was_cut: bool = False, body=body) -> None:
+            body.append(clip(s))
+            if was_cut:
+                body.append(f" {CUT_MARK}", style="bold red")
+            body.append("\n")
+
         for role, content in view.conversation:
             body.append(f"{role}: ", style="bold cyan")
-            body.append(clip(content) + "\n")
+            text(content)
         if view.first is not None:
             body.append("first answer: " if view.rounds or "initial_response" in row else "response: ", style="bold yellow")
-            body.append(clip(view.first) + "\n")
+            text(view.first, view.first_cut)
         for i, rnd in enumerate(view.rounds, start=1):
             tier = f" · tier {rnd['tier']}" if rnd["tier"] else ""
             tier += " · the gate: the response likely crossed this hard constraint" if rnd.get("gated") else ""
             body.append(f"\nround {i} · principle '{rnd['principle']}'{tier}\n", style="bold magenta")
             body.append("  critique: ", style="bold red")
-            body.append(clip(rnd["critique"]) + "\n")
+            text(rnd["critique"], rnd["critique_cut"])
             if "revision" in rnd:
                 label = "  revision: " if rnd["changed"] else "  revision (critique found nothing to change): "
                 body.append(label, style="bold green")
-                body.append(clip(rnd["revision"]) + "\n")
-        for label, text in view.items:
+                text(rnd["revision"], rnd["revision_cut"])
+        for label, item in view.items:
             body.append(f"{label}: ", style="bold yellow")
-            body.append(clip(text) + "\n")
+            text(item, label in view.cut_items)
         if view.final is not None:
             body.append("\nfinal: ", style="bold green")
-            body.append(clip(view.final))
+            text(view.final, view.final_cut)
+        body.rstrip()
         console.print(Panel(body, title=view.title, title_align="left"))
 
 
@@ -172,9 +194,17 @@ body{font-family:system-ui,sans-serif;max-width:1100px;margin:1.5em auto;padding
 .prompt .text{background:#eef3fb} .critique .text{background:#fdf3f3} .revision .text{background:#f3faf3}
 .round{border-left:3px solid #9c6ade;padding-left:.8em;margin:1em 0 .4em}
 .principle{color:#6a3fb5;font-weight:600} .request{color:#666;font-size:.88em;font-style:italic}
+.cut{color:#b00020;font-weight:600;font-size:.85em;white-space:nowrap}
 ins{background:#c8f0c8;text-decoration:none} del{background:#f6c9c9;color:#7a2222}
 .unchanged{color:#777;font-size:.88em} .legend{color:#555;font-size:.9em}
 """
+
+
+_CUT_HTML = f" <span class='cut' title='the generation stopped at the token limit, not on its own'>{CUT_MARK}</span>"
+
+
+def _cut_html(was_cut: bool) -> str:
+    return _CUT_HTML if was_cut else ""
 
 
 def diff_html(before: str, after: str) -> str:
@@ -220,7 +250,8 @@ def render_html(rows: Iterable[dict], title: str = "cai show") -> str:
     esc = html.escape
     parts = [
         f"<!doctype html><html lang='en'><meta charset='utf-8'><title>{esc(title)}</title><style>{_CSS}</style>",
-        f"<h1>{esc(title)}</h1><p class='legend'>In each revision, <ins>added words</ins> and <del>removed words</del> are marked against the answer before it.</p>",
+        f"<h1>{esc(title)}</h1><p class='legend'>In each revision, <ins>added words</ins> and <del>removed words</del> are marked against the answer before it; "
+        f"{CUT_MARK} marks where a text stopped at the token limit instead of ending on its own.</p>",
     ]
     for row in rows:
         view = row_view(row)
@@ -231,14 +262,14 @@ def render_html(rows: Iterable[dict], title: str = "cai show") -> str:
             parts.append(f"<div class='prompt'><div class='label'>{esc(role)}</div><div class='text'>{esc(content)}</div></div>")
         current = view.first
         if current is not None:
-            parts.append(f"<div class='first'><div class='label'>{'first answer' if view.rounds else 'response'}</div><div class='text'>{esc(current)}</div></div>")
+            parts.append(f"<div class='first'><div class='label'>{'first answer' if view.rounds else 'response'}</div><div class='text'>{esc(current)}{_cut_html(view.first_cut)}</div></div>")
         for i, rnd in enumerate(view.rounds, start=1):
             tier = f" · tier {esc(rnd['tier'])}" if rnd["tier"] else ""
             tier += " · the gate: the response likely crossed this hard constraint" if rnd.get("gated") else ""
             parts.append(f"<div class='round'><div class='label'>round {i} · principle <span class='principle'>{esc(rnd['principle'])}</span>{tier}</div>")
             if rnd["critique_request"]:
                 parts.append(f"<div class='request'>{esc(rnd['critique_request'])}</div>")
-            parts.append(f"<div class='critique'><div class='label'>critique</div><div class='text'>{esc(rnd['critique'])}</div></div>")
+            parts.append(f"<div class='critique'><div class='label'>critique</div><div class='text'>{esc(rnd['critique'])}{_cut_html(rnd['critique_cut'])}</div></div>")
             if "revision" in rnd:
                 if rnd["revision_request"]:
                     parts.append(f"<div class='request'>{esc(rnd['revision_request'])}</div>")
@@ -246,13 +277,14 @@ def render_html(rows: Iterable[dict], title: str = "cai show") -> str:
                     parts.append("<div class='revision'><div class='label'>revision</div><div class='unchanged'>The critique found nothing to change; the answer is kept.</div></div>")
                 else:
                     body = diff_html(current, rnd["revision"]) if current is not None else esc(rnd["revision"])
+                    body += _cut_html(rnd["revision_cut"])
                     parts.append(f"<div class='revision'><div class='label'>revision</div><div class='text'>{body}</div></div>")
                     current = rnd["revision"]
             else:
                 parts.append("<div class='unchanged'>Not revised yet (run `cai revise`).</div>")
             parts.append("</div>")
-        for label, text in view.items:
-            parts.append(f"<div class='first'><div class='label'>{esc(label)}</div><div class='text'>{esc(text)}</div></div>")
+        for label, item in view.items:
+            parts.append(f"<div class='first'><div class='label'>{esc(label)}</div><div class='text'>{esc(item)}{_cut_html(label in view.cut_items)}</div></div>")
         parts.append("</div>")
     parts.append("</html>")
     return "".join(parts)

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from enum import Enum
 
-from .rows import ROLES, FieldProblem, check_conversation, check_string, conversation, stage_meta
+from .rows import ROLES, FieldProblem, check_conversation, check_string, conversation, cut_replies, is_cut, meta_finish_reason
 
 
 class Targets(str, Enum):
@@ -13,8 +13,6 @@ class Targets(str, Enum):
 
     final = "final"  # the last revision
     all = "all"  # every distinct revision, each its own example
-
-
 
 
 def _revisions(row: dict) -> list[str]:
@@ -34,42 +32,16 @@ def check_revised(row: dict) -> None:
     _revisions(row)
 
 
-def is_length(reason) -> bool:
-    """A recorded finish reason says the text was cut at --max-tokens. No reason (rows written before cai recorded
-    them) counts as not cut: there is nothing to go on."""
-    if isinstance(reason, list):  # --n > 1: the first text is the one a stage keeps
-        reason = reason[0] if reason else None
-    return reason == "length"
-
-
-def _meta_reason(row: dict, stage: str):
-    return stage_meta(row, stage).get("finish_reason")
-
-
 def revision_targets(row: dict, targets: str = Targets.final.value) -> list[tuple[str, bool]]:
     """The revisions to train on as (text, truncated), each text once, in round order.
 
-    A text is truncated when the generation that wrote it stopped at --max-tokens: a round's own `finish_reason`, or
-    for the last round `meta.revise.finish_reason` (revise records the round it has just written there). A round that
-    kept the text before it (a skipped revision) did not write it, so the text keeps the status of its first writer,
-    the first reply (`meta.generate.finish_reason`) included.
+    A text is truncated when the generation that wrote it stopped at --max-tokens: its round's
+    `revision_finish_reason` (rows.cut_replies; a skipped revision keeps the status of the text it kept, the first
+    reply's included). With --targets all, a cut revision of any round is marked, not only the last one.
     """
     _revisions(row)
-    rounds = row["rounds"]
-    status: dict[str, bool] = {}
-    first = row.get("initial_response")
-    if isinstance(first, str):
-        status[first] = is_length(_meta_reason(row, "generate"))
-    written: list[str] = []
-    for i, r in enumerate(rounds):
-        text = r.get("revision")
-        if not isinstance(text, str) or not text.strip():
-            continue
-        reason = r.get("finish_reason")
-        if reason is None and i == len(rounds) - 1:
-            reason = _meta_reason(row, "revise")
-        status.setdefault(text, is_length(reason))
-        written.append(text)
+    status = cut_replies(row)
+    written = [r["revision"] for r in row["rounds"] if isinstance(r.get("revision"), str) and r["revision"].strip()]
     # A round whose critique found nothing keeps the previous text; training on it twice would only overweight it.
     chosen = [written[-1]] if targets == Targets.final else list(dict.fromkeys(written))
     return [(text, status[text]) for text in chosen]
@@ -100,7 +72,7 @@ def helpful_example(row: dict) -> dict:
     """A helpful row as a prompt-completion example, with `truncated` from `meta.generate.finish_reason` (no reason
     recorded: not truncated)."""
     return {"prompt": conversation(row), "completion": [{"role": "assistant", "content": row["response"]}],
-            "truncated": is_length(_meta_reason(row, "generate"))}
+            "truncated": is_cut(meta_finish_reason(row, "generate"))}
 
 
 def _reply(row: dict, field: str) -> tuple[list[dict] | None, str]:

@@ -218,11 +218,48 @@ def test_generate_max_tokens_4_records_length_and_the_summary_counts_it(monkeypa
     assert "3 truncated at --max-tokens" in result.stderr
 
 
-def test_default_max_tokens_is_long_enough_for_real_revisions(monkeypatch, tmp_path):
+def test_sampling_defaults_suit_the_model(monkeypatch, tmp_path):
+    from cai_cli.models import EMBEDDED_SAMPLING
+
     src = write_rows(tmp_path / "p.jsonl", [{"id": "p0", "prompt": "Hi"}])
+    # The embedded 135M model: a short limit and a penalty on repeats, so its texts end on their own.
     out = tmp_path / "g.jsonl"
     assert run_cli(monkeypatch, fake(), "generate", str(src), "-o", str(out)).exit_code == 0
-    assert read_rows(out)[0]["meta"]["generate"]["sampling"]["max_tokens"] == 1024
+    embedded = read_rows(out)[0]["meta"]["generate"]["sampling"]
+    assert embedded["max_tokens"] == EMBEDDED_SAMPLING["max_tokens"] < 1024
+    assert embedded["frequency_penalty"] == EMBEDDED_SAMPLING["frequency_penalty"] > 0
+    # Any other model: room for real answers (the recipe allowed 1,500 tokens for revisions), no penalty.
+    other = tmp_path / "other-model"
+    other.mkdir()
+    (other / "config.json").write_text("{}")
+    out = tmp_path / "g-other.jsonl"
+    assert run_cli(monkeypatch, fake(), "generate", str(src), "-o", str(out), "--model", str(other)).exit_code == 0
+    assert read_rows(out)[0]["meta"]["generate"]["sampling"] == {**Sampling().as_meta(), "max_tokens": 1024}
+    # An option given on the command line wins over the model's default.
+    out = tmp_path / "g-given.jsonl"
+    assert run_cli(monkeypatch, fake(), "generate", str(src), "-o", str(out), "--max-tokens", "40", "--frequency-penalty", "0").exit_code == 0
+    given = read_rows(out)[0]["meta"]["generate"]["sampling"]
+    assert given["max_tokens"] == 40 and given["frequency_penalty"] == 0
+
+
+def test_models_trained_from_the_embedded_model_keep_its_sampling_defaults(tmp_path):
+    from cai_cli.engines import sampling_for
+    from cai_cli.models import EMBEDDED_SAMPLING, cache_dir
+
+    def trained(name: str, base: str) -> str:
+        folder = tmp_path / name
+        folder.mkdir()
+        (folder / "cai-train.json").write_text(json.dumps({"base_model": base}))
+        return str(folder)
+
+    sl = trained("sl-cai", str(cache_dir() / "models" / "SmolLM2-135M-Instruct"))  # what train-* records for the embedded model
+    rl = trained("rl-cai", sl)
+    other = trained("other-sft", str(tmp_path / "qwen"))
+    for model in (None, "embedded", sl, rl):
+        assert sampling_for(model, "transformers").max_tokens == EMBEDDED_SAMPLING["max_tokens"], model
+    assert sampling_for(other, "transformers") == Sampling()
+    assert sampling_for(None, "openai") == Sampling()  # the server's model, whatever it is
+    assert sampling_for(None, "vllm", max_tokens=1000, temperature=0.0).max_tokens == 1000
 
 
 # --------------------------------------------------------------------------- few-shot

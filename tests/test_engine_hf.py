@@ -268,3 +268,18 @@ def test_other_architectures_give_the_same_text_with_the_prefix_stored_once(tiny
         sampled = texts(engine.chat(conversations(), Sampling(temperature=1.0, max_tokens=10), list(range(len(PROMPTS)))))
         results.append((greedy, sampled))
     assert results[0] == results[1] == results[2]
+
+
+def test_penalties_discourage_repeats_and_keep_sampling_batch_invariant(engine):
+    def repeats(completions):
+        return sum(len(t.split()) - len(set(t.split())) for c in completions for t in c.texts)
+
+    seeds = list(range(len(PROMPTS)))
+    greedy = engine.chat(conversations(), Sampling(temperature=0, max_tokens=24), seeds)
+    penalised = engine.chat(conversations(), Sampling(temperature=0, max_tokens=24, frequency_penalty=2.0, presence_penalty=1.0), seeds)
+    assert repeats(penalised) < repeats(greedy)
+    sampling = Sampling(temperature=1.0, max_tokens=16, frequency_penalty=0.5)
+    engine.batch_size = 1
+    ones = texts(engine.chat(conversations(), sampling, seeds))
+    engine.batch_size = 8
+    assert texts(engine.chat(conversations(), sampling, seeds)) == ones

@@ -137,8 +137,9 @@ def _left_out(tmp_path, fmt) -> list[tuple[str, str]]:
 
 def test_sft_export_leaves_out_cut_revisions_and_counts_them(tmp_path):
     rows = [revised_row(i, *ROWS[i % 2]) for i in range(4)]
-    rows[1]["meta"] = {"revise": {"finish_reason": "length"}}
-    rows[2]["meta"] = {"revise": {"finish_reason": "stop"}}
+    rows[1]["rounds"][-1]["revision_finish_reason"] = "length"  # as `cai revise` records it, in the round
+    rows[2]["rounds"][-1]["revision_finish_reason"] = "stop"
+    rows[3]["rounds"][0]["revision_finish_reason"] = "length"  # an earlier round's cut text is not the final one
     exported, log = _export(tmp_path, rows, "sft")
     assert [r["id"] for r in exported] == ["r0", "r2", "r3"]
     assert "rows 4 in, 3 out" in log and "1 left out (revision cut at --max-tokens)" in log
@@ -152,12 +153,24 @@ def test_hf_cai_export_never_writes_a_pair_of_one_text(tmp_path):
     rows = [revised_row(i, *ROWS[i % 2]) for i in range(3)]
     for r in rows[1]["rounds"]:  # no round changed the first reply: chosen would equal rejected
         r["revision"] = rows[1]["initial_response"]
-    rows[2]["meta"] = {"revise": {"finish_reason": "length"}}
+    rows[2]["rounds"][-1]["revision_finish_reason"] = "length"
     exported, log = _export(tmp_path, rows, "hf-cai")
     assert len(exported) == 1 and exported[0]["chosen"] != exported[0]["rejected"]
     assert "1 left out (chosen and rejected are the same text)" in log
     assert "1 left out (revision cut at --max-tokens)" in log and "rows 3 in, 1 out" in log
     assert _left_out(tmp_path, "hf-cai") == [("r1", "chosen and rejected are the same text"), ("r2", "revision cut at --max-tokens")]
+
+
+def test_hf_cai_export_leaves_out_a_cut_critique(tmp_path):
+    rows = [revised_row(i, *ROWS[i % 2]) for i in range(3)]
+    rows[1]["rounds"][-1]["critique_finish_reason"] = "length"  # hf-cai exports the last critique as critic_response
+    rows[2]["rounds"][0]["critique_finish_reason"] = "length"  # an earlier round's critique is not exported
+    exported, log = _export(tmp_path, rows, "hf-cai")
+    assert [r["critic_response"] for r in exported] == ["it is harmful"] * 2
+    assert "1 left out (critique cut at --max-tokens)" in log and "--keep-truncated keeps cut texts" in log
+    assert _left_out(tmp_path, "hf-cai") == [("r1", "critique cut at --max-tokens")]
+    exported, log = _export(tmp_path, rows, "hf-cai", "--keep-truncated")
+    assert len(exported) == 3 and "left out" not in log
 
 
 def test_prefs_export_never_writes_a_pair_of_one_text(tmp_path):

@@ -506,9 +506,14 @@ def test_pairs_with_a_truncated_side_are_marked_and_counted(tmp_path):
     out = label(stage, row(GOOD, BAD, meta=meta), row(GOOD, OK))
     assert out[0]["preference"]["truncated"] == ["rejected"] and out[1]["preference"]["truncated"] == []
     assert "1 kept pairs with a side cut at --max-tokens" in stage.summary()
-    revised = {"messages": CONV, "initial_response": BAD, "response": GOOD, "meta": {"generate": {"finish_reason": "length"}, "revise": {"finish_reason": "stop"}}}
+    revised = {"messages": CONV, "initial_response": BAD, "response": GOOD, "meta": {"generate": {"finish_reason": "length"}},
+               "rounds": [{"critique": "c", "critique_finish_reason": "stop", "revision": GOOD, "revision_finish_reason": "stop"}]}
     pref = label(stage_with(judged_by(Q), pair="initial-vs-final"), revised)[0]["preference"]
     assert pref["chosen_source"] == "response" and pref["truncated"] == ["rejected"]
+    # The revision's own round says whether it was cut (meta.revise no longer does).
+    revised["rounds"] = [dict(revised["rounds"][0], revision_finish_reason="length")]
+    pref = label(stage_with(judged_by(Q), pair="initial-vs-final"), revised)[0]["preference"]
+    assert sorted(pref["truncated"]) == ["chosen", "rejected"]
 
 
 def test_summary_json_beside_the_output(tmp_path):

@@ -23,6 +23,10 @@ from cai_cli.prompts import (
         ("I've rewritten my reply to be safer:\nAsk your neighbour to share the wifi.", "Ask your neighbour to share the wifi."),
         ('"Use a password manager."', "Use a password manager."),
         ("Plain answer with no preamble.", "Plain answer with no preamble."),
+        ("Here is my revised, safer answer: Call a locksmith.", "Call a locksmith."),
+        ("Here is a new version of my previous response: Ask the owner.", "Ask the owner."),
+        ("I have revised my response to remove the harmful steps. Ask a pharmacist instead.", "Ask a pharmacist instead."),
+        ("Here's a safer way to do it:\n\nUse a ladder.", "Use a ladder."),  # a lead-in on a line of its own
     ],
 )
 def test_clean_output_strips_lead_ins_about_the_revision(raw, clean):
@@ -40,6 +44,13 @@ def test_clean_output_strips_lead_ins_about_the_revision(raw, clean):
         "Sure, here is what I know: bleach and ammonia must never be mixed.",
         "Of course. The steps are: stop, drop and roll.",
         "Okay: the capital of France is Paris.",
+        # Words of the answer, not a lead-in: what follows "here's" is the answer's own subject.
+        "Here's a safer way to do it: use a ladder.",
+        "Here is the corrected formula: E = mc^2.",
+        "Here is an improved recipe: flour, water and salt.",
+        "Here's a better plan: talk to your manager first.",
+        "Sure, here is the updated schedule: Monday 9am, Tuesday 10am.",
+        "I have a safer idea: use the stairs.",
     ],
 )
 def test_clean_output_keeps_content_that_merely_ends_in_a_colon(content):

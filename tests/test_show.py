@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import json
 import re
 
-from cai_cli.show import diff_html
+from cai_cli.show import CUT_MARK, diff_html
 
 from conftest import run_cai, write_jsonl
 
@@ -61,3 +62,33 @@ def test_show_html_renders_prompt_first_answer_and_every_round(tmp_path):
     # Round 3 changed nothing, and says so instead of repeating the text.
     assert "found nothing to change" in page.split("honesty")[1]
     assert "1 rows ->" in proc.stderr
+
+
+def test_show_marks_each_cut_text_where_it_stops(tmp_path):
+    cut = {"finish_reason": "length"}
+    row = json.loads(json.dumps(ROWS[0]))
+    row["meta"] = {"generate": cut}  # the first answer ran into --max-tokens
+    row["rounds"][0].update(critique_finish_reason="stop", revision_finish_reason="length")  # round 1's revision was cut
+    row["rounds"][1].update(critique_finish_reason="length", revision_finish_reason="stop")  # round 2's critique was cut
+    row["rounds"][2].update(critique_finish_reason="stop", revision_finish_reason="stop")
+    src = write_jsonl(tmp_path / "revised.jsonl", [row])
+    proc = run_cai("show", str(src), "--width", "2000", env={"COLUMNS": "400"})
+    assert proc.returncode == 0, proc.stderr
+    text = " ".join(proc.stdout.replace("│", " ").split())
+    # The mark follows the text it belongs to, and only those three texts.
+    assert text.count(CUT_MARK) == 3
+    assert "by the fence at night. " + CUT_MARK in text
+    assert "noise team. " + CUT_MARK in text.split("round 2")[0].split("revision:")[1]
+    assert "acknowledge the lost sleep. " + CUT_MARK in text
+
+    out = tmp_path / "show.html"
+    assert run_cai("show", str(src), "--html", str(out)).returncode == 0
+    page = out.read_text()
+    marks = page.split("<span class='cut'")
+    assert len(marks) == 4  # three cut texts
+    ends = [m.rstrip() for m in marks[:3]]
+    assert ends[0].endswith("by the fence at night.") and ends[1].endswith("noise team.</ins>") and ends[2].endswith("lost sleep.")
+    # Rows from before finish reasons were recorded: nothing is marked.
+    plain = tmp_path / "plain.html"
+    assert run_cai("show", str(write_jsonl(tmp_path / "plain.jsonl", ROWS)), "--html", str(plain)).returncode == 0
+    assert "<span class='cut'" not in plain.read_text()

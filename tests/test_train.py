@@ -133,9 +133,11 @@ def test_targets_all_and_helpful_mix(work):
     assert record["revision_examples"] == 16 and record["mix_examples"] == 16 and record["examples"] == 32
 
 
-def cut(row: dict, stage: str = "revise") -> dict:
-    """ROW as if its last `stage` text had stopped at --max-tokens."""
-    return dict(row, meta={stage: {"finish_reason": "length"}})
+def cut(row: dict, index: int = -1) -> dict:
+    """ROW as if round INDEX's revision had stopped at --max-tokens, recorded where `cai revise` records it."""
+    row = json.loads(json.dumps(row))
+    row["rounds"][index]["revision_finish_reason"] = "length"
+    return row
 
 
 def test_revision_targets_know_which_revisions_were_cut():
@@ -146,18 +148,62 @@ def test_revision_targets_know_which_revisions_were_cut():
     # Rows written before cai recorded finish reasons have none: nothing says they were cut.
     assert revision_targets(row, "all") == [(first, False), (final, False)]
     assert revision_targets(cut(row), "final") == [(final, True)]
-    # meta.revise speaks for the last round only; an earlier round is judged by its own finish_reason.
     assert revision_targets(cut(row), "all") == [(first, False), (final, True)]
-    row["rounds"][0]["finish_reason"] = "length"
-    assert revision_targets(row, "all") == [(first, True), (final, False)]
-    # A last round that kept the text before it did not write it: the text keeps the status of the round that did.
-    row["rounds"][1]["revision"] = first
-    assert revision_targets(dict(row, meta={"revise": {"finish_reason": "stop"}}), "final") == [(first, True)]
+    # Each round speaks for its own revision: a cut in round 1 is seen after round 2 was written.
+    assert revision_targets(cut(row, 0), "all") == [(first, True), (final, False)]
+    assert revision_targets(cut(row, 0), "final") == [(final, False)]
+    # Rows written before rounds recorded it: meta.revise speaks for the last round only.
+    legacy = dict(row, meta={"revise": {"finish_reason": "length"}})
+    assert revision_targets(legacy, "all") == [(first, False), (final, True)]
+    # A last round that was skipped (--skip-unchanged) kept the text before it: that text keeps its writer's status.
+    skipped = cut(row, 0)
+    skipped["rounds"][1].update(revision=first, skip_check={"p_change": 0.1, "threshold": 0.5, "skipped": True})
+    assert revision_targets(skipped, "final") == [(first, True)]
     # Kept all the way from the first reply: generate's finish reason decides.
-    kept = dict(revised_row(1, *ROWS[1]), meta={"generate": {"finish_reason": "length"}, "revise": {"finish_reason": "stop"}})
+    kept = dict(revised_row(1, *ROWS[1]), meta={"generate": {"finish_reason": "length"}})
     for r in kept["rounds"]:
-        r["revision"] = kept["initial_response"]
+        r.update(revision=kept["initial_response"], skip_check={"p_change": 0.1, "threshold": 0.5, "skipped": True})
     assert revision_targets(kept, "final") == [(kept["initial_response"], True)]
+
+
+def _two_rounds_with_a_cut_first_revision(path, fake_engine):
+    """Two critique/revise rounds through the real commands on the fake engine: round 1's revisions run past
+    --max-tokens 8, round 2's end on their own."""
+    from conftest import invoke
+
+    def reply(conv, seed):
+        if conv[-2]["content"] != "CRITIQUE":
+            return "CRITIQUE"  # a critique request
+        # A revision request: [..., response, critique request, critique, revision request].
+        return "one two three four five six seven eight nine ten" if conv[-4]["content"] == UNSAFE else "please be careful and stay safe"
+
+    fake_engine.reply = staticmethod(reply)
+    src = write_jsonl(path / "gen.jsonl", [{"id": f"g{i}", "prompt": p, "response": UNSAFE, "initial_response": UNSAFE,
+                                            "meta": {"generate": {"finish_reason": "stop"}}} for i, (p, _) in enumerate(ROWS * 2)])
+    current = src
+    for r in (1, 2):
+        for stage in ("critique", "revise"):
+            out = path / f"{stage}{r}.jsonl"
+            result = invoke(stage, str(current), "-o", str(out), "--engine", "fake", "--max-tokens", "8")
+            assert result.exit_code == 0, result.output
+            current = out
+    return current
+
+
+def test_targets_all_leaves_out_a_cut_revision_of_an_earlier_round(work, tmp_path, fake_engine):
+    from cai_cli.training_examples import revision_targets
+
+    revised = _two_rounds_with_a_cut_first_revision(tmp_path, fake_engine)
+    rows = read_jsonl(revised)
+    assert all(r["rounds"][0]["revision_finish_reason"] == "length" and r["rounds"][1]["revision_finish_reason"] == "stop"
+               and r["rounds"][0]["critique_finish_reason"] == "stop" for r in rows)
+    assert [cut for r in rows for _, cut in revision_targets(r, "all")] == [True, False] * 4
+    out = tmp_path / "sft"
+    proc = cai("train-sft", str(revised), "-o", str(out), "--model", str(work / "tiny"), "--max-steps", "1", "--targets", "all", *FAST)
+    assert proc.returncode == 0, proc.stderr
+    assert "left out 4 revisions" in proc.stderr
+    record = json.loads((out / "cai-train.json").read_text())
+    assert record["revision_examples"] == 4 and record["truncated_left_out"] == 4
 
 
 def test_train_sft_leaves_out_cut_revisions_and_says_how_many(work, tmp_path):

@@ -59,7 +59,7 @@ def critique(
 ):
     """Critique each row's current `response` against one principle (a Markdown constitution: one section), chosen per row and per round (seeded).
 
-    Appends a round {principle, section, tier, routing, relevance, when, response_label, operator, gate, constitution_hash, principle_hash, critique_request, critique} to `rounds`. The principle is drawn among those whose `when` holds for the response (by the refusal detector) and the conversation (with or without a system message); --routing relevance ranks them against the conversation (BM25) and weighs them by tier. A section is quoted (long ones cut at a paragraph) and the critique asked to cite it; a row's system message (the operator's instructions) is shown with the request. The model first sees the worked examples, each marked as a separate example. Chain with `cai revise`; repeat the pair for more rounds. See docs/critique-revise.md and docs/constitutions.md.
+    Appends a round {principle, section, tier, routing, relevance, when, response_label, operator, gate, constitution_hash, principle_hash, critique_request, critique, critique_finish_reason} to `rounds`. The principle is drawn among those whose `when` holds for the response (by the refusal detector) and the conversation (with or without a system message); --routing relevance ranks them against the conversation (BM25) and weighs them by tier. A section is quoted (long ones cut at a paragraph) and the critique asked to cite it; a row's system message (the operator's instructions) is shown with the request. The model first sees the worked examples, each marked as a separate example. Chain with `cai revise`; repeat the pair for more rounds. See docs/critique-revise.md and docs/constitutions.md.
 
     Hard constraints are a gate: the response is checked against each one (a scored yes/no pair, `gate`: P(violation) per constraint); where it likely crosses one, the round critiques it against that constraint instead (routing "hard-constraint", `gated` says why). A principle meant for over-refusals (`when: refused`) is drawn on a refusal only where the model judges the request harmless (`request_harm`). --amend PREVIOUS recomputes only the rows a changed constitution touches.
 
@@ -88,7 +88,7 @@ def revise(
 ):
     """Revise each row's response to answer its last critique; the revision becomes `response`.
 
-    Every round gets the model's revision, as in the method; `changed` says whether its text differs. Only a lead-in about the revision ("Sure, here is a revised response:") is stripped (the raw text stays in `revision_raw`); an empty revision is kept and marked `empty_revision`. With --skip-unchanged the model is asked, yes/no in both phrasings, whether the critique asks for any change, and the response is kept where P(change) < --skip-threshold (recorded in `skip_check`). A round the hard-constraint gate gave to a constraint is revised with that constraint's revision request. --amend PREVIOUS recomputes only the rows whose input or principle changed.
+    Every round gets the model's revision, as in the method; `changed` says whether its text differs, `revision_finish_reason` why it stopped (`length`: cut at --max-tokens). Only a lead-in that stands apart from the answer ("Sure, here is a revised response:" on its own line, "Revised response:") is stripped, never words of the answer (the raw text stays in `revision_raw`); an empty revision is kept and marked `empty_revision`. With --skip-unchanged the model is asked, yes/no in both phrasings, whether the critique asks for any change, and the response is kept where P(change) < --skip-threshold (recorded in `skip_check`). A round the hard-constraint gate gave to a constraint is revised with that constraint's revision request. --amend PREVIOUS recomputes only the rows whose input or principle changed.
 
     Example:
 
@@ -204,7 +204,7 @@ def train_policy(
     reward_model: o.RewardModelOpt = None,
     beta: o.BetaOpt = None,
     num_generations: o.NumGenerationsOpt = None,
-    max_tokens: o.MaxTokensOpt = None,
+    max_tokens: o.CompletionTokensOpt = None,
     temperature: o.PolicyTemperatureOpt = None,
     soft: o.SoftDpoOpt = True,
     reward: o.RewardSourceOpt = None,
@@ -302,7 +302,7 @@ def score(
 def export(common: Common, format: o.ExportFormatOpt, keep_truncated: o.KeepTruncatedOpt = False):
     """Write rows as datasets to train elsewhere: each line loads with datasets.load_dataset("json", ...) and trl takes it as is.
 
-    A row that would make a bad example (a revision cut at --max-tokens, unless --keep-truncated; a pair of one text) is left out, counted by reason, and kept with its reason in OUTPUT.dropped.jsonl (or --dropped PATH).
+    A row that would make a bad example (a text cut at --max-tokens: the final revision, and for hf-cai the last critique, unless --keep-truncated; a pair of one text) is left out, counted by reason, and kept with its reason in OUTPUT.dropped.jsonl (or --dropped PATH).
 
     Example:
 
@@ -498,7 +498,7 @@ def plan(
     few_shot: o.FewShotOpt = None,
     model: o.ModelOpt = None,
     engine: o.EngineOpt = Common.engine,
-    max_tokens: o.MaxTokensOpt = Common.max_tokens,
+    max_tokens: o.MaxTokensOpt = None,
     seed: o.SeedOpt = Common.seed,
     output_tokens: o.OutputTokensOpt = None,
     throughput: o.ThroughputOpt = None,
@@ -527,7 +527,7 @@ def plan(
     charter = load_constitution(constitution)
     k = parse_principles(principles, len(charter.comparisons) or None) if rl else 0
     cfg = PlanConfig(rounds=rounds, n=n if rl else 0, principles=k, swap=swap, cot=cot, few_shot=few_shot, output_tokens=output_tokens, rows=rows, sample=sample)
-    common = Common(model=model, engine=engine, max_tokens=max_tokens or Common.max_tokens, seed=Common.seed if seed is None else seed)
+    common = Common(model=model, engine=engine, max_tokens=max_tokens, seed=Common.seed if seed is None else seed)
     result = make_plan(input, common.engine_options(), common.sampling(), charter, cfg, throughput=throughput,
                        prefill_throughput=prefill_throughput, gpus=gpus, price=price, measure_rows=measure)
     text = json.dumps(result.as_dict(), indent=2)

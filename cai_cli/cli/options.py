@@ -16,12 +16,13 @@ from typer.core import TyperCommand
 
 from ..constitution.model import Shape
 from ..constitution.routing import Routing
-from ..engines import Dtype, EngineName
+from ..engines import Dtype, EngineName, Sampling
 from ..eval.suites import Suite
 from ..judge.maths import COT_CLAMP
 from ..judge.priority import Priority
 from ..judge.prompts import JudgeFormat
 from ..judge.reward import RewardMode
+from ..models import EMBEDDED_SAMPLING
 from ..runner import OnError
 from ..stages.export import ExportFormat
 from ..stages.label_prefs import Mode, Pairs, PairSource
@@ -281,9 +282,31 @@ MeasureOpt = Annotated[
 PlanJsonOpt = Annotated[Optional[str], typer.Option("--json", help="Also write the plan as JSON ('-': to stdout, instead of the table).", rich_help_panel=PLAN_PANEL)]
 
 # ---- sampling --------------------------------------------------------------------------------------
-TemperatureOpt = Annotated[Optional[float], typer.Option("--temperature", "-t", min=0.0, help="0 for greedy decoding.", rich_help_panel=SAMPLING_PANEL)]
-TopPOpt = Annotated[float, typer.Option("--top-p", min=0.0, max=1.0, rich_help_panel=SAMPLING_PANEL)]
-MaxTokensOpt = Annotated[Optional[int], typer.Option("--max-tokens", min=1, help="New tokens per reply.", rich_help_panel=SAMPLING_PANEL)]
+def _default(name: str) -> str:
+    """The default --help shows for a Sampling field: the general one, and the embedded model's where it differs."""
+    general = getattr(Sampling, name)
+    own = EMBEDDED_SAMPLING.get(name, general)
+    return str(general) if own == general else f"{general}; {own} with the embedded model and models trained from it"
+
+
+TemperatureOpt = Annotated[
+    Optional[float], typer.Option("--temperature", "-t", min=0.0, help="0 for greedy decoding.", show_default=_default("temperature"), rich_help_panel=SAMPLING_PANEL)
+]
+TopPOpt = Annotated[Optional[float], typer.Option("--top-p", min=0.0, max=1.0, show_default=_default("top_p"), rich_help_panel=SAMPLING_PANEL)]
+MaxTokensOpt = Annotated[
+    Optional[int],
+    typer.Option("--max-tokens", min=1, help="New tokens per reply; a text cut there is marked (finish_reason length).", show_default=_default("max_tokens"), rich_help_panel=SAMPLING_PANEL),
+]
+FrequencyPenaltyOpt = Annotated[
+    Optional[float],
+    typer.Option("--frequency-penalty", min=-2.0, max=2.0, help="Lowers a token's logit by this much per earlier use in the same reply (OpenAI's penalty; against loops).",
+                 show_default=_default("frequency_penalty"), rich_help_panel=SAMPLING_PANEL),
+]
+PresencePenaltyOpt = Annotated[
+    Optional[float],
+    typer.Option("--presence-penalty", min=-2.0, max=2.0, help="Lowers the logit of every token already used in the reply by this much (OpenAI's penalty).",
+                 show_default=_default("presence_penalty"), rich_help_panel=SAMPLING_PANEL),
+]
 SeedOpt = Annotated[
     Optional[int],
     typer.Option("--seed", help="Seeds everything random (sampling, principle draws; train-*: shuffling, LoRA init, the eval split); recorded.", rich_help_panel=SAMPLING_PANEL),
@@ -509,7 +532,7 @@ MixRatioOpt = Annotated[
 ]
 EvalFractionOpt = Annotated[float, typer.Option("--eval-fraction", help="Share of pairs held out to report accuracy (0 for none).", rich_help_panel=TRAIN_PANEL)]
 KeepTruncatedOpt = Annotated[
-    bool, typer.Option("--keep-truncated", help="Also use revisions (and --mix replies) cut at --max-tokens; by default they are left out and counted.", rich_help_panel=TRAIN_PANEL)
+    bool, typer.Option("--keep-truncated", help="Also use texts cut at --max-tokens (revisions of any round, hf-cai's critique, --mix replies); by default they are left out and counted.", rich_help_panel=TRAIN_PANEL)
 ]
 SoftDpoOpt = Annotated[
     bool, typer.Option("--soft/--hard", help="dpo: conservative DPO on preference.p_chosen (label smoothing 1 - p per pair), or plain DPO (every pair as certain).", rich_help_panel=TRAIN_PANEL)
@@ -530,4 +553,8 @@ TrainRestartOpt = Annotated[
 ]
 NumGenerationsOpt = Annotated[
     Optional[int], typer.Option("--num-generations", min=2, help="grpo/rloo: samples per prompt (trl default: grpo 8, rloo 2).", rich_help_panel=TRAIN_PANEL)
+]
+# GRPO/RLOO sample with trl, not with the stages' Sampling: their own options, defaulted by trl.
+CompletionTokensOpt = Annotated[
+    Optional[int], typer.Option("--max-tokens", min=1, help="grpo/rloo: new tokens per sampled completion (trl default 512).", rich_help_panel=TRAIN_PANEL)
 ]

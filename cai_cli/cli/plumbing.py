@@ -16,7 +16,7 @@ from typing import Any
 import typer
 from typer.core import TyperGroup
 
-from ..engines import EngineOptions, Sampling
+from ..engines import EngineOptions, Sampling, sampling_for
 from ..runner import RunOptions
 from . import options as o
 
@@ -55,6 +55,8 @@ SAMPLING_OPTIONS: dict[str, Any] = {
     "temperature": o.TemperatureOpt,
     "top_p": o.TopPOpt,
     "max_tokens": o.MaxTokensOpt,
+    "frequency_penalty": o.FrequencyPenaltyOpt,
+    "presence_penalty": o.PresencePenaltyOpt,
     "seed": o.SeedOpt,
     "stop": o.StopOpt,
 }
@@ -97,10 +99,12 @@ class Common:
     ray: str | None = None
     ray_actors: int | None = None
     ray_gpus: float | None = None
-    # sampling
-    temperature: float = _SAMPLING.temperature
-    top_p: float = _SAMPLING.top_p
-    max_tokens: int = _SAMPLING.max_tokens
+    # sampling (None: not given; the model's own default, else Sampling's, applies: engines.sampling_for)
+    temperature: float | None = None
+    top_p: float | None = None
+    max_tokens: int | None = None
+    frequency_penalty: float | None = None
+    presence_penalty: float | None = None
     seed: int = _SAMPLING.seed
     stop: list[str] | None = None
 
@@ -157,7 +161,11 @@ class Common:
         )
 
     def sampling(self, n: int = 1) -> Sampling:
-        return Sampling(temperature=self.temperature, top_p=self.top_p, max_tokens=self.max_tokens, seed=self.seed, n=n, stop=list(self.stop or []))
+        return sampling_for(
+            self.model, self.engine, temperature=self.temperature, top_p=self.top_p, max_tokens=self.max_tokens,
+            frequency_penalty=self.frequency_penalty, presence_penalty=self.presence_penalty, seed=self.seed, n=n,
+            stop=list(self.stop or []),
+        )
 
 
 def judge_engine_options(model: str | None, engine: str | None, base_urls: list[str] | None) -> EngineOptions:

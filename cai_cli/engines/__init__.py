@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 from enum import Enum
 
 from ..errors import EngineError
-from .base import Completion, Engine, Sampling
+from .base import Completion, Engine, Sampling, sampling_for
 
 
 class EngineName(str, Enum):
@@ -125,4 +125,4 @@ register_engine(EngineName.transformers.value, _transformers)
 register_engine(EngineName.vllm.value, _vllm)
 register_engine(EngineName.openai.value, _openai)
 
-__all__ = ["Completion", "Dtype", "Engine", "EngineName", "EngineOptions", "Sampling", "engine_names", "load_engine", "register_engine", "resolve_engine_name"]
+__all__ = ["Completion", "Dtype", "Engine", "EngineName", "EngineOptions", "Sampling", "engine_names", "load_engine", "register_engine", "resolve_engine_name", "sampling_for"]

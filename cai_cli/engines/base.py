@@ -13,15 +13,30 @@ Conversation = list[Message]
 
 @dataclass
 class Sampling:
+    """How replies are sampled. These defaults suit a model of useful size; a model may have its own
+    (models.sampling_defaults: the embedded 135M model's), which sampling_for applies."""
+
     temperature: float = 0.7
     top_p: float = 1.0
     max_tokens: int = 1024  # room for real answers (the HF recipe allowed 1,500 for revisions); --max-tokens
     seed: int = 0
     n: int = 1
     stop: list[str] = field(default_factory=list)
+    # OpenAI's penalties on the reply's own tokens: per earlier use (frequency) and once used at all (presence).
+    frequency_penalty: float = 0.0
+    presence_penalty: float = 0.0
 
     def as_meta(self) -> dict:
         return asdict(self)
+
+
+def sampling_for(model: str | None, engine: str, **given) -> Sampling:
+    """Sampling from the options GIVEN (None: not given) over the defaults that suit MODEL (models.sampling_defaults)
+    and then Sampling's own. With the openai engine and no --model the server's model is unknown: no model defaults."""
+    from ..models import sampling_defaults
+
+    defaults = sampling_defaults(model) if (model or engine != "openai") else {}
+    return Sampling(**{**defaults, **{k: v for k, v in given.items() if v is not None}})
 
 
 @dataclass

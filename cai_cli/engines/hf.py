@@ -218,7 +218,8 @@ class TransformersEngine:
                 cache = batch_cache(self.lm.config, len(rows), width + sampling.max_tokens)
             else:
                 cache = batch_cache(self.lm.config, len(rows), shared + width + sampling.max_tokens, prefix_layers)
-        sampler = RowSampler(torch, self.device, [sample_seed(seeds[b], k) for b, k in rows], sampling.temperature, sampling.top_p)
+        sampler = RowSampler(torch, self.device, [sample_seed(seeds[b], k) for b, k in rows], sampling.temperature, sampling.top_p,
+                             sampling.frequency_penalty, sampling.presence_penalty)
         ends = set(self._eos_ids) | ({pad_id} if pad_id is not None else set())
         stop_window = max((len(s) for s in sampling.stop), default=0) + 4  # tokens: enough to hold any stop string
         produced: list[list[int]] = [[] for _ in rows]

@@ -136,7 +136,8 @@ class OpenAIEngine:
         def request(messages: list[dict], seed: int) -> Callable:
             # One seed per request (the row's own): a row samples the same whatever else is in its batch.
             args = dict(model=self.model, messages=messages, max_tokens=sampling.max_tokens, temperature=sampling.temperature,
-                        top_p=sampling.top_p, n=sampling.n, seed=seed, **({"stop": list(sampling.stop)} if sampling.stop else {}))
+                        top_p=sampling.top_p, n=sampling.n, seed=seed, **({"stop": list(sampling.stop)} if sampling.stop else {}),
+                        **{k: v for k, v in (("frequency_penalty", sampling.frequency_penalty), ("presence_penalty", sampling.presence_penalty)) if v})
             return lambda client: client.chat.completions.create(**args)
 
         messages = [[{"role": m["role"], "content": m["content"]} for m in c] for c in conversations]

@@ -22,10 +22,14 @@ def sample_seed(seed: int, k: int) -> int:
 class RowSampler:
     """Picks the next token of every row; rows can be dropped as they finish (`keep`)."""
 
-    def __init__(self, torch, device: str, seeds: Sequence[int], temperature: float, top_p: float):
+    def __init__(self, torch, device: str, seeds: Sequence[int], temperature: float, top_p: float,
+                 frequency_penalty: float = 0.0, presence_penalty: float = 0.0):
         self.torch = torch
         self.temperature = temperature
         self.top_p = top_p
+        self.frequency_penalty = frequency_penalty
+        self.presence_penalty = presence_penalty
+        self.counts = None  # [rows, vocab]: how often each row has produced each token (only with a penalty)
         self.generators = []
         if temperature > 0:
             for s in seeds:
@@ -36,9 +40,25 @@ class RowSampler:
     def keep(self, rows: Sequence[int]) -> None:
         if self.generators:
             self.generators = [self.generators[r] for r in rows]
+        if self.counts is not None:
+            self.counts = self.counts[list(rows)]
 
     def pick(self, logits):
         """One token per row from logits [rows, vocab] (float32)."""
+        tokens = self._choose(self._penalised(logits))
+        if self.counts is not None:
+            self.counts[self.torch.arange(len(tokens), device=tokens.device), tokens] += 1
+        return tokens
+
+    def _penalised(self, logits):
+        """The OpenAI penalties, on the row's own output so far: frequency (per repeat) and presence (once used)."""
+        if not (self.frequency_penalty or self.presence_penalty):
+            return logits
+        if self.counts is None:
+            self.counts = self.torch.zeros_like(logits)
+        return logits - self.frequency_penalty * self.counts - self.presence_penalty * (self.counts > 0).float()
+
+    def _choose(self, logits):
         torch = self.torch
         if self.temperature <= 0:
             return logits.argmax(dim=-1)

@@ -164,6 +164,8 @@ class VLLMEngine:
             max_tokens=sampling.max_tokens,
             seed=seed,
             stop=list(sampling.stop) or None,
+            frequency_penalty=sampling.frequency_penalty,
+            presence_penalty=sampling.presence_penalty,
         )
 
     def chat(self, conversations: Sequence[Conversation], sampling: Sampling, seeds: Sequence[int] | None = None) -> list[Completion]:

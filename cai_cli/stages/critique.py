@@ -26,6 +26,7 @@ from ..judge.gate import VIOLATION_THRESHOLD, Gate, GateResult
 from ..judge.request_harm import HARMLESS_BELOW, judged_harmless, p_harmful
 from ..prompts import critique_messages, with_operator
 from ..rows import (
+    CRITIQUE_FINISH,
     FieldProblem,
     check_conversation,
     check_string,
@@ -261,6 +262,7 @@ class Critique(FewShotStage):
                 "principle_hash": principle.hash,
                 "critique_request": request,
                 "critique": comp.texts[0].strip(),
+                CRITIQUE_FINISH: finish_reason(comp),  # in the round: a later round's critique must not overwrite it
             })
             row["rounds"] = rounds
             set_meta(row, self.name, self.provenance(
@@ -269,7 +271,6 @@ class Critique(FewShotStage):
                 constitution_source=self.constitution.source,
                 **self.few_shot_meta(shown),
                 round=len(rounds),
-                finish_reason=finish_reason(comp),
                 **keys[i],
             ))
             out[i] = row

@@ -1,7 +1,8 @@
 """export: rows → datasets that trl's trainers (or the Hugging Face CAI recipe) take as they are.
 
-A row that would make a bad training example is left out, never written silently wrong: a revision cut at
---max-tokens (`sft`, `hf-cai`; `--keep-truncated` keeps it) and a pair whose two sides are the same text (`prefs`,
+A row that would make a bad training example is left out, never written silently wrong: a text cut at --max-tokens
+(the final revision for `sft` and `hf-cai`, and the last round's critique for `hf-cai`, which exports it; each by the
+finish reason its round recorded; `--keep-truncated` keeps them) and a pair whose two sides are the same text (`prefs`,
 `hf-cai`: it teaches nothing, and a DPO or reward loss on it only adds noise). Each left-out row is a dropped row
 (runner.Dropped, with its reason): it goes to OUT.dropped.jsonl (or --dropped PATH), and the summary line counts
 each reason, recounted from the finished rows.
@@ -12,7 +13,7 @@ from __future__ import annotations
 from enum import Enum
 
 from ..errors import choice
-from ..rows import FieldProblem, check_string, conversation
+from ..rows import FieldProblem, check_string, conversation, is_cut, round_finish_reason
 from ..runner import Dropped, StageStats
 from ..training_examples import check_pref, check_revised, pref_example, revision_targets
 
@@ -26,6 +27,7 @@ class ExportFormat(str, Enum):
 
 
 TRUNCATED = "revision cut at --max-tokens"
+CRITIQUE_TRUNCATED = "critique cut at --max-tokens"
 SAME = "chosen and rejected are the same text"
 
 
@@ -90,6 +92,8 @@ class Export:
         if self.fmt == "sft":
             # A trl dataset needs the same columns on every row: the id is kept, the rest of the row is not.
             return {"id": row["id"], "prompt": conversation(row), "completion": [{"role": "assistant", "content": final}]}, None
+        if not self.keep_truncated and is_cut(round_finish_reason(row, -1, "critique")):
+            return None, CRITIQUE_TRUNCATED  # hf-cai exports the last critique as critic_response
         if final.strip() == row["initial_response"].strip():
             return None, SAME  # no revision changed the first reply: the pair would prefer a text to itself
         return _hf_cai(row, final), None
@@ -109,6 +113,6 @@ class Export:
         parts = [f"format {self.fmt}"]
         for reason, count in self.left_out.items():
             parts.append(f"{count} left out ({reason})")
-        if self.left_out.get(TRUNCATED):
-            parts.append("--keep-truncated keeps cut revisions")
+        if self.left_out.get(TRUNCATED) or self.left_out.get(CRITIQUE_TRUNCATED):
+            parts.append("--keep-truncated keeps cut texts")
         return "; ".join(parts)

@@ -53,9 +53,11 @@ from ..rows import (
     check_conversation,
     check_string,
     conversation,
+    cut_replies,
+    is_cut,
+    meta_finish_reason,
     set_meta,
     stable_hash,
-    stage_meta,
 )
 from ..runner import Dropped, Outcome, Tally
 from .base import EngineStage
@@ -354,21 +356,13 @@ class LabelPrefs(EngineStage):
         return conversation(row) + [{"role": "assistant", "content": text}]
 
     def truncated_indices(self, row: dict) -> set[int]:
-        """Which compared responses were cut at --max-tokens, by the finish_reason their stage recorded."""
-
-        def reasons(stage: str) -> list:
-            r = stage_meta(row, stage).get("finish_reason")
-            return r if isinstance(r, list) else [r]
-
+        """Which compared responses were cut at --max-tokens, by the finish reasons the pipeline recorded."""
         if self.cfg.pair == "candidates":
-            return {i for i, r in enumerate(reasons("generate")) if r == "length"}
-        out = set()
-        # The revision's reason is revise's (its last round); without a revise stage the response is generate's.
-        if (reasons("revise") if stage_meta(row, "revise") else reasons("generate"))[0] == "length":
-            out.add(0)
-        if reasons("generate")[0] == "length":
-            out.add(1)
-        return out
+            reasons = meta_finish_reason(row, "generate")
+            return {i for i, r in enumerate(reasons if isinstance(reasons, list) else [reasons]) if is_cut(r)}
+        # The revised response and the first reply, each judged by the round (or generate) that wrote it.
+        cut = cut_replies(row)
+        return {k for k, text in enumerate((row.get("response"), row.get("initial_response"))) if isinstance(text, str) and cut.get(text, False)}
 
     def _entry(self, row, texts, sources, chosen: int, rejected: int, p_chosen: float, extra: dict) -> dict:
         cut = self.truncated_indices(row)

@@ -23,6 +23,7 @@ from ..prompts import (
     skip_check_messages,
 )
 from ..rows import (
+    REVISION_FINISH,
     FieldProblem,
     check_conversation,
     check_string,
@@ -134,9 +135,10 @@ class Revise(FewShotStage):
                     last["empty_revision"] = True  # kept as written, never replaced by the old response
                     self.stats.extra["empty"] += 1
                 last["revision"] = revision
+                last[REVISION_FINISH] = finish_reason(comp)  # in the round: the next round's revision must not overwrite it
                 last["changed"] = revision != row["response"]
                 self.stats.extra["revised" if last["changed"] else "unchanged"] += 1
-                extra = {**self.few_shot_meta(shown[i]), "finish_reason": finish_reason(comp)}
+                extra = self.few_shot_meta(shown[i])
             if self.skip_unchanged:
                 p = p_change[i]
                 last["skip_check"] = {
@@ -148,7 +150,7 @@ class Revise(FewShotStage):
                 constitution=self.constitution.name,
                 constitution_hash=self.constitution.hash,
                 round=len(row["rounds"]),
-                **(extra or {"few_shot": 0, "finish_reason": None}),
+                **(extra or {"few_shot": 0}),
                 **keys[i],
             ))
             out.append(row)

@@ -31,9 +31,10 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import CaiError
+from ..models import TRAIN_RECORD
 
 VERSION = 1
-RECORD = "cai-train.json"
+RECORD = TRAIN_RECORD  # models.py reads base_model from it, to give trained models their base's sampling defaults
 CHECKPOINTS = "checkpoints"
 METRICS = "metrics.jsonl"
 SAMPLES = "samples.jsonl"  # train-policy --reward judge: every sampled completion and the rewards it got
