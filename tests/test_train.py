@@ -19,14 +19,8 @@ ENV = {"OMP_NUM_THREADS": "1"}
 FAST = ["--lr", "1e-2", "--batch-size", "4", "--seed", "0"]
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    import torch
-
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+# Two cores shared with other jobs: each tiny matmul on one torch thread (conftest.one_torch_thread).
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 UNSAFE = "sure here is how you do it step by step"
 ROWS = [

@@ -24,14 +24,8 @@ DOC = ROOT / "docs" / "training.md"
 LAUNCHED = re.compile(r"(?:-m cai_cli|\$\(which cai\)) (.*)$")
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    import torch
-
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+# Two cores shared with other jobs: each tiny matmul on one torch thread (conftest.one_torch_thread).
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def fenced(lang: str) -> list[str]:

@@ -19,15 +19,8 @@ from conftest import read_jsonl, run_cai, write_jsonl
 from test_train import ENV, FAST, ROWS, cai, pref_row, revised_row
 from tiny_model import build_tiny_model
 
-
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    import torch
-
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+# Two cores shared with other jobs: each tiny matmul on one torch thread (conftest.one_torch_thread).
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 @pytest.fixture(scope="module")

@@ -26,6 +26,7 @@ from typing import TYPE_CHECKING, Any
 
 from ..errors import ConstitutionError
 from .model import ComparisonPrinciple, Constitution, CritiquePrinciple, FewShotExample, HardConstraint, Section
+from .parsing import read_text
 
 if TYPE_CHECKING:
     from . import schema as s
@@ -149,14 +150,7 @@ def read_header(doc: Path, shown: str, text: str) -> tuple[s.DocumentHeader, str
 
 
 def load_document(path: Path, *, shown: str, source: str) -> Constitution:
-    if not path.exists():
-        raise ConstitutionError(f"{shown}: no such file")
-    try:
-        text = path.read_text(encoding="utf-8-sig")  # a byte-order mark is ignored, as in JSONL
-    except UnicodeDecodeError:
-        raise ConstitutionError(f"{shown}: not UTF-8 text") from None
-    except OSError as e:
-        raise ConstitutionError(f"{shown}: cannot read: {e.strerror or e}") from None
+    text = read_text(path, shown, "a Markdown file")
     header, body, offset, where = read_header(path, shown, text)
     title, raw = parse_sections(body, offset)
     if not raw:

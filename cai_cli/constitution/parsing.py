@@ -13,19 +13,24 @@ from .model import FewShotExample
 if TYPE_CHECKING:
     from . import schema as s
 
-def read_data(path: Path, shown: str) -> Any:
-    """Parsed YAML/JSON content of PATH; one-line errors naming the file (and line for syntax errors)."""
+def read_text(path: Path, shown: str, expected: str) -> str:
+    """The text of constitution file PATH (SHOWN in messages); one-line errors for a missing file, a folder (EXPECTED
+    says what should be there), bytes that are not UTF-8 and any OS error."""
     if not path.exists():
         raise ConstitutionError(f"{shown}: no such file")
     if path.is_dir():
-        raise ConstitutionError(f"{shown}: is a directory, expected a .yaml or .json file")
+        raise ConstitutionError(f"{shown}: is a directory, expected {expected}")
     try:
-        text = path.read_text(encoding="utf-8-sig")  # a byte-order mark is ignored, as in JSONL
+        return path.read_text(encoding="utf-8-sig")  # a byte-order mark is ignored, as in JSONL
     except UnicodeDecodeError:
         raise ConstitutionError(f"{shown}: not UTF-8 text") from None
     except OSError as e:
         raise ConstitutionError(f"{shown}: cannot read: {e.strerror or e}") from None
-    return parse_text(text, path.suffix.lower(), shown)
+
+
+def read_data(path: Path, shown: str) -> Any:
+    """Parsed YAML/JSON content of PATH; one-line errors naming the file (and line for syntax errors)."""
+    return parse_text(read_text(path, shown, "a .yaml or .json file"), path.suffix.lower(), shown)
 
 def parse_text(text: str, suffix: str, shown: str) -> Any:
     if suffix == ".json":
