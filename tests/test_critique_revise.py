@@ -218,6 +218,28 @@ def test_generate_max_tokens_4_records_length_and_the_summary_counts_it(monkeypa
     assert "3 truncated at --max-tokens" in result.stderr
 
 
+def test_the_truncated_count_after_a_resume_equals_an_uninterrupted_runs(monkeypatch, tmp_path):
+    rows = [{"id": f"p{i}", "prompt": f"Tell me about topic {i}."} for i in range(6)]
+    src = write_rows(tmp_path / "p.jsonl", rows)
+    crash = {"at": "topic 4"}
+
+    def reply(conv):
+        if crash["at"] and crash["at"] in conv[-1]["content"]:
+            raise KeyboardInterrupt  # the run is killed in its third batch
+        short = any(f"topic {i}." in conv[-1]["content"] for i in (2, 3))
+        return "Short." if short else "one two three four five six seven"  # rows 0, 1, 4, 5 are cut at 4 tokens
+
+    args = ("generate", str(src), "-o", str(tmp_path / "g.jsonl"), "--max-tokens", "4", "--batch-size", "2")
+    assert run_cli(monkeypatch, fake(reply=reply), *args).exit_code != 0
+    crash["at"] = None
+    resumed = run_cli(monkeypatch, fake(reply=reply), *args)
+    assert resumed.exit_code == 0, resumed.output
+    assert "4 resumed" in resumed.stderr
+    whole = run_cli(monkeypatch, fake(reply=reply), *args[:3], str(tmp_path / "whole.jsonl"), *args[4:])
+    # Counted from the finished rows: the four cut texts, two of them written by the run before the crash.
+    assert "4 truncated at --max-tokens" in resumed.stderr and "4 truncated at --max-tokens" in whole.stderr
+
+
 def test_sampling_defaults_suit_the_model(monkeypatch, tmp_path):
     from cai_cli.models import EMBEDDED_SAMPLING
 

@@ -11,6 +11,11 @@ from ..runner import StageStats
 class EngineStage:
     name = "stage"
     tallies: tuple[str, ...] = ("stats",)  # the counts that add up over batches (see runner.Stage)
+    # Every text the stage generates stays in its rows with its finish reason, so the summary's count of texts cut at
+    # --max-tokens is recounted from the finished rows (cut_texts): a resumed run counts each row once, as an
+    # uninterrupted one does. A stage whose texts do not all stay in its rows (a judge's reasoning) counts them as
+    # they are generated.
+    cut_in_rows = False
 
     def __init__(self, engine_opts: EngineOptions, sampling: Sampling):
         self.engine_opts = engine_opts
@@ -111,8 +116,18 @@ class EngineStage:
             self.stats.tokens_in += c.prompt_tokens
             self.stats.tokens_out += c.completion_tokens
             self.stats.cached_tokens += c.cached_tokens
-            self.stats.truncated += c.truncated
+            if not self.cut_in_rows:
+                self.stats.truncated += c.truncated
         return completions
+
+    def cut_texts(self, row: dict) -> int:
+        """How many of the texts this stage wrote into ROW its finish reasons mark as cut at --max-tokens."""
+        raise NotImplementedError
+
+    def recount(self, rows: list[dict], dropped: list[dict], tallies: list[dict]) -> None:
+        """One finished input row into the summary (runner.Stage): its cut texts, read from its rows."""
+        if self.cut_in_rows:
+            self.stats.truncated += sum(self.cut_texts(row) for row in rows)
 
 
 def finish_reason(completion) -> str | list[str] | None:

@@ -31,7 +31,9 @@ from ..rows import (
     check_conversation,
     check_string,
     conversation,
+    is_cut,
     operator_instructions,
+    round_finish_reason,
     row_seed,
     set_meta,
 )
@@ -116,6 +118,7 @@ class Pick:
 
 class Critique(FewShotStage):
     name = "critique"
+    cut_in_rows = True
 
     def __init__(self, engine_opts, sampling, constitution: Constitution, few_shot: int | None = None,
                  examples: Sequence[FewShotExample] | None = None, examples_source: str | None = None,
@@ -126,6 +129,9 @@ class Critique(FewShotStage):
         self.router = Router(constitution, routing)
         self.gate = Gate(constitution, gate_threshold)
         self.stats.extra = {"gated": 0, "over_refusal_left_out": 0}
+
+    def cut_texts(self, row: dict) -> int:
+        return int(is_cut(round_finish_reason(row, -1, "critique")))  # this round's critique
 
     def settings(self) -> dict:
         return {**super().settings(), "routing": self.router.routing.value, **({"gate_threshold": self.gate.threshold} if self.gate else {})}

@@ -3,12 +3,17 @@
 from __future__ import annotations
 
 from ..errors import RowFailure
-from ..rows import check_conversation, conversation, row_seed, set_meta
+from ..rows import check_conversation, conversation, meta_finish_reason, row_seed, set_meta
 from .base import EngineStage, finish_reason
 
 
 class Generate(EngineStage):
     name = "generate"
+    cut_in_rows = True
+
+    def cut_texts(self, row: dict) -> int:
+        reasons = meta_finish_reason(row, self.name)  # one reason, or one per candidate (--n)
+        return sum(r == "length" for r in (reasons if isinstance(reasons, list) else [reasons]))
 
     def settings(self) -> dict:
         return {}  # everything that shapes a row (--n, --max-tokens, ...) is in the sampling settings

@@ -28,6 +28,8 @@ from ..rows import (
     check_conversation,
     check_string,
     conversation,
+    is_cut,
+    round_finish_reason,
     row_seed,
     set_meta,
 )
@@ -37,6 +39,7 @@ from .critique import FewShotStage, check_rounds
 
 class Revise(FewShotStage):
     name = "revise"
+    cut_in_rows = True
 
     def __init__(self, engine_opts, sampling, constitution: Constitution, few_shot: int | None = None,
                  examples: Sequence[FewShotExample] | None = None, examples_source: str | None = None,
@@ -51,6 +54,9 @@ class Revise(FewShotStage):
         self.stats.extra = {"revised": 0, "unchanged": 0, "empty": 0}
         if skip_unchanged:
             self.stats.extra["skipped"] = 0
+
+    def cut_texts(self, row: dict) -> int:
+        return int(is_cut(round_finish_reason(row, -1, "revision")))  # this round's revision; none where --skip-unchanged kept the response
 
     def settings(self) -> dict:
         s = super().settings()
