@@ -195,7 +195,8 @@ def cut_replies(row: dict) -> dict[str, bool]:
 
 
 def set_meta(row: dict, stage: str, info: dict) -> None:
-    """Record STAGE's provenance in meta.<stage>, keeping whatever else meta holds (a new dict: rows may share one)."""
+    """Record STAGE's provenance in meta.<stage>, with the version of cai that wrote it (`cai_version`), keeping
+    whatever else meta holds (a new dict: rows may share one)."""
     found = row.get("meta")
     if isinstance(found, dict):
         meta = dict(found)
@@ -203,7 +204,9 @@ def set_meta(row: dict, stage: str, info: dict) -> None:
         meta = {}
     else:
         meta = {META_KEPT: found}
-    meta[stage] = info
+    from . import version
+
+    meta[stage] = {**info, "cai_version": version()}
     row["meta"] = meta
 
 

@@ -121,3 +121,17 @@ def test_constitution_check_reads_hf_and_anthropic_files(cai):
     for name in ("hf_constitution.json", "anthropic_critiques.json"):
         proc = cai("constitution", "check", f"tests/fixtures/{name}")
         assert proc.returncode == 0, proc.stderr
+
+
+def test_version_is_printed_and_recorded_in_every_row(tmp_path, fake_engine):
+    from conftest import invoke, read_jsonl
+
+    from cai_cli import version
+
+    assert version()[0].isdigit()  # the installed package's, not "unknown"
+    result = invoke("--version")
+    assert result.exit_code == 0 and result.output.strip() == f"cai {version()}"
+    src = write_jsonl(tmp_path / "in.jsonl", [{"id": "a", "prompt": "Hi"}])
+    out = tmp_path / "out.jsonl"
+    assert invoke("generate", str(src), "-o", str(out), "--engine", "fake", "--no-progress").exit_code == 0
+    assert read_jsonl(out)[0]["meta"]["generate"]["cai_version"] == version()

@@ -383,7 +383,7 @@ def test_revision_wins_with_gold_accuracy_through_the_cli(tmp_path):
     assert got[2]["keep"] == [1] and got[0]["preference"]["p_chosen"] == 1.0
     meta = got[0]["meta"]["label-prefs"]
     assert {k: meta[k] for k in ("mode", "pair")} == {"mode": "revision-wins", "pair": "initial-vs-final"}
-    assert set(meta) == {"mode", "pair", "input_hash", "settings_hash"}  # what --amend reads; no model played a part
+    assert set(meta) == {"mode", "pair", "input_hash", "settings_hash", "cai_version"}  # what --amend reads; no model played a part
     assert "gold accuracy 0.500 (95% CI 0.095-0.905) on 2 pairs" in proc.stderr and "1 identical" in proc.stderr
     summary = json.loads((tmp_path / "prefs.summary.json").read_text())
     assert summary["pairs"]["kept"] == 3 and summary["gold"]["accuracy"]["ci"] == [0.0945, 0.9055]

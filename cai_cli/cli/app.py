@@ -30,6 +30,11 @@ constitution_app = typer.Typer(help="Inspect, validate, import, compare constitu
 app.add_typer(constitution_app, name="constitution")
 
 
+@app.callback()
+def _top(version: o.VersionOpt = False) -> None:
+    """Constitutional AI, stage by stage over JSONL: generate → critique → revise → label-prefs → train."""
+
+
 @stage_command(app, "generate")
 def generate(
     common: Common,

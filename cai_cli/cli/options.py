@@ -92,6 +92,17 @@ def parse_shard(value: str | None) -> tuple[int, int] | None:
 # ---- every command ---------------------------------------------------------------------------------
 VerboseOpt = Annotated[bool, typer.Option("--verbose", "-v", help="Show the traceback on errors.", rich_help_panel=IO_PANEL)]
 
+
+def _print_version(value: bool) -> None:
+    if value:
+        from .. import version
+
+        print(f"cai {version()}")
+        raise typer.Exit()
+
+
+VersionOpt = Annotated[bool, typer.Option("--version", callback=_print_version, is_eager=True, help="Print cai's version and exit.")]
+
 # ---- input and output ------------------------------------------------------------------------------
 InputArg = Annotated[
     Optional[str], typer.Argument(help="Input JSONL file (gzip, bzip2 or xz read as they are); '-' or absent reads stdin.", show_default=False)
