@@ -11,11 +11,13 @@ from typing import Any
 LABEL_PREFS_SUMMARY = "cai-label-prefs-summary"
 EVAL_SUMMARY = "cai-eval-summary"
 EVAL_REPORT = "cai-eval-report"
+TRAINING_CURVES = "cai-training-curves"
 
 DOCUMENTS = {
     LABEL_PREFS_SUMMARY: "a label-prefs summary (the JSON `cai label-prefs` writes beside its rows)",
     EVAL_SUMMARY: "an eval summary (the JSON `cai eval` writes beside its rows)",
     EVAL_REPORT: "a merged report (`cai report --json`)",
+    TRAINING_CURVES: "training curves (`cai report TRAIN_DIR --json`)",
 }
 
 SIDE_FILE_KEY = "cai_side_file"  # the first line of OUT.partial (resume.py): {"cai_side_file": version, "fingerprint": ...}
@@ -37,6 +39,11 @@ def _conversation_list(value: Any) -> bool:
     return isinstance(value, list) and bool(value) and all(isinstance(m, dict) and "role" in m for m in value)
 
 
+def is_training_metrics(row: dict) -> bool:
+    """A row of the metrics.jsonl `cai train-*` writes (one per logged step)."""
+    return "step" in row and "epoch" in row
+
+
 def describe_rows(rows: list[dict]) -> str:
     """What JSONL rows are, from their first row: which cai stage or side file wrote them."""
     if not rows:
@@ -46,7 +53,7 @@ def describe_rows(rows: list[dict]) -> str:
         return "the side file of an unfinished run (OUT.partial: rerun the stage to finish it)"
     if {"file", "line", "error"} <= row.keys():
         return "an errors file (the rows a stage could not use, with the reason)"
-    if "step" in row and "epoch" in row:
+    if is_training_metrics(row):
         return "training metrics (metrics.jsonl of `cai train-*`)"
     if "init_prompt" in row and "revision_response" in row:
         return "rows from `cai export --format hf-cai`"

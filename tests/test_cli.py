@@ -124,9 +124,9 @@ def test_constitution_check_reads_hf_and_anthropic_files(cai):
 
 
 def test_version_is_printed_and_recorded_in_every_row(tmp_path, fake_engine):
-    from conftest import invoke, read_jsonl
-
     from cai_cli import version
+
+    from conftest import invoke, read_jsonl
 
     assert version()[0].isdigit()  # the installed package's, not "unknown"
     result = invoke("--version")

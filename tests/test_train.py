@@ -439,6 +439,8 @@ def _one_line_error(proc, expected: str, out) -> None:
         (["train-sft", "{revised}", "--config", "{badcfg}"], "unknown key 'max_stepz' for trl SFTConfig (did you mean 'max_steps'?)"),
         (["train-rm", "{prefs}", "--config", "{badlora}"], "unknown key 'rank' for peft LoraConfig"),
         (["train-sft", "{revised}", "--mix-ratio", "0.3"], "--mix-ratio needs --mix FILE"),
+        (["train-sft", "{revised}", "--report-to", "wandb"], "--report-to wandb: the wandb package is not installed (pip install wandb)"),
+        (["train-policy", "{prefs}", "--report-to", "tensorboard"], "--report-to tensorboard: the tensorboard package is not installed"),
         (["train-policy", "{prompts}", "--algo", "grpo", "--hard"], "--hard is for --algo dpo"),
         (["train-policy", "{prefs}", "--config", "{ipo}"], "--config asks for loss_type ['ipo']: soft labels train DPO's sigmoid loss only; add --hard"),
         (["train-sft", "{revised}", "--config", "{words}"], "'num_train_epochs' expects a number, got 'two'"),
@@ -492,6 +494,20 @@ def test_output_folder_that_cai_did_not_make_is_left_alone(work, tmp_path):
     proc = cai("train-sft", str(work / "revised.jsonl"), "-o", str(tmp_path), "--model", str(work / "tiny"))
     assert proc.returncode == 2 and "so `cai train-*` did not make it" in proc.stderr
     assert (tmp_path / "precious.txt").read_text() == "keep me"
+
+
+def test_report_to_passes_each_installed_tracker_to_trl_and_names_the_run(monkeypatch):
+    import importlib.util
+
+    from trl import SFTConfig
+
+    from cai_cli.train.common import TrainOptions, config_values
+
+    found = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: object() if name in ("tensorboardX", "trackio") else found(name, *a))
+    values = config_values(SFTConfig, "sft", TrainOptions(output="out/sl-cai", report_to=["tensorboard", "trackio", "tensorboard"]), {}, lora=True)
+    assert values["report_to"] == ["tensorboard", "trackio"] and values["run_name"] == "sl-cai"
+    assert config_values(SFTConfig, "sft", TrainOptions(output="out/sl-cai"), {}, lora=True)["report_to"] == []  # off by default
 
 
 def test_cpu_training_runs_in_float32():

@@ -415,7 +415,7 @@ def evaluate(
 
 @command(app, "report")
 def report(results: o.ResultsArg, output: o.OutputOpt = None, json_out: o.JsonOpt = None, bootstrap: o.BootstrapOpt = DEFAULT_BOOTSTRAP):
-    """Compare models: a table of every metric, Bradley–Terry ratings over all files, a figure or an HTML page.
+    """Compare models: a table of every metric, Bradley–Terry ratings over all files, a figure or an HTML page; or draw a training run's curves.
 
     The figure shows whatever the results hold: harmlessness against helpfulness (win rates, ratings within a connected set of games, or the refusal detector's rates), each model's paired change against its baseline, a single model's refusal and deflection rates, declines per category, and, with gold labels (`eval --gold`, or a `label-prefs --gold` summary), the judge's reliability diagram and expected calibration error. Reads what `cai eval` writes (its rows JSONL or its summary JSON); any other file is one line saying what it is.
 
@@ -424,6 +424,9 @@ def report(results: o.ResultsArg, output: o.OutputOpt = None, json_out: o.JsonOp
         cai report out/eval-sl.jsonl out/eval-rl.jsonl -o out/report.png
         cai report out/eval-*.jsonl -o out/report.html
         cai report out/prefs.summary.json -o out/calibration.png
+        cai report out/rl-cai -o out/rl-curves.png      # a `cai train-*` folder: loss, reward, KL, learning rate, per-tier rewards over steps
+
+    Given `cai train-*` folders (or their metrics.jsonl) instead, it draws their training curves (docs/training.md).
     """
 
     from ..report import run_report

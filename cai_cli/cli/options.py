@@ -26,6 +26,7 @@ from ..models import EMBEDDED_SAMPLING
 from ..runner import OnError
 from ..stages.export import ExportFormat
 from ..stages.label_prefs import Mode, Pairs, PairSource
+from ..train.common import ReportTo
 from ..train.policy import Algo, RewardSource
 from ..training_examples import Targets
 
@@ -516,7 +517,7 @@ ShowHtmlOpt = Annotated[
     typer.Option("--html", help="Write an HTML page instead: each row's prompt, first answer, and every round's principle, critique and revision with the changes highlighted (nothing clipped).", rich_help_panel=IO_PANEL),
 ]
 ResultsArg = Annotated[
-    list[str], typer.Argument(help="Results from `cai eval`: the rows JSONL (or the summary JSON), one file per model; and `cai label-prefs --gold` summaries.")
+    list[str], typer.Argument(help="Results from `cai eval`: the rows JSONL (or the summary JSON), one file per model; and `cai label-prefs --gold` summaries. Or `cai train-*` folders (or their metrics.jsonl): their training curves.")
 ]
 JsonOpt = Annotated[Optional[str], typer.Option("--json", help="Also write the merged metrics and ratings as JSON.", rich_help_panel=EVAL_PANEL)]
 ExportFormatOpt = Annotated[
@@ -535,6 +536,10 @@ MaxStepsOpt = Annotated[Optional[int], typer.Option("--max-steps", min=1, help="
 LrOpt = Annotated[Optional[float], typer.Option("--lr", min=0, help="Learning rate (default: trl's, or a LoRA-sized one under LoRA).", rich_help_panel=TRAIN_PANEL)]
 GradAccumOpt = Annotated[Optional[int], typer.Option("--grad-accum", min=1, help="Gradient accumulation steps.", rich_help_panel=TRAIN_PANEL)]
 MaxLengthOpt = Annotated[Optional[int], typer.Option("--max-length", min=8, help="Longest tokenized example (trl default 1024).", rich_help_panel=TRAIN_PANEL)]
+ReportToOpt = Annotated[
+    Optional[list[ReportTo]],
+    typer.Option("--report-to", help="Also send the logged metrics to this tracker through trl (repeatable; its package must be installed). Off by default: DIR/metrics.jsonl is always written, and `cai report DIR` draws it.", rich_help_panel=TRAIN_PANEL),
+]
 ConfigOpt = Annotated[Optional[str], typer.Option("--config", help="YAML of trl config fields (and `lora:` peft fields); command-line options win.", rich_help_panel=TRAIN_PANEL)]
 TargetsOpt = Annotated[Targets, typer.Option("--targets", help="final: the last revision of each row. all: every revision as its own example.", rich_help_panel=TRAIN_PANEL)]
 MixOpt = Annotated[Optional[str], typer.Option("--mix", help="JSONL of helpful rows (prompt or messages, and response) mixed in so the model stays helpful.", rich_help_panel=TRAIN_PANEL)]

@@ -305,6 +305,7 @@ TRAIN_OPTIONS: dict[str, Any] = {
     "config": o.ConfigOpt,
     "progress": o.ProgressOpt,
     "restart": o.TrainRestartOpt,
+    "report_to": o.ReportToOpt,
 }
 
 

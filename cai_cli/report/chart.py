@@ -414,24 +414,38 @@ def _draw_bin_counts(ax, series: list[dict]) -> None:
     ax.grid(axis="y", alpha=0.3)
 
 
+FORMATS = (".png", ".svg", ".pdf", ".html", ".htm")
+
+
 def chart(report: dict, path: str) -> Path:
     """Write the report's figure to PATH (.png, .svg, .pdf), or the HTML report (.html): figure,
     table, and every prompt's answers side by side with their verdicts."""
+    from .html import page
+
+    check_format(path, "the report")
+    return save_figure(figure(report), path, partial(page, report))
+
+
+def check_format(path: str, what: str) -> None:
+    """PATH names a format a figure is written in, checked before anything is drawn."""
     out = Path(path)
-    suffix = out.suffix.lower()
-    if suffix not in (".png", ".svg", ".pdf", ".html", ".htm"):
-        raise CaiError(f"{path}: the report is written as .png, .svg, .pdf or .html (got '{out.suffix or 'no extension'}')")
+    if out.suffix.lower() not in FORMATS:
+        raise CaiError(f"{path}: {what} is written as .png, .svg, .pdf or .html (got '{out.suffix or 'no extension'}')")
+
+
+def save_figure(fig, path: str, html_page) -> Path:
+    """The one writer of `cai report`'s figures: FIG to PATH as .png, .svg or .pdf, or, for .html, the page HTML_PAGE
+    makes around the figure (given it as a base64 PNG). Written beside PATH and renamed over it when whole."""
     import matplotlib.pyplot as plt
 
-    fig = figure(report)
+    out = Path(path)
+    suffix = out.suffix.lower()
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = out.with_name(out.name + ".tmp")
     if suffix in (".html", ".htm"):
         buf = io.BytesIO()
         fig.savefig(buf, format="png")
-        from .html import page
-
-        tmp.write_text(page(report, base64.b64encode(buf.getvalue()).decode("ascii")), encoding="utf-8")
+        tmp.write_text(html_page(base64.b64encode(buf.getvalue()).decode("ascii")), encoding="utf-8")
     else:
         fig.savefig(tmp, format=suffix[1:])
     plt.close(fig)

@@ -11,6 +11,7 @@ import json
 import os
 import sys
 from dataclasses import dataclass, field
+from enum import Enum
 from pathlib import Path
 from typing import Any
 
@@ -20,6 +21,32 @@ from .record import CHECKPOINTS, check_folder
 # LoRA learns a low-rank update from zero, so it wants a larger step than trl's full fine-tuning defaults.
 LORA_LR = {"sft": 2e-4, "rm": 1e-4, "dpo": 1e-5, "grpo": 1e-5, "rloo": 1e-5}
 LORA_DEFAULTS = {"r": 16, "lora_alpha": 32, "lora_dropout": 0.05, "target_modules": "all-linear"}
+
+
+class ReportTo(str, Enum):
+    """--report-to: a tracker trl also sends the logged metrics to (metrics.jsonl is written whatever is chosen)."""
+
+    tensorboard = "tensorboard"  # event files in DIR/checkpoints/runs/ (or $TENSORBOARD_LOGGING_DIR)
+    trackio = "trackio"
+    wandb = "wandb"
+
+
+# The package each tracker needs (any one of them), and what to install.
+TRACKER_PACKAGES = {ReportTo.tensorboard: (("tensorboard", "tensorboardX"), "tensorboard"), ReportTo.trackio: (("trackio",), "trackio"),
+                    ReportTo.wandb: (("wandb",), "wandb")}
+
+
+def check_trackers(trackers: list[str] | None) -> list[str]:
+    """The trackers asked for, each checked installed before anything loads (one line naming what to install)."""
+    import importlib.util
+
+    chosen = [ReportTo(t) for t in trackers or []]
+    for tracker in chosen:
+        modules, package = TRACKER_PACKAGES[tracker]
+        if not any(importlib.util.find_spec(m) is not None for m in modules):
+            raise CaiError(f"--report-to {tracker.value}: the {package} package is not installed (pip install {package}); "
+                           "metrics.jsonl in DIR is written anyway, and `cai report DIR` draws it")
+    return [t.value for t in dict.fromkeys(chosen)]
 
 
 @dataclass
@@ -39,6 +66,7 @@ class TrainOptions:
     config: str | None = None
     progress: bool | None = None
     restart: bool = False
+    report_to: list[str] | None = None  # --report-to: trackers besides metrics.jsonl (ReportTo)
     extra: dict[str, Any] = field(default_factory=dict)  # trainer-specific flags, already mapped to trl field names
 
 
@@ -181,6 +209,9 @@ def config_values(config_cls, kind: str, opts: TrainOptions, yaml_fields: dict, 
     }
     given.update(opts.extra)
     values.update({k: v for k, v in given.items() if v is not None})
+    if opts.report_to:
+        values["report_to"] = check_trackers(opts.report_to)
+        values.setdefault("run_name", Path(opts.output).name)  # the tracker's name for the run, unless the YAML names it
     if opts.batch_size is not None and "per_device_eval_batch_size" in allowed and "per_device_eval_batch_size" not in yaml_fields:
         values["per_device_eval_batch_size"] = opts.batch_size
     values["output_dir"] = str(Path(opts.output) / CHECKPOINTS)
@@ -256,6 +287,7 @@ class Setup:
 
 def setup(kind: str, opts: TrainOptions, config_cls, task_type: str, command: str, defaults: dict | None = None) -> Setup:
     """The base model, trl config and LoRA config, with the choice of LoRA said on stderr. No model loads here."""
+    check_trackers(opts.report_to)  # a missing package stops here, before any model loads
     yaml_fields, lora_fields = read_yaml_config(opts.config)
     base = resolve_base(opts.model, generator=kind != "rm")
     use_lora, why = choose_lora(opts.lora, base)
