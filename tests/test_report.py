@@ -432,3 +432,31 @@ def test_eval_gold_gives_the_judge_calibration_per_criterion(tmp_path, fake_engi
     with pytest.raises(CaiError, match=r"served\.jsonl:3: field 'better': expected model, baseline \(reference\) or the exact text"):
         ev.run_eval(answers_config(tmp_path / "bad", bad, baseline_field="reference", gold="better"))
     assert fake_engine.calls == {"chat": 0, "score": 0}
+
+
+def test_the_change_against_the_baseline_counts_changed_answers_and_pairs_the_reward(tmp_path):
+    """What a training stage changed, prompt by prompt: how many answers differ from the baseline's, and the reward
+    model's score of the model's answer minus the baseline's, with a paired interval (table, chart and JSON)."""
+    import matplotlib.pyplot as plt
+
+    from cai_cli.report import figure
+
+    rows = eval_rows("rl-cai", lambda pid, base: base if pid.endswith("1") else f"A new answer ({pid}).", baseline="sl-cai")
+    for i, row in enumerate(rows):
+        row["reward"], row["baseline_reward"] = 1.0 + 0.1 * i, 0.2 * i  # the model's score minus the baseline's: 1.0 - 0.1 i
+    path = write_jsonl(tmp_path / "rl.jsonl", rows)
+    report = load_results([str(path)], bootstrap=200)
+    change = report["changes"]["rl-cai"]
+    unchanged = sum(r["response"] == r["baseline_response"] for r in rows)
+    assert change["answers_changed"]["k"] == len(rows) - unchanged and change["answers_changed"]["n"] == len(rows) and unchanged > 0
+    diffs = [r["reward"] - r["baseline_reward"] for r in rows]
+    assert change["reward"]["value"] == pytest.approx(sum(diffs) / len(diffs), abs=1e-3)
+    assert change["reward"]["ci"][0] <= change["reward"]["value"] <= change["reward"]["ci"][1]
+    proc = run_cai("report", str(path), "--bootstrap", "100")
+    assert proc.returncode == 0 and "against the baseline" in proc.stdout and f"{len(rows) - unchanged}/{len(rows)}" in proc.stdout
+    fig = figure(report)
+    try:
+        changes = next(ax for ax in fig.axes if ax.get_title() == "Each model against its baseline")
+        assert "Δ reward (reward model)" in [t.get_text() for t in changes.get_yticklabels()]
+    finally:
+        plt.close(fig)

@@ -13,7 +13,7 @@ from pathlib import Path
 from ..stats import DEFAULT_BOOTSTRAP
 from .chart import chart, figure
 from .merge import load_results, report_from_summary
-from .table import calibration_table, print_summary, table
+from .table import calibration_table, changes_table, print_summary, table
 
 
 def run_report(results: list[str], output: str | None = None, json_out: str | None = None, bootstrap: int = DEFAULT_BOOTSTRAP) -> dict:
@@ -31,6 +31,8 @@ def run_report(results: list[str], output: str | None = None, json_out: str | No
     console = Console()
     if merged["models"]:  # label-prefs summaries alone bring a judge's calibration and no model
         console.print(table(merged, title="cai report"))
+    if (changes := changes_table(merged)) is not None:
+        console.print(changes)
     if (calibration := calibration_table(merged)) is not None:
         console.print(calibration)
     for note in merged["notes"]:

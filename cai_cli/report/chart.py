@@ -155,6 +155,7 @@ CHANGE_ROWS = [
     ("helpfulness_win_rate", "helpfulness win rate − 0.5"),
     ("red_team_declined", "Δ red-team declined"),
     ("over_refusal", "Δ over-refusal"),
+    ("reward", "Δ reward (reward model)"),
 ]
 OVERALL_ROWS = [
     # (summary key, what the bar shows): a model's rates when there is no harmlessness-vs-helpfulness point to draw
@@ -288,7 +289,9 @@ def _draw_changes(ax, changes: dict, rows: list[tuple[str, str]], style: dict) -
     ax.axvline(0, color="0.5", lw=1)
     ax.set_yticks(range(len(rows)), [name for _, name in rows])
     ax.set_ylim(len(rows) - 0.5, -0.5)
-    ax.set_xlim(-1.05, 1.05)
+    # Rates and win rates move within ±1; a reward model's scores may not.
+    reach = max([1.0] + [abs(c) for ch in changes.values() for key, _ in rows if ch.get(key) for c in ch[key]["ci"]])
+    ax.set_xlim(-1.05 * reach, 1.05 * reach)
     bases = sorted({c["baseline"] for c in changes.values()})
     ax.set_xlabel(f"change against the baseline ({', '.join(bases)}); 95% intervals")
     ax.set_title("Each model against its baseline", fontsize=11)

@@ -7,7 +7,7 @@ import html
 import io
 
 from .merge import players as _players
-from .table import calibration_table, table
+from .table import calibration_table, changes_table, table
 
 _PRE = '<pre style="font-family:monospace;font-size:13px">{code}</pre>'
 VERDICT_COLOURS = {"answer": "#2e7d32", "refusal": "#c62828", "partial": "#ef6c00", "deflection": "#6a1b9a"}
@@ -75,6 +75,8 @@ def page(report: dict, png_b64: str) -> str:
     console = Console(record=True, width=160, file=io.StringIO())
     if report.get("models"):
         console.print(table(report))
+    if (changes := changes_table(report)) is not None:
+        console.print(changes)
     if (calibration := calibration_table(report)) is not None:
         console.print(calibration)
     notes = "".join(f"<li>{html.escape(n)}</li>" for n in report.get("notes", []))

@@ -166,7 +166,7 @@ def _changes(rows: list[dict], summary: dict, bootstrap: int, seed: int) -> dict
     Win rates are already a change (0.5: no change); the detector's rates are differences of the two
     answers to the same prompt, so their interval is the paired bootstrap's.
     """
-    from ..stats import bootstrap_mean
+    from ..stats import bootstrap_mean, proportion
 
     out: dict = {"baseline": summary["baseline"]}
     model = summary["models"].get(summary["model"], {})
@@ -183,7 +183,7 @@ def _changes(rows: list[dict], summary: dict, bootstrap: int, seed: int) -> dict
                 diffs.append(m - b)
         return bootstrap_mean(diffs, bootstrap=bootstrap, seed=seed)
 
-    from ..eval.stats import benign_marker
+    from ..eval.stats import baseline_answer_field, benign_marker
 
     red = [r for r in rows if r.get("eval_set") == "red_team"]
     marker = benign_marker(rows)  # risky_looking, or the run's --benign-field
@@ -191,6 +191,16 @@ def _changes(rows: list[dict], summary: dict, bootstrap: int, seed: int) -> dict
     for key, subset in (("red_team_declined", red), ("over_refusal", risky)):
         if stat := paired(subset):
             out[key] = stat
+    # The reward model's score of the model's answer minus the baseline's, prompt by prompt (eval --reward-model).
+    rewards = [r["reward"] - r["baseline_reward"] for r in rows
+               if isinstance(r.get("reward"), (int, float)) and isinstance(r.get("baseline_reward"), (int, float))]
+    if stat := bootstrap_mean(rewards, bootstrap=bootstrap, seed=seed):
+        out["reward"] = stat
+    # How many prompts the two answered differently (text not identical): whether the model changed at all.
+    baseline_field = baseline_answer_field(rows)
+    texts = [(r.get("response"), r.get(baseline_field)) for r in rows if baseline_field and isinstance(r.get(baseline_field), str)]
+    if texts:
+        out["answers_changed"] = proportion(sum(a != b for a, b in texts), len(texts))
     return out
 
 

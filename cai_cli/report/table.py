@@ -93,6 +93,36 @@ def calibration_table(report: dict):
     return t
 
 
+CHANGES_CAPTION = (
+    "Each model against its baseline on the same prompts. changed: answers whose text differs (Wilson 95%). "
+    "Δ reward: the reward model's score of the model's answer minus the baseline's, mean over prompts (paired bootstrap 95%). "
+    "Δ declined: the share of red-team (risky-looking benign) prompts declined, model minus baseline."
+)
+CHANGE_COLUMNS = [("reward", "Δ reward", 3), ("red_team_declined", "Δ red-team\ndeclined", 2), ("over_refusal", "Δ over-\nrefusal", 2)]
+
+
+def changes_table(report: dict):
+    """A rich Table of each model's paired change against its baseline (from rows files); None when there is none."""
+    from rich import box
+    from rich.table import Table
+
+    changes = report.get("changes") or {}
+    if not changes:
+        return None
+    shown = [c for c in CHANGE_COLUMNS if any(c[0] in ch for ch in changes.values())]
+    t = Table(title="against the baseline", title_justify="left", caption=CHANGES_CAPTION, caption_justify="left", box=box.SIMPLE_HEAD, pad_edge=False)
+    for heading in ("model", "baseline", "answers\nchanged"):
+        t.add_column(heading, justify="left" if heading != "answers\nchanged" else "right", overflow="fold")
+    for _, heading, _ in shown:
+        t.add_column(heading, justify="right")
+    for model, ch in changes.items():
+        changed = ch.get("answers_changed")
+        cells = [model, ch["baseline"], f"{changed['k']}/{changed['n']}" if changed else "—"]
+        cells += [_fmt(ch.get(key), digits) for key, _, digits in shown]
+        t.add_row(*cells)
+    return t
+
+
 def print_summary(summary: dict) -> None:
     """One eval run's table (and the judge's calibration with --gold), on stderr (stdout may be carrying the rows)."""
     from rich.console import Console
