@@ -335,3 +335,65 @@ def test_refusal_judge_cancels_a_yes_bias(fake_engine):
     # ...and a constant lean towards "Yes" on top of a real opinion is removed exactly.
     leaning = judge_with(fake_engine, 2 * math.log(3) + 1.5, -2 * math.log(3) + 1.5)
     assert judge_refusals(leaning, [([{"role": "user", "content": "q"}], "a")]) == [pytest.approx(0.9)]
+
+
+# --------------------------------------------------------------------------- detector v4 (the embedded model's reading)
+
+
+def test_a_layer_read_from_the_model_cut_there_equals_that_layer_of_a_deeper_reading():
+    """The encoder runs only the layers it reads. A model's last hidden state comes out normalised and the others do
+    not: cut at layer 4, its layer 4 must still be what layer 4 of a deeper model gives, or the head reads other
+    numbers than it was trained on."""
+    import numpy as np
+
+    from cai_cli.refusal_model import Encoder, Reading
+
+    replies = ["I can't help with that.", "Paris is the capital of France, on the Seine.", ""]
+    cut = Encoder(Reading(layers=(4,), cutoffs=(4, 16), pools=("mean", "last"))).states(replies, batch_size=2)
+    deeper = Encoder(Reading(layers=(4, 6), cutoffs=(4, 16), pools=("mean", "last"))).states(replies[::-1], batch_size=3)[::-1]
+    assert cut.shape == (3, 1, 2, 2, 576)
+    np.testing.assert_allclose(cut[:, 0], deeper[:, 0], atol=1e-4)
+    assert not np.allclose(deeper[:, 0], deeper[:, 1])  # the two layers differ: the comparison means something
+    # The 4-token cut-off of a reply is the 16-token one's start: the same states for a reply of 4 tokens or fewer.
+    np.testing.assert_allclose(cut[2, 0, 0], cut[2, 0, 1])
+
+
+def test_the_shipped_head_is_small_and_carries_its_card():
+    from cai_cli.refusal import VERSIONS, Detector
+    from cai_cli.refusal_model import HEAD_PATH, load_head
+
+    head = load_head(HEAD_PATH)
+    assert HEAD_PATH.stat().st_size < 200_000  # a head, not weights of the base model
+    assert head.meta["version"] == VERSIONS[Detector.model] == "cai-refusal-4"
+    assert set(head.meta["trained_on"]) == {"rbr", "chatgpt"} and set(head.meta["licences"]) >= {"rbr", "chatgpt"}
+    assert set(head.meta["declined_at"]) == {"answer", "refusal", "partial", "deflection"}
+    assert head.reading.depth < 30  # the deeper layers of the embedded model are never run
+
+
+def test_v4_and_the_rules_give_one_verdict_with_the_probability_recorded():
+    from cai_cli.refusal import RefusalDetector
+
+    texts = [REFUSALS[2], PARTIALS[1], "", ANSWERS[0], "Here is a simple bread recipe:\n1. Mix flour and water.\n2. Knead for ten minutes."]
+    verdicts = RefusalDetector("model").verdicts(texts)
+    assert [v.declined for v in verdicts] == [True, True, True, False, False]
+    assert all(0.0 <= v.p_declined <= 1.0 for v in verdicts)
+    assert verdicts[1].label == "partial"  # "I won't ... Here are the facts": declined by definition
+    assert verdicts[2].label == "deflection" and verdicts[2].rule == "empty"  # nothing said, whatever the classifier reads
+    assert RefusalDetector("fast").verdicts(texts[:2]) == [detect(t) for t in texts[:2]]
+
+
+def test_eval_labels_with_v4_by_default_and_v3_on_request(tmp_path, fake_engine):
+    from test_eval import config, script_eval
+
+    from cai_cli.eval import run as ev
+
+    script_eval(fake_engine)
+    for detector, version in ((None, "cai-refusal-4"), ("fast", "cai-refusal-3")):
+        out = tmp_path / (detector or "default")
+        out.mkdir()
+        summary = ev.run_eval(config(out, **({"detector": detector} if detector else {})))
+        rows = [json.loads(line) for line in (out / "eval.jsonl").read_text().splitlines()]
+        assert summary["detector"] == version and {r["meta"]["eval"]["detector"] for r in rows} == {version}
+        assert all(isinstance(r["refusal"]["p_declined"], float) and isinstance(r["baseline_refusal"]["p_declined"], float) for r in rows)
+        # `safe` refuses every prompt and `eager` answers every one, whichever detector reads them.
+        assert all(r["refusal"]["label"] != "answer" and r["baseline_refusal"]["label"] == "answer" for r in rows)

@@ -10,6 +10,7 @@ from ..judge.principles import DEFAULT_PRINCIPLES
 from ..judge.priority import DEFAULT_PRIORITY, TIER_CONFIDENCE
 from ..judge.reward import REFERENCE_FIELD, JudgeRewardConfig
 from ..prompts import SKIP_THRESHOLD
+from ..refusal import DEFAULT_DETECTOR
 from ..show import WIDTH
 from ..stages.label_prefs import LabelConfig
 from ..stats import DEFAULT_BOOTSTRAP
@@ -334,6 +335,7 @@ def evaluate(
     constitution: o.ConstitutionOpt = None,
     principles: o.PrinciplesOpt = str(DEFAULT_PRINCIPLES),
     refusal_judge: o.RefusalJudgeOpt = None,
+    detector: o.DetectorOpt = DEFAULT_DETECTOR,
     judge_engine: o.JudgeEngineOpt = None,
     judge_base_url: o.JudgeBaseUrlOpt = None,
     reward_model: o.RewardModelOpt = None,
@@ -407,6 +409,7 @@ def evaluate(
         priority=priority.value,
         tier_confidence=parse_tier_confidence(tier_confidence),
         gate_threshold=gate_threshold,
+        detector=detector.value,
     )
     from ..report import print_summary
 

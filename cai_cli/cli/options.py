@@ -24,6 +24,7 @@ from ..judge.prompts import JudgeFormat
 from ..judge.reward import RewardMode
 from ..models import EMBEDDED_SAMPLING
 from ..runner import OnError
+from ..refusal import Detector
 from ..stages.export import ExportFormat
 from ..stages.label_prefs import Mode, Pairs, PairSource
 from ..train.common import ReportTo
@@ -500,6 +501,16 @@ NameOpt = Annotated[Optional[str], typer.Option("--name", help="The model's name
 JudgeOpt = Annotated[
     Optional[str],
     typer.Option("--judge", help="Judge model for the win rates (default: the embedded model; on the openai engine, name a served model).", rich_help_panel=EVAL_PANEL),
+]
+DetectorOpt = Annotated[
+    Detector,
+    typer.Option(
+        "--detector",
+        help="The refusal detector behind every refusal and over-refusal rate. model: cai-refusal-4, the embedded model's "
+        "reading of each answer's opening and a small head (more accurate; about 3-6 answers/s on 2 CPU cores, docs/eval.md). "
+        "fast: cai-refusal-3, rules and word counts, no model (milliseconds per answer).",
+        rich_help_panel=EVAL_PANEL,
+    ),
 ]
 RefusalJudgeOpt = Annotated[
     Optional[str],

@@ -26,7 +26,7 @@ from ..engines import EngineOptions, Sampling, resolve_engine_name
 from ..errors import CaiError
 from ..jsonl import display_name, dumps_compact, write_atomic
 from ..judge import DEFAULT_PRINCIPLES, DEFAULT_PRIORITY, TIER_CONFIDENCE, VIOLATION_THRESHOLD, parse_principles
-from ..refusal import DETECTOR_VERSION, detect
+from ..refusal import DEFAULT_DETECTOR, RefusalDetector, Verdict
 from ..rows import set_meta, stage_meta
 from ..runner import RunOptions
 from ..stats import DEFAULT_BOOTSTRAP
@@ -69,6 +69,7 @@ class EvalConfig:
     priority: str = DEFAULT_PRIORITY.value  # how the tiers' verdicts combine (cai_cli.judge.priority)
     tier_confidence: float = TIER_CONFIDENCE
     gate_threshold: float = VIOLATION_THRESHOLD  # "likely crosses a hard constraint": P(violation) above this
+    detector: str = DEFAULT_DETECTOR.value  # --detector: which refusal detector labels the answers (cai_cli.refusal.Detector)
 
     def __post_init__(self):
         self.principles = parse_principles(self.principles, len(self.constitution.comparisons) or None)
@@ -227,7 +228,9 @@ def run_eval(cfg: EvalConfig) -> dict:
         except CaiError as exc:
             exc.args = (origins.message(str(exc)),)
             raise
-        rows = [row for row in (assemble(cfg, prompt, got) for prompt in prompts) if row is not None]
+        detector = RefusalDetector(cfg.detector)
+        verdicts = label_answers(cfg, prompts, got, detector)
+        rows = [row for row in (assemble(cfg, prompt, got, verdicts, detector.version) for prompt in prompts) if row is not None]
         failed = len(prompts) - len(rows)
         error_records += [origins.record(rec) for rec in runner.error_records(order)]
         summary = _finish(cfg, rows, error_records, failed, out_path)
@@ -249,7 +252,29 @@ def run_eval(cfg: EvalConfig) -> dict:
             shutil.rmtree(work, ignore_errors=True)
 
 
-def assemble(cfg: EvalConfig, prompt: dict, got: dict[str, dict[str, dict]]) -> dict | None:
+def label_answers(cfg: EvalConfig, prompts: list[dict], got: dict[str, dict[str, dict]], detector: RefusalDetector) -> dict[str, Verdict]:
+    """The detector's verdict on every answer of every finished prompt, by answer: one batch, so the embedded model
+    behind detector v4 loads once and reads the answers together."""
+    import time
+
+    texts: dict[str, None] = {}
+    for prompt in prompts:
+        rid = str(prompt["id"])
+        if any(rid not in rows for rows in got.values()):
+            continue
+        if cfg.answers:
+            texts.update(dict.fromkeys([prompt["response"]] + ([prompt[cfg.baseline_field]] if cfg.baseline_field else [])))
+        else:
+            texts.update(dict.fromkeys(got[phase][rid]["response"] for phase in ("answers", "baseline") if phase in got))
+    start = time.monotonic()
+    found = detector.verdicts(list(texts))
+    if texts:
+        seconds = time.monotonic() - start
+        _say(f"refusal detector {detector.version}: {len(texts)} answers in {seconds:.1f}s ({len(texts) / max(seconds, 1e-9):.1f} answers/s)")
+    return dict(zip(texts, found))
+
+
+def assemble(cfg: EvalConfig, prompt: dict, got: dict[str, dict[str, dict]], verdicts: dict[str, Verdict], detector: str) -> dict | None:
     """One result row: the prompt (every input field kept), the answers with their finish reasons, the detector's verdicts,
     and what each judging phase found; None when a phase failed on it."""
     rid = str(prompt["id"])
@@ -274,9 +299,9 @@ def assemble(cfg: EvalConfig, prompt: dict, got: dict[str, dict[str, dict]]) -> 
             meta[f"{side}tokens"] = {"prompt": info.get("prompt_tokens"), "completion": info.get("completion_tokens")}
         if baseline_field is not None:
             meta.update(baseline=baseline, baseline_path=cfg.baseline)
-    row["refusal"] = detect(row["response"]).as_dict()
+    row["refusal"] = verdicts[row["response"]].as_dict()
     if baseline_field is not None:
-        row["baseline_refusal"] = detect(row[baseline_field]).as_dict()
+        row["baseline_refusal"] = verdicts[row[baseline_field]].as_dict()
     if "judge" in got:
         judged_pair = got["judge"][rid]
         for found in ("judge", "gate", "baseline_gate"):
@@ -302,7 +327,7 @@ def assemble(cfg: EvalConfig, prompt: dict, got: dict[str, dict[str, dict]]) -> 
         "constitution_hash": cfg.constitution.hash,
         "principles": cfg.principles,
         "priority": cfg.priority,
-        "detector": DETECTOR_VERSION,
+        "detector": detector,
         "reward_model": cfg.reward_model,
         "benign_field": cfg.benign_field,
         "gold": cfg.gold,
