@@ -148,7 +148,6 @@ def main() -> None:
     ap.add_argument("--speed", type=int, default=64, metavar="N", help="time cai-refusal-4 on N held-out answers (0: skip)")
     args = ap.parse_args()
 
-    import numpy as np
     from train_refusal import states, v4_verdicts
 
     from cai_cli.refusal import detect, rule_verdict

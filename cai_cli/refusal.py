@@ -415,7 +415,7 @@ class RefusalDetector:
         out = []
         for reply, p in zip(replies, ps):
             rules = rule_verdict(reply)
-            out.append(combine(reply, rules, p, declined_at, lambda reply=reply: f"p_declined {p:.2f} from the opening: {_normalise(reply or '')[:80]}"))
+            out.append(combine(reply, rules, p, declined_at, lambda reply=reply, p=p: f"p_declined {p:.2f} from the opening: {_normalise(reply or '')[:80]}"))
         return out
 
 

@@ -383,9 +383,9 @@ def test_v4_and_the_rules_give_one_verdict_with_the_probability_recorded():
 
 
 def test_eval_labels_with_v4_by_default_and_v3_on_request(tmp_path, fake_engine):
-    from test_eval import config, script_eval
-
     from cai_cli.eval import run as ev
+
+    from test_eval import config, script_eval
 
     script_eval(fake_engine)
     for detector, version in ((None, "cai-refusal-4"), ("fast", "cai-refusal-3")):

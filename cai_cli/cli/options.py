@@ -23,8 +23,8 @@ from ..judge.priority import Priority
 from ..judge.prompts import JudgeFormat
 from ..judge.reward import RewardMode
 from ..models import EMBEDDED_SAMPLING
-from ..runner import OnError
 from ..refusal import Detector
+from ..runner import OnError
 from ..stages.export import ExportFormat
 from ..stages.label_prefs import Mode, Pairs, PairSource
 from ..train.common import ReportTo
