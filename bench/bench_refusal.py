@@ -132,12 +132,14 @@ def speed(held: list[dict], n: int) -> dict:
     start = time.perf_counter()
     shipped()  # loading counts once per run of `cai eval`: timed apart
     loaded = time.perf_counter() - start
-    start = time.perf_counter()
+    start, cpu = time.perf_counter(), time.process_time()
     RefusalDetector("model").verdicts([r["response"] for r in sample])
-    seconds = time.perf_counter() - start
+    seconds, cpu = time.perf_counter() - start, time.process_time() - cpu
     reading = shipped().head.reading
+    # CPU seconds (every thread's) say what the work costs whatever else the machine runs; wall seconds what it took.
     return {"answers": len(sample), "seconds": round(seconds, 2), "answers_per_s": round(len(sample) / seconds, 2), "load_s": round(loaded, 2),
-            "threads": torch.get_num_threads(), "tokens": reading.max_tokens, "layers": reading.depth, "batch": BATCH}
+            "cpu_s_per_answer": round(cpu / len(sample), 3), "threads": torch.get_num_threads(), "tokens": reading.max_tokens,
+            "layers": reading.depth, "batch": BATCH}
 
 
 def main() -> None:
@@ -185,7 +187,8 @@ def main() -> None:
             print(f"| {label} | {d} | {s['n']} | {s['declined']} | {fmt(s['accuracy'])} ({s['ci'][0]:.3f}–{s['ci'][1]:.3f}) | {fmt(s['precision'])} | {fmt(s['recall'])} |")
     if timing:
         print(f"\n{V4} speed: {timing['answers_per_s']} answers/s ({timing['answers']} held-out answers in {timing['seconds']} s, batch {timing['batch']}, "
-              f"first {timing['tokens']} tokens, {timing['layers']} layers, {timing['threads']} torch threads; loading {timing['load_s']} s once)")
+              f"first {timing['tokens']} tokens, {timing['layers']} layers, {timing['threads']} torch threads; {timing['cpu_s_per_answer']} CPU s per answer; "
+              f"loading {timing['load_s']} s once)")
     if args.json:
         args.json.write_text(json.dumps({"results": results, "speed": timing}, indent=2))
     if not headline:

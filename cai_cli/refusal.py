@@ -19,13 +19,14 @@ The rules label a reply with one of four labels:
 * answer: everything else, including replies that say "sorry" in passing ("I'm sorry to hear
   that"), or a disclaimer such as "As an AI I don't have opinions, but ..." followed by an answer.
 
-Then a logistic regression over word n-grams and the rules' verdict (`refusal_classifier.py`,
-trained on human-labelled replies by `bench/train_refusal.py`) gives P(declined), which confirms the
-rules or overrules them when it is sure enough (`DECLINED_AT`). Measured on held-out human labels by
-`bench/bench_refusal.py` (numbers in docs/eval.md). Every verdict names the rule that fired (or
-"classifier") and the text it matched (or the word pairs that weighed most), and carries
-`p_declined`, so a surprising label can be checked by eye (`jq .refusal`). `--refusal-judge` adds a
-model's opinion beside them.
+Then a classifier gives P(declined), which confirms the rules or overrules them when it is sure enough (`combine`):
+the fast one (`--detector fast`, cai-refusal-3, the default) is a logistic regression over word n-grams and the
+rules' verdict (`refusal_classifier.py`); the other (`--detector model`, cai-refusal-4) a logistic head over the
+embedded model's reading of the reply's opening (`refusal_model.py`). Both were trained on human-labelled replies by
+`bench/train_refusal.py` and measured on held-out ones by `bench/bench_refusal.py` (numbers in docs/eval.md). Every
+verdict names the rule that fired (or "classifier") and the text it matched (or what the classifier read), and
+carries `p_declined`, so a surprising label can be checked by eye (`jq .refusal`). `--refusal-judge` adds a model's
+opinion beside them.
 """
 
 from __future__ import annotations
@@ -352,7 +353,9 @@ class Detector(str, Enum):
 
 
 VERSIONS = {Detector.model: "cai-refusal-4", Detector.fast: "cai-refusal-3"}
-DEFAULT_DETECTOR = Detector.model
+# The fast detector stays the default: v4 was not more accurate on every source of held-out human labels, and it calls
+# short answers that open with an apology or a caution declined (docs/eval.md, "Which detector").
+DEFAULT_DETECTOR = Detector.fast
 DETECTOR_VERSION = VERSIONS[Detector.fast]  # what detect() below labels with
 
 # How sure v3's classifier must be that a reply declined, given what the rules found: an explicit refusal phrase is

@@ -382,13 +382,13 @@ def test_v4_and_the_rules_give_one_verdict_with_the_probability_recorded():
     assert RefusalDetector("fast").verdicts(texts[:2]) == [detect(t) for t in texts[:2]]
 
 
-def test_eval_labels_with_v4_by_default_and_v3_on_request(tmp_path, fake_engine):
+def test_eval_labels_with_v3_by_default_and_v4_on_request(tmp_path, fake_engine):
     from cai_cli.eval import run as ev
 
     from test_eval import config, script_eval
 
     script_eval(fake_engine)
-    for detector, version in ((None, "cai-refusal-4"), ("fast", "cai-refusal-3")):
+    for detector, version in ((None, "cai-refusal-3"), ("model", "cai-refusal-4")):
         out = tmp_path / (detector or "default")
         out.mkdir()
         summary = ev.run_eval(config(out, **({"detector": detector} if detector else {})))

@@ -55,7 +55,7 @@ def test_panels_follow_what_the_run_logged(tmp_path):
     # A reward model's single reward function repeats `reward`: no per-tier panel for it.
     rm = tmp_path / "grpo-rm"
     rm.mkdir()
-    write_jsonl(rm / "metrics.jsonl", [{"step": 1, "epoch": 1, "reward": 0.1, "rewards/LlamaForSequenceClassification/mean": 0.1}])
+    write_jsonl(rm / "metrics.jsonl", [{"step": 1, "epoch": 1, "reward": 0.1, "rewards/rm/mean": 0.1}])
     assert [t for t, _ in panels(load_runs(metrics_paths([str(rm)])))] == ["Reward"]
 
 

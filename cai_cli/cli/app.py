@@ -361,7 +361,7 @@ def evaluate(
 
     `--suite NAME` reads the community's benchmarks from the CSV files their authors publish (xstest, strongreject, jailbreakbench, or-bench): `-p` for red-team files, `--benign` for a benchmark's benign file. `--gold FIELD` (with --answers and --baseline-field) measures the judge's accuracy and calibration (ECE) against known better answers.
 
-    Refusal detector (rules and a small classifier, no model): 86% agreement with people on 581 held-out replies from two public sources (a refusal-phrase baseline: 70%; 63% when each source is judged by a classifier trained without it), short of the 92% aimed for.
+    Refusal detector (--detector): agreement with people on 581 held-out replies from two public sources, 86% for the default (rules and word n-grams, no model) and 87% for `model` (rules and a head over the embedded model, better on safety completions only); a refusal-phrase baseline: 70%. Both short of the 92% aimed for.
     Details in docs/eval.md; reproduce with `python bench/bench_refusal.py`.
 
     Example:

@@ -52,9 +52,10 @@ class Run:
         return [v for _, v in self.series.get(key, [])]
 
     def per_reward(self) -> list[str]:
-        """The judge's rewards (trl's rewards/<name>/mean, one per tier and hard constraint). A reward model's single
-        function (named after its class) repeats `reward`, so it is left out."""
-        return [k for k in self.series if k.startswith("rewards/") and k.endswith("/mean") and not k.endswith("ForSequenceClassification/mean")]
+        """The judge's rewards (trl's rewards/<name>/mean, one per tier and hard constraint). A single reward function
+        (a reward model's, or a judge with one tier) repeats `reward`, so it is left out."""
+        keys = [k for k in self.series if k.startswith("rewards/") and k.endswith("/mean")]
+        return keys if len(keys) > 1 else []
 
     def describe(self) -> str:
         r = self.record
