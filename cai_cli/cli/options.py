@@ -509,7 +509,7 @@ DetectorOpt = Annotated[
         help="The refusal detector behind every refusal and over-refusal rate. fast: cai-refusal-3, rules and word n-grams, no "
         "model, milliseconds per answer; 0.861 agreement with people on held-out replies. model: cai-refusal-4, rules and a head "
         "over the embedded model's reading of each answer's first 64 tokens; 0.869 (better on safety completions, not on "
-        "ChatGPT's or GPTFuzz's replies, and it calls short answers that open with an apology declined), 4-12 answers/s on "
+        "ChatGPT's or GPTFuzz's replies, and it calls short answers that open with an apology declined), about 15 answers/s on "
         "2 CPU cores. Figures and why fast is the default: docs/eval.md.",
         rich_help_panel=EVAL_PANEL,
     ),
