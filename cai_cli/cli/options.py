@@ -504,6 +504,10 @@ ShowHtmlOpt = Annotated[
     Optional[str],
     typer.Option("--html", help="Write an HTML page instead: each row's prompt, first answer, and every round's principle, critique and revision with the changes highlighted (nothing clipped).", rich_help_panel=IO_PANEL),
 ]
+ShowOnErrorOpt = Annotated[
+    OnError,
+    typer.Option("--on-error", help="fail: a line that is not a row stops with one line naming it. skip: show the rows that are, and name the others on stderr.", rich_help_panel=IO_PANEL),
+]
 ResultsArg = Annotated[
     list[str], typer.Argument(help="Results from `cai eval`: the rows JSONL (or the summary JSON), one file per model; and `cai label-prefs --gold` summaries.")
 ]

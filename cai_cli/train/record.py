@@ -25,7 +25,6 @@ import enum
 import hashlib
 import json
 import os
-import shutil
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -149,18 +148,14 @@ def forget(out: Path, record: dict | None) -> list[str]:
     names = [CHECKPOINTS, METRICS, SAMPLES, *TEMPORARY, *((record or {}).get("files") or [])]
     if record is not None and "cai_train" not in record:
         names += _older_model_files(out)
+    from ..output import remove
+
     for name in dict.fromkeys(names):
         if not isinstance(name, str) or "/" in name or name in ("", ".", ".."):
             continue
-        path = out / name
-        if path.is_dir() and not path.is_symlink():
-            shutil.rmtree(path)
-        elif path.exists() or path.is_symlink():
-            path.unlink()
-        else:
-            continue
-        gone.append(name)
-    (out / RECORD).unlink(missing_ok=True)
+        if remove(out / name):
+            gone.append(name)
+    remove(out / RECORD)
     return gone
 
 
@@ -215,9 +210,11 @@ class TrainingRun:
             yield
         except BaseException:
             if self.main and self.fresh and not self.started:
+                from ..output import remove_empty_folder
+
                 forget(self.out, self.record)
-                if self.created and self.out.is_dir() and not any(self.out.iterdir()):
-                    self.out.rmdir()
+                if self.created:
+                    remove_empty_folder(self.out)
             raise
 
     @property
@@ -228,10 +225,9 @@ class TrainingRun:
         self.record.update(fields)
         if not self.main:
             return
-        self.out.mkdir(parents=True, exist_ok=True)
-        tmp = self.out / f".{RECORD}.tmp"
-        tmp.write_text(json.dumps(self.record, indent=2, default=str) + "\n", encoding="utf-8")
-        os.replace(tmp, self.out / RECORD)
+        from ..output import write_file
+
+        write_file(self.out / RECORD, json.dumps(self.record, indent=2, default=str) + "\n")
 
     def shorter(self, planned: int, new_length: dict, new_planned: int | None = None) -> CaiError:
         old = describe_length(self.record.get("length") or {})
