@@ -193,6 +193,13 @@ def report_errors(fn: Callable, verbose: Callable[[], bool]) -> Callable:
 
             quiet_broken_pipe()
             raise typer.Exit(0) from None
+        except SystemExit as exc:
+            if exc.code == 1 and isinstance(exc.__context__, BrokenPipeError):  # rich's Console meeting a closed pipe
+                from ..output import quiet_broken_pipe
+
+                quiet_broken_pipe()
+                raise typer.Exit(0) from None
+            raise
         except KeyboardInterrupt:
             print("cai: interrupted; rerun the same command to resume", file=sys.stderr)
             raise typer.Exit(130) from None

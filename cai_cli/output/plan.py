@@ -56,6 +56,7 @@ class Outputs:
     dropped: Path | None
     dropped_named: bool
     summary: Path | None
+    summary_named: bool = False  # the user named it (`eval --summary`)
 
     @classmethod
     def plan(cls, output: str | None, errors: str | None, dropped: str | None, summary: bool, summary_file: str | None = None) -> Outputs:
@@ -70,6 +71,7 @@ class Outputs:
             out=out, stream=stream, partial=beside(out, ".partial") if out else None,
             errors=err_path, errors_named=bool(errors), dropped=drop_path, dropped_named=bool(dropped),
             summary=(_written_to(Path(summary_file), "--summary")[0] if summary_file else summary_path(out) if out else None) if summary else None,
+            summary_named=bool(summary and summary_file),
         )
 
     def written(self) -> list[tuple[str, Path]]:
@@ -87,7 +89,8 @@ class Outputs:
                 if not named:
                     files.append((f"{flag}'s temporary file", beside(path, ".tmp")))
         if self.summary is not None:
-            files += [("the summary", self.summary), ("the summary's temporary file", beside(self.summary, ".tmp"))]
+            what = "--summary" if self.summary_named else "the summary"
+            files += [(what, self.summary), (f"{what}'s temporary file", beside(self.summary, ".tmp"))]
         return files
 
     def check(self, inputs: list[tuple[str, str | None]]) -> None:

@@ -66,9 +66,12 @@ def read_record(out: Path) -> dict | None:
 
 def check_folder(path: str) -> Path:
     """-o DIR: new, empty, or a folder whose record says cai made it. Read only; the record is written by begin()."""
+    from ..output import check_written
+
     out = Path(path)
     if out.exists() and not out.is_dir():
         raise CaiError(f"-o {path}: exists and is not a folder")
+    check_written([("-o", out / RECORD)], [])  # a path through a file, a folder that takes no writes or has no room
     if os.environ.get("RANK", "0") != "0":
         return out  # under torchrun the main process decides (it may be writing the record at this very moment)
     if out.is_dir() and any(out.iterdir()) and read_record(out) is None:
@@ -277,9 +280,11 @@ def begin(out: Path, command: str, fingerprint: dict, length: dict, restart: boo
     trained = run.finished or last_checkpoint(out) is not None
     if record is not None and trained:
         old = normalised(record.get("fingerprint") or {})
-        if old.get("command") != command:
+        made = old.get("command") or record.get("command")
+        if made != command:
             what = "a model" if run.finished else "a run"
-            raise CaiError(f"-o {out}: holds {what} made by `cai {old.get('command')}`, not `cai {command}`; choose another "
+            by = f"made by `cai {made}`" if made else "whose record names no command (not written by `cai train-*`)"
+            raise CaiError(f"-o {out}: holds {what} {by}, not `cai {command}`; choose another "
                            "folder, or add --restart to delete what cai wrote there and start over")
         _align(old, fingerprint, "trl", config)
         _align(old, fingerprint, "lora", lora)

@@ -161,6 +161,9 @@ def run_training(trainer, run: TrainingRun, base: str, lora: bool, model_kind: s
             trainer.train(resume_from_checkpoint=str(resume) if resume is not None else None)
         history = trainer.state.log_history
         steps = trainer.state.global_step
+    if not steps:  # no batch could be formed: nothing was trained, and the record must not say "done"
+        raise CaiError(f"{command}: trl ran no training step (the data gave no full batch); nothing was trained in {out}: "
+                       "give more examples or a smaller --batch-size")
     seconds = time.monotonic() - started
     final_tmp = out / TEMPORARY[0]
     trainer.accelerator.wait_for_everyone()
