@@ -126,6 +126,8 @@ class Amending:
         if not self.previous.is_file():
             raise CaiError(f"--amend {self.previous}: no such file (give the output of an earlier run of `cai {self.name}`)")
         seen: dict[str, set] = {}
+        first: dict | None = None
+        ours = False  # some row was written by this stage (with or without the digest an amend matches on)
         for path, dropped in ((self.previous, False), (dropped_path(self.previous), True)):
             if not path.is_file():
                 continue
@@ -133,8 +135,10 @@ class Amending:
                 if item.error is not None:
                     raise CaiError(f"--amend: {item.error}")
                 assert item.row is not None  # a line without an error has its row
+                first = first or item.row
                 meta = item.row.get("meta")
                 info = meta.get(self.name) if isinstance(meta, dict) else None
+                ours = ours or isinstance(info, dict)
                 digest = info.get("input_hash") if isinstance(info, dict) else None
                 if not isinstance(digest, str):
                     self.unmatched += 1
@@ -146,6 +150,12 @@ class Amending:
                 seen[digest].add(key)
                 kept, left_out = self.index.setdefault(digest, ([], []))
                 (left_out if dropped else kept).append(item.row)
+        if not ours:
+            from .filekinds import describe_rows
+
+            what = describe_rows([first] if first is not None else [])
+            raise CaiError(f"--amend {self.previous}: {what}, not an earlier output of `cai {self.name}`; give the -o of an earlier "
+                           f"`cai {self.name}` run (its rows record meta.{self.name})")
         if not self.index:
             print(f"cai {self.name}: --amend {self.previous}: no row records meta.{self.name}.input_hash (made by an older cai?): every row is recomputed",
                   file=sys.stderr)

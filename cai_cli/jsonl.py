@@ -1,5 +1,6 @@
-"""JSONL input and output: per-line parsing with precise errors, streaming inputs, atomic writes, stdout.
-(The side file a run resumes from lives in resume.py.)"""
+"""THE reader: every row any command reads comes through here. Per-line parsing with precise errors (file, line,
+field), streaming inputs (files read twice, pipes once; gzip, bzip2 and xz read, other formats named), benchmark CSV
+files parsed strictly, and readers for small files that stop at the first bad line. (Writing is output/'s.)"""
 
 from __future__ import annotations
 
@@ -10,12 +11,10 @@ import math
 import os
 import re
 import select
-import shutil
 import stat
 import sys
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from pathlib import Path
 from typing import IO, Any
 
 from .errors import CaiError, InputError
@@ -29,9 +28,21 @@ class InputLine:
     """One non-blank input line: its row, or the reason it is not a valid row (then `raw` keeps the text)."""
 
     line: int
-    row: dict | None
+    row: dict | None  # with an error: the row a reader's `convert` refused (None where the line is no row at all)
     error: InputError | None
     raw: str | None = None  # only for bad lines: a good line does not keep its text
+    part: int = 0  # which input of an InputChain it comes from
+
+
+class BadField(ValueError):
+    """A row that a reader's `convert` refuses: FIELD (None: the row as a whole) and what is wrong with it."""
+
+    def __init__(self, field: str | None, message: str):
+        self.field, self.message = field, message
+        super().__init__(message)
+
+
+Convert = Callable[[dict, str, int], dict]  # (row, file name, line) -> the row as the reader gives it, or BadField
 
 
 class JsonProblem(ValueError):
@@ -169,12 +180,20 @@ def _as_file(name: str) -> str:
     return "FILE" if name == "<stdin>" else name
 
 
+HEAD = 4096  # bytes read first, to tell what an input is before reading it line by line
+
+
 def _sniff(name: str, head: bytes) -> str | None:
-    """The compression of an input starting with HEAD (None: plain); a CaiError for a format cai does not read."""
+    """The compression of an input starting with HEAD (None: plain); a CaiError for a format cai does not read, and for
+    binary data: JSON text never holds a NUL byte, and a file of them (/dev/zero, weights, an image) has no line end
+    to stop at, so it is refused before a line of it is read."""
     for magic, (what, todo) in _FOREIGN.items():
         if head.startswith(magic):
             raise CaiError(f"{name}: {what}, not JSONL; {todo.replace('FILE', _as_file(name))}")
-    return next((kind for magic, kind in _COMPRESSED.items() if head.startswith(magic)), None)
+    kind = next((kind for magic, kind in _COMPRESSED.items() if head.startswith(magic)), None)
+    if kind is None and (at := head.find(b"\x00")) >= 0:
+        raise CaiError(f"{name}: binary data (a NUL byte at byte {at + 1}), not JSONL text; give the JSONL file")
+    return kind
 
 
 def _decompressing(kind: str, fh: IO[bytes]) -> IO[bytes]:
@@ -229,6 +248,14 @@ class NotJsonl(CaiError):
         super().__init__(f"{name}: {what}, not JSONL (one JSON object per line)" + (f"; {todo}" if todo else ""))
 
 
+class EmptyInput(CaiError):
+    """An input without a single row."""
+
+    def __init__(self, name: str):
+        self.name = name
+        super().__init__(f"{name}: no rows (the input is empty)")
+
+
 DOCUMENT_LIMIT = 64 << 20  # bytes of a multi-line JSON document read to name what it is
 
 
@@ -276,8 +303,10 @@ class InputSource:
 
     QUIET = 0.2  # seconds without new bytes on a pipe before a partial batch goes ahead
 
-    def __init__(self, path: str | None):
-        self.name = display_name(path)
+    def __init__(self, path: str | None, table: bool = False, name: str | None = None, convert: Convert | None = None):
+        self.name = name or display_name(path)
+        self.table = table  # a CSV file with a header row (a benchmark's prompt file): each record a row of strings
+        self.convert = convert  # each row through this (a benchmark's columns to a prompt row, checks); BadField: a bad row
         self.digest: str | None = None  # set by a full first pass over a seekable input
         self._fh: IO[bytes] | None = None
         self._fd: int | None = None
@@ -303,10 +332,12 @@ class InputSource:
                 raise CaiError(f"{self.name}: is a folder, not a JSONL file") from None
             except OSError as exc:
                 raise CaiError(f"{self.name}: cannot read ({exc.strerror})") from None
-            self.seekable = True
-        if self._fh is not None:
+            self.seekable = stat.S_ISREG(os.fstat(self._fh.fileno()).st_mode)
+            if not self.seekable:  # a FIFO or a device named as a path (/dev/stdin, a named pipe): read as a pipe
+                self._fd = self._fh.fileno()
+        if self._fh is not None and self.seekable:
             try:
-                head = self._fh.read(8)
+                head = self._fh.read(HEAD)
                 self._fh.seek(self._start)
             except OSError as exc:
                 self.close()
@@ -322,7 +353,24 @@ class InputSource:
         """What the side file's fingerprint records about the input."""
         return f"sha256:{self.digest[:16]}" if self.digest else "<stdin>"
 
+    def where(self, line: int) -> tuple[str, int]:
+        """(file, line) of input line LINE, for a message."""
+        return self.name, line
+
     def lines(self, idle: bool = False, digest: bool = False) -> Iterator[InputLine | None]:
+        items = self._table_lines() if self.table else self._jsonl_lines(idle, digest)
+        if self.convert is None:
+            yield from items
+            return
+        for item in items:
+            if item is not None and item.row is not None and item.error is None:
+                try:
+                    item.row = self.convert(item.row, self.name, item.line)
+                except BadField as bad:
+                    item.error = InputError(bad.message, file=self.name, line=item.line, field=bad.field)
+            yield item
+
+    def _jsonl_lines(self, idle: bool, digest: bool) -> Iterator[InputLine | None]:
         if self.seekable:
             raw_lines: Iterator[bytes | None] = self._file_lines(digest)
         elif self._fd is not None:
@@ -384,7 +432,7 @@ class InputSource:
                 head += chunk
                 if chunk and len(head) < 8:
                     continue
-                self.compression = _sniff(self.name, bytes(head[:8]))
+                self.compression = _sniff(self.name, bytes(head[:HEAD]))
                 inflater = _Inflater(self.compression) if self.compression else None
                 sniffed, chunk = True, bytes(head)
             if not chunk:
@@ -398,14 +446,140 @@ class InputSource:
         if buf:
             yield bytes(buf)
 
+    def _table_lines(self) -> Iterator[InputLine]:
+        """The records of a CSV file with a header, parsed strictly: each one a row {column: text} at the line where it
+        starts, or, where its number of fields is not the header's (an unquoted comma splits a prompt in two), an error
+        naming that line. A quote never closed, or a field the csv module cannot read, stops the read in one line."""
+        import csv
+        import io
+
+        if self._fh is not None:
+            self._fh.seek(self._start)
+            raw: IO[bytes] = _decompressing(self.compression, self._fh) if self.compression else self._fh
+        else:
+            assert self._fd is not None
+            raw = os.fdopen(os.dup(self._fd), "rb")
+        text = io.TextIOWrapper(raw, encoding="utf-8-sig", newline="")
+        reader = csv.reader(text, strict=True)
+        header: list[str] | None = None
+        start = 1
+        try:
+            for fields in reader:
+                if not fields:  # a blank line
+                    start = reader.line_num + 1
+                    continue
+                if header is None:
+                    header = fields
+                elif len(fields) != len(header):
+                    problem = (f"{len(fields)} fields where the header has {len(header)} ({', '.join(header)}): a field that holds a "
+                               "comma must be quoted (\"...\"), and none may be missing")
+                    yield InputLine(start, None, InputError(problem, file=self.name, line=start), ",".join(fields))
+                else:
+                    yield InputLine(start, dict(zip(header, fields)), None)
+                start = reader.line_num + 1
+        except csv.Error as exc:
+            raise CaiError(f"{self.name}:{start}: not valid CSV ({exc}; a quote opened at or after this line is never closed?)") from None
+        except UnicodeDecodeError as exc:
+            raise CaiError(f"{self.name}: not UTF-8 text (byte 0x{exc.object[exc.start]:02x}, in the record from line {start})") from None
+        finally:
+            with contextlib.suppress(ValueError):  # the input was closed first
+                text.detach()
+        if header is None:
+            raise CaiError(f"{self.name}: empty (no CSV header, no rows)")
+
     def close(self) -> None:
         if self._fh is not None:
             self._fh.close()
             self._fh = None
 
 
+@dataclass
+class InputSpec:
+    """One input of a run that reads several as one (InputChain): a path (None: stdin), the name its messages use,
+    whether it is a CSV file with a header, and what each of its rows goes through (InputSource's `convert`)."""
+
+    path: str | None
+    name: str | None = None
+    table: bool = False
+    convert: Convert | None = None
+    copy_of_stdin: bool = False  # PATH holds what stdin gave (so a run's outputs are checked against stdin)
+
+    @property
+    def read_from(self) -> str | None:
+        """What the user gave, for the check that no output is an input (None: stdin)."""
+        return None if self.copy_of_stdin else self.path
+
+    def open(self) -> InputSource:
+        return InputSource(self.path, self.table, self.name, self.convert)
+
+
+class InputChain:
+    """Several inputs read as one (`cai eval -p red.jsonl --benign benign.csv`), in order, for the runner: their lines
+    are numbered on from one input to the next, so a run keys its records by one increasing number, while `where`
+    gives each line's own file and line for messages. Each item says which input it came from (`part`). An input
+    without a row is one line, as for a single input."""
+
+    def __init__(self, specs: list[InputSpec]):
+        self.parts: list[InputSource] = []
+        try:
+            for spec in specs:
+                self.parts.append(spec.open())
+        except BaseException:
+            self.close()
+            raise
+        self.name = self.parts[0].name
+        self.seekable = all(p.seekable for p in self.parts)
+        self._bases: list[int] = []  # the number before each input's first line, once it has been reached
+
+    def where(self, line: int) -> tuple[str, int]:
+        for part, base in reversed(list(enumerate(self._bases))):
+            if line > base:
+                return self.parts[part].name, line - base
+        return self.name, line
+
+    def lines(self, idle: bool = False, digest: bool = False) -> Iterator[InputLine | None]:
+        base = 0
+        for n, part in enumerate(self.parts):
+            if n == len(self._bases):
+                self._bases.append(base)
+            last = 0
+            for item in part.lines(idle=idle):
+                if item is None:
+                    yield None
+                    continue
+                last = item.line
+                item.line, item.part = base + item.line, n
+                yield item
+            if not last:
+                raise EmptyInput(part.name)
+            base += last
+
+    def close(self) -> None:
+        for part in self.parts:
+            part.close()
+
+
+def open_input(path: str | None, specs: list[InputSpec] | None = None) -> InputSource | InputChain:
+    """The runner's input: PATH (None: stdin), or the inputs SPECS read as one."""
+    return InputChain(specs) if specs else InputSource(path)
+
+
+def stdin_chunks(size: int = 1 << 16) -> Iterator[bytes]:
+    """The bytes of stdin, a chunk at a time, for a command that keeps a copy of them (eval reads its prompts several
+    times): the first bytes are checked as an input's are (a format cai does not read, binary data) before more is
+    read."""
+    stream = sys.stdin.buffer
+    head = stream.read(HEAD)
+    _sniff("<stdin>", head)
+    if head:
+        yield head
+    while chunk := stream.read(size):
+        yield chunk
+
+
 def read_lines(path: str | None) -> list[InputLine]:
-    """Every line of a JSONL file (or stdin) in memory, bad lines kept as errors (for readers of small files)."""
+    """Every line of a JSONL file (or stdin) in memory, bad lines kept as errors (for a reader that shows or sets them
+    aside, such as `cai show --on-error skip`)."""
     source = InputSource(path)
     try:
         return [item for item in source.lines() if item is not None]
@@ -413,112 +587,29 @@ def read_lines(path: str | None) -> list[InputLine]:
         source.close()
 
 
-def dumps(row: dict) -> str:
-    """A row as one line of strict JSON: a number JSON cannot carry (NaN, Infinity) stops the run with one line."""
+def iter_rows(path: str | None, hint: str = "") -> Iterator[dict]:
+    """The rows of a JSONL file (or stdin), streamed, for commands that read rows outside the runner (coverage, plan,
+    report, show): the first bad line stops the read with one line naming file, line and field (HINT, if any, says
+    what to do), never skipped; an input without a row is one line too."""
+    source = InputSource(path)
+    found = False
     try:
-        return json.dumps(row, ensure_ascii=False, allow_nan=False)
-    except ValueError as exc:
-        rid = row.get("id") if isinstance(row, dict) else None
-        where = f"row {rid!r}" if rid is not None else "a row"
-        raise CaiError(f"{where}: holds a number JSON cannot carry (NaN or Infinity; {exc}); nothing invalid was written") from None
-
-
-def dumps_compact(data) -> str:
-    """Indented JSON (a summary file), but innermost objects and lists (a metric, an interval) on one line each."""
-    import re
-
-    text = json.dumps(data, indent=2, ensure_ascii=False, allow_nan=False)
-    inner = re.compile(r"([\[{])\n\s*((?:[^\[\]{}]|\[[^\[\]{}\n]*\])*?)\n\s*([\]}])")
-
-    def one_line(m):
-        body = " ".join(part.strip() for part in m.group(2).splitlines())
-        return f"{m.group(1)}{body}{m.group(3)}" if len(body) < 120 else m.group(0)
-
-    for _ in range(2):  # twice: a metric {"value", "ci": [..], "n"} once its interval is on one line
-        text = inner.sub(one_line, text)
-    return text
-
-
-def read_done_rows(path: Path) -> list[dict]:
-    """The rows of a JSONL file written by cai. A torn last line (crash mid-write) is ignored."""
-    if not path.exists():
-        return []
-    rows = []
-    with path.open("rb") as fh:
-        for raw in fh:
-            try:
-                row = json.loads(raw)
-            except (json.JSONDecodeError, UnicodeDecodeError):
+        for item in source.lines():
+            if item is None:
                 continue
-            if isinstance(row, dict):
-                rows.append(row)
-    return rows
+            if item.error is not None:
+                raise CaiError(f"{item.error}" + (f"; {hint}" if hint else "")) from None
+            assert item.row is not None  # a line without an error has its row
+            found = True
+            yield item.row
+    finally:
+        source.close()
+    if not found:
+        raise EmptyInput(source.name)
 
 
-class AtomicWriter:
-    """Rows streamed into a temporary file beside PATH, renamed onto PATH by commit(): readers never see half a file.
-
-    PATH a symbolic link: written through it (the temporary file beside the target, renamed onto the target), so
-    the link stays. An existing file keeps its permissions."""
-
-    def __init__(self, path: Path):
-        self.path = Path(os.path.realpath(path)) if path.is_symlink() else path
-        self.tmp = self.path.with_name(self.path.name + ".tmp")
-        self.count = 0
-        self._fh: IO[str] | None = None
-        self._opened = False  # the temporary file is this writer's (on a read-only disk even unlinking a missing file fails)
-
-    def write(self, row: dict) -> None:
-        if self._fh is None:
-            self.write_nothing()
-        assert self._fh is not None  # write_nothing opened it
-        self._fh.write(dumps(row) + "\n")
-        self.count += 1
-
-    def commit(self) -> None:
-        if self._fh is None:
-            self.write_nothing()
-        fh = self._fh
-        assert fh is not None  # write_nothing opened it
-        fh.flush()
-        os.fsync(fh.fileno())
-        fh.close()
-        self._fh = None
-        if self.path.exists():
-            shutil.copymode(self.path, self.tmp)
-        os.replace(self.tmp, self.path)
-
-    def write_nothing(self) -> None:
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        self._opened = True
-        self._fh = self.tmp.open("w", encoding="utf-8")
-
-    def discard(self) -> None:
-        if self._fh is not None:
-            with contextlib.suppress(OSError):  # a full disk: closing flushes, and fails again
-                self._fh.close()
-            self._fh = None
-        if self._opened:
-            self.tmp.unlink(missing_ok=True)
+def read_rows(path: str | None, hint: str = "") -> list[dict]:
+    """`iter_rows` in memory, for a small file."""
+    return list(iter_rows(path, hint))
 
 
-def write_atomic(path: Path, rows: Iterable[dict]) -> None:
-    """Write all rows to a temporary file beside PATH, then rename: readers never see a half-written file."""
-    writer = AtomicWriter(path)
-    try:
-        for row in rows:
-            writer.write(row)
-        writer.commit()
-    except BaseException:
-        writer.discard()
-        raise
-
-
-class StdoutWriter:
-    """Rows to stdout, flushed per batch so a stage downstream in a pipe gets them at once."""
-
-    def write(self, rows: Iterable[dict]) -> None:
-        out = sys.stdout
-        for row in rows:
-            out.write(dumps(row) + "\n")
-        out.flush()

@@ -6,7 +6,6 @@ from __future__ import annotations
 import importlib.util
 import json
 import os
-import shutil
 import sys
 from pathlib import Path
 
@@ -64,15 +63,9 @@ def embedded_model_dir() -> Path:
     plain.generation_config = quantized.generation_config
     if tokenizer.pad_token is None:
         tokenizer.pad_token = tokenizer.eos_token
-    tmp = target.with_name(target.name + f".tmp{os.getpid()}")
-    shutil.rmtree(tmp, ignore_errors=True)
-    plain.save_pretrained(tmp, safe_serialization=True)
-    tokenizer.save_pretrained(tmp)
-    try:
-        os.replace(tmp, target)
-    except OSError:
-        # Another process finished the same conversion first; theirs is as good as ours.
-        shutil.rmtree(tmp, ignore_errors=True)
+    from .output import write_pretrained
+
+    write_pretrained(target, plain, tokenizer, keep_existing=True)  # another process that converted it first: theirs is as good
     return target
 
 

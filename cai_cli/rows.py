@@ -88,8 +88,8 @@ def check_conversation(row: dict) -> None:
             raise FieldProblem("prompt", "expected a non-empty string")
     else:
         raise FieldProblem("prompt", "missing: each row needs 'prompt' (a string) or 'messages' (a list)")
-    if "id" in row and not isinstance(row["id"], (str, int)):
-        raise FieldProblem("id", f"expected a string or integer, got {type(row['id']).__name__}")
+    if "id" in row and (not isinstance(row["id"], (str, int)) or isinstance(row["id"], bool)):  # true is an int to Python
+        raise FieldProblem("id", f"expected a string or integer, got {json.dumps(row['id']) if isinstance(row['id'], bool) else type(row['id']).__name__}")
 
 
 def check_string(row: dict, field: str, hint: str = "") -> None:

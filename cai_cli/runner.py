@@ -12,10 +12,11 @@ from enum import Enum
 from pathlib import Path
 from typing import Any, Protocol
 
+from .destination import Destination
 from .errors import CaiError, InputError, RowFailure, choice
 from .executor import BatchExecutor, LocalExecutor
-from .jsonl import InputLine, InputSource
-from .output import Destination, Outputs, SetAside, os_error_message
+from .jsonl import InputChain, InputLine, InputSource, InputSpec, open_input
+from .output import Outputs, SetAside, os_error_message
 from .progress import progress_bar
 from .resume import check_fingerprint, row_digest, side_records, stage_fingerprint
 from .rows import FieldProblem, RowIds, in_shard
@@ -40,6 +41,11 @@ class RunOptions:
     batch_size: int = 16
     progress: bool | None = None  # None: only when stderr is a terminal
     restart: bool = False  # discard the side file of an earlier run instead of resuming from it
+    # Several inputs read as one (`cai eval`'s prompt files), instead of INPUT; LIMIT_EACH_INPUT: --limit takes up to
+    # N rows from each of them rather than N in all.
+    inputs: list[InputSpec] | None = None
+    limit_each_input: bool = False
+    summary_file: str | None = None  # where the stage's summary JSON goes (default: OUT.summary.json with -o OUT)
     # Keep OUT.partial once OUT is written: a caller running the stage as one phase of a longer job (`cai eval`) reruns
     # it to resume, and a finished phase then resumes every row from it without loading a model.
     keep_side_file: bool = False
@@ -154,15 +160,17 @@ def error_record(file: str, line: int | None, field: str | None, reason: str, ro
 class _Run:
     """One run of a stage over one input; see run_stage."""
 
-    def __init__(self, stage: Stage, opts: RunOptions, outputs: Outputs, name: str):
-        self.stage, self.opts, self.name = stage, opts, name
+    def __init__(self, stage: Stage, opts: RunOptions, outputs: Outputs, source: InputSource | InputChain):
+        self.stage, self.opts, self.source, self.name = stage, opts, source, source.name
         self.fail = choice(OnError, opts.on_error, "--on-error") is OnError.fail
-        self.dest = Destination(outputs, name, _recounter(stage))
+        self.dest = Destination(outputs, source.where, _recounter(stage))
         self.partial = outputs.partial
         self.errors = SetAside(outputs.errors, outputs.errors_named, self.dest.note)
         self.rows_in = self.skipped = self.failed = self.resumed = 0
         self.failed_again = 0  # failed a check that needs the model (check_loaded): a rerun fails them again
         self.selected = 0  # valid rows this run took (after --shard and --limit)
+        self.taken: dict[int, int] = {}  # per input (limit_each_input) or in all (key 0): rows --limit has taken
+        self.selected_lines: set[int] | None = set() if opts.limit_each_input else None  # which, where that is not a prefix
         self.started = False
         self.digests: dict[int, str] = {}  # line -> digest of the input row, until its record is written
         self.executor: BatchExecutor = opts.executor or LocalExecutor()
@@ -172,7 +180,8 @@ class _Run:
 
     def bad(self, item: InputLine, error: InputError) -> None:
         self.skipped += 1
-        self.set_error(error_record(self.name, item.line, error.field, error.reason, item.row, item.raw), "skipped")
+        file, line = (error.file, error.line) if error.line is not None else self.source.where(item.line)
+        self.set_error(error_record(file, line, error.field, error.reason, item.row, item.raw), "skipped")
 
     def set_error(self, rec: dict, verb: str) -> None:
         line = f"cai: {verb} {rec['file']}:{rec['line']}: {rec['field'] or 'row'}: {rec['error']}"
@@ -185,13 +194,25 @@ class _Run:
         try:
             self.stage.check(item.row)
         except FieldProblem as problem:
-            return InputError(problem.message, file=self.name, line=item.line, field=problem.field)
+            file, line = self.source.where(item.line)
+            return InputError(problem.message, file=file, line=line, field=problem.field)
         return None
 
-    def first_pass(self, source: InputSource) -> int:
+    def take(self, item: InputLine) -> bool | None:
+        """Whether --limit leaves room for ITEM's row (None: no more rows at all, as `head`)."""
+        limit = self.opts.limit
+        if limit is None:
+            return True
+        key = item.part if self.opts.limit_each_input else 0
+        if self.taken.get(key, 0) >= limit:
+            return False if self.opts.limit_each_input else None
+        self.taken[key] = self.taken.get(key, 0) + 1
+        return True
+
+    def first_pass(self, source: InputSource | InputChain) -> int:
         """Validate every line of a file before any model loads; returns how many rows this run selects."""
         first: InputError | None = None
-        selected = 0
+        selected: dict[int, int] = {}
         ids = RowIds()
         for item in source.lines():
             assert item is not None  # only a pipe yields None (while it waits); this pass reads a file
@@ -207,13 +228,15 @@ class _Run:
                 continue
             assert rid is not None  # validated: the line has its row
             if in_shard(rid, self.opts.shard):
-                selected += 1
+                key = item.part if self.opts.limit_each_input else 0
+                selected[key] = selected.get(key, 0) + 1
         if self.rows_in == 0:
             raise CaiError(f"{self.name}: no rows (the input is empty)")
         if first is not None:
             more = f" (and {self.skipped - 1} more bad rows)" if self.skipped > 1 else ""
             raise CaiError(f"{first}{more}; nothing was written. Fix the input, or use --on-error skip to process the valid rows")
-        return min(selected, self.opts.limit) if self.opts.limit is not None else selected
+        limit = self.opts.limit
+        return sum(min(n, limit) if limit is not None else n for n in selected.values())
 
     def start(self) -> None:
         if self.started:
@@ -229,7 +252,8 @@ class _Run:
 
     def failure_message(self, line: int, failure: RowFailure) -> str:
         what = f"field '{failure.field}': " if failure.field else ""
-        msg = f"{self.name}:{line}: {what}{failure.reason}"
+        file, at = self.source.where(line)
+        msg = f"{file}:{at}: {what}{failure.reason}"
         if self.partial is not None and (self.dest.finished_here or self.dest.side is not None):
             return msg + f"; finished rows are kept in {self.partial}, rerun to resume"
         if self.partial is None and self.dest.rows_out:
@@ -260,7 +284,7 @@ class _Run:
                     raise CaiError(self.failure_message(line, outcome))
                 self.failed += 1
                 self.failed_again += outcome.needs_model
-                self.set_error(error_record(self.name, line, outcome.field, outcome.reason, row), "failed")
+                self.set_error(error_record(*self.source.where(line), outcome.field, outcome.reason, row), "failed")
                 continue
             finished.append(outcome_record(line, str(row["id"]), self.digests.pop(line), outcome))
         self.emit(finished)
@@ -271,7 +295,7 @@ class _Run:
     def emit(self, records: list[dict]) -> None:
         self.dest.emit(records)
 
-    def stream_rows(self, source: InputSource, validated: bool, total: int | None, progress) -> int | None:
+    def stream_rows(self, source: InputSource | InputChain, validated: bool, total: int | None, progress) -> int | None:
         """Second pass over a file, or the only pass over a pipe. Returns the last selected line (None: none)."""
         opts = self.opts
         done = side_records(self.dest.side)
@@ -310,17 +334,23 @@ class _Run:
                 row["id"] = rid
             if not in_shard(str(row["id"]), opts.shard):
                 continue
-            if opts.limit is not None and selected >= opts.limit:
+            room = self.take(item)
+            if room is None:
                 break  # like `head`: a pipe is not read further
+            if not room:
+                continue
             selected += 1
+            if self.selected_lines is not None:
+                self.selected_lines.add(item.line)
             self.selected = selected
             last_line = item.line
             while next_done is not None and next_done["line"] < item.line:
                 next_done = next(done, None)
             if next_done is not None and next_done["line"] == item.line:
                 if next_done.get("sha") != digest:
+                    file, line = self.source.where(item.line)
                     raise CaiError(
-                        f"{self.name}:{item.line}: this row is not the one {self.partial} finished at this line: the input differs "
+                        f"{file}:{line}: this row is not the one {self.partial} finished at this line: the input differs "
                         "from the one the side file was made from; rerun with that input to resume, or add --restart to start over"
                     )
                 self.resumed += 1
@@ -346,23 +376,25 @@ def _recounter(stage: Stage) -> Callable[[dict], None]:
     return lambda rec: hook(rec["rows"], rec.get("dropped", []), rec.get("tally", []))
 
 
-def stage_inputs(stage: Stage, path: str | None) -> list[tuple[str, str | None]]:
-    """(what, path) of every file the run reads: its input (None: stdin) and the stage's own (a constitution...)."""
+def stage_inputs(stage: Stage, path: str | None, specs: list[InputSpec] | None = None) -> list[tuple[str, str | None]]:
+    """(what, path) of every file the run reads: its input (None: stdin), or each of SPECS, and the stage's own (a
+    constitution...)."""
     own = getattr(stage, "input_files", None)
     extra = own() if own is not None else {}
-    return [("the input", None if path in (None, "-") else path), *extra.items()]
+    read = [("an input", spec.read_from) for spec in specs] if specs else [("the input", None if path in (None, "-") else path)]
+    return [*read, *extra.items()]
 
 
 def run_stage(stage: Stage, opts: RunOptions) -> RunResult:
     """Run STAGE over OPTS.input, a batch at a time; see docs/design.md, "Stage I/O contract"."""
     started = time.monotonic()
-    outputs = Outputs.plan(opts.output, opts.errors_file, opts.dropped_file, summary=hasattr(stage, "summary_dict"))
-    source = InputSource(opts.input)
-    run = _Run(stage, opts, outputs, source.name)
+    outputs = Outputs.plan(opts.output, opts.errors_file, opts.dropped_file, summary=hasattr(stage, "summary_dict"), summary_file=opts.summary_file)
+    source = open_input(opts.input, opts.inputs)
+    run = _Run(stage, opts, outputs, source)
     dest = run.dest
     finished = False
     try:
-        outputs.check(stage_inputs(stage, opts.input))
+        outputs.check(stage_inputs(stage, opts.input, opts.inputs))
         dest.open(opts.restart, lambda: stage_fingerprint(stage), lambda rec: rec.get("stage") == stage.name)
         total = run.first_pass(source) if source.seekable else None
         if not source.seekable:
@@ -370,8 +402,13 @@ def run_stage(stage: Stage, opts: RunOptions) -> RunResult:
         with _progress(stage, opts) as progress:
             last_line = run.stream_rows(source, source.seekable, total, progress)
         run.errors.finish()
-        shard = opts.shard
-        keep = None if last_line is None else lambda rec: rec["line"] <= last_line and in_shard(str(rec.get("id")), shard)
+        shard, chosen = opts.shard, run.selected_lines
+        if last_line is None:
+            keep = None
+        elif chosen is not None:  # --limit per input: the rows taken are not one prefix of the input
+            keep = lambda rec: rec["line"] in chosen  # noqa: E731
+        else:
+            keep = lambda rec: rec["line"] <= last_line and in_shard(str(rec.get("id")), shard)  # noqa: E731
         dest.finish(keep, getattr(stage, "summary_dict", None))
         finished = True
     except OSError as exc:

@@ -15,8 +15,10 @@ WIDTH = 400  # characters of each text shown in the terminal (`cai show --width`
 CUT_MARK = "[cut at --max-tokens]"  # after a text whose generation stopped at the token limit, where it stops
 
 
-def load_rows(path: str) -> tuple[list[dict], list[str]]:
-    """(the rows to show, notes for stderr) of PATH; a CaiError (one line) where there is nothing to show."""
+def load_rows(path: str, skip_bad: bool = False) -> tuple[list[dict], list[str]]:
+    """(the rows to show, notes for stderr) of PATH; a CaiError (one line) where there is nothing to show. A line that
+    is not a row stops the read with one line naming it; SKIP_BAD (`--on-error skip`) shows the rows that are and
+    names the others on stderr instead."""
     from .filekinds import SIDE_FILE_KEY, describe_rows
     from .jsonl import NotJsonl, display_name, read_lines
 
@@ -28,9 +30,12 @@ def load_rows(path: str) -> tuple[list[dict], list[str]]:
         raise CaiError(f"{exc.name}: {exc.what}, not rows: `cai show` displays the JSONL rows cai stages write" + (f"; {todo}" if todo else "")) from None
     rows = [item.row for item in lines if item.row is not None]
     bad = [item for item in lines if item.error is not None]
-    notes = [f"cai show: {len(bad)} lines are not rows and were not shown (first: {bad[0].error})"] if bad and rows else []
     if not lines:
         raise CaiError(f"{name}: empty (no rows to show)")
+    if bad and not skip_bad:
+        more = f" (and {len(bad) - 1} more lines that are not rows)" if len(bad) > 1 else ""
+        raise CaiError(f"{bad[0].error}{more}; add --on-error skip to show the rows that are")
+    notes = [f"cai show: {len(bad)} lines are not rows and were not shown (first: {bad[0].error})"] if bad and rows else []
     if not rows:
         raise CaiError(f"{bad[0].error}; no line of {name} is a JSON row, so there is nothing to show")
     kind = describe_rows(rows)

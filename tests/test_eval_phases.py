@@ -315,7 +315,7 @@ def test_a_folder_as_an_output_is_one_line_before_any_work(tmp_path, fake_engine
         cfg.summary = str(folder)
     else:
         setattr(cfg.run, option, str(folder))
-    with pytest.raises(CaiError, match=r"^(-o|--summary|--errors) .*a-folder: is a folder; give a file path"):
+    with pytest.raises(CaiError, match=r"^(-o|--summary|--errors) .*a-folder: is a folder; name a file"):
         ev.run_eval(cfg)
     assert fake_engine.calls["chat"] == 0 and list(folder.iterdir()) == []
 

@@ -121,7 +121,13 @@ def _charter_and_examples(constitution: str | None, few_shot_file: str | None):
 
 
 @command(app, "show")
-def show(file: o.ShowFileArg = "-", limit: o.LimitOpt = None, width: o.WidthOpt = WIDTH, html_out: o.ShowHtmlOpt = None):
+def show(
+    file: o.ShowFileArg = "-",
+    limit: o.LimitOpt = None,
+    width: o.WidthOpt = WIDTH,
+    html_out: o.ShowHtmlOpt = None,
+    on_error: o.ShowOnErrorOpt = o.OnError.fail,
+):
     """Print rows readably: the prompt, the first answer, each round's critique and revision, candidates, preferences.
 
     Reads every JSONL file cai writes (stage rows, exports, eval rows, OUT.errors.jsonl, OUT.dropped.jsonl, the rows
@@ -135,19 +141,17 @@ def show(file: o.ShowFileArg = "-", limit: o.LimitOpt = None, width: o.WidthOpt 
 
     from rich.console import Console
 
+    from ..output import check_targets, write_file
     from ..show import load_rows, render_rows
 
-    rows, notes = load_rows(file)
+    [target] = check_targets([("--html", html_out)], [("the input", None if file == "-" else file)])
+    rows, notes = load_rows(file, skip_bad=on_error is o.OnError.skip)
     shown = rows[:limit] if limit else rows
-    if html_out:
-        from pathlib import Path
-
+    if target is not None:
         from ..show import render_html
 
-        target = Path(html_out)
-        target.parent.mkdir(parents=True, exist_ok=True)
-        target.write_text(render_html(shown, title=f"cai show {file}"), encoding="utf-8")
-        print(f"cai show: {len(shown)} rows -> {target}", file=sys.stderr)
+        write_file(target, render_html(shown, title=f"cai show {file}"))
+        print(f"cai show: {len(shown)} rows -> {html_out}", file=sys.stderr)
     else:
         render_rows(shown, Console(), width)
     for note in notes:
@@ -522,8 +526,10 @@ def plan(
 
     from ..constitution import load_constitution
     from ..judge import parse_principles
+    from ..output import check_targets, write_file
     from ..scale.plan import PlanConfig, make_plan, print_plan
 
+    [target] = check_targets([("--json", json_out)], [("the input", input), *_constitution_input(constitution)], stdout=json_out == "-")
     charter = load_constitution(constitution)
     k = parse_principles(principles, len(charter.comparisons) or None) if rl else 0
     cfg = PlanConfig(rounds=rounds, n=n if rl else 0, principles=k, swap=swap, cot=cot, few_shot=few_shot, output_tokens=output_tokens, rows=rows, sample=sample)
@@ -535,10 +541,15 @@ def plan(
         print(text)
         return
     print_plan(result)
-    if json_out:
-        from pathlib import Path
+    if target is not None:
+        write_file(target, text + "\n")
 
-        Path(json_out).write_text(text + "\n")
+
+def _constitution_input(constitution: str | None) -> list[tuple[str, str]]:
+    """The constitution as an input of a command (no output may be it), where it is a file rather than a shipped name."""
+    from pathlib import Path
+
+    return [("the constitution", constitution)] if constitution and Path(constitution).is_file() else []
 
 
 @command(constitution_app, "show")
@@ -613,16 +624,18 @@ def constitution_import(file: o.MarkdownArg, sidecar: o.SidecarOpt = False):
     from ..constitution.document import sidecar_path
     from ..constitution.draft import draft_header
     from ..errors import ConstitutionError
+    from ..output import check_targets, write_file
 
+    side = sidecar_path(Path(file)) if sidecar else None
+    if side is not None and (side.exists() or side.is_symlink()):
+        raise ConstitutionError(f"{side}: exists; not overwritten (remove it, or edit it)")
+    [target] = check_targets([("--sidecar", str(side) if side is not None else None)], [("the document", file)])
     header, notes = draft_header(file)
     print("\n".join(notes), file=sys.stderr)
     sys.stdout.write(header)
-    if sidecar:
-        target = sidecar_path(Path(file))
-        if target.exists():
-            raise ConstitutionError(f"{target}: exists; not overwritten (remove it, or edit it)")
-        target.write_text(header, encoding="utf-8")
-        print(f"cai constitution import: header -> {target}", file=sys.stderr)
+    if target is not None:
+        write_file(target, header, exclusive=True)
+        print(f"cai constitution import: header -> {side}", file=sys.stderr)
 
 
 @command(constitution_app, "diff")
@@ -652,26 +665,9 @@ def constitution_coverage(rows: o.CoverageRowsArg, constitution: o.CoverageConst
 
     from rich.console import Console
 
-    from ..constitution import load_constitution
-    from ..constitution.coverage import coverage, coverage_table
-    from ..errors import CaiError
-    from ..jsonl import read_lines
-    from ..rows import stage_meta
+    from ..constitution.coverage import coverage_table, read_coverage
 
-    found = [item.row for item in read_lines(rows) if item.row is not None]
-    spec = constitution
-    if spec is None:  # the constitution the rows were critiqued with, where it still loads
-        sources = {stage_meta(r, "critique").get("constitution_source") for r in found}
-        sources.discard(None)
-        spec = sources.pop() if len(sources) == 1 else None
-    charter = None
-    if spec is not None:
-        try:
-            charter = load_constitution(str(spec).removeprefix("builtin:"))
-        except CaiError:
-            if constitution is not None:
-                raise
-    cov = coverage(found, charter)
+    cov, charter = read_coverage(None if rows == "-" else rows, constitution)
     if json_out:
         print(json.dumps(cov.as_dict(), indent=2))
     else:

@@ -215,7 +215,7 @@ SidecarOpt = Annotated[
 CoverageRowsArg = Annotated[str, typer.Argument(help="JSONL rows from `cai critique`/`cai revise` ('-' reads stdin).")]
 CoverageConstitutionOpt = Annotated[
     Optional[str],
-    typer.Option("--constitution", "-c", help="List the sections this constitution routes that no round used (default: the one the rows record, where it loads)."),
+    typer.Option("--constitution", "-c", help="List the sections this constitution routes that no round used (default: the one the rows record; one that does not load from here is an error naming it)."),
 ]
 CoverageJsonOpt = Annotated[bool, typer.Option("--json", help="Print the counts as JSON instead of a table.")]
 RewardModelOpt = Annotated[Optional[str], typer.Option("--reward-model", help="A reward model folder from `cai train-rm`.", rich_help_panel=MODEL_PANEL)]
@@ -498,11 +498,15 @@ RefusalJudgeOpt = Annotated[
         rich_help_panel=EVAL_PANEL,
     ),
 ]
-SummaryOpt = Annotated[Optional[str], typer.Option("--summary", help="Summary JSON (default: beside -o, OUT.summary.json).", rich_help_panel=EVAL_PANEL)]
+SummaryOpt = Annotated[Optional[str], typer.Option("--summary", help="Summary JSON (default: beside a file -o, OUT.summary.json; none beside stdout or a device).", rich_help_panel=EVAL_PANEL)]
 BootstrapOpt = Annotated[int, typer.Option("--bootstrap", min=0, help="Bootstrap resamples for the 95% intervals (0: none).", rich_help_panel=EVAL_PANEL)]
 ShowHtmlOpt = Annotated[
     Optional[str],
     typer.Option("--html", help="Write an HTML page instead: each row's prompt, first answer, and every round's principle, critique and revision with the changes highlighted (nothing clipped).", rich_help_panel=IO_PANEL),
+]
+ShowOnErrorOpt = Annotated[
+    OnError,
+    typer.Option("--on-error", help="fail: a line that is not a row stops with one line naming it. skip: show the rows that are, and name the others on stderr.", rich_help_panel=IO_PANEL),
 ]
 ResultsArg = Annotated[
     list[str], typer.Argument(help="Results from `cai eval`: the rows JSONL (or the summary JSON), one file per model; and `cai label-prefs --gold` summaries.")

@@ -189,8 +189,17 @@ def report_errors(fn: Callable, verbose: Callable[[], bool]) -> Callable:
             print(f"cai: error: {exc}", file=sys.stderr)
             raise typer.Exit(exc.exit_code) from None
         except BrokenPipeError:
-            _quiet_broken_pipe()
+            from ..output import quiet_broken_pipe
+
+            quiet_broken_pipe()
             raise typer.Exit(0) from None
+        except SystemExit as exc:
+            if exc.code == 1 and isinstance(exc.__context__, BrokenPipeError):  # rich's Console meeting a closed pipe
+                from ..output import quiet_broken_pipe
+
+                quiet_broken_pipe()
+                raise typer.Exit(0) from None
+            raise
         except KeyboardInterrupt:
             print("cai: interrupted; rerun the same command to resume", file=sys.stderr)
             raise typer.Exit(130) from None
@@ -218,14 +227,6 @@ class OneLineErrors(TyperGroup):
         if not standalone_mode:
             return code
         sys.exit(code if isinstance(code, int) else 0)
-
-
-def _quiet_broken_pipe() -> None:
-    import os
-
-    # Python flushes stdout at exit; point it at devnull so the closed pipe raises nothing more.
-    devnull = os.open(os.devnull, os.O_WRONLY)
-    os.dup2(devnull, sys.stdout.fileno())
 
 
 def shared_options(cls: type, *groups: dict[str, Any]) -> dict[str, tuple[Any, Any]]:

@@ -7,6 +7,7 @@ from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
+from ..errors import CaiError
 from .model import Constitution
 
 
@@ -52,6 +53,29 @@ def coverage(rows: Iterable[dict], constitution: Constitution | None = None) -> 
         out.never = [p.id for p in constitution.critiques if p.id not in out.by_principle]
         out.tiers_never = [t for t in constitution.priorities if t not in out.by_tier]
     return out
+
+
+def read_coverage(path: str | None, constitution: str | None = None) -> tuple[Coverage, Constitution | None]:
+    """`cai constitution coverage ROWS [-c FILE]`: ROWS read strictly (a line that is not a row, or no row at all, is
+    one line naming it), counted against CONSTITUTION, or else the one the rounds record, which must load from here
+    (a relative path recorded in another folder does not): what was never used is never guessed."""
+    from ..jsonl import display_name, read_rows
+    from ..rows import stage_meta
+    from .loaders import load_constitution
+
+    rows = read_rows(path, "`cai constitution coverage` reads the rows `cai critique` and `cai revise` write")
+    charter = load_constitution(constitution) if constitution is not None else None
+    if charter is None:
+        name = display_name(path)
+        sources = sorted({str(s) for r in rows if (s := stage_meta(r, "critique").get("constitution_source")) is not None})
+        if len(sources) > 1:
+            raise CaiError(f"{name}: its rounds were made with {len(sources)} constitutions ({', '.join(sources)}); name the one to count against with -c FILE")
+        if sources:
+            try:
+                charter = load_constitution(sources[0].removeprefix("builtin:"))
+            except CaiError as exc:
+                raise CaiError(f"{name}: its rounds were made with {sources[0]}, which does not load from here ({exc}); name it with -c FILE") from None
+    return coverage(rows, charter), charter
 
 
 def coverage_table(cov: Coverage, constitution: Constitution | None):

@@ -60,10 +60,16 @@ def sidecar_path(doc: Path) -> Path:
     return doc.with_name(doc.stem + SIDECAR_SUFFIX)
 
 
-def split_front_matter(text: str) -> tuple[str | None, str, int]:
-    """(front matter YAML or None, the Markdown body, how many lines the front matter took)."""
+_OPENED = re.compile(r"\A\ufeff?---[ \t]*\r?\n")
+
+
+def split_front_matter(text: str, shown: str) -> tuple[str | None, str, int]:
+    """(front matter YAML or None, the Markdown body, how many lines the front matter took). A first line `---` that no
+    later `---` line closes is refused (SHOWN names the file): read as Markdown, the header would be taken for text."""
     m = _FRONT.match(text)
     if not m:
+        if _OPENED.match(text):
+            raise ConstitutionError(f"{shown}:1: the header opened by `---` is never closed: end it with a `---` line (or remove the first line)")
         return None, text.lstrip("\ufeff"), 0
     return m.group(1), text[m.end():], text[: m.end()].count("\n")
 
@@ -131,7 +137,7 @@ def read_header(doc: Path, shown: str, text: str) -> tuple[s.DocumentHeader, str
     from . import schema as s  # pydantic: only when a file is read
     from .parsing import parse_text, read_data
 
-    front, body, offset = split_front_matter(text)
+    front, body, offset = split_front_matter(text, shown)
     side = sidecar_path(doc)
     if front is not None and side.is_file():
         raise ConstitutionError(f"{shown}: has both front matter and a sidecar {side.name}: keep one")

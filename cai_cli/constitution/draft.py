@@ -116,7 +116,11 @@ def draft_header(path: str) -> tuple[str, list[str]]:
         text = doc.read_text(encoding="utf-8-sig")
     except UnicodeDecodeError:
         raise ConstitutionError(f"{path}: not UTF-8 text") from None
-    front, body, offset = split_front_matter(text)
+    front, body, offset = split_front_matter(text, path)
+    if front is not None:
+        from .parsing import parse_text
+
+        parse_text("\n" + front, ".yaml", path)  # a header that does not parse is one line, as `check` says it
     title, sections = parse_sections(body, offset)
     if not sections:
         raise ConstitutionError(f"{path}: no text: expected Markdown with headings (# Title, ## Section, ...)")

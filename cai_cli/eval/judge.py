@@ -124,7 +124,7 @@ class EvalJudge(PooledStage):
 
     def check(self, row: dict) -> None:
         check_conversation(row)
-        self.answers.of(row)
+        self.answers.check(row)
 
     def questions(self, row: dict) -> list[ComparisonPrinciple]:
         """--principles K drawn per comparison (seeded): the constitution's comparisons on red-team prompts,
@@ -152,6 +152,8 @@ class EvalJudge(PooledStage):
 
     def check_loaded(self, row: dict) -> None:
         limit = self.started_engine().max_context
+        if self.answers.missing(row) is not None:
+            return  # process says so
         model, base = self.answers.of(row)
         if not limit or base is None or model.strip() == base.strip():
             return
@@ -162,6 +164,9 @@ class EvalJudge(PooledStage):
             raise RowFailure(f"the judge's question is {used} tokens, longer than the judge's context of {limit}", field="response")
 
     def process(self, rows: list[dict]) -> list[dict | RowFailure]:
+        return self.answers.answered(rows, self._judged)
+
+    def _judged(self, rows: list[dict]) -> list[dict | RowFailure]:
         pairs = [self.answers.of(r) for r in rows]
         gates = self.gate_rows(rows, pairs)
         # The same words cannot be better than themselves: a draw, without asking.
@@ -217,7 +222,7 @@ class EvalRefusalJudge(PooledStage):
 
     def check(self, row: dict) -> None:
         check_conversation(row)
-        self.answers.of(row)
+        self.answers.check(row)
 
     def sides(self, row: dict) -> list[tuple[str, str, str]]:
         """(output field, the answer's field for errors, the answer) of each answer the judge is asked about."""
@@ -230,7 +235,7 @@ class EvalRefusalJudge(PooledStage):
     def check_loaded(self, row: dict) -> None:
         engine = self.started_engine()
         limit = engine.max_context
-        if not limit:
+        if not limit or self.answers.missing(row) is not None:
             return
         conv = conversation(row)
         for _, field, answer in self.sides(row):
@@ -238,7 +243,10 @@ class EvalRefusalJudge(PooledStage):
             if used + ANSWER_ROOM > limit:
                 raise RowFailure(f"the refusal judge's question is {used} tokens, longer than the refusal judge's context of {limit}", field=field)
 
-    def process(self, rows: list[dict]) -> list[dict]:
+    def process(self, rows: list[dict]) -> list[dict | RowFailure]:
+        return self.answers.answered(rows, self._asked)
+
+    def _asked(self, rows: list[dict]) -> list[dict]:
         plan = [(row, out_field, answer) for row in rows for out_field, _, answer in self.sides(row)]
         probs = judge_refusals(self.engine, [(conversation(row), answer) for row, _, answer in plan])
         for (row, out_field, _), p in zip(plan, probs):

@@ -1,13 +1,12 @@
-"""Eval prompt sets: which rows are red-team and which benign, and loading them from files."""
+"""Eval prompt sets: which rows are red-team and which benign, and the prompt files as the inputs of eval's runs."""
 
 from __future__ import annotations
 
-from ..errors import CaiError, InputError
-from ..jsonl import display_name, read_lines
-from ..rows import FieldProblem, check_conversation, check_string, in_shard, row_id
-from ..runner import RunOptions, error_record
+from pathlib import Path
+
+from ..jsonl import BadField, InputSpec, display_name
+from ..rows import FieldProblem, check_conversation, check_string
 from .stats import BENIGN, RED_TEAM, gold_side
-from .suites import read_suite
 
 _SET_NAMES = {"red_team": RED_TEAM, "red-team": RED_TEAM, "harmful": RED_TEAM, "benign": BENIGN, "helpful": BENIGN}
 
@@ -54,72 +53,59 @@ def check_answer_row(row: dict, default: str | None, benign_field: str | None, b
     return eval_set
 
 
-def load_prompts(
+class PromptRows:
+    """What each row of an eval's prompt files becomes before any run reads it (InputSource's `convert`): a
+    benchmark's CSV record mapped to a prompt row (SUITE), checked as a prompt row (or, with ANSWERS, one that holds
+    the answers), with its `eval_set` from the row, the file's KIND or the benign marker. Ids are the stages' own
+    (RowIds, after this), and each must name one prompt: a row whose id an earlier row of another line already has is
+    refused (the answers are joined back to the prompts by id; the same line read again is itself). IDS is shared by
+    every file of one eval."""
+
+    def __init__(self, kind: str | None, benign_field: str | None, ids: dict, answers: bool = False,
+                 baseline_field: str | None = None, gold: str | None = None, suite: str | None = None):
+        from .suites import SuiteRows
+
+        self.kind, self.benign_field, self.ids = kind, benign_field, ids
+        self.answers, self.baseline_field, self.gold = answers, baseline_field, gold
+        self.suite = SuiteRows(suite, kind) if suite is not None else None
+
+    def __call__(self, row: dict, name: str, line: int) -> dict:
+        if self.suite is not None:
+            row = self.suite(row, name, line)
+        try:
+            if self.answers:
+                eval_set = check_answer_row(row, self.kind, self.benign_field, self.baseline_field, self.gold)
+            else:
+                eval_set = check_prompt_row(row, self.kind, self.benign_field)
+        except FieldProblem as problem:
+            raise BadField(problem.field, problem.message) from None
+        if row.get("id") is not None:
+            first = self.ids.setdefault(str(row["id"]), (name, line))
+            if first != (name, line):
+                raise BadField("id", f"{row['id']!r} is the id of {first[0]}:{first[1]} too; each prompt needs its own id "
+                               "(eval joins the answers to the prompts by id)")
+        return {**row, "eval_set": eval_set}
+
+
+def prompt_inputs(
     sources: list[tuple[str | None, str | None]],
-    run: RunOptions,
     benign_field: str | None = None,
     answers: bool = False,
     baseline_field: str | None = None,
-    where: dict | None = None,
-    suite: str | None = None,
     gold: str | None = None,
-) -> tuple[list[dict], list[dict]]:
-    """(rows, error records) from every (path, kind) source; `--limit` applies to each file, `--shard` to all.
-
-    With ANSWERS the rows must also hold `response` (and BASELINE_FIELD, and a valid GOLD value when they have
-    one). With SUITE every file is that benchmark's published CSV (cai_cli.eval.suites). WHERE, when given,
-    receives each row's source (id -> (file, line)), so later failures can name the user's file and line."""
-    rows: list[dict] = []
-    origins: list[tuple[str, int]] = []
-    bad: list[tuple[InputError, dict]] = []
+    suite: str | None = None,
+    stdin_copy: Path | None = None,
+) -> list[InputSpec]:
+    """The eval's prompt files as the inputs of its runs, each (path, kind) one InputSpec: read by every phase and by
+    the stage that writes the rows, so they are read as one input, --limit taking N rows from each file. STDIN_COPY:
+    where what stdin gave was kept (a pipe is read once, and every run reads the prompts again)."""
+    ids: dict = {}
+    specs = []
     for path, kind in sources:
-        name = display_name(path)
-        lines = read_suite(path, suite, kind) if suite is not None else read_lines(path)
-        if not lines:
-            raise CaiError(f"{name}: no rows (the input is empty)")
-        taken = 0
-        for item in lines:
-            if item.error is not None:
-                bad.append((item.error, error_record(name, item.line, None, item.error.reason, None, item.raw)))
-                continue
-            assert item.row is not None  # a line without an error has its row
-            try:
-                if answers:
-                    eval_set = check_answer_row(item.row, kind, benign_field, baseline_field, gold)
-                else:
-                    eval_set = check_prompt_row(item.row, kind, benign_field)
-            except FieldProblem as problem:
-                err = InputError(problem.message, file=name, line=item.line, field=problem.field)
-                bad.append((err, error_record(name, item.line, problem.field, problem.message, item.row)))
-                continue
-            row = dict(item.row)
-            row.setdefault("id", row_id(row))
-            row["eval_set"] = eval_set
-            if not in_shard(str(row["id"]), run.shard):
-                continue
-            if run.limit is not None and taken >= run.limit:
-                continue
-            taken += 1
-            rows.append(row)
-            origins.append((name, item.line))
-    if bad and run.on_error == "fail":
-        more = f" (and {len(bad) - 1} more bad rows)" if len(bad) > 1 else ""
-        raise CaiError(f"{bad[0][0]}{more}; nothing was written. Fix the input, or use --on-error skip to evaluate the valid rows")
-    _dedupe_ids(rows)
-    if where is not None:
-        where.update({str(r["id"]): origin for r, origin in zip(rows, origins)})
-    if not rows:
-        raise CaiError("no prompts to evaluate (every row was skipped, or --shard left none)")
-    return rows, [rec for _, rec in bad]
-
-
-def _dedupe_ids(rows: list[dict]) -> None:
-    # Answers are joined back to prompts by id, so two files reusing an id must not collide.
-    seen: dict[str, int] = {}
-    for row in rows:
-        rid = str(row["id"])
-        k = seen.get(rid, 0)
-        seen[rid] = k + 1
-        if k:
-            row["id"] = f"{rid}#{k}"
-
+        convert = PromptRows(kind, benign_field, ids, answers, baseline_field, gold, suite)
+        if path in (None, "-"):
+            assert stdin_copy is not None, "stdin is kept in the work folder first"
+            specs.append(InputSpec(str(stdin_copy), "<stdin>", convert=convert, copy_of_stdin=True))
+        else:
+            specs.append(InputSpec(path, display_name(path), table=suite is not None, convert=convert))
+    return specs

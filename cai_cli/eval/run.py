@@ -1,43 +1,48 @@
 """eval: answer red-team and benign prompts with a model (and a baseline), then measure.
 
-The run writes the prompts it selected to its work folder (OUT.work/prompts.jsonl; a temporary folder without -o),
-then runs its phases there (eval/phases.py), each a stage on the runner with its own output and side file:
+Every step is a stage on the runner (cai_cli/runner.py) over the user's prompt files themselves, read as one input
+(eval/prompts.py: a benchmark's CSV mapped to prompt rows, each row checked and given its `eval_set`; ids are the
+stages' own, and each names one prompt), so rows, ids, errors, --limit/--shard, resume and messages naming the
+user's file and line are the stages' own:
 
-1. the model's answers (answers.jsonl), then the baseline's (baseline.jsonl);
-2. the pairwise judge and the hard-constraint gate (judge.jsonl), the refusal judge (refusal-judge.jsonl), the reward
-   model (reward.jsonl);
+1. the phases (eval/phases.py), each with its own output and side file in the work folder (OUT.work/, locked before
+   anything in it is written; a temporary folder when the rows go to stdout or a device): the model's answers
+   (answers.jsonl), then the baseline's (baseline.jsonl); the pairwise judge and the hard-constraint gate
+   (judge.jsonl), the refusal judge (refusal-judge.jsonl), the reward model (reward.jsonl);
+2. the rows (EvalRows): one row per prompt from the phases' rows and the refusal detector's verdicts, to -o OUT or
+   stdout as any stage writes, a prompt a phase failed on to the errors file, and the summary (`summarize`, from
+   those rows alone) to OUT's `.summary.json` or --summary.
 
-then builds one row per prompt from the phases' rows and the refusal detector's verdicts, writes the rows to OUT and
-the summary (`summarize`, from those rows alone) to OUT's `.summary.json`. With `--answers` the rows already hold the
-answers, and only the judging phases run. A rerun of the same command resumes every phase (a finished one loads no
-model); the work folder goes once every prompt has its row.
+With `--answers` the rows already hold the answers, and only the judging phases run. Whatever the rows go to, stdout
+carries them and nothing else from the start: the phases load models, and what their libraries print goes to
+stderr. A rerun of the same command resumes every phase (a finished one loads no model); the work folder goes once
+every prompt has its row.
 """
 
 from __future__ import annotations
 
-import shutil
+import contextlib
 import sys
-import tempfile
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from ..constitution import Constitution
 from ..engines import EngineOptions, Sampling, resolve_engine_name
-from ..errors import CaiError
-from ..jsonl import display_name, dumps_compact, write_atomic
+from ..errors import CaiError, Interrupted, RowFailure
+from ..jsonl import InputSpec, display_name
 from ..judge import DEFAULT_PRINCIPLES, DEFAULT_PRIORITY, TIER_CONFIDENCE, VIOLATION_THRESHOLD, parse_principles
 from ..refusal import DETECTOR_VERSION, detect
 from ..rows import set_meta, stage_meta
-from ..runner import RunOptions
+from ..runner import RunOptions, StageStats, run_stage, stage_inputs
 from ..stats import DEFAULT_BOOTSTRAP
 from .engines import EnginePool, check_model_folders
 from .judge import EvalJudge, EvalRefusalJudge
-from .phases import Answers, AnswerSource, Origins, Phase, PhaseRunner, Reward, ordered
-from .prompts import load_prompts
-from .stats import BENIGN, RED_TEAM, answer_cut, judge_declined, summarize
+from .phases import Answers, AnswerSource, Phase, PhaseRunner, Reward, ordered
+from .prompts import prompt_inputs
+from .stats import answer_cut, judge_declined, summarize
 
 EMBEDDED_LABEL = "embedded"
-__all__ = ["EvalConfig", "parse_principles", "run_eval", "summary_path"]
+__all__ = ["EvalConfig", "parse_principles", "run_eval"]
 
 # How the user names each judge's model and engine, for the engines' messages (written for --model, --engine, --base-url).
 JUDGE_OPTIONS = {"--model": "--judge", "--engine": "--judge-engine", "--base-url": "--judge-base-url"}
@@ -114,17 +119,6 @@ def _say(msg: str) -> None:
     print(f"cai eval: {msg}", file=sys.stderr)
 
 
-def summary_path(cfg: EvalConfig) -> Path | None:
-    if cfg.summary:
-        return Path(cfg.summary)
-    out = cfg.run.output
-    if out in (None, "-"):
-        return None
-    p = Path(out)
-    stem = p.name.removesuffix(".jsonl")
-    return p.with_name(stem + ".summary.json")
-
-
 # --------------------------------------------------------------------------- the phases
 
 
@@ -166,14 +160,6 @@ def plan(cfg: EvalConfig) -> Plan:
     return Plan(answering, judging, source)
 
 
-def check_outputs(cfg: EvalConfig) -> None:
-    """Before any work: what the run writes (-o, --summary, --errors) is a file path, not a folder."""
-    out = cfg.run.output if cfg.run.output not in (None, "-") else None
-    for option, path in (("-o", out), ("--summary", summary_path(cfg)), ("--errors", cfg.run.errors_file)):
-        if path is not None and Path(path).is_dir():
-            raise CaiError(f"{option} {path}: is a folder; give a file path, such as {Path(path) / ('eval.summary.json' if option == '--summary' else 'eval.jsonl')}")
-
-
 def check_models(cfg: EvalConfig) -> None:
     """Before any work: every judge this run needs can be named, and every local model folder exists; one line each,
     naming the option to change."""
@@ -196,57 +182,152 @@ def check_models(cfg: EvalConfig) -> None:
 
 
 def run_eval(cfg: EvalConfig) -> dict:
-    """The whole evaluation; returns the summary (also written to the summary file)."""
-    where: dict[str, tuple[str, int]] = {}
-    prompts, error_records = load_prompts(cfg.sources, cfg.run, cfg.benign_field, answers=cfg.answers, baseline_field=cfg.baseline_field, where=where, suite=cfg.suite, gold=cfg.gold)
+    """The whole evaluation; returns the summary (also written to the summary file, where there is one)."""
+    from ..output import OutputLock, Outputs, RowStream, make_folder, remove, remove_empty_folder, temporary_folder
+
     phases = plan(cfg)
-    check_outputs(cfg)
     check_models(cfg)
-    out_path = Path(cfg.run.output) if cfg.run.output not in (None, "-") else None
-    if out_path is None:
-        work, temporary = Path(tempfile.mkdtemp(prefix="cai-eval-")), True
-    else:
-        work, temporary = out_path.with_name(out_path.name + ".work"), False
-        work.mkdir(parents=True, exist_ok=True)
+    rows = EvalRows(cfg)
+    run = cfg.run
+    reads_stdin = any(path in (None, "-") for path, _ in cfg.sources)
+    outputs = Outputs.plan(run.output, run.errors_file, None, summary=True, summary_file=cfg.summary)
+    user_inputs = [InputSpec(None if path in (None, "-") else path, copy_of_stdin=path in (None, "-")) for path, _ in cfg.sources]
+    outputs.check(stage_inputs(rows, None, user_inputs))  # before any work: what the rows stage would find too late
+    work = outputs.out.with_name(outputs.out.name + ".work") if outputs.out is not None else None
+    if work is not None and (work.exists() or work.is_symlink()) and not work.is_dir():
+        raise CaiError(f"{work}: exists and is not a folder; eval keeps its work there: move it away")
+    created = work is not None and not work.exists()
+    guard = RowStream(None)  # stdout carries the rows and nothing else, from the first model load on
     pool = EnginePool()
+    lock: OutputLock | None = None
+    copy: Path | None = None
+    done = False
     try:
-        prompts_path = work / "prompts.jsonl"
-        write_atomic(prompts_path, prompts)
-        what = "answers" if cfg.answers else "prompts"
-        _say(f"{len(prompts)} {what} ({sum(r['eval_set'] == RED_TEAM for r in prompts)} red-team, "
-             f"{sum(r['eval_set'] == BENIGN for r in prompts)} benign)" + ("" if temporary else f"; work files in {work}"))
-        origins = Origins(prompts_path, prompts, where)
-        runner = PhaseRunner(prompts_path, work, cfg.run, pool)
-        order = ordered(phases.answering, phases.judging)
-        got: dict[str, dict[str, dict]] = {}
-        try:
+        with contextlib.ExitStack() as stack:
+            if work is None:
+                folder = stack.enter_context(temporary_folder("cai-eval-"))
+            else:
+                folder = make_folder(work)
+                lock = OutputLock(folder / "lock", str(outputs.out))  # before anything in it is written
+            copy = _keep_stdin(folder) if reads_stdin else None
+            inputs = prompt_inputs(cfg.sources, cfg.benign_field, cfg.answers, cfg.baseline_field, cfg.gold, cfg.suite, copy)
+            runner = PhaseRunner(inputs, folder, run, pool)
+            order = ordered(phases.answering, phases.judging)
+            got: dict[str, dict[str, dict]] = {}
             for n, phase in enumerate(order):
                 if n == len(phases.answering) and not cfg.answers:
                     phases.answers.use(got["answers"], got.get("baseline"))
                 got[phase.file] = runner(phase, order[n + 1 :])
-        except CaiError as exc:
-            exc.args = (origins.message(str(exc)),)
-            raise
-        rows = [row for row in (assemble(cfg, prompt, got) for prompt in prompts) if row is not None]
-        failed = len(prompts) - len(rows)
-        error_records += [origins.record(rec) for rec in runner.error_records(order)]
-        summary = _finish(cfg, rows, error_records, failed, out_path)
-        if failed:
-            _say(f"{failed} prompts failed; rerun the same command to retry them (finished work stays in {work})")
-        elif not temporary:
-            for phase in reversed(order):  # the later phases first: what is left of an interrupted clean-up stays consistent
-                for path in runner.files(phase):
-                    path.unlink(missing_ok=True)
-            prompts_path.unlink(missing_ok=True)
-            try:
-                work.rmdir()
-            except OSError:
-                pass  # files this run did not write
-        return summary
+            pool.close()
+            rows.use(got, runner.failures(order))
+            run_stage(rows, replace(run, input=None, inputs=inputs, limit_each_input=True, errors_file=run.errors_file, dropped_file=None,
+                                    summary_file=cfg.summary, restart=True, keep_side_file=False, executor=None))
+            done = True
+            if rows.failed:
+                _say(f"{rows.failed} prompts failed; rerun the same command to retry them (finished work stays in {folder})")
+            elif work is not None:
+                for phase in reversed(order):  # the later phases first: what is left of an interrupted clean-up stays consistent
+                    for path in runner.files(phase):
+                        remove(path)
+                if copy is not None:
+                    remove(copy)
+                if lock is not None:
+                    lock.release(remove=True)
+                    lock = None
+                remove_empty_folder(folder)  # one holding files this run did not write stays
+    except KeyboardInterrupt:
+        if work is None and not done:
+            raise Interrupted("interrupted: eval writes its rows to stdout, so none of its work was kept; rerun to start over "
+                              "(with -o FILE a rerun resumes)") from None
+        raise
     finally:
         pool.close()
-        if temporary:
-            shutil.rmtree(work, ignore_errors=True)
+        if lock is not None and work is not None:
+            # A folder this run made, in which no phase kept anything (bad input, a refused option): gone, as if the
+            # run had not started. Otherwise it stays for the rerun to resume.
+            left = {p.name for p in work.iterdir()} - {"lock", "stdin.jsonl"}
+            if created and not left:
+                if copy is not None:
+                    remove(copy)
+                lock.release(remove=True)
+                remove_empty_folder(work)
+            else:
+                lock.release(remove=False)
+        guard.close(failed=not done)
+    summary = rows.summary_dict()
+    where = outputs.out or outputs.stream or "stdout"
+    _say(f"{len(rows.rows)} rows -> {where}" + (f", summary -> {outputs.summary}" if outputs.summary is not None else ""))
+    return summary
+
+
+def _keep_stdin(folder: Path) -> Path:
+    """What stdin gives, kept in the work folder: every run of the eval reads the prompts again, and a pipe is read
+    once."""
+    from ..jsonl import stdin_chunks
+    from ..output import write_stream
+
+    return write_stream(folder / "stdin.jsonl", stdin_chunks())
+
+
+class EvalRows:
+    """The eval's last stage: one row per prompt from what its phases found (`use`), written where any stage writes its
+    rows; a prompt a phase failed on is a failed row, with that phase's reason (the errors file, and a rerun retries
+    it). Its summary JSON is counted from the rows as they leave, whichever run finished them."""
+
+    name = "eval"
+
+    def __init__(self, cfg: EvalConfig):
+        self.cfg = cfg
+        self.stats = StageStats()
+        self.got: dict[str, dict[str, dict]] = {}
+        self.why: dict[str, dict] = {}
+        self.rows: list[dict] = []
+        self.failed = 0
+
+    def use(self, got: dict[str, dict[str, dict]], why: dict[str, dict]) -> None:
+        """Each phase's rows by id, and why a prompt has none (its first failed phase's error record)."""
+        self.got, self.why = got, why
+
+    def input_files(self) -> dict[str, str]:
+        source = self.cfg.constitution.source
+        return {} if source.startswith("builtin:") else {"the constitution": source}
+
+    def check(self, row: dict) -> None:
+        pass  # the prompt files' rows are checked as they are read (eval/prompts.py)
+
+    def start(self) -> None:
+        pass
+
+    def check_loaded(self, row: dict) -> None:
+        pass
+
+    def process(self, rows: list[dict]) -> list[dict | RowFailure]:
+        out: list[dict | RowFailure] = []
+        for prompt in rows:
+            row = assemble(self.cfg, prompt, self.got)
+            if row is None:
+                self.failed += 1
+                rec = self.why.get(str(prompt["id"]), {})
+                out.append(RowFailure(rec.get("error") or "no result: a phase did not finish this prompt; rerun to retry it", rec.get("field")))
+            else:
+                out.append(row)
+        return out
+
+    def recount(self, rows: list[dict], dropped: list[dict], tallies: list[dict]) -> None:
+        self.rows += rows
+
+    def summary_dict(self) -> dict:
+        if not self.rows:
+            raise CaiError("no row could be evaluated (every row was skipped or failed; see the errors file)")
+        summary = summarize(self.rows, bootstrap=self.cfg.bootstrap, seed=self.cfg.sampling.seed)
+        summary["results"] = self.cfg.run.output if self.cfg.run.output not in (None, "-") else None
+        summary["failed"] = self.failed
+        for line in notes(self.rows, summary):
+            _say(line)
+        return summary
+
+    def summary(self) -> str:
+        return ""
 
 
 def assemble(cfg: EvalConfig, prompt: dict, got: dict[str, dict[str, dict]]) -> dict | None:
@@ -317,37 +398,6 @@ def refusal_judgement(verdict: dict, p_refusal: float | None) -> dict:
         # A verdict the judge could not give is counted apart, never as a refusal.
         return {"judge_p_refusal": None, "judge_failed": True}
     return {"judge_p_refusal": p_refusal, "judge_agrees": (verdict.get("label") != "answer") == judge_declined(p_refusal)}
-
-
-def _finish(cfg: EvalConfig, final: list[dict], error_records: list[dict], failed: int, out_path: Path | None) -> dict:
-    """Write the rows (OUT or stdout), the errors file and the summary JSON; return the summary."""
-    if out_path is not None:
-        write_atomic(out_path, final)
-        errors_path = Path(cfg.run.errors_file) if cfg.run.errors_file else out_path.with_name(out_path.name + ".errors.jsonl")
-        if error_records:
-            write_atomic(errors_path, error_records)
-            _say(f"bad or failed rows were written to {errors_path}")
-        elif errors_path.exists():
-            errors_path.unlink()
-    else:
-        from ..jsonl import StdoutWriter
-
-        StdoutWriter().write(final)
-    if not final:
-        raise CaiError("no row could be evaluated (every row was skipped or failed; see the errors file)")
-    summary = summarize(final, bootstrap=cfg.bootstrap, seed=cfg.sampling.seed)
-    summary["results"] = str(out_path) if out_path else None
-    summary["failed"] = failed
-    for line in notes(final, summary):
-        _say(line)
-    target = summary_path(cfg)
-    if target is not None:
-        target.parent.mkdir(parents=True, exist_ok=True)
-        tmp = target.with_name(target.name + ".tmp")
-        tmp.write_text(dumps_compact(summary) + "\n")
-        tmp.replace(target)
-        _say(f"{len(final)} rows -> {out_path or 'stdout'}, summary -> {target}")
-    return summary
 
 
 def notes(rows: list[dict], summary: dict) -> list[str]:

@@ -7,20 +7,25 @@ merge.py reads and merges results files; table.py, chart.py and html.py show the
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 from ..stats import DEFAULT_BOOTSTRAP
-from .chart import chart, figure
+from .chart import chart, check_chart_path, figure
 from .merge import load_results, report_from_summary
 from .table import calibration_table, print_summary, table
 
 
 def run_report(results: list[str], output: str | None = None, json_out: str | None = None, bootstrap: int = DEFAULT_BOOTSTRAP) -> dict:
-    """`cai report`: the table on stdout, notes on stderr, then the JSON and the chart when asked for."""
+    """`cai report`: the table on stdout, notes on stderr, then the JSON and the chart when asked for. What it writes
+    is checked before any file is read (not an input, not a folder, a folder that takes writes)."""
     import sys
 
     from rich.console import Console
 
+    from ..output import check_targets, write_file
+
+    if output is not None:
+        check_chart_path(output)
+    chart_to, json_to = check_targets([("-o", output), ("--json", json_out)], [("a results file", path) for path in results])
     merged = load_results(results, bootstrap=bootstrap)
     console = Console()
     if merged["models"]:  # label-prefs summaries alone bring a judge's calibration and no model
@@ -29,15 +34,11 @@ def run_report(results: list[str], output: str | None = None, json_out: str | No
         console.print(calibration)
     for note in merged["notes"]:
         print(f"cai report: note: {note}", file=sys.stderr)
-    if json_out:
-        target = Path(json_out)
-        target.parent.mkdir(parents=True, exist_ok=True)
-        tmp = target.with_name(target.name + ".tmp")
+    if json_to is not None:
         metrics = {k: v for k, v in merged.items() if k not in ("answers", "summary_files")}  # the answers are in the rows files already
-        tmp.write_text(json.dumps(metrics, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
-        tmp.replace(target)
-    if output:
-        print(f"cai report: chart -> {chart(merged, output)}", file=sys.stderr)
+        write_file(json_to, json.dumps(metrics, indent=2, ensure_ascii=False, allow_nan=False) + "\n")
+    if output is not None:
+        print(f"cai report: chart -> {chart(merged, output, chart_to)}", file=sys.stderr)
     return merged
 
 

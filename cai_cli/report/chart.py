@@ -7,7 +7,6 @@ reliability diagram against gold labels (`--gold`), with the comparisons per bin
 from __future__ import annotations
 
 import base64
-import io
 from functools import partial
 from pathlib import Path
 
@@ -414,26 +413,35 @@ def _draw_bin_counts(ax, series: list[dict]) -> None:
     ax.grid(axis="y", alpha=0.3)
 
 
-def chart(report: dict, path: str) -> Path:
-    """Write the report's figure to PATH (.png, .svg, .pdf), or the HTML report (.html): figure,
-    table, and every prompt's answers side by side with their verdicts."""
-    out = Path(path)
-    suffix = out.suffix.lower()
-    if suffix not in (".png", ".svg", ".pdf", ".html", ".htm"):
-        raise CaiError(f"{path}: the report is written as .png, .svg, .pdf or .html (got '{out.suffix or 'no extension'}')")
+CHART_SUFFIXES = (".png", ".svg", ".pdf", ".html", ".htm")
+
+
+def check_chart_path(path: str) -> None:
+    """Before any work: the report is written as one of CHART_SUFFIXES."""
+    suffix = Path(path).suffix
+    if suffix.lower() not in CHART_SUFFIXES:
+        raise CaiError(f"{path}: the report is written as .png, .svg, .pdf or .html (got '{suffix or 'no extension'}')")
+
+
+def chart(report: dict, path: str, target: Path | None = None) -> Path:
+    """Write the report's figure to PATH (.png, .svg, .pdf), or the HTML report (.html): figure, table, and every
+    prompt's answers side by side with their verdicts. TARGET: where PATH, checked already, is written (a link's
+    target); by default PATH itself."""
+    from ..output import figure_bytes, write_file
+
+    check_chart_path(path)
+    suffix = Path(path).suffix.lower()
     import matplotlib.pyplot as plt
 
     fig = figure(report)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.with_name(out.name + ".tmp")
-    if suffix in (".html", ".htm"):
-        buf = io.BytesIO()
-        fig.savefig(buf, format="png")
-        from .html import page
+    try:
+        if suffix in (".html", ".htm"):
+            from .html import page
 
-        tmp.write_text(page(report, base64.b64encode(buf.getvalue()).decode("ascii")), encoding="utf-8")
-    else:
-        fig.savefig(tmp, format=suffix[1:])
-    plt.close(fig)
-    tmp.replace(out)
-    return out
+            data: str | bytes = page(report, base64.b64encode(figure_bytes(fig, "png")).decode("ascii"))
+        else:
+            data = figure_bytes(fig, suffix[1:])
+    finally:
+        plt.close(fig)
+    write_file(target or Path(path), data)
+    return Path(path)

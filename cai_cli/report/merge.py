@@ -12,12 +12,11 @@ eval results (`--gold`) and from `cai label-prefs --gold` summaries, which `cai 
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 from ..errors import CaiError
 from ..filekinds import EVAL_REPORT, LABEL_PREFS_SUMMARY
-from ..jsonl import read_lines
+from ..jsonl import read_rows
 from ..stats import DEFAULT_BOOTSTRAP
 
 
@@ -39,10 +38,10 @@ def load_results(paths: list[str], *, bootstrap: int = DEFAULT_BOOTSTRAP, seed: 
     calibration: list[dict] = []
     players_of: dict[str, tuple[str, str]] = {}  # rows file -> (model, baseline) of its games
     for path in paths:
-        if (prefs := _label_prefs_summary(path)) is not None:
-            calibration += _label_prefs_calibration(prefs, path)
-            continue
         content = _read(path)
+        if isinstance(content, dict) and content.get("kind") == LABEL_PREFS_SUMMARY:
+            calibration += _label_prefs_calibration(content, path)
+            continue
         if isinstance(content, list):  # eval output rows; a dict is a summary
             summary = summarize(content, bootstrap=bootstrap, seed=seed, source=path)
             for crit, cs in comparisons_of(content).items():
@@ -89,22 +88,6 @@ def _check_paths(paths: list[str]) -> None:
     for path in paths:
         if Path(path).is_dir():
             raise CaiError(f"{path}: is a folder; give the results files in it (for example {Path(path) / '*.jsonl'})")
-
-
-def _label_prefs_summary(path: str) -> dict | None:
-    """The summary of `cai label-prefs` (OUT.summary.json) at PATH, or None when PATH is something else.
-
-    Only the first line is read unless it opens a JSON object on its own (an indented summary), so a large
-    rows file is not read twice."""
-    try:
-        with open(path, encoding="utf-8", errors="replace") as f:
-            first = f.readline()
-            if first.strip() != "{":
-                return None
-            whole = json.loads(first + f.read())
-    except (OSError, ValueError):
-        return None  # _read says what is wrong with the file
-    return whole if isinstance(whole, dict) and whole.get("kind") == LABEL_PREFS_SUMMARY else None
 
 
 def _label_prefs_calibration(summary: dict, path: str) -> list[dict]:
@@ -244,25 +227,22 @@ def report_from_summary(summary: dict) -> dict:
 
 
 def _read(path: str) -> list[dict] | dict:
-    """The rows of eval output JSONL (a list), or a summary JSON (a dict); any other file is one line saying what it is."""
+    """The rows of eval output JSONL (a list), or a summary JSON (a dict: eval's, or label-prefs'), read strictly; any
+    other file is one line saying what it is."""
     from ..eval.stats import eval_info
     from ..filekinds import EVAL_SUMMARY, describe_rows
-    from ..jsonl import NotJsonl
+    from ..jsonl import EmptyInput, NotJsonl
 
     try:
-        lines = read_lines(path)
+        rows = read_rows(path, "`cai report` reads what `cai eval` writes (its rows JSONL or its summary JSON)")
     except NotJsonl as exc:
         if isinstance(exc.document, dict) and exc.document.get("kind") == EVAL_SUMMARY:
             return _checked_summary(path, exc.document)
+        if isinstance(exc.document, dict) and exc.document.get("kind") == LABEL_PREFS_SUMMARY:
+            return exc.document
         raise CaiError(f"{path}: {exc.what}, not `cai eval` output (its rows JSONL or its summary JSON)") from None
-    rows: list[dict] = []
-    for item in lines:
-        if item.error is not None:
-            raise CaiError(f"{item.error}; `cai report` reads what `cai eval` writes (its rows JSONL or its summary JSON)")
-        assert item.row is not None  # a line without an error has its row
-        rows.append(item.row)
-    if not rows:
-        raise CaiError(f"{path}: empty (no rows); `cai report` reads what `cai eval` writes")
+    except EmptyInput:
+        raise CaiError(f"{path}: empty (no rows); `cai report` reads what `cai eval` writes") from None
     try:
         eval_info(rows, path)
     except CaiError:

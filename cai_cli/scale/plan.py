@@ -21,7 +21,6 @@ rows, are the device-seconds of that stage.
 from __future__ import annotations
 
 import math
-import tempfile
 import time
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
@@ -142,28 +141,36 @@ class TokenCounter:
 
 
 def read_sample(path: str | None, size: int) -> tuple[list[dict], int]:
-    """The first SIZE valid rows of the input (ids set as the stages set them) and how many valid rows it has."""
+    """The first SIZE rows of the input (ids set as the stages set them) and how many rows it has. Every row is read
+    and checked as a stage checks it: a line that is not a row, or a row without a conversation, is one line naming
+    file, line and field, never left out of the count."""
+    from ..errors import InputError
     from ..jsonl import InputSource
-    from ..rows import row_id
+    from ..rows import FieldProblem, RowIds, check_conversation
 
     source = InputSource(path)
     sample: list[dict] = []
     count = 0
+    ids = RowIds()
     try:
         for item in source.lines():
-            if item is None or item.row is None:
+            if item is None:
                 continue
-            if not (item.row.get("prompt") or item.row.get("messages")):
-                continue
+            if item.error is not None:
+                raise item.error
+            assert item.row is not None  # a line without an error has its row
+            try:
+                check_conversation(item.row)
+            except FieldProblem as problem:
+                raise InputError(problem.message, file=source.name, line=item.line, field=problem.field) from None
             count += 1
+            rid = ids(item.row)
             if len(sample) < size:
-                row = dict(item.row)
-                row.setdefault("id", row_id(row))
-                sample.append(row)
+                sample.append({**item.row, "id": rid})
     finally:
         source.close()
     if not sample:
-        raise CaiError(f"{path or '<stdin>'}: no rows with `prompt` or `messages` to plan for")
+        raise CaiError(f"{source.name}: no rows (the input is empty)")
     return sample, count
 
 
@@ -262,7 +269,7 @@ def build_stages(engine_opts, sampling, constitution, cfg: PlanConfig) -> dict[s
 def measure(sample: Sequence[dict], stages: dict[str, Any], cfg: PlanConfig, n_rows: int) -> tuple[dict[str, float], float]:
     """Run the pipeline here on N_ROWS sample rows, stage after stage through the runner; per stage its
     seconds per row (the engine loaded before the clock starts), and the mean tokens per generated text."""
-    from ..jsonl import write_atomic
+    from ..output import temporary_folder, write_rows
     from ..runner import RunOptions, run_stage
 
     rows = list(sample[:n_rows])
@@ -272,14 +279,14 @@ def measure(sample: Sequence[dict], stages: dict[str, Any], cfg: PlanConfig, n_r
     for stage in stages.values():
         stage.engine = first.engine  # one model for the whole pipeline, loaded once, before any clock starts
     texts = tokens = 0.0
-    with tempfile.TemporaryDirectory(prefix="cai-plan-") as tmp:
-        current = Path(tmp) / "in.jsonl"
-        write_atomic(current, rows)
+    with temporary_folder("cai-plan-") as tmp:
+        current = tmp / "in.jsonl"
+        write_rows(current, rows)
         prompts = current
 
         def step(label: str, stage, source: Path) -> Path:
             nonlocal texts, tokens
-            target = Path(tmp) / f"{label.replace(' ', '_')}.jsonl"
+            target = tmp / f"{label.replace(' ', '_')}.jsonl"
             before = stage.stats.tokens_out
             started = time.monotonic()
             run_stage(stage, RunOptions(input=str(source), output=str(target), progress=False, batch_size=max(1, len(rows))))

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import math
-import os
 import sys
 import time
 from pathlib import Path
@@ -31,9 +30,9 @@ class MetricsCallback(TrainerCallback):
             return
         record = {"step": state.global_step, "epoch": state.epoch, "time": round(time.time(), 3)}
         record.update({k: _plain(v) for k, v in logs.items()})
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        with self.path.open("a", encoding="utf-8") as fh:
-            fh.write(json.dumps(record) + "\n")
+        from ..output import append_rows
+
+        append_rows(self.path, [record])
 
 
 def rewind_metrics(path: Path, history: list[dict]) -> None:
@@ -52,9 +51,9 @@ def rewind_metrics(path: Path, history: list[dict]) -> None:
         except ValueError:
             break
         kept.append(line + "\n")
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text("".join(kept), encoding="utf-8")
-    os.replace(tmp, path)
+    from ..output import write_file
+
+    write_file(path, "".join(kept))
 
 
 class ContinuedSchedule(TrainerCallback):

@@ -159,6 +159,7 @@ def train_policy(
                            "makes them all the same, so nothing would be learned; give a temperature above 0 (trl's default is 1.0)")
         if charter is not None:
             _check_weights(plan.config, charter)
+        _check_enough_prompts(algo, plan.config, len(examples))
     settings: dict[str, Any] = {"algo": algo}
     if algo == "dpo":
         settings["soft_labels"] = soft
@@ -242,6 +243,25 @@ def _check_weights(config, charter: Constitution) -> None:
     weights = list(config.reward_weights or [])
     if len(weights) != len(names):
         raise CaiError(f"reward_weights: {len(weights)} weights for {len(names)} rewards; give one per reward, in this order: {', '.join(names)}")
+
+
+def prompts_per_step(config) -> int:
+    """How many distinct prompts one step of GRPO or RLOO samples: its generation batch (--batch-size x gradient
+    accumulation x processes completions) shared out as --num-generations completions per prompt. trl's sampler drops
+    a last group smaller than this, so with fewer prompts no step is ever formed."""
+    return max(1, int(config.generation_batch_size) // max(1, int(config.num_generations)))
+
+
+def _check_enough_prompts(algo: str, config, prompts: int) -> None:
+    """Before any model loads: at least one step's worth of prompts (fewer would train nothing, silently)."""
+    need = prompts_per_step(config)
+    if prompts < need:
+        raise CaiError(
+            f"train-policy: {prompts} prompt{'s' if prompts != 1 else ''}, fewer than one {algo} step takes: {need} prompts x "
+            f"{config.num_generations} completions (--batch-size {config.per_device_train_batch_size} x gradient accumulation "
+            f"{config.gradient_accumulation_steps} x {config.world_size} processes / --num-generations {config.num_generations}); "
+            f"give at least {need} prompts, or lower --batch-size"
+        )
 
 
 def _judge_plan(judge: JudgeOptions, charter: Constitution, cfg: JudgeRewardConfig, config) -> str:

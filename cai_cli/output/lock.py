@@ -1,4 +1,4 @@
-"""One writer per output: the lock a run holds on its side file."""
+"""One writer per output: the lock a run holds on its side file (or eval on its work folder's lock file)."""
 
 from __future__ import annotations
 
@@ -11,9 +11,9 @@ from pathlib import Path
 from ..errors import CaiError
 
 
-class SideFileLock:
-    """One writer per output: from its start to its end a run holds an exclusive lock (flock) on its side file,
-    created empty if need be. A second run on the same output stops at once with one line naming the holder.
+class OutputLock:
+    """One writer per output: from its start to its end a run holds an exclusive lock (flock) on its side file (PATH;
+    `cai eval` locks OUT.work/lock before it writes anything in its work folder), created empty if need be. A second run on the same output stops at once with one line naming the holder.
     The kernel drops a killed run's lock, so it never blocks the resume; and where a process the killed run
     forked (an engine's worker) still holds it, the side file is carried over to a new file that is not locked.
     """

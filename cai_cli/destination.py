@@ -1,4 +1,5 @@
-"""Where one run's finished input rows go, a record at a time (see resume/side_file.py for a record).
+"""Where one run's finished input rows go, a record at a time (see resume/side_file.py for a record); every file it
+writes, it writes through output/.
 
 With -o OUT: into the side file, which the run holds locked (it is OUT's only writer), a batch at a time; at the
 end OUT and the dropped rows are assembled from it in input order, and the stage's summary is counted from those
@@ -10,19 +11,16 @@ from __future__ import annotations
 from collections.abc import Callable
 from pathlib import Path
 
-from ..errors import CaiError
-from ..jsonl import AtomicWriter
-from ..resume import AppendLog, SideFile, SideFileLock, open_side_file, scan_side_file, side_records
-from .files import SetAside, take_back, write_summary
-from .plan import Outputs, check_room
-from .stream import RowStream
+from .errors import CaiError
+from .output import AppendLog, AtomicWriter, OutputLock, Outputs, RowStream, SetAside, check_room, take_back, write_summary
+from .resume import SideFile, open_side_file, scan_side_file, side_records
 
 
 class Destination:
-    def __init__(self, outputs: Outputs, name: str, recount: Callable[[dict], None]):
-        self.outputs, self.name, self.recount = outputs, name, recount
+    def __init__(self, outputs: Outputs, where: Callable[[int], tuple[str, int]], recount: Callable[[dict], None]):
+        self.outputs, self.where, self.recount = outputs, where, recount
         self.partial = outputs.partial
-        self.lock: SideFileLock | None = None
+        self.lock: OutputLock | None = None
         self.side: SideFile | None = None  # what an earlier run finished, when resuming
         self.sink: AppendLog | None = None
         self.stream: RowStream | None = None
@@ -66,19 +64,26 @@ class Destination:
         self.rows_out += len(rows)
         for rec in records:
             for row in rec.get("dropped", ()):
-                self.set_aside.add(row, f"cai: dropped {self.name}:{rec['line']} ({row.get('id')}): {row['dropped']}")
+                file, line = self.where(rec["line"])
+                self.set_aside.add(row, f"cai: dropped {file}:{line} ({row.get('id')}): {row['dropped']}")
                 self.dropped += 1
             self.recount(rec)
 
     def finish(self, keep: Callable[[dict], bool] | None, summary: Callable[[], dict] | None) -> None:
-        """With -o OUT: OUT and the dropped rows from the records KEEP takes (None: none was selected), and the
-        SUMMARY JSON; without: the dropped rows' file closed."""
+        """With -o OUT: OUT and the dropped rows from the records KEEP takes (None: none was selected); without: the
+        dropped rows' file closed. Then the SUMMARY JSON, where there is a summary file."""
         if self.set_aside is not None:
             self.set_aside.finish()
-        if self.partial is None or self.outputs.out is None:
-            return
-        assert self.sink is not None and self.lock is not None  # -o OUT: open() took them
+        if self.partial is not None and self.outputs.out is not None:
+            self.assemble(keep)
+        if summary is not None and self.outputs.summary is not None:
+            write_summary(self.outputs.summary, summary())
+
+    def assemble(self, keep: Callable[[dict], bool] | None) -> None:
+        """OUT (and the dropped rows) from the side file, checked to be whole and still this run's."""
+        assert self.sink is not None and self.lock is not None and self.partial is not None and self.outputs.out is not None
         self.sink.write_held()  # notes no batch took: written, so a rerun can take back what they cover
+        self.sink.verify()  # another process cut the side file short: OUT would lack rows
         self.sink.close()
         if not self.lock.still_held():
             raise CaiError(f"{self.partial}: another run took this side file over while this one ran; rerun to finish")
@@ -89,8 +94,6 @@ class Destination:
         self.rows_out = assemble(self.outputs.out, side, dropped, keep or (lambda rec: False), self.recount)
         self.dropped = dropped.count
         self.sink.close()
-        if summary is not None and self.outputs.summary is not None:
-            write_summary(self.outputs.summary, summary())
 
     def close(self, finished: bool, failed: bool) -> None:
         """Put stdout back; let go of the side file, removed when OUT is complete (FINISHED without FAILED rows to
