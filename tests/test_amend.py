@@ -59,15 +59,20 @@ def test_amend_recomputes_exactly_the_rows_whose_section_changed_and_copies_the_
     after = read_jsonl(tmp_path / "c2.jsonl")
     marks = {r["id"]: r["meta"]["critique"]["amend"] for r in after}
     assert {rid for rid, m in marks.items() if m["action"] == "recomputed"} == used
-    assert all(m["reason"] == f"principle '{CHANGED_SECTION}' changed" for m in marks.values() if m["action"] == "recomputed")
+    assert all(m["reason"] == f"passage '{CHANGED_SECTION}' changed" for m in marks.values() if m["action"] == "recomputed")
     old_hash, new_hash = load_constitution(str(old)).hash, load_constitution(str(new)).hash
     for b, a in zip(before, after):
         if b["id"] in used:
             assert a["rounds"][-1]["constitution_hash"] == new_hash == a["meta"]["critique"]["constitution_hash"]
         else:  # copied as it was, marked with the hash it was made under
             assert a["rounds"] == b["rounds"] and a["meta"]["critique"]["constitution_hash"] == old_hash
-            assert marks[a["id"]] == {"action": "copied", "made_under": old_hash, "previous": str(tmp_path / "c1.jsonl")}
-    assert f"{len(before) - len(used)} rows copied (made under {old_hash}), {len(used)} recomputed ({len(used)} constitution changed)" in err
+            why = f"unchanged: what its model was shown (passage '{a['rounds'][-1]['principle']}')"
+            if a["rounds"][-1]["principle"].startswith("hard-constraint:"):
+                why = f"unchanged: what its model was shown (principle '{a['rounds'][-1]['principle']}')"
+            assert marks[a["id"]] == {"action": "copied", "made_under": old_hash, "why": why, "previous": str(tmp_path / "c1.jsonl")}
+    copied = len(before) - len(used)
+    assert (f"{copied} rows copied ({copied} what its model was shown is unchanged; made under {old_hash}), {len(used)} recomputed "
+            f"({len(used)} constitution changed)") in err
     # The recomputed rows are what a fresh run under the new constitution gives them.
     run("critique", str(src), "-c", str(new), "-o", str(tmp_path / "fresh.jsonl"))
     fresh = {r["id"]: r for r in read_jsonl(tmp_path / "fresh.jsonl")}
@@ -91,7 +96,8 @@ def test_amend_after_a_changed_constraint_recomputes_every_gated_row_and_without
     moved.write_text(TINY.replace("never encourage self-harm.", "never encourage or explain self-harm."))
     run("critique", str(src), "-c", str(moved), "--amend", str(tmp_path / "c1.jsonl"), "-o", str(tmp_path / "c3.jsonl"))
     reasons = {r["meta"]["critique"]["amend"].get("reason") for r in read_jsonl(tmp_path / "c3.jsonl")}
-    assert reasons == {"hard constraint 'never-encourage-self-harm' was removed"}  # its id follows its words
+    # the gate quotes every constraint with the passage stating them, which changed: every gated round is recomputed
+    assert reasons == {"hard constraint 'never-give-weapon-blueprints' changed"}
     # other settings are never mixed in: a different seed recomputes everything
     err = run("critique", str(src), "-c", str(old), "--seed", "7", "--amend", str(tmp_path / "c1.jsonl"), "-o", str(tmp_path / "c4.jsonl"))
     assert "0 rows copied" in err and "4 other settings" in err

@@ -56,10 +56,11 @@ def critique(
     routing: o.RoutingOpt = None,
     gate_threshold: o.GateThresholdOpt = VIOLATION_THRESHOLD,
     amend: o.AmendOpt = None,
+    passage_tokens: o.PassageTokensOpt = None,
 ):
     """Critique each row's current `response` against one principle (a Markdown constitution: one section), chosen per row and per round (seeded).
 
-    Appends a round {principle, section, tier, routing, relevance, when, response_label, operator, gate, constitution_hash, principle_hash, critique_request, critique, critique_finish_reason} to `rounds`. The principle is drawn among those whose `when` holds for the response (by the refusal detector) and the conversation (with or without a system message); --routing relevance ranks them against the conversation (BM25) and weighs them by tier. A section is quoted (long ones cut at a paragraph) and the critique asked to cite it; a row's system message (the operator's instructions) is shown with the request. The model first sees the worked examples, each marked as a separate example. Chain with `cai revise`; repeat the pair for more rounds. See docs/critique-revise.md and docs/constitutions.md.
+    Appends a round {principle, section, passage, passage_hash, tier, routing, relevance, matched, when, response_label, operator, gate, constitution_hash, principle_hash, critique_request, critique, critique_finish_reason} to `rounds`. The principle is drawn among those whose `when` holds for the response (by the refusal detector) and the conversation (with or without a system message); --routing relevance ranks them against the conversation (BM25), relevance first, tiers reordering only comparably relevant passages, and a hard constraint the conversation names takes the round. A Markdown constitution's passage (--passage-tokens) is quoted whole and the critique asked to cite it; a row's system message (the operator's instructions) is shown with the request. The model first sees the worked examples, each marked as a separate example. Chain with `cai revise`; repeat the pair for more rounds. See docs/critique-revise.md and docs/constitutions.md.
 
     Hard constraints are a gate: the response is checked against each one (a scored yes/no pair, `gate`: P(violation) per constraint); where it likely crosses one, the round critiques it against that constraint instead (routing "hard-constraint", `gated` says why). A principle meant for over-refusals (`when: refused`) is drawn on a refusal only where the model judges the request harmless (`request_harm`). --amend PREVIOUS recomputes only the rows a changed constitution touches.
 
@@ -72,7 +73,7 @@ def critique(
     from ..stages.critique import Critique
 
     charter, examples, source = _charter_and_examples(constitution, few_shot_file)
-    stage = Critique(common.engine_options(), common.sampling(), charter, few_shot, examples, source, routing, gate_threshold)
+    stage = Critique(common.engine_options(), common.sampling(), charter, few_shot, examples, source, routing, gate_threshold, passage_tokens)
     run_stage(_amending(stage, amend), common.run_options())
 
 
@@ -445,6 +446,7 @@ def label_prefs(
     tier_confidence: o.TierConfidenceOpt = LabelConfig.tier_confidence,
     gate_threshold: o.GateThresholdOpt = LabelConfig.gate_threshold,
     amend: o.AmendOpt = None,
+    passage_tokens: o.PassageTokensOpt = None,
 ):
     """Label preference pairs with an AI judge: soft p_chosen from option log-probs, both orders, K principles.
 
@@ -479,7 +481,7 @@ def label_prefs(
             cfg.principles = parse_principles(principles, askable(charter))
         if judge_examples:
             cfg.examples, cfg.examples_source = load_judge_examples(judge_examples), judge_examples
-    stage = _amending(LabelPrefs(common.engine_options(), common.sampling(), charter, cfg), amend)
+    stage = _amending(LabelPrefs(common.engine_options(), common.sampling(), charter, cfg, passage_tokens), amend)
     run_stage(stage, common.run_options())  # dropped pairs go to OUT.dropped.jsonl, counted; the summary to OUT.summary.json
 
 

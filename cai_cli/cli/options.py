@@ -202,8 +202,18 @@ RoutingOpt = Annotated[
     Optional[Routing],
     typer.Option(
         "--routing", show_default="relevance for a document, uniform for a list",
-        help="relevance: per row and round, a principle (a document: a section) relevant to the conversation, ranked "
-        "with BM25 and drawn with --seed, weighted by relevance and tier. uniform: the original method's uniform draw.",
+        help="relevance: per row and round, a principle (a document: a passage, or a hard constraint the conversation "
+        "names) relevant to the conversation, ranked with BM25, drawn with --seed among the comparably relevant, tier "
+        "weights reordering only those. uniform: the original method's uniform draw.",
+        rich_help_panel=MODEL_PANEL,
+    ),
+]
+PassageTokensOpt = Annotated[
+    Optional[int],
+    typer.Option(
+        "--passage-tokens", show_default="an eighth of the model's context, at most 512",
+        help="A Markdown constitution is split into passages of at most this many tokens (estimated, 4 characters a "
+        "token), never inside a list or after a lead-in: what routing ranks and the model is shown, whole.",
         rich_help_panel=MODEL_PANEL,
     ),
 ]

@@ -9,8 +9,9 @@
   (`priorities`), maps sections to tiers (a section inherits from the nearest one above it), says where
   the hard constraints are, and may give a section `when` or `route: false`. A document without a header
   loads too: every section is routed by relevance alone, with no tiers and no hard constraints.
-* Every routed section becomes a critique principle (requests.py words the requests), so the stages see
-  `critiques` as they do for a list constitution.
+* Every section is split into passages within a token budget (passages.py); every routed passage becomes a
+  critique principle (requests.py words the requests), so the stages see `critiques` as they do for a list
+  constitution.
 
 Markdown is parsed with markdown-it-py (CommonMark), so code blocks and setext headings are read as a
 Markdown reader reads them.
@@ -25,7 +26,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ..errors import ConstitutionError
-from .model import ComparisonPrinciple, Constitution, CritiquePrinciple, FewShotExample, HardConstraint, Section
+from .model import ComparisonPrinciple, Constitution, FewShotExample, HardConstraint, Section
 from .parsing import read_text
 
 if TYPE_CHECKING:
@@ -202,7 +203,8 @@ def build_document(header: s.DocumentHeader, raw: list[RawSection], title: str |
                    default_name: str) -> Constitution:
 
     from .parsing import check_unique, few_shot_example
-    from .requests import section_critique_request, section_revision_request
+    from .passages import DEFAULT_PASSAGE_TOKENS
+    from .requests import sized
 
     priorities = list(header.priorities)
     check_priorities(priorities, where)
@@ -247,20 +249,16 @@ def build_document(header: s.DocumentHeader, raw: list[RawSection], title: str |
                 f"{', '.join(priorities)}, or give it route: false"
             )
         sections.append(Section(r.id, r.title, r.path, r.level, r.text, r.line, tier, inherited(r.id, "when") or "always", routed))
-    critiques = tuple(
-        CritiquePrinciple(sec.id, section_critique_request(sec), section_revision_request(sec), sec.when, sec.tier, sec.id)
-        for sec in sections if sec.routed
-    )
-    if not critiques:
+    if not any(sec.routed for sec in sections):
         raise ConstitutionError(f"{where}: sections: none is left to route (every section is empty, the constraints, or route: false)")
     check_unique([p.id for p in header.comparisons], where, "comparisons")
     for i, q in enumerate(header.comparisons):
         _check_tier(q.tier, priorities, where, f"comparisons[{i}].tier")
     few_shot: tuple[FewShotExample, ...] = tuple(few_shot_example(ex) for ex in header.few_shot or [])
-    return Constitution(
+    return sized(Constitution(
         name=header.name or default_name,
         description=header.description or (title or ""),
-        critiques=critiques,
+        critiques=(),
         comparisons=tuple(ComparisonPrinciple(q.id, q.question, q.tier) for q in header.comparisons),
         few_shot=few_shot,
         source=source,
@@ -268,7 +266,7 @@ def build_document(header: s.DocumentHeader, raw: list[RawSection], title: str |
         priorities=tuple(priorities),
         sections=tuple(sections),
         hard_constraints=tuple(constraints),
-    )
+    ), DEFAULT_PASSAGE_TOKENS)
 
 
 def _listed_constraints(items: list[s.HardConstraintSpec], where: str) -> list[HardConstraint]:

@@ -19,7 +19,8 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from ..constitution import Constitution, CritiquePrinciple, FewShotExample, examples_hash
-from ..constitution.requests import constraint_principle
+from ..constitution.passages import budget_for
+from ..constitution.requests import constraint_principle, sized
 from ..constitution.routing import Router, Routing, conversation_text
 from ..errors import ConstitutionError, RowFailure
 from ..judge.gate import VIOLATION_THRESHOLD, Gate, GateResult
@@ -111,6 +112,7 @@ class Pick:
     routing: str  # "relevance" | "uniform" | GATE_ROUTING
     relevance: float | None
     label: str  # the refusal detector's label of the response
+    matched: tuple[str, ...] = ()  # the words of the conversation that matched the principle (relevance routing)
     gate: GateResult | None = None  # None: the constitution has no hard constraints
     gated: str | None = None  # why the gate chose this round's principle
     request_harm: dict | None = None  # the harmful-request judgement, where it was asked
@@ -122,7 +124,9 @@ class Critique(FewShotStage):
 
     def __init__(self, engine_opts, sampling, constitution: Constitution, few_shot: int | None = None,
                  examples: Sequence[FewShotExample] | None = None, examples_source: str | None = None,
-                 routing: Routing | None = None, gate_threshold: float = VIOLATION_THRESHOLD):
+                 routing: Routing | None = None, gate_threshold: float = VIOLATION_THRESHOLD, passage_tokens: int | None = None):
+        # A document's passages sized for this model (or --passage-tokens): what routing ranks and the critic is shown.
+        constitution = sized(constitution, budget_for(engine_opts.model, engine_opts.max_model_len, passage_tokens))
         super().__init__(engine_opts, sampling, constitution, few_shot, examples, examples_source)
         if not constitution.critiques:
             raise ConstitutionError(f"{constitution.source}: has no critique principles, which `cai critique` needs")
@@ -134,7 +138,8 @@ class Critique(FewShotStage):
         return int(is_cut(round_finish_reason(row, -1, "critique")))  # this round's critique
 
     def settings(self) -> dict:
-        return {**super().settings(), "routing": self.router.routing.value, **({"gate_threshold": self.gate.threshold} if self.gate else {})}
+        return {**super().settings(), "routing": self.router.routing.value, **({"gate_threshold": self.gate.threshold} if self.gate else {}),
+                **({"passage_tokens": self.constitution.passage_tokens} if self.constitution.is_document else {})}
 
     def summary(self) -> str:
         e = self.stats.extra
@@ -168,7 +173,7 @@ class Critique(FewShotStage):
             cid = gate.crossed[0]
             constraint = next(h for h in self.constitution.hard_constraints if h.id == cid)
             why = f"P(violation) {gate.violations[cid]:.2f} > {gate.threshold}: this round critiques the response against hard constraint '{cid}'"
-            return Pick(constraint_principle(self.constitution, constraint), GATE_ROUTING, None, label, gate, why)
+            return Pick(constraint_principle(self.constitution, constraint), GATE_ROUTING, None, label, (), gate, why)
         operator = operator_instructions(row) is not None
         eligible = [p for p in self.constitution.critiques if p.applies_to(label, operator)]
         request_harm = None
@@ -190,7 +195,14 @@ class Critique(FewShotStage):
         used = [r.get("principle") for r in rounds]
         text = conversation_text(conversation(row), row["response"])
         route = self.router.route(eligible, text, self.sampling.seed, str(row["id"]), len(rounds), used)
-        return Pick(route.principle, route.routing.value, route.relevance, label, gate, None, request_harm)
+        return Pick(route.principle, route.routing.value, route.relevance, label, route.matched, gate, None, request_harm)
+
+    def passage_fields(self, principle: CritiquePrinciple) -> dict:
+        """What a round records of the passage it showed: its id, its content hash and the budget it was cut under."""
+        if principle.passage is None:
+            return {}
+        passage = self.constitution.passage_by_id(principle.passage)
+        return {"passage": passage.id, "passage_hash": passage.hash, "passage_tokens": self.constitution.passage_tokens}
 
     def request(self, row: dict, principle: CritiquePrinciple) -> str:
         """The critique request as shown: the principle's, then the operator's instructions where the row has some."""
@@ -255,9 +267,11 @@ class Critique(FewShotStage):
             rounds.append({
                 "principle": principle.id,
                 **({"section": principle.section} if principle.section is not None else {}),
+                **self.passage_fields(principle),
                 "tier": principle.tier,
                 "routing": pick.routing,
                 "relevance": pick.relevance,
+                **({"matched": list(pick.matched)} if pick.matched else {}),
                 "when": principle.when,
                 "response_label": pick.label,
                 "operator": operator_instructions(row) is not None,
@@ -265,7 +279,7 @@ class Critique(FewShotStage):
                 **({"gated": pick.gated} if pick.gated is not None else {}),
                 **({"request_harm": pick.request_harm} if pick.request_harm is not None else {}),
                 "constitution_hash": self.constitution.hash,
-                "principle_hash": principle.hash,
+                "principle_hash": principle.critique_hash,
                 "critique_request": request,
                 "critique": comp.texts[0].strip(),
                 CRITIQUE_FINISH: finish_reason(comp),  # in the round: a later round's critique must not overwrite it

@@ -108,6 +108,9 @@ class JudgeRewards:
                     row[self.reference_field] = g.reference
                 row["rewards"] = {"candidates": [total(p, names, self.weights) for p in parts]}
                 row["reward_parts"] = {"candidates": parts}
+                passages = self.reward.passages(g.conversation)
+                if passages:  # what each reward asked about, as `cai score --judge` records it
+                    row["reward_passages"] = passages
                 fh.write(json.dumps(row, ensure_ascii=False) + "\n")
 
     def value(self, name: str, count: int) -> list[float | None]:
