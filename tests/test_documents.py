@@ -540,3 +540,26 @@ def test_show_lists_sections_tiers_and_constraints():
     assert result.exit_code == 0
     for text in ("safe > ethical > guidelines > helpful", "hard constraint", "tier: safe", "when: operator", "(not routed)"):
         assert text in result.stdout
+
+
+def test_constitution_route_shows_each_rows_top_passages_scores_and_matched_words(tmp_path):
+    rows = write_jsonl(tmp_path / "r.jsonl", [{"id": "g", "prompt": GUN}, {"id": "w", "prompt": WIFI, "response": "I can't help with that."},
+                                              {"id": "op", "messages": [{"role": "system", "content": "Stay on the subject of cooking."},
+                                                                        {"role": "user", "content": "Follow the operator's instructions?"}]}])
+    result = invoke("constitution", "route", str(rows), "-c", "assistant", "--top", "4", "--json")
+    assert result.exit_code == 0, result.stderr
+    g, w, op = [json.loads(line) for line in result.stdout.splitlines()]
+    assert [r["id"] for r in g["top"][:2]] == [GUN_CONSTRAINT, WEAPONS] and all(r["comparable"] for r in g["top"][:2])
+    assert "gun" in g["top"][1]["matched"] and g["expanded"] == ["firearm weapon gun"] and len(g["top"]) == 4
+    assert w["top"][0]["id"] == HACKING and w["top"][0]["hash"] == load_constitution("assistant").passage_by_id(HACKING).hash
+    assert op["top"][0]["id"] == "following-guidelines/working-for-an-operator" and op["top"][0]["when"] == "operator"
+    assert "following-guidelines/talking-with-someone-directly" not in {r["id"] for r in op["top"]}  # its `when` rules it out
+    from typer.testing import CliRunner
+
+    from cai_cli.cli import app
+
+    table = CliRunner().invoke(app, ["constitution", "route", str(rows), "-c", "assistant"], env={"COLUMNS": "250"})
+    assert table.exit_code == 0 and "*being-safe/weapons-and-serious-harm" in table.stdout and "untraceable" in table.stdout
+    bad = write_jsonl(tmp_path / "bad.jsonl", [{"id": "x", "prompt": "ok"}, {"id": "y"}])
+    result = invoke("constitution", "route", str(bad), "-c", "assistant")
+    assert result.exit_code == 2 and result.stderr.strip().startswith(f"cai: error: {bad}:2: field 'prompt': missing")

@@ -642,6 +642,36 @@ def constitution_diff(old: o.ConstitutionArg, new: o.ConstitutionArg):
     print(format_changes(before, after, diff_constitutions(before, after)))
 
 
+@command(constitution_app, "route")
+def constitution_route(rows: o.RouteRowsArg, constitution: o.ConstitutionOpt = None, top: o.RouteTopOpt = 3, json_out: o.PrintJsonOpt = False,
+                       passage_tokens: o.PassageTokensOpt = None):
+    """Show why each row gets its passage: per row, the passages (and hard constraints) relevance routing ranks first, with their scores and the words that matched.
+
+    A * marks the comparably relevant ones a round is drawn among. --json prints one object per row.
+
+    Example:
+
+        cai constitution route examples/red_team.jsonl -c assistant --top 5
+    """
+    import json
+
+    from rich.console import Console
+
+    from ..constitution import load_constitution
+    from ..constitution.display import route_table
+    from ..constitution.passages import budget_for
+    from ..constitution.requests import sized
+    from ..constitution.routing import route_rows
+
+    charter = sized(load_constitution(constitution), budget_for(None, override=passage_tokens))
+    explained = route_rows(rows, charter, top)
+    if json_out:
+        for rid, info in explained:
+            print(json.dumps({"id": rid, **info}, ensure_ascii=False))
+    else:
+        Console().print(route_table(explained, charter))
+
+
 @command(constitution_app, "coverage")
 def constitution_coverage(rows: o.CoverageRowsArg, constitution: o.CoverageConstitutionOpt = None, json_out: o.CoverageJsonOpt = False):
     """How often critique rounds used each section (or principle) and tier, and which sections were never used.

@@ -228,6 +228,9 @@ CoverageConstitutionOpt = Annotated[
     typer.Option("--constitution", "-c", help="List the sections this constitution routes that no round used (default: the one the rows record, where it loads)."),
 ]
 CoverageJsonOpt = Annotated[bool, typer.Option("--json", help="Print the counts as JSON instead of a table.")]
+RouteRowsArg = Annotated[str, typer.Argument(help="JSONL rows with `prompt` or `messages` (and `response`, ranked with them as critique does; '-' reads stdin).")]
+RouteTopOpt = Annotated[int, typer.Option("--top", min=1, help="How many passages (or principles, constraints) to show per row, best first.")]
+PrintJsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON (one object per line where there are several) instead of a table.")]
 RewardModelOpt = Annotated[Optional[str], typer.Option("--reward-model", help="A reward model folder from `cai train-rm`.", rich_help_panel=MODEL_PANEL)]
 
 TensorParallelOpt = Annotated[int, typer.Option("--tensor-parallel-size", min=1, help="vLLM: GPUs per model.", rich_help_panel=SERVE_PANEL)]

@@ -61,3 +61,25 @@ def _esc(text: str) -> str:
     from rich.markup import escape
 
     return escape(text)
+
+
+def route_table(explained: list[tuple[str, dict]], constitution: Constitution):
+    """A rich Table for `cai constitution route`: per row, its first passages with their scores and matched words."""
+    from rich.table import Table
+
+    title = f"routing: {constitution.name} [dim]({len(constitution.critiques)} routed units, passages of at most {constitution.passage_tokens} tokens)[/dim]"
+    table = Table(title=title, caption="* comparably relevant: the draw is among these (a named hard constraint takes the round)", show_lines=True)
+    table.add_column("row", overflow="fold")
+    table.add_column("#", justify="right")
+    table.add_column("passage / constraint", overflow="fold")
+    table.add_column("tier")
+    table.add_column("score", justify="right")
+    table.add_column("matched words", overflow="fold")
+    for rid, info in explained:
+        for n, r in enumerate(info["top"], 1):
+            mark = "*" if r["comparable"] else ""
+            when = f" [dim](when: {r['when']})[/dim]" if "when" in r else ""
+            first = _esc(rid) + (f"\n[dim]+ {_esc('; '.join(info['expanded']))}[/dim]" if info["expanded"] and n == 1 else "")
+            table.add_row(first if n == 1 else "", str(n), f"{mark}{_esc(r['id'])}{when}", r["tier"] or "-", f"{r['score']:.2f}",
+                          _esc(", ".join(r["matched"])) or "[dim]none[/dim]")
+    return table
