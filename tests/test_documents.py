@@ -520,13 +520,20 @@ def test_import_drafts_a_header_that_loads(tmp_path):
     doc = write(tmp_path, body, "policy.md")
     result = invoke("constitution", "import", str(doc), "--sidecar")
     assert result.exit_code == 0, result.stderr
-    assert "priorities: [safe, ethical, guidelines, helpful]" in result.stdout
+    # the order the document states in a sentence ("...: being safe, being ethical, ..."), read as the tiers
+    assert ("priorities: [safe, ethical, guidelines, helpful]   # highest first; read from 'How to weigh these priorities' (line 10): "
+            "being safe, being ethical, following the guidelines of whoever deployed it, being genuinely helpful") in result.stdout
     assert "being-safe: safe   # heading says 'safe'" in result.stdout
+    assert "how-to-weigh-these-priorities: helpful" in result.stdout  # guidance: routed
     assert "hard_constraints: being-safe/hard-constraints" in result.stdout
     assert "preamble (" in result.stderr and "not routed" in result.stderr
     c = load_constitution(str(doc))  # the sidecar it wrote
     assert c.tier_of(WEAPONS).name == "safe" and c.tier_of("being-ethical/honesty").name == "ethical"
+    assert [(q.id, q.tier) for q in c.comparisons] == [(t, t) for t in ("safe", "ethical", "guidelines", "helpful")]  # one per tier
     assert [h.text for h in c.hard_constraints] == [h.text for h in load_constitution("assistant").hard_constraints]
+    plain = invoke("constitution", "import", str(write(tmp_path, "# Rules\n\n## Kindness\n\nBe kind.\n\n## Summary\n\nBe kind.\n", "plain.md")))
+    assert "priorities: [safe, ethical, guidelines, helpful]   # highest first; a default: the document states no order" in plain.stdout
+    assert "summary: {route: false}" in plain.stdout
     again = invoke("constitution", "import", str(doc), "--sidecar")
     assert again.exit_code == 2 and "policy.header.yaml: exists; not overwritten" in again.stderr
 

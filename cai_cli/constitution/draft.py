@@ -54,7 +54,7 @@ CUES: dict[str, tuple[str, ...]] = {
 MATTER = re.compile(r"\b(overview|introduction|intro|preamble|preface|foreword|summary|contents|about this|how to read|"
                     r"acknowledg\w*|credits|contributors|thanks|glossary|appendix|changelog|license|licence|references|"
                     r"footnotes|further reading|on the word|a final word|afterword|colophon)\b", re.IGNORECASE)
-CONSTRAINT_HEADING = re.compile(r"hard constraint|constraints|bright line|red line|never do|absolute|non-negotiable", re.IGNORECASE)
+CONSTRAINT_HEADING = re.compile(r"hard constraint|constraints|bright line|red line|never do|never cross|absolute|non-negotiable", re.IGNORECASE)
 HEADING_WEIGHT = 5
 
 
@@ -148,7 +148,7 @@ def _labelled_items(text: str) -> list[list[tuple[str, str]]]:
 def stated_order(sections: list[RawSection]) -> Order:
     """The priority order the document states (see the module docstring), or DEFAULT_ORDER."""
     for sec in sections:
-        if not ORDER_WORDS.search(sec.text):
+        if not (ORDER_WORDS.search(sec.text) or ORDER_WORDS.search(sec.title)):
             continue
         for items in _labelled_items(sec.text):
             families = [_family(label) for label, _ in items]
@@ -166,6 +166,15 @@ def stated_order(sections: list[RawSection]) -> Order:
                 tiers.append(StatedTier(name, label, what, CUES.get(name, own)))
             numbered = ", ".join(f"{i}. {t.label}" for i, t in enumerate(tiers, 1))
             return Order(tuple(tiers), f"read from {sec.title!r} (line {sec.line}): {numbered}")
+    for sec in sections:  # the order written as a sentence: "...: being safe, being ethical, ... and being helpful."
+        for sentence in re.split(r"(?<=[.!?])\s+", " ".join(sec.text.split())):
+            if not (ORDER_WORDS.search(sentence) or ORDER_WORDS.search(sec.title)) or ":" not in sentence:
+                continue
+            items = [x.strip(" .;") for x in re.split(r",\s*(?:and\s+|or\s+)?|\s+and\s+", sentence.rsplit(":", 1)[1])]
+            families = [_family(x) for x in items if x]
+            if 2 <= len(families) <= 6 and all(families) and len(set(families)) == len(families):
+                tiers = [StatedTier(str(f), x, "", CUES[str(f)]) for f, x in zip(families, [x for x in items if x])]
+                return Order(tuple(tiers), f"read from {sec.title!r} (line {sec.line}): {', '.join(t.label for t in tiers)}")
     return DEFAULT_ORDER
 
 
