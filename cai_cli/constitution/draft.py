@@ -170,10 +170,10 @@ def stated_order(sections: list[RawSection]) -> Order:
         for sentence in re.split(r"(?<=[.!?])\s+", " ".join(sec.text.split())):
             if not (ORDER_WORDS.search(sentence) or ORDER_WORDS.search(sec.title)) or ":" not in sentence:
                 continue
-            items = [x.strip(" .;") for x in re.split(r",\s*(?:and\s+|or\s+)?|\s+and\s+", sentence.rsplit(":", 1)[1])]
-            families = [_family(x) for x in items if x]
+            aims = [x.strip(" .;") for x in re.split(r",\s*(?:and\s+|or\s+)?|\s+and\s+", sentence.rsplit(":", 1)[1]) if x.strip(" .;")]
+            families = [_family(x) for x in aims]
             if 2 <= len(families) <= 6 and all(families) and len(set(families)) == len(families):
-                tiers = [StatedTier(str(f), x, "", CUES[str(f)]) for f, x in zip(families, [x for x in items if x])]
+                tiers = [StatedTier(str(f), x, "", CUES[str(f)]) for f, x in zip(families, aims)]
                 return Order(tuple(tiers), f"read from {sec.title!r} (line {sec.line}): {', '.join(t.label for t in tiers)}")
     return DEFAULT_ORDER
 
