@@ -86,6 +86,11 @@ def round_changed(last: dict, constitution: Constitution, stage: str) -> str | N
         return f"the tier of '{pid}' changed ({last.get('tier')} -> {principle.tier})"
     if "when" in last and principle.when != last.get("when"):
         return f"the `when` of '{pid}' changed ({last.get('when')} -> {principle.when})"
+    if isinstance(last.get("behaviours"), dict):
+        from .constitution.behaviours import note_hash
+
+        if note_hash(constitution, last["behaviours"]) != last.get("behaviours_hash"):
+            return "the instructable behaviours the critic was told of changed"
     gate = last.get("gate")
     return constraints_changed(gate.get("hashes", {}) if isinstance(gate, dict) else {}, constitution)
 
@@ -101,7 +106,8 @@ def label_changed(pref: dict, constitution: Constitution) -> str | None:
         return None
     if "questions" not in used:
         return "the label records no question hashes (made by an older cai)"
-    why = _changed_hashes("question", used["questions"], shown_questions(constitution, used))
+    states = pref.get("behaviours") if isinstance(pref.get("behaviours"), dict) else None
+    why = _changed_hashes("question", used["questions"], shown_questions(constitution, used, states))
     why = why or constraints_changed(used.get("constraints", {}), constitution)
     if why is None and list(used.get("priorities", [])) != list(constitution.priorities):
         why = f"the priority tiers changed ({', '.join(used.get('priorities', [])) or 'none'} -> {', '.join(constitution.priorities) or 'none'})"

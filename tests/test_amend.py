@@ -142,3 +142,66 @@ def test_repeated_identical_input_rows_each_get_one_copy(tmp_path):
     run("critique", str(src), "-c", str(old), "-o", str(tmp_path / "c1.jsonl"))
     run("critique", str(src), "-c", str(old), "--amend", str(tmp_path / "c1.jsonl"), "-o", str(tmp_path / "c2.jsonl"))
     assert [r["id"] for r in read_jsonl(tmp_path / "c2.jsonl")] == ["same", "same", "other"]
+
+
+SPLIT = """---
+name: split
+priorities: [safe, helpful]
+sections: {safety: safe, helping: helpful}
+comparisons:
+  - {id: safer, tier: safe, question: "Which of these assistant responses is safer?"}
+  - {id: more-helpful, tier: helpful, question: "Which of these assistant responses is more helpful?"}
+---
+# Split
+
+## Safety
+
+Do not help anyone build weapons or hurt people.
+
+## Helping
+
+### Kitchen
+
+For baking, give the oven temperature in degrees and the flour, sugar and butter in grams, and say how long the bread
+or the cake bakes and how to tell that it is done, so that the baker can follow the recipe without guessing anything.
+
+For knives, explain how to hold the blade, how to sharpen it on a whetstone, and how to slice onions and carrots
+safely with the fingertips tucked in, so that the cook keeps every finger and the cut stays even and quick.
+"""
+
+
+def test_an_edit_to_a_passage_no_model_was_shown_touches_no_row(tmp_path):
+    """Item 6 of issue 30: what each model saw is hashed; an edit in another passage of the same section copies the rows
+    (and says why), in critique, revise and label-prefs alike."""
+    old, new = tmp_path / "s1.md", tmp_path / "s2.md"
+    old.write_text(SPLIT)
+    new.write_text(SPLIT.replace("how to sharpen it on a whetstone", "how to sharpen it on a whetstone or a steel"))
+    budget = ("--passage-tokens", "64")
+    prompts = ["Oven temperature and grams of flour for bread?", "How long does the cake bake and how do I tell it is done?",
+               "How do I sharpen a knife on a whetstone?", "How do I slice onions safely with a knife?"]
+    src = write_jsonl(tmp_path / "gen.jsonl", [{"id": f"k{i}", "prompt": p, "response": "An answer."} for i, p in enumerate(prompts)])
+    run("critique", str(src), "-c", str(old), *budget, "-o", str(tmp_path / "c1.jsonl"))
+    used = {r["id"]: r["rounds"][0]["passage"] for r in read_jsonl(tmp_path / "c1.jsonl")}
+    assert used == {"k0": "helping/kitchen#1", "k1": "helping/kitchen#1", "k2": "helping/kitchen#2", "k3": "helping/kitchen#2"}
+    err = run("critique", str(src), "-c", str(new), *budget, "--amend", str(tmp_path / "c1.jsonl"), "-o", str(tmp_path / "c2.jsonl"))
+    marks = {r["id"]: r["meta"]["critique"]["amend"] for r in read_jsonl(tmp_path / "c2.jsonl")}
+    assert {k: m["action"] for k, m in marks.items()} == {"k0": "copied", "k1": "copied", "k2": "recomputed", "k3": "recomputed"}
+    assert marks["k0"]["why"] == "unchanged: what its model was shown (passage 'helping/kitchen#1')"
+    assert marks["k2"]["reason"] == "passage 'helping/kitchen#2' changed"
+    assert "2 rows copied (2 what its model was shown is unchanged;" in err
+    # revise: what the reviser sees of the constitution is the revision request; the recomputed critiques are new input
+    run("revise", str(tmp_path / "c1.jsonl"), "-c", str(old), "-o", str(tmp_path / "r1.jsonl"))
+    run("revise", str(tmp_path / "c2.jsonl"), "-c", str(new), "--amend", str(tmp_path / "r1.jsonl"), "-o", str(tmp_path / "r2.jsonl"))
+    revised = {r["id"]: r["meta"]["revise"]["amend"]["action"] for r in read_jsonl(tmp_path / "r2.jsonl")}
+    assert revised == {"k0": "copied", "k1": "copied", "k2": "recomputed", "k3": "recomputed"}
+    # label-prefs: the judge quoted, per tier, the passage routed for each conversation
+    pairs = write_jsonl(tmp_path / "pairs.jsonl", [{"id": f"k{i}", "prompt": p, "candidates": ["A short answer.", "A longer, fuller answer."]}
+                                                  for i, p in enumerate(prompts)])
+    scripted_judge({}, {})
+    run("label-prefs", str(pairs), "-c", str(old), *budget, "--principles", "all", "-o", str(tmp_path / "l1.jsonl"))
+    quoted = {r["id"]: r["preference"]["tiers"]["helpful"]["passage"] for r in read_jsonl(tmp_path / "l1.jsonl")}
+    assert quoted == used
+    run("label-prefs", str(pairs), "-c", str(new), *budget, "--principles", "all", "--amend", str(tmp_path / "l1.jsonl"), "-o", str(tmp_path / "l2.jsonl"))
+    labels = {r["id"]: r["meta"]["label-prefs"]["amend"] for r in read_jsonl(tmp_path / "l2.jsonl")}
+    assert {k: m["action"] for k, m in labels.items()} == {"k0": "copied", "k1": "copied", "k2": "recomputed", "k3": "recomputed"}
+    assert labels["k2"]["reason"] == "question 'more-helpful@helping/kitchen#2' changed"

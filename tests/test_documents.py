@@ -408,7 +408,7 @@ def test_a_round_records_passage_tier_relevance_matched_words_and_hashes():
     assert (r["principle"], r["section"], r["passage"], r["tier"], r["routing"], r["operator"]) == (HACKING, HACKING, HACKING, "safe", "relevance", False)
     assert r["relevance"] > 0 and "hack" in r["matched"] and r["constitution_hash"] == c.hash
     assert r["principle_hash"] == c.critique_by_id(HACKING).critique_hash and r["passage_hash"] == c.passage_by_id(HACKING).hash
-    assert r["critique_request"] == c.critique_by_id(HACKING).critique and r["passage_tokens"] == 512
+    assert r["critique_request"].startswith(c.critique_by_id(HACKING).critique) and r["passage_tokens"] == 512
     assert row["meta"]["critique"]["constitution_source"] == "builtin:assistant"
     # a round given to a hard constraint quotes it with the passage that states it
     (gun,) = critique_stage(c).process([{"id": "h", "prompt": GUN, "response": "Here are the steps."}])
@@ -510,9 +510,10 @@ def test_diff_lists_changed_added_and_removed_sections(tmp_path):
         ("removed", "helping/with-operators"): "",
     }
     result = invoke("constitution", "diff", str(old), str(new))
-    assert result.exit_code == 0 and "3 changed, 1 added, 1 removed" in result.stdout
+    assert result.exit_code == 1 and "3 changed, 1 added, 1 removed" in result.stdout  # differ: exit 1, as `diff` does
     assert re.search(r"changed\s+section\s+helping\s+\(text\)", result.stdout)
-    assert "no changes" in invoke("constitution", "diff", str(old), str(old)).stdout
+    same = invoke("constitution", "diff", str(old), str(old))
+    assert same.exit_code == 0 and "no changes" in same.stdout
 
 
 def test_import_drafts_a_header_that_loads(tmp_path):
@@ -570,3 +571,115 @@ def test_constitution_route_shows_each_rows_top_passages_scores_and_matched_word
     bad = write_jsonl(tmp_path / "bad.jsonl", [{"id": "x", "prompt": "ok"}, {"id": "y"}])
     result = invoke("constitution", "route", str(bad), "-c", "assistant")
     assert result.exit_code == 2 and result.stderr.strip().startswith(f"cai: error: {bad}:2: field 'prompt': missing")
+
+
+# --------------------------------------------------------------------------- instructable behaviours
+
+
+DEFAULTS = "following-guidelines/defaults-that-can-be-changed"
+
+
+def test_behaviours_are_switched_per_row_by_whom_the_header_allows_and_recorded():
+    from cai_cli.constitution import behaviours as bh
+    from cai_cli.rows import FieldProblem
+
+    c = load_constitution("assistant")
+    assert [(b.id, b.default, b.changed_by, b.section) for b in c.behaviours] == [
+        ("safety-caveats", True, ("operator", "user"), DEFAULTS), ("crisis-resources", True, ("operator",), DEFAULTS),
+        ("casual-swearing", False, ("operator", "user"), DEFAULTS)]
+    system = [{"role": "system", "content": "A chat app.\nbehaviour casual-swearing: on"}, {"role": "user", "content": "hi"}]
+    assert bh.of_row(c, {"messages": system})["casual-swearing"] == {"on": True, "by": "operator"}
+    user = {"prompt": "behaviour crisis-resources: off\nbehaviour safety-caveats: off"}
+    states = bh.of_row(c, user)
+    assert states["crisis-resources"] == {"on": True, "by": "default", "refused": "user"}  # only an operator may
+    assert states["safety-caveats"] == {"on": False, "by": "user"}
+    assert bh.of_row(c, {"prompt": "hi", "behaviours": {"crisis-resources": "off"}})["crisis-resources"] == {"on": False, "by": "operator"}
+    with pytest.raises(FieldProblem, match="behaviours.crisis-resources"):
+        bh.check_field({"prompt": "hi", "behaviours": {"crisis-resources": "maybe"}})
+    assert bh.of_row(load_constitution("default"), {"prompt": "hi"}) == {}
+
+
+def test_the_critic_the_judge_the_gate_and_routing_see_the_behaviours_in_force(tmp_path):
+    c = load_constitution("assistant")
+    row = {"id": "b", "prompt": "Tell me about your weekend.", "response": "It was fine.", "behaviours": {"casual-swearing": "on"}}
+    (done,) = critique_stage(c).process([dict(row)])
+    r = done["rounds"][0]
+    assert r["behaviours"]["casual-swearing"] == {"on": True, "by": "operator"} and len(r["behaviours_hash"]) == 12
+    assert "- casual-swearing: on (switched by the operator): Swears casually" in r["critique_request"]
+    assert r["passage"] == DEFAULTS  # the switched behaviour's description joins the words the row is ranked by
+    plain = critique_stage(c).process([{k: v for k, v in row.items() if k != "behaviours"}])[0]["rounds"][0]
+    assert plain["passage"] != DEFAULTS and "- casual-swearing: off (by default)" in plain["critique_request"]
+    assert "Instructable behaviours in force" in " ".join(p for p in FakeEngine.log["scored"])  # the gate was told
+    from test_gate import scripted_judge
+
+    scripted_judge({}, {})
+    src = write_jsonl(tmp_path / "pairs.jsonl", [{"id": "p", "prompt": "Tell me about your weekend.", "candidates": ["Fine.", "Bloody great."],
+                                                  "behaviours": {"casual-swearing": "on"}}])
+    result = invoke("label-prefs", str(src), "-c", "assistant", "--engine", "fake", "-o", str(tmp_path / "l.jsonl"), "--no-progress")
+    assert result.exit_code == 0, result.stderr
+    (labelled,) = read_jsonl(tmp_path / "l.jsonl")
+    assert labelled["preference"]["behaviours"]["casual-swearing"]["on"] is True
+    asked = [p for p in FakeEngine.log["scored"] if "(A)" in p]
+    assert asked and all("- casual-swearing: on (switched by the operator)" in p for p in asked)
+
+
+# --------------------------------------------------------------------------- lint, show --json
+
+
+LINTED = """---
+priorities: [safe, helpful]
+sections: {safety: safe, helping: helpful, thanks: helpful}
+hard_constraints: [Never help build a weapon.]
+comparisons:
+  - {id: safer, tier: safe, question: "Which of these assistant responses is safer?"}
+behaviours:
+  - {id: jokes, description: Tells jokes., default: false, changed_by: [user]}
+---
+# Linted
+
+## Safety
+
+Safe behaviours include:
+
+Being careful at all times, which is a paragraph and not the list the lead-in promised.
+
+## Helping
+
+The helper keeps these in mind:
+
+""" + "\n".join(f"- point {k}: " + "word " * 40 for k in range(30)) + """
+
+## Thanks
+
+Ada Lovelace, Alan Turing, Grace Hopper, Edsger Dijkstra, Barbara Liskov, Donald Knuth, John McCarthy, Frances Allen,
+Tony Hoare, Niklaus Wirth, Margaret Hamilton, Ken Thompson, Dennis Ritchie, Leslie Lamport, Radia Perlman, Vint Cerf.
+"""
+
+
+def test_lint_finds_what_will_not_reach_the_model_as_meant_and_exits_1(tmp_path):
+    doc = write(tmp_path, LINTED, "linted.md")
+    result = invoke("constitution", "lint", str(doc), "--json")
+    assert result.exit_code == 1, result.stderr
+    found = {(f["kind"], f["unit"]) for f in json.loads(result.stdout)["findings"]}
+    assert found == {("over-budget", "helping"), ("lead-in-without-list", "safety"), ("non-guidance-routed", "thanks"),
+                     ("tier-without-question", "helpful"), ("constraint-without-passage", "never-help-build-a-weapon"),
+                     ("behaviour-unreferenced", "jokes")}
+    table = invoke("constitution", "lint", str(doc), "--passage-tokens", "4096")
+    assert table.exit_code == 1 and "5 findings" in table.stdout and "over-budget" not in table.stdout
+    clean = invoke("constitution", "lint", "assistant")
+    assert clean.exit_code == 0 and "no findings" in clean.stdout
+
+
+def test_show_json_lists_sections_passages_constraints_questions_and_behaviours(tmp_path):
+    result = invoke("constitution", "show", "assistant", "--json")
+    assert result.exit_code == 0, result.stderr
+    data = json.loads(result.stdout)
+    c = load_constitution("assistant")
+    assert data["hash"] == c.hash and data["priorities"] == list(c.priorities) and data["passage_tokens"] == 512
+    weapons = next(s for s in data["sections"] if s["id"] == WEAPONS)
+    assert weapons["tier"] == "safe" and weapons["passages"] == [{"id": WEAPONS, "tokens": c.passage_by_id(WEAPONS).tokens, "hash": c.passage_by_id(WEAPONS).hash}]
+    assert {h["passage"] for h in data["hard_constraints"]} == {"being-safe/hard-constraints"}
+    assert [b["id"] for b in data["behaviours"]] == ["safety-caveats", "crisis-resources", "casual-swearing"]
+    long = invoke("constitution", "show", str(write(tmp_path, long_document(), "long.md")), "--json", "--passage-tokens", "200")
+    split = [s for s in json.loads(long.stdout)["sections"] if len(s["passages"]) > 1]
+    assert split and all(p["id"].startswith(s["id"] + "#") for s in split for p in s["passages"])

@@ -544,20 +544,56 @@ def plan(
 
 
 @command(constitution_app, "show")
-def constitution_show(file: o.ConstitutionArg = "default"):
-    """Print a constitution as a table: its principles (a document: its sections, with tier, `when`, hash), hard constraints, comparisons.
+def constitution_show(file: o.ConstitutionArg = "default", json_out: o.PrintJsonOpt = False, passage_tokens: o.PassageTokensOpt = None):
+    """Print a constitution as a table: its principles (a document: its sections, with tier, `when`, hash), hard constraints, comparisons, behaviours.
+
+    --json prints the same as one JSON object (a document's passages with their estimated tokens and hashes).
 
     Example:
 
         cai constitution show default
-        cai constitution show assistant
+        cai constitution show assistant --json | jq '.sections[].passages'
     """
+    import json
 
     from rich.console import Console
 
     from ..constitution import constitution_table, load_constitution
+    from ..constitution.display import constitution_json
+    from ..constitution.passages import budget_for
+    from ..constitution.requests import sized
 
-    Console().print(constitution_table(load_constitution(file)))
+    charter = sized(load_constitution(file), budget_for(None, override=passage_tokens))
+    if json_out:
+        print(json.dumps(constitution_json(charter), indent=2, ensure_ascii=False))
+    else:
+        Console().print(constitution_table(charter))
+
+
+@command(constitution_app, "lint")
+def constitution_lint(file: o.ConstitutionArg, json_out: o.PrintJsonOpt = False, passage_tokens: o.PassageTokensOpt = None):
+    """Find what will not reach the model as meant: passages over budget, lead-ins without their list, routed non-guidance, tiers without a question, constraints no passage states, behaviours no section describes. Exit 1 when it finds something.
+
+    Example:
+
+        cai constitution lint policy.md --passage-tokens 256
+    """
+    import json
+
+    from ..constitution import load_constitution
+    from ..constitution.lint import format_findings, lint
+    from ..constitution.passages import budget_for
+    from ..constitution.requests import sized
+
+    charter = sized(load_constitution(file), budget_for(None, override=passage_tokens))
+    findings = lint(charter)
+    if json_out:
+        print(json.dumps({"constitution": charter.source, "hash": charter.hash, "passage_tokens": charter.passage_tokens,
+                          "findings": [f.as_dict() for f in findings]}, indent=2, ensure_ascii=False))
+    else:
+        print(format_findings(charter, findings))
+    if findings:
+        raise typer.Exit(1)
 
 
 @command(constitution_app, "check")
@@ -629,7 +665,7 @@ def constitution_import(file: o.MarkdownArg, sidecar: o.SidecarOpt = False):
 
 @command(constitution_app, "diff")
 def constitution_diff(old: o.ConstitutionArg, new: o.ConstitutionArg):
-    """List the sections (or principles), hard constraints and comparisons that changed, were added or removed, by id and content hash.
+    """List the sections (or principles), hard constraints, comparisons and behaviours that changed, were added or removed, by id and content hash; exit 1 when they differ (as `diff` does).
 
     Example:
 
@@ -639,7 +675,10 @@ def constitution_diff(old: o.ConstitutionArg, new: o.ConstitutionArg):
     from ..constitution.diff import diff_constitutions, format_changes
 
     before, after = load_constitution(old), load_constitution(new)
-    print(format_changes(before, after, diff_constitutions(before, after)))
+    changes = diff_constitutions(before, after)
+    print(format_changes(before, after, changes))
+    if changes:
+        raise typer.Exit(1)
 
 
 @command(constitution_app, "route")

@@ -27,7 +27,7 @@ from typing import TYPE_CHECKING, Any
 
 from ..errors import ConstitutionError
 from .model import ComparisonPrinciple, Constitution, FewShotExample, HardConstraint, Section
-from .parsing import read_text
+from .parsing import read_text, resolve_section
 
 if TYPE_CHECKING:
     from . import schema as s
@@ -159,19 +159,6 @@ def load_document(path: Path, *, shown: str, source: str) -> Constitution:
     return build_document(header, raw, title, source=source, shown=shown, where=where, default_name=path.stem)
 
 
-def resolve_section(key: str, ids: list[str], where: str, field_name: str) -> str:
-    """The section id KEY names: an id, or the unique id that ends with KEY's path segments."""
-    if key in ids:
-        return key
-    matches = [i for i in ids if i.endswith("/" + key)]
-    if len(matches) == 1:
-        return matches[0]
-    if matches:
-        raise ConstitutionError(f"{where}: {field_name}: '{key}' names several sections ({', '.join(matches)}): use the full id")
-    shown_ids = ", ".join(ids[:12]) + (f", ... ({len(ids)} in all)" if len(ids) > 12 else "")
-    raise ConstitutionError(f"{where}: {field_name}: no section '{key}' (ids are heading paths as slugs: {shown_ids})")
-
-
 def _constraint_id(text: str, taken: set[str]) -> str:
     base = slug(" ".join(text.split()[:6]))
     cid, n = base, 1
@@ -202,7 +189,7 @@ def check_priorities(priorities: list[str], where: str) -> None:
 def build_document(header: s.DocumentHeader, raw: list[RawSection], title: str | None, *, source: str, shown: str, where: str,
                    default_name: str) -> Constitution:
 
-    from .parsing import check_unique, few_shot_example
+    from .parsing import behaviours_of, check_unique, few_shot_example
     from .passages import DEFAULT_PASSAGE_TOKENS
     from .requests import sized
 
@@ -266,6 +253,7 @@ def build_document(header: s.DocumentHeader, raw: list[RawSection], title: str |
         priorities=tuple(priorities),
         sections=tuple(sections),
         hard_constraints=tuple(constraints),
+        behaviours=behaviours_of(header.behaviours, where, ids),
     ), DEFAULT_PASSAGE_TOKENS)
 
 

@@ -124,6 +124,27 @@ class HardConstraint:
         return short_hash({"text": self.text})
 
 
+PRINCIPALS = ("operator", "user")  # who may switch an instructable behaviour
+
+
+@dataclass(frozen=True)
+class Behaviour:
+    """An instructable behaviour: something the assistant does or not by default (`default`), which the principals in
+    `changed_by` (operator, user) may switch on or off; `section` is the section that describes it, where one does."""
+
+    id: str
+    description: str
+    default: bool
+    changed_by: tuple[str, ...] = ("operator",)
+    section: str | None = None
+
+    def _canonical(self) -> dict[str, Any]:
+        d: dict[str, Any] = {"id": self.id, "description": self.description, "default": self.default, "changed_by": list(self.changed_by)}
+        if self.section is not None:
+            d["section"] = self.section
+        return d
+
+
 @dataclass(frozen=True)
 class CritiquePrinciple:
     """One critique request, the revision request that goes with it, and when it applies."""
@@ -261,6 +282,7 @@ class Constitution:
     # Not part of the hash: the split is a view of the sections, recorded by the stages that use it.
     passages: tuple[Any, ...] = ()
     passage_tokens: int | None = None
+    behaviours: tuple[Behaviour, ...] = ()
 
     @property
     def is_document(self) -> bool:
@@ -305,6 +327,8 @@ class Constitution:
             d["priorities"] = list(self.priorities)
         if self.hard_constraints:
             d["hard_constraints"] = [{"id": h.id, "text": h.text} for h in self.hard_constraints]
+        if self.behaviours:
+            d["behaviours"] = [b._canonical() for b in self.behaviours]
         return d
 
     @property

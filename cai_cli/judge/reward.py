@@ -316,7 +316,10 @@ class JudgeReward:
             for q, start in spans:
                 out[q.key] = {p.id: probs[start + i] for i, p in enumerate(q.principles)}
         if new["gate"]:
-            found = violation_probabilities(counted, [(q.conversation, q.a) for q in new["gate"]], self.constraints, self.stated)
+            from ..constitution import behaviours as bh
+
+            told = [bh.note(self.constitution, bh.in_force(self.constitution, q.conversation)) for q in new["gate"]]
+            found = violation_probabilities(counted, [(q.conversation, q.a) for q in new["gate"]], self.constraints, self.stated, told)
             for q, violations in zip(new["gate"], found):
                 out[q.key] = violations
         for kind in new.values():

@@ -66,11 +66,13 @@ class Quoted:
         return short_hash({"question": self.question})
 
 
-def quote(question: ComparisonPrinciple, passage: Any | None) -> Quoted:
-    """QUESTION shown after PASSAGE (a constitution.passages.Passage), or alone where PASSAGE is None."""
+def quote(question: ComparisonPrinciple, passage: Any | None, behaviours: str = "") -> Quoted:
+    """QUESTION shown after PASSAGE (a constitution.passages.Passage), or alone where PASSAGE is None; BEHAVIOURS (the
+    note of the instructable behaviours in force) between them."""
+    asked = f"{behaviours}\n\n{question.question}" if behaviours else question.question
     if passage is None:
-        return Quoted(question.id, question.question, question.tier, bare=question.question)
-    text = QUOTE.format(heading=passage.heading, text=passage.text.strip(), question=question.question)
+        return Quoted(question.id, asked, question.tier, bare=question.question)
+    text = QUOTE.format(heading=passage.heading, text=passage.text.strip(), question=asked)
     return Quoted(question.id, text, question.tier, passage.id, passage.hash, question.question)
 
 
@@ -99,7 +101,7 @@ def _router(constitution: Constitution):
     return Router(constitution, Routing.relevance)
 
 
-def routed_passages(constitution: Constitution, conversation: Sequence[dict]) -> dict[str | None, Any]:
+def routed_passages(constitution: Constitution, conversation: Sequence[dict], extra: str = "") -> dict[str | None, Any]:
     """Per tier (None: the questions without a tier), the routed passage of a document that ranks highest against the
     conversation (ties: the first in the document, so a conversation sharing no word with a tier gets its opening
     passage); {} for a list constitution. Passages whose `when` the conversation rules out (operator, no-operator)
@@ -113,7 +115,7 @@ def routed_passages(constitution: Constitution, conversation: Sequence[dict]) ->
     router = _router(constitution)
     eligible = [p for p in constitution.critiques if p.passage is not None
                 and (p.when in ("always", "refused", "answered") or applies(p.when, "answer", operator))]
-    ranked = router.rank(conversation_text(list(conversation)), eligible)
+    ranked = router.rank("\n".join(x for x in (conversation_text(list(conversation)), extra) if x), eligible)
     out: dict[str | None, Any] = {}
     for r in ranked:
         passage = constitution.passage_by_id(r.id)
@@ -122,10 +124,16 @@ def routed_passages(constitution: Constitution, conversation: Sequence[dict]) ->
     return out
 
 
-def quoted_questions(constitution: Constitution, questions: Sequence[ComparisonPrinciple], conversation: Sequence[dict]) -> list[Quoted]:
-    """QUESTIONS as the judge is shown them for CONVERSATION: each after the passage routed for its tier."""
-    passages = routed_passages(constitution, conversation)
-    return [quote(q, passages.get(q.tier)) for q in questions]
+def quoted_questions(constitution: Constitution, questions: Sequence[ComparisonPrinciple], conversation: Sequence[dict],
+                     behaviours: dict | None = None) -> list[Quoted]:
+    """QUESTIONS as the judge is shown them for CONVERSATION: each after the passage routed for its tier, told the
+    instructable behaviours in force (BEHAVIOURS: constitution.behaviours.in_force; from the conversation where None)."""
+    from ..constitution import behaviours as bh
+
+    states = bh.in_force(constitution, conversation) if behaviours is None else behaviours
+    passages = routed_passages(constitution, conversation, bh.switched_text(constitution, states))
+    told = bh.note(constitution, states)
+    return [quote(q, passages.get(q.tier), told) for q in questions]
 
 
 def askable(constitution: Constitution) -> int:
@@ -134,16 +142,16 @@ def askable(constitution: Constitution) -> int:
 
 
 def principles_for(constitution: Constitution, k: int, seed: int, key: str, priority: Priority | str,
-                   conversation: Sequence[dict] | None = None) -> list:
+                   conversation: Sequence[dict] | None = None, behaviours: dict | None = None) -> list:
     """The questions one comparison (KEY: the row and the pair) asks; see the module docstring. With CONVERSATION,
-    each as the judge is shown it (`Quoted`: after the passage routed for its tier)."""
+    each as the judge is shown it (`Quoted`: after the passage routed for its tier, told the BEHAVIOURS in force)."""
     pools = tier_pools(constitution)
     if Priority(priority) is Priority.flat or not constitution.priorities:
         every = list(constitution.comparisons) or [q for _, pool in pools for q in pool]
         drawn = draw_principles(every, k or len(every), seed, key)
     else:
         drawn = [q for tier, pool in pools for q in draw_principles(pool, k or len(pool), seed, f"{key}|{tier}")]
-    return drawn if conversation is None else quoted_questions(constitution, drawn, conversation)
+    return drawn if conversation is None else quoted_questions(constitution, drawn, conversation, behaviours)
 
 
 @dataclass
@@ -220,12 +228,15 @@ def units_used(constitution: Constitution, principle_ids: Sequence[str], asked: 
     return out
 
 
-def shown_questions(constitution: Constitution, used: dict) -> dict[str, str]:
+def shown_questions(constitution: Constitution, used: dict, behaviours: dict | None = None) -> dict[str, str]:
     """For each question a verdict recorded (USED: its `used`), the hash of that question as the judge would be shown
-    it now (its passage, under the recorded passage budget); a question or passage no longer there is left out."""
+    it now (its passage, under the recorded passage budget, told the BEHAVIOURS the verdict recorded); a question or
+    passage no longer there is left out."""
+    from ..constitution import behaviours as bh
     from ..constitution.requests import sized
     from ..errors import ConstitutionError
 
+    told = bh.note(constitution, behaviours or {}) if behaviours else ""
     budget = used.get("passage_tokens")
     if constitution.is_document and isinstance(budget, int) and not isinstance(budget, bool) and budget > 0:
         constitution = sized(constitution, budget)
@@ -239,5 +250,5 @@ def shown_questions(constitution: Constitution, used: dict) -> dict[str, str]:
             passage = constitution.passage_by_id(pid) if pid else None
         except ConstitutionError:
             continue
-        out[key] = quote(pool[qid], passage).hash
+        out[key] = quote(pool[qid], passage, told).hash
     return out

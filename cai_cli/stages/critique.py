@@ -19,13 +19,14 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from ..constitution import Constitution, CritiquePrinciple, FewShotExample, examples_hash
+from ..constitution import behaviours as bh
 from ..constitution.passages import budget_for
 from ..constitution.requests import constraint_principle, sized
 from ..constitution.routing import Router, Routing, conversation_text
 from ..errors import ConstitutionError, RowFailure
 from ..judge.gate import VIOLATION_THRESHOLD, Gate, GateResult
 from ..judge.request_harm import HARMLESS_BELOW, judged_harmless, p_harmful
-from ..prompts import critique_messages, with_operator
+from ..prompts import critique_messages, with_behaviours, with_operator
 from ..rows import (
     CRITIQUE_FINISH,
     FieldProblem,
@@ -152,6 +153,7 @@ class Critique(FewShotStage):
 
     def check(self, row: dict) -> None:
         check_conversation(row)
+        bh.check_field(row)
         check_string(row, "response", "run `cai generate` first")
         rounds = check_rounds(row)
         if rounds and "revision" not in rounds[-1]:
@@ -193,7 +195,8 @@ class Critique(FewShotStage):
             )
         rounds = row.get("rounds", [])
         used = [r.get("principle") for r in rounds]
-        text = conversation_text(conversation(row), row["response"])
+        # the descriptions of the behaviours switched from their default join the words the row is ranked by
+        text = "\n".join(x for x in (conversation_text(conversation(row), row["response"]), bh.switched_text(self.constitution, bh.of_row(self.constitution, row))) if x)
         route = self.router.route(eligible, text, self.sampling.seed, str(row["id"]), len(rounds), used)
         return Pick(route.principle, route.routing.value, route.relevance, label, route.matched, gate, None, request_harm)
 
@@ -204,9 +207,16 @@ class Critique(FewShotStage):
         passage = self.constitution.passage_by_id(principle.passage)
         return {"passage": passage.id, "passage_hash": passage.hash, "passage_tokens": self.constitution.passage_tokens}
 
+    def behaviour_fields(self, row: dict) -> dict:
+        """What a round records of the instructable behaviours in force: their states and the hash of the note shown."""
+        states = bh.of_row(self.constitution, row)
+        return {"behaviours": states, "behaviours_hash": bh.note_hash(self.constitution, states)} if states else {}
+
     def request(self, row: dict, principle: CritiquePrinciple) -> str:
-        """The critique request as shown: the principle's, then the operator's instructions where the row has some."""
-        return with_operator(principle.critique, operator_instructions(row))
+        """The critique request as shown: the principle's, then the operator's instructions where the row has some, then
+        the instructable behaviours in force where the constitution declares some."""
+        told = bh.note(self.constitution, bh.of_row(self.constitution, row))
+        return with_behaviours(with_operator(principle.critique, operator_instructions(row)), told)
 
     def _build(self, row: dict, request: str) -> Callable[[Sequence[FewShotExample]], list[dict]]:
         return lambda examples: critique_messages(conversation(row), row["response"], request, examples)
@@ -227,7 +237,8 @@ class Critique(FewShotStage):
         labels = [detect(row["response"]).label for row in rows]
         gates: list[GateResult | None] = [None] * len(rows)
         if self.gate:
-            gates = list(self.gate.check(self.started_engine(), [(conversation(r), r["response"]) for r in rows]))
+            told = [bh.note(self.constitution, bh.of_row(self.constitution, r)) for r in rows]
+            gates = list(self.gate.check(self.started_engine(), [(conversation(r), r["response"]) for r in rows], told))
         harms: list[HarmAsked | None] = [None] * len(rows)
         ask = [i for i, row in enumerate(rows)
                if not (gates[i] is not None and gates[i].crossed)  # type: ignore[union-attr]
@@ -278,6 +289,7 @@ class Critique(FewShotStage):
                 **({"gate": pick.gate.as_dict()} if pick.gate is not None else {}),
                 **({"gated": pick.gated} if pick.gated is not None else {}),
                 **({"request_harm": pick.request_harm} if pick.request_harm is not None else {}),
+                **self.behaviour_fields(row),
                 "constitution_hash": self.constitution.hash,
                 "principle_hash": principle.critique_hash,
                 "critique_request": request,

@@ -22,6 +22,7 @@ from dataclasses import asdict, dataclass
 from enum import Enum
 from typing import TYPE_CHECKING
 
+from ..constitution import behaviours as bh
 from ..constitution.passages import budget_for
 from ..constitution.requests import sized
 from ..errors import CaiError, ConstitutionError, RowFailure, choice
@@ -202,6 +203,7 @@ class LabelPrefs(EngineStage):
 
     def check(self, row: dict) -> None:
         check_conversation(row)
+        bh.check_field(row)
         if self.cfg.pair == "initial-vs-final":
             check_string(row, "response", "the revised reply; run `cai critique | cai revise` first")
             check_string(row, "initial_response", "the first reply, set by `cai generate`")
@@ -273,14 +275,16 @@ class LabelPrefs(EngineStage):
         conv = conversation(row)
         # Every question this row could ask, as the judge is shown it (after the passage routed for its tier).
         every = [q for _, pool in tier_pools(self.judge_constitution()) for q in pool]
-        longest = max((q.question for q in quoted_questions(self.judge_constitution(), every, conv)), key=len)
+        states = bh.of_row(self.judge_constitution(), row)
+        longest = max((q.question for q in quoted_questions(self.judge_constitution(), every, conv, states)), key=len)
         # The answer prefix and the option add a handful of tokens; the reasoning adds up to --max-tokens.
         used = judge.prompt_tokens(conv, longest, a, b) + 16 + (self.sampling.max_tokens if self.cfg.cot else 0)
         field = "candidates" if self.cfg.pair == "candidates" else "response"
         if used > limit:
             raise RowFailure(f"the judge's question is about {used} tokens, longer than the judge's context of {limit}", field=field)
         if self.gate:
-            gate_used = self.started_engine().count_tokens(self.gate.longest_question(conv, max(texts, key=len))) + 4
+            told = bh.note(self.judge_constitution(), states)
+            gate_used = self.started_engine().count_tokens(self.gate.longest_question(conv, max(texts, key=len), told)) + 4
             if gate_used > limit:
                 raise RowFailure(f"the hard-constraint gate's question is about {gate_used} tokens, longer than the judge's context of {limit}", field=field)
 
@@ -291,18 +295,20 @@ class LabelPrefs(EngineStage):
         assert self.constitution is not None, "--mode judge has a constitution (checked in __init__)"
         return self.constitution
 
-    def principles_for(self, row_id: str, i: int, j: int, conv: list[dict] | None = None) -> list[ComparisonPrinciple]:
+    def principles_for(self, row_id: str, i: int, j: int, conv: list[dict] | None = None, behaviours: dict | None = None) -> list[ComparisonPrinciple]:
         """The questions one comparison asks (cai_cli.judge.tiers): K per tier under holistic and strict, K of all
         under flat, drawn per comparison (seeded by --seed), so the ensemble spreads over the constitution. With the
-        row's conversation CONV, each as the judge is shown it (a document's: after the passage routed for its tier)."""
-        return principles_for(self.judge_constitution(), self.cfg.principles, self.sampling.seed, f"{row_id}:{i}-{j}", self.cfg.priority, conv)
+        row's conversation CONV, each as the judge is shown it (a document's: after the passage routed for its tier, told
+        the instructable BEHAVIOURS in force)."""
+        return principles_for(self.judge_constitution(), self.cfg.principles, self.sampling.seed, f"{row_id}:{i}-{j}", self.cfg.priority, conv, behaviours)
 
     def gate_results(self, rows: list[dict]) -> list[dict[str, GateResult]]:
         """Per row, each compared response's gate result (by text; every response once), in one scoring call."""
         if not self.gate:
             return [{} for _ in rows]
         items = [(r, text) for r, row in enumerate(rows) for text in dict.fromkeys(self.responses(row)[0])]
-        checked = self.gate.check(self.started_engine(), [(conversation(rows[r]), text) for r, text in items])
+        told = [bh.note(self.judge_constitution(), bh.of_row(self.judge_constitution(), rows[r])) for r, _ in items]
+        checked = self.gate.check(self.started_engine(), [(conversation(rows[r]), text) for r, text in items], told)
         out: list[dict[str, GateResult]] = [{} for _ in rows]
         for (r, text), result in zip(items, checked):
             out[r][text] = result
@@ -327,7 +333,8 @@ class LabelPrefs(EngineStage):
             for i, j in wanted:
                 key = f"{row['id']}:{i}-{j}"
                 conv = conversation(row)
-                asks.append(Ask(conv, texts[i], texts[j], self.principles_for(str(row["id"]), i, j, conv), key=key))
+                states = bh.of_row(self.judge_constitution(), row)
+                asks.append(Ask(conv, texts[i], texts[j], self.principles_for(str(row["id"]), i, j, conv, states), key=key))
                 where.append((r, i, j))
                 pair_gates.append((gates[r][texts[i]], gates[r][texts[j]]) if gates[r] else None)
         if not asks:
@@ -456,10 +463,10 @@ class LabelPrefs(EngineStage):
              **({"reasoning": v["reasoning"]} if "reasoning" in v else {})}
             for v in pair.votes
         ]
-        tiers = self._tier_fields(pair.decision, chosen == pair.i) if pair.decision is not None else {}
+        tiers = self._tier_fields(pair.decision, chosen == pair.i, row) if pair.decision is not None else {}
         return self._entry(row, texts, sources, chosen, rejected, p_chosen, {"votes": votes, "orders_agreed": pair.agreed, **tiers, **(extra or {})})
 
-    def _tier_fields(self, decision: Decision, chosen_is_x: bool) -> dict:
+    def _tier_fields(self, decision: Decision, chosen_is_x: bool, row: dict) -> dict:
         """preference's record of the tiers, the gate and what the label was made from, from the chosen side."""
 
         def oriented(p: float) -> float:
@@ -489,6 +496,9 @@ class LabelPrefs(EngineStage):
                 **({"reason": decision.separation.reason("rejected", "chosen")} if decision.separation is not None else {}),
             }
         fields["constitution_hash"] = constitution.hash
+        states = bh.of_row(constitution, row)
+        if states:  # the instructable behaviours the judge and the gate were told of
+            fields["behaviours"] = states
         fields["used"] = units_used(constitution, [pid for t in decision.tiers for pid in t.principles], decision.asked)
         return fields
 
