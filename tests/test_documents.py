@@ -480,6 +480,13 @@ def test_cai_critique_with_the_prose_constitution_and_coverage(tmp_path, fake_en
     c = load_constitution("assistant")
     assert set(data["never_used"]) == {p.id for p in c.critiques} - {r["rounds"][0]["principle"] for r in rows}
     assert "helpful" in data["tiers_never_used"]
+    assert data["passage_hashes"][rows[1]["rounds"][0]["passage"]] == [rows[1]["rounds"][0]["passage_hash"]]
+    from typer.testing import CliRunner
+
+    from cai_cli.cli import app
+
+    shown = CliRunner().invoke(app, ["show", str(out), "--width", "2000"], env={"COLUMNS": "400"})
+    assert f"passage {rows[1]['rounds'][0]['passage']} ({rows[1]['rounds'][0]['passage_hash']})" in shown.stdout
     table = invoke("constitution", "coverage", str(out))
     assert "(never)" in table.stdout and "coverage: 3 critique rounds in 3 rows" in table.stdout
     uniform = invoke("critique", str(src), "-o", str(tmp_path / "u.jsonl"), "-c", "assistant", "--routing", "uniform", "--engine", "fake", "--no-progress")

@@ -270,6 +270,12 @@ def test_the_judge_is_asked_about_the_passage_routed_for_each_tier_and_each_verd
         assert all("@" in key for key in pref["used"]["questions"])
         assert pref["decided_by"] == "helpful" and pref["decided_by_passage"] == "helping/cooking"
         assert "deciding passages: helping/cooking 1" in err and summary["priorities"]["deciding_passages"] == {"helping/cooking": 1}
+    from typer.testing import CliRunner
+
+    from cai_cli.cli import app
+
+    shown = CliRunner().invoke(app, ["show", str(sorted(tmp_path.glob("prefs-*.jsonl"))[-1]), "--width", "2000"], env={"COLUMNS": "400"})
+    assert "decided by helpful on passage helping/cooking" in shown.stdout
 
 
 def test_the_judge_sees_the_operators_instructions_named_as_such(tmp_path, tiny):
