@@ -154,6 +154,15 @@ EngineOpt = Annotated[
         help="auto: vllm when it imports and a GPU is present, else transformers.", rich_help_panel=MODEL_PANEL,
     ),
 ]
+ThreadsOpt = Annotated[
+    Optional[int],
+    typer.Option(
+        "--threads", min=1, show_default="OMP_NUM_THREADS, else one per core",
+        help="Compute threads for torch on a CPU (this process; wins over OMP_NUM_THREADS). Waiting threads sleep unless "
+        "OMP_WAIT_POLICY says otherwise, so runs side by side share the cores (docs/engines.md, \"Threads\").",
+        rich_help_panel=MODEL_PANEL,
+    ),
+]
 DtypeOpt = Annotated[Dtype, typer.Option("--dtype", help="auto: float32 on CPU, bfloat16/float16 on GPU.", rich_help_panel=MODEL_PANEL)]
 PrefixReuseOpt = Annotated[
     bool,
