@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import random
+import re
 import signal
 import subprocess
 import sys
@@ -27,6 +28,11 @@ TESTS = Path(__file__).resolve().parent
 def revised(i: int) -> dict:
     return {"id": f"r{i}", "prompt": f"question {i}", "initial_response": "a", "response": f"better {i}",
             "rounds": [{"principle": "harm", "critique": "c", "revision": f"better {i}"}]}
+
+
+def without_progress(stderr: str) -> list[str]:
+    """stderr's lines but the progress lines (a log gets them from the start of a run: progress.py)."""
+    return [line for line in stderr.strip().splitlines() if not re.match(r"cai [\w-]+: \d+(/\d+)? rows", line)]
 
 
 def reference(tmp_path: Path, rows: list[dict], stage=None, **opts) -> tuple[list[dict], list[dict]]:
@@ -87,7 +93,7 @@ def test_a_bad_row_on_a_pipe_stops_there_keeping_the_rows_before_it(tmp_path):
     proc = run_cai("export", "--format", "sft", "-o", str(out), input=data)
     assert proc.returncode == 2
     assert "<stdin>:4: field 'prompt': expected a non-empty string; the rows before it are finished and kept in" in proc.stderr
-    assert len(proc.stderr.strip().splitlines()) == 1 and not out.exists()
+    assert len(without_progress(proc.stderr)) == 1 and not out.exists()
     # The same pipe under --on-error skip resumes from them and finishes.
     proc = run_cai("export", "--format", "sft", "-o", str(out), "--on-error", "skip", input=data)
     assert proc.returncode == 0, proc.stderr
@@ -103,7 +109,7 @@ def test_a_pipe_resumed_from_another_input_is_refused_at_the_first_row_that_diff
     assert run_cai("export", "--format", "sft", "-o", str(out), input=_lines(first) + "[]\n").returncode == 2
     same_ids = [{**r, "response": "something else"} for r in first]
     proc = run_cai("export", "--format", "sft", "-o", str(out), input=_lines(same_ids))
-    assert proc.returncode == 2 and len(proc.stderr.strip().splitlines()) == 1, proc.stderr
+    assert proc.returncode == 2 and len(without_progress(proc.stderr)) == 1, proc.stderr
     assert "<stdin>:1: this row is not the one" in proc.stderr and "--restart" in proc.stderr
     third_differs = first[:2] + [same_ids[2]]
     proc = run_cai("export", "--format", "sft", "-o", str(out), input=_lines(third_differs))

@@ -80,7 +80,7 @@ class Common:
     limit: int | None = None
     shard: str | None = None
     batch_size: int = _RUN.batch_size
-    progress: bool | None = None
+    progress: o.ProgressMode = o.ProgressMode(_RUN.progress)
     restart: bool = False
     # model and engine
     model: str | None = None
