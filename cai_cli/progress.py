@@ -70,15 +70,16 @@ class Progress:
     """One run's progress in UNIT (rows, steps) out of TOTAL (None: not known, a pipe), shown as MODE says.
 
     Use as a context manager; `done(n)` counts work this run did, `resumed(n)` work an earlier run did (in the count,
-    not in the rate), `reached(k)` sets the count (a trainer's step), `info(text)` adds a few words (the loss). NOTE
-    says where the finished work is (`finished rows are in OUT.partial`)."""
+    not in the rate; EARLIER: what it had done before this run started), `reached(k)` sets the count (a trainer's
+    step), `info(text)` adds a few words (the loss). NOTE says where the finished work is (`finished rows are in
+    OUT.partial`)."""
 
     def __init__(self, label: str, mode: ProgressMode | str | bool | None, total: int | None, *, unit: str = "rows",
-                 note: str = "", every: float | None = None):
+                 note: str = "", earlier: int = 0, every: float | None = None):
         self.label, self.total, self.unit, self.note = label, total, unit, note
         self.mode = shown_as(mode)
         self.every = LINE_SECONDS if every is None else every
-        self.count = self.earlier = 0
+        self.count = self.earlier = earlier
         self.extra = ""
         self.started = time.monotonic()
         self._bar: Any = None  # rich's Progress, in bar mode
@@ -94,7 +95,7 @@ class Progress:
 
             bar = self._bar = progress_bar(self.label, TextColumn("{task.fields[info]}"))
             bar.start()
-            self._task = bar.add_task(self.label, total=self.total, info="")
+            self._task = bar.add_task(self.label, total=self.total, completed=self.count, info="")
         elif self.mode is ProgressMode.lines:
             self._print(first=True)
             self._timer = threading.Thread(target=self._every, name="cai-progress", daemon=True)
@@ -120,10 +121,7 @@ class Progress:
         self._refresh()
 
     def reached(self, count: int) -> None:
-        """The count as it stands; what a run resumed from counts as earlier work (the first call sets it)."""
         with self._lock:
-            if self.count == 0 and self.earlier == 0:
-                self.earlier = count
             self.count = count
         self._refresh()
 

@@ -71,13 +71,14 @@ def test_progress_off_and_the_older_no_progress_print_no_lines(tmp_path, fake_en
     assert progress_lines(result.stderr, "generate")[0] == "cai generate: 0 rows, starting; finished rows are written to stdout after each batch"
 
 
-def test_a_trainer_logging_to_a_file_prints_steps_loss_and_where_the_metrics_are(tmp_path, capsys, often):
+@pytest.mark.parametrize("first_step", [0, 1])  # a run from the start, and one resumed from step 1
+def test_a_trainer_logging_to_a_file_prints_steps_loss_and_where_the_metrics_are(tmp_path, capsys, often, first_step):
     import time
 
     from cai_cli.train.callbacks import StderrProgress
 
     callback = StderrProgress("train-sft", "auto", tmp_path / "metrics.jsonl")
-    state = SimpleNamespace(is_world_process_zero=True, max_steps=4, global_step=1)  # resumed from step 1
+    state = SimpleNamespace(is_world_process_zero=True, max_steps=4, global_step=first_step)
     callback.on_train_begin(None, state, None)
     for step in (2, 3):
         state.global_step = step
@@ -87,6 +88,7 @@ def test_a_trainer_logging_to_a_file_prints_steps_loss_and_where_the_metrics_are
     callback.on_train_end(None, state, None)
     lines = progress_lines(capsys.readouterr().err, "train-sft")
     where = f"each step's metrics go to {Path(tmp_path / 'metrics.jsonl')}"
-    assert lines[0] == f"cai train-sft: 1/4 steps (25%) (1 from the earlier run), starting; {where}"
-    assert any(re.fullmatch(rf"cai train-sft: 3/4 steps \(75%\) \(1 from the earlier run\) after \d+s, [\d.]+ steps/s, about \d+s left "
+    earlier = f" ({first_step} from the earlier run)" if first_step else ""
+    assert lines[0] == f"cai train-sft: {first_step}/4 steps ({25 * first_step}%){earlier}, starting; {where}"
+    assert any(re.fullmatch(rf"cai train-sft: 3/4 steps \(75%\){re.escape(earlier)} after \d+s, [\d.]+ steps/s, about \d+s left "
                             rf"\| loss 1.5 learning_rate 0.0002; {re.escape(where)}", line) for line in lines), lines

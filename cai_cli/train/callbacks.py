@@ -105,8 +105,8 @@ class StderrProgress(TrainerCallback):
             return
         from ..progress import Progress
 
-        self.progress = Progress(self.command, self.mode, state.max_steps, unit="steps", note=f"each step's metrics go to {self.metrics}")
-        self.progress.reached(state.global_step)
+        self.progress = Progress(self.command, self.mode, state.max_steps, unit="steps", earlier=state.global_step,
+                                 note=f"each step's metrics go to {self.metrics}")
         self.progress.__enter__()
 
     def on_step_end(self, args, state, control, **kwargs):
