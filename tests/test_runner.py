@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import os
 import random
-import re
 import signal
 import subprocess
 import sys
@@ -20,7 +19,7 @@ from cai_cli.engines import EngineOptions, Sampling
 from cai_cli.errors import CaiError
 from cai_cli.runner import RunOptions, run_stage
 
-from conftest import ROOT, read_jsonl, run_cai, write_jsonl
+from conftest import ROOT, read_jsonl, run_cai, without_progress, write_jsonl
 
 TESTS = Path(__file__).resolve().parent
 
@@ -28,11 +27,6 @@ TESTS = Path(__file__).resolve().parent
 def revised(i: int) -> dict:
     return {"id": f"r{i}", "prompt": f"question {i}", "initial_response": "a", "response": f"better {i}",
             "rounds": [{"principle": "harm", "critique": "c", "revision": f"better {i}"}]}
-
-
-def without_progress(stderr: str) -> list[str]:
-    """stderr's lines but the progress lines (a log gets them from the start of a run: progress.py)."""
-    return [line for line in stderr.strip().splitlines() if not re.match(r"cai [\w-]+: \d+(/\d+)? rows", line)]
 
 
 def reference(tmp_path: Path, rows: list[dict], stage=None, **opts) -> tuple[list[dict], list[dict]]:
