@@ -7,11 +7,12 @@ mean-pooled over the attention mask, then L2-normalised, so a dot product is a c
 word pieces, about 200 words: a whole passage would be cut, and what is cut could never count.
 
 What is embedded: each unit as pieces, its sentences (a list item is one; a longer stretch than PIECE_WORDS words is
-cut into windows), each after the unit's heading path. A unit is as close to a conversation as its closest piece
-(`cai constitution route` shows that piece), so every word of a passage counts. A conversation longer than
-QUERY_WORDS words is embedded in windows, and a unit's similarity is the mean over the windows of its closest
-piece's cosine: each part of the conversation counts once. On the labelled sets routing was tuned on
-(bench/bench_routing.py), sentences as pieces beat 60- and 150-word windows (bench/README.md).
+cut into windows). A unit is as close to a conversation as its closest piece (`cai constitution route` shows that
+piece), so every word of a passage counts. A conversation longer than QUERY_WORDS words is embedded in windows, and
+a unit's similarity is the mean over the windows of its closest piece's cosine: each part of the conversation counts
+once. On the labelled sets routing was tuned on (bench/bench_routing.py), sentences beat 60- and 150-word windows,
+and sentences alone beat sentences after their heading path, which pulls every sentence of a section towards the
+section's theme (bench/README.md).
 
 Cost: the pieces of a document are embedded once (the one-off cost; bench/README.md) and kept, per process (one
 Index per Router) and on disk in cai's cache folder (cache_dir()/routing/<hash>.npz, written through cai_cli.output),
@@ -38,16 +39,13 @@ DECIMALS = 6  # cosines are rounded, so the last bits of a float sum do not reor
 _SENTENCE_END = re.compile(r"(?<=[.!?:])\s+|\n+")
 
 
-def pieces(heading: str, text: str) -> list[str]:
-    """TEXT as the pieces it is embedded in: its sentences and list items (windows of PIECE_WORDS words where longer),
-    each after HEADING (a passage's heading path; '' for none)."""
+def pieces(text: str) -> list[str]:
+    """TEXT as the pieces it is embedded in: its sentences and list items (windows of PIECE_WORDS words where longer)."""
     out = []
     for sentence in _SENTENCE_END.split(text):
         words = sentence.split()
-        for start in range(0, len(words), PIECE_WORDS):
-            body = " ".join(words[start:start + PIECE_WORDS])
-            out.append(f"{heading}\n{body}" if heading else body)
-    return out or [heading]
+        out += [" ".join(words[start:start + PIECE_WORDS]) for start in range(0, len(words), PIECE_WORDS)]
+    return out or [""]
 
 
 def windows(text: str) -> list[str]:

@@ -69,6 +69,9 @@ class Ranker(str, Enum):
     dense = "dense"
 
 
+DEFAULT_RANKER = Ranker.bm25  # docs/constitutions.md says why
+
+
 def check_ranker(ranker: Ranker | str) -> Ranker:
     """RANKER as a Ranker; one line (before any work) where it needs the sentence-embedding model and that is missing."""
     ranker = Ranker(ranker)
@@ -212,7 +215,7 @@ class Router:
     Under relevance routing a document's hard constraints are ranked with its passages (`routes_constraints`); a
     list's are not (its principles are lenses, its constraints a gate)."""
 
-    def __init__(self, constitution: Constitution, routing: Routing | None = None, ranker: Ranker | str = Ranker.bm25):
+    def __init__(self, constitution: Constitution, routing: Routing | None = None, ranker: Ranker | str = DEFAULT_RANKER):
         self.constitution = constitution
         self.routing = routing or default_routing(constitution)
         self.ranker = check_ranker(ranker) if self.routing is Routing.relevance else Ranker(ranker)
@@ -261,7 +264,7 @@ class Router:
         if self._embedded is None:
             from . import dense
 
-            self._embedded = dense.Index([dense.pieces(*principle_parts(self.constitution, p)) for p in self.units], dense.embedder())
+            self._embedded = dense.Index([dense.pieces(principle_parts(self.constitution, p)[1]) for p in self.units], dense.embedder())
         return self._embedded
 
     def bm25_scores(self, query: str) -> list[float]:
@@ -322,8 +325,8 @@ class Router:
         matched = self.matched_words(text, unit) if scores.bm25[unit] > 0 else ()
         if scores.cosine is None or scores.closest is None:
             return Ranked(p.id, scores.score[unit], matched, p.tier, kind, p.section, digest)
-        closest = scores.closest[unit].split("\n", 1)[-1]  # the sentence, without the heading path it was embedded after
-        return Ranked(p.id, scores.score[unit], matched, p.tier, kind, p.section, digest, scores.bm25[unit], scores.cosine[unit], closest)
+        return Ranked(p.id, scores.score[unit], matched, p.tier, kind, p.section, digest, scores.bm25[unit], scores.cosine[unit],
+                      scores.closest[unit])
 
     # ---- the draw ----
 
@@ -380,7 +383,7 @@ def explain(router: Router, conversation: Sequence[dict], response: str | None =
     return {"ranker": router.ranker.value, "expanded": [w for w in added if w], "top": shown}
 
 
-def route_rows(path: str | None, constitution: Constitution, top: int = TOP_K, ranker: Ranker | str = Ranker.bm25) -> list[tuple[str, dict]]:
+def route_rows(path: str | None, constitution: Constitution, top: int = TOP_K, ranker: Ranker | str = DEFAULT_RANKER) -> list[tuple[str, dict]]:
     """`cai constitution route ROWS`: (row id, explain(...)) per row of PATH (JSONL; '-' or None: stdin), ranked by
     RANKER. A row needs
     `prompt` or `messages`; its `response`, where it has one, is ranked with it as critique ranks it. A bad line or row
