@@ -12,11 +12,11 @@ piece), so every word of a passage counts. A conversation longer than QUERY_WORD
 a unit's similarity is the mean over the windows of its closest piece's cosine: each part of the conversation counts
 once. On the labelled sets routing was tuned on (bench/bench_routing.py), sentences beat 60- and 150-word windows,
 and sentences alone beat sentences after their heading path, which pulls every sentence of a section towards the
-section's theme (bench/README.md).
+section's theme (bench/routing/README.md).
 
-Cost: the pieces of a document are embedded once (the one-off cost; bench/README.md) and kept, per process (one
-Index per Router) and on disk in cai's cache folder (cache_dir()/routing/<hash>.npz, written through cai_cli.output),
-keyed by the model and the pieces' texts, so a changed passage or passage budget is embedded afresh. A conversation is
+Cost: the pieces of a document are embedded once (the one-off cost; bench/routing/README.md) and kept, per process
+(one Index per Router) and on disk in cai's cache folder (cache_dir()/routing/<hash>.npz, written through
+cai_cli.output), keyed by the model and the pieces' texts, so a changed passage or passage budget is embedded afresh. A conversation is
 one forward pass per window. The model runs on the CPU in float32, one conversation at a time, so a row's scores do
 not depend on the batch it came in.
 """

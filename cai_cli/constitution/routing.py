@@ -6,8 +6,8 @@ Two ways, `--routing`:
 * ``uniform``: the original method. A seeded shuffle of the eligible principles per row, round r takes
   its r-th entry (sampling.sample_principle_index): every principle equally likely, whatever the row.
 * ``relevance``: relevance first. The principles (for a document: its routed passages, and its hard constraints)
-  are ranked against the conversation with BM25 (bm25s, English stop words and Snowball stemming; no model, so the
-  ranking is deterministic, cheap and explainable by the words that matched). Only the *comparably relevant* ones
+  are ranked against the conversation by the ranker (below; BM25 by default: no model, so the ranking is cheap and
+  explainable by the words that matched). Only the *comparably relevant* ones
   are drawn from: at most TOP_K scoring at least COMPARABLE of the best one; among them each weighs its score
   (relative to the best) times its tier's weight, and one is drawn with the row's seed (rows.row_seed(seed,
   "route", id, round)), so the same seed gives the same draw whatever the batch size, shard or resume. A clearly
@@ -23,8 +23,8 @@ tiers every weight is 1.
 
 Rankers (`--ranker`, relevance routing only):
 
-* ``bm25`` (the default): needs no model, runs in microseconds per row on a CPU, and its choice is explained by the
-  words that matched (`cai constitution route`). It misses paraphrases that share no word with the passage; the
+* ``bm25`` (the default; bm25s, English stop words and Snowball stemming): needs no model, runs in milliseconds per
+  row on a CPU, and its choice is explained by the words that matched (`cai constitution route`). It misses paraphrases that share no word with the passage; the
   stemmer, the heading path indexed with every passage and a small query expansion (lexicon.py) make up for part.
 * ``dense``: the cosine between sentence embeddings (dense.py: all-MiniLM-L6-v2, shipped in a PyPI package, nothing
   downloaded at run time) of the conversation and each unit's closest sentence, min-max scaled over the units to
@@ -32,7 +32,8 @@ Rankers (`--ranker`, relevance routing only):
 * ``hybrid``: HYBRID_WEIGHT times that scaled cosine plus the rest times BM25 relative to the best BM25 score: a unit
   both rankers place first scores 1. Fusion by scores rather than by ranks keeps "comparably relevant" meaningful
   (reciprocal rank fusion makes the first three all but equal); the weight was chosen on the labelled sets routing
-  was tuned on, and measured on requests written afterwards (docs/constitutions.md, bench/README.md).
+  was tuned on, and measured on requests written afterwards (docs/constitutions.md,
+  bench/routing/README.md).
 Under dense and hybrid the words that matched are still shown (and still decide whether a conversation names a hard
 constraint), with the unit's BM25 score, its cosine and its closest sentence.
 """
