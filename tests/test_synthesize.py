@@ -104,6 +104,27 @@ def test_the_rows_are_the_same_whatever_the_batches_a_limit_or_stdout(tmp_path, 
     assert first == [r for r in rows if r["id"] in set(sorted(units, key=_unit_order)[:20])]
 
 
+def test_shards_then_reuse_give_the_unsharded_runs_rows_without_the_model(tmp_path, fake):
+    whole, whole_dropped, _ = synthesize(tmp_path, "-c", "assistant", out="whole.jsonl")
+    files = []
+    for i in (0, 1):
+        synthesize(tmp_path, "-c", "assistant", "--shard", f"{i}/2", out=f"s{i}.jsonl")
+        files += ["--reuse", str(tmp_path / f"s{i}.jsonl"), "--reuse", str(tmp_path / f"s{i}.jsonl.dropped.jsonl")]
+    shards = read_jsonl(tmp_path / "s0.jsonl") + read_jsonl(tmp_path / "s1.jsonl")
+    assert len(shards) > len(whole)  # each shard kept the first of a request the other shard also wrote
+    started, chats = list(fake.log["started"]), fake.calls["chat"]
+    merged, merged_dropped, _ = synthesize(tmp_path, "-c", "assistant", *files, out="merged.jsonl")
+    assert (merged, merged_dropped) == (whole, whole_dropped)
+    assert fake.log["started"] == started and fake.calls["chat"] == chats  # no model loaded, nothing asked
+    # Shard 0's files alone: shard 1's requests are asked again, each row in its place.
+    half, half_dropped, _ = synthesize(tmp_path, "-c", "assistant", *files[:4], out="half.jsonl")
+    shard1 = len(read_jsonl(tmp_path / "s1.jsonl")) + len(read_jsonl(tmp_path / "s1.jsonl.dropped.jsonl"))
+    assert (half, half_dropped) == (whole, whole_dropped) and fake.calls["chat"] == chats + shard1
+    # A run with other settings reuses nothing: every request is asked again.
+    synthesize(tmp_path, "-c", "assistant", "--domain", "a bakery", *files, out="other.jsonl")
+    assert fake.calls["chat"] == chats + shard1 + len(whole) + len(whole_dropped)
+
+
 def _unit_order(rid: str) -> tuple[int, int, int]:
     passage, kind, index = rid.rsplit(":", 2)
     order = [t.id for t in targets(ASSISTANT)]

@@ -60,6 +60,7 @@ def synthesize(
     similarity: o.SimilarityOpt = SynthesizeConfig.similarity,
     until_covered: o.UntilCoveredOpt = None,
     covered_at: o.CoveredAtOpt = 1,
+    reuse: o.ReuseOpt = None,
     passage_tokens: o.PassageTokensOpt = None,
 ):
     """Write requests from the constitution: for each routed passage (a list: principle) and each hard constraint, --per-passage requests of each kind.
@@ -79,7 +80,8 @@ def synthesize(
     charter = load_constitution(constitution)
     cfg = SynthesizeConfig(kinds=tuple(dict.fromkeys(kinds)) if kinds else SynthesizeConfig.kinds, per_passage=per_passage, domain=domain,
                            examples=load_examples(examples) if examples else [], examples_source=examples,
-                           exclude=list(exclude or []) + ([until_covered] if until_covered else []), similarity=similarity, passage_tokens=passage_tokens)
+                           exclude=list(exclude or []) + ([until_covered] if until_covered else []), similarity=similarity, passage_tokens=passage_tokens,
+                           reuse=list(reuse or []))
     stage = Synthesize(common.engine_options(), common.sampling(), charter, cfg)
     only, start = stage.until_covered(until_covered, covered_at) if until_covered else (None, None)
     units = stage.units(only, start)
@@ -87,6 +89,7 @@ def synthesize(
         print(f"cai synthesize: every passage and constraint of {stage.constitution.source} is used at least {covered_at} times in {until_covered}; nothing to write",
               file=sys.stderr)
         return
+    stage.load_reuse(units)
     options = common.run_options()
     options.rows = RowsInput(f"{stage.constitution.source} (the requests to write)", units)
     run_stage(stage, options)

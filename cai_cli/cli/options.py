@@ -330,6 +330,12 @@ UntilCoveredOpt = Annotated[
                  "requests: `cai constitution coverage`) uses fewer than --covered-at times; ROWS' requests are also --exclude'd.",
                  rich_help_panel=SYNTH_PANEL),
 ]
+ReuseOpt = Annotated[
+    Optional[list[str]],
+    typer.Option("--reuse", help="An earlier run's OUTPUT or OUTPUT.dropped.jsonl (repeatable; each --shard's): a request it holds made with these "
+                 "settings, for a passage unchanged since, is copied instead of asked again; near-duplicates are screened anew over the whole "
+                 "run, so the shards' files give the unsharded run's rows.", rich_help_panel=SYNTH_PANEL),
+]
 CoveredAtOpt = Annotated[int, typer.Option("--covered-at", min=1, help="With --until-covered: a passage used this many times is covered.", rich_help_panel=SYNTH_PANEL)]
 
 # ---- sampling --------------------------------------------------------------------------------------

@@ -11,7 +11,9 @@ Near-duplicates are removed by `screen`, which the runner calls on each finished
 leaves (with -o OUT: as OUT is assembled from the side file): a request is left out where it is a near-duplicate of
 a request kept before it in input order, or of a row of --exclude (dedupe.py). Its fate therefore depends on the
 rows before it alone, never on which batch, process or earlier (killed) run wrote it. Under --shard I/N each shard
-is screened on its own rows and --exclude.
+is screened on its own rows and --exclude; the unsharded command with --reuse of every shard's OUT and
+OUT.dropped.jsonl then copies each unit's row instead of asking again (no model loads when none is missing) and
+screens them all, giving the unsharded run's rows.
 """
 
 from __future__ import annotations
@@ -137,6 +139,7 @@ class SynthesizeConfig:
     exclude: list[str] = field(default_factory=list)  # prompt files whose near-duplicates are left out
     similarity: float = DEFAULT_SIMILARITY
     passage_tokens: int | None = None
+    reuse: list[str] = field(default_factory=list)  # earlier runs' OUT and OUT.dropped.jsonl: units found there are copied
 
 
 class Synthesize(EngineStage):
@@ -164,6 +167,8 @@ class Synthesize(EngineStage):
         self.left_out: Counter = Counter()
         self.cleaned = 0
         self.seen: dict[str, None] = {}  # the targets of every finished unit, in order
+        self.reused: dict[str, dict] = {}  # unit id -> its row (or dropped row) from --reuse, made the same way
+        self.engine_needed = True  # False where every unit of the run is reused: no model loads
 
     # ---- the work units ------------------------------------------------------------------------------------
 
@@ -199,7 +204,29 @@ class Synthesize(EngineStage):
         cov = coverage(rows(), self.constitution)
         return {t for t in self.targets if cov.uses(t) < at_least}, last
 
+    def load_reuse(self, units: list[dict]) -> None:
+        """The rows of --reuse made with these settings for a passage unchanged since, by unit id; whether any unit of
+        UNITS still needs the model."""
+        from ..jsonl import iter_rows
+
+        settings = self.settings_hash()
+        for path in self.cfg.reuse:
+            for row in iter_rows(path, "--reuse reads the rows (and dropped rows) `cai synthesize` wrote"):
+                info = stage_meta(row, self.name)
+                target = self.targets.get(str(row.get("passage")))
+                if info.get("settings_hash") == settings and target is not None and row.get("passage_hash") == target.hash:
+                    self.reused.setdefault(str(row.get("id")), row)
+        self.engine_needed = any(u["id"] not in self.reused for u in units)
+
     # ---- the stage ----------------------------------------------------------------------------------------
+
+    def start(self) -> None:
+        if self.engine_needed:
+            super().start()
+
+    def check_loaded(self, row: dict) -> None:
+        if row["id"] not in self.reused:
+            super().check_loaded(row)
 
     def check(self, row: dict) -> None:
         if row.get("passage") not in self.targets:
@@ -221,6 +248,7 @@ class Synthesize(EngineStage):
         if self.cfg.examples_source:
             files["--examples"] = self.cfg.examples_source
         files.update({f"--exclude {path}": path for path in self.cfg.exclude})
+        files.update({f"--reuse {path}": path for path in self.cfg.reuse})
         return files
 
     def request(self, row: dict) -> tuple[list[dict], dict]:
@@ -237,19 +265,34 @@ class Synthesize(EngineStage):
         return self.request(row)[0]
 
     def process(self, rows: list[dict]) -> list[dict | Dropped | RowFailure]:
+        out: list[dict | Dropped | RowFailure] = [self.copy(self.reused[r["id"]]) for r in rows if r["id"] in self.reused]
+        if len(out) == len(rows):
+            return out
+        if out:  # some copied, some asked: each in its place
+            asked_rows = [r for r in rows if r["id"] not in self.reused]
+            copied, asked_now = iter(out), iter(self.process(asked_rows))
+            return [next(copied) if r["id"] in self.reused else next(asked_now) for r in rows]
         asked = [self.request(r) for r in rows]
         seeds = [row_seed(self.sampling.seed, self.name, r["id"]) for r in rows]
         completions = self.chat([messages for messages, _ in asked], seeds)
-        out: list[dict | Dropped | RowFailure] = []
         for row, (_, how), comp in zip(rows, asked, completions):
             if comp.error:
                 out.append(RowFailure(comp.error))
                 continue
             text, reason = comp.texts[0], (comp.finish_reasons or [None])[0]
             reading = read_request(text, reason, how["variation"]["turns"])
-            made = self.row(row, reading.messages, how, text, reading.marks, comp)
-            out.append(made if reading.rejection is None else Dropped(made, reading.reason))
+            written = self.row(row, reading.messages, how, text, reading.marks, comp)
+            out.append(written if reading.rejection is None else Dropped(written, reading.reason))
         return out
+
+    def copy(self, found: dict) -> dict | Dropped:
+        """A row from --reuse as this run's: left out again where it was not one request; a near-duplicate is kept,
+        to be screened again among this run's rows."""
+        row = {k: v for k, v in found.items() if k != "dropped"}
+        reason = str(found.get("dropped") or "")
+        if reason and reason.split(":", 1)[0] not in (Rejection.near_duplicate.value, Rejection.excluded.value):
+            return Dropped(row, reason)
+        return row
 
     def row(self, unit: dict, messages: list[dict] | None, how: dict, raw: str, marks: tuple[str, ...], comp) -> dict:
         target, kind = self.targets[unit["passage"]], Kind(unit["kind"])
@@ -269,6 +312,7 @@ class Synthesize(EngineStage):
             **({"passage_tokens": c.passage_tokens} if c.is_document else {}),
             what=target.what, tier=target.tier, index=unit["index"], **how, **({"domain": self.cfg.domain} if self.cfg.domain else {}),
             prompt_tokens=comp.prompt_tokens, completion_tokens=comp.completion_tokens, finish_reason=finish_reason(comp),
+            settings_hash=self.amend_keys(unit)["settings_hash"],
             **({"cleaned": list(marks), "raw": raw} if marks and messages is not None else {}),
         ))
         return row
@@ -327,6 +371,7 @@ class Synthesize(EngineStage):
             parts.append(f"{self.cleaned} with a lead-in or quotes removed (raw text in meta)")
         if missing := self.without_rows():
             parts.append(f"{len(missing)} passages or constraints without a request kept")
+
         return " | ".join(parts)
 
     def summary_dict(self) -> dict:
