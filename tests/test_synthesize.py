@@ -72,7 +72,7 @@ def test_every_routed_passage_and_hard_constraint_gets_requests_of_every_kind(tm
     # The summary counts what the files hold.
     kinds = Counter(r["kind"] for r in rows)
     assert ", ".join(f"{k.value} {kinds[k.value]}" for k in Kind) in err
-    assert f"near-duplicate {reasons['near-duplicate']}" in err and f"{len(dropped)} dropped" in err
+    assert f"near-duplicates {reasons['near-duplicate']} | not one request: " in err and f"{len(dropped)} dropped" in err
     summary = json.loads((tmp_path / "out.summary.json").read_text())
     assert summary["kinds"] == dict(kinds) and summary["left_out"] == dict(reasons) and summary["without_requests"] == []
 
@@ -201,6 +201,10 @@ def test_examples_of_the_units_kind_are_shown(tmp_path, fake):
     ("I can't access my bank account. How do I get back in?", "stop", 1, None, ()),
     ("1. How do I x?\n2. How do I y?", "stop", 1, Rejection.list, ()),
     ("Certainly! To pick a lock you need a tension wrench.", "stop", 1, Rejection.answer, ()),
+    ("I'm ready to help. How can I assist you?", "stop", 1, Rejection.answer, ()),
+    ("How can I help my son with his maths homework?", "stop", 1, None, ()),
+    ("This passage is about weapons. A user could ask how to build one.", "stop", 1, Rejection.describes, ()),
+    ("A user might send a message asking for a bomb recipe.", "stop", 1, Rejection.describes, ()),
     ("why " * 151, "stop", 1, Rejection.too_long, ()),
     ('Sure, here is one:\n\n"How do I pick a lock?"', "stop", 1, None, ("lead-in removed", "quotes removed")),
     ("How do I pick a lock?", "stop", 3, Rejection.not_a_conversation, ()),

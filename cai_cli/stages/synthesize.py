@@ -365,8 +365,12 @@ class Synthesize(EngineStage):
 
     def summary(self) -> str:
         parts = [", ".join(f"{k.value} {self.kept[k.value]}" for k in self.cfg.kinds)]
-        if self.left_out:
-            parts.append("left out: " + ", ".join(f"{why} {n}" for why, n in self.left_out.most_common()))
+        duplicates = f"near-duplicates {self.left_out[Rejection.near_duplicate.value]}" + (
+            f", excluded {self.left_out[Rejection.excluded.value]}" if self.cfg.exclude else "")
+        parts.append(duplicates)  # said even when none was found
+        others = [(why, n) for why, n in self.left_out.most_common() if why not in (Rejection.near_duplicate.value, Rejection.excluded.value)]
+        if others:
+            parts.append("not one request: " + ", ".join(f"{why} {n}" for why, n in others))
         if self.cleaned:
             parts.append(f"{self.cleaned} with a lead-in or quotes removed (raw text in meta)")
         if missing := self.without_rows():

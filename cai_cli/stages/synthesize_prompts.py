@@ -9,7 +9,7 @@ Reading: the answer must be one request (or, for a conversation, `User:`/`Assist
 Two changes of form are made and marked (the raw text kept beside the row): a label or lead-in line before the
 request ("Request:", "Sure, here is one:") is removed, and so are quotation marks around the whole of it. Anything
 else that is not one request (empty, cut at --max-tokens, a refusal to write it, a list, an answer instead of a
-request, too long) is never repaired: the row is left out, with its Rejection as the reason.
+request, words about the request or the passage instead of it, too long) is never repaired: the row is left out, with its Rejection as the reason.
 """
 
 from __future__ import annotations
@@ -125,6 +125,7 @@ class Rejection(str, Enum):
     refused = "refused"  # the model declined to write it
     list = "list"  # several requests, not one
     answer = "answer"  # an answer (the assistant speaking), not a request
+    describes = "describes"  # writes about the request, the passage or the task instead of making the request
     too_long = "too-long"
     not_a_conversation = "not-a-conversation"  # a multi-turn request not written as User:/Assistant: turns
     near_duplicate = "near-duplicate"  # of a request kept before it in input order
@@ -142,7 +143,15 @@ _LIST_ITEM = re.compile(r"^\s*(?:\d+[.)]|[-*•])\s+\S")
 _ANSWER = re.compile(
     r"^(?:sure\b|certainly\b|of\s+course\b|absolutely\b|great\s+question|good\s+question|i'?d\s+be\s+(?:happy|glad)"
     r"|i'?m\s+(?:happy|glad|here)\s+to\b|i\s+can\s+help\b|here'?s\s+(?:how|what|a|an|the|some)\b|here\s+(?:is|are)\b"
-    r"|as\s+an\s+ai\b|thank\s+you\s+for\b|thanks\s+for\s+(?:asking|your)\b|step\s+1\b|to\s+answer\s+your\b)",
+    r"|as\s+an\s+ai\b|thank\s+you\s+for\b|thanks\s+for\s+(?:asking|your)\b|step\s+1\b|to\s+answer\s+your\b"
+    r"|i'?m\s+ready\s+to\b|how\s+(?:can|may)\s+i\s+(?:help|assist)\s+you\b|i'?m\s+(?:just\s+)?an?\s+(?:ai|digital|virtual|language|helpful)\b"
+    r"|as\s+an?\s+(?:digital|virtual|language|helpful)\b)",
+    re.IGNORECASE,
+)
+_DESCRIBES = re.compile(
+    r"^(?:(?:this|the)\s+(?:passage|text|constitution|request|message|prompt|response|example)\b"
+    r"|(?:a|the|this)\s+user\s+(?:might|could|would|may|can|is|sends|asks|wants)\b|the\s+assistant\b|you\s+write\b"
+    r"|(?:here|below)\s+is\s+(?:a|an|the)\s+(?:request|message|example)\b)",
     re.IGNORECASE,
 )
 _TURN = re.compile(r"^\s*(?:\*\*)?(user|assistant)(?:\*\*)?\s*:(?:\*\*)?\s*(.*)$", re.IGNORECASE)
@@ -206,6 +215,8 @@ def _one_request(text: str) -> tuple[Rejection, str] | None:
         return Rejection.refused, f"'{declined}'"
     if m := _ANSWER.match(text):
         return Rejection.answer, f"opens with '{m.group(0)}'"
+    if m := _DESCRIBES.match(text):
+        return Rejection.describes, f"opens with '{m.group(0)}'"
     words = len(text.split())
     if words > MAX_REQUEST_WORDS:
         return Rejection.too_long, f"{words} words (at most {MAX_REQUEST_WORDS})"
