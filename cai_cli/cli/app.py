@@ -73,25 +73,18 @@ def synthesize(
         cai synthesize -c policy.md --until-covered out/r2.jsonl --engine openai --base-url http://localhost:8000/v1 -o out/more.jsonl
     """
     from ..constitution import load_constitution
-    from ..jsonl import RowsInput
     from ..runner import run_stage
-    from ..stages.synthesize import Synthesize, load_examples
+    from ..stages.synthesize import Synthesize, synthesize_config
 
-    charter = load_constitution(constitution)
-    cfg = SynthesizeConfig(kinds=tuple(dict.fromkeys(kinds)) if kinds else SynthesizeConfig.kinds, per_passage=per_passage, domain=domain,
-                           examples=load_examples(examples) if examples else [], examples_source=examples,
-                           exclude=list(exclude or []) + ([until_covered] if until_covered else []), similarity=similarity, passage_tokens=passage_tokens,
-                           reuse=list(reuse or []))
-    stage = Synthesize(common.engine_options(), common.sampling(), charter, cfg)
-    only, start = stage.until_covered(until_covered, covered_at) if until_covered else (None, None)
-    units = stage.units(only, start)
-    if not units:
-        print(f"cai synthesize: every passage and constraint of {stage.constitution.source} is used at least {covered_at} times in {until_covered}; nothing to write",
-              file=sys.stderr)
+    cfg = synthesize_config(kinds, per_passage, domain, examples, exclude, similarity, passage_tokens, reuse, until_covered)
+    stage = Synthesize(common.engine_options(), common.sampling(), load_constitution(constitution), cfg)
+    work = stage.work(until_covered, covered_at)
+    if work is None:
+        print(f"cai synthesize: every passage and constraint of {stage.constitution.source} is used at least {covered_at} times in {until_covered}; "
+              "nothing to write", file=sys.stderr)
         return
-    stage.load_reuse(units)
     options = common.run_options()
-    options.rows = RowsInput(f"{stage.constitution.source} (the requests to write)", units)
+    options.rows = work
     run_stage(stage, options)
 
 
@@ -592,11 +585,9 @@ def plan(
     cfg = PlanConfig(rounds=rounds, n=n if rl else 0, principles=k, swap=swap, cot=cot, few_shot=few_shot, output_tokens=output_tokens, rows=rows, sample=sample)
     common = Common(model=model, engine=engine, max_tokens=max_tokens, seed=Common.seed if seed is None else seed)
     if synthesize:
-        from ..stages.synthesize import Synthesize, load_examples
+        from ..stages.synthesize import Synthesize, synthesize_config
 
-        cfg.synthesize = Synthesize(common.engine_options(), common.sampling(), charter, SynthesizeConfig(
-            kinds=tuple(dict.fromkeys(kinds)) if kinds else SynthesizeConfig.kinds, per_passage=per_passage, domain=domain,
-            examples=load_examples(examples) if examples else []))
+        cfg.synthesize = Synthesize(common.engine_options(), common.sampling(), charter, synthesize_config(kinds, per_passage, domain, examples))
     result = make_plan(input, common.engine_options(), common.sampling(), charter, cfg, throughput=throughput,
                        prefill_throughput=prefill_throughput, gpus=gpus, price=price, measure_rows=measure)
     text = json.dumps(result.as_dict(), indent=2)

@@ -142,6 +142,16 @@ class SynthesizeConfig:
     reuse: list[str] = field(default_factory=list)  # earlier runs' OUT and OUT.dropped.jsonl: units found there are copied
 
 
+def synthesize_config(kinds: list[Kind] | None = None, per_passage: int = SynthesizeConfig.per_passage, domain: str | None = None,
+                      examples: str | None = None, exclude: list[str] | None = None, similarity: float = DEFAULT_SIMILARITY,
+                      passage_tokens: int | None = None, reuse: list[str] | None = None, until_covered: str | None = None) -> SynthesizeConfig:
+    """The stage's settings from the command line's options (--examples read here; --until-covered's rows excluded)."""
+    return SynthesizeConfig(kinds=tuple(dict.fromkeys(kinds)) if kinds else tuple(Kind), per_passage=per_passage, domain=domain,
+                            examples=load_examples(examples) if examples else [], examples_source=examples,
+                            exclude=[*(exclude or []), *([until_covered] if until_covered else [])], similarity=similarity,
+                            passage_tokens=passage_tokens, reuse=list(reuse or []))
+
+
 class Synthesize(EngineStage):
     name = "synthesize"
     cut_in_rows = True
@@ -184,6 +194,18 @@ class Synthesize(EngineStage):
                 for index in range(first, first + self.cfg.per_passage):
                     out.append({"id": f"{target.id}:{kind.value}:{index}", "passage": target.id, "kind": kind.value, "index": index})
         return out
+
+    def work(self, until_covered: str | None = None, covered_at: int = 1):
+        """The run's input: its work units (RowsInput), --until-covered's only, with --reuse read; None where none is
+        left to write."""
+        from ..jsonl import RowsInput
+
+        only, start = self.until_covered(until_covered, covered_at) if until_covered else (None, None)
+        units = self.units(only, start)
+        if not units:
+            return None
+        self.load_reuse(units)
+        return RowsInput(f"{self.constitution.source} (the requests to write)", units)
 
     def until_covered(self, path: str, at_least: int) -> tuple[set[str], dict[tuple[str, str], int]]:
         """The targets ROWS (at PATH) uses fewer than AT_LEAST times (constitution coverage: critique rounds, or the
