@@ -82,6 +82,9 @@ def test_every_routed_passage_and_hard_constraint_gets_requests_of_every_kind(tm
     data = json.loads(cov.stdout)
     assert data["never_used"] == [] and data["constraints_never_used"] == [] and data["rows"] == len(rows)
     assert sum(data["requests"].values()) == len(rows)
+    table = invoke("constitution", "coverage", str(tmp_path / "out.jsonl"))
+    assert f"0 critique rounds and {len(rows)} synthesized requests in {len(rows)} rows" in " ".join(table.stdout.split())
+    assert "(never)" not in table.stdout and "hard-constraint:" in table.stdout
 
 
 def test_a_list_constitution_gives_requests_per_principle(tmp_path, fake):
