@@ -5,7 +5,9 @@ Token counts come from a sample of the input, each row walked through the pipeli
 builders (the stages' `context_messages`, the judge's questions) and tokenized with the model's
 tokenizer; what the model has not written yet stands in as a text of T tokens, T being --output-tokens
 (a mean per generated text), the mean that --measure found, or else --max-tokens (an upper bound).
-The totals scale the sample's means to every row (or to --rows).
+The totals scale the sample's means to every row (or to --rows). With --synthesize, `cai synthesize` comes first:
+every request's prompt is built by the stage and counted (not sampled), and the pipeline is planned over the rows it
+would write (stand-in prompts of T tokens, unless INPUT gives real ones).
 
 Time, without --measure, from two rates per GPU the user gives (vLLM's benchmarks report the same two):
 
