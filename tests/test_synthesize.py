@@ -145,21 +145,30 @@ def test_exclude_leaves_out_near_duplicates_of_an_existing_prompt_set(tmp_path, 
     assert not any(SAME in json.dumps(r) for r in rows) and f"excluded {len(excluded)}" in err
 
 
-def test_until_covered_writes_only_for_passages_used_too_little_and_numbers_on(tmp_path, fake):
+def test_until_covered_writes_only_the_kinds_a_passage_lacks_and_numbers_on(tmp_path, fake):
     rows, _, _ = synthesize(tmp_path, "-c", "assistant", "--per-passage", "1")
     gone = {t.id for t in targets(ASSISTANT)[:2]}
     some = write_jsonl(tmp_path / "some.jsonl", [r for r in rows if r["passage"] not in gone])
     more, more_dropped, _ = synthesize(tmp_path, "-c", "assistant", "--until-covered", str(some), out="more.jsonl")
-    unused = {t.id for t in targets(ASSISTANT)} - {r["passage"] for r in rows}  # each of its requests left out
-    assert {r["passage"] for r in more + more_dropped} == gone | unused
+    present = {(r["passage"], r["kind"]) for r in read_jsonl(some)}  # each kind is topped up: those left out too
+    assert {(r["passage"], r["kind"]) for r in more + more_dropped} == {(t.id, k.value) for t in targets(ASSISTANT) for k in Kind} - present
+    assert gone <= {r["passage"] for r in more + more_dropped}
     again, again_dropped, _ = synthesize(tmp_path, "-c", "assistant", "--until-covered", str(some), "--covered-at", "4", "--per-passage", "1", out="again.jsonl")
-    last = {(r["passage"], r["kind"]): r["meta"]["synthesize"]["index"] for r in read_jsonl(some)}
     assert {r["passage"] for r in again + again_dropped} == {t.id for t in targets(ASSISTANT)}
-    assert all(r["meta"]["synthesize"]["index"] == last.get((r["passage"], r["kind"]), 0) + 1 for r in again + again_dropped)
+    assert {r["meta"]["synthesize"]["index"] for r in again + again_dropped} == {2}  # after ROWS' last: new ids, new draws
     assert not {r["id"] for r in again} & {r["id"] for r in read_jsonl(some)}
-    synthesize(tmp_path, "-c", "assistant", out="all.jsonl")  # covers every passage (the first test)
-    done = invoke("synthesize", "--engine", "fake", "-c", "assistant", "--until-covered", str(tmp_path / "all.jsonl"), "-o", str(tmp_path / "none.jsonl"))
-    assert done.exit_code == 0 and "nothing to write" in done.stderr and not (tmp_path / "none.jsonl").exists()
+    # The loop of the docs: top up until every kind of every passage has a request; then there is nothing to write.
+    have = list(rows)
+    for attempt in range(6):
+        so_far = write_jsonl(tmp_path / "so_far.jsonl", have)
+        done = invoke("synthesize", "--engine", "fake", "-c", "assistant", "--until-covered", str(so_far), "-o", str(tmp_path / f"top{attempt}.jsonl"))
+        assert done.exit_code == 0, done.output
+        if "nothing to write" in done.stderr:
+            break
+        have += read_jsonl(tmp_path / f"top{attempt}.jsonl")
+    assert "nothing to write" in done.stderr and not (tmp_path / f"top{attempt}.jsonl").exists() and attempt >= 1
+    assert {(r["passage"], r["kind"]) for r in have} == {(t.id, k.value) for t in targets(ASSISTANT) for k in Kind}
+    assert len({r["id"] for r in have}) == len(have)
 
 
 def test_its_rows_go_straight_into_generate_and_eval(tmp_path, fake):

@@ -326,8 +326,9 @@ SimilarityOpt = Annotated[
 ]
 UntilCoveredOpt = Annotated[
     Optional[str],
-    typer.Option("--until-covered", metavar="ROWS", help="Write only for the passages and constraints that ROWS (critique rounds, or synthesized "
-                 "requests: `cai constitution coverage`) uses fewer than --covered-at times; ROWS' requests are also --exclude'd.",
+    typer.Option("--until-covered", metavar="ROWS", help="Write only the kinds of request, for each passage and constraint, that ROWS uses fewer "
+                 "than --covered-at times (`cai constitution coverage`: critique rounds of the passage, plus its synthesized requests of the kind); "
+                 "ROWS' requests are also --exclude'd.",
                  rich_help_panel=SYNTH_PANEL),
 ]
 ReuseOpt = Annotated[

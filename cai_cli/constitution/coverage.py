@@ -3,7 +3,8 @@ rounds, and which routed sections never were.
 
 A row with critique rounds counts its rounds; a row without, written by `cai synthesize` for a passage (its
 `passage` field, meta.synthesize), counts once for that passage: what the row exercised, never both. A passage is
-used where either count is above zero, and `cai synthesize --until-covered` tops up those used fewer than N times.
+used where either count is above zero; `cai synthesize --until-covered` tops up each kind of request for a passage
+whose rounds and requests of that kind number fewer than N.
 Hard constraints are listed where the rows hold synthesized requests (the gate checks every answer against every
 constraint, so rounds alone say nothing about them)."""
 
@@ -29,11 +30,16 @@ class Coverage:
     never: list[str] = field(default_factory=list)  # routed sections/principles no round used (needs the constitution)
     tiers_never: list[str] = field(default_factory=list)
     requests: Counter = field(default_factory=Counter)  # passage (or "hard-constraint:<id>") -> synthesized rows for it
+    requests_by_kind: dict[str, Counter] = field(default_factory=dict)  # passage -> kind -> synthesized rows
     constraints_never: list[str] = field(default_factory=list)  # hard constraints no round or synthesized row used
 
     def uses(self, pid: str) -> int:
         """The rounds that used PID plus the synthesized rows written for it."""
         return self.by_principle.get(pid, 0) + self.requests.get(pid, 0)
+
+    def uses_of_kind(self, pid: str, kind: str) -> int:
+        """The rounds that used PID plus the synthesized rows of KIND written for it."""
+        return self.by_principle.get(pid, 0) + self.requests_by_kind.get(pid, Counter()).get(kind, 0)
 
     def as_dict(self) -> dict:
         return {
@@ -41,7 +47,8 @@ class Coverage:
             "tiers": dict(self.by_tier.most_common()), "never_used": self.never, "tiers_never_used": self.tiers_never,
             "constitution_hashes": dict(self.hashes),
             "passage_hashes": {pid: sorted(h) for pid, h in self.passage_hashes.items()},
-            **({"requests": dict(self.requests.most_common()), "constraints_never_used": self.constraints_never} if self.requests else {}),
+            **({"requests": dict(self.requests.most_common()), "requests_by_kind": {p: dict(c) for p, c in self.requests_by_kind.items()},
+                "constraints_never_used": self.constraints_never} if self.requests else {}),
         }
 
 
@@ -87,6 +94,7 @@ def _synthesized(row: dict, out: Coverage) -> bool:
     if not info or not isinstance(pid, str):
         return False
     out.requests[pid] += 1
+    out.requests_by_kind.setdefault(pid, Counter())[str(row.get("kind"))] += 1
     if info.get("tier"):
         out.by_tier[str(info["tier"])] += 1
     if info.get("constitution_hash"):

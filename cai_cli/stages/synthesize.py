@@ -182,16 +182,16 @@ class Synthesize(EngineStage):
 
     # ---- the work units ------------------------------------------------------------------------------------
 
-    def units(self, only: set[str] | None = None, start: dict[tuple[str, str], int] | None = None) -> list[dict]:
-        """One row per request wanted: each target (ONLY: those ids), each kind, --per-passage of each; indexes go on
-        from START[(target, kind)] (the last one ROWS already has, under --until-covered)."""
+    def units(self, only: set[tuple[str, str]] | None = None, after: int = 0) -> list[dict]:
+        """One row per request wanted: each target and kind (ONLY: those (target, kind) pairs), --per-passage of each,
+        indexed from AFTER + 1 (under --until-covered, the last index ROWS has: new ids, and new draws for a kind whose
+        requests were all left out last time)."""
         out = []
         for target in self.targets.values():
-            if only is not None and target.id not in only:
-                continue
             for kind in self.cfg.kinds:
-                first = (start or {}).get((target.id, kind.value), 0) + 1
-                for index in range(first, first + self.cfg.per_passage):
+                if only is not None and (target.id, kind.value) not in only:
+                    continue
+                for index in range(after + 1, after + 1 + self.cfg.per_passage):
                     out.append({"id": f"{target.id}:{kind.value}:{index}", "passage": target.id, "kind": kind.value, "index": index})
         return out
 
@@ -200,31 +200,32 @@ class Synthesize(EngineStage):
         left to write."""
         from ..jsonl import RowsInput
 
-        only, start = self.until_covered(until_covered, covered_at) if until_covered else (None, None)
-        units = self.units(only, start)
+        only, after = self.until_covered(until_covered, covered_at) if until_covered else (None, 0)
+        units = self.units(only, after)
         if not units:
             return None
         self.load_reuse(units)
         return RowsInput(f"{self.constitution.source} (the requests to write)", units)
 
-    def until_covered(self, path: str, at_least: int) -> tuple[set[str], dict[tuple[str, str], int]]:
-        """The targets ROWS (at PATH) uses fewer than AT_LEAST times (constitution coverage: critique rounds, or the
-        rows synthesized for it), and the last index ROWS' synthesized rows have per (target, kind)."""
+    def until_covered(self, path: str, at_least: int) -> tuple[set[tuple[str, str]], int]:
+        """The (target, kind) pairs ROWS (at PATH) uses fewer than AT_LEAST times (constitution coverage: the critique
+        rounds that used the target, plus the rows of that kind synthesized for it), and the last index of ROWS'
+        synthesized rows."""
         from ..constitution.coverage import coverage
         from ..jsonl import iter_rows
 
-        last: dict[tuple[str, str], int] = {}
+        last = 0
 
         def rows():
+            nonlocal last
             for row in iter_rows(path, "--until-covered reads rows of cai (prompts, critiques, synthesized requests)"):
-                info = stage_meta(row, self.name)
-                if isinstance(info.get("index"), int) and isinstance(row.get("passage"), str) and isinstance(row.get("kind"), str):
-                    key = (row["passage"], row["kind"])
-                    last[key] = max(last.get(key, 0), info["index"])
+                index = stage_meta(row, self.name).get("index")
+                if isinstance(index, int) and not isinstance(index, bool):
+                    last = max(last, index)
                 yield row
 
         cov = coverage(rows(), self.constitution)
-        return {t for t in self.targets if cov.uses(t) < at_least}, last
+        return {(t, k.value) for t in self.targets for k in self.cfg.kinds if cov.uses_of_kind(t, k.value) < at_least}, last
 
     def load_reuse(self, units: list[dict]) -> None:
         """The rows of --reuse made with these settings for a passage unchanged since, by unit id; whether any unit of
