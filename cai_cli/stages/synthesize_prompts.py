@@ -108,10 +108,14 @@ def request_messages(what: str, heading: str | None, text: str, kind: Kind, vari
 
 
 def template_identity() -> dict:
-    """Everything above that shapes what the model is asked (for the run's fingerprint)."""
+    """Everything in this module that shapes a row: what the model is asked, and the rules its answer is read by (for
+    the run's fingerprint, and --reuse: rows read by other rules are asked again)."""
+    from ..refusal import DETECTOR_VERSION
+
+    rules = [r.pattern for r in (_LABEL, _LEAD_IN, _LIST_ITEM, _ANSWER, _DESCRIBES, _TURN, _ABOUT_THE_TASK)]
     return {"task": {k.value: v for k, v in TASK.items()}, "intro": INTRO, "how": HOW, "one_turn": ONE_TURN, "turns": TURNS,
             "examples": [EXAMPLES, EXAMPLES_SHOWN], "personas": PERSONAS, "styles": STYLES, "lengths": LENGTHS,
-            "multi_turn_share": MULTI_TURN_SHARE}
+            "multi_turn_share": MULTI_TURN_SHARE, "reading": [rules, MAX_REQUEST_WORDS, MAX_LEAD_IN_WORDS, _QUOTES, DETECTOR_VERSION]}
 
 
 # ---- reading the answer --------------------------------------------------------------------------------------------
