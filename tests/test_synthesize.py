@@ -271,7 +271,7 @@ def test_on_the_embedded_model(tmp_path):
     from conftest import run_cai
 
     out = tmp_path / "out.jsonl"
-    proc = run_cai("synthesize", "-c", "assistant", "--limit", "6", "--max-tokens", "48", "--engine", "transformers", "-o", str(out), "--no-progress")
+    proc = run_cai("synthesize", "-c", "assistant", "--limit", "6", "--max-tokens", "48", "--engine", "transformers", "-o", str(out))
     assert proc.returncode == 0, proc.stderr
     rows = read_jsonl(out) if out.exists() else []
     dropped_file = tmp_path / "out.jsonl.dropped.jsonl"
