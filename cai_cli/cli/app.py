@@ -13,6 +13,7 @@ from ..judge.reward import REFERENCE_FIELD, JudgeRewardConfig
 from ..prompts import SKIP_THRESHOLD
 from ..show import WIDTH
 from ..stages.label_prefs import LabelConfig
+from ..stages.synthesize import SynthesizeConfig
 from ..stats import DEFAULT_BOOTSTRAP
 from ..train.data import EVAL_FRACTION
 from . import options as o
@@ -46,6 +47,46 @@ def generate(
     from ..stages.generate import Generate
 
     run_stage(Generate(common.engine_options(), common.sampling(n)), common.run_options())
+
+
+@stage_command(app, "synthesize", input_arg=False)
+def synthesize(
+    common: Common,
+    constitution: o.ConstitutionOpt = None,
+    kinds: o.KindsOpt = None,
+    per_passage: o.PerPassageOpt = SynthesizeConfig.per_passage,
+    domain: o.DomainOpt = None,
+    examples: o.SynthExamplesOpt = None,
+    exclude: o.ExcludeOpt = None,
+    similarity: o.SimilarityOpt = SynthesizeConfig.similarity,
+    until_covered: o.UntilCoveredOpt = None,
+    covered_at: o.CoveredAtOpt = 1,
+    reuse: o.ReuseOpt = None,
+    passage_tokens: o.PassageTokensOpt = None,
+):
+    """Write requests from the constitution: for each routed passage (a list: principle) and each hard constraint, --per-passage requests of each kind.
+
+    Each row is a prompt row for `cai generate` and `cai eval`: `prompt` (or `messages`, a short conversation ending with the request), `kind` (harmful, lookalike, benign), `passage` and `passage_hash`, `eval_set` and `category` (eval's red-team and benign sets), and meta.synthesize (constitution name and hash, the persona, phrasing, length and turns drawn from the row's seed, finish reason). What is not one request (empty, cut, a refusal to write it, a list, an answer) is left out with its reason, and so is a near-duplicate of a request kept before it or of --exclude; OUTPUT.dropped.jsonl keeps them, the summary counts them. A label or quotes around the request are removed and marked (meta.synthesize.cleaned, raw). See docs/constitutions.md.
+
+    Example:
+
+        cai synthesize -c assistant --per-passage 2 --max-tokens 96 -o out/synth.jsonl
+        cai synthesize -c policy.md --until-covered out/r2.jsonl --engine openai --base-url http://localhost:8000/v1 -o out/more.jsonl
+    """
+    from ..constitution import load_constitution
+    from ..runner import run_stage
+    from ..stages.synthesize import Synthesize, synthesize_config
+
+    cfg = synthesize_config(kinds, per_passage, domain, examples, exclude, similarity, passage_tokens, reuse, until_covered)
+    stage = Synthesize(common.engine_options(), common.sampling(), load_constitution(constitution), cfg)
+    work = stage.work(until_covered, covered_at)
+    if work is None:
+        print(f"cai synthesize: every passage and constraint of {stage.constitution.source} is used at least {covered_at} times in {until_covered}; "
+              "nothing to write", file=sys.stderr)
+        return
+    options = common.run_options()
+    options.rows = work
+    run_stage(stage, options)
 
 
 @stage_command(app, "critique")
@@ -519,16 +560,23 @@ def plan(
     price: o.PriceOpt = None,
     measure: o.MeasureOpt = 0,
     json_out: o.PlanJsonOpt = None,
+    synthesize: o.PlanSynthesizeOpt = False,
+    kinds: o.KindsOpt = None,
+    per_passage: o.PerPassageOpt = SynthesizeConfig.per_passage,
+    domain: o.DomainOpt = None,
+    examples: o.SynthExamplesOpt = None,
 ):
     """Before a run: per stage, the prompt and output tokens, generations and judge calls; at a throughput, hours and cost.
 
     Plans the README's pipeline by default: generate, --rounds of critique and revise (SL-CAI), then generate --n
     and label-prefs (RL-CAI), for every row of INPUT (or --rows), from prompts built for a sample of it and
-    tokenized with the model's tokenizer. See docs/scale.md for the arithmetic and a worked example.
+    tokenized with the model's tokenizer. --synthesize plans `cai synthesize -c` first and the pipeline over the
+    requests it writes. See docs/scale.md for the arithmetic and a worked example.
 
     Example:
 
         cai plan examples/red_team.jsonl --rows 100000 --output-tokens 200 --throughput 1500 --gpus 8 --price 2.5
+        cai plan --synthesize -c assistant --per-passage 50 --output-tokens 60 --throughput 1500
     """
     import json
 
@@ -542,6 +590,10 @@ def plan(
     k = parse_principles(principles, len(charter.comparisons) or None) if rl else 0
     cfg = PlanConfig(rounds=rounds, n=n if rl else 0, principles=k, swap=swap, cot=cot, few_shot=few_shot, output_tokens=output_tokens, rows=rows, sample=sample)
     common = Common(model=model, engine=engine, max_tokens=max_tokens, seed=Common.seed if seed is None else seed)
+    if synthesize:
+        from ..stages.synthesize import Synthesize, synthesize_config
+
+        cfg.synthesize = Synthesize(common.engine_options(), common.sampling(), charter, synthesize_config(kinds, per_passage, domain, examples))
     result = make_plan(input, common.engine_options(), common.sampling(), charter, cfg, throughput=throughput,
                        prefill_throughput=prefill_throughput, gpus=gpus, price=price, measure_rows=measure)
     text = json.dumps(result.as_dict(), indent=2)
