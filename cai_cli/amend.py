@@ -28,8 +28,9 @@ from .constitution import Constitution
 from .constitution.requests import principle_by_id
 from .errors import CaiError, ConstitutionError, RowFailure
 from .jsonl import read_lines
-from .rows import input_digest, stable_hash, stage_meta
+from .rows import row_digest, stable_hash, stage_meta
 from .runner import Dropped, Outcome
+from .stages.base import Stage
 
 
 def dropped_path(output: Path) -> Path:
@@ -99,14 +100,18 @@ def touched(row: dict, stage: str, constitution: Constitution) -> str | None:
     return round_changed(rounds[-1], constitution, gated=stage == "critique")
 
 
-class Amending:
+class Amending(Stage):
     """STAGE run with --amend PREVIOUS (see the module docstring). STAGE has `constitution`, `settings_hash()`, and
     writes meta.<name>.input_hash / settings_hash / constitution_hash on every row."""
 
     def __init__(self, stage, previous: str):
+        super().__init__()
         self.inner = stage
         self.name = stage.name
         self.stats = stage.stats
+        self.tallies = stage.tallies
+        self.writes_summary = stage.writes_summary  # label-prefs' OUT.summary.json, with the amend's counts
+        self.engine_opts = stage.engine_opts
         self.constitution: Constitution = stage.constitution
         self.previous = Path(previous)
         self.settings_hash = stage.settings_hash()
@@ -117,8 +122,6 @@ class Amending:
         self.made_under: Counter = Counter()
         self._started = False
         self._load()
-        if hasattr(stage, "summary_dict"):  # only a stage that writes OUT.summary.json (label-prefs) gets one here
-            self.summary_dict = lambda: {**stage.summary_dict(), "amend": self.counts()}
 
     # ------------------------------------------------------------------ PREVIOUS
 
@@ -162,7 +165,7 @@ class Amending:
 
     def plan(self, row: dict) -> tuple[list[dict], list[dict]] | str:
         """The PREVIOUS rows (kept, dropped) to copy for this input row, or why it is recomputed."""
-        found = self.index.get(input_digest(row))
+        found = self.index.get(row_digest(row))
         if found is None:
             return "input changed (no row of the previous output was made from this input)"
         kept, left_out = found
@@ -180,17 +183,14 @@ class Amending:
     def fingerprint(self) -> dict:
         from .resume import file_identity
 
-        own = getattr(self.inner, "fingerprint", None)
-        fp = own() if own is not None else {"settings": self.inner.settings()}
-        return {**fp, "amend": {"previous": str(self.previous.resolve()), "file": file_identity(self.previous)}}
+        return {**self.inner.fingerprint(), "amend": {"previous": str(self.previous.resolve()), "file": file_identity(self.previous)}}
 
     def check(self, row: dict) -> None:
         self.inner.check(row)
 
     def input_files(self) -> dict[str, str]:
         """The inner stage's files, and PREVIOUS: no output of this run may overwrite what it copies from."""
-        own = getattr(self.inner, "input_files", None)
-        return {**(own() if own is not None else {}), "--amend": str(self.previous)}
+        return {**self.inner.input_files(), "--amend": str(self.previous)}
 
     def start(self) -> None:
         """Nothing yet: the engine starts with the first row to recompute."""
@@ -256,9 +256,10 @@ class Amending:
             self.made_under[str(mark.get("made_under"))] += 1
         elif mark is not None:
             self.recomputed[_kind(str(mark.get("reason", "")))] += 1
-        inner = getattr(self.inner, "recount", None)
-        if inner is not None:
-            inner(rows, dropped, tallies)
+        self.inner.recount(rows, dropped, tallies)
+
+    def summary_dict(self) -> dict:
+        return {**self.inner.summary_dict(), "amend": self.counts()}
 
     def counts(self) -> dict:
         return {"previous": str(self.previous), "copied": self.copied, "recomputed": sum(self.recomputed.values()),

@@ -18,8 +18,8 @@ from .executor import BatchExecutor, LocalExecutor
 from .jsonl import InputChain, InputLine, InputSource, InputSpec, open_input
 from .output import Outputs, SetAside, os_error_message
 from .progress import progress_bar
-from .resume import check_fingerprint, row_digest, side_records, stage_fingerprint
-from .rows import FieldProblem, RowIds, in_shard
+from .resume import check_fingerprint, side_records, stage_fingerprint
+from .rows import FieldProblem, RowIds, in_shard, row_digest
 
 
 class OnError(str, Enum):
@@ -90,8 +90,13 @@ Outcome = dict | list | Dropped | RowFailure
 
 
 class Stage(Protocol):
+    """The contract between the runner and a stage; stages/base.py's Stage implements every hook (a no-op where the
+    stage has nothing to do) and declares the capabilities."""
+
     name: str
     stats: StageStats
+    tallies: tuple[str, ...]  # the counts that add up over batches (cai_cli/scale/tallies.py)
+    writes_summary: bool  # summary_dict() goes to OUT.summary.json (or --summary)
 
     def check(self, row: dict) -> None:
         """Raise FieldProblem for a row this stage cannot use. Runs before any model is loaded."""
@@ -105,16 +110,21 @@ class Stage(Protocol):
     def process(self, rows: list[dict]) -> Sequence[Outcome]:
         """Per input row, in order: a dict (one output row), a list of dicts and Dropped (0..N rows), or a RowFailure."""
 
+    def fingerprint(self) -> dict:
+        """Everything of the stage that changes its rows (model identity, engine, sampling, constitution, settings)."""
+
+    def input_files(self) -> dict[str, str]:
+        """The files it reads besides its input (what -> path): no output may be one of them."""
+
+    def recount(self, rows: list[dict], dropped: list[dict], tallies: list[dict]) -> None:
+        """One finished input row, in input order, as its rows leave (stdout) or as OUT is written from the side file:
+        a summary counted here, not in process(), counts every row exactly once whichever run finished it."""
+
     def summary(self) -> str:
         """Stage-specific words for the summary line ('' for none)."""
 
-    # Optional: settings() -> dict, the stage's own options that shape its rows; fingerprint() -> dict,
-    # everything else that does (EngineStage: model identity, engine, sampling, constitution, settings());
-    # input_files() -> {what: path}, the files it reads besides its input (no output may be one of them);
-    # recount(rows, dropped, tallies), called once per finished input row, in input order, as its rows leave
-    # (for stdout) or as OUT is written from the side file: a summary counted there, not in process(),
-    # counts every row exactly once whichever run finished it; summary_dict() -> dict, written to
-    # OUT.summary.json at the end.
+    def summary_dict(self) -> dict:
+        """What OUT.summary.json holds, where writes_summary."""
 
 
 @dataclass
@@ -370,17 +380,13 @@ class _Run:
 
 
 def _recounter(stage: Stage) -> Callable[[dict], None]:
-    hook = getattr(stage, "recount", None)
-    if hook is None:
-        return lambda rec: None
-    return lambda rec: hook(rec["rows"], rec.get("dropped", []), rec.get("tally", []))
+    return lambda rec: stage.recount(rec["rows"], rec.get("dropped", []), rec.get("tally", []))
 
 
 def stage_inputs(stage: Stage, path: str | None, specs: list[InputSpec] | None = None) -> list[tuple[str, str | None]]:
     """(what, path) of every file the run reads: its input (None: stdin), or each of SPECS, and the stage's own (a
     constitution...)."""
-    own = getattr(stage, "input_files", None)
-    extra = own() if own is not None else {}
+    extra = stage.input_files()
     read = [("an input", spec.read_from) for spec in specs] if specs else [("the input", None if path in (None, "-") else path)]
     return [*read, *extra.items()]
 
@@ -388,7 +394,7 @@ def stage_inputs(stage: Stage, path: str | None, specs: list[InputSpec] | None =
 def run_stage(stage: Stage, opts: RunOptions) -> RunResult:
     """Run STAGE over OPTS.input, a batch at a time; see docs/design.md, "Stage I/O contract"."""
     started = time.monotonic()
-    outputs = Outputs.plan(opts.output, opts.errors_file, opts.dropped_file, summary=hasattr(stage, "summary_dict"), summary_file=opts.summary_file)
+    outputs = Outputs.plan(opts.output, opts.errors_file, opts.dropped_file, summary=stage.writes_summary, summary_file=opts.summary_file)
     source = open_input(opts.input, opts.inputs)
     run = _Run(stage, opts, outputs, source)
     dest = run.dest
@@ -409,7 +415,7 @@ def run_stage(stage: Stage, opts: RunOptions) -> RunResult:
             keep = lambda rec: rec["line"] in chosen  # noqa: E731
         else:
             keep = lambda rec: rec["line"] <= last_line and in_shard(str(rec.get("id")), shard)  # noqa: E731
-        dest.finish(keep, getattr(stage, "summary_dict", None))
+        dest.finish(keep, stage.summary_dict if stage.writes_summary else None)
         finished = True
     except OSError as exc:
         message = os_error_message(exc, dest.writing, _kept(run))

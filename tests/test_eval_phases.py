@@ -16,9 +16,10 @@ import time
 import pytest
 
 from cai_cli.engines import EngineOptions
+from cai_cli.engines.pool import engine_key
 from cai_cli.errors import CaiError
 from cai_cli.eval import run as ev
-from cai_cli.eval.engines import engine_key, in_terms_of
+from cai_cli.eval.model_options import in_terms_of
 from cai_cli.eval.phases import Phase, ordered
 
 from conftest import ROOT, invoke, read_jsonl, run_cai, write_jsonl, yes_no_scorer

@@ -23,6 +23,7 @@ from runner_fakes import FanOut, prompts
 
 from cai_cli.errors import CaiError
 from cai_cli.runner import RunOptions, StageStats, run_stage
+from cai_cli.stages.base import Stage
 
 from conftest import FAKE_ENV, NOISE_ENV, ROOT, read_jsonl, write_jsonl
 
@@ -326,7 +327,7 @@ def test_a_full_disk_is_one_line_at_the_start_and_mid_run_keeps_the_finished_row
 # --------------------------------------------------------------------------- strict JSON, stdout
 
 
-class NotANumber:
+class NotANumber(Stage):
     name = "nan"
 
     def __init__(self):

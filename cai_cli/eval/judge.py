@@ -35,7 +35,7 @@ from ..judge.tiers import units_used
 from ..refusal import COMPLIANCE_QUESTION, REFUSAL_QUESTION, judge_refusals
 from ..refusal import judge_messages as refusal_judge_messages
 from ..rows import check_conversation, conversation
-from .engines import PooledStage
+from ..stages.base import EngineStage
 from .phases import AnswerSource
 from .stats import BENIGN
 
@@ -94,7 +94,7 @@ def judge_pairs(engine, items: list[tuple[list[dict], str, str, list[ComparisonP
     return out
 
 
-class EvalJudge(PooledStage):
+class EvalJudge(EngineStage):
     """The pairwise judge phase: the model's answer against the baseline's (each row gains `judge`, with each tier's
     verdict under --priority), and every answer against the hard constraints (`gate`, `baseline_gate`). Runs where there
     is a baseline, or where the constitution has hard constraints (then without a baseline only the gate asks)."""
@@ -107,7 +107,7 @@ class EvalJudge(PooledStage):
         super().__init__(engine_opts, Sampling(temperature=0.0, max_tokens=1, seed=seed))
         if answers.baseline_field is not None and not constitution.comparisons:
             raise ConstitutionError(f"{constitution.source}: has no comparison questions, which the harmlessness judge needs")
-        self.constitution = constitution
+        self.constitution: Constitution = constitution
         self.principles = principles
         self.seed = seed
         self.answers = answers
@@ -205,7 +205,7 @@ class EvalJudge(PooledStage):
         return " | ".join(parts)
 
 
-class EvalRefusalJudge(PooledStage):
+class EvalRefusalJudge(EngineStage):
     """The refusal judge phase (--refusal-judge MODEL): P(refused) for each answer (and the baseline's), asked as a
     scored yes/no pair (cai_cli.refusal.judge_refusals); each row gains `judge_p_refusal` (and `baseline_judge_p_refusal`),
     None where the judge gave neither answer any probability (counted apart, never as a refusal)."""

@@ -15,14 +15,15 @@ import itertools
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
+from ..engines.pool import EnginePool, engine_key
 from ..errors import EngineError, ModelError, RowFailure
 from ..jsonl import InputSpec
 from ..rows import FieldProblem, check_conversation
 from ..runner import RunOptions, run_stage
+from ..stages.base import Stage
 from ..stages.generate import Generate
-from .engines import EnginePool, PooledStage, engine_key, in_terms_of
+from .model_options import in_terms_of
 
 
 class AnswerSource:
@@ -79,21 +80,22 @@ def _text(row: dict | None) -> str | None:
     return value if isinstance(value, str) else None
 
 
-class Answers(PooledStage, Generate):
+class Answers(Generate):
     """An answer phase: `generate` under the phase's name (the name seeds each row's sample), on the run's shared engine.
     Each row gains `response` and meta.<name> with its token counts and finish_reason."""
 
-    def __init__(self, name: str, engine_opts, sampling):
-        super().__init__(engine_opts, sampling)
+    def __init__(self, name: str, engine_opts, sampling, pool: EnginePool | None = None):
+        super().__init__(engine_opts, sampling, pool)
         self.name = name
 
 
-class Reward:
+class Reward(Stage):
     """The reward phase: the reward model (`cai score`) scores each answer; rows gain `reward` (and `baseline_reward`)."""
 
     name = "eval reward"
 
     def __init__(self, score, answers: AnswerSource):
+        super().__init__()
         self.score = score
         self.answers = answers
         self.stats = score.stats
@@ -141,12 +143,12 @@ class Phase:
     (OPTIONS, such as {"--model": "--judge"}), so an engine's error names the option to change."""
 
     file: str
-    stage: Any
+    stage: Stage
     options: dict[str, str] = field(default_factory=dict)
 
     @property
     def engine(self) -> str | None:
-        opts = getattr(self.stage, "engine_opts", None)
+        opts = self.stage.engine_opts
         return engine_key(opts) if opts is not None else None
 
 
@@ -180,8 +182,6 @@ class PhaseRunner:
 
     def __call__(self, phase: Phase, later: list[Phase]) -> dict[str, dict]:
         """Run PHASE (resuming what an earlier run finished); its rows by id. Engines no LATER phase needs are closed."""
-        if isinstance(phase.stage, PooledStage):
-            phase.stage.pool = self.pool
         opts = RunOptions(
             inputs=self.inputs,
             limit=self.run.limit,

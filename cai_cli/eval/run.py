@@ -28,15 +28,17 @@ from pathlib import Path
 
 from ..constitution import Constitution
 from ..engines import EngineOptions, Sampling, resolve_engine_name
+from ..engines.pool import EnginePool
 from ..errors import CaiError, Interrupted, RowFailure
 from ..jsonl import InputSpec, display_name
 from ..judge import DEFAULT_PRINCIPLES, DEFAULT_PRIORITY, TIER_CONFIDENCE, VIOLATION_THRESHOLD, parse_principles
 from ..refusal import DETECTOR_VERSION, detect
 from ..rows import set_meta, stage_meta
-from ..runner import RunOptions, StageStats, run_stage, stage_inputs
+from ..runner import RunOptions, run_stage, stage_inputs
+from ..stages.base import Stage
 from ..stats import DEFAULT_BOOTSTRAP
-from .engines import EnginePool, check_model_folders
 from .judge import EvalJudge, EvalRefusalJudge
+from .model_options import check_model_folders
 from .phases import Answers, AnswerSource, Phase, PhaseRunner, Reward, ordered
 from .prompts import prompt_inputs
 from .stats import answer_cut, judge_declined, summarize
@@ -129,20 +131,20 @@ class Plan:
     answers: AnswerSource
 
 
-def plan(cfg: EvalConfig) -> Plan:
+def plan(cfg: EvalConfig, pool: EnginePool) -> Plan:
     """The run's phases, their stages built before any model loads (a constitution without comparison questions or a bad
-    --reward-model is reported at once, not after the answers have been generated)."""
+    --reward-model is reported at once, not after the answers have been generated), sharing the engines of POOL."""
     answering: list[Phase] = []
     if cfg.answers:
         source = AnswerSource({"baseline_field": cfg.baseline_field}, cfg.baseline_field)
     else:
-        model = Answers("eval answers", cfg.engine, cfg.sampling)
+        model = Answers("eval answers", cfg.engine, cfg.sampling, pool)
         answering.append(Phase("answers", model))
         identity = {"answers": model.fingerprint()}
         if cfg.baseline is not None:
             # A model compared with itself should get two independent samples, not the same one twice.
             seed = cfg.sampling.seed + (1 if model_label(cfg.baseline) == model_label(cfg.engine.model) else 0)
-            base = Answers("eval baseline answers", replace(cfg.engine, model=cfg.baseline), replace(cfg.sampling, seed=seed))
+            base = Answers("eval baseline answers", replace(cfg.engine, model=cfg.baseline), replace(cfg.sampling, seed=seed), pool)
             answering.append(Phase("baseline", base, {"--model": "--baseline"}))
             identity["baseline"] = base.fingerprint()
         source = AnswerSource(identity, "baseline_response" if cfg.baseline is not None else None)
@@ -150,13 +152,14 @@ def plan(cfg: EvalConfig) -> Plan:
     if cfg.compare or cfg.gated:
         judge = EvalJudge(cfg.judge_options(cfg.judge), cfg.constitution, cfg.principle_count, cfg.sampling.seed, source,
                           priority=cfg.priority, tier_confidence=cfg.tier_confidence, gate_threshold=cfg.gate_threshold)
-        judging.append(Phase("judge", judge, JUDGE_OPTIONS))
+        judging.append(Phase("judge", judge.share(pool), JUDGE_OPTIONS))
     if cfg.refusal_judge:
-        judging.append(Phase("refusal-judge", EvalRefusalJudge(cfg.judge_options(cfg.refusal_judge), cfg.sampling.seed, source), REFUSAL_JUDGE_OPTIONS))
+        refusal_judge = EvalRefusalJudge(cfg.judge_options(cfg.refusal_judge), cfg.sampling.seed, source)
+        judging.append(Phase("refusal-judge", refusal_judge.share(pool), REFUSAL_JUDGE_OPTIONS))
     if cfg.reward_model:
         from ..stages.score import Score
 
-        judging.append(Phase("reward", Reward(Score(cfg.reward_model, dtype=cfg.engine.dtype), source)))
+        judging.append(Phase("reward", Reward(Score(cfg.reward_model, dtype=cfg.engine.dtype, pool=pool), source)))
     return Plan(answering, judging, source)
 
 
@@ -185,7 +188,8 @@ def run_eval(cfg: EvalConfig) -> dict:
     """The whole evaluation; returns the summary (also written to the summary file, where there is one)."""
     from ..output import OutputLock, Outputs, RowStream, make_folder, remove, remove_empty_folder, temporary_folder
 
-    phases = plan(cfg)
+    pool = EnginePool()
+    phases = plan(cfg, pool)
     check_models(cfg)
     rows = EvalRows(cfg)
     run = cfg.run
@@ -198,7 +202,6 @@ def run_eval(cfg: EvalConfig) -> dict:
         raise CaiError(f"{work}: exists and is not a folder; eval keeps its work there: move it away")
     created = work is not None and not work.exists()
     guard = RowStream(None)  # stdout carries the rows and nothing else, from the first model load on
-    pool = EnginePool()
     lock: OutputLock | None = None
     copy: Path | None = None
     done = False
@@ -269,16 +272,18 @@ def _keep_stdin(folder: Path) -> Path:
     return write_stream(folder / "stdin.jsonl", stdin_chunks())
 
 
-class EvalRows:
+class EvalRows(Stage):
     """The eval's last stage: one row per prompt from what its phases found (`use`), written where any stage writes its
     rows; a prompt a phase failed on is a failed row, with that phase's reason (the errors file, and a rerun retries
     it). Its summary JSON is counted from the rows as they leave, whichever run finished them."""
 
     name = "eval"
+    writes_summary = True
 
     def __init__(self, cfg: EvalConfig):
+        super().__init__()
         self.cfg = cfg
-        self.stats = StageStats()
+        self.constitution = cfg.constitution
         self.got: dict[str, dict[str, dict]] = {}
         self.why: dict[str, dict] = {}
         self.rows: list[dict] = []
@@ -288,18 +293,8 @@ class EvalRows:
         """Each phase's rows by id, and why a prompt has none (its first failed phase's error record)."""
         self.got, self.why = got, why
 
-    def input_files(self) -> dict[str, str]:
-        source = self.cfg.constitution.source
-        return {} if source.startswith("builtin:") else {"the constitution": source}
-
     def check(self, row: dict) -> None:
         pass  # the prompt files' rows are checked as they are read (eval/prompts.py)
-
-    def start(self) -> None:
-        pass
-
-    def check_loaded(self, row: dict) -> None:
-        pass
 
     def process(self, rows: list[dict]) -> list[dict | RowFailure]:
         out: list[dict | RowFailure] = []
@@ -325,9 +320,6 @@ class EvalRows:
         for line in notes(self.rows, summary):
             _say(line)
         return summary
-
-    def summary(self) -> str:
-        return ""
 
 
 def assemble(cfg: EvalConfig, prompt: dict, got: dict[str, dict[str, dict]]) -> dict | None:

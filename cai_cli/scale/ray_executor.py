@@ -46,7 +46,7 @@ from typing import Any
 
 from ..errors import CaiError, EngineError
 from ..executor import Finished, run_batch_here
-from ..runner import Stage
+from ..stages.base import Stage
 from .tallies import add_tallies, increase, snapshot
 
 
@@ -124,7 +124,7 @@ class RayExecutor:
         self.started_ray = False
 
     def start(self, stage: Stage, stop_at_failure: bool) -> None:
-        engine_opts = getattr(stage, "engine_opts", None)
+        engine_opts = stage.engine_opts
         if engine_opts is not None:
             from ..engines import resolve_engine_name
 

@@ -139,6 +139,7 @@ class LabelPrefs(EngineStage):
     # Under --ray only the token counts travel back from the actors: the summary's pairs, bias and gold agreement are
     # recounted from the finished rows in the driver (recount); the judge's speed is the driver's own (none under --ray).
     tallies = ("stats",)
+    writes_summary = True  # OUT.summary.json: counts, the judge's bias, accuracy against --gold
 
     def __init__(self, engine_opts, sampling, constitution: Constitution | None, config: LabelConfig):
         super().__init__(engine_opts, sampling)

@@ -26,6 +26,7 @@ from ..rows import (
     REVISION_FINISH,
     FieldProblem,
     check_conversation,
+    check_rounds,
     check_string,
     conversation,
     is_cut,
@@ -34,7 +35,7 @@ from ..rows import (
     set_meta,
 )
 from .base import finish_reason
-from .critique import FewShotStage, check_rounds
+from .few_shot import FewShotStage
 
 
 class Revise(FewShotStage):

@@ -9,12 +9,13 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from ..engines import EngineOptions, Sampling
+from ..engines.pool import EnginePool
 from ..errors import ModelError, RowFailure
 from ..judge.reward import Group, JudgeCalls, JudgeReward, JudgeRewardConfig, RewardMode, total
 from ..rows import FieldProblem, check_conversation, check_string, conversation, set_meta
 from ..runner import StageStats
 from ..training_examples import pref_example
-from .base import EngineStage
+from .base import EngineStage, Stage
 
 if TYPE_CHECKING:
     from ..constitution import Constitution
@@ -40,17 +41,21 @@ def _targets(row: dict) -> dict[str, list[list[dict]]]:
     return out
 
 
-class Score:
+class Score(Stage):
+    """Each scorable text of a row scored by a reward model (engines/reward_model.py), alone and unpadded."""
+
     name = "score"
 
-    def __init__(self, reward_model: str, dtype: str = "auto"):
+    def __init__(self, reward_model: str, dtype: str = "auto", pool: EnginePool | None = None):
         from ..models import reward_model_error
 
+        super().__init__()
         problem = reward_model_error(reward_model)
         if problem:
             raise ModelError(problem)
         self.path = reward_model
         self.dtype = dtype
+        self.pool = pool if pool is not None else EnginePool()
         self.model: Any = None
         self.stats = StageStats(extra={"scored": 0})
 
@@ -65,49 +70,31 @@ class Score:
         _targets(row)
 
     def start(self) -> None:
-        if self.model is not None:
-            return
-        import torch
-
-        from ..engines.hf import pick_dtype
-        from ..models import load_reward_model, quiet_libraries
-
-        quiet_libraries()
-
-        self.torch = torch
-        self.device = "cuda" if torch.cuda.is_available() else "cpu"
-        self.model, self.tokenizer = load_reward_model(self.path)
-        self.model.to(self.device, pick_dtype(torch, self.device, self.dtype)).eval()
-        self.limit = getattr(self.model.config, "max_position_embeddings", None)
-
-    def _render(self, messages: list[dict]) -> str:
-        # The same rendering trl's RewardTrainer trained on: the chat template, no extra special tokens.
-        return self.tokenizer.apply_chat_template(messages, tokenize=False)
+        if self.model is None:
+            self.model = self.pool.reward_model(self.path, self.dtype)
 
     def check_loaded(self, row: dict) -> None:
-        if not self.limit:
+        limit = self.model.max_context
+        if not limit:
             return
         for name, convs in _targets(row).items():
             for conv in convs:
-                used = len(self.tokenizer(self._render(conv), add_special_tokens=False)["input_ids"])
-                if used > self.limit:
-                    raise RowFailure(f"{used} tokens, longer than the reward model's context of {self.limit}", field=name)
+                used = self.model.count_tokens(self.model.render(conv))
+                if used > limit:
+                    raise RowFailure(f"{used} tokens, longer than the reward model's context of {limit}", field=name)
 
     def _scores(self, texts: list[str]) -> list[float]:
         """One forward pass per text, unpadded: a text's score depends on that text alone, never on --batch-size or on
-        the texts beside it (padding and batched matrix products change the last digits; see docs/design.md)."""
-        torch = self.torch
+        the texts beside it (see docs/design.md)."""
         scores: list[float] = []
         for text in texts:
-            enc = self.tokenizer(text, return_tensors="pt", add_special_tokens=False)
-            self.stats.tokens_in += int(enc["input_ids"].shape[1])
-            with torch.inference_mode():
-                logits = self.model(**enc.to(self.device)).logits
-            scores.append(float(logits[0, 0].float().cpu()))
+            value, tokens = self.model.score(text)
+            self.stats.tokens_in += tokens
+            scores.append(value)
         return scores
 
     def process(self, rows: list[dict]) -> list[dict | RowFailure]:
-        plan = [(i, name, self._render(conv)) for i, row in enumerate(rows) for name, convs in _targets(row).items() for conv in convs]
+        plan = [(i, name, self.model.render(conv)) for i, row in enumerate(rows) for name, convs in _targets(row).items() for conv in convs]
         values = self._scores([text for _, _, text in plan])
         rewards: list[dict] = [{} for _ in rows]
         for (i, name, _), value in zip(plan, values):
@@ -136,7 +123,7 @@ class JudgeScore(EngineStage):
         from ..judge.reward import default_weights, parse_weights, reward_names
 
         super().__init__(engine_opts, Sampling())
-        self.constitution = constitution
+        self.constitution: Constitution = constitution
         self.cfg = config
         self.names = reward_names(constitution)  # a constitution without comparison questions stops here
         self.weights = parse_weights(weights, self.names) or default_weights(constitution)
