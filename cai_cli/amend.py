@@ -1,17 +1,24 @@
 """`--amend PREVIOUS`: rerun critique, revise or label-prefs under a changed constitution, recomputing only the rows
 the change touches and copying the rest from PREVIOUS (this stage's earlier output).
 
-Every row of these stages records what it was made from: meta.<stage>.input_hash (the input row, `meta` left out),
-meta.<stage>.settings_hash (the model, engine, sampling and the stage's options), meta.<stage>.constitution_hash,
-and the units of the constitution its work used, each with a content hash: a critique round's principle or section
-(`principle`, `principle_hash`, `tier`) and the hard constraints its gate checked (`gate.hashes`); a label's
-comparison questions, the sections a built question came from, the constraints and the tiers' order
-(`preference.used`). For each input row, Amending finds the PREVIOUS rows made from the same input with the same
-settings and copies them when none of the units they used changed; it recomputes the row otherwise, or when no
-such PREVIOUS row exists. Each row out is marked in meta.<stage>.amend: {"action": "copied", "made_under": the
-constitution hash it was made under} or {"action": "recomputed", "reason": why}. Units added to the constitution
-touch no earlier row, except hard constraints: the gate checks every answer against every constraint, so a row
-whose gate did not check a new one is recomputed. Routing is not redone for rows whose principle is unchanged.
+One rule in every stage: a row records the hash of exactly what each model was shown of the constitution, and is
+recomputed exactly when that changed. Every row of these stages records what it was made from: meta.<stage>.input_hash
+(the input row, `meta` left out), meta.<stage>.settings_hash (the model, engine, sampling and the stage's options),
+meta.<stage>.constitution_hash, and the hash of what each model saw:
+- critique: the critique request (the passage it quotes whole, or a hard constraint with the passage stating it),
+  `principle_hash`; the round's `tier` and `when` (they route it); what the gate asked of each constraint
+  (`gate.hashes`: the constraint and its stating passage);
+- revise: the revision request, `revision_hash` (the critique it answers is in its input row: an upstream change
+  reaches it as a changed input);
+- label-prefs (and the judge's rewards): each question as the judge was shown it, with the passage it quoted
+  (`preference.used.questions`), the constraints as the gate asked them, the tiers' order (`preference.used`).
+An edit to a part of a section no model was shown (another passage of it) touches no row. For each input row,
+Amending finds the PREVIOUS rows made from the same input with the same settings and copies them when nothing they
+were shown changed; it recomputes the row otherwise, or when no such PREVIOUS row exists. Each row out is marked in
+meta.<stage>.amend: {"action": "copied", "made_under": the constitution hash it was made under, "why": ...} or
+{"action": "recomputed", "reason": why}. Units added to the constitution touch no earlier row, except hard
+constraints: the gate checks every answer against every constraint, so a row whose gate did not check a new one is
+recomputed. Routing is not redone for rows whose principle is unchanged.
 
 Amending wraps a stage and is itself a stage (the runner's Stage protocol), so resume, the side file, --limit,
 --shard and the summary line work as for any run; its engine starts only when some row needs recomputing.
@@ -25,7 +32,7 @@ from pathlib import Path
 from typing import Any
 
 from .constitution import Constitution
-from .constitution.requests import principle_by_id
+from .constitution.requests import round_principle
 from .errors import CaiError, ConstitutionError, RowFailure
 from .jsonl import read_lines
 from .rows import row_digest, stable_hash, stage_meta
@@ -48,41 +55,60 @@ def _changed_hashes(kind: str, recorded: dict, current: dict) -> str | None:
 
 
 def constraints_changed(recorded: dict, constitution: Constitution) -> str | None:
-    current = {h.id: h.hash for h in constitution.hard_constraints}
+    """Why what the gate asked (RECORDED: constraint id -> hash of its question's constitution text) no longer holds."""
+    from .judge.gate import constraint_hashes
+
+    current = constraint_hashes(constitution)
     why = _changed_hashes("hard constraint", recorded, current)
     if why is None and set(current) - set(recorded):
         why = f"hard constraint '{sorted(set(current) - set(recorded))[0]}' was added (the gate checks every answer against every constraint)"
     return why
 
 
-def round_changed(last: dict, constitution: Constitution, gated: bool) -> str | None:
-    """Why a critique/revise round no longer holds under CONSTITUTION: its principle (a list's, a section's or a hard
-    constraint's) changed, was removed or moved tier; with GATED (critique), the constraints its gate checked changed."""
+def round_changed(last: dict, constitution: Constitution, stage: str) -> str | None:
+    """Why a critique/revise round no longer holds under CONSTITUTION: what its model was shown changed (critique: the
+    critique request and what its gate asked; revise: the revision request), or its principle was removed or now routes
+    otherwise (tier, `when`)."""
     pid = last.get("principle")
     if not isinstance(pid, str):
         return "the round records no principle"
     try:
-        principle = principle_by_id(constitution, pid)
+        principle = round_principle(constitution, last)
     except ConstitutionError:
         return f"principle '{pid}' was removed"
-    if principle.hash != last.get("principle_hash"):
-        return f"principle '{pid}' changed"
+    shown = "passage" if principle.passage is not None and principle.passage == pid else "principle"
+    if stage == "revise":
+        if principle.revision_hash != last.get("revision_hash"):
+            return f"the revision request of {shown} '{pid}' changed" if "revision_hash" in last else "the round records no revision_hash (made by an older cai)"
+        return None
+    if principle.critique_hash != last.get("principle_hash"):
+        return f"{shown} '{pid}' changed"
     if principle.tier != last.get("tier"):
         return f"the tier of '{pid}' changed ({last.get('tier')} -> {principle.tier})"
-    if gated:
-        gate = last.get("gate")
-        return constraints_changed(gate.get("hashes", {}) if isinstance(gate, dict) else {}, constitution)
-    return None
+    if "when" in last and principle.when != last.get("when"):
+        return f"the `when` of '{pid}' changed ({last.get('when')} -> {principle.when})"
+    if isinstance(last.get("behaviours"), dict):
+        from .constitution.behaviours import note_hash
+
+        if note_hash(constitution, last["behaviours"]) != last.get("behaviours_hash"):
+            return "the instructable behaviours the critic was told of changed"
+    gate = last.get("gate")
+    return constraints_changed(gate.get("hashes", {}) if isinstance(gate, dict) else {}, constitution)
 
 
 def label_changed(pref: dict, constitution: Constitution) -> str | None:
-    """Why a label no longer holds: a comparison question or section it used changed, the constraints changed, or the
-    tiers' order did. A label that used no constitution (revision-wins, identical responses) always holds."""
+    """Why a label no longer holds: a question as the judge was shown it (with the passage it quoted) changed, the
+    constraints changed, or the tiers' order did. A label that used no constitution (revision-wins, identical
+    responses) always holds."""
+    from .judge.tiers import shown_questions
+
     used = pref.get("used")
     if not isinstance(used, dict):
         return None
-    why = _changed_hashes("comparison", used.get("comparisons", {}), {q.id: q.hash for q in constitution.comparisons})
-    why = why or _changed_hashes("section", used.get("sections", {}), {s.id: s.hash for s in constitution.sections})
+    if "questions" not in used:
+        return "the label records no question hashes (made by an older cai)"
+    states = pref.get("behaviours") if isinstance(pref.get("behaviours"), dict) else None
+    why = _changed_hashes("question", used["questions"], shown_questions(constitution, used, states))
     why = why or constraints_changed(used.get("constraints", {}), constitution)
     if why is None and list(used.get("priorities", [])) != list(constitution.priorities):
         why = f"the priority tiers changed ({', '.join(used.get('priorities', [])) or 'none'} -> {', '.join(constitution.priorities) or 'none'})"
@@ -97,7 +123,7 @@ def touched(row: dict, stage: str, constitution: Constitution) -> str | None:
     rounds = row.get("rounds")
     if not isinstance(rounds, list) or not rounds or not isinstance(rounds[-1], dict):
         return "the row records no round"
-    return round_changed(rounds[-1], constitution, gated=stage == "critique")
+    return round_changed(rounds[-1], constitution, stage)
 
 
 class Amending(Stage):
@@ -120,6 +146,7 @@ class Amending(Stage):
         self.copied = 0
         self.recomputed: Counter = Counter()
         self.made_under: Counter = Counter()
+        self.copied_because: Counter = Counter()
         self._started = False
         self._load()
 
@@ -226,7 +253,7 @@ class Amending(Stage):
     def _copy(self, row: dict, kept: list[dict], left_out: list[dict]) -> list:
         """The PREVIOUS rows for ROW, with the input's own provenance of earlier stages and this stage's marked."""
         under = next((r["meta"][self.name].get("constitution_hash") for r in kept + left_out), None)
-        mark = {"action": "copied", "made_under": under, "previous": str(self.previous)}
+        mark = {"action": "copied", "made_under": under, "why": self._why_kept(under, kept + left_out), "previous": str(self.previous)}
         found = row.get("meta")
         upstream: dict = found if isinstance(found, dict) else {}
         out: list = []
@@ -236,6 +263,21 @@ class Amending(Stage):
             copied = self._with_meta(prev, upstream, mark)
             out.append(Dropped({k: v for k, v in copied.items() if k != "dropped"}, str(prev.get("dropped", "dropped"))))
         return out
+
+    def _why_kept(self, under: str | None, rows: list[dict]) -> str:
+        """Why a copy holds: made under this very constitution, or nothing its models were shown changed."""
+        if under == self.constitution.hash:
+            return "made under this constitution"
+        shown: list[str] = []
+        for row in rows:
+            if self.name == "label-prefs":
+                used = (row.get("preference") or {}).get("used") or {}
+                shown += [f"question {q}" for q in used.get("questions", {})]
+            else:
+                last = (row.get("rounds") or [{}])[-1]
+                shown.append(f"{'passage' if 'passage' in last else 'principle'} '{last.get('principle')}'")
+        what = ", ".join(dict.fromkeys(shown)) or "no part of the constitution"
+        return f"unchanged: what its model was shown ({what})"
 
     def _with_meta(self, prev: dict, upstream: dict, mark: dict) -> dict:
         meta = {**upstream, self.name: {**prev["meta"][self.name], "amend": mark}}
@@ -254,6 +296,8 @@ class Amending(Stage):
         if mark is not None and mark.get("action") == "copied":
             self.copied += 1
             self.made_under[str(mark.get("made_under"))] += 1
+            self.copied_because["made under this constitution" if str(mark.get("why", "")).startswith("made under")
+                                else "what its model was shown is unchanged"] += 1
         elif mark is not None:
             self.recomputed[_kind(str(mark.get("reason", "")))] += 1
         self.inner.recount(rows, dropped, tallies)
@@ -263,12 +307,14 @@ class Amending(Stage):
 
     def counts(self) -> dict:
         return {"previous": str(self.previous), "copied": self.copied, "recomputed": sum(self.recomputed.values()),
-                "recomputed_because": dict(self.recomputed), "copied_made_under": dict(self.made_under)}
+                "copied_because": dict(self.copied_because), "recomputed_because": dict(self.recomputed),
+                "copied_made_under": dict(self.made_under)}
 
     def summary(self) -> str:
         inner = self.inner.summary()
         under = ", ".join(self.made_under)
-        line = (f"amended from {self.previous}: {self.copied} rows copied{f' (made under {under})' if under else ''}, "
+        why = "; ".join(f"{n} {k}" for k, n in self.copied_because.most_common())
+        line = (f"amended from {self.previous}: {self.copied} rows copied{f' ({why}; made under {under})' if under else ''}, "
                 f"{sum(self.recomputed.values())} recomputed")
         if self.recomputed:
             line += f" ({', '.join(f'{n} {k}' for k, n in self.recomputed.most_common())})"

@@ -69,6 +69,26 @@ def embedded_model_dir() -> Path:
     return target
 
 
+EMBEDDED_CONTEXT = 8192  # SmolLM2-135M-Instruct's max_position_embeddings
+_CONTEXT_KEYS = ("max_position_embeddings", "n_positions", "max_seq_len", "seq_length", "max_sequence_length")
+
+
+def context_length(spec: str | None, max_model_len: int | None = None) -> int | None:
+    """Model SPEC's context in tokens, known without loading it: MAX_MODEL_LEN (vLLM's --max-model-len) where given,
+    the embedded model's (and the models trained from it), a local folder's config.json; None where only loading the
+    model would tell (a hub id, a model on a server)."""
+    if max_model_len:
+        return int(max_model_len)
+    if from_embedded(spec):
+        return EMBEDDED_CONTEXT
+    try:
+        config = json.loads((Path(str(spec)).expanduser() / "config.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    found = [config.get(k) for k in _CONTEXT_KEYS] if isinstance(config, dict) else []
+    return next((int(v) for v in found if isinstance(v, int) and not isinstance(v, bool) and v > 0), None)
+
+
 def model_kind(folder: str | Path) -> str | None:
     """What a model folder holds, from its config.json: "reward" (a one-score sequence classifier, as `cai train-rm`
     writes), "classifier" (one with more labels), "causal" (a model that writes text), or None when it does not say."""

@@ -63,6 +63,12 @@ def with_operator(request: str, instructions: str | None) -> str:
     return f"{request}\n\n{OPERATOR_NOTE.format(instructions=bounded(instructions))}"
 
 
+def with_behaviours(request: str, note: str) -> str:
+    """REQUEST followed by the note of the instructable behaviours in force (constitution.behaviours.note), so the critic
+    and the reviser weigh them; REQUEST unchanged where the constitution declares none."""
+    return f"{request}\n\n{note}" if note else request
+
+
 def critique_messages(conversation: Conversation, response: str, critique_request: str, examples: Sequence[FewShotExample] = ()) -> Conversation:
     """The model sees the worked examples, the conversation, its own current response, then the critique request."""
     system = [m for m in conversation[:1] if m["role"] == "system"]

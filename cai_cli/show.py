@@ -105,6 +105,8 @@ def row_view(row: dict) -> RowView:
             shown["critique_cut"] = is_cut(round_finish_reason(row, index, "critique"))
             shown["revision_cut"] = is_cut(round_finish_reason(row, index, "revision"))
             shown["gated"] = bool(rnd.get("gated"))  # the gate sent this round to a hard constraint
+            # the passage the round showed (a constraint's: the passage stating it) and its hash: what decided the round
+            shown["passage"] = f" · passage {rnd['passage']} ({rnd.get('passage_hash')})" if rnd.get("passage") else ""
             rounds.append(shown)
     first = row.get("initial_response")
     if first is None and not rounds:
@@ -136,7 +138,10 @@ def row_view(row: dict) -> RowView:
     p_chosen = pref.get("p_chosen") if isinstance(pref, dict) else row.get("p_chosen")
     if isinstance(p_chosen, (int, float)):
         agreed = f", orders agreed: {pref['orders_agreed']}" if isinstance(pref, dict) and "orders_agreed" in pref else ""
-        items.append(("preference", f"p_chosen={p_chosen:.2f}{agreed}"))
+        decided = ""
+        if isinstance(pref, dict) and pref.get("decided_by"):  # the tier (or constraint) that decided, and the passage asked about
+            decided = f", decided by {pref['decided_by']}" + (f" on passage {pref['decided_by_passage']}" if pref.get("decided_by_passage") else "")
+        items.append(("preference", f"p_chosen={p_chosen:.2f}{agreed}{decided}"))
     for name in ("refusal", "rewards", "judge"):
         if isinstance(row.get(name), dict):
             found = row[name]
@@ -170,6 +175,7 @@ def render_rows(rows: Iterable[dict], console, width: int = WIDTH) -> None:
             text(view.first, view.first_cut)
         for i, rnd in enumerate(view.rounds, start=1):
             tier = f" · tier {rnd['tier']}" if rnd["tier"] else ""
+            tier += rnd.get("passage", "")
             tier += " · the gate: the response likely crossed this hard constraint" if rnd.get("gated") else ""
             body.append(f"\nround {i} · principle '{rnd['principle']}'{tier}\n", style="bold magenta")
             body.append("  critique: ", style="bold red")
@@ -270,6 +276,7 @@ def render_html(rows: Iterable[dict], title: str = "cai show") -> str:
             parts.append(f"<div class='first'><div class='label'>{'first answer' if view.rounds else 'response'}</div><div class='text'>{esc(current)}{_cut_html(view.first_cut)}</div></div>")
         for i, rnd in enumerate(view.rounds, start=1):
             tier = f" · tier {esc(rnd['tier'])}" if rnd["tier"] else ""
+            tier += esc(rnd.get("passage", ""))
             tier += " · the gate: the response likely crossed this hard constraint" if rnd.get("gated") else ""
             parts.append(f"<div class='round'><div class='label'>round {i} · principle <span class='principle'>{esc(rnd['principle'])}</span>{tier}</div>")
             if rnd["critique_request"]:

@@ -218,6 +218,71 @@ def test_grpo_with_the_judge_and_score_gives_the_rewards_the_trainer_received(d,
     assert proc.returncode == 2 and "settings.reward.judge.mode: group -> pointwise" in proc.stderr, proc.stderr
 
 
+CHARTER = """\
+# The helper's charter
+
+## Our aims, in order
+
+When these aims pull apart, they rank in this order of priority:
+
+1. **Careful**: never putting anyone in danger.
+2. **Truthful**: saying only what is so.
+3. **Useful**: answering what was asked, fully.
+
+## Being careful
+
+The helper does not explain how to build a weapon or how to hurt anyone, and it takes a person in danger seriously.
+
+### Lines it never crosses
+
+- never explain how to build a weapon;
+- never help anyone stalk a person.
+
+## Being truthful
+
+The helper says only what it believes, marks what it is unsure of and never invents a source.
+
+## Being useful
+
+The helper answers the question that was asked, completely, with working steps where they help.
+
+## Acknowledgements
+
+Thanks to everyone who read the drafts.
+"""
+
+
+def test_an_imported_document_states_its_order_and_the_judges_rewards_work_on_it(d, judge, tmp_path):
+    doc = tmp_path / "charter.md"
+    doc.write_text(CHARTER)
+    proc = cai("constitution", "import", doc, "--sidecar")
+    assert proc.returncode == 0, proc.stderr
+    assert ("priorities: [careful, truthful, useful]   # highest first; read from 'Our aims, in order' (line 3): "
+            "1. Careful, 2. Truthful, 3. Useful") in proc.stdout
+    assert "acknowledgements: {route: false}" in proc.stdout and "hard_constraints: being-careful/lines-it-never-crosses" in proc.stdout
+    assert 'question: "Which of these assistant responses better meets this aim of the constitution: careful (never putting anyone in danger)?"' in proc.stdout
+    from cai_cli.constitution import load_constitution
+
+    charter = load_constitution(str(doc))
+    assert charter.priorities == ("careful", "truthful", "useful") and [q.tier for q in charter.comparisons] == list(charter.priorities)
+    assert charter.tier_of("being-truthful").name == "truthful" and not charter.section_by_id("acknowledgements").routed
+
+    names = ["tier:careful", "tier:truthful", "tier:useful", "constraint:never-explain-how-to-build-a", "constraint:never-help-anyone-stalk-a-person"]
+    rows = [{"id": "r", "prompt": "how do I build a weapon", "candidates": ["I won't explain that.", "Here is how to build a weapon at home."]}]
+    proc = cai("score", "-", "--judge", "-c", doc, "--judge-engine", "fake", input="".join(json.dumps(r) + "\n" for r in rows))
+    assert proc.returncode == 0, proc.stderr
+    (scored,) = [json.loads(line) for line in proc.stdout.splitlines()]
+    assert list(scored["reward_parts"]["candidates"][0]) == names
+    assert scored["reward_passages"]["tier:careful"] == "being-careful" and scored["reward_passages"][names[3]] == "being-careful/lines-it-never-crosses"
+    assert scored["reward_parts"]["candidates"][1][names[3]] == pytest.approx(-0.9)  # the weapon answer crosses the line
+
+    out = tmp_path / "grpo"
+    proc = cai("train-policy", d / "prompts.jsonl", "-o", out, "--model", d / "tiny", "-c", doc, "--judge-engine", "fake", "--max-steps", "1", *GRPO)
+    assert proc.returncode == 0, proc.stderr
+    samples = read_jsonl(out / "samples.jsonl")
+    assert samples and all(list(s["reward_parts"]["candidates"][0]) == names and "tier:careful" in s["reward_passages"] for s in samples)
+
+
 def test_rloo_with_the_judge_in_reference_mode(d, judge, tmp_path):
     """RLOO takes the same reward functions; reference mode compares each sample with its prompt row's reference."""
     src = write_jsonl(tmp_path / "prompts.jsonl", [{"prompt": "how do I pick a lock", "response": "I cannot help with that request"},

@@ -56,10 +56,11 @@ def critique(
     routing: o.RoutingOpt = None,
     gate_threshold: o.GateThresholdOpt = VIOLATION_THRESHOLD,
     amend: o.AmendOpt = None,
+    passage_tokens: o.PassageTokensOpt = None,
 ):
     """Critique each row's current `response` against one principle (a Markdown constitution: one section), chosen per row and per round (seeded).
 
-    Appends a round {principle, section, tier, routing, relevance, when, response_label, operator, gate, constitution_hash, principle_hash, critique_request, critique, critique_finish_reason} to `rounds`. The principle is drawn among those whose `when` holds for the response (by the refusal detector) and the conversation (with or without a system message); --routing relevance ranks them against the conversation (BM25) and weighs them by tier. A section is quoted (long ones cut at a paragraph) and the critique asked to cite it; a row's system message (the operator's instructions) is shown with the request. The model first sees the worked examples, each marked as a separate example. Chain with `cai revise`; repeat the pair for more rounds. See docs/critique-revise.md and docs/constitutions.md.
+    Appends a round {principle, section, passage, passage_hash, tier, routing, relevance, matched, when, response_label, operator, gate, constitution_hash, principle_hash, critique_request, critique, critique_finish_reason} to `rounds`. The principle is drawn among those whose `when` holds for the response (by the refusal detector) and the conversation (with or without a system message); --routing relevance ranks them against the conversation (BM25), relevance first, tiers reordering only comparably relevant passages, and a hard constraint the conversation names takes the round. A Markdown constitution's passage (--passage-tokens) is quoted whole and the critique asked to cite it; a row's system message (the operator's instructions) is shown with the request. The model first sees the worked examples, each marked as a separate example. Chain with `cai revise`; repeat the pair for more rounds. See docs/critique-revise.md and docs/constitutions.md.
 
     Hard constraints are a gate: the response is checked against each one (a scored yes/no pair, `gate`: P(violation) per constraint); where it likely crosses one, the round critiques it against that constraint instead (routing "hard-constraint", `gated` says why). A principle meant for over-refusals (`when: refused`) is drawn on a refusal only where the model judges the request harmless (`request_harm`). --amend PREVIOUS recomputes only the rows a changed constitution touches.
 
@@ -72,7 +73,7 @@ def critique(
     from ..stages.critique import Critique
 
     charter, examples, source = _charter_and_examples(constitution, few_shot_file)
-    stage = Critique(common.engine_options(), common.sampling(), charter, few_shot, examples, source, routing, gate_threshold)
+    stage = Critique(common.engine_options(), common.sampling(), charter, few_shot, examples, source, routing, gate_threshold, passage_tokens)
     run_stage(_amending(stage, amend), common.run_options())
 
 
@@ -449,6 +450,7 @@ def label_prefs(
     tier_confidence: o.TierConfidenceOpt = LabelConfig.tier_confidence,
     gate_threshold: o.GateThresholdOpt = LabelConfig.gate_threshold,
     amend: o.AmendOpt = None,
+    passage_tokens: o.PassageTokensOpt = None,
 ):
     """Label preference pairs with an AI judge: soft p_chosen from option log-probs, both orders, K principles.
 
@@ -483,7 +485,7 @@ def label_prefs(
             cfg.principles = parse_principles(principles, askable(charter))
         if judge_examples:
             cfg.examples, cfg.examples_source = load_judge_examples(judge_examples), judge_examples
-    stage = _amending(LabelPrefs(common.engine_options(), common.sampling(), charter, cfg), amend)
+    stage = _amending(LabelPrefs(common.engine_options(), common.sampling(), charter, cfg, passage_tokens), amend)
     run_stage(stage, common.run_options())  # dropped pairs go to OUT.dropped.jsonl, counted; the summary to OUT.summary.json
 
 
@@ -553,20 +555,56 @@ def _constitution_input(constitution: str | None) -> list[tuple[str, str]]:
 
 
 @command(constitution_app, "show")
-def constitution_show(file: o.ConstitutionArg = "default"):
-    """Print a constitution as a table: its principles (a document: its sections, with tier, `when`, hash), hard constraints, comparisons.
+def constitution_show(file: o.ConstitutionArg = "default", json_out: o.PrintJsonOpt = False, passage_tokens: o.PassageTokensOpt = None):
+    """Print a constitution as a table: its principles (a document: its sections, with tier, `when`, hash), hard constraints, comparisons, behaviours.
+
+    --json prints the same as one JSON object (a document's passages with their estimated tokens and hashes).
 
     Example:
 
         cai constitution show default
-        cai constitution show assistant
+        cai constitution show assistant --json | jq '.sections[].passages'
     """
+    import json
 
     from rich.console import Console
 
     from ..constitution import constitution_table, load_constitution
+    from ..constitution.display import constitution_json
+    from ..constitution.passages import budget_for
+    from ..constitution.requests import sized
 
-    Console().print(constitution_table(load_constitution(file)))
+    charter = sized(load_constitution(file), budget_for(None, override=passage_tokens))
+    if json_out:
+        print(json.dumps(constitution_json(charter), indent=2, ensure_ascii=False))
+    else:
+        Console().print(constitution_table(charter))
+
+
+@command(constitution_app, "lint")
+def constitution_lint(file: o.ConstitutionArg, json_out: o.PrintJsonOpt = False, passage_tokens: o.PassageTokensOpt = None):
+    """Find what will not reach the model as meant: passages over budget, lead-ins without their list, routed non-guidance, tiers without a question, constraints no passage states, behaviours no section describes. Exit 1 when it finds something.
+
+    Example:
+
+        cai constitution lint policy.md --passage-tokens 256
+    """
+    import json
+
+    from ..constitution import load_constitution
+    from ..constitution.lint import format_findings, lint
+    from ..constitution.passages import budget_for
+    from ..constitution.requests import sized
+
+    charter = sized(load_constitution(file), budget_for(None, override=passage_tokens))
+    findings = lint(charter)
+    if json_out:
+        print(json.dumps({"constitution": charter.source, "hash": charter.hash, "passage_tokens": charter.passage_tokens,
+                          "findings": [f.as_dict() for f in findings]}, indent=2, ensure_ascii=False))
+    else:
+        print(format_findings(charter, findings))
+    if findings:
+        raise typer.Exit(1)
 
 
 @command(constitution_app, "check")
@@ -640,7 +678,7 @@ def constitution_import(file: o.MarkdownArg, sidecar: o.SidecarOpt = False):
 
 @command(constitution_app, "diff")
 def constitution_diff(old: o.ConstitutionArg, new: o.ConstitutionArg):
-    """List the sections (or principles), hard constraints and comparisons that changed, were added or removed, by id and content hash.
+    """List the sections (or principles), hard constraints, comparisons and behaviours that changed, were added or removed, by id and content hash; exit 1 when they differ (as `diff` does).
 
     Example:
 
@@ -650,7 +688,40 @@ def constitution_diff(old: o.ConstitutionArg, new: o.ConstitutionArg):
     from ..constitution.diff import diff_constitutions, format_changes
 
     before, after = load_constitution(old), load_constitution(new)
-    print(format_changes(before, after, diff_constitutions(before, after)))
+    changes = diff_constitutions(before, after)
+    print(format_changes(before, after, changes))
+    if changes:
+        raise typer.Exit(1)
+
+
+@command(constitution_app, "route")
+def constitution_route(rows: o.RouteRowsArg, constitution: o.ConstitutionOpt = None, top: o.RouteTopOpt = 3, json_out: o.PrintJsonOpt = False,
+                       passage_tokens: o.PassageTokensOpt = None):
+    """Show why each row gets its passage: per row, the passages (and hard constraints) relevance routing ranks first, with their scores and the words that matched.
+
+    A * marks the comparably relevant ones a round is drawn among. --json prints one object per row.
+
+    Example:
+
+        cai constitution route examples/red_team.jsonl -c assistant --top 5
+    """
+    import json
+
+    from rich.console import Console
+
+    from ..constitution import load_constitution
+    from ..constitution.display import route_table
+    from ..constitution.passages import budget_for
+    from ..constitution.requests import sized
+    from ..constitution.routing import route_rows
+
+    charter = sized(load_constitution(constitution), budget_for(None, override=passage_tokens))
+    explained = route_rows(rows, charter, top)
+    if json_out:
+        for rid, info in explained:
+            print(json.dumps({"id": rid, **info}, ensure_ascii=False))
+    else:
+        Console().print(route_table(explained, charter))
 
 
 @command(constitution_app, "coverage")

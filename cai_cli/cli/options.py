@@ -202,8 +202,18 @@ RoutingOpt = Annotated[
     Optional[Routing],
     typer.Option(
         "--routing", show_default="relevance for a document, uniform for a list",
-        help="relevance: per row and round, a principle (a document: a section) relevant to the conversation, ranked "
-        "with BM25 and drawn with --seed, weighted by relevance and tier. uniform: the original method's uniform draw.",
+        help="relevance: per row and round, a principle (a document: a passage, or a hard constraint the conversation "
+        "names) relevant to the conversation, ranked with BM25, drawn with --seed among the comparably relevant, tier "
+        "weights reordering only those. uniform: the original method's uniform draw.",
+        rich_help_panel=MODEL_PANEL,
+    ),
+]
+PassageTokensOpt = Annotated[
+    Optional[int],
+    typer.Option(
+        "--passage-tokens", show_default="an eighth of the model's context, at most 512",
+        help="A Markdown constitution is split into passages of at most this many tokens (estimated, 4 characters a "
+        "token), never inside a list or after a lead-in: what routing ranks and the model is shown, whole.",
         rich_help_panel=MODEL_PANEL,
     ),
 ]
@@ -218,6 +228,9 @@ CoverageConstitutionOpt = Annotated[
     typer.Option("--constitution", "-c", help="List the sections this constitution routes that no round used (default: the one the rows record; one that does not load from here is an error naming it)."),
 ]
 CoverageJsonOpt = Annotated[bool, typer.Option("--json", help="Print the counts as JSON instead of a table.")]
+RouteRowsArg = Annotated[str, typer.Argument(help="JSONL rows with `prompt` or `messages` (and `response`, ranked with them as critique does; '-' reads stdin).")]
+RouteTopOpt = Annotated[int, typer.Option("--top", min=1, help="How many passages (or principles, constraints) to show per row, best first.")]
+PrintJsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON (one object per line where there are several) instead of a table.")]
 RewardModelOpt = Annotated[Optional[str], typer.Option("--reward-model", help="A reward model folder from `cai train-rm`.", rich_help_panel=MODEL_PANEL)]
 
 TensorParallelOpt = Annotated[int, typer.Option("--tensor-parallel-size", min=1, help="vLLM: GPUs per model.", rich_help_panel=SERVE_PANEL)]

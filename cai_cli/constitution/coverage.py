@@ -19,6 +19,7 @@ class Coverage:
     by_tier: Counter = field(default_factory=Counter)  # "(none)" for rounds whose principle has no tier
     relevance: dict[str, list[float]] = field(default_factory=dict)
     hashes: Counter = field(default_factory=Counter)  # constitution hashes the rounds were made under
+    passage_hashes: dict[str, set] = field(default_factory=dict)  # passage -> the content hashes rounds recorded for it
     never: list[str] = field(default_factory=list)  # routed sections/principles no round used (needs the constitution)
     tiers_never: list[str] = field(default_factory=list)
 
@@ -27,6 +28,7 @@ class Coverage:
             "rows": self.rows, "rounds": self.rounds, "principles": dict(self.by_principle.most_common()),
             "tiers": dict(self.by_tier.most_common()), "never_used": self.never, "tiers_never_used": self.tiers_never,
             "constitution_hashes": dict(self.hashes),
+            "passage_hashes": {pid: sorted(h) for pid, h in self.passage_hashes.items()},
         }
 
 
@@ -49,6 +51,8 @@ def coverage(rows: Iterable[dict], constitution: Constitution | None = None) -> 
                 out.relevance.setdefault(pid, []).append(float(r["relevance"]))
             if r.get("constitution_hash"):
                 out.hashes[str(r["constitution_hash"])] += 1
+            if r.get("passage") and r.get("passage_hash"):
+                out.passage_hashes.setdefault(str(r["passage"]), set()).add(str(r["passage_hash"]))
     if constitution is not None:
         out.never = [p.id for p in constitution.critiques if p.id not in out.by_principle]
         out.tiers_never = [t for t in constitution.priorities if t not in out.by_tier]
@@ -91,7 +95,7 @@ def coverage_table(cov: Coverage, constitution: Constitution | None):
     if constitution is not None and cov.hashes and set(cov.hashes) != {constitution.hash}:
         caption += f"\n[yellow]rounds made under constitution hashes {', '.join(cov.hashes)}; {constitution.source} is {constitution.hash}[/yellow]"
     table = Table(title=title, caption=caption)
-    table.add_column("section / principle", overflow="fold")
+    table.add_column("passage / principle", overflow="fold")
     table.add_column("tier")
     for col in ("rounds", "share", "mean relevance"):
         table.add_column(col, justify="right", no_wrap=True)
@@ -102,6 +106,11 @@ def coverage_table(cov: Coverage, constitution: Constitution | None):
         n = cov.by_principle.get(pid, 0)
         rel = cov.relevance.get(pid)
         share = f"{n / cov.rounds:.1%}" if cov.rounds else "-"
-        table.add_row(escape(pid) if n else f"[red]{escape(pid)} (never)[/red]", tier_of.get(pid) or "-", str(n), share,
+        seen = cov.passage_hashes.get(pid)
+        stale = ""
+        if seen and constitution is not None and constitution.is_document and pid in {p.id for p in constitution.passages}:
+            if seen != {constitution.passage_by_id(pid).hash}:
+                stale = " [yellow](rounds quote another version)[/yellow]"
+        table.add_row((escape(pid) + stale) if n else f"[red]{escape(pid)} (never)[/red]", tier_of.get(pid) or "-", str(n), share,
                       f"{sum(rel) / len(rel):.2f}" if rel else "-")
     return table

@@ -140,6 +140,8 @@ def _build(spec: s.ConstitutionFile, source: str, shown: str, fmt: str) -> Const
     for i, q in enumerate(spec.comparisons):
         _check_tier(q.tier, spec.priorities, shown, f"comparisons[{i}].tier")
     constraints: list[HardConstraint] = _listed_constraints(spec.hard_constraints, shown)
+    from .parsing import behaviours_of
+
     return Constitution(
         name=spec.name,
         description=spec.description or "",
@@ -150,6 +152,7 @@ def _build(spec: s.ConstitutionFile, source: str, shown: str, fmt: str) -> Const
         format=fmt,
         priorities=tuple(spec.priorities),
         hard_constraints=tuple(constraints),
+        behaviours=behaviours_of(spec.behaviours, shown),
     )
 
 

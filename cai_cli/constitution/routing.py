@@ -1,31 +1,37 @@
-"""Which critique principle (a list's principle, or a document's section) each row gets in each round.
+"""Which critique principle (a list's principle, a document's passage, or a hard constraint a conversation names)
+each row gets in each round, and why.
 
 Two ways, `--routing`:
 
 * ``uniform``: the original method. A seeded shuffle of the eligible principles per row, round r takes
   its r-th entry (sampling.sample_principle_index): every principle equally likely, whatever the row.
-* ``relevance``: the principles are ranked against the conversation with BM25 (bm25s, English stop
-  words and Snowball stemming; no model, so the ranking is deterministic and cheap). The draw keeps at
-  most TOP_K principles scoring at least RELATIVE_FLOOR of the best one, weights each by its score
-  (relative to the best) times its tier's weight, and draws one with the row's seed
-  (rows.row_seed(seed, "route", id, round)), so the same seed gives the same draw whatever the batch
-  size, shard or resume. Principles an earlier round of the row used are left out while others remain
-  (a new principle each round, as the method does). Where nothing scores above zero (the conversation
-  shares no word with any principle), the draw falls back to the tier weights alone.
+* ``relevance``: relevance first. The principles (for a document: its routed passages, and its hard constraints)
+  are ranked against the conversation with BM25 (bm25s, English stop words and Snowball stemming; no model, so the
+  ranking is deterministic, cheap and explainable by the words that matched). Only the *comparably relevant* ones
+  are drawn from: at most TOP_K scoring at least COMPARABLE of the best one; among them each weighs its score
+  (relative to the best) times its tier's weight, and one is drawn with the row's seed (rows.row_seed(seed,
+  "route", id, round)), so the same seed gives the same draw whatever the batch size, shard or resume. A clearly
+  more relevant passage is therefore always taken, whatever its tier; the tiers only reorder passages that are
+  about as relevant. A hard constraint the conversation names (it is among the comparably relevant and shares at
+  least NAMES_SUBJECT words with it) takes the round (the gate still checks every answer against every constraint).
+  Principles an earlier round of the row used are left out while others remain (a new one each round, as the
+  method does). Where nothing scores above zero (the conversation shares no word with any principle), the draw
+  falls back to the tier weights alone.
 
-Tier weight: with T tiers, rank r (0 = highest) weighs (T - r) / T, so four tiers weigh 1, .75, .5, .25:
-a higher tier is drawn more often among equally relevant sections, but a clearly more relevant lower-tier
-section still wins most draws. Without tiers every weight is 1.
+Tier weight: with T tiers, rank r (0 = highest) weighs (T - r) / T, so four tiers weigh 1, .75, .5, .25. Without
+tiers every weight is 1.
 
-BM25 rather than an embedding model: it needs no weights to download, runs in microseconds per row on
-a CPU, and its choice can be explained (the words that matched). It misses paraphrases that share no
-word; the stemmer and a constitution written in plain words make up for most of that.
+BM25 rather than an embedding model: it needs no weights to download, runs in microseconds per row on a CPU, and
+its choice can be explained (`cai constitution route` prints the words that matched). It misses paraphrases that
+share no word; the stemmer, the heading path indexed with every passage and a constitution written in plain words
+make up for most of that (recall@3 on labelled requests: docs/constitutions.md, bench/bench_routing.py).
 """
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from enum import Enum
 from typing import Any
 
@@ -34,7 +40,9 @@ from .model import Constitution, CritiquePrinciple
 from .sampling import sample_principle_index
 
 TOP_K = 3
-RELATIVE_FLOOR = 0.75
+COMPARABLE = 0.85  # a principle scoring at least this share of the best one is "comparably relevant"
+NAMES_SUBJECT = 2  # distinct words a conversation shares with a hard constraint for it to name the constraint's subject
+CONSTRAINT_PREFIX = "hard-constraint:"
 
 
 class Routing(str, Enum):
@@ -43,7 +51,7 @@ class Routing(str, Enum):
 
 
 def default_routing(constitution: Constitution) -> Routing:
-    """relevance for a document (its sections each concern some conversations); uniform for a list, whose
+    """relevance for a document (its passages each concern some conversations); uniform for a list, whose
     principles are written as lenses for any response (the original method draws them uniformly), and whose
     short texts give BM25 little to rank by."""
     return Routing.relevance if constitution.is_document else Routing.uniform
@@ -51,86 +59,262 @@ def default_routing(constitution: Constitution) -> Routing:
 
 @dataclass(frozen=True)
 class Route:
-    """The principle drawn for one row and round, and why: its BM25 score (None under uniform routing)."""
+    """The principle drawn for one row and round, and why: its BM25 score and the words that matched (None and ()
+    under uniform routing)."""
 
     principle: CritiquePrinciple
     relevance: float | None
     routing: Routing
+    matched: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class Ranked:
+    """One principle ranked against a text: its id, score, the words of the text that matched it, its tier and kind
+    ("passage", "principle" or "hard constraint")."""
+
+    id: str
+    score: float
+    matched: tuple[str, ...]
+    tier: str | None
+    kind: str
+    section: str | None = None
+    hash: str | None = None
+
+    def as_dict(self) -> dict:
+        out: dict[str, Any] = {"id": self.id, "kind": self.kind, "score": round(self.score, 4), "matched": list(self.matched), "tier": self.tier}
+        if self.section is not None:
+            out["section"] = self.section
+        if self.hash is not None:
+            out["hash"] = self.hash
+        return out
 
 
 def principle_text(constitution: Constitution, principle: CritiquePrinciple) -> str:
-    """What a principle is ranked by: a section's heading path and full text, or a list principle's requests."""
-    if principle.section is not None:
-        section = constitution.section_by_id(principle.section)
-        return f"{section.heading}\n\n{section.text}"
+    """What a principle is ranked by: a passage's heading path and text, a constraint's text, or a list principle's
+    requests."""
+    if principle.passage is not None and not principle.id.startswith(CONSTRAINT_PREFIX):
+        passage = constitution.passage_by_id(principle.passage)
+        return f"{' '.join(passage.path)}\n\n{passage.text}"
+    if principle.id.startswith(CONSTRAINT_PREFIX):
+        cid = principle.id.removeprefix(CONSTRAINT_PREFIX)
+        return next(h.text for h in constitution.hard_constraints if h.id == cid)
     return f"{principle.critique}\n{principle.revision}"
 
 
-def conversation_text(conversation: Sequence[dict], response: str) -> str:
-    """What a row is ranked by: every turn of the conversation (the operator's instructions included) and the
-    response being critiqued."""
-    return "\n".join([*(m["content"] for m in conversation), response])
+def conversation_text(conversation: Sequence[dict], response: str | None = None) -> str:
+    """What a row is ranked by: every turn of the conversation (the operator's instructions included) and, for a
+    critique, the response being critiqued."""
+    return "\n".join([*(m["content"] for m in conversation), *([response] if response is not None else [])])
 
 
 def tier_weight(constitution: Constitution, principle: CritiquePrinciple) -> float:
-    tier = constitution.tier_of(principle)
+    tier = constitution.tier_of(principle) if principle.tier is not None else None
     if tier is None:
         return 1.0
     count = len(constitution.priorities)
     return (count - tier.rank) / count
 
 
+def constraint_principles(constitution: Constitution) -> list[CritiquePrinciple]:
+    from .requests import constraint_principle
+
+    return [constraint_principle(constitution, h) for h in constitution.hard_constraints]
+
+
+_WORD = re.compile(r"[A-Za-z0-9][A-Za-z0-9'-]*")
+
+# Words that say how a request is asked, not what it is about ("how do I ...", "can you tell me ..."): left out of
+# the ranking so that a passage is matched on its subject. bm25s's own English list, and the function words it lacks.
+STOPWORDS = tuple(sorted(set("""
+a an and are as at be but by for if in into is it no not of on or such that the their then there these they this
+to was will with
+i me my mine myself you your yours yourself yourselves he him his himself she her hers herself its itself we us our
+ours ourselves them theirs themselves one someone something anyone anything everyone everything
+am were been being have has had having do does did doing done would shall should can could may might must
+i'm i've i'd i'll you're you've you'll you'd he's she's it's we're we've they're they've that's what's who's
+there's here's let's don't doesn't didn't isn't aren't wasn't weren't can't cannot won't wouldn't shouldn't
+couldn't haven't hasn't hadn't re ve ll don doesn didn isn aren wasn weren won wouldn shouldn couldn haven hasn hadn
+those some any each every all both either neither other another same own
+about above after against along among around before behind below between beyond down during from inside
+like near off onto out outside over past since through throughout toward towards under until up upon within
+without via per
+nor so yet than because while although though whether once unless
+also just only very too even still really quite rather now here when where why how what which who whom whose
+again ever more most much many few less least lot lots
+get gets got give gives gave given tell tells told say says said let want wants wanted need needs please go goes
+going way ways thing things kind sort
+""".split())))
+
+
+@dataclass
+class _Index:
+    ids: list[str]
+    bm25: Any
+    stems: list[set[str]] = field(default_factory=list)
+
+
 class Router:
-    """Draws a critique principle per row and round. Build once per run; the BM25 index is built on first use."""
+    """Ranks and draws critique principles per row and round. Build once per run; the BM25 index is built on first use.
+
+    Under relevance routing a document's hard constraints are ranked with its passages (`routes_constraints`); a
+    list's are not (its principles are lenses, its constraints a gate)."""
 
     def __init__(self, constitution: Constitution, routing: Routing | None = None):
         self.constitution = constitution
         self.routing = routing or default_routing(constitution)
-        self._index: Any = None
+        self.constraints = constraint_principles(constitution) if constitution.is_document else []
+        self.units: list[CritiquePrinciple] = [*constitution.critiques, *self.constraints]
+        self._by_id = {p.id: p for p in self.units}
+        self._index: _Index | None = None
         self._stemmer: Any = None
-        self._positions = {p.id: i for i, p in enumerate(constitution.critiques)}
+        self._phrases: list | None = None
 
-    def _tokenize(self, texts: list[str]):
+    # ---- ranking ----
+
+    def _tokenize(self, texts: list[str]) -> list[list[str]]:
         import bm25s
 
-        return bm25s.tokenize(texts, stopwords="en", stemmer=self._stemmer, return_ids=False, show_progress=False)
-
-    def scores(self, text: str) -> list[float]:
-        """BM25 score of every critique principle of the constitution (in its order) against TEXT."""
-        if self._index is None:
-            import bm25s
+        if self._stemmer is None:
             import Stemmer
 
             self._stemmer = Stemmer.Stemmer("english")
-            corpus = [principle_text(self.constitution, p) for p in self.constitution.critiques]
-            index = bm25s.BM25()
-            index.index(self._tokenize(corpus), show_progress=False)
-            self._index = index
-        (query,) = self._tokenize([text])
+        return bm25s.tokenize(texts, stopwords=list(STOPWORDS), stemmer=self._stemmer, return_ids=False, show_progress=False)
+
+    def index(self) -> _Index:
+        if self._index is None:
+            import bm25s
+
+            corpus = self._tokenize([principle_text(self.constitution, p) for p in self.units])
+            bm25 = bm25s.BM25()
+            bm25.index(corpus, show_progress=False)
+            self._index = _Index([p.id for p in self.units], bm25, [set(doc) for doc in corpus])
+        return self._index
+
+    def expanded(self, text: str) -> str:
+        """TEXT, and the category words (lexicon.py) of the phrases it holds: what a row is ranked by."""
+        from .lexicon import EXPANSIONS
+
+        if self._phrases is None:
+            self._phrases = [(re.compile(r"\b(?:" + "|".join(re.escape(x) for x in phrases) + r")(?:s|es|ed|ing)?\b"), words)
+                             for phrases, words in EXPANSIONS]
+        lowered = text.lower().replace("\u2019", "'")
+        extra = [words for pattern, words in self._phrases if pattern.search(lowered)]
+        return "\n".join([text, *extra])
+
+    def scores(self, text: str) -> list[float]:
+        """BM25 score of every unit (the critique principles in their order, then the constraints) against TEXT (as
+        expanded)."""
+        index = self.index()
+        (query,) = self._tokenize([self.expanded(text)])
         if not query:
-            return [0.0] * len(self.constitution.critiques)
-        return [float(x) for x in self._index.get_scores(query)]
+            return [0.0] * len(index.ids)
+        return [float(x) for x in index.bm25.get_scores(query)]
+
+    def matched_words(self, text: str, unit: int) -> tuple[str, ...]:
+        """The words of TEXT (as written, each once) whose stems occur in unit UNIT."""
+        stems = self.index().stems[unit]
+        words = list(dict.fromkeys(w.lower() for w in _WORD.findall(text)))
+        if not words:
+            return ()
+        tokens = self._tokenize(words)
+        return tuple(w for w, t in zip(words, tokens) if t and t[0] in stems)
+
+    def rank(self, text: str, among: Sequence[CritiquePrinciple] | None = None) -> list[Ranked]:
+        """Every unit (or those AMONG), best first (ties in the constitution's order), with the words that matched."""
+        index = self.index()
+        position = {pid: i for i, pid in enumerate(index.ids)}
+        scores = self.scores(text)
+        pool = list(among) if among is not None else self.units
+        order = sorted(pool, key=lambda p: (-scores[position[p.id]], position[p.id]))
+        query = self.expanded(text)
+        return [self._ranked(p, scores[position[p.id]], query, position[p.id]) for p in order]
+
+    def _ranked(self, p: CritiquePrinciple, score: float, text: str, unit: int) -> Ranked:
+        kind = "hard constraint" if p.id.startswith(CONSTRAINT_PREFIX) else ("passage" if p.passage is not None else "principle")
+        digest = None
+        if kind == "passage" and p.passage is not None:
+            digest = self.constitution.passage_by_id(p.passage).hash
+        return Ranked(p.id, score, self.matched_words(text, unit) if score > 0 else (), p.tier, kind, p.section, digest)
+
+    # ---- the draw ----
 
     def route(self, eligible: Sequence[CritiquePrinciple], text: str, seed: int, row_id: str, round_index: int,
               used: Sequence[str] = ()) -> Route:
         """The principle for one row and round among ELIGIBLE (those whose `when` holds), given the row's TEXT
-        (conversation_text) and the principle ids its earlier rounds USED."""
+        (conversation_text) and the principle ids its earlier rounds USED. Under relevance routing a document's hard
+        constraints are candidates too (see the module docstring)."""
         if not eligible:
             raise ConstitutionError(f"{self.constitution.source}: no critique principle to draw from")
         if self.routing is Routing.uniform:
             return Route(eligible[sample_principle_index(len(eligible), seed, row_id, round_index)], None, self.routing)
-        fresh = [p for p in eligible if p.id not in set(used)] or list(eligible)
-        all_scores = self.scores(text)
-        scored = sorted(((all_scores[self._positions[p.id]], i, p) for i, p in enumerate(fresh)), key=lambda x: (-x[0], x[1]))
-        best = scored[0][0]
-        if best > 0:
-            kept = [(score, p) for score, _, p in scored[:TOP_K] if score >= RELATIVE_FLOOR * best]
-            weights = [score / best * tier_weight(self.constitution, p) for score, p in kept]
+        pool = [*eligible, *self.constraints]
+        fresh = [p for p in pool if p.id not in set(used)] or list(eligible)
+        ranked = self.rank(text, fresh)
+        best = ranked[0].score
+        u = _unit(seed, row_id, round_index)
+        if best <= 0:
+            choices = [p for p in fresh if not p.id.startswith(CONSTRAINT_PREFIX)] or fresh
+            chosen = choices[_weighted_index([tier_weight(self.constitution, p) for p in choices], u)]
+            return Route(chosen, 0.0, self.routing)
+        comparable = [r for r in ranked[:TOP_K] if r.score >= COMPARABLE * best]
+        named = [r for r in comparable if r.kind == "hard constraint" and len(r.matched) >= NAMES_SUBJECT]
+        if named:
+            pick = named[0]
         else:
-            kept = [(0.0, p) for p in fresh]
-            weights = [tier_weight(self.constitution, p) for p in fresh]
-        score, chosen = kept[_weighted_index(weights, _unit(seed, row_id, round_index))]
-        return Route(chosen, round(score, 4), self.routing)
+            weights = [r.score / best * tier_weight(self.constitution, self._by_id[r.id]) for r in comparable]
+            pick = comparable[_weighted_index(weights, u)]
+        return Route(self._by_id[pick.id], round(pick.score, 4), self.routing, pick.matched)
+
+
+def explain(router: Router, conversation: Sequence[dict], response: str | None = None, top: int = TOP_K) -> dict:
+    """Why a conversation (and the response a critique would see) gets the passages it gets, for `cai constitution
+    route`: the words it is ranked by (and those the lexicon added), the first TOP units with their scores, the words
+    that matched each and whether each is comparably relevant (drawable). Units whose `when` rules out the
+    conversation (operator, no-operator) are left out; `refused`/`answered` ones are kept and marked."""
+    from .model import applies
+
+    operator = any(m.get("role") == "system" for m in conversation)
+    eligible = [p for p in router.constitution.critiques if p.when in ("always", "refused", "answered") or applies(p.when, "answer", operator)]
+    pool = [*eligible, *router.constraints]
+    text = conversation_text(list(conversation), response)
+    ranked = router.rank(text, pool)
+    best = ranked[0].score if ranked else 0.0
+    added = router.expanded(text)[len(text):].split("\n")
+    when = {p.id: p.when for p in pool}
+    shown = []
+    for r in ranked[:top]:
+        item = r.as_dict()
+        item["comparable"] = best > 0 and r.score >= COMPARABLE * best and r in ranked[:TOP_K]
+        if when.get(r.id, "always") != "always":
+            item["when"] = when[r.id]
+        shown.append(item)
+    return {"expanded": [w for w in added if w], "top": shown}
+
+
+def route_rows(path: str | None, constitution: Constitution, top: int = TOP_K) -> list[tuple[str, dict]]:
+    """`cai constitution route ROWS`: (row id, explain(...)) per row of PATH (JSONL; '-' or None: stdin). A row needs
+    `prompt` or `messages`; its `response`, where it has one, is ranked with it as critique ranks it. A bad line or row
+    stops with one line naming the file, the line and the field."""
+    from ..errors import CaiError, InputError
+    from ..jsonl import read_lines
+    from ..rows import FieldProblem, check_conversation, conversation
+
+    if top < 1:
+        raise CaiError(f"--top: expected a number of at least 1, got {top}")
+    router = Router(constitution, Routing.relevance)
+    out = []
+    for item in read_lines(path):
+        if item.error is not None:
+            raise item.error
+        row = item.row or {}
+        try:
+            check_conversation(row)
+        except FieldProblem as problem:
+            raise InputError(problem.message, file=path if path not in (None, "-") else "<stdin>", line=item.line, field=problem.field) from None
+        response = row.get("response") if isinstance(row.get("response"), str) else None
+        out.append((str(row.get("id", f"line {item.line}")), explain(router, conversation(row), response, top)))
+    return out
 
 
 def _unit(seed: int, row_id: str, round_index: int) -> float:

@@ -75,7 +75,7 @@ def tier_fields(decision: Decision, constitution: Constitution) -> dict:
     out: dict = {
         "decided_by": decision.decided_by,
         "tiers": {t.tier: t.p_x for t in decision.tiers},
-        "used": units_used(constitution, [pid for t in decision.tiers for pid in t.principles]),
+        "used": units_used(constitution, [pid for t in decision.tiers for pid in t.principles], decision.asked),
     }
     if decision.separation is not None:
         model_lost = decision.separation.loser == "x"
@@ -131,7 +131,7 @@ class EvalJudge(EngineStage):
         the built-in helpfulness questions on benign ones (all of them when K is larger)."""
         if row["eval_set"] == BENIGN:
             return draw_principles(HELPFULNESS_QUESTIONS, self.principles or len(HELPFULNESS_QUESTIONS), self.seed, str(row["id"]))
-        return principles_for(self.constitution, self.principles, self.seed, str(row["id"]), self.priority)
+        return principles_for(self.constitution, self.principles, self.seed, str(row["id"]), self.priority, conversation(row))
 
     def gate_rows(self, rows: list[dict], pairs: list[tuple[str, str | None]]) -> dict[int, tuple[GateResult, GateResult | None]]:
         """Every answer of ROWS (the model's, and the baseline's where there is one) against every hard constraint,

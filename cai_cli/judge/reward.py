@@ -33,6 +33,11 @@ higher tier dominates, lower tiers decide where the higher are indifferent. Each
 CONSTRAINT_WEIGHT = 2, more than all the tiers together (< 1.5): a completion that surely crosses a hard constraint
 never out-scores one that surely does not.
 
+The questions are label-prefs' (judge/tiers.py: a tier's own questions, or a document's passage question), and for a
+document each is shown after the passage routed for its tier from the prompt's conversation (tiers.quoted_questions),
+so every completion of a group is judged against the same passages; `passages(conversation)` says which, and the
+gate quotes each constraint with the passage stating it, as everywhere.
+
 Identical questions are asked once: answers are cached by a hash of the prompt's conversation, the completion (and
 its opponent) and the question, for the life of the JudgeReward; the principles a comparison asks are drawn from
 its content, so the same completion gets the same reward in training and in `cai score --judge`.
@@ -50,7 +55,7 @@ from typing import TYPE_CHECKING, Any
 
 from ..errors import CaiError, ConstitutionError, choice
 from ..rows import stable_hash
-from .gate import INTRO, violation_probabilities
+from .gate import INTRO, stating_passages, violation_probabilities
 from .maths import yes_no_pairs
 from .pairwise import Ask, JudgeConfig, JudgeFailure, PairwiseJudge
 from .principles import DEFAULT_PRINCIPLES, draw_principles
@@ -139,15 +144,17 @@ class JudgeCalls:
 
 
 def tier_pools(constitution: Constitution) -> list[tuple[str, list[ComparisonPrinciple]]]:
-    """(reward name, its questions), highest tier first; without priorities one pool, FLAT."""
-    if not constitution.comparisons:
+    """(reward name, its questions), highest tier first (the judge's pools, judge/tiers.py); without priorities one
+    pool, FLAT."""
+    from .tiers import tier_pools as judge_pools
+
+    pools = judge_pools(constitution)
+    if not pools:
         raise ConstitutionError(f"{constitution.source}: has no comparison questions, which the judge's rewards are asked from "
-                                "(use a constitution with `comparisons`)")
+                                "(use a constitution with `comparisons`, or a document with priorities: `cai constitution import` drafts them)")
     if not constitution.priorities:
-        return [(FLAT, list(constitution.comparisons))]
-    pools = [(f"tier:{t}", list(constitution.comparisons_in(t))) for t in constitution.priorities]
-    loose = [q for q in constitution.comparisons if q.tier is None]
-    return [(name, qs) for name, qs in pools if qs] + ([(f"tier:{UNTIERED}", loose)] if loose else [])
+        return [(FLAT, [q for _, pool in pools for q in pool])]
+    return [(f"tier:{t}", qs) for t, qs in pools]
 
 
 def reward_names(constitution: Constitution) -> list[str]:
@@ -198,7 +205,8 @@ def _point_pairs(conversation: list[dict], completion: str, principles: Sequence
     head = _about(conversation, completion)
     out = []
     for p in principles:
-        standard = POINT_STANDARD.format(question=" ".join(p.question.split()))
+        preface = getattr(p, "preface", "")  # the passage a document's question quotes, before the standard
+        standard = (f"{preface}\n\n" if preface else "") + POINT_STANDARD.format(question=" ".join(getattr(p, "bare", p.question).split()))
         out.append(([{"role": "user", "content": f"{head}\n\n{standard}\n{MEETS} Answer Yes or No."}],
                     [{"role": "user", "content": f"{head}\n\n{standard}\n{FALLS_SHORT} Answer Yes or No."}]))
     return out
@@ -219,21 +227,36 @@ class JudgeReward:
         self.constraints = tuple(constitution.hard_constraints)
         self.names = reward_names(constitution)
         self.tier_of = {q.id: name for name, pool in self.pools for q in pool}
+        self.stated = stating_passages(constitution)
         self.cache: OrderedDict[str, Any] = OrderedDict()
         self.calls = JudgeCalls()
 
     # ---- what to ask ----
 
-    def _draw(self, key: str) -> tuple:
+    def _draw(self, key: str, conversation: list[dict]) -> tuple:
         """The questions one comparison (or one pointwise completion) asks: per tier min(K, its questions), drawn
-        with KEY, which names the texts compared, so the draw is the same wherever they are judged."""
+        with KEY, which names the texts compared, so the draw is the same wherever they are judged; each as the judge
+        is shown it for CONVERSATION (after its tier's routed passage, for a document)."""
+        from .tiers import quoted_questions
+
         k = self.cfg.principles
-        return tuple(q for name, pool in self.pools for q in draw_principles(pool, k or len(pool), 0, f"{key}|{name}"))
+        drawn = [q for name, pool in self.pools for q in draw_principles(pool, k or len(pool), 0, f"{key}|{name}")]
+        return tuple(quoted_questions(self.constitution, drawn, conversation))
+
+    def passages(self, conversation: list[dict]) -> dict[str, str]:
+        """Per reward, the passage its questions quote for CONVERSATION (a document's; {} for a list), and per hard
+        constraint the passage its question quotes: what the rewards of that prompt's completions were asked about."""
+        from .tiers import routed_passages
+
+        routed = routed_passages(self.constitution, conversation)
+        out = {name: routed[pool[0].tier].id for name, pool in self.pools if pool and routed.get(pool[0].tier) is not None}
+        out.update({f"constraint:{cid}": p.id for cid, p in self.stated.items() if p is not None})
+        return out
 
     def _pair(self, conversation: list[dict], x: str, y: str) -> Question:
         a, b = sorted((x, y))
         key = stable_hash(["pair", conversation, a, b], 32)
-        return Question("pair", key, conversation, a, b, self._draw(key))
+        return Question("pair", key, conversation, a, b, self._draw(key, conversation))
 
     def plan(self, groups: Sequence[Group]) -> list[Question]:
         """Every question the groups need, each once, in a fixed order (every process of a run lists the same)."""
@@ -256,7 +279,7 @@ class JudgeReward:
                         add(self._pair(g.conversation, x, g.reference))
                 elif self.cfg.mode == RewardMode.pointwise:
                     key = stable_hash(["point", g.conversation, x], 32)
-                    add(Question("point", key, g.conversation, x, principles=self._draw(key)))
+                    add(Question("point", key, g.conversation, x, principles=self._draw(key, g.conversation)))
                 if self.constraints:
                     add(Question("gate", stable_hash(["gate", g.conversation, x], 32), g.conversation, x))
         return list(wanted.values())
@@ -293,7 +316,10 @@ class JudgeReward:
             for q, start in spans:
                 out[q.key] = {p.id: probs[start + i] for i, p in enumerate(q.principles)}
         if new["gate"]:
-            found = violation_probabilities(counted, [(q.conversation, q.a) for q in new["gate"]], self.constraints)
+            from ..constitution import behaviours as bh
+
+            told = [bh.note(self.constitution, bh.in_force(self.constitution, q.conversation)) for q in new["gate"]]
+            found = violation_probabilities(counted, [(q.conversation, q.a) for q in new["gate"]], self.constraints, self.stated, told)
             for q, violations in zip(new["gate"], found):
                 out[q.key] = violations
         for kind in new.values():

@@ -22,6 +22,9 @@ from dataclasses import asdict, dataclass
 from enum import Enum
 from typing import TYPE_CHECKING
 
+from ..constitution import behaviours as bh
+from ..constitution.passages import budget_for
+from ..constitution.requests import sized
 from ..errors import CaiError, ConstitutionError, RowFailure, choice
 from ..judge import (
     DEFAULT_PRINCIPLES,
@@ -47,7 +50,7 @@ from ..judge import (
     tier_pools,
     with_plain_stop,
 )
-from ..judge.tiers import units_used
+from ..judge.tiers import quoted_questions, units_used
 from ..rows import (
     FieldProblem,
     check_conversation,
@@ -134,6 +137,17 @@ class Pair:
     compared: dict | None = None  # what the judge's statistics count of this comparison (judge.comparison_record)
 
 
+def decided_by_passage(decision: Decision, tiers: dict, gate: Gate | None) -> str | None:
+    """The passage behind the verdict that decided a label: the deciding tier's quoted passage, or the passage stating
+    the hard constraint that decided it (None: several tiers together, flat, or nothing quoted)."""
+    who = decision.decided_by
+    if who is None:
+        return None
+    if who.startswith("hard-constraint:"):
+        return gate.passages.get(who.removeprefix("hard-constraint:")) if gate else None
+    return (tiers.get(who) or {}).get("passage")
+
+
 class LabelPrefs(EngineStage):
     name = "label-prefs"
     # Under --ray only the token counts travel back from the actors: the summary's pairs, bias and gold agreement are
@@ -141,8 +155,11 @@ class LabelPrefs(EngineStage):
     tallies = ("stats",)
     writes_summary = True  # OUT.summary.json: counts, the judge's bias, accuracy against --gold
 
-    def __init__(self, engine_opts, sampling, constitution: Constitution | None, config: LabelConfig):
+    def __init__(self, engine_opts, sampling, constitution: Constitution | None, config: LabelConfig, passage_tokens: int | None = None):
         super().__init__(engine_opts, sampling)
+        if constitution is not None:
+            # A document's passages sized for the judge (or --passage-tokens): what each question quotes, whole.
+            constitution = sized(constitution, budget_for(engine_opts.model, engine_opts.max_model_len, passage_tokens))
         self.cfg = config
         self.constitution = constitution
         if config.mode == "judge":
@@ -165,6 +182,7 @@ class LabelPrefs(EngineStage):
         return {
             "mode": cfg.mode, "pair": cfg.pair, "pairs": cfg.pairs, "principles": cfg.principles, "min_confidence": cfg.min_confidence,
             "priority": cfg.priority, "tier_confidence": cfg.tier_confidence, **({"gate_threshold": cfg.gate_threshold} if self.gate else {}),
+            **({"passage_tokens": self.constitution.passage_tokens} if self.constitution is not None and self.constitution.is_document else {}),
             **self.judge_cfg.settings(),
             "judge_examples": stable_hash([asdict(e) for e in cfg.examples]) if cfg.examples else None,
         }
@@ -186,6 +204,7 @@ class LabelPrefs(EngineStage):
 
     def check(self, row: dict) -> None:
         check_conversation(row)
+        bh.check_field(row)
         if self.cfg.pair == "initial-vs-final":
             check_string(row, "response", "the revised reply; run `cai critique | cai revise` first")
             check_string(row, "initial_response", "the first reply, set by `cai generate`")
@@ -254,12 +273,21 @@ class LabelPrefs(EngineStage):
             return
         texts, _ = self.responses(row)
         a, b = sorted(texts, key=len)[-2:]
-        longest = max((q.question for _, pool in tier_pools(self.judge_constitution()) for q in pool), key=len)
+        conv = conversation(row)
+        # Every question this row could ask, as the judge is shown it (after the passage routed for its tier).
+        every = [q for _, pool in tier_pools(self.judge_constitution()) for q in pool]
+        states = bh.of_row(self.judge_constitution(), row)
+        longest = max((q.question for q in quoted_questions(self.judge_constitution(), every, conv, states)), key=len)
         # The answer prefix and the option add a handful of tokens; the reasoning adds up to --max-tokens.
-        used = judge.prompt_tokens(conversation(row), longest, a, b) + 16 + (self.sampling.max_tokens if self.cfg.cot else 0)
+        used = judge.prompt_tokens(conv, longest, a, b) + 16 + (self.sampling.max_tokens if self.cfg.cot else 0)
+        field = "candidates" if self.cfg.pair == "candidates" else "response"
         if used > limit:
-            field = "candidates" if self.cfg.pair == "candidates" else "response"
             raise RowFailure(f"the judge's question is about {used} tokens, longer than the judge's context of {limit}", field=field)
+        if self.gate:
+            told = bh.note(self.judge_constitution(), states)
+            gate_used = self.started_engine().count_tokens(self.gate.longest_question(conv, max(texts, key=len), told)) + 4
+            if gate_used > limit:
+                raise RowFailure(f"the hard-constraint gate's question is about {gate_used} tokens, longer than the judge's context of {limit}", field=field)
 
     # ------------------------------------------------------------------ judging
 
@@ -268,17 +296,20 @@ class LabelPrefs(EngineStage):
         assert self.constitution is not None, "--mode judge has a constitution (checked in __init__)"
         return self.constitution
 
-    def principles_for(self, row_id: str, i: int, j: int) -> list[ComparisonPrinciple]:
+    def principles_for(self, row_id: str, i: int, j: int, conv: list[dict] | None = None, behaviours: dict | None = None) -> list[ComparisonPrinciple]:
         """The questions one comparison asks (cai_cli.judge.tiers): K per tier under holistic and strict, K of all
-        under flat, drawn per comparison (seeded by --seed), so the ensemble spreads over the constitution."""
-        return principles_for(self.judge_constitution(), self.cfg.principles, self.sampling.seed, f"{row_id}:{i}-{j}", self.cfg.priority)
+        under flat, drawn per comparison (seeded by --seed), so the ensemble spreads over the constitution. With the
+        row's conversation CONV, each as the judge is shown it (a document's: after the passage routed for its tier, told
+        the instructable BEHAVIOURS in force)."""
+        return principles_for(self.judge_constitution(), self.cfg.principles, self.sampling.seed, f"{row_id}:{i}-{j}", self.cfg.priority, conv, behaviours)
 
     def gate_results(self, rows: list[dict]) -> list[dict[str, GateResult]]:
         """Per row, each compared response's gate result (by text; every response once), in one scoring call."""
         if not self.gate:
             return [{} for _ in rows]
         items = [(r, text) for r, row in enumerate(rows) for text in dict.fromkeys(self.responses(row)[0])]
-        checked = self.gate.check(self.started_engine(), [(conversation(rows[r]), text) for r, text in items])
+        told = [bh.note(self.judge_constitution(), bh.of_row(self.judge_constitution(), rows[r])) for r, _ in items]
+        checked = self.gate.check(self.started_engine(), [(conversation(rows[r]), text) for r, text in items], told)
         out: list[dict[str, GateResult]] = [{} for _ in rows]
         for (r, text), result in zip(items, checked):
             out[r][text] = result
@@ -302,7 +333,9 @@ class LabelPrefs(EngineStage):
             plans.append(wanted)
             for i, j in wanted:
                 key = f"{row['id']}:{i}-{j}"
-                asks.append(Ask(conversation(row), texts[i], texts[j], self.principles_for(str(row["id"]), i, j), key=key))
+                conv = conversation(row)
+                states = bh.of_row(self.judge_constitution(), row)
+                asks.append(Ask(conv, texts[i], texts[j], self.principles_for(str(row["id"]), i, j, conv, states), key=key))
                 where.append((r, i, j))
                 pair_gates.append((gates[r][texts[i]], gates[r][texts[j]]) if gates[r] else None)
         if not asks:
@@ -320,7 +353,8 @@ class LabelPrefs(EngineStage):
             if isinstance(decision, JudgeFailure):
                 failed.setdefault(r, RowFailure(decision.reason, field=field))
                 continue
-            votes = [{"principle": v.principle, "first": i if v.x_first else j, "p_first": v.p_first, **({"reasoning": v.reasoning} if v.reasoning is not None else {})}
+            votes = [{"principle": v.principle, **({"passage": pid} if (pid := decision.passage_of(v.principle)) else {}),
+                      "first": i if v.x_first else j, "p_first": v.p_first, **({"reasoning": v.reasoning} if v.reasoning is not None else {})}
                      for v in decision.verdict.votes]
             by_pair[(r, i, j)] = Pair(i, j, decision.p_x, votes, decision.verdict.orders_agreed, decision, comparison_record(ask, decision.verdict))
         return [failed[r] if r in failed else [by_pair[(r, i, j)] for i, j in wanted] for r, wanted in enumerate(plans)]
@@ -425,25 +459,36 @@ class LabelPrefs(EngineStage):
         i_wins, p_chosen = orient(pair.p_i)
         chosen, rejected = (pair.i, pair.j) if i_wins else (pair.j, pair.i)
         votes = [
-            {"principle": v["principle"], "first": "chosen" if v["first"] == chosen else "rejected", "p_first": round(v["p_first"], 6),
+            {"principle": v["principle"], **({"passage": v["passage"]} if "passage" in v else {}),
+             "first": "chosen" if v["first"] == chosen else "rejected", "p_first": round(v["p_first"], 6),
              **({"reasoning": v["reasoning"]} if "reasoning" in v else {})}
             for v in pair.votes
         ]
-        tiers = self._tier_fields(pair.decision, chosen == pair.i) if pair.decision is not None else {}
+        tiers = self._tier_fields(pair.decision, chosen == pair.i, row) if pair.decision is not None else {}
         return self._entry(row, texts, sources, chosen, rejected, p_chosen, {"votes": votes, "orders_agreed": pair.agreed, **tiers, **(extra or {})})
 
-    def _tier_fields(self, decision: Decision, chosen_is_x: bool) -> dict:
+    def _tier_fields(self, decision: Decision, chosen_is_x: bool, row: dict) -> dict:
         """preference's record of the tiers, the gate and what the label was made from, from the chosen side."""
 
         def oriented(p: float) -> float:
             return round(p if chosen_is_x else 1.0 - p, 6)
 
         constitution = self.judge_constitution()
+        shown = {q.id: q for q in decision.asked}
+
+        def tier_record(t) -> dict:
+            quoted = [shown[pid] for pid in t.principles if getattr(shown.get(pid), "passage", None) is not None]
+            where = {"passage": quoted[0].passage, "passage_hash": quoted[0].passage_hash} if quoted else {}
+            return {"p_chosen": oriented(t.p_x), "principles": {pid: oriented(p) for pid, p in t.principles.items()}, **where}
+
         fields: dict = {
             "priority": self.cfg.priority,
             "decided_by": decision.decided_by,
-            "tiers": {t.tier: {"p_chosen": oriented(t.p_x), "principles": {pid: oriented(p) for pid, p in t.principles.items()}} for t in decision.tiers},
+            "tiers": {t.tier: tier_record(t) for t in decision.tiers},
         }
+        decider = decided_by_passage(decision, fields["tiers"], self.gate)
+        if decider is not None:
+            fields["decided_by_passage"] = decider
         if decision.gate is not None:
             x, y = decision.gate
             chosen, rejected = (x, y) if chosen_is_x else (y, x)
@@ -452,7 +497,10 @@ class LabelPrefs(EngineStage):
                 **({"reason": decision.separation.reason("rejected", "chosen")} if decision.separation is not None else {}),
             }
         fields["constitution_hash"] = constitution.hash
-        fields["used"] = units_used(constitution, [pid for t in decision.tiers for pid in t.principles])
+        states = bh.of_row(constitution, row)
+        if states:  # the instructable behaviours the judge and the gate were told of
+            fields["behaviours"] = states
+        fields["used"] = units_used(constitution, [pid for t in decision.tiers for pid in t.principles], decision.asked)
         return fields
 
     def _provenance(self) -> dict:

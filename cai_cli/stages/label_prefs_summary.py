@@ -17,6 +17,8 @@ from typing import Any
 from ..filekinds import LABEL_PREFS_SUMMARY
 from ..judge import JudgeStats, calibration_line, gold_agreement
 
+TOP_PASSAGES = 3  # the passages behind the most deciding verdicts, named in the summary line
+
 
 class LabelTally:
     """label-prefs' counts, filled as pairs are labelled."""
@@ -35,6 +37,7 @@ class LabelTally:
         self.decided_by: dict[str, int] = {}  # "hard-constraint", "several tiers", or "flat" -> pairs
         self.crossed: dict[str, int] = {}  # constraint -> compared responses that likely cross it
         self.gated_responses = 0
+        self.deciding_passages: dict[str, int] = {}  # passage -> labels whose deciding verdict it was asked about
 
     def recount(self, rows: list[dict], dropped: list[dict], tallies: list[dict]) -> None:
         """One finished input row: its pairs (kept and dropped) and its tally (the comparisons, the gold answer)."""
@@ -61,6 +64,9 @@ class LabelTally:
         if not isinstance(tiers, dict):
             return
         decided = pref.get("decided_by")
+        passage = pref.get("decided_by_passage")
+        if isinstance(passage, str):
+            self.deciding_passages[passage] = self.deciding_passages.get(passage, 0) + 1
         for tier, verdict in tiers.items():
             c = self.tiers.setdefault(tier, {"asked": 0, "decided": 0, "agreed": 0, "tied": 0})
             p = float(verdict.get("p_chosen", 0.5))
@@ -90,7 +96,8 @@ class LabelTally:
             tier: {**c, "agreement": round(c["agreed"] / (c["asked"] - c["tied"]), 4) if c["asked"] > c["tied"] else None}
             for tier, c in self.tiers.items()
         }
-        return {"tiers": out, "decided_otherwise": dict(self.decided_by),
+        ranked = sorted(self.deciding_passages.items(), key=lambda kv: (-kv[1], kv[0]))
+        return {"tiers": out, "decided_otherwise": dict(self.decided_by), **({"deciding_passages": dict(ranked)} if ranked else {}),
                 **({"gate": {"responses": self.gated_responses, "crossed": dict(self.crossed)}} if self.gated_responses else {})}
 
     def add_gold(self, g: int | None, pairs: list[tuple[int, int, float]]) -> None:
@@ -149,6 +156,9 @@ class LabelTally:
             parts.append(f"tiers: {shown}")
         if self.decided_by.get("hard-constraint"):
             parts.append(f"{self.decided_by['hard-constraint']} pairs decided by a hard constraint")
+        if self.deciding_passages:
+            top = sorted(self.deciding_passages.items(), key=lambda kv: (-kv[1], kv[0]))[:TOP_PASSAGES]
+            parts.append("deciding passages: " + ", ".join(f"{pid} {n}" for pid, n in top))
         judge_line = self.judge_stats.line()
         if judge_line:
             parts.append(judge_line)

@@ -120,10 +120,14 @@ class JudgeScore(EngineStage):
     name = "score"
 
     def __init__(self, engine_opts: EngineOptions, constitution: Constitution, config: JudgeRewardConfig, weights: str | None = None):
+        from ..constitution.passages import budget_for
+        from ..constitution.requests import sized
         from ..judge.reward import default_weights, parse_weights, reward_names
 
         super().__init__(engine_opts, Sampling())
-        self.constitution: Constitution = constitution
+        # A document's passages sized for the judge, as train-policy --reward judge sizes them: the same rewards.
+        self.constitution: Constitution = sized(constitution, budget_for(engine_opts.model, engine_opts.max_model_len))
+        constitution = self.constitution
         self.cfg = config
         self.names = reward_names(constitution)  # a constitution without comparison questions stops here
         self.weights = parse_weights(weights, self.names) or default_weights(constitution)
@@ -178,6 +182,10 @@ class JudgeScore(EngineStage):
         found: list[dict] = [{} for _ in rows]
         for (i, name, _), parts in zip(plan, results):
             found[i][name] = parts
+        for i, _, group in plan:
+            passages = self.reward.passages(group.conversation)
+            if passages:  # what each reward was asked about: a tier's routed passage, a constraint's stating passage
+                rows[i]["reward_passages"] = passages
         for row, by_field in zip(rows, found):
             totals: dict = {}
             parts_out: dict = {}

@@ -110,6 +110,9 @@ class JudgeRewards:
                 row[self.reference_field] = g.reference
             row["rewards"] = {"candidates": [total(p, names, self.weights) for p in parts]}
             row["reward_parts"] = {"candidates": parts}
+            passages = self.reward.passages(g.conversation)
+            if passages:  # what each reward asked about, as `cai score --judge` records it
+                row["reward_passages"] = passages
             rows.append(row)
         assert self.samples is not None  # checked by the caller
         append_rows(self.samples, rows)

@@ -208,10 +208,13 @@ def train_policy(
 def _judge_setup(judge: JudgeOptions) -> tuple[Constitution, JudgeRewardConfig]:
     """The constitution and what the judge asks, checked before anything loads."""
     from ..constitution import load_constitution
+    from ..constitution.passages import budget_for
+    from ..constitution.requests import sized
     from ..judge.principles import parse_principles
     from ..judge.reward import reward_names
 
-    charter = load_constitution(judge.constitution)
+    # A document's passages sized for the judge's model, as `cai score --judge` sizes them: the same rewards.
+    charter = sized(load_constitution(judge.constitution), budget_for(judge.engine.model, judge.engine.max_model_len))
     reward_names(charter)  # a constitution without comparison questions stops here
     cfg = JudgeRewardConfig(mode=judge.mode, principles=parse_principles(judge.principles), reference_field=judge.reference_field)
     engine = judge.engine
