@@ -325,7 +325,7 @@ def test_connected_ratings_are_drawn_with_limits_that_show_them(tmp_path):
 def test_summaries_say_why_there_is_no_change_against_the_baseline(three_at_one_point, tmp_path):
     import matplotlib.pyplot as plt
 
-    from cai_cli.eval.stats import summarize
+    from cai_cli.eval.summary import summarize
     from cai_cli.report import figure
 
     rows = [json.loads(line) for line in open(three_at_one_point[0])]
@@ -396,7 +396,7 @@ def test_eval_gold_gives_the_judge_calibration_per_criterion(tmp_path, fake_engi
     """`cai eval --answers --baseline-field reference --gold better`: the summary and the report carry the judge's
     accuracy and calibration against the rows' known better answer; a gold value naming neither answer stops the
     run before any model loads, naming file, line and field."""
-    from cai_cli.eval.stats import judge_calibration
+    from cai_cli.eval.summary import judge_calibration
 
     from test_eval import ANSWERS, answers_config
 

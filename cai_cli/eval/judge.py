@@ -37,7 +37,7 @@ from ..refusal import judge_messages as refusal_judge_messages
 from ..rows import check_conversation, conversation
 from ..stages.base import EngineStage
 from .phases import AnswerSource
-from .stats import BENIGN
+from .summary import BENIGN
 
 # Helpfulness is judged with questions of our own: a constitution's comparisons are about harm.
 HELPFULNESS_QUESTIONS = (

@@ -4,7 +4,7 @@ stage. A rerun reruns every phase: a finished one resumes all its rows from its 
 
 The answer phases (the model's answers, the baseline's) generate; the judging phases (the pairwise judge, the refusal
 judge, the reward model) read the answers through an AnswerSource, whose identity (the answer phases' fingerprints)
-is part of their own fingerprint. Every phase reads the user's prompt files themselves (eval/prompts.py), so its
+is part of their own fingerprint. Every phase reads the user's prompt files themselves (eval/prompt_sets.py), so its
 input, and its side file, stay valid when an answer that failed under --on-error skip succeeds on a rerun, and every
 message names the user's file and line.
 """

@@ -6,7 +6,7 @@ from pathlib import Path
 
 from ..jsonl import BadField, InputSpec, display_name
 from ..rows import FieldProblem, check_conversation, check_string
-from .stats import BENIGN, RED_TEAM, gold_side
+from .summary import BENIGN, RED_TEAM, gold_side
 
 _SET_NAMES = {"red_team": RED_TEAM, "red-team": RED_TEAM, "harmful": RED_TEAM, "benign": BENIGN, "helpful": BENIGN}
 
