@@ -474,8 +474,8 @@ def label_prefs(
     from ..runner import run_stage
     from ..stages.label_prefs import LabelConfig, LabelPrefs
 
-    cfg = LabelConfig(mode=mode.value, pair=pair.value if pair else None, pairs=pairs.value, fmt=format.value, swap=swap, cot=cot, gold=gold,
-                      priority=priority.value, tier_confidence=parse_tier_confidence(tier_confidence), gate_threshold=gate_threshold)
+    cfg = LabelConfig(mode=mode, pair=pair, pairs=pairs, fmt=format, swap=swap, cot=cot, gold=gold,
+                      priority=priority, tier_confidence=parse_tier_confidence(tier_confidence), gate_threshold=gate_threshold)
     cfg.clamp = parse_clamp(clamp) if clamp is not None else (COT_CLAMP if cot else None)
     cfg.min_confidence = parse_min_confidence(min_confidence)
     charter = None
