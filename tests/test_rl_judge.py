@@ -110,7 +110,8 @@ def test_each_mode_asks_what_its_cost_says_and_asks_nothing_twice(d, judge):
     G(G-1)K scored prompts, reference and pointwise 2GK, and the gate 2GC; answers are cached."""
     from cai_cli.constitution import load_constitution
     from cai_cli.engines import EngineOptions, load_engine
-    from cai_cli.judge.reward import Group, JudgeReward, JudgeRewardConfig
+    from cai_cli.judge.reward import Group, JudgeReward
+    from cai_cli.judge.reward_config import JudgeRewardConfig
 
     charter = load_constitution(str(d / "rules.yaml"))
     engine = load_engine(EngineOptions(engine="fake"))

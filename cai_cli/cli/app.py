@@ -8,7 +8,7 @@ from ..engines import Sampling
 from ..judge.gate import VIOLATION_THRESHOLD
 from ..judge.principles import DEFAULT_PRINCIPLES
 from ..judge.priority import DEFAULT_PRIORITY, TIER_CONFIDENCE
-from ..judge.reward import REFERENCE_FIELD, JudgeRewardConfig
+from ..judge.reward_config import REFERENCE_FIELD, JudgeRewardConfig
 from ..prompts import SKIP_THRESHOLD
 from ..show import WIDTH
 from ..stages.label_prefs import LabelConfig
@@ -178,7 +178,7 @@ def train_sft(
     """
     from ..train.sft import train_sft as run
 
-    run(opts, rows, targets.value, mix, mix_ratio, keep_truncated)
+    run(opts, rows, targets, mix, mix_ratio, keep_truncated)
 
 
 @train_command(app, "train-rm")
@@ -237,12 +237,12 @@ def train_policy(
 
     judge = None
     if reward is o.RewardSource.judge:
-        judge = JudgeOptions(judge_engine_options(judge_model, judge_engine, judge_base_url), constitution, reward_mode.value, principles,
+        judge = JudgeOptions(judge_engine_options(judge_model, judge_engine, judge_base_url), constitution, reward_mode, principles,
                              reference_field, reward_weights)
     else:
         _judge_options_need_judge("--reward judge", constitution=constitution, judge_model=judge_model, judge_engine=judge_engine,
                                   judge_base_url=judge_base_url, reward_weights=reward_weights)
-    run(opts, rows, algo.value, reward_model, beta, num_generations, max_tokens, temperature, soft, reward.value if reward else None, judge)
+    run(opts, rows, algo, reward_model, beta, num_generations, max_tokens, temperature, soft, reward, judge)
 
 
 def _judge_options_need_judge(what: str, **given) -> None:
@@ -294,10 +294,10 @@ def score(
         return
     from ..constitution import load_constitution
     from ..judge.principles import parse_principles
-    from ..judge.reward import JudgeRewardConfig as Config
+    from ..judge.reward_config import JudgeRewardConfig as Config
     from ..stages.score import JudgeScore
 
-    cfg = Config(mode=reward_mode.value, principles=parse_principles(principles), reference_field=reference_field)
+    cfg = Config(mode=reward_mode, principles=parse_principles(principles), reference_field=reference_field)
     engine = judge_engine_options(judge_model, judge_engine, judge_base_url)
     engine.batch_size = common.batch_size
     run_stage(JudgeScore(engine, load_constitution(constitution), cfg, reward_weights), common.run_options())
@@ -316,7 +316,7 @@ def export(common: Common, format: o.ExportFormatOpt, keep_truncated: o.KeepTrun
     from ..runner import run_stage
     from ..stages.export import Export
 
-    run_stage(Export(format.value, keep_truncated), common.run_options())
+    run_stage(Export(format, keep_truncated), common.run_options())
 
 
 @stage_command(app, "eval", input_arg=False)
@@ -402,9 +402,9 @@ def evaluate(
         answers=bool(answers),
         baseline_field=baseline_field,
         benign_field=benign_field,
-        suite=suite.value if suite else None,
+        suite=suite,
         gold=gold,
-        priority=priority.value,
+        priority=priority,
         tier_confidence=parse_tier_confidence(tier_confidence),
         gate_threshold=gate_threshold,
     )

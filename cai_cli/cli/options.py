@@ -21,7 +21,7 @@ from ..eval.suites import Suite
 from ..judge.maths import COT_CLAMP
 from ..judge.priority import Priority
 from ..judge.prompts import JudgeFormat
-from ..judge.reward import RewardMode
+from ..judge.reward_config import RewardMode
 from ..models import EMBEDDED_SAMPLING
 from ..runner import OnError
 from ..stages.export import ExportFormat

@@ -8,9 +8,11 @@ from pathlib import Path
 
 from ..constitution import Constitution
 from ..engines import EngineOptions, Sampling
-from ..judge import DEFAULT_PRINCIPLES, DEFAULT_PRIORITY, TIER_CONFIDENCE, VIOLATION_THRESHOLD, parse_principles
+from ..errors import choice
+from ..judge import DEFAULT_PRINCIPLES, DEFAULT_PRIORITY, TIER_CONFIDENCE, VIOLATION_THRESHOLD, Priority, parse_principles
 from ..runner import RunOptions
 from ..stats import DEFAULT_BOOTSTRAP
+from .suites import Suite
 
 EMBEDDED_LABEL = "embedded"
 
@@ -39,14 +41,17 @@ class EvalConfig:
     benign_field: str | None = None  # the field marking benign rows (default: the risky_looking rules)
     judge_engine: str | None = None  # the judges' back end (None: the model's, --engine)
     judge_base_urls: list[str] = field(default_factory=list)  # the judges' servers (empty: the model's, --base-url)
-    suite: str | None = None  # --suite: every prompt file is this benchmark's published CSV (eval/suites.py)
+    suite: Suite | None = None  # --suite: every prompt file is this benchmark's published CSV (eval/suites.py)
     gold: str | None = None  # with answers: the field naming the better of the two answers (--gold)
-    priority: str = DEFAULT_PRIORITY.value  # how the tiers' verdicts combine (cai_cli.judge.priority)
+    priority: Priority = DEFAULT_PRIORITY  # how the tiers' verdicts combine (cai_cli.judge.priority)
     tier_confidence: float = TIER_CONFIDENCE
     gate_threshold: float = VIOLATION_THRESHOLD  # "likely crosses a hard constraint": P(violation) above this
 
     def __post_init__(self):
         self.principles = parse_principles(self.principles, len(self.constitution.comparisons) or None)
+        # Each choice as its Enum (a caller in Python may give the value), or one line naming the option.
+        self.priority = choice(Priority, self.priority, "--priority")
+        self.suite = choice(Suite, self.suite, "--suite") if self.suite is not None else None
 
     @property
     def principle_count(self) -> int:

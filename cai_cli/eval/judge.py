@@ -27,6 +27,7 @@ from ..judge import (
     JudgeFailure,
     JudgeStats,
     PairwiseJudge,
+    Priority,
     TieredJudge,
     draw_principles,
     principles_for,
@@ -102,7 +103,7 @@ class EvalJudge(EngineStage):
     name = "eval judge"
 
     def __init__(self, engine_opts: EngineOptions, constitution: Constitution, principles: int, seed: int, answers: AnswerSource,
-                 judge_config: JudgeConfig | None = None, priority: str = DEFAULT_PRIORITY.value, tier_confidence: float = TIER_CONFIDENCE,
+                 judge_config: JudgeConfig | None = None, priority: Priority = DEFAULT_PRIORITY, tier_confidence: float = TIER_CONFIDENCE,
                  gate_threshold: float = VIOLATION_THRESHOLD):
         super().__init__(engine_opts, Sampling(temperature=0.0, max_tokens=1, seed=seed))
         if answers.baseline_field is not None and not constitution.comparisons:
@@ -120,7 +121,7 @@ class EvalJudge(EngineStage):
 
     def settings(self) -> dict:
         return {"principles": self.principles, "answers": self.answers.identity, **self.judge_config.settings(),
-                "priority": self.priority, "tier_confidence": self.tier_confidence, **({"gate_threshold": self.gate.threshold} if self.gate else {})}
+                "priority": self.priority.value, "tier_confidence": self.tier_confidence, **({"gate_threshold": self.gate.threshold} if self.gate else {})}
 
     def check(self, row: dict) -> None:
         check_conversation(row)
@@ -193,7 +194,7 @@ class EvalJudge(EngineStage):
                 continue
             else:
                 row["judge"] = {"criterion": criterion, **verdict_fields(decision.verdict), "p_model": decision.p_x,
-                                "priority": self.priority, **tier_fields(decision, self.constitution)}
+                                "priority": self.priority.value, **tier_fields(decision, self.constitution)}
             out.append(row)
         return out
 

@@ -114,7 +114,7 @@ def assemble(cfg: EvalConfig, prompt: dict, got: dict[str, dict[str, dict]]) -> 
         "constitution": cfg.constitution.name,
         "constitution_hash": cfg.constitution.hash,
         "principles": cfg.principles,
-        "priority": cfg.priority,
+        "priority": cfg.priority.value,
         "detector": DETECTOR_VERSION,
         "reward_model": cfg.reward_model,
         "benign_field": cfg.benign_field,

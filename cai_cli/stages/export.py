@@ -15,7 +15,7 @@ from enum import Enum
 from ..errors import choice
 from ..rows import FieldProblem, check_string, conversation, is_cut, round_finish_reason
 from ..runner import Dropped
-from ..training_examples import check_pref, check_revised, pref_example, revision_targets
+from ..training_examples import Targets, check_pref, check_revised, pref_example, revision_targets
 from .base import Stage
 
 
@@ -81,7 +81,7 @@ class Export(Stage):
             if example["chosen"][-1]["content"].strip() == example["rejected"][-1]["content"].strip():
                 return None, SAME
             return {"id": row["id"], **example}, None
-        [(final, truncated)] = revision_targets(row, "final")
+        [(final, truncated)] = revision_targets(row, Targets.final)
         if truncated and not self.keep_truncated:
             return None, TRUNCATED
         if self.fmt is ExportFormat.sft:

@@ -11,7 +11,8 @@ from typing import TYPE_CHECKING, Any
 from ..engines import EngineOptions, Sampling
 from ..engines.pool import EnginePool
 from ..errors import ModelError, RowFailure
-from ..judge.reward import Group, JudgeCalls, JudgeReward, JudgeRewardConfig, RewardMode, total
+from ..judge.reward import Group, JudgeCalls, JudgeReward
+from ..judge.reward_config import JudgeRewardConfig, RewardMode, total
 from ..rows import FieldProblem, check_conversation, check_string, conversation, set_meta
 from ..runner import StageStats
 from ..training_examples import pref_example
@@ -122,7 +123,7 @@ class JudgeScore(EngineStage):
     def __init__(self, engine_opts: EngineOptions, constitution: Constitution, config: JudgeRewardConfig, weights: str | None = None):
         from ..constitution.passages import budget_for
         from ..constitution.requests import sized
-        from ..judge.reward import default_weights, parse_weights, reward_names
+        from ..judge.reward_config import default_weights, parse_weights, reward_names
 
         super().__init__(engine_opts, Sampling())
         # A document's passages sized for the judge, as train-policy --reward judge sizes them: the same rewards.
@@ -142,7 +143,7 @@ class JudgeScore(EngineStage):
         """field -> the group it is scored as."""
         targets = _targets(row)
         reference = None
-        if self.cfg.mode == RewardMode.reference:
+        if self.cfg.mode is RewardMode.reference:
             check_string(row, self.cfg.reference_field, "the reference answer (--reward-mode reference)")
             reference = row[self.cfg.reference_field]
         out: dict[str, Group] = {}
@@ -155,7 +156,7 @@ class JudgeScore(EngineStage):
         if not out:
             raise FieldProblem(self.cfg.reference_field, "is the reference answer (--reference-field): rows need candidates, or chosen and rejected, to score against it")
         for name, group in out.items():
-            if self.cfg.mode == RewardMode.group and len(group.completions) < 2:
+            if self.cfg.mode is RewardMode.group and len(group.completions) < 2:
                 field = "candidates" if name == "candidates" else name
                 raise FieldProblem(field, "--reward-mode group compares each completion with the others of its group: rows need "
                                           "candidates (2 or more) or chosen and rejected; use --reward-mode reference or pointwise for one response")
