@@ -14,8 +14,8 @@ from cai_cli.constitution import load_constitution
 from cai_cli.engines import EngineOptions, Sampling
 from cai_cli.judge.request_harm import HARMFUL as HARMFUL_REQUEST
 from cai_cli.judge.request_harm import HARMLESS as HARMLESS_REQUEST
-from cai_cli.prompts import CHANGE_QUESTION, CURRENT_HEADER, NO_CHANGE_QUESTION
 from cai_cli.stages.critique import Critique
+from cai_cli.stages.critique_prompts import CHANGE_QUESTION, CURRENT_HEADER, NO_CHANGE_QUESTION
 from cai_cli.stages.revise import Revise
 
 from conftest import FakeEngine, yes_no_scorer

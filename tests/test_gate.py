@@ -17,7 +17,7 @@ from cai_cli.judge import Priority, TierVerdict, combine
 from cai_cli.judge.gate import CROSSES, STAYS_CLEAR, Gate, constraint_hashes
 from cai_cli.judge.maths import logit, sigmoid
 from cai_cli.judge.priority import HOLISTIC_WEIGHT, confident
-from cai_cli.judge.prompts import OPTIONS
+from cai_cli.judge.questions import OPTIONS
 from cai_cli.stages.critique import Critique
 from cai_cli.stages.revise import Revise
 

@@ -13,7 +13,7 @@ from cai_cli.constitution import load_constitution, sample_principles
 from cai_cli.engines import EngineOptions, Sampling
 from cai_cli.judge import SALT
 from cai_cli.judge.maths import orders_disagree, rank, sigmoid
-from cai_cli.judge.prompts import OPTIONS, PLAIN_OPTIONS, parse_answer
+from cai_cli.judge.questions import OPTIONS, PLAIN_OPTIONS, parse_answer
 from cai_cli.runner import RunOptions, outcome_record, run_stage
 from cai_cli.stages.label_prefs import LabelConfig, LabelPrefs
 

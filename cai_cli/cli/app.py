@@ -9,11 +9,11 @@ from ..judge.gate import VIOLATION_THRESHOLD
 from ..judge.principles import DEFAULT_PRINCIPLES
 from ..judge.priority import DEFAULT_PRIORITY, TIER_CONFIDENCE
 from ..judge.reward_config import REFERENCE_FIELD, JudgeRewardConfig
-from ..prompts import SKIP_THRESHOLD
 from ..show import WIDTH
+from ..stages.critique_prompts import SKIP_THRESHOLD
 from ..stages.label_prefs import LabelConfig
 from ..stats import DEFAULT_BOOTSTRAP
-from ..train.data import EVAL_FRACTION
+from ..train.dataset import EVAL_FRACTION
 from . import options as o
 from .plumbing import Common, OneLineErrors, command, judge_engine_options, stage_command, train_command
 

@@ -20,14 +20,14 @@ from ..engines import Dtype, EngineName, Sampling
 from ..eval.suites import Suite
 from ..judge.maths import COT_CLAMP
 from ..judge.priority import Priority
-from ..judge.prompts import JudgeFormat
+from ..judge.questions import JudgeFormat
 from ..judge.reward_config import RewardMode
 from ..models import EMBEDDED_SAMPLING
 from ..runner import OnError
 from ..stages.export import ExportFormat
 from ..stages.label_prefs import Mode, Pairs, PairSource
 from ..train.policy import Algo, RewardSource
-from ..training_examples import Targets
+from ..trl_examples import Targets
 
 __all__ = ["Algo", "Dtype", "EngineName", "ExportFormat", "JudgeFormat", "Mode", "OnError", "PairSource", "Pairs", "Priority", "RewardMode", "RewardSource", "Routing", "Shape", "Suite", "Targets"]
 

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from ..errors import CaiError, choice
 from .maths import clamp_p, ensemble, logodds, orders_disagree, pair_logodds, sigmoid
 from .principles import SALT
-from .prompts import (
+from .questions import (
     ANSWER_PREFIX,
     COT_ANSWER_PREFIX,
     OPTIONS,

@@ -35,7 +35,7 @@ from .gate import INTRO, stating_passages, violation_probabilities
 from .maths import yes_no_pairs
 from .pairwise import Ask, JudgeFailure, PairwiseJudge
 from .principles import draw_principles
-from .prompts import format_conversation
+from .questions import format_conversation
 from .reward_config import JudgeRewardConfig, RewardMode, reward_names, tier_pools
 
 if TYPE_CHECKING:

@@ -26,7 +26,6 @@ from ..constitution.routing import Router, Routing, conversation_text
 from ..errors import ConstitutionError, RowFailure
 from ..judge.gate import VIOLATION_THRESHOLD, Gate, GateResult
 from ..judge.request_harm import HARMLESS_BELOW, judged_harmless, p_harmful
-from ..prompts import critique_messages, with_behaviours, with_operator
 from ..rows import (
     CRITIQUE_FINISH,
     FieldProblem,
@@ -41,6 +40,7 @@ from ..rows import (
     set_meta,
 )
 from .base import finish_reason
+from .critique_prompts import critique_messages, with_behaviours, with_operator
 from .few_shot import FewShotStage
 
 # A round's `routing` where the gate, not the router, chose its principle.

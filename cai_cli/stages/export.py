@@ -15,7 +15,7 @@ from enum import Enum
 from ..errors import choice
 from ..rows import FieldProblem, check_string, conversation, is_cut, round_finish_reason
 from ..runner import Dropped
-from ..training_examples import Targets, check_pref, check_revised, pref_example, revision_targets
+from ..trl_examples import Targets, check_pref, check_revised, pref_example, revision_targets
 from .base import Stage
 
 

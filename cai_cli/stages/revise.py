@@ -14,14 +14,6 @@ from collections.abc import Sequence
 from ..constitution import Constitution, FewShotExample
 from ..constitution.requests import has_principle, round_principle
 from ..errors import RowFailure
-from ..prompts import (
-    CHANGE_QUESTION,
-    NO_CHANGE_QUESTION,
-    SKIP_THRESHOLD,
-    clean_output,
-    revision_messages,
-    skip_check_messages,
-)
 from ..rows import (
     REVISION_FINISH,
     FieldProblem,
@@ -35,6 +27,14 @@ from ..rows import (
     set_meta,
 )
 from .base import finish_reason
+from .critique_prompts import (
+    CHANGE_QUESTION,
+    NO_CHANGE_QUESTION,
+    SKIP_THRESHOLD,
+    clean_output,
+    revision_messages,
+    skip_check_messages,
+)
 from .few_shot import FewShotStage
 
 

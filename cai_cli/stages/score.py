@@ -15,7 +15,7 @@ from ..judge.reward import Group, JudgeCalls, JudgeReward
 from ..judge.reward_config import JudgeRewardConfig, RewardMode, total
 from ..rows import FieldProblem, check_conversation, check_string, conversation, set_meta
 from ..runner import StageStats
-from ..training_examples import pref_example
+from ..trl_examples import pref_example
 from .base import EngineStage, Stage
 
 if TYPE_CHECKING:

@@ -14,7 +14,7 @@ from ..judge.principles import DEFAULT_PRINCIPLES
 from ..judge.reward_config import REFERENCE_FIELD, JudgeRewardConfig, RewardMode
 from ..models import load_reward_model, quiet_libraries, reward_model_error
 from ..rows import FieldProblem, check_conversation, check_string, conversation
-from ..training_examples import check_pref, pref_example, prompt_example
+from ..trl_examples import check_pref, pref_example, prompt_example
 from .common import (
     TrainOptions,
     prepare_output,
@@ -22,7 +22,7 @@ from .common import (
     setup,
     trl_errors,
 )
-from .data import load_examples
+from .dataset import load_examples
 from .record import data_identity
 from .run import already_done, run_training, start
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from ..errors import CaiError, choice
 from ..models import quiet_libraries
-from ..training_examples import (
+from ..trl_examples import (
     Targets,
     check_helpful,
     check_revised,
@@ -19,7 +19,7 @@ from .common import (
     setup,
     trl_errors,
 )
-from .data import load_examples, mix_in
+from .dataset import load_examples, mix_in
 from .record import data_identity
 from .run import already_done, run_training, start
 
