@@ -36,7 +36,7 @@ def side(kind: str, rows: int, max_tokens: int, few_shot: int) -> dict:
     import cai_cli.engines.pool as engine_pool
     from cai_cli.cli import app
     from cai_cli.engines import EngineOptions, Sampling
-    from cai_cli.models import resolve_model
+    from cai_cli.model_specs import resolve_model
 
     engine_name = "transformers" if kind == "transformers" else "vllm"
     started = time.perf_counter()

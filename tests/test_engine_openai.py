@@ -300,7 +300,7 @@ def test_scoring_needs_a_tokenizer_here_and_a_server_with_prompt_logprobs(fake, 
 
 @pytest.fixture(scope="module")
 def vllm_server(tmp_path_factory):
-    from cai_cli.models import resolve_model
+    from cai_cli.model_specs import resolve_model
 
     model = resolve_model(None)
     port = free_port()

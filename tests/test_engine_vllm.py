@@ -37,7 +37,7 @@ def probe() -> dict:
     from cai_cli.engines import EngineOptions, Sampling
     from cai_cli.engines.hf import TransformersEngine
     from cai_cli.engines.vllm import VLLMEngine
-    from cai_cli.models import resolve_model
+    from cai_cli.model_specs import resolve_model
 
     model = resolve_model(None)
     engine = VLLMEngine(model, EngineOptions(engine="vllm", max_model_len=2048))

@@ -271,12 +271,12 @@ def no_models(monkeypatch):
         raise AssertionError("a model was loaded")
 
     import cai_cli.engines.pool
-    import cai_cli.models
+    import cai_cli.model_specs
     import cai_cli.train.policy
 
     monkeypatch.setattr(cai_cli.engines.pool, "load_engine", refuse)
-    monkeypatch.setattr(cai_cli.models, "resolve_model", refuse)
-    monkeypatch.setattr(cai_cli.models, "load_reward_model", refuse)
+    monkeypatch.setattr(cai_cli.model_specs, "resolve_model", refuse)
+    monkeypatch.setattr(cai_cli.model_specs, "load_reward_model", refuse)
     monkeypatch.setattr(cai_cli.train.policy, "load_reward_model", refuse)
 
 

@@ -22,7 +22,7 @@ from ..judge.maths import COT_CLAMP
 from ..judge.priority import Priority
 from ..judge.questions import JudgeFormat
 from ..judge.reward_config import RewardMode
-from ..models import EMBEDDED_SAMPLING
+from ..model_specs import EMBEDDED_SAMPLING
 from ..runner import OnError
 from ..stages.export import ExportFormat
 from ..stages.label_prefs import Mode, Pairs, PairSource

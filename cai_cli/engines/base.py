@@ -14,7 +14,7 @@ Conversation = list[Message]
 @dataclass
 class Sampling:
     """How replies are sampled. These defaults suit a model of useful size; a model may have its own
-    (models.sampling_defaults: the embedded 135M model's), which sampling_for applies."""
+    (model_specs.sampling_defaults: the embedded 135M model's), which sampling_for applies."""
 
     temperature: float = 0.7
     top_p: float = 1.0
@@ -31,9 +31,9 @@ class Sampling:
 
 
 def sampling_for(model: str | None, engine: str, **given) -> Sampling:
-    """Sampling from the options GIVEN (None: not given) over the defaults that suit MODEL (models.sampling_defaults)
+    """Sampling from the options GIVEN (None: not given) over the defaults that suit MODEL (model_specs.sampling_defaults)
     and then Sampling's own. With the openai engine and no --model the server's model is unknown: no model defaults."""
-    from ..models import sampling_defaults
+    from ..model_specs import sampling_defaults
 
     defaults = sampling_defaults(model) if (model or engine != "openai") else {}
     return Sampling(**{**defaults, **{k: v for k, v in given.items() if v is not None}})

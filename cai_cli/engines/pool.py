@@ -19,7 +19,7 @@ from . import Engine, EngineOptions, load_engine, resolve_engine_name
 
 def engine_key(opts: EngineOptions) -> str:
     """Two users share an engine when this is equal: the same back end, model and engine settings."""
-    from ..models import EMBEDDED_ALIASES
+    from ..model_specs import EMBEDDED_ALIASES
 
     fields = asdict(opts)
     fields["engine"] = resolve_engine_name(opts.engine)

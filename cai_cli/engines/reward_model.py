@@ -13,7 +13,7 @@ class RewardModel:
     def __init__(self, path: str, dtype: str = "auto"):
         import torch
 
-        from ..models import load_reward_model, quiet_libraries
+        from ..model_specs import load_reward_model, quiet_libraries
         from .hf import pick_dtype
 
         quiet_libraries()

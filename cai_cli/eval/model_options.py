@@ -13,7 +13,7 @@ from ..errors import ModelError
 def check_model_folders(specs: list[tuple[str, str | None, str]]) -> None:
     """Before any work: each (option, model spec, engine) that names a local folder names a model folder; one line naming
     the option otherwise (a served model, the embedded one and hub ids are checked when their engine starts)."""
-    from ..models import EMBEDDED_ALIASES, resolve_model
+    from ..model_specs import EMBEDDED_ALIASES, resolve_model
 
     for option, spec, engine in specs:
         if spec in EMBEDDED_ALIASES or resolve_engine_name(engine) == "openai":

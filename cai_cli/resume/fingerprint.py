@@ -32,7 +32,7 @@ def model_identity(engine: str, spec: str | None, base_urls: list[str]) -> dict:
     if engine == "openai":
         # The served model's name is added once the engine has asked the server (EngineStage.fingerprint).
         return {"name": spec, "base_urls": sorted(set(base_urls))}
-    from ..models import EMBEDDED_ALIASES, EMBEDDED_NAME, embedded_gguf
+    from ..model_specs import EMBEDDED_ALIASES, EMBEDDED_NAME, embedded_gguf
 
     if spec in EMBEDDED_ALIASES:
         try:

@@ -48,7 +48,7 @@ class Score(Stage):
     name = "score"
 
     def __init__(self, reward_model: str, dtype: str = "auto", pool: EnginePool | None = None):
-        from ..models import reward_model_error
+        from ..model_specs import reward_model_error
 
         super().__init__()
         problem = reward_model_error(reward_model)

@@ -225,7 +225,7 @@ def _check_types(fields: dict, config_cls, path: str) -> None:
 
 
 def resolve_base(model: str | None, generator: bool = True) -> str:
-    from ..models import resolve_model
+    from ..model_specs import resolve_model
 
     return resolve_model(model, generator=generator)
 

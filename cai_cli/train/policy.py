@@ -12,7 +12,7 @@ from ..engines import EngineOptions
 from ..errors import CaiError, choice
 from ..judge.principles import DEFAULT_PRINCIPLES
 from ..judge.reward_config import REFERENCE_FIELD, JudgeRewardConfig, RewardMode
-from ..models import load_reward_model, quiet_libraries, reward_model_error
+from ..model_specs import load_reward_model, quiet_libraries, reward_model_error
 from ..rows import FieldProblem, check_conversation, check_string, conversation
 from ..trl_examples import check_pref, pref_example, prompt_example
 from .common import (

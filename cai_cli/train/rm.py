@@ -20,7 +20,7 @@ from trl import RewardTrainer
 from trl.trainer.reward_trainer import DataCollatorForPreference
 
 from ..errors import CaiError
-from ..models import quiet_libraries
+from ..model_specs import quiet_libraries
 from ..trl_examples import check_pref, pref_example
 from .common import (
     TrainOptions,

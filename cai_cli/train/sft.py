@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from ..errors import CaiError, choice
-from ..models import quiet_libraries
+from ..model_specs import quiet_libraries
 from ..trl_examples import (
     Targets,
     check_helpful,

@@ -24,7 +24,7 @@ class TokenCounter:
     def __init__(self, model: str | None):
         from transformers import AutoConfig, AutoTokenizer
 
-        from ...models import resolve_model
+        from ...model_specs import resolve_model
 
         path = resolve_model(model)
         self.model = model or "embedded:SmolLM2-135M-Instruct"
