@@ -123,6 +123,21 @@ def operator_instructions(row: dict) -> str | None:
     return None
 
 
+def parse_shard(value: str | tuple[int, int] | None) -> tuple[int, int] | None:
+    """--shard I/N as (I, N), or a one-line error naming the option."""
+    if value is None or isinstance(value, tuple):
+        return value
+    from .errors import CaiError
+
+    try:
+        index, count = (int(x) for x in value.split("/"))
+    except ValueError:
+        raise CaiError(f"--shard: expected I/N such as 0/4, got {value!r}") from None
+    if count < 1 or not 0 <= index < count:
+        raise CaiError(f"--shard: expected 0 <= I < N, got {value!r}")
+    return index, count
+
+
 def in_shard(rid: str, shard: tuple[int, int] | None) -> bool:
     """Deterministic split by id: the same row lands in the same shard on every machine."""
     if shard is None:

@@ -10,16 +10,17 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from enum import Enum
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Annotated, Any, Protocol
 
 from .destination import Destination
 from .errors import CaiError, InputError, RowFailure, choice
 from .executor import BatchExecutor, LocalExecutor
+from .flags import BATCH_SIZE, IO_PANEL, OUTPUT, PROGRESS, RESTART, Flag
 from .jsonl import InputChain, InputLine, InputSource, InputSpec, open_input
 from .output import Outputs, SetAside, os_error_message
 from .progress import progress_bar
 from .resume import check_fingerprint, side_records, stage_fingerprint
-from .rows import FieldProblem, RowIds, in_shard, row_digest
+from .rows import FieldProblem, RowIds, in_shard, parse_shard, row_digest
 
 
 class OnError(str, Enum):
@@ -31,16 +32,33 @@ class OnError(str, Enum):
 
 @dataclass
 class RunOptions:
-    input: str | None = None
-    output: str | None = None
-    on_error: str = OnError.fail.value
-    errors_file: str | None = None  # --errors: a file of the user's, appended to (default: OUT.errors.jsonl, the run's own)
-    dropped_file: str | None = None  # --dropped: likewise (default: OUT.dropped.jsonl; writing to stdout: stderr lines)
-    limit: int | None = None
-    shard: tuple[int, int] | None = None
-    batch_size: int = 16
-    progress: bool | None = None  # None: only when stderr is a terminal
-    restart: bool = False  # discard the side file of an earlier run instead of resuming from it
+    """How a stage runs over its input: the options every stage command takes (fields named like their flags), and
+    what callers running a stage as part of a longer job set (eval's phases)."""
+
+    input: str | None = None  # INPUT, the command's argument (None or '-': stdin)
+    output: Annotated[str | None, OUTPUT] = None
+    on_error: Annotated[OnError, Flag(
+        panel=IO_PANEL,
+        help="fail: a bad row stops the run with one line naming it (a stage: before any work). skip: go on without it (a stage writes "
+        "it to OUTPUT.errors.jsonl; show names it on stderr).",
+    )] = OnError.fail
+    errors: Annotated[str | None, Flag(
+        panel=IO_PANEL,
+        help="Where bad and failed rows go (default OUTPUT.errors.jsonl; writing to stdout: one stderr line each). A file you name is "
+        "appended to, never replaced.",
+    )] = None
+    dropped: Annotated[str | None, Flag(
+        panel=IO_PANEL,
+        help="Where rows a stage leaves out on purpose go (default OUTPUT.dropped.jsonl; writing to stdout: one stderr line each). A "
+        "file you name is appended to, never replaced.",
+    )] = None
+    limit: Annotated[int | None, Flag(help="At most N rows (after sharding; eval: from each prompt file).", min=1, panel=IO_PANEL)] = None
+    shard: Annotated[tuple[int, int] | None, Flag(
+        cli_type=str, metavar="I/N", help="I/N: only the rows whose id falls in shard I of N (deterministic).", panel=IO_PANEL,
+    )] = None
+    batch_size: Annotated[int, BATCH_SIZE] = 16
+    progress: Annotated[bool | None, PROGRESS] = None  # None: only when stderr is a terminal
+    restart: Annotated[bool, RESTART] = False  # discard the side file of an earlier run instead of resuming from it
     # Several inputs read as one (`cai eval`'s prompt files), instead of INPUT; LIMIT_EACH_INPUT: --limit takes up to
     # N rows from each of them rather than N in all.
     inputs: list[InputSpec] | None = None
@@ -50,6 +68,10 @@ class RunOptions:
     # it to resume, and a finished phase then resumes every row from it without loading a model.
     keep_side_file: bool = False
     executor: BatchExecutor | None = None  # where batches run; None: here, in this process (LocalExecutor)
+
+    def __post_init__(self):
+        self.on_error = choice(OnError, self.on_error, "--on-error")
+        self.shard = parse_shard(self.shard)
 
 
 @dataclass
@@ -172,7 +194,7 @@ class _Run:
 
     def __init__(self, stage: Stage, opts: RunOptions, outputs: Outputs, source: InputSource | InputChain):
         self.stage, self.opts, self.source, self.name = stage, opts, source, source.name
-        self.fail = choice(OnError, opts.on_error, "--on-error") is OnError.fail
+        self.fail = opts.on_error is OnError.fail
         self.dest = Destination(outputs, source.where, _recounter(stage))
         self.partial = outputs.partial
         self.errors = SetAside(outputs.errors, outputs.errors_named, self.dest.note)
@@ -394,7 +416,7 @@ def stage_inputs(stage: Stage, path: str | None, specs: list[InputSpec] | None =
 def run_stage(stage: Stage, opts: RunOptions) -> RunResult:
     """Run STAGE over OPTS.input, a batch at a time; see docs/design.md, "Stage I/O contract"."""
     started = time.monotonic()
-    outputs = Outputs.plan(opts.output, opts.errors_file, opts.dropped_file, summary=stage.writes_summary, summary_file=opts.summary_file)
+    outputs = Outputs.plan(opts.output, opts.errors, opts.dropped, summary=stage.writes_summary, summary_file=opts.summary_file)
     source = open_input(opts.input, opts.inputs)
     run = _Run(stage, opts, outputs, source)
     dest = run.dest

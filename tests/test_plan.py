@@ -12,7 +12,7 @@ RED_TEAM = str(ROOT / "examples" / "red_team.jsonl")
 
 
 def plan_json(*args: str) -> dict:
-    result = invoke("plan", *args, "--json", "-")
+    result = invoke("plan", *args, "--json")
     assert result.exit_code == 0, result.output
     return json.loads(result.stdout)
 

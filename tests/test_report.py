@@ -43,7 +43,7 @@ def test_results_merge_into_one_table_with_ratings(two_results):
 def test_cli_prints_the_table_and_writes_a_png(two_results, tmp_path):
     png = tmp_path / "report.png"
     data = tmp_path / "report.json"
-    proc = run_cai("report", *two_results, "-o", str(png), "--json", str(data), "--bootstrap", "50")
+    proc = run_cai("report", *two_results, "-o", str(png), "--json-out", str(data), "--bootstrap", "50")
     assert proc.returncode == 0, proc.stderr
     for name in ("safe-model", "eager-model", "harm", "help", "over-", "Elo"):
         assert name in proc.stdout
@@ -205,7 +205,7 @@ def test_html_report_shows_every_answer_per_prompt_side_by_side(three_at_one_poi
 
 def test_report_json_keeps_metrics_not_answers(three_at_one_point, tmp_path):
     data = tmp_path / "r.json"
-    proc = run_cai("report", *three_at_one_point, "--json", str(data), "--bootstrap", "0")
+    proc = run_cai("report", *three_at_one_point, "--json-out", str(data), "--bootstrap", "0")
     assert proc.returncode == 0, proc.stderr
     merged = json.loads(data.read_text())
     assert "answers" not in merged and merged["changes"]["rl-cai"]["red_team_declined"]["value"] == 1.0

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
-from typing import Protocol, Sequence
+from dataclasses import asdict, dataclass, field, replace
+from typing import Annotated, Protocol, Sequence
 
 from ..errors import EngineError
+from ..flags import MAX_TOKENS, SAMPLING_PANEL, SEED, TEMPERATURE, Flag
 
 Message = dict  # {"role": ..., "content": ...}
 Conversation = list[Message]
@@ -28,6 +29,40 @@ class Sampling:
 
     def as_meta(self) -> dict:
         return asdict(self)
+
+
+def _default(name: str) -> str:
+    """The default --help shows for a Sampling field: the general one, and the embedded model's where it differs."""
+    from ..model_specs import EMBEDDED_SAMPLING
+
+    general = getattr(Sampling, name)
+    own = EMBEDDED_SAMPLING.get(name, general)
+    return str(general) if own == general else f"{general}; {own} with the embedded model and models trained from it"
+
+
+@dataclass
+class SamplingOptions:
+    """The sampling options as given (None: not given: the model's own default applies, else Sampling's; see
+    sampling_for). --n is each command's own (generate: samples per prompt; plan: candidates)."""
+
+    temperature: Annotated[float | None, replace(TEMPERATURE, show_default=_default("temperature"))] = None
+    top_p: Annotated[float | None, Flag(min=0.0, max=1.0, show_default=_default("top_p"), panel=SAMPLING_PANEL)] = None
+    max_tokens: Annotated[int | None, replace(MAX_TOKENS, show_default=_default("max_tokens"))] = None
+    frequency_penalty: Annotated[float | None, Flag(
+        min=-2.0, max=2.0, show_default=_default("frequency_penalty"), panel=SAMPLING_PANEL,
+        help="Lowers a token's logit by this much per earlier use in the same reply (OpenAI's penalty; against loops).",
+    )] = None
+    presence_penalty: Annotated[float | None, Flag(
+        min=-2.0, max=2.0, show_default=_default("presence_penalty"), panel=SAMPLING_PANEL,
+        help="Lowers the logit of every token already used in the reply by this much (OpenAI's penalty).",
+    )] = None
+    seed: Annotated[int, SEED] = 0
+    stop: Annotated[list[str], Flag(help="Stop string (repeatable).", panel=SAMPLING_PANEL)] = field(default_factory=list)
+
+    def sampling(self, model: str | None, engine: str, n: int = 1) -> Sampling:
+        return sampling_for(model, engine, temperature=self.temperature, top_p=self.top_p, max_tokens=self.max_tokens,
+                            frequency_penalty=self.frequency_penalty, presence_penalty=self.presence_penalty, seed=self.seed, n=n,
+                            stop=list(self.stop))
 
 
 def sampling_for(model: str | None, engine: str, **given) -> Sampling:

@@ -30,7 +30,7 @@ def engine_key(opts: EngineOptions) -> str:
         elif Path(str(model)).expanduser().exists():
             model = str(Path(str(model)).expanduser().resolve())
     fields["model"] = model
-    fields["base_urls"] = sorted(set(opts.base_urls))
+    fields["server"]["base_url"] = sorted(set(opts.server.base_url))
     return json.dumps(fields, sort_keys=True, default=str)
 
 

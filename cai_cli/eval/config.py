@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import sys
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from ..constitution import Constitution
 from ..engines import EngineOptions, Sampling
 from ..errors import choice
-from ..judge import DEFAULT_PRINCIPLES, DEFAULT_PRIORITY, TIER_CONFIDENCE, VIOLATION_THRESHOLD, Priority, parse_principles
+from ..judge import parse_principles
+from ..judge.options import JudgeEngineOptions, JudgeOptions
 from ..runner import RunOptions
 from ..stats import DEFAULT_BOOTSTRAP
 from .suites import Suite
@@ -17,7 +18,7 @@ from .suites import Suite
 EMBEDDED_LABEL = "embedded"
 
 # How the user names each judge's model and engine, for the engines' messages (written for --model, --engine, --base-url).
-JUDGE_OPTIONS = {"--model": "--judge", "--engine": "--judge-engine", "--base-url": "--judge-base-url"}
+JUDGE_OPTIONS = {"--model": "--judge-model", "--engine": "--judge-engine", "--base-url": "--judge-base-url"}
 REFUSAL_JUDGE_OPTIONS = {**JUDGE_OPTIONS, "--model": "--refusal-judge"}
 
 
@@ -28,10 +29,10 @@ class EvalConfig:
     sampling: Sampling
     constitution: Constitution
     run: RunOptions
+    judge: JudgeOptions = field(default_factory=JudgeOptions)  # what the pairwise judge asks, how its tiers combine, the gate
+    judge_engine: JudgeEngineOptions = field(default_factory=JudgeEngineOptions)  # the judges' model and engine (default: the model's)
     name: str | None = None
     baseline: str | None = None  # model spec ("embedded" for the embedded model); None: no baseline
-    judge: str | None = None  # model spec of the pairwise judge (None: the embedded model)
-    principles: int | str = DEFAULT_PRINCIPLES  # principles averaged per comparison, or "all"
     refusal_judge: str | None = None  # model spec of the refusal judge (None: none)
     reward_model: str | None = None
     summary: str | None = None
@@ -39,25 +40,12 @@ class EvalConfig:
     answers: bool = False  # sources hold answers already (`--answers`): nothing is generated
     baseline_field: str | None = None  # with answers: the field holding the baseline's answer
     benign_field: str | None = None  # the field marking benign rows (default: the risky_looking rules)
-    judge_engine: str | None = None  # the judges' back end (None: the model's, --engine)
-    judge_base_urls: list[str] = field(default_factory=list)  # the judges' servers (empty: the model's, --base-url)
     suite: Suite | None = None  # --suite: every prompt file is this benchmark's published CSV (eval/suites.py)
     gold: str | None = None  # with answers: the field naming the better of the two answers (--gold)
-    priority: Priority = DEFAULT_PRIORITY  # how the tiers' verdicts combine (cai_cli.judge.priority)
-    tier_confidence: float = TIER_CONFIDENCE
-    gate_threshold: float = VIOLATION_THRESHOLD  # "likely crosses a hard constraint": P(violation) above this
 
     def __post_init__(self):
-        self.principles = parse_principles(self.principles, len(self.constitution.comparisons) or None)
-        # Each choice as its Enum (a caller in Python may give the value), or one line naming the option.
-        self.priority = choice(Priority, self.priority, "--priority")
+        self.principle_count = parse_principles(self.judge.principles, len(self.constitution.comparisons) or None)  # K (0: all)
         self.suite = choice(Suite, self.suite, "--suite") if self.suite is not None else None
-
-    @property
-    def principle_count(self) -> int:
-        """--principles as __post_init__ parsed it: K per comparison (0: all of them)."""
-        assert isinstance(self.principles, int), "__post_init__ parses --principles"
-        return self.principles
 
     @property
     def compare(self) -> bool:
@@ -70,8 +58,8 @@ class EvalConfig:
         return bool(self.constitution.hard_constraints)
 
     def judge_options(self, spec: str | None) -> EngineOptions:
-        """A judge's engine: --judge-engine and --judge-base-url, else the model's own engine and servers."""
-        return replace(self.engine, model=spec, engine=self.judge_engine or self.engine.engine, base_urls=list(self.judge_base_urls or self.engine.base_urls))
+        """A judge's engine running SPEC (JudgeEngineOptions: --judge-engine and --judge-base-url, else the model's)."""
+        return self.judge_engine.engine_options(self.engine, model=spec)
 
 
 def model_label(spec: str | None) -> str:

@@ -1,4 +1,4 @@
-"""A phase's model as the user named it (--model, --baseline, --judge, --refusal-judge): local folders checked before
+"""A phase's model as the user named it (--model, --baseline, --judge-model, --refusal-judge): local folders checked before
 any work, and an engine's messages (written for --model, --engine, --base-url) put in terms of the phase's options."""
 
 from __future__ import annotations
@@ -33,5 +33,5 @@ _ENGINE_OPTIONS = re.compile(r"(?<![\w-])(--model|--engine|--base-url)(?![\w-])"
 
 def in_terms_of(message: str, options: dict[str, str]) -> str:
     """MESSAGE (an engine's or a model loader's) with the options named as the user gave them for this phase's model:
-    the judge's model is --judge, its engine --judge-engine, its server --judge-base-url."""
+    the judge's model is --judge-model, its engine --judge-engine, its server --judge-base-url."""
     return _ENGINE_OPTIONS.sub(lambda m: options.get(m.group(1), m.group(1)), message)

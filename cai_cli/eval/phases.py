@@ -140,7 +140,7 @@ class Reward(Stage):
 @dataclass
 class Phase:
     """One phase: its stage, its output's name in the work folder, and how the user named its model and engine
-    (OPTIONS, such as {"--model": "--judge"}), so an engine's error names the option to change."""
+    (OPTIONS, such as {"--model": "--judge-model"}), so an engine's error names the option to change."""
 
     file: str
     stage: Stage
@@ -189,7 +189,7 @@ class PhaseRunner:
             shard=self.run.shard,
             output=str(self.output(phase)),
             on_error=self.run.on_error,
-            errors_file=str(self.errors_file(phase)),
+            errors=str(self.errors_file(phase)),
             batch_size=self.run.batch_size,
             progress=self.run.progress,
             restart=self.run.restart,

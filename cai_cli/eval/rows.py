@@ -106,15 +106,15 @@ def assemble(cfg: EvalConfig, prompt: dict, got: dict[str, dict[str, dict]]) -> 
         if "baseline_reward" in scored:
             row["baseline_reward"] = scored["baseline_reward"]
     info = {
-        "judge": model_label(cfg.judge) if cfg.compare or cfg.gated else None,
+        "judge": model_label(cfg.judge_engine.judge_model) if cfg.compare or cfg.gated else None,
         "refusal_judge": model_label(cfg.refusal_judge) if cfg.refusal_judge else None,
         "engine": cfg.engine.engine,
-        "judge_engine": (cfg.judge_engine or cfg.engine.engine) if cfg.compare or cfg.gated or cfg.refusal_judge else None,
+        "judge_engine": cfg.judge_options(None).engine if cfg.compare or cfg.gated or cfg.refusal_judge else None,
         "sampling": None if cfg.answers else cfg.sampling.as_meta(),
         "constitution": cfg.constitution.name,
         "constitution_hash": cfg.constitution.hash,
-        "principles": cfg.principles,
-        "priority": cfg.priority.value,
+        "principles": cfg.principle_count,
+        "priority": cfg.judge.priority.value,
         "detector": DETECTOR_VERSION,
         "reward_model": cfg.reward_model,
         "benign_field": cfg.benign_field,

@@ -25,7 +25,7 @@ import contextlib
 from dataclasses import dataclass, replace
 from pathlib import Path
 
-from ..engines import resolve_engine_name
+from ..engines import EngineName, resolve_engine_name
 from ..engines.pool import EnginePool
 from ..errors import CaiError, Interrupted
 from ..jsonl import InputSpec
@@ -71,8 +71,8 @@ def plan(cfg: EvalConfig, pool: EnginePool) -> Plan:
         source = AnswerSource(identity, "baseline_response" if cfg.baseline is not None else None)
     judging: list[Phase] = []
     if cfg.compare or cfg.gated:
-        judge = EvalJudge(cfg.judge_options(cfg.judge), cfg.constitution, cfg.principle_count, cfg.sampling.seed, source,
-                          priority=cfg.priority, tier_confidence=cfg.tier_confidence, gate_threshold=cfg.gate_threshold)
+        judge = EvalJudge(cfg.judge_options(cfg.judge_engine.judge_model), cfg.constitution, cfg.principle_count, cfg.sampling.seed, source,
+                          priority=cfg.judge.priority, tier_confidence=cfg.judge.tier_confidence, gate_threshold=cfg.judge.gate_threshold)
         judging.append(Phase("judge", judge.share(pool), JUDGE_OPTIONS))
     if cfg.refusal_judge:
         refusal_judge = EvalRefusalJudge(cfg.judge_options(cfg.refusal_judge), cfg.sampling.seed, source)
@@ -87,18 +87,18 @@ def plan(cfg: EvalConfig, pool: EnginePool) -> Plan:
 def check_models(cfg: EvalConfig) -> None:
     """Before any work: every judge this run needs can be named, and every local model folder exists; one line each,
     naming the option to change."""
-    if (cfg.compare or cfg.gated) and cfg.judge is None and resolve_engine_name(cfg.judge_engine or cfg.engine.engine) == "openai":
+    judge_engine = cfg.judge_options(None)
+    if (cfg.compare or cfg.gated) and cfg.judge_engine.judge_model is None and resolve_engine_name(judge_engine.engine) == EngineName.openai:
         raise CaiError(
             "the judge: on the openai engine the judge is a served model too, and the embedded one is not served; name it with "
-            "--judge MODEL (served at --judge-base-url, by default --base-url), or judge here with --judge-engine transformers"
+            "--judge-model MODEL (served at --judge-base-url, by default --base-url), or judge here with --judge-engine transformers"
         )
-    judge_engine = cfg.judge_engine or cfg.engine.engine
     judged = cfg.compare or cfg.gated or cfg.refusal_judge is not None
-    if judged and resolve_engine_name(judge_engine) == "openai" and not cfg.judge_options(None).base_urls:
+    if judged and resolve_engine_name(judge_engine.engine) == EngineName.openai and not judge_engine.server.base_url:
         raise CaiError("--judge-engine openai needs --judge-base-url URL, the server that serves the judges, e.g. --judge-base-url http://127.0.0.1:8000/v1")
     specs = [] if cfg.answers else [("--model", cfg.engine.model, cfg.engine.engine), ("--baseline", cfg.baseline, cfg.engine.engine)]
-    specs += [("--judge", cfg.judge, judge_engine)] if cfg.compare or cfg.gated else []
-    specs += [("--refusal-judge", cfg.refusal_judge, judge_engine)]
+    specs += [("--judge-model", cfg.judge_engine.judge_model, judge_engine.engine)] if cfg.compare or cfg.gated else []
+    specs += [("--refusal-judge", cfg.refusal_judge, judge_engine.engine)]
     check_model_folders(specs)
 
 
@@ -115,7 +115,7 @@ def run_eval(cfg: EvalConfig) -> dict:
     rows = EvalRows(cfg)
     run = cfg.run
     reads_stdin = any(path in (None, "-") for path, _ in cfg.sources)
-    outputs = Outputs.plan(run.output, run.errors_file, None, summary=True, summary_file=cfg.summary)
+    outputs = Outputs.plan(run.output, run.errors, None, summary=True, summary_file=cfg.summary)
     user_inputs = [InputSpec(None if path in (None, "-") else path, copy_of_stdin=path in (None, "-")) for path, _ in cfg.sources]
     outputs.check(stage_inputs(rows, None, user_inputs))  # before any work: what the rows stage would find too late
     work = outputs.out.with_name(outputs.out.name + ".work") if outputs.out is not None else None
@@ -144,7 +144,7 @@ def run_eval(cfg: EvalConfig) -> dict:
                 got[phase.file] = runner(phase, order[n + 1 :])
             pool.close()
             rows.use(got, runner.failures(order))
-            run_stage(rows, replace(run, input=None, inputs=inputs, limit_each_input=True, errors_file=run.errors_file, dropped_file=None,
+            run_stage(rows, replace(run, input=None, inputs=inputs, limit_each_input=True, errors=run.errors, dropped=None,
                                     summary_file=cfg.summary, restart=True, keep_side_file=False, executor=None))
             done = True
             if rows.failed:

@@ -143,8 +143,8 @@ class EngineStage(Stage):
 
         engine = resolve_engine_name(self.engine_opts.engine)
         return {
-            "model": model_identity(engine, self.engine_opts.model, list(self.engine_opts.base_urls)),
-            "engine": {"name": engine, "dtype": self.engine_opts.dtype},
+            "model": model_identity(engine, self.engine_opts.model, list(self.engine_opts.server.base_url)),
+            "engine": {"name": engine, "dtype": self.engine_opts.dtype.value},
             "sampling": self.sampling.as_meta(),
             "settings": self.settings(),
         }

@@ -76,7 +76,7 @@ class Critique(FewShotStage):
                  examples: Sequence[FewShotExample] | None = None, examples_source: str | None = None,
                  routing: Routing | None = None, gate_threshold: float = VIOLATION_THRESHOLD, passage_tokens: int | None = None):
         # A document's passages sized for this model (or --passage-tokens): what routing ranks and the critic is shown.
-        constitution = sized(constitution, budget_for(engine_opts.model, engine_opts.max_model_len, passage_tokens))
+        constitution = sized(constitution, budget_for(engine_opts.model, engine_opts.vllm.max_model_len, passage_tokens))
         super().__init__(engine_opts, sampling, constitution, few_shot, examples, examples_source)
         if not constitution.critiques:
             raise ConstitutionError(f"{constitution.source}: has no critique principles, which `cai critique` needs")

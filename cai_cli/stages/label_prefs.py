@@ -70,7 +70,7 @@ class LabelPrefs(EngineStage):
         super().__init__(engine_opts, sampling)
         if constitution is not None:
             # A document's passages sized for the judge (or --passage-tokens): what each question quotes, whole.
-            constitution = sized(constitution, budget_for(engine_opts.model, engine_opts.max_model_len, passage_tokens))
+            constitution = sized(constitution, budget_for(engine_opts.model, engine_opts.vllm.max_model_len, passage_tokens))
         self.cfg = config
         self.constitution = constitution
         if config.mode is Mode.judge:

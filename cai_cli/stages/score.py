@@ -127,7 +127,7 @@ class JudgeScore(EngineStage):
 
         super().__init__(engine_opts, Sampling())
         # A document's passages sized for the judge, as train-policy --reward judge sizes them: the same rewards.
-        self.constitution: Constitution = sized(constitution, budget_for(engine_opts.model, engine_opts.max_model_len))
+        self.constitution: Constitution = sized(constitution, budget_for(engine_opts.model, engine_opts.vllm.max_model_len))
         constitution = self.constitution
         self.cfg = config
         self.names = reward_names(constitution)  # a constitution without comparison questions stops here

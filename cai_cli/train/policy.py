@@ -3,15 +3,15 @@ constitutional judge as the online reward (--reward judge: cai_cli/judge/reward.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from enum import Enum
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from ..engines import EngineOptions
+from ..engines import EngineName, EngineOptions
 from ..errors import CaiError, choice
-from ..judge.principles import DEFAULT_PRINCIPLES
-from ..judge.reward_config import REFERENCE_FIELD, JudgeRewardConfig, RewardMode
+from ..judge.options import JudgeRewardOptions
+from ..judge.reward_config import JudgeRewardConfig, RewardMode
 from ..model_specs import load_reward_model, quiet_libraries, reward_model_error
 from ..rows import FieldProblem, check_conversation, check_string, conversation
 from ..trl_examples import check_pref, pref_example, prompt_example
@@ -46,21 +46,15 @@ class RewardSource(str, Enum):
     judge = "judge"  # the constitutional judge itself, asked at every step
 
 
-# An in-process vLLM judge shares the GPU with the policy being trained: it takes this share of the GPU's memory, as
-# trl's own colocated vLLM does by default, not the 0.9 a stage takes.
-JUDGE_VLLM_MEMORY = 0.3
-
-
 @dataclass
-class JudgeOptions:
-    """--reward judge: the judge's engine (its own: in this process, or a server) and what it asks."""
+class Judging:
+    """--reward judge, settled before anything loads: the judge's engine (its own: in this process, or a server), the
+    constitution sized for it, what it asks, and --reward-weights as given."""
 
-    engine: EngineOptions = field(default_factory=EngineOptions)
-    constitution: str | None = None
-    mode: RewardMode = RewardMode.group
-    principles: str = str(DEFAULT_PRINCIPLES)
-    reference_field: str = REFERENCE_FIELD
-    weights: str | None = None  # --reward-weights, as given
+    engine: EngineOptions
+    charter: Constitution
+    cfg: JudgeRewardConfig
+    weights: str | None = None
 
 
 # trl's GRPO default beta is 0: no KL term, nothing holding the policy near where it started while it climbs a
@@ -79,7 +73,8 @@ def train_policy(
     temperature: float | None = None,
     soft: bool = True,
     reward: RewardSource | str | None = None,
-    judge: JudgeOptions | None = None,
+    judge_options: JudgeRewardOptions | None = None,
+    constitution: str | None = None,
 ) -> dict:
     if algo == "ppo":
         raise CaiError("--algo ppo: trl 1.16 offers no PPO trainer (not even in trl.experimental); use grpo or rloo with --reward-model, or dpo")
@@ -90,12 +85,13 @@ def train_policy(
         raise CaiError(f"--hard is for --algo dpo (labelled pairs); {algo.value} learns from the rewards of its samples")
     charter: Constitution | None = None
     reward_cfg: JudgeRewardConfig | None = None
+    judge: Judging | None = None
     if online:
         if source is RewardSource.judge:
             if reward_model is not None:
                 raise CaiError("--reward judge scores with the constitutional judge; --reward-model is for --reward model")
-            judge = judge or JudgeOptions()
-            charter, reward_cfg = _judge_setup(judge)
+            judge = _judge_setup(judge_options or JudgeRewardOptions(), constitution)
+            charter, reward_cfg = judge.charter, judge.cfg
         elif reward_model is None:
             raise CaiError(f"--algo {algo.value} needs --reward-model DIR (a folder from `cai train-rm`), or --reward judge")
         else:
@@ -182,7 +178,7 @@ def train_policy(
         from ..judge.reward_config import reward_names
 
         record["reward"] = "judge"
-        record["judge"] = {"model": judge.engine.model or "embedded", "engine": judge.engine.engine, "base_urls": judge.engine.base_urls,
+        record["judge"] = {"model": judge.engine.model or "embedded", "engine": judge.engine.engine, "base_urls": judge.engine.server.base_url,
                            "constitution": charter.name, "constitution_hash": charter.hash, **reward_cfg.settings(),
                            "rewards": reward_names(charter), "reward_weights": list(plan.config.reward_weights)}
         say(_judge_plan(judge, charter, reward_cfg, plan.config))
@@ -205,37 +201,29 @@ def train_policy(
     return result
 
 
-def _judge_setup(judge: JudgeOptions) -> tuple[Constitution, JudgeRewardConfig]:
-    """The constitution and what the judge asks, checked before anything loads."""
+def _judge_setup(options: JudgeRewardOptions, constitution: str | None) -> Judging:
+    """The judge's engine, the constitution and what the judge asks, checked before anything loads."""
     from ..constitution import load_constitution
     from ..constitution.passages import budget_for
     from ..constitution.requests import sized
-    from ..judge.principles import parse_principles
     from ..judge.reward_config import reward_names
 
-    # A document's passages sized for the judge's model, as `cai score --judge` sizes them: the same rewards.
-    charter = sized(load_constitution(judge.constitution), budget_for(judge.engine.model, judge.engine.max_model_len))
+    engine = options.engine.engine_options(in_trainer=True)
+    # A document's passages sized for the judge's model, as `cai score --reward judge` sizes them: the same rewards.
+    charter = sized(load_constitution(constitution), budget_for(engine.model, engine.vllm.max_model_len))
     reward_names(charter)  # a constitution without comparison questions stops here
-    cfg = JudgeRewardConfig(mode=judge.mode, principles=parse_principles(judge.principles), reference_field=judge.reference_field)
-    engine = judge.engine
-    if engine.engine == "auto":
-        # In the trainer's process the judge runs on transformers unless asked otherwise: vLLM would take the GPU's
-        # memory the policy needs (--judge-engine vllm takes JUDGE_VLLM_MEMORY of it); a server is its own machine.
-        engine.engine = "openai" if engine.base_urls else "transformers"
-    if engine.engine == "vllm" and engine.gpu_memory_utilization == EngineOptions.gpu_memory_utilization:
-        engine.gpu_memory_utilization = JUDGE_VLLM_MEMORY
-    if engine.engine == "openai" and not engine.base_urls:
+    if engine.engine == EngineName.openai and not engine.server.base_url:
         raise CaiError("--judge-engine openai needs --judge-base-url URL (the server the judge runs on)")
-    return charter, cfg
+    return Judging(engine, charter, options.reward_config(), options.reward_weights)
 
 
-def _judge_identity(judge: JudgeOptions, charter: Constitution, cfg: JudgeRewardConfig) -> dict:
+def _judge_identity(judge: Judging, charter: Constitution, cfg: JudgeRewardConfig) -> dict:
     """What scores the samples, for the record's fingerprint: the judge's model, engine, constitution and questions."""
     from ..judge.reward_config import reward_names
     from ..resume import model_identity
 
-    return {"model": model_identity(judge.engine.engine, judge.engine.model, judge.engine.base_urls), "engine": judge.engine.engine,
-            "dtype": judge.engine.dtype, "constitution": {"name": charter.name, "hash": charter.hash}, "rewards": reward_names(charter),
+    return {"model": model_identity(judge.engine.engine, judge.engine.model, judge.engine.server.base_url), "engine": judge.engine.engine,
+            "dtype": judge.engine.dtype.value, "constitution": {"name": charter.name, "hash": charter.hash}, "rewards": reward_names(charter),
             **cfg.settings()}
 
 
@@ -267,7 +255,7 @@ def _check_enough_prompts(algo: Algo, config, prompts: int) -> None:
         )
 
 
-def _judge_plan(judge: JudgeOptions, charter: Constitution, cfg: JudgeRewardConfig, config) -> str:
+def _judge_plan(judge: Judging, charter: Constitution, cfg: JudgeRewardConfig, config) -> str:
     """One line on stderr: who judges, the rewards and their weights, and what a step costs."""
     from ..judge.reward_config import reward_names, tier_pools
 
@@ -275,7 +263,7 @@ def _judge_plan(judge: JudgeOptions, charter: Constitution, cfg: JudgeRewardConf
     b = int(config.per_device_train_batch_size) * int(config.gradient_accumulation_steps) * int(config.world_size) // max(1, g) or 1
     k = sum(min(cfg.principles or len(pool), len(pool)) for _, pool in tier_pools(charter))
     per_group = {RewardMode.group: g * (g - 1) * k, RewardMode.reference: 2 * g * k, RewardMode.pointwise: 2 * g * k}[cfg.mode] + 2 * g * len(charter.hard_constraints)
-    where = f"at {', '.join(judge.engine.base_urls)}" if judge.engine.base_urls else "in this process"
+    where = f"at {', '.join(judge.engine.server.base_url)}" if judge.engine.server.base_url else "in this process"
     rewards = ", ".join(f"{n} x{w:g}" for n, w in zip(reward_names(charter), config.reward_weights))
     return (f"train-policy: the judge ({judge.engine.model or 'the embedded model'} on {judge.engine.engine}, {where}) scores every "
             f"completion by {charter.name}: {rewards}; {cfg.mode.value} mode, {k} questions per comparison: at most "
@@ -297,7 +285,7 @@ def _reference_example(field_name: str):
     return lambda row: {"prompt": conversation(row), field_name: row[field_name]}
 
 
-def _judge_trainer(algo: Algo, plan, data, judge: JudgeOptions, charter: Constitution, cfg: JudgeRewardConfig, out: Path):
+def _judge_trainer(algo: Algo, plan, data, judge: Judging, charter: Constitution, cfg: JudgeRewardConfig, out: Path):
     """GRPO or RLOO with the judge's rewards as the trainer's reward functions; the judge's engine starts here."""
     from ..engines import load_engine
     from ..judge.reward import JudgeReward
@@ -310,7 +298,7 @@ def _judge_trainer(algo: Algo, plan, data, judge: JudgeOptions, charter: Constit
         from trl import RLOOTrainer as online_cls
     engine = load_engine(judge.engine)
     try:
-        where = f"--judge-base-url {' '.join(judge.engine.base_urls)}" if judge.engine.base_urls else f"on {judge.engine.engine}"
+        where = f"--judge-base-url {' '.join(judge.engine.server.base_url)}" if judge.engine.server.base_url else f"on {judge.engine.engine}"
         rewards = JudgeRewards(JudgeReward(engine, charter, cfg), int(plan.config.num_generations), plan.config.reward_weights, out,
                                cfg.reference_field if cfg.mode is RewardMode.reference else None, describe=f"the judge ({where})")
         trainer = online_cls(model=plan.base, reward_funcs=rewards.functions(), args=plan.config, train_dataset=data, peft_config=plan.peft)

@@ -80,7 +80,7 @@ def build_stages(engine_opts, sampling, constitution, cfg: PlanConfig, pool: Eng
         stages["revise"] = Revise(engine_opts, sampling, constitution, cfg.few_shot)
     if cfg.n >= 2:
         stages["generate-n"] = Generate(engine_opts, replace(sampling, n=cfg.n))
-        principles = min(cfg.principles or DEFAULT_PRINCIPLES, len(constitution.comparisons))
+        principles = min(int(cfg.principles) or DEFAULT_PRINCIPLES, len(constitution.comparisons))
         label = LabelConfig(principles=principles, swap=cfg.swap, cot=cfg.cot, clamp=COT_CLAMP if cfg.cot else None)
         stages["label-prefs"] = LabelPrefs(engine_opts, sampling, constitution, label)
     for stage in stages.values():
@@ -123,3 +123,29 @@ def make_plan(path: str | None, engine_opts, sampling, constitution, cfg: PlanCo
             load.gpu_seconds = load.output_tokens / throughput + load.prompt_tokens / prefill
     return Plan(rows=rows, sampled=len(sample[: cfg.sample]), model=counter.model, output_tokens=output_tokens, output_tokens_source=source,
                 stages=loads, throughput=throughput, prefill_throughput=prefill, gpus=gpus, price=price, measured_rows=min(measure_rows, len(sample)))
+
+
+def plan_command(input: str | None, engine_opts, sampling, constitution: str | None, cfg: PlanConfig, *, json_stdout: bool = False,
+                 json_out: str | None = None, **rates: Any) -> None:
+    """`cai plan`: the plan of CFG over INPUT, as a table on stdout, or as JSON (JSON_STDOUT: instead of the table;
+    JSON_OUT: also, to that file). RATES: make_plan's throughput, prefill_throughput, gpus, price, measure_rows."""
+    import json
+    from pathlib import Path
+
+    from ...constitution import load_constitution
+    from ...judge import parse_principles
+    from ...output import check_targets, write_file
+
+    charter_file = [("the constitution", constitution)] if constitution and Path(constitution).is_file() else []
+    [target] = check_targets([("--json-out", json_out)], [("the input", input), *charter_file], stdout=json_stdout)
+    charter = load_constitution(constitution)
+    if cfg.n:
+        cfg.principles = parse_principles(cfg.principles, len(charter.comparisons) or None)
+    result = make_plan(input, engine_opts, sampling, charter, cfg, **rates)
+    text = json.dumps(result.as_dict(), indent=2)
+    if json_stdout:
+        print(text)
+    else:
+        print_plan(result)
+    if target is not None:
+        write_file(target, text + "\n")

@@ -15,7 +15,7 @@ class PlanConfig:
 
     rounds: int = 2
     n: int = 2  # candidates per prompt for label-prefs; 0: no RL-CAI half
-    principles: int = 4
+    principles: int | str = 4  # per comparison; as given ("all"), plan_command settles it against the constitution
     swap: bool = True
     cot: bool = False
     few_shot: int | None = None
