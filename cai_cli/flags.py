@@ -40,6 +40,7 @@ EVAL_PANEL = "Evaluation"
 TRAIN_PANEL = "Training (any trl config field: --config YAML)"
 SCALE_PANEL = "Scale-out (Ray; see docs/scale.md)"
 PLAN_PANEL = "Planning: the pipeline, the rate, the price"
+SYNTH_PANEL = "Synthesized requests"
 
 # ---- options of more than one group (one declaration each) ---------------------------------------------------------
 OUTPUT = Flag(
@@ -57,7 +58,6 @@ RESTART = Flag(
     "`cai train-*` wrote in DIR (checkpoints, metrics, model files, cai-train.json), nothing else.",
     panel=IO_PANEL,
 )
-PROGRESS = Flag(name="--progress/--no-progress", help="Progress bar on stderr (default: when stderr is a terminal).", panel=IO_PANEL)
 MAX_TOKENS = Flag(help="New tokens per reply (train-policy grpo/rloo: per sampled completion, trl default 512); a text cut there is marked "
                        "(finish_reason length).", min=1, panel=SAMPLING_PANEL)
 TEMPERATURE = Flag(short="-t", help="0 for greedy decoding. train-policy grpo/rloo (trl default 1.0): 0 is refused: greedy decoding makes every "

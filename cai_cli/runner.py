@@ -15,10 +15,10 @@ from typing import Annotated, Any, Protocol
 from .destination import Destination
 from .errors import CaiError, InputError, RowFailure, choice
 from .executor import BatchExecutor, LocalExecutor
-from .flags import BATCH_SIZE, IO_PANEL, OUTPUT, PROGRESS, RESTART, Flag
-from .jsonl import InputChain, InputLine, InputSource, InputSpec, open_input
+from .flags import BATCH_SIZE, IO_PANEL, OUTPUT, RESTART, Flag
+from .jsonl import InputChain, InputLine, InputSource, InputSpec, RowsInput, open_input
 from .output import Outputs, SetAside, os_error_message
-from .progress import progress_bar
+from .progress import PROGRESS, Progress, ProgressMode
 from .resume import check_fingerprint, side_records, stage_fingerprint
 from .rows import FieldProblem, RowIds, in_shard, parse_shard, row_digest
 
@@ -57,12 +57,13 @@ class RunOptions:
         cli_type=str, metavar="I/N", help="I/N: only the rows whose id falls in shard I of N (deterministic).", panel=IO_PANEL,
     )] = None
     batch_size: Annotated[int, BATCH_SIZE] = 16
-    progress: Annotated[bool | None, PROGRESS] = None  # None: only when stderr is a terminal
+    progress: Annotated[ProgressMode, PROGRESS] = ProgressMode.auto  # a bar on a terminal, else lines (progress.py); a bool: on/off
     restart: Annotated[bool, RESTART] = False  # discard the side file of an earlier run instead of resuming from it
     # Several inputs read as one (`cai eval`'s prompt files), instead of INPUT; LIMIT_EACH_INPUT: --limit takes up to
     # N rows from each of them rather than N in all.
     inputs: list[InputSpec] | None = None
     limit_each_input: bool = False
+    rows: RowsInput | None = None  # rows built in memory (`cai synthesize`'s work units), instead of INPUT
     summary_file: str | None = None  # where the stage's summary JSON goes (default: OUT.summary.json with -o OUT)
     # Keep OUT.partial once OUT is written: a caller running the stage as one phase of a longer job (`cai eval`) reruns
     # it to resume, and a finished phase then resumes every row from it without loading a model.
@@ -148,6 +149,10 @@ class Stage(Protocol):
     def summary_dict(self) -> dict:
         """What OUT.summary.json holds, where writes_summary."""
 
+    def screen(self, record: dict) -> dict:
+        """One finished input row's record, in input order, just before recount: may move rows into its `dropped` with a
+        reason (a near-duplicate of an earlier row), so the decision is the same whatever the batches, --ray or a resume."""
+
 
 @dataclass
 class RunResult:
@@ -192,10 +197,10 @@ def error_record(file: str, line: int | None, field: str | None, reason: str, ro
 class _Run:
     """One run of a stage over one input; see run_stage."""
 
-    def __init__(self, stage: Stage, opts: RunOptions, outputs: Outputs, source: InputSource | InputChain):
+    def __init__(self, stage: Stage, opts: RunOptions, outputs: Outputs, source: InputSource | InputChain | RowsInput):
         self.stage, self.opts, self.source, self.name = stage, opts, source, source.name
         self.fail = opts.on_error is OnError.fail
-        self.dest = Destination(outputs, source.where, _recounter(stage))
+        self.dest = Destination(outputs, source.where, _recounter(stage), stage.screen)
         self.partial = outputs.partial
         self.errors = SetAside(outputs.errors, outputs.errors_named, self.dest.note)
         self.rows_in = self.skipped = self.failed = self.resumed = 0
@@ -206,7 +211,7 @@ class _Run:
         self.started = False
         self.digests: dict[int, str] = {}  # line -> digest of the input row, until its record is written
         self.executor: BatchExecutor = opts.executor or LocalExecutor()
-        self.progress: Any = None  # (progress bar, task) while stream_rows() runs
+        self.progress: Progress | None = None  # while stream_rows() runs
 
     # ---------------------------------------------------------------- input
 
@@ -241,7 +246,7 @@ class _Run:
         self.taken[key] = self.taken.get(key, 0) + 1
         return True
 
-    def first_pass(self, source: InputSource | InputChain) -> int:
+    def first_pass(self, source: InputSource | InputChain | RowsInput) -> int:
         """Validate every line of a file before any model loads; returns how many rows this run selects."""
         first: InputError | None = None
         selected: dict[int, int] = {}
@@ -321,13 +326,12 @@ class _Run:
             finished.append(outcome_record(line, str(row["id"]), self.digests.pop(line), outcome))
         self.emit(finished)
         if self.progress is not None:
-            bar, task = self.progress
-            bar.advance(task, len(done))
+            self.progress.done(len(done))
 
     def emit(self, records: list[dict]) -> None:
         self.dest.emit(records)
 
-    def stream_rows(self, source: InputSource | InputChain, validated: bool, total: int | None, progress) -> int | None:
+    def stream_rows(self, source: InputSource | InputChain | RowsInput, validated: bool, progress: Progress) -> int | None:
         """Second pass over a file, or the only pass over a pipe. Returns the last selected line (None: none)."""
         opts = self.opts
         done = side_records(self.dest.side)
@@ -335,8 +339,7 @@ class _Run:
         batch: list[tuple[int, dict]] = []
         selected, last_line = 0, None
         ids = RowIds()
-        task = progress.add_task(self.stage.name, total=total)
-        self.progress = (progress, task)
+        self.progress = progress
         for item in source.lines(idle=not validated):
             if item is None:  # upstream is quiet: send what we hold instead of waiting for a full batch
                 if batch:
@@ -386,7 +389,7 @@ class _Run:
                         "from the one the side file was made from; rerun with that input to resume, or add --restart to start over"
                     )
                 self.resumed += 1
-                progress.advance(task, 1)
+                progress.resumed(1)
                 continue
             self.digests[item.line] = digest
             batch.append((item.line, row))
@@ -405,10 +408,12 @@ def _recounter(stage: Stage) -> Callable[[dict], None]:
     return lambda rec: stage.recount(rec["rows"], rec.get("dropped", []), rec.get("tally", []))
 
 
-def stage_inputs(stage: Stage, path: str | None, specs: list[InputSpec] | None = None) -> list[tuple[str, str | None]]:
-    """(what, path) of every file the run reads: its input (None: stdin), or each of SPECS, and the stage's own (a
-    constitution...)."""
+def stage_inputs(stage: Stage, path: str | None, specs: list[InputSpec] | None = None, in_memory: bool = False) -> list[tuple[str, str | None]]:
+    """(what, path) of every file the run reads: its input (None: stdin; nothing for rows built IN_MEMORY), or each of
+    SPECS, and the stage's own (a constitution...)."""
     extra = stage.input_files()
+    if in_memory:
+        return list(extra.items())
     read = [("an input", spec.read_from) for spec in specs] if specs else [("the input", None if path in (None, "-") else path)]
     return [*read, *extra.items()]
 
@@ -417,18 +422,18 @@ def run_stage(stage: Stage, opts: RunOptions) -> RunResult:
     """Run STAGE over OPTS.input, a batch at a time; see docs/design.md, "Stage I/O contract"."""
     started = time.monotonic()
     outputs = Outputs.plan(opts.output, opts.errors, opts.dropped, summary=stage.writes_summary, summary_file=opts.summary_file)
-    source = open_input(opts.input, opts.inputs)
+    source = open_input(opts.input, opts.inputs, opts.rows)
     run = _Run(stage, opts, outputs, source)
     dest = run.dest
     finished = False
     try:
-        outputs.check(stage_inputs(stage, opts.input, opts.inputs))
+        outputs.check(stage_inputs(stage, opts.input, opts.inputs, opts.rows is not None))
         dest.open(opts.restart, lambda: stage_fingerprint(stage), lambda rec: rec.get("stage") == stage.name)
         total = run.first_pass(source) if source.seekable else None
         if not source.seekable:
             run.start()  # a pipe: load the model while the stage upstream works
-        with _progress(stage, opts) as progress:
-            last_line = run.stream_rows(source, source.seekable, total, progress)
+        with Progress(stage.name, opts.progress, total, note=_where_rows_go(outputs)) as progress:
+            last_line = run.stream_rows(source, source.seekable, progress)
         run.errors.finish()
         shard, chosen = opts.shard, run.selected_lines
         if last_line is None:
@@ -479,9 +484,11 @@ def _kept(run: _Run) -> str:
     return "nothing was written"
 
 
-def _progress(stage, opts):
-    show = opts.progress if opts.progress is not None else sys.stderr.isatty()
-    return progress_bar(stage.name, show=show)
+def _where_rows_go(outputs: Outputs) -> str:
+    """For a progress line: where the rows finished so far already are."""
+    if outputs.partial is not None:
+        return f"finished rows are in {outputs.partial}, flushed after each batch"
+    return f"finished rows are written to {outputs.stream or 'stdout'} after each batch"
 
 
 def _print_summary(stage, result: RunResult, errors_path, partial_path, dropped_path) -> None:

@@ -9,7 +9,9 @@ __all__ = ["app", "constitution_app", "main"]
 
 def main() -> None:
     from ..output import seal_stdout
+    from ..threads import set_defaults
 
+    set_defaults()  # before any command loads torch: its OpenMP runtime reads the settings once, as it loads
     try:
         app()
     finally:

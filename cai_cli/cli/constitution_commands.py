@@ -7,6 +7,7 @@ import sys
 
 import typer
 
+from ..constitution.routing import DEFAULT_RANKER
 from . import options as o
 from .apps import constitution_app
 from .plumbing import command
@@ -140,10 +141,10 @@ def constitution_diff(old: o.ConstitutionArg, new: o.ConstitutionArg):
 
 @command(constitution_app, "route")
 def constitution_route(rows: o.RouteRowsArg, constitution: o.ConstitutionOpt = None, top: o.RouteTopOpt = 3, json_out: o.PrintJsonOpt = False,
-                       passage_tokens: o.PassageTokensOpt = None):
+                       passage_tokens: o.PassageTokensOpt = None, ranker: o.RankerOpt = DEFAULT_RANKER):
     """Show why each row gets its passage: per row, the passages (and hard constraints) relevance routing ranks first, with their scores and the words that matched.
 
-    A * marks the comparably relevant ones a round is drawn among. --json prints one object per row.
+    A * marks the comparably relevant ones a round is drawn among. Under --ranker dense or hybrid each also shows its BM25 score, its cosine and its closest sentence. --json prints one object per row.
 
     Example:
 
@@ -160,7 +161,7 @@ def constitution_route(rows: o.RouteRowsArg, constitution: o.ConstitutionOpt = N
     from ..constitution.routing import route_rows
 
     charter = sized(load_constitution(constitution), budget_for(None, override=passage_tokens))
-    explained = route_rows(rows, charter, top)
+    explained = route_rows(rows, charter, top, ranker)
     if json_out:
         for rid, info in explained:
             print(json.dumps({"id": rid, **info}, ensure_ascii=False))

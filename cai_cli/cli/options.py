@@ -17,18 +17,19 @@ from ..constitution.model import Shape
 from ..constitution.routing import Routing
 from ..engines import EngineOptions, SamplingOptions
 from ..eval.suites import Suite
-from ..flags import EVAL_PANEL, IO_PANEL, JUDGE_PANEL, MODEL_PANEL, PLAN_PANEL, SAMPLING_PANEL, TRAIN_PANEL
+from ..flags import EVAL_PANEL, IO_PANEL, JUDGE_PANEL, MODEL_PANEL, PLAN_PANEL, SAMPLING_PANEL, SYNTH_PANEL, TRAIN_PANEL
 from ..judge.maths import COT_CLAMP
-from ..judge.options import JudgeOptions
+from ..judge.options import JudgeOptions, JudgeRewardOptions
 from ..judge.questions import JudgeFormat
 from ..runner import OnError, RunOptions
 from ..stages.export import ExportFormat
 from ..stages.label_prefs import Mode, Pairs, PairSource
+from ..stages.synthesize_prompts import Kind
 from ..train.policy import Algo, RewardSource
 from ..trl_examples import Targets
 from .groups import field_option
 
-__all__ = ["Algo", "ExportFormat", "JudgeFormat", "Mode", "OnError", "PairSource", "Pairs", "RewardSource", "Routing", "Shape", "Suite", "Targets"]
+__all__ = ["Algo", "ExportFormat", "JudgeFormat", "Kind", "Mode", "OnError", "PairSource", "Pairs", "RewardSource", "Routing", "Shape", "Suite", "Targets"]
 
 # ---- one option of a group, for a command that takes that option alone -------------------------------------------
 OutputOpt = field_option(RunOptions, "output")
@@ -40,6 +41,7 @@ MaxTokensOpt = field_option(SamplingOptions, "max_tokens")
 SeedOpt = field_option(SamplingOptions, "seed")
 TemperatureOpt = field_option(SamplingOptions, "temperature")
 PrinciplesOpt = field_option(JudgeOptions, "principles")
+RankerOpt = field_option(JudgeRewardOptions, "ranker")
 GateThresholdOpt = field_option(JudgeOptions, "gate_threshold")
 
 # ---- every command ---------------------------------------------------------------------------------
@@ -128,7 +130,7 @@ MarkdownArg = Annotated[str, typer.Argument(help="A Markdown constitution (.md).
 SidecarOpt = Annotated[
     bool, typer.Option("--sidecar", help="Also write the draft to DOC.header.yaml beside the document (never over an existing file).")
 ]
-CoverageRowsArg = Annotated[str, typer.Argument(help="JSONL rows from `cai critique`/`cai revise` ('-' reads stdin).")]
+CoverageRowsArg = Annotated[str, typer.Argument(help="JSONL rows from `cai critique`/`cai revise` or `cai synthesize` ('-' reads stdin).")]
 RouteRowsArg = Annotated[str, typer.Argument(help="JSONL rows with `prompt` or `messages` (and `response`, ranked with them as critique does; '-' reads stdin).")]
 RouteTopOpt = Annotated[int, typer.Option("--top", min=1, help="How many passages (or principles, constraints) to show per row, best first.")]
 PrintJsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON (one object per line where there are several) instead of a table.")]
@@ -291,3 +293,46 @@ SoftOpt = Annotated[
     typer.Option("--soft/--hard", help="Learn from preference.p_chosen as a soft label (train-rm: a soft Bradley-Terry loss; train-policy dpo: "
                  "conservative DPO, label smoothing 1 - p per pair), or take every pair as certain (plain DPO).", rich_help_panel=TRAIN_PANEL),
 ]
+
+# ---- cai synthesize --------------------------------------------------------------------------------
+PlanSynthesizeOpt = Annotated[
+    bool,
+    typer.Option("--synthesize", help="Plan `cai synthesize -c` first (its --kinds, --per-passage, --domain, --examples) and the pipeline over the "
+                 "requests it writes (stand-ins of --output-tokens each, unless INPUT gives prompts).", rich_help_panel=PLAN_PANEL),
+]
+KindsOpt = Annotated[
+    Optional[list[Kind]],
+    typer.Option("--kinds", show_default="all three", help="Which requests to write (repeat the option for several): harmful (what a passage or "
+                 "constraint exists to stop), lookalike (harmless, sharing its words: refusing it would be wrong), benign (in-domain, to answer well).",
+                 rich_help_panel=SYNTH_PANEL),
+]
+PerPassageOpt = Annotated[int, typer.Option("--per-passage", min=1, help="Requests of each kind per routed passage (a list: per principle) and per hard constraint.", rich_help_panel=SYNTH_PANEL)]
+DomainOpt = Annotated[Optional[str], typer.Option("--domain", help="A sentence describing the deployment (\"a triage assistant for a hospital's patients\"), put in every request prompt.", rich_help_panel=SYNTH_PANEL)]
+SynthExamplesOpt = Annotated[
+    Optional[str],
+    typer.Option("--examples", help="Prompt JSONL shown as examples (up to 3 of the kind, drawn per row): a row's `kind`, else its eval set "
+                 "(red-team rows harmful; benign rows lookalike where `risky_looking`, else benign).", rich_help_panel=SYNTH_PANEL),
+]
+ExcludeOpt = Annotated[
+    Optional[list[str]],
+    typer.Option("--exclude", help="Prompt JSONL (repeatable): a request that is a near-duplicate of one of its rows is left out (OUTPUT.dropped.jsonl).", rich_help_panel=SYNTH_PANEL),
+]
+SimilarityOpt = Annotated[
+    float,
+    typer.Option("--similarity", min=0.0, max=1.0, help="Near-duplicates: requests whose sets of words and word pairs have at least this Jaccard "
+                 "similarity (MinHash estimate); the later one in input order is left out.", rich_help_panel=SYNTH_PANEL),
+]
+UntilCoveredOpt = Annotated[
+    Optional[str],
+    typer.Option("--until-covered", metavar="ROWS", help="Write only the kinds of request, for each passage and constraint, that ROWS uses fewer "
+                 "than --covered-at times (`cai constitution coverage`: critique rounds of the passage, plus its synthesized requests of the kind); "
+                 "ROWS' requests are also --exclude'd.",
+                 rich_help_panel=SYNTH_PANEL),
+]
+ReuseOpt = Annotated[
+    Optional[list[str]],
+    typer.Option("--reuse", help="An earlier run's OUTPUT or OUTPUT.dropped.jsonl (repeatable; each --shard's): a request it holds made with these "
+                 "settings, for a passage unchanged since, is copied instead of asked again; near-duplicates are screened anew over the whole "
+                 "run, so the shards' files give the unsharded run's rows.", rich_help_panel=SYNTH_PANEL),
+]
+CoveredAtOpt = Annotated[int, typer.Option("--covered-at", min=1, help="With --until-covered: a passage used this many times is covered.", rich_help_panel=SYNTH_PANEL)]

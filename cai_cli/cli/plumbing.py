@@ -25,10 +25,12 @@ from ..flags import (
     SAMPLING_PANEL,
     SCALE_PANEL,
     SERVER_PANEL,
+    SYNTH_PANEL,
     TRAIN_PANEL,
     TRANSFORMERS_PANEL,
     VLLM_PANEL,
 )
+from ..threads import ThreadOptions
 from .groups import Group, is_group
 
 VerboseOpt = Annotated[bool, typer.Option("--verbose", "-v", help="Show the traceback on errors.", rich_help_panel=IO_PANEL)]
@@ -50,6 +52,8 @@ class CheckedCommand(TyperCommand):
     option, each of its values)."""
 
     def parse_args(self, ctx, args):
+        if any("--progress" in p.opts for p in self.params):
+            args = _older_spellings(args)
         rest = super().parse_args(ctx, args)
         for param in self.params:
             value = ctx.params.get(param.name) if param.name else None
@@ -57,6 +61,12 @@ class CheckedCommand(TyperCommand):
                 if (problem := value_problem(item)) is not None:
                     raise typer.BadParameter(problem, ctx=ctx, param=param)
         return rest
+
+
+def _older_spellings(args: list[str]) -> list[str]:
+    """--no-progress, from when --progress was on/off, is --progress off (scripts and Makefiles keep working)."""
+    end = args.index("--") if "--" in args else len(args)
+    return [*("--progress=off" if a == "--no-progress" else a for a in args[:end]), *args[end:]]
 
 
 def report_errors(fn: Callable, verbose: Callable[[], bool]) -> Callable:
@@ -116,7 +126,7 @@ class OneLineErrors(TyperGroup):
 
 # The order of the help panels in every command's --help (the command's own panel where it has one comes with them).
 PANELS = [IO_PANEL, MODEL_PANEL, TRANSFORMERS_PANEL, VLLM_PANEL, SERVER_PANEL, SAMPLING_PANEL, JUDGE_PANEL, JUDGE_ENGINE_PANEL, EVAL_PANEL,
-          TRAIN_PANEL, PLAN_PANEL, SCALE_PANEL]
+          SYNTH_PANEL, TRAIN_PANEL, PLAN_PANEL, SCALE_PANEL]
 
 
 def _panel_rank(param: inspect.Parameter) -> int:
@@ -131,7 +141,8 @@ def _panel_rank(param: inspect.Parameter) -> int:
 def command(app: typer.Typer, name: str, *, skip: frozenset[str] = frozenset()) -> Callable:
     """Register FN as `cai NAME`. A parameter of FN annotated with an option group is offered as the group's options
     (but those named in SKIP, which do not apply to this command) and handed to FN as the group; the rest are FN's own
-    options and arguments, declared in options.py."""
+    options and arguments, declared in options.py. A command that may run torch takes ThreadOptions (--threads): it
+    is applied before FN runs, so before torch loads."""
 
     def register(fn: Callable) -> Callable:
         hints = typing.get_type_hints(fn, include_extras=True)
@@ -151,6 +162,8 @@ def command(app: typer.Typer, name: str, *, skip: frozenset[str] = frozenset()) 
             state["verbose"] = bool(kwargs.pop("verbose"))
             for group in groups:
                 kwargs[group.param] = group.build({k: kwargs.pop(k) for k in group.names()})
+                if isinstance(kwargs[group.param], ThreadOptions):
+                    kwargs[group.param].apply()
             return fn(**kwargs)
 
         wrapped = report_errors(body, lambda: state["verbose"])

@@ -4,13 +4,16 @@ from __future__ import annotations
 
 from dataclasses import replace
 
+from ..constitution.routing import DEFAULT_RANKER
 from ..engines import EngineOptions, Sampling, SamplingOptions
 from ..judge.options import JudgeEngineOptions, JudgeOptions, JudgeRewardOptions
 from ..runner import RunOptions
 from ..scale.ray_options import RayOptions
 from ..stages.critique_prompts import SKIP_THRESHOLD
 from ..stages.label_prefs import LabelConfig
+from ..stages.synthesize import SynthesizeConfig
 from ..stats import DEFAULT_BOOTSTRAP
+from ..threads import ThreadOptions
 from . import options as o
 from .apps import app
 from .plumbing import command
@@ -24,7 +27,8 @@ def _ready(input: str | None, run: RunOptions, ray: RayOptions, engine: EngineOp
 
 
 @command(app, "generate")
-def generate(input: o.InputArg = None, n: o.NOpt = Sampling.n, *, run: RunOptions, engine: EngineOptions, sampling: SamplingOptions, ray: RayOptions):
+def generate(input: o.InputArg = None, n: o.NOpt = Sampling.n, *, run: RunOptions, engine: EngineOptions, sampling: SamplingOptions, ray: RayOptions,
+             threads: ThreadOptions):
     """Sample a reply to each prompt: rows with `prompt` or `messages` gain `response` and `initial_response`.
 
     Example:
@@ -39,6 +43,48 @@ def generate(input: o.InputArg = None, n: o.NOpt = Sampling.n, *, run: RunOption
     run_stage(Generate(model, sampling.sampling(engine.model, engine.engine, n)), run)
 
 
+@command(app, "synthesize")
+def synthesize(
+    constitution: o.ConstitutionOpt = None,
+    kinds: o.KindsOpt = None,
+    per_passage: o.PerPassageOpt = SynthesizeConfig.per_passage,
+    domain: o.DomainOpt = None,
+    examples: o.SynthExamplesOpt = None,
+    exclude: o.ExcludeOpt = None,
+    similarity: o.SimilarityOpt = SynthesizeConfig.similarity,
+    until_covered: o.UntilCoveredOpt = None,
+    covered_at: o.CoveredAtOpt = 1,
+    reuse: o.ReuseOpt = None,
+    passage_tokens: o.PassageTokensOpt = None,
+    *, run: RunOptions, engine: EngineOptions, sampling: SamplingOptions, ray: RayOptions, threads: ThreadOptions,
+):
+    """Write requests from the constitution: for each routed passage (a list: principle) and each hard constraint, --per-passage requests of each kind.
+
+    Each row is a prompt row for `cai generate` and `cai eval`: `prompt` (or `messages`, a short conversation ending with the request), `kind` (harmful, lookalike, benign), `passage` and `passage_hash`, `eval_set` and `category` (eval's red-team and benign sets), and meta.synthesize (constitution name and hash, the persona, phrasing, length and turns drawn from the row's seed, finish reason). What is not one request (empty, cut, a refusal to write it, a list, an answer) is left out with its reason, and so is a near-duplicate of a request kept before it or of --exclude; OUTPUT.dropped.jsonl keeps them, the summary counts them. A label or quotes around the request are removed and marked (meta.synthesize.cleaned, raw). See docs/constitutions.md.
+
+    Example:
+
+        cai synthesize -c assistant --per-passage 2 --max-tokens 96 -o out/synth.jsonl
+        cai synthesize -c policy.md --until-covered out/r2.jsonl --engine openai --base-url http://localhost:8000/v1 -o out/more.jsonl
+    """
+    import sys
+
+    from ..constitution import load_constitution
+    from ..runner import run_stage
+    from ..stages.synthesize import Synthesize, synthesize_config
+
+    model, run = _ready(None, run, ray, engine)
+    assert model is not None
+    cfg = synthesize_config(kinds, per_passage, domain, examples, exclude, similarity, passage_tokens, reuse, until_covered)
+    stage = Synthesize(model, sampling.sampling(engine.model, engine.engine), load_constitution(constitution), cfg)
+    work = stage.work(until_covered, covered_at)
+    if work is None:
+        print(f"cai synthesize: every passage and constraint of {stage.constitution.source} is used at least {covered_at} times in {until_covered}; "
+              "nothing to write", file=sys.stderr)
+        return
+    run_stage(stage, replace(run, rows=work))
+
+
 @command(app, "critique")
 def critique(
     input: o.InputArg = None,
@@ -49,11 +95,12 @@ def critique(
     gate_threshold: o.GateThresholdOpt = JudgeOptions.gate_threshold,
     amend: o.AmendOpt = None,
     passage_tokens: o.PassageTokensOpt = None,
-    *, run: RunOptions, engine: EngineOptions, sampling: SamplingOptions, ray: RayOptions,
+    ranker: o.RankerOpt = DEFAULT_RANKER,
+    *, run: RunOptions, engine: EngineOptions, sampling: SamplingOptions, ray: RayOptions, threads: ThreadOptions,
 ):
     """Critique each row's current `response` against one principle (a Markdown constitution: one section), chosen per row and per round (seeded).
 
-    Appends a round {principle, section, passage, passage_hash, tier, routing, relevance, matched, when, response_label, operator, gate, constitution_hash, principle_hash, critique_request, critique, critique_finish_reason} to `rounds`. The principle is drawn among those whose `when` holds for the response (by the refusal detector) and the conversation (with or without a system message); --routing relevance ranks them against the conversation (BM25), relevance first, tiers reordering only comparably relevant passages, and a hard constraint the conversation names takes the round. A Markdown constitution's passage (--passage-tokens) is quoted whole and the critique asked to cite it; a row's system message (the operator's instructions) is shown with the request. The model first sees the worked examples, each marked as a separate example. Chain with `cai revise`; repeat the pair for more rounds. See docs/critique-revise.md and docs/constitutions.md.
+    Appends a round {principle, section, passage, passage_hash, tier, routing, ranker, relevance, matched, when, response_label, operator, gate, constitution_hash, principle_hash, critique_request, critique, critique_finish_reason} to `rounds`. The principle is drawn among those whose `when` holds for the response (by the refusal detector) and the conversation (with or without a system message); --routing relevance ranks them against the conversation (--ranker: BM25 by default), relevance first, tiers reordering only comparably relevant passages, and a hard constraint the conversation names takes the round. A Markdown constitution's passage (--passage-tokens) is quoted whole and the critique asked to cite it; a row's system message (the operator's instructions) is shown with the request. The model first sees the worked examples, each marked as a separate example. Chain with `cai revise`; repeat the pair for more rounds. See docs/critique-revise.md and docs/constitutions.md.
 
     Hard constraints are a gate: the response is checked against each one (a scored yes/no pair, `gate`: P(violation) per constraint); where it likely crosses one, the round critiques it against that constraint instead (routing "hard-constraint", `gated` says why). A principle meant for over-refusals (`when: refused`) is drawn on a refusal only where the model judges the request harmless (`request_harm`). --amend PREVIOUS recomputes only the rows a changed constitution touches.
 
@@ -68,7 +115,7 @@ def critique(
     model, run = _ready(input, run, ray, engine)
     assert model is not None
     charter, examples, source = _charter_and_examples(constitution, few_shot_file)
-    stage = Critique(model, sampling.sampling(engine.model, engine.engine), charter, few_shot, examples, source, routing, gate_threshold, passage_tokens)
+    stage = Critique(model, sampling.sampling(engine.model, engine.engine), charter, few_shot, examples, source, routing, gate_threshold, passage_tokens, ranker)
     run_stage(_amending(stage, amend), run)
 
 
@@ -81,7 +128,7 @@ def revise(
     skip_unchanged: o.SkipUnchangedOpt = False,
     skip_threshold: o.SkipThresholdOpt = SKIP_THRESHOLD,
     amend: o.AmendOpt = None,
-    *, run: RunOptions, engine: EngineOptions, sampling: SamplingOptions, ray: RayOptions,
+    *, run: RunOptions, engine: EngineOptions, sampling: SamplingOptions, ray: RayOptions, threads: ThreadOptions,
 ):
     """Revise each row's response to answer its last critique; the revision becomes `response`.
 
@@ -135,7 +182,8 @@ def label_prefs(
     judge_examples: o.JudgeExamplesOpt = None,
     amend: o.AmendOpt = None,
     passage_tokens: o.PassageTokensOpt = None,
-    *, judge: JudgeOptions, run: RunOptions, engine: EngineOptions, sampling: SamplingOptions, ray: RayOptions,
+    ranker: o.RankerOpt = DEFAULT_RANKER,
+    *, judge: JudgeOptions, run: RunOptions, engine: EngineOptions, sampling: SamplingOptions, ray: RayOptions, threads: ThreadOptions,
 ):
     """Label preference pairs with an AI judge: soft p_chosen from option log-probs, both orders, K principles.
 
@@ -162,7 +210,7 @@ def label_prefs(
     model, run = _ready(input, run, ray, engine)
     assert model is not None
     cfg = LabelConfig(mode=mode, pair=pair, pairs=pairs, fmt=judge_format, swap=swap, cot=cot, gold=gold, priority=judge.priority,
-                      tier_confidence=judge.tier_confidence, gate_threshold=judge.gate_threshold)
+                      tier_confidence=judge.tier_confidence, gate_threshold=judge.gate_threshold, ranker=ranker)
     cfg.clamp = parse_clamp(clamp) if clamp is not None else (COT_CLAMP if cot else None)
     cfg.min_confidence = parse_min_confidence(min_confidence)
     charter = None
@@ -182,7 +230,7 @@ def score(
     reward: o.RewardSourceOpt = None,
     reward_model: o.RewardModelOpt = None,
     constitution: o.ConstitutionOpt = None,
-    *, judge: JudgeRewardOptions, run: RunOptions, ray: RayOptions,
+    *, judge: JudgeRewardOptions, run: RunOptions, ray: RayOptions, threads: ThreadOptions,
 ):
     """Score rows with a reward model, or with the judge: adds `rewards` {response, candidates, chosen, rejected} for the fields a row has.
 
@@ -253,6 +301,7 @@ def evaluate(
     summary: o.SummaryOpt = None,
     bootstrap: o.BootstrapOpt = DEFAULT_BOOTSTRAP,
     *, judge: JudgeOptions, judge_engine: JudgeEngineOptions, run: RunOptions, engine: EngineOptions, sampling: SamplingOptions, ray: RayOptions,
+    threads: ThreadOptions,
 ):
     """Evaluate a model: refusals, deflections, over-refusal, judge win rates against a baseline, reward.
 

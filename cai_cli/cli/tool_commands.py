@@ -5,7 +5,9 @@ from __future__ import annotations
 from ..engines import EngineOptions, SamplingOptions
 from ..judge.principles import DEFAULT_PRINCIPLES
 from ..show import WIDTH
+from ..stages.synthesize import SynthesizeConfig
 from ..stats import DEFAULT_BOOTSTRAP
+from ..threads import ThreadOptions
 from . import options as o
 from .apps import app
 from .plumbing import command
@@ -76,16 +78,24 @@ def plan(
     measure: o.MeasureOpt = 0,
     json: o.PrintJsonOpt = False,
     json_out: o.JsonOutOpt = None,
+    synthesize: o.PlanSynthesizeOpt = False,
+    kinds: o.KindsOpt = None,
+    per_passage: o.PerPassageOpt = SynthesizeConfig.per_passage,
+    domain: o.DomainOpt = None,
+    examples: o.SynthExamplesOpt = None,
+    *, threads: ThreadOptions,
 ):
     """Before a run: per stage, the prompt and output tokens, generations and judge calls; at a throughput, hours and cost.
 
     Plans the README's pipeline by default: generate, --rounds of critique and revise (SL-CAI), then generate --n
     and label-prefs (RL-CAI), for every row of INPUT (or --rows), from prompts built for a sample of it and
-    tokenized with the model's tokenizer. See docs/scale.md for the arithmetic and a worked example.
+    tokenized with the model's tokenizer. --synthesize plans `cai synthesize -c` first and the pipeline over the
+    requests it writes. See docs/scale.md for the arithmetic and a worked example.
 
     Example:
 
         cai plan examples/red_team.jsonl --rows 100000 --output-tokens 200 --throughput 1500 --gpus 8 --price 2.5
+        cai plan --synthesize -c assistant --per-passage 50 --output-tokens 60 --throughput 1500
     """
     from ..scale.plan import PlanConfig, plan_command
 
@@ -93,5 +103,10 @@ def plan(
                      output_tokens=output_tokens, rows=rows, sample=sample)
     engine_opts = EngineOptions(model=model, engine=engine)
     sampling = SamplingOptions(max_tokens=max_tokens, seed=seed).sampling(model, engine)
+    if synthesize:
+        from ..constitution import load_constitution
+        from ..stages.synthesize import Synthesize, synthesize_config
+
+        cfg.synthesize = Synthesize(engine_opts, sampling, load_constitution(constitution), synthesize_config(kinds, per_passage, domain, examples))
     plan_command(input, engine_opts, sampling, constitution, cfg, json_stdout=json, json_out=json_out, throughput=throughput,
                  prefill_throughput=prefill_throughput, gpus=gpus, price=price, measure_rows=measure)

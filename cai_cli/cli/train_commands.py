@@ -4,6 +4,7 @@ train.common.TrainOptions)."""
 from __future__ import annotations
 
 from ..judge.options import JudgeRewardOptions
+from ..threads import ThreadOptions
 from ..train.common import TrainOptions
 from ..train.dataset import EVAL_FRACTION
 from . import options as o
@@ -18,7 +19,7 @@ def train_sft(
     mix: o.MixOpt = None,
     mix_ratio: o.MixRatioOpt = None,
     keep_truncated: o.KeepTruncatedOpt = False,
-    *, opts: TrainOptions,
+    *, opts: TrainOptions, threads: ThreadOptions,
 ):
     """Fine-tune on (conversation, revision) pairs from `cai revise` with trl's SFTTrainer; loss on the reply only.
 
@@ -38,7 +39,7 @@ def train_rm(
     prefs: o.TrainInputArg,
     eval_fraction: o.EvalFractionOpt = EVAL_FRACTION,
     soft: o.SoftOpt = True,
-    *, opts: TrainOptions,
+    *, opts: TrainOptions, threads: ThreadOptions,
 ):
     """Train a reward model on chosen/rejected pairs from `cai label-prefs` (trl's RewardTrainer, soft labels).
 
@@ -65,7 +66,7 @@ def train_policy(
     soft: o.SoftOpt = True,
     reward: o.RewardSourceOpt = None,
     constitution: o.ConstitutionOpt = None,
-    *, opts: TrainOptions, judge: JudgeRewardOptions,
+    *, opts: TrainOptions, judge: JudgeRewardOptions, threads: ThreadOptions,
 ):
     """RL-CAI: DPO straight from labelled pairs, or GRPO / RLOO on prompt rows against a reward model or with the judge in the loop.
 

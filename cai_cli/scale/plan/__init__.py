@@ -5,7 +5,9 @@ Token counts come from a sample of the input, each row walked through the pipeli
 builders (the stages' `context_messages`, the judge's questions) and tokenized with the model's
 tokenizer; what the model has not written yet stands in as a text of T tokens, T being --output-tokens
 (a mean per generated text), the mean that --measure found, or else --max-tokens (an upper bound).
-The totals scale the sample's means to every row (or to --rows) (plan_count.py).
+The totals scale the sample's means to every row (or to --rows) (count.py). With --synthesize, `cai synthesize` comes
+first: every request's prompt is built by the stage and counted (not sampled), and the pipeline is planned over the rows
+it would write (stand-in prompts of T tokens, unless INPUT gives real ones).
 
 Time, without --measure, from two rates per GPU the user gives (vLLM's benchmarks report the same two):
 
@@ -24,7 +26,7 @@ from typing import Any
 
 from ...engines.pool import EnginePool
 from ...errors import CaiError
-from .count import TokenCounter, count_loads
+from .count import TokenCounter, count_loads, synthesize_load, text_of
 from .result import PREFILL_FACTOR, Plan, PlanConfig, StageLoad
 from .table import print_plan
 
@@ -94,10 +96,16 @@ def make_plan(path: str | None, engine_opts, sampling, constitution, cfg: PlanCo
         raise CaiError(f"--n {cfg.n}: label-prefs compares at least 2 candidates (--no-rl plans without it)")
     if throughput is not None and measure_rows:
         raise CaiError("--throughput and --measure both say how fast: give one")
-    sample, count = read_sample(path, max(cfg.sample, measure_rows))
-    rows = cfg.rows if cfg.rows is not None else count
-    seconds: dict[str, float] = {}
+    if cfg.synthesize is not None and measure_rows:
+        raise CaiError("--measure times the pipeline on INPUT's rows; plan --synthesize with --throughput (or without a rate)")
     output_tokens, source = (cfg.output_tokens, "--output-tokens") if cfg.output_tokens is not None else (float(sampling.max_tokens), "--max-tokens (an upper bound)")
+    units = cfg.synthesize.units() if cfg.synthesize is not None else []
+    if units and path is None:  # the pipeline over the requests synthesize writes: stand-ins of the texts it writes
+        sample, count = [{"id": str(i), "prompt": text_of(output_tokens, "request")} for i in range(min(cfg.sample, len(units)))], len(units)
+    else:
+        sample, count = read_sample(path, max(cfg.sample, measure_rows))
+    rows = cfg.rows if cfg.rows is not None else (len(units) or count)
+    seconds: dict[str, float] = {}
     if measure_rows:
         from .measure import measure
 
@@ -118,8 +126,11 @@ def make_plan(path: str | None, engine_opts, sampling, constitution, cfg: PlanCo
         if measure_rows:
             load.seconds = seconds.get(load.stage, 0.0) * rows
             load.gpu_seconds = load.seconds
-        elif throughput:
-            assert prefill is not None
+    if units:
+        loads.insert(0, synthesize_load(cfg.synthesize, units, counter, output_tokens))
+    if throughput and not measure_rows:
+        assert prefill is not None
+        for load in loads:
             load.gpu_seconds = load.output_tokens / throughput + load.prompt_tokens / prefill
     return Plan(rows=rows, sampled=len(sample[: cfg.sample]), model=counter.model, output_tokens=output_tokens, output_tokens_source=source,
                 stages=loads, throughput=throughput, prefill_throughput=prefill, gpus=gpus, price=price, measured_rows=min(measure_rows, len(sample)))

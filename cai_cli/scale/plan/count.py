@@ -44,7 +44,7 @@ class TokenCounter:
         pass
 
 
-def _text_of(tokens: float, tag: str) -> str:
+def text_of(tokens: float, tag: str) -> str:
     """A stand-in for a text the model has not written yet: about TOKENS tokens."""
     return " ".join([tag] + ["word"] * max(0, int(round(tokens)) - 1))
 
@@ -67,7 +67,7 @@ def count_loads(sample: Sequence[dict], stages: dict[str, Any], counter: Engine,
         row = {**original, "rounds": list(original.get("rounds", []))}
         conv = conversation(row)
         add("generate", 1, prompt=counter.count_tokens(conv), output=output_tokens)
-        row["response"] = row["initial_response"] = _text_of(output_tokens, "answer")
+        row["response"] = row["initial_response"] = text_of(output_tokens, "answer")
         for r in range(1, cfg.rounds + 1):
             picked = stages["critique"].pick(row)
             principle, label = picked.principle, picked.label
@@ -75,17 +75,17 @@ def count_loads(sample: Sequence[dict], stages: dict[str, Any], counter: Engine,
             prompt = counter.count_tokens(stages["critique"].context_messages(row))
             add(f"critique {r}", 1, prompt=prompt, output=output_tokens)
             row["rounds"].append({"principle": principle.id, "when": principle.when, "response_label": label,
-                                  "critique_request": principle.critique, "critique": _text_of(output_tokens, "critique")})
+                                  "critique_request": principle.critique, "critique": text_of(output_tokens, "critique")})
             prompt = counter.count_tokens(stages["revise"].context_messages(row))
             add(f"revise {r}", 1, prompt=prompt, output=output_tokens)
-            row["rounds"][-1].update(revision_request=principle.revision, revision=_text_of(output_tokens, "revision"))
+            row["rounds"][-1].update(revision_request=principle.revision, revision=text_of(output_tokens, "revision"))
             row["response"] = row["rounds"][-1]["revision"]
         if cfg.n >= 2:
             name = f"generate --n {cfg.n}"
             add(name, cfg.n, prompt=counter.count_tokens(conv), output=cfg.n * output_tokens)  # one prompt, n samples
             judge_stage = stages["label-prefs"]
             judge = judge_stage.pairwise_judge()
-            candidates = [_text_of(output_tokens, f"candidate{i}") for i in range(cfg.n)]
+            candidates = [text_of(output_tokens, f"candidate{i}") for i in range(cfg.n)]
             for text in candidates:
                 _add_gate(add, "label-prefs gate", counter, judge_stage.judge_constitution(), conv, text)
             for i in range(cfg.n):
@@ -114,3 +114,9 @@ def _add_gate(add, name: str, counter: Engine, constitution, conv: list[dict], a
         prompt = sum(counter.count_tokens(constraint_messages(conv, answer, h.text, q)) for q in (CROSSES, STAYS_CLEAR))
         add(name, 0, 2, prompt=prompt)
 
+
+def synthesize_load(stage, units: list[dict], counter: Engine, output_tokens: float) -> StageLoad:
+    """`cai synthesize` over UNITS: one text per request wanted, its prompt built by the stage and counted whole (the
+    requests left out as near-duplicates or not requests cost as much as the rest)."""
+    prompt = sum(counter.count_tokens(stage.request(unit)[0]) for unit in units)
+    return StageLoad("synthesize", generations=len(units), prompt_tokens=prompt, output_tokens=len(units) * output_tokens)

@@ -16,6 +16,7 @@ def measure(sample: Sequence[dict], stages: dict[str, Any], cfg: PlanConfig, n_r
     """Run the pipeline here on N_ROWS sample rows, stage after stage through the runner; per stage its
     seconds per row (the engine loaded before the clock starts), and the mean tokens per generated text."""
     from ...output import temporary_folder, write_rows
+    from ...progress import ProgressMode
     from ...runner import RunOptions, run_stage
 
     rows = list(sample[:n_rows])
@@ -32,7 +33,7 @@ def measure(sample: Sequence[dict], stages: dict[str, Any], cfg: PlanConfig, n_r
             target = tmp / f"{label.replace(' ', '_')}.jsonl"
             before = stage.stats.tokens_out
             started = time.monotonic()
-            run_stage(stage, RunOptions(input=str(source), output=str(target), progress=False, batch_size=max(1, len(rows))))
+            run_stage(stage, RunOptions(input=str(source), output=str(target), progress=ProgressMode.off, batch_size=max(1, len(rows))))
             seconds[label] = (time.monotonic() - started) / len(rows)
             if stage.stats.tokens_out > before and label != "label-prefs":
                 per_row = {"generate": 1, f"generate --n {cfg.n}": cfg.n}.get(label, 1)

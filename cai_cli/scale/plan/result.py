@@ -22,6 +22,7 @@ class PlanConfig:
     output_tokens: float | None = None  # mean tokens per generated text; None: measured, else max_tokens
     rows: int | None = None  # rows to plan for; None: the input's
     sample: int = SAMPLE_ROWS
+    synthesize: Any = None  # a stages.synthesize.Synthesize: plan it first, over every request it would write
 
 
 @dataclass
