@@ -1,4 +1,4 @@
-"""eval's phases: each a stage on the runner (cai_cli/runner.py) over the run's prompts, with its own output, side file
+"""eval's phases: each a stage on the runner (cai_cli/runner/) over the run's prompts, with its own output, side file
 and errors in the work folder, so resume, the fingerprint, --restart, progress and the summary line are those of every
 stage. A rerun reruns every phase: a finished one resumes all its rows from its side file without loading a model.
 

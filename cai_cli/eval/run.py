@@ -1,6 +1,6 @@
 """eval: answer red-team and benign prompts with a model (and a baseline), then measure.
 
-Every step is a stage on the runner (cai_cli/runner.py) over the user's prompt files themselves, read as one input
+Every step is a stage on the runner (cai_cli/runner/) over the user's prompt files themselves, read as one input
 (eval/prompt_sets.py: a benchmark's CSV mapped to prompt rows, each row checked and given its `eval_set`; ids are the
 stages' own, and each names one prompt), so rows, ids, errors, --limit/--shard, resume and messages naming the
 user's file and line are the stages' own:

@@ -1,6 +1,6 @@
 """--ray: a stage's batches on a Ray cluster, through one Ray Data pipeline; the runner keeps everything else.
 
-The runner (cai_cli/runner.py) reads, validates, shards and resumes as always, and hands each batch of rows
+The runner (cai_cli/runner/) reads, validates, shards and resumes as always, and hands each batch of rows
 still to do to this executor (its BatchExecutor seam). Each batch goes into Ray's object store as one
 block (the driver keeps only references), and once the input is read, one pipeline runs them all:
 
@@ -8,7 +8,7 @@ block (the driver keeps only references), and once the input is read, one pipeli
 
 Each actor unpickles the stage (never started in the driver) and starts it once, so each actor holds one
 engine: vLLM on GPU actors, the transformers engine on CPU actors. An actor runs on a batch exactly what
-a local run runs (runner.run_batch_here: check_loaded, then process), so the rows are the same: every
+a local run runs (runner.executor.run_batch_here: check_loaded, then process), so the rows are the same: every
 random draw is per row (rows.row_seed), never per process or per batch, and the batches are the runner's.
 Batches come back as they finish, tagged with their sequence number; they are handed to the runner in
 submission order, so the side file, resume, --on-error, dropped rows and the summary line behave as
@@ -45,7 +45,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from ..errors import CaiError, EngineError
-from ..executor import Finished, run_batch_here
+from ..runner.executor import Finished, run_batch_here
 from ..stages.base import Stage
 from .tallies import add_tallies, increase, snapshot
 
