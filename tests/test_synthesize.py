@@ -19,7 +19,7 @@ from synth_fakes import SAME, install
 
 from cai_cli.constitution import load_constitution
 from cai_cli.constitution.requests import sized
-from cai_cli.stages.synthesize import targets
+from cai_cli.stages.synthesize_config import targets
 from cai_cli.stages.synthesize_prompts import Kind, Rejection, read_request
 
 from conftest import FAKE_ENV, ROOT, invoke, read_jsonl, write_jsonl

@@ -158,7 +158,7 @@ def constitution_route(rows: o.RouteRowsArg, constitution: o.ConstitutionOpt = N
     from ..constitution.display import route_table
     from ..constitution.passages import budget_for
     from ..constitution.requests import sized
-    from ..constitution.routing import route_rows
+    from ..constitution.route import route_rows
 
     charter = sized(load_constitution(constitution), budget_for(None, override=passage_tokens))
     explained = route_rows(rows, charter, top, ranker)

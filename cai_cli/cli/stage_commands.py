@@ -11,7 +11,7 @@ from ..runner import RunOptions
 from ..scale.ray_options import RayOptions
 from ..stages.critique_prompts import SKIP_THRESHOLD
 from ..stages.label_prefs import LabelConfig
-from ..stages.synthesize import SynthesizeConfig
+from ..stages.synthesize_config import SynthesizeConfig
 from ..stats import DEFAULT_BOOTSTRAP
 from ..threads import ThreadOptions
 from . import options as o
@@ -71,7 +71,8 @@ def synthesize(
 
     from ..constitution import load_constitution
     from ..runner import run_stage
-    from ..stages.synthesize import Synthesize, synthesize_config
+    from ..stages.synthesize import Synthesize
+    from ..stages.synthesize_config import synthesize_config
 
     model, run = _ready(None, run, ray, engine)
     assert model is not None

@@ -5,7 +5,7 @@ from __future__ import annotations
 from ..engines import EngineOptions, SamplingOptions
 from ..judge.principles import DEFAULT_PRINCIPLES
 from ..show import WIDTH
-from ..stages.synthesize import SynthesizeConfig
+from ..stages.synthesize_config import SynthesizeConfig
 from ..stats import DEFAULT_BOOTSTRAP
 from ..threads import ThreadOptions
 from . import options as o
@@ -105,7 +105,8 @@ def plan(
     sampling = SamplingOptions(max_tokens=max_tokens, seed=seed).sampling(model, engine)
     if synthesize:
         from ..constitution import load_constitution
-        from ..stages.synthesize import Synthesize, synthesize_config
+        from ..stages.synthesize import Synthesize
+        from ..stages.synthesize_config import synthesize_config
 
         cfg.synthesize = Synthesize(engine_opts, sampling, load_constitution(constitution), synthesize_config(kinds, per_passage, domain, examples))
     plan_command(input, engine_opts, sampling, constitution, cfg, json_stdout=json, json_out=json_out, throughput=throughput,
