@@ -7,30 +7,11 @@ import importlib.util
 import os
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from enum import Enum
 from typing import Annotated
 
 from ..errors import EngineError
 from ..flags import MODEL, MODEL_PANEL, SERVER_PANEL, TRANSFORMERS_PANEL, VLLM_PANEL, Flag
-from .base import Completion, Engine, Sampling, SamplingOptions, sampling_for
-
-
-class EngineName(str, Enum):
-    """The built-in back ends --engine names (engines registered with register_engine come on top)."""
-
-    auto = "auto"  # vllm when it imports and a GPU is present, else transformers
-    transformers = "transformers"
-    vllm = "vllm"
-    openai = "openai"
-
-
-class Dtype(str, Enum):
-    """--dtype: auto is float32 on CPU, bfloat16/float16 on GPU."""
-
-    auto = "auto"
-    float32 = "float32"
-    bfloat16 = "bfloat16"
-    float16 = "float16"
+from .base import Completion, Dtype, Engine, EngineName, Sampling, SamplingOptions, sampling_for
 
 
 @dataclass

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field, replace
+from enum import Enum
 from typing import Annotated, Protocol, Sequence
 
 from ..errors import EngineError
@@ -10,6 +11,24 @@ from ..flags import MAX_TOKENS, SAMPLING_PANEL, SEED, TEMPERATURE, Flag
 
 Message = dict  # {"role": ..., "content": ...}
 Conversation = list[Message]
+
+
+class EngineName(str, Enum):
+    """The built-in back ends --engine names (engines registered with register_engine come on top)."""
+
+    auto = "auto"  # vllm when it imports and a GPU is present, else transformers
+    transformers = "transformers"
+    vllm = "vllm"
+    openai = "openai"
+
+
+class Dtype(str, Enum):
+    """--dtype: auto is float32 on CPU, bfloat16/float16 on GPU."""
+
+    auto = "auto"
+    float32 = "float32"
+    bfloat16 = "bfloat16"
+    float16 = "float16"
 
 
 @dataclass
@@ -70,7 +89,7 @@ def sampling_for(model: str | None, engine: str, **given) -> Sampling:
     and then Sampling's own. With the openai engine and no --model the server's model is unknown: no model defaults."""
     from ..model_specs import sampling_defaults
 
-    defaults = sampling_defaults(model) if (model or engine != "openai") else {}
+    defaults = sampling_defaults(model) if (model or engine != EngineName.openai) else {}
     return Sampling(**{**defaults, **{k: v for k, v in given.items() if v is not None}})
 
 

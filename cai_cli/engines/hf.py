@@ -7,14 +7,14 @@ from collections.abc import Sequence
 from typing import Any
 
 from ..errors import ModelError
-from .base import Completion, Conversation, Sampling, render_with_tokenizer, seeds_or_default
+from .base import Completion, Conversation, Dtype, Sampling, render_with_tokenizer, seeds_or_default
 from .hf_scoring import OptionScoring
 from .packing import common_prefix
 
 
-def pick_dtype(torch, device: str, requested: str = "auto"):
-    if requested != "auto":
-        return getattr(torch, requested)
+def pick_dtype(torch, device: str, requested: Dtype | str = Dtype.auto):
+    if Dtype(requested) is not Dtype.auto:
+        return getattr(torch, Dtype(requested).value)
     if device.startswith("cuda"):
         return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
     # Without native bfloat16 (most laptop CPUs) reduced precision is several times slower.

@@ -14,7 +14,7 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
-from . import Engine, EngineOptions, load_engine, resolve_engine_name
+from . import Engine, EngineName, EngineOptions, load_engine, resolve_engine_name
 
 
 def engine_key(opts: EngineOptions) -> str:
@@ -24,7 +24,7 @@ def engine_key(opts: EngineOptions) -> str:
     fields = asdict(opts)
     fields["engine"] = resolve_engine_name(opts.engine)
     model = opts.model
-    if fields["engine"] != "openai":
+    if fields["engine"] != EngineName.openai:
         if model in EMBEDDED_ALIASES:
             model = "embedded"
         elif Path(str(model)).expanduser().exists():

@@ -6,7 +6,7 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from ..engines import resolve_engine_name
+from ..engines import EngineName, resolve_engine_name
 from ..errors import ModelError
 
 
@@ -16,7 +16,7 @@ def check_model_folders(specs: list[tuple[str, str | None, str]]) -> None:
     from ..model_specs import EMBEDDED_ALIASES, resolve_model
 
     for option, spec, engine in specs:
-        if spec in EMBEDDED_ALIASES or resolve_engine_name(engine) == "openai":
+        if spec in EMBEDDED_ALIASES or resolve_engine_name(engine) == EngineName.openai:
             continue
         assert spec is not None  # None is one of EMBEDDED_ALIASES
         if Path(spec).expanduser().exists() or spec.startswith((".", "/", "~")) or spec.count("/") > 1:

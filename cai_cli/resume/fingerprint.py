@@ -8,6 +8,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from ..engines import EngineName
+
 WEIGHT_SUFFIXES = (".safetensors", ".bin", ".gguf", ".pt", ".pth")
 SHAPING_FILES = ("config.json", "adapter_config.json", "generation_config.json", "tokenizer_config.json", "tokenizer.json", "chat_template.jinja")
 
@@ -29,7 +31,7 @@ def folder_identity(folder: Path) -> dict:
 
 def model_identity(engine: str, spec: str | None, base_urls: list[str]) -> dict:
     """The model a stage will load, identified without loading it."""
-    if engine == "openai":
+    if engine == EngineName.openai:
         # The served model's name is added once the engine has asked the server (EngineStage.fingerprint).
         return {"name": spec, "base_urls": sorted(set(base_urls))}
     from ..model_specs import EMBEDDED_ALIASES, EMBEDDED_NAME, embedded_gguf

@@ -126,9 +126,9 @@ class RayExecutor:
     def start(self, stage: Stage, stop_at_failure: bool) -> None:
         engine_opts = stage.engine_opts
         if engine_opts is not None:
-            from ..engines import resolve_engine_name
+            from ..engines import EngineName, resolve_engine_name
 
-            if resolve_engine_name(engine_opts.engine) == "openai":
+            if resolve_engine_name(engine_opts.engine) == EngineName.openai:
                 raise CaiError("--ray with --engine openai: the servers already share the rows (--base-url, repeated); drop --ray")
         self.stage, self.stop_at_failure = stage, stop_at_failure
         self.blocks: list[Any] = []  # one object-store reference per batch, in submission order

@@ -7,7 +7,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, ClassVar
 
-from ..engines import Engine, EngineOptions, Sampling, resolve_engine_name
+from ..engines import Engine, EngineName, EngineOptions, Sampling, resolve_engine_name
 from ..engines.pool import EnginePool
 from ..errors import RowFailure
 from ..rows import conversation, row_digest, stable_hash
@@ -128,7 +128,7 @@ class EngineStage(Stage):
     def _model_name(self) -> str:
         if self.engine_opts.model:
             return self.engine_opts.model
-        if self.engine is not None and self.engine.name == "openai":
+        if self.engine is not None and self.engine.name == EngineName.openai:
             return self.engine.model  # whatever the server serves
         return "embedded:SmolLM2-135M-Instruct"
 
@@ -164,7 +164,7 @@ class EngineStage(Stage):
         """made_by(), with the model an OpenAI-compatible server serves (once the engine has asked it) and the
         constitution."""
         fp = self.made_by()
-        if fp["engine"]["name"] == "openai" and self.engine is not None:
+        if fp["engine"]["name"] == EngineName.openai and self.engine is not None:
             fp["model"]["served"] = self.engine.model
         if self.constitution is not None:
             fp["constitution"] = {"name": self.constitution.name, "hash": self.constitution.hash}
