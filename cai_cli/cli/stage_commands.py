@@ -153,7 +153,7 @@ def _amending(stage, amend: str | None):
     """STAGE, or with --amend PREVIOUS the stage that copies what a changed constitution leaves untouched."""
     if amend is None:
         return stage
-    from ..amend import Amending
+    from ..stages.amend import Amending
 
     return Amending(stage, amend)
 

@@ -31,13 +31,13 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
-from .constitution import Constitution
-from .constitution.requests import round_principle
-from .errors import CaiError, ConstitutionError, RowFailure
-from .jsonl import read_lines
-from .rows import row_digest, stable_hash, stage_meta
-from .runner import Dropped, Outcome
-from .stages.base import Stage
+from ..constitution import Constitution
+from ..constitution.requests import round_principle
+from ..errors import CaiError, ConstitutionError, RowFailure
+from ..jsonl import read_lines
+from ..rows import row_digest, stable_hash, stage_meta
+from ..runner import Dropped, Outcome
+from .base import Stage
 
 
 def dropped_path(output: Path) -> Path:
@@ -56,7 +56,7 @@ def _changed_hashes(kind: str, recorded: dict, current: dict) -> str | None:
 
 def constraints_changed(recorded: dict, constitution: Constitution) -> str | None:
     """Why what the gate asked (RECORDED: constraint id -> hash of its question's constitution text) no longer holds."""
-    from .judge.gate import constraint_hashes
+    from ..judge.gate import constraint_hashes
 
     current = constraint_hashes(constitution)
     why = _changed_hashes("hard constraint", recorded, current)
@@ -88,7 +88,7 @@ def round_changed(last: dict, constitution: Constitution, stage: str) -> str | N
     if "when" in last and principle.when != last.get("when"):
         return f"the `when` of '{pid}' changed ({last.get('when')} -> {principle.when})"
     if isinstance(last.get("behaviours"), dict):
-        from .constitution.behaviours import note_hash
+        from ..constitution.behaviours import note_hash
 
         if note_hash(constitution, last["behaviours"]) != last.get("behaviours_hash"):
             return "the instructable behaviours the critic was told of changed"
@@ -100,7 +100,7 @@ def label_changed(pref: dict, constitution: Constitution) -> str | None:
     """Why a label no longer holds: a question as the judge was shown it (with the passage it quoted) changed, the
     constraints changed, or the tiers' order did. A label that used no constitution (revision-wins, identical
     responses) always holds."""
-    from .judge.tiers import shown_questions
+    from ..judge.tiers import shown_questions
 
     used = pref.get("used")
     if not isinstance(used, dict):
@@ -181,7 +181,7 @@ class Amending(Stage):
                 kept, left_out = self.index.setdefault(digest, ([], []))
                 (left_out if dropped else kept).append(item.row)
         if not ours:
-            from .filekinds import describe_rows
+            from ..filekinds import describe_rows
 
             what = describe_rows([first] if first is not None else [])
             raise CaiError(f"--amend {self.previous}: {what}, not an earlier output of `cai {self.name}`; give the -o of an earlier "
@@ -208,7 +208,7 @@ class Amending(Stage):
     # ------------------------------------------------------------------ the Stage protocol
 
     def fingerprint(self) -> dict:
-        from .resume import file_identity
+        from ..resume import file_identity
 
         return {**self.inner.fingerprint(), "amend": {"previous": str(self.previous.resolve()), "file": file_identity(self.previous)}}
 
