@@ -1,5 +1,6 @@
-"""Models: resolving a model spec (the embedded default model, local folders, hub ids, with a clear offline error),
-loading a reward model folder from `cai train-rm`, and quieting the libraries that load them."""
+"""Model specs (what --model, --baseline, --judge-model and --reward-model name): resolving one (the embedded default
+model, local folders, hub ids, with a clear offline error), what a folder holds, the sampling defaults and context a
+model has, loading a reward model folder from `cai train-rm`, and quieting the libraries that load them."""
 
 from __future__ import annotations
 
