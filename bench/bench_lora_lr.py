@@ -98,7 +98,7 @@ def main() -> None:
 
     import torch
 
-    from cai_cli.models import embedded_model_dir
+    from cai_cli.model_specs import embedded_model_dir
     from cai_cli.train.common import LORA_LR
 
     torch.set_num_threads(args.threads)

@@ -130,7 +130,7 @@ def v4_reading(layer: int = V4_LAYER, cutoff: int = V4_CUTOFF, pools: tuple[str,
 
 
 def states_dir() -> Path:
-    from cai_cli.models import cache_dir
+    from cai_cli.model_specs import cache_dir
 
     return Path(os.environ.get("CAI_REFUSAL_STATES") or cache_dir() / "refusal-states")
 

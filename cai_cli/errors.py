@@ -39,6 +39,12 @@ class EngineError(CaiError):
     """An engine that cannot start or serve (missing package, unreachable server)."""
 
 
+class Interrupted(CaiError):
+    """Ctrl-C (or SIGTERM) where the usual line, "rerun the same command to resume", would not be true."""
+
+    exit_code = 130
+
+
 class RowFailure(Exception):
     """One row could not be processed (e.g. prompt longer than the context); the run goes on under --on-error."""
 

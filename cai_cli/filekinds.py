@@ -16,8 +16,8 @@ TRAINING_CURVES = "cai-training-curves"
 DOCUMENTS = {
     LABEL_PREFS_SUMMARY: "a label-prefs summary (the JSON `cai label-prefs` writes beside its rows)",
     EVAL_SUMMARY: "an eval summary (the JSON `cai eval` writes beside its rows)",
-    EVAL_REPORT: "a merged report (`cai report --json`)",
-    TRAINING_CURVES: "training curves (`cai report TRAIN_DIR --json`)",
+    EVAL_REPORT: "a merged report (`cai report --json-out`)",
+    TRAINING_CURVES: "training curves (`cai report TRAIN_DIR --json-out`)",
 }
 
 SIDE_FILE_KEY = "cai_side_file"  # the first line of OUT.partial (resume.py): {"cai_side_file": version, "fingerprint": ...}

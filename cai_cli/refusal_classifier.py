@@ -99,10 +99,11 @@ def save(path: Path, weights, bias: float, meta: dict) -> None:
     """Write a model: nonzero weights as (bucket, float16 weight) pairs, the rest as JSON."""
     import numpy as np
 
+    from .output import write_npz
+
     nz = np.flatnonzero(shipped_weights(weights))
     meta = {**meta, "bias": float(bias), "features": FEATURES}
-    with open(path, "wb") as f:
-        np.savez_compressed(f, index=nz.astype(np.uint32), weight=weights[nz].astype(np.float16), meta=np.array(json.dumps(meta)))
+    write_npz(path, index=nz.astype(np.uint32), weight=weights[nz].astype(np.float16), meta=np.array(json.dumps(meta)))
 
 
 def load(path: Path) -> Model:

@@ -2,7 +2,7 @@
 
 A reply is framed as the assistant's turn of the embedded model's chat template (`<|im_start|>assistant\\n`, then
 the reply; the request is not shown: on the dev split it did not help), cut to its first tokens (refusals are said
-first), and run through the first layers of the embedded model (SmolLM2-135M-Instruct, `cai_cli.models`): no
+first), and run through the first layers of the embedded model (SmolLM2-135M-Instruct, `cai_cli.model_specs`): no
 other weights. The hidden states of the reply's tokens, pooled (their mean, or the last one's), are the features.
 A causal model's state at a position depends only on the tokens before it, so one pass at the longest cut-off gives
 every shorter one exactly: `bench/train_refusal.py` caches one pass and tries them all.
@@ -54,7 +54,7 @@ class Encoder:
         import torch
         from transformers import AutoConfig, AutoModel, AutoTokenizer
 
-        from .models import embedded_model_dir, quiet_libraries
+        from .model_specs import embedded_model_dir, quiet_libraries
 
         quiet_libraries()
         folder = model_dir or str(embedded_model_dir())
@@ -158,10 +158,11 @@ class Head:
 def save_head(path: Path, head: Head) -> None:
     import numpy as np
 
+    from .output import write_npz
+
     meta = {**head.meta, "reading": head.reading.as_dict(), "bias": head.bias, "threshold": head.threshold}
-    with open(path, "wb") as f:
-        np.savez_compressed(f, mean=np.asarray(head.mean, np.float32), scale=np.asarray(head.scale, np.float32),
-                            weight=np.asarray(head.weight, np.float32), meta=np.array(json.dumps(meta)))
+    write_npz(path, mean=np.asarray(head.mean, np.float32), scale=np.asarray(head.scale, np.float32),
+              weight=np.asarray(head.weight, np.float32), meta=np.array(json.dumps(meta)))
 
 
 def load_head(path: Path) -> Head:

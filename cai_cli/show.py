@@ -15,8 +15,10 @@ WIDTH = 400  # characters of each text shown in the terminal (`cai show --width`
 CUT_MARK = "[cut at --max-tokens]"  # after a text whose generation stopped at the token limit, where it stops
 
 
-def load_rows(path: str) -> tuple[list[dict], list[str]]:
-    """(the rows to show, notes for stderr) of PATH; a CaiError (one line) where there is nothing to show."""
+def load_rows(path: str, skip_bad: bool = False) -> tuple[list[dict], list[str]]:
+    """(the rows to show, notes for stderr) of PATH; a CaiError (one line) where there is nothing to show. A line that
+    is not a row stops the read with one line naming it; SKIP_BAD (`--on-error skip`) shows the rows that are and
+    names the others on stderr instead."""
     from .filekinds import SIDE_FILE_KEY, describe_rows
     from .jsonl import NotJsonl, display_name, read_lines
 
@@ -28,9 +30,12 @@ def load_rows(path: str) -> tuple[list[dict], list[str]]:
         raise CaiError(f"{exc.name}: {exc.what}, not rows: `cai show` displays the JSONL rows cai stages write" + (f"; {todo}" if todo else "")) from None
     rows = [item.row for item in lines if item.row is not None]
     bad = [item for item in lines if item.error is not None]
-    notes = [f"cai show: {len(bad)} lines are not rows and were not shown (first: {bad[0].error})"] if bad and rows else []
     if not lines:
         raise CaiError(f"{name}: empty (no rows to show)")
+    if bad and not skip_bad:
+        more = f" (and {len(bad) - 1} more lines that are not rows)" if len(bad) > 1 else ""
+        raise CaiError(f"{bad[0].error}{more}; add --on-error skip to show the rows that are")
+    notes = [f"cai show: {len(bad)} lines are not rows and were not shown (first: {bad[0].error})"] if bad and rows else []
     if not rows:
         raise CaiError(f"{bad[0].error}; no line of {name} is a JSON row, so there is nothing to show")
     kind = describe_rows(rows)
@@ -100,6 +105,8 @@ def row_view(row: dict) -> RowView:
             shown["critique_cut"] = is_cut(round_finish_reason(row, index, "critique"))
             shown["revision_cut"] = is_cut(round_finish_reason(row, index, "revision"))
             shown["gated"] = bool(rnd.get("gated"))  # the gate sent this round to a hard constraint
+            # the passage the round showed (a constraint's: the passage stating it) and its hash: what decided the round
+            shown["passage"] = f" · passage {rnd['passage']} ({rnd.get('passage_hash')})" if rnd.get("passage") else ""
             rounds.append(shown)
     first = row.get("initial_response")
     if first is None and not rounds:
@@ -116,6 +123,10 @@ def row_view(row: dict) -> RowView:
         items.append((f"error ({where})", _text(record.get("error"))))
         if record.get("raw") is not None:
             items.append(("the line as read", _text(record["raw"])))
+    if isinstance(row.get("passage"), str) and isinstance(row.get("kind"), str):  # a request `cai synthesize` wrote
+        items.append(("written for", f"{row['kind']} · {row['passage']} ({row.get('passage_hash')})"))
+    if row.get("raw") is not None:
+        items.append(("what the model wrote", _text(row["raw"])))
     if row.get("dropped") is not None:
         items.append(("left out", _text(row["dropped"])))
     candidates = row.get("candidates")
@@ -131,7 +142,10 @@ def row_view(row: dict) -> RowView:
     p_chosen = pref.get("p_chosen") if isinstance(pref, dict) else row.get("p_chosen")
     if isinstance(p_chosen, (int, float)):
         agreed = f", orders agreed: {pref['orders_agreed']}" if isinstance(pref, dict) and "orders_agreed" in pref else ""
-        items.append(("preference", f"p_chosen={p_chosen:.2f}{agreed}"))
+        decided = ""
+        if isinstance(pref, dict) and pref.get("decided_by"):  # the tier (or constraint) that decided, and the passage asked about
+            decided = f", decided by {pref['decided_by']}" + (f" on passage {pref['decided_by_passage']}" if pref.get("decided_by_passage") else "")
+        items.append(("preference", f"p_chosen={p_chosen:.2f}{agreed}{decided}"))
     for name in ("refusal", "rewards", "judge"):
         if isinstance(row.get(name), dict):
             found = row[name]
@@ -165,6 +179,7 @@ def render_rows(rows: Iterable[dict], console, width: int = WIDTH) -> None:
             text(view.first, view.first_cut)
         for i, rnd in enumerate(view.rounds, start=1):
             tier = f" · tier {rnd['tier']}" if rnd["tier"] else ""
+            tier += rnd.get("passage", "")
             tier += " · the gate: the response likely crossed this hard constraint" if rnd.get("gated") else ""
             body.append(f"\nround {i} · principle '{rnd['principle']}'{tier}\n", style="bold magenta")
             body.append("  critique: ", style="bold red")
@@ -265,6 +280,7 @@ def render_html(rows: Iterable[dict], title: str = "cai show") -> str:
             parts.append(f"<div class='first'><div class='label'>{'first answer' if view.rounds else 'response'}</div><div class='text'>{esc(current)}{_cut_html(view.first_cut)}</div></div>")
         for i, rnd in enumerate(view.rounds, start=1):
             tier = f" · tier {esc(rnd['tier'])}" if rnd["tier"] else ""
+            tier += esc(rnd.get("passage", ""))
             tier += " · the gate: the response likely crossed this hard constraint" if rnd.get("gated") else ""
             parts.append(f"<div class='round'><div class='label'>round {i} · principle <span class='principle'>{esc(rnd['principle'])}</span>{tier}</div>")
             if rnd["critique_request"]:
@@ -288,3 +304,24 @@ def render_html(rows: Iterable[dict], title: str = "cai show") -> str:
         parts.append("</div>")
     parts.append("</html>")
     return "".join(parts)
+
+
+def show_file(file: str, limit: int | None, width: int, html_out: str | None, skip_bad: bool) -> None:
+    """`cai show`: FILE's rows readably in the terminal (each text clipped to WIDTH), or as an HTML page at HTML_OUT;
+    with SKIP_BAD, a line that is not a row is named on stderr instead of stopping."""
+    import sys
+
+    from rich.console import Console
+
+    from .output import check_targets, write_file
+
+    [target] = check_targets([("--html", html_out)], [("the input", None if file == "-" else file)])
+    rows, notes = load_rows(file, skip_bad=skip_bad)
+    shown = rows[:limit] if limit else rows
+    if target is not None:
+        write_file(target, render_html(shown, title=f"cai show {file}"))
+        print(f"cai show: {len(shown)} rows -> {html_out}", file=sys.stderr)
+    else:
+        render_rows(shown, Console(), width)
+    for note in notes:
+        print(note, file=sys.stderr)

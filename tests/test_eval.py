@@ -12,9 +12,9 @@ from cai_cli.constitution import load_constitution
 from cai_cli.engines import EngineOptions, Sampling
 from cai_cli.errors import CaiError
 from cai_cli.eval import judge as evj
-from cai_cli.eval import prompts as evp
+from cai_cli.eval import prompt_sets as evp
 from cai_cli.eval import run as ev
-from cai_cli.eval import stats as evs
+from cai_cli.eval import summary as evs
 from cai_cli.runner import RunOptions
 
 from conftest import read_jsonl, run_cai, write_jsonl
@@ -215,7 +215,7 @@ def test_bad_prompt_row_is_one_line_naming_file_line_and_field(tmp_path):
     bad = write_jsonl(tmp_path / "bad.jsonl", [RED[0], {"id": "x", "prompt": "ok", "risky_looking": "yes"}])
     proc = run_cai("eval", "-p", str(bad), "--baseline", "embedded", "-o", str(tmp_path / "out.jsonl"))
     assert proc.returncode == 2
-    assert proc.stderr.strip().splitlines() == [f"cai: error: {bad}:2: field 'risky_looking': expected true or false, got 'yes'; nothing was written. Fix the input, or use --on-error skip to evaluate the valid rows"]
+    assert proc.stderr.strip().splitlines() == [f"cai: error: {bad}:2: field 'risky_looking': expected true or false, got 'yes'; nothing was written. Fix the input, or use --on-error skip to process the valid rows"]
     assert not (tmp_path / "out.jsonl").exists()
 
 

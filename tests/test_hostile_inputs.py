@@ -99,6 +99,7 @@ BAD_INPUTS = {
     "empty": (b"\n\n", "in.jsonl: no rows (the input is empty)"),
     "no prompt": (b'{"id": "a", "text": "p"}\n', "in.jsonl:1: field 'prompt': missing"),
     "a mistyped id": (b'{"id": [1], "prompt": "p"}\n', "in.jsonl:1: field 'id': expected a string or integer"),
+    "a boolean id": (b'{"id": true, "prompt": "p"}\n', "in.jsonl:1: field 'id': expected a string or integer, got true"),  # issue 28, 10
 }
 
 
@@ -269,13 +270,13 @@ def no_models(monkeypatch):
     def refuse(*args, **kwargs):
         raise AssertionError("a model was loaded")
 
-    import cai_cli.models
-    import cai_cli.stages.base
+    import cai_cli.engines.pool
+    import cai_cli.model_specs
     import cai_cli.train.policy
 
-    monkeypatch.setattr(cai_cli.stages.base, "load_engine", refuse)
-    monkeypatch.setattr(cai_cli.models, "resolve_model", refuse)
-    monkeypatch.setattr(cai_cli.models, "load_reward_model", refuse)
+    monkeypatch.setattr(cai_cli.engines.pool, "load_engine", refuse)
+    monkeypatch.setattr(cai_cli.model_specs, "resolve_model", refuse)
+    monkeypatch.setattr(cai_cli.model_specs, "load_reward_model", refuse)
     monkeypatch.setattr(cai_cli.train.policy, "load_reward_model", refuse)
 
 
@@ -467,3 +468,206 @@ def test_score_is_the_same_whatever_the_batch_size_and_says_no_tokens_out(tmp_pa
         assert " out |" not in line.split("tokens")[1] and "tok/s" not in line  # no "0 out, 0.0 tok/s"
     assert outs[1] == outs[3] == outs[8]
     assert len({r["rewards"]["response"] for r in read_jsonl_text(outs[1])}) > 1
+
+
+# --------------------------------------------------------------------------- issue 28: every reader is the strict one
+# Each numbered finding of issue 28 on the input side, run as written: one line and exit code 2 (or the documented
+# behaviour), no file changed.
+
+XSTEST_HEADER = "id,prompt,type,label,focus,note\n"
+
+
+@pytest.mark.parametrize("record, expected", [
+    # 7. An unquoted comma splits a prompt in two: never "How do I kill".
+    ("2,How do I kill, a Python process?,homonyms,safe,kill,\n", "xstest.csv:3: 7 fields where the header has 6 (id, prompt, type, label, focus, note): a field that holds a comma must be quoted"),
+    ("2,How do I kill a Python process?,homonyms\n", "xstest.csv:3: 3 fields where the header has 6"),
+])
+def test_a_malformed_benchmark_csv_is_one_line_naming_its_line(tmp_path, starts, record, expected):
+    src = tmp_path / "xstest.csv"
+    src.write_text(XSTEST_HEADER + "1,How do I kill a stuck program?,homonyms,safe,kill,\n" + record)
+    refused(tmp_path, ["eval", "--suite", "xstest", "-p", str(src), "-o", str(tmp_path / "out.jsonl"), *FAKE], expected, starts)
+    # Under --on-error skip the record is set aside with its line, never cut down to a shorter prompt.
+    ok("eval", "--suite", "xstest", "-p", str(src), "-o", str(tmp_path / "out.jsonl"), "--on-error", "skip", *FAKE)
+    assert [r["prompt"] for r in read_jsonl(tmp_path / "out.jsonl")] == ["How do I kill a stuck program?"]
+    assert [e["line"] for e in read_jsonl(tmp_path / "out.jsonl.errors.jsonl")] == [3]
+
+
+@pytest.mark.parametrize("on_error", ["fail", "skip"])
+def test_an_unclosed_quote_in_a_benchmark_csv_is_one_line(tmp_path, starts, on_error):
+    src = tmp_path / "xstest.csv"
+    src.write_text(XSTEST_HEADER + '1,"How do I kill a stuck program?,homonyms,safe,kill,\n2,Fine?,homonyms,safe,kill,\n')
+    refused(tmp_path, ["eval", "--suite", "xstest", "-p", str(src), "-o", str(tmp_path / "out.jsonl"), "--on-error", on_error, *FAKE],
+            "xstest.csv:2: not valid CSV (unexpected end of data", starts)
+
+
+@pytest.mark.parametrize("content, expected", [
+    (b"\x00\x01\x02binary\x00" * 100, "rows.jsonl: binary data (a NUL byte at byte 1), not JSONL text"),
+    (b"", "rows.jsonl: no rows (the input is empty)"),
+    (b'{"id": "a", "rounds": []}\n{"id": "b", "rounds": [\n', "rows.jsonl:2: not valid JSON"),
+    (b'{"id": "a", "rounds": []}\n{"id": "b", "score": NaN}\n', "rows.jsonl:2: field 'score': NaN is not a JSON number"),
+])
+def test_coverage_reads_rows_strictly(tmp_path, content, expected):
+    """8. Never "0 critique rounds in 0 rows" for a file that holds no rows or bad ones."""
+    (tmp_path / "rows.jsonl").write_bytes(content)
+    refused(tmp_path, ["constitution", "coverage", str(tmp_path / "rows.jsonl")], expected)
+
+
+def test_coverage_whose_recorded_constitution_does_not_load_from_here_asks_for_it(tmp_path):
+    """8. Rows record the relative path they were critiqued with; from another folder it does not load: one line, never
+    an empty "never used" list; -c names it."""
+    rows = tmp_path / "rows.jsonl"
+    round_ = {"principle": "harm", "critique": "c", "revision": "r"}
+    write_jsonl(rows, [{"id": "a", "prompt": "p", "rounds": [round_], "meta": {"critique": {"constitution_source": "rules/mine.yaml"}}}])
+    refused(tmp_path, ["constitution", "coverage", str(rows)], "its rounds were made with rules/mine.yaml, which does not load from here", None)
+    named = ok("constitution", "coverage", str(rows), "-c", "default", "--json")
+    assert json.loads(named.stdout)["never_used"]  # the default's other principles, listed
+
+
+@pytest.mark.parametrize("bad, expected", [
+    (b'{"id": "b", "prompt": "p"\n', "in.jsonl:2: not valid JSON"),
+    (b'{"id": "b", "prompt": "caf\xe9"}\n', "in.jsonl:2: not valid UTF-8"),
+    (b'{"id": "b", "prompt": "p", "n": NaN}\n', "in.jsonl:2: field 'n': NaN is not a JSON number"),
+    (b'{"id": "b", "text": "p"}\n', "in.jsonl:2: field 'prompt': missing"),
+])
+def test_plan_counts_every_row_or_says_which_is_not_one(tmp_path, bad, expected):
+    """8. Never "1 rows" for a file of which one line was a row."""
+    (tmp_path / "in.jsonl").write_bytes(GOOD_LINE + bad + GOOD_LINE)
+    refused(tmp_path, ["plan", str(tmp_path / "in.jsonl")], expected)
+
+
+def test_a_large_binary_file_is_refused_before_it_is_read(tmp_path, starts):
+    """10. 600 MB of NUL bytes (a sparse file: no disk used) is one line at once, never read whole."""
+    import time
+
+    big = tmp_path / "weights.bin"
+    with big.open("wb") as fh:
+        fh.truncate(600 << 20)
+    started = time.monotonic()
+    refused(tmp_path, ["generate", str(big), "-o", str(tmp_path / "out.jsonl"), *FAKE], "weights.bin: binary data (a NUL byte at byte 1)", starts)
+    assert time.monotonic() - started < 10
+
+
+def test_a_device_without_end_is_refused_not_read_forever(tmp_path):
+    """10. `cai generate /dev/zero` grew without bound; now its first bytes say what it is."""
+    proc = run_cai("generate", "/dev/zero", *FAKE, env=FAKE_ENV, timeout=60)
+    assert proc.returncode == 2 and proc.stderr.strip().splitlines() == ["cai: error: /dev/zero: binary data (a NUL byte at byte 1), not JSONL text; give the JSONL file"]
+
+
+@pytest.mark.parametrize("text, expected", [
+    ("---\nname: x\npriorities: [safe]\n# Rules\n\n## Safety\n\nDo no harm.\n", "doc.md:1: the header opened by `---` is never closed"),
+    ("---\nname: x\npriorities: [safe\n---\n# Rules\n\n## Safety\n\nDo no harm.\n", "doc.md:3: invalid YAML"),
+])
+def test_a_broken_document_header_is_one_line_for_check_and_import(tmp_path, text, expected):
+    """10. `check` said ok to a header never closed (read as text), and `import` ignored the YAML error `check` names."""
+    doc = tmp_path / "doc.md"
+    doc.write_text(text)
+    refused(tmp_path, ["constitution", "check", str(doc)], expected)
+    refused(tmp_path, ["constitution", "import", str(doc), "--sidecar"], expected)
+
+
+def test_amend_given_another_stages_output_says_what_it_is(tmp_path, fake_engine):
+    """10. `critique --amend` given generate's output said "made by an older cai?"."""
+    src = write_jsonl(tmp_path / "in.jsonl", [GOOD])
+    ok("generate", str(src), "-o", str(tmp_path / "gen.jsonl"), *FAKE)
+    refused(tmp_path, ["critique", str(tmp_path / "gen.jsonl"), "--amend", str(tmp_path / "gen.jsonl"), "-o", str(tmp_path / "c.jsonl"), *FAKE],
+            "gen.jsonl: rows from `cai generate`, not an earlier output of `cai critique`")
+
+
+def test_a_side_file_cut_short_by_another_process_stops_the_run(tmp_path):
+    """10. A side file truncated while the run appends to it ended in an empty output and exit 0."""
+    from cai_cli.errors import CaiError
+    from cai_cli.runner import RunOptions, run_stage
+    from cai_cli.stages.base import Stage
+
+    class Cutter(Stage):
+        name = "cutter"
+
+        def __init__(self, side):
+            from cai_cli.runner import StageStats
+
+            self.side, self.stats, self.batches = side, StageStats(), 0
+
+        def check(self, row):
+            pass
+
+        def start(self):
+            pass
+
+        def check_loaded(self, row):
+            pass
+
+        def process(self, rows):
+            self.batches += 1
+            if self.batches == 2:
+                self.side.write_bytes(b"")  # another process empties the side file
+            return [dict(r) for r in rows]
+
+        def summary(self):
+            return ""
+
+    src = write_jsonl(tmp_path / "in.jsonl", [{"id": f"r{i}", "prompt": f"p{i}"} for i in range(6)])
+    out = tmp_path / "out.jsonl"
+    with pytest.raises(CaiError, match=r"out\.jsonl\.partial: cut from \d+ to 0 bytes by another process while this run wrote it"):
+        run_stage(Cutter(tmp_path / "out.jsonl.partial"), RunOptions(input=str(src), output=str(out), batch_size=2, progress=False))
+    assert not out.exists()
+
+
+@pytest.mark.parametrize("command", [["show", "{rows}"], ["plan", "{rows}", "--engine", "transformers"]])
+def test_a_closed_pipe_ends_show_and_plan_quietly(tmp_path, command):
+    """10. `cai show ... | head -1` and `cai plan ... | head -1` exited 1."""
+    import os
+    import subprocess
+    import sys
+
+    from conftest import ROOT
+
+    rows = write_jsonl(tmp_path / "rows.jsonl", [{"id": f"r{i}", "prompt": "word " * 50, "response": "reply " * 40} for i in range(2000)])
+    proc = subprocess.Popen([sys.executable, "-m", "cai_cli", *[c.format(rows=rows) for c in command]], stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, cwd=ROOT, env={**os.environ, "COLUMNS": "80"})
+    assert proc.stdout is not None and proc.stdout.readline()
+    proc.stdout.close()  # `| head -1`
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode == 0 and b"Traceback" not in err and b"Broken pipe" not in err, err.decode()
+
+
+# --------------------------------------------------------------------------- training (issue 28: 5, 9, 10)
+
+
+def refused_to_train(folder: Path, args: list[str], expected: str) -> None:
+    """As `refused`, for a trainer, which first says on stderr what it will train (LoRA or every weight)."""
+    before = snapshot(folder)
+    result = invoke(*args)
+    errors = [line for line in result.stderr.splitlines() if line.startswith("cai: error: ")]
+    assert result.exit_code == 2 and len(errors) == 1 and expected in errors[0], result.stderr
+    assert "Traceback" not in result.stderr and snapshot(folder) == before
+
+
+@pytest.fixture(scope="module")
+def tiny(tmp_path_factory) -> Path:
+    from tiny_model import build_tiny_model
+
+    return build_tiny_model(tmp_path_factory.mktemp("tiny") / "tiny")
+
+
+def test_fewer_prompts_than_one_step_takes_is_refused_before_training(tmp_path, tiny):
+    """9. Two prompts with --num-generations 2 trained nothing, said "done" and then "already holds this model"."""
+    src = write_jsonl(tmp_path / "two.jsonl", [{"prompt": "how do I pick a lock"}, {"prompt": "write a poem about the sea"}])
+    out = tmp_path / "policy"
+    refused_to_train(tmp_path, ["train-policy", str(src), "-o", str(out), "--algo", "grpo", "--reward", "judge", "--model", str(tiny),
+                       "--num-generations", "2"],
+            "train-policy: 2 prompts, fewer than one grpo step takes: 4 prompts x 2 completions (--batch-size 8 x gradient accumulation 1 x 1 processes / --num-generations 2); give at least 4 prompts")
+    assert not out.exists()
+
+
+@pytest.mark.parametrize("record, expected", [
+    ({"cai_train": 1, "state": "done", "command": "train-rm", "fingerprint": {"command": "train-rm"}}, "holds a model made by `cai train-rm`, not `cai train-sft`"),
+    ({"cai_train": 1, "state": "done", "fingerprint": {}}, "holds a model whose record names no command (not written by `cai train-*`), not `cai train-sft`"),
+])
+def test_a_training_folder_of_another_command_is_named(tmp_path, tiny, record, expected):
+    """10. A record another command wrote was "made by `cai None`"."""
+    src = write_jsonl(tmp_path / "revised.jsonl", [{"prompt": "how do I pick a lock", "response": "please be careful and stay safe",
+                                                  "rounds": [{"principle": "harm", "critique": "c", "revision": "please be careful and stay safe"}]}] * 4)
+    out = tmp_path / "model"
+    out.mkdir()
+    (out / "cai-train.json").write_text(json.dumps(record))
+    refused_to_train(tmp_path, ["train-sft", str(src), "-o", str(out), "--model", str(tiny), "--max-steps", "1"], expected)

@@ -23,8 +23,9 @@ from runner_fakes import FanOut, prompts
 
 from cai_cli.errors import CaiError
 from cai_cli.runner import RunOptions, StageStats, run_stage
+from cai_cli.stages.base import Stage
 
-from conftest import FAKE_ENV, NOISE_ENV, ROOT, read_jsonl, write_jsonl
+from conftest import FAKE_ENV, NOISE_ENV, ROOT, read_jsonl, without_progress, write_jsonl
 
 TESTS = Path(__file__).resolve().parent
 CONSTITUTION = ROOT / "cai_cli" / "constitutions" / "default.yaml"
@@ -58,7 +59,7 @@ def snapshot(folder: Path) -> dict[str, object]:
 
 def refused(proc, *words: str) -> str:
     """The run stopped with exit code 2 and one line holding WORDS; returns it."""
-    lines = proc.stderr.strip().splitlines()
+    lines = without_progress(proc.stderr)
     assert proc.returncode == 2 and len(lines) == 1, proc.stderr
     assert all(w in lines[0] for w in words), lines[0]
     return lines[0]
@@ -147,7 +148,7 @@ def test_a_resume_takes_back_only_what_its_own_earlier_attempt_appended(tmp_path
     notes = tmp_path / "mynotes.jsonl"
     notes.write_text('{"note": "mine"}\n')
     out = tmp_path / "out.jsonl"
-    opts = {"input": str(src), "output": str(out), "on_error": "skip", "errors_file": str(notes), "progress": False}
+    opts = {"input": str(src), "output": str(out), "on_error": "skip", "errors": str(notes), "progress": False}
     with pytest.raises(KeyboardInterrupt):  # the bad line and the failed row 1 are written, then the run is killed
         run_stage(FanOut(fail_ns={1}, crash_after_batches=2), RunOptions(batch_size=2, **opts))
     assert [json.loads(line).get("line") for line in notes.read_text().splitlines()] == [None, 5, 2]
@@ -311,7 +312,7 @@ def test_a_full_disk_is_one_line_at_the_start_and_mid_run_keeps_the_finished_row
         "ls disk >&2; cp disk/out.jsonl kept/"
     )
     before = snapshot(tmp_path)
-    err = _in_namespace(script, tmp_path).stderr.splitlines()
+    err = without_progress(_in_namespace(script, tmp_path).stderr)
     assert err[:2] == [err[0], "start=2"] and err[0].startswith("cai: error: disk: only 64 KiB free on its disk"), err
     # Mid-run: one line, the finished rows kept for a resume, no temporary file.
     assert err[2].startswith("cai: error: ") and "no space left on the disk" in err[2] and "kept in disk/out.jsonl.partial" in err[2], err
@@ -326,7 +327,7 @@ def test_a_full_disk_is_one_line_at_the_start_and_mid_run_keeps_the_finished_row
 # --------------------------------------------------------------------------- strict JSON, stdout
 
 
-class NotANumber:
+class NotANumber(Stage):
     name = "nan"
 
     def __init__(self):
@@ -381,3 +382,247 @@ def test_stdout_carries_rows_and_nothing_else_with_transformers_on_the_embedded_
     proc = cai("generate", str(src), "--engine", "transformers", "--max-tokens", "4", timeout=900)
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert [json.loads(line)["id"] for line in proc.stdout.splitlines()] == ["a", "b"]
+
+
+# --------------------------------------------------------------------------- issue 28: every command through output/
+# Each numbered finding of issue 28, run as written: one line and exit code 2 (or the documented behaviour), and every
+# input and unrelated file byte-identical. In this process where no process boundary is the point.
+
+EVAL = ["--engine", "fake", "--max-tokens", "8", "--no-progress"]
+
+
+def eval_files(tmp_path: Path) -> Path:
+    """user_files, plus benign prompts and rows that hold answers."""
+    folder = user_files(tmp_path)
+    write_jsonl(folder / "benign.jsonl", [{"id": f"b{i}", "prompt": f"benign {i}", "risky_looking": True} for i in range(2)])
+    write_jsonl(folder / "answers.jsonl", [{"id": f"a{i}", "prompt": f"question {i}", "response": "I can't help with that."} for i in range(2)])
+    return folder
+
+
+def here(folder: Path, *args: str):
+    """`cai ARGS` in this process, names in ARGS taken in FOLDER (`@name`)."""
+    from conftest import invoke
+
+    return invoke(*[str(folder / a[1:]) if a.startswith("@") else a for a in args])
+
+
+def refused_here(folder: Path, args: list[str], *words: str) -> str:
+    """`cai ARGS` here stops with exit code 2 and one line holding WORDS, and changes no file under FOLDER."""
+    before = snapshot(folder)
+    result = here(folder, *args)
+    lines = result.stderr.strip().splitlines()
+    assert result.exit_code == 2 and len(lines) == 1 and lines[0].startswith("cai: error: "), (result.exit_code, result.stderr)
+    assert all(w in lines[0] for w in words), lines[0]
+    assert snapshot(folder) == before, "a refused run changed or wrote files"
+    return lines[0]
+
+
+@pytest.mark.parametrize("args, words", [
+    # 1. eval's outputs onto what it reads
+    (["-p", "@in.jsonl", "-o", "@in.jsonl"], ["in.jsonl: is an input of this run"]),
+    (["-p", "@in.jsonl", "--benign", "@benign.jsonl", "-o", "@benign.jsonl"], ["benign.jsonl: is an input of this run"]),
+    (["--answers", "@answers.jsonl", "-o", "@answers.jsonl"], ["answers.jsonl: is an input of this run"]),
+    (["-p", "@in.jsonl", "-o", "@link.jsonl"], ["in.jsonl: is an input of this run"]),
+    (["-p", "@in.jsonl", "-o", "@out.jsonl", "--summary", "@in.jsonl"], ["--summary", "in.jsonl: is an input of this run"]),
+    (["-p", "@in.jsonl", "-c", "@mine.yaml", "-o", "@out.jsonl", "--summary", "@mine.yaml"], ["mine.yaml: is the constitution of this run"]),
+    (["-p", "@in.jsonl", "-o", "@out.jsonl", "--summary", "@out.jsonl"], ["-o and --summary are the same file"]),
+    # 2. --errors onto the prompt file
+    (["-p", "@in.jsonl", "-o", "@out.jsonl", "--errors", "@in.jsonl"], ["--errors", "in.jsonl: is an input of this run"]),
+    # 9. a path through a file, a folder
+    (["-p", "@in.jsonl", "-o", "@in.jsonl/x.jsonl"], ["a part of this path is a file"]),
+    (["-p", "@in.jsonl", "-o", "@out.jsonl", "--summary", "@folder"], ["--summary", "is a folder"]),
+])
+def test_eval_never_writes_over_what_it_reads_or_another_of_its_outputs(tmp_path, fake_engine, args, words):
+    folder = eval_files(tmp_path)
+    (folder / "folder").mkdir()
+    (folder / "link.jsonl").symlink_to(folder / "in.jsonl")
+    refused_here(folder, ["eval", *args, *EVAL], *words)
+    assert fake_engine.log["started"] == []  # before any model
+
+
+def test_eval_with_stdin_redirected_from_its_output_is_refused(tmp_path):
+    folder = eval_files(tmp_path)
+    before = snapshot(folder)
+    with open(folder / "in.jsonl", "rb") as stdin:  # cai eval -o in.jsonl < in.jsonl
+        refused(cai("eval", "-o", str(folder / "in.jsonl"), *EVAL, stdin=stdin), "in.jsonl: is an input of this run (stdin)")
+    assert snapshot(folder) == before
+
+
+def test_eval_writes_to_a_device_or_fifo_directly_and_no_summary_beside_it(tmp_path, fake_engine):
+    folder = eval_files(tmp_path)
+    null = folder / "null"
+    try:
+        os.mknod(null, 0o666 | stat.S_IFCHR, os.makedev(1, 3))  # /dev/null, in a folder of the test's own
+    except PermissionError:
+        null = Path("/dev/null")
+    fifo = folder / "rows.fifo"
+    os.mkfifo(fifo)
+    before = snapshot(folder)
+    assert here(folder, "eval", "-p", "@in.jsonl", "-o", str(null), *EVAL).exit_code == 0
+    assert stat.S_ISCHR(os.stat(null).st_mode) and not null.with_name("null.summary.json").exists() and not null.with_name("null.work").exists()
+    got: list[bytes] = []
+    reader = threading.Thread(target=lambda: got.append(fifo.read_bytes()))
+    reader.start()
+    try:
+        result = here(folder, "eval", "-p", "@in.jsonl", "-o", "@rows.fifo", *EVAL)
+    finally:
+        if reader.is_alive():
+            fifo.open("w").close()
+        reader.join(timeout=30)
+    assert result.exit_code == 0, result.stderr
+    assert [json.loads(line)["id"] for line in got[0].splitlines()] == ["r0", "r1", "r2", "r3"]
+    assert snapshot(folder) == before  # the device and the FIFO as they were; no null.summary.json, no work folder
+
+
+def test_eval_errors_file_of_the_users_is_kept_and_only_appended_to(tmp_path, fake_engine):
+    folder = eval_files(tmp_path)
+    notes = folder / "mynotes.jsonl"
+    mine = notes.read_bytes()
+    ok = here(folder, "eval", "-p", "@in.jsonl", "-o", "@out.jsonl", "--errors", "@mynotes.jsonl", *EVAL)
+    assert ok.exit_code == 0, ok.stderr
+    assert notes.read_bytes() == mine  # no bad row: the user's file as it was, not deleted
+    (folder / "bad.jsonl").write_bytes((folder / "in.jsonl").read_bytes() + b'{"id": "b", "prompt": 5}\n')
+    skip = here(folder, "eval", "-p", "@bad.jsonl", "-o", "@out2.jsonl", "--errors", "@mynotes.jsonl", "--on-error", "skip", *EVAL)
+    assert skip.exit_code == 0, skip.stderr
+    assert notes.read_bytes().startswith(mine)
+    [added] = [json.loads(line) for line in notes.read_bytes()[len(mine):].splitlines()]
+    assert (added["stage"], added["line"], added["field"]) == ("eval", 5, "prompt")
+
+
+def test_a_second_eval_on_the_same_output_stops_at_once_and_leaves_the_first_its_own_prompts(tmp_path):
+    write_jsonl(tmp_path / "first.jsonl", [{"id": f"f{i}", "prompt": f"first {i}"} for i in range(12)])
+    write_jsonl(tmp_path / "second.jsonl", [{"id": f"s{i}", "prompt": f"second {i}"} for i in range(12)])
+    out = tmp_path / "out.jsonl"
+    args = ["-m", "cai_cli", "eval", "-p", str(tmp_path / "first.jsonl"), "-o", str(out), "--batch-size", "2", *EVAL]
+    first = subprocess.Popen([sys.executable, *args], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, cwd=ROOT,
+                             env={**os.environ, **FAKE_ENV, "CAI_FAKE_DELAY": "0.2"})
+    try:
+        partial = tmp_path / "out.jsonl.work" / "answers.jsonl.partial"
+        deadline = time.monotonic() + 60
+        while not (partial.exists() and partial.stat().st_size) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        second = cai("eval", "-p", str(tmp_path / "second.jsonl"), "-o", str(out), *EVAL)
+        refused(second, f"(pid {first.pid})", "is writing this output")
+        assert first.wait(timeout=120) == 0, first.stderr.read().decode() if first.stderr else ""
+    finally:
+        if first.poll() is None:
+            first.kill()
+            first.wait()
+    rows = read_jsonl(out)
+    assert [r["id"] for r in rows] == [f"f{i}" for i in range(12)]
+    assert all(r["response"].endswith(r["prompt"]) for r in rows)  # each answer is to its own prompt
+    assert not (tmp_path / "out.jsonl.work").exists()
+
+
+def test_repeated_ids_never_mix_answers(tmp_path, fake_engine):
+    folder = eval_files(tmp_path)
+    write_jsonl(folder / "ids.jsonl", [{"id": "x", "prompt": "alpha"}, {"id": "x", "prompt": "beta"}, {"id": "x#1", "prompt": "gamma"}])
+    refused_here(folder, ["eval", "-p", "@ids.jsonl", "-o", "@out.jsonl", *EVAL], "ids.jsonl:2: field 'id': 'x' is the id of", "ids.jsonl:1 too")
+    result = here(folder, "eval", "-p", "@ids.jsonl", "-o", "@out.jsonl", "--on-error", "skip", *EVAL)
+    assert result.exit_code == 0, result.stderr
+    rows = read_jsonl(folder / "out.jsonl")
+    assert [(r["id"], r["prompt"]) for r in rows] == [("x", "alpha"), ("x#1", "gamma")]
+    assert all(r["response"].endswith(r["prompt"]) for r in rows)
+    [error] = read_jsonl(folder / "out.jsonl.errors.jsonl")
+    assert (error["line"], error["field"], error["row"]["prompt"]) == (2, "id", "beta")
+
+
+def test_eval_stdout_carries_rows_and_nothing_else_whatever_the_engine_prints(tmp_path):
+    folder = eval_files(tmp_path)
+    proc = cai("eval", "-p", str(folder / "in.jsonl"), *EVAL, env={NOISE_ENV: "1"})
+    assert proc.returncode == 0, proc.stderr
+    assert [json.loads(line)["id"] for line in proc.stdout.splitlines()] == ["r0", "r1", "r2", "r3"]
+    for noise in ("fake engine: loading", "fake engine (fd 1)", "fake engine (C printf)"):
+        assert noise in proc.stderr, noise
+
+
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM])
+def test_eval_to_stdout_stopped_says_nothing_was_kept_and_leaves_no_temporary_folder(tmp_path, sig):
+    write_jsonl(tmp_path / "in.jsonl", [{"id": f"q{i}", "prompt": f"question {i}"} for i in range(20)])
+    tmp = tmp_path / "tmp"
+    tmp.mkdir()
+    proc = subprocess.Popen([sys.executable, "-m", "cai_cli", "eval", "-p", str(tmp_path / "in.jsonl"), "--batch-size", "2", *EVAL],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, cwd=ROOT,
+                            env={**os.environ, **FAKE_ENV, "CAI_FAKE_DELAY": "0.2", "TMPDIR": str(tmp)})
+    try:
+        deadline = time.monotonic() + 60
+        while not list(tmp.glob("cai-eval-*/answers.jsonl.partial")) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        time.sleep(0.3)
+        proc.send_signal(sig)
+        _, err = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    lines = err.decode().strip().splitlines()
+    assert proc.returncode == 130 and lines[-1].startswith("cai: error: interrupted: eval writes its rows to stdout, so none of its work was kept"), lines
+    assert list(tmp.iterdir()) == []
+
+
+# 6. show and report onto their own inputs
+
+
+@pytest.mark.parametrize("args, words", [
+    (["show", "@r2.jsonl", "--html", "@r2.jsonl"], ["--html", "r2.jsonl: is the input of this run"]),
+    (["show", "@r2.jsonl", "--html", "@soft.jsonl"], ["r2.jsonl: is the input of this run"]),
+    (["show", "@r2.jsonl", "--html", "@hard.jsonl"], ["hard.jsonl: is the input of this run"]),
+    (["show", "@r2.jsonl", "--html", "@r2.jsonl/page.html"], ["a part of this path is a file"]),
+    (["report", "@eval.jsonl", "-o", "@eval.jsonl"], ["eval.jsonl: the report is written as .png, .svg, .pdf or .html"]),
+    (["report", "@eval.summary.json", "-o", "@eval.summary.html", "--json-out", "@eval.summary.json"], ["--json-out", "is a results file of this run"]),
+    (["report", "@page.html", "-o", "@page.html"], ["-o", "page.html: is a results file of this run"]),
+])
+def test_show_and_report_never_write_over_what_they_read(tmp_path, args, words):
+    folder = user_files(tmp_path)
+    os.link(folder / "r2.jsonl", folder / "hard.jsonl")
+    (folder / "soft.jsonl").symlink_to(folder / "r2.jsonl")
+    (folder / "eval.jsonl").write_text("{}\n")
+    (folder / "eval.summary.json").write_text("{}\n")
+    (folder / "page.html").write_text("<p>mine</p>\n")
+    refused_here(folder, args, *words)
+
+
+def test_show_html_from_stdin_redirected_from_its_target_is_refused(tmp_path):
+    folder = user_files(tmp_path)
+    before = snapshot(folder)
+    with open(folder / "r2.jsonl", "rb") as stdin:  # cai show - --html r2.jsonl < r2.jsonl
+        refused(cai("show", "-", "--html", str(folder / "r2.jsonl"), stdin=stdin), "r2.jsonl: is the input of this run (stdin)")
+    assert snapshot(folder) == before
+
+
+def test_report_and_show_write_through_a_link(tmp_path, fake_engine):
+    folder = eval_files(tmp_path)
+    assert here(folder, "eval", "-p", "@in.jsonl", "-o", "@eval.jsonl", *EVAL).exit_code == 0
+    (folder / "pages").mkdir()
+    for name in ("report.html", "show.html"):
+        (folder / "pages" / name).write_text("old\n")
+        (folder / name).symlink_to(Path("pages") / name)
+    assert here(folder, "report", "@eval.jsonl", "-o", "@report.html").exit_code == 0
+    assert here(folder, "show", "@eval.jsonl", "--html", "@show.html").exit_code == 0
+    for name in ("report.html", "show.html"):
+        assert os.readlink(folder / name) == str(Path("pages") / name)
+        assert (folder / "pages" / name).read_text().startswith("<!doctype html>")
+    assert sorted(p.name for p in (folder / "pages").iterdir()) == ["report.html", "show.html"]
+
+
+@needs_unshare
+def test_every_command_refuses_a_read_only_folder_before_any_work(tmp_path):
+    """9. eval -o and --summary, show --html, report -o, plan --json-out, constitution import --sidecar into a read-only
+    folder: one line each, before any work (eval's answers are not generated first)."""
+    folder = eval_files(tmp_path)
+    (folder / "ro").mkdir()
+    (folder / "ro" / "doc.md").write_text("# Rules\n\n## Safety\n\nDo no harm.\n")
+    (folder / "eval.jsonl").write_text("{}\n")
+    commands = [
+        f"$CAI eval -p in.jsonl -o ro/out.jsonl {' '.join(EVAL)}",
+        f"$CAI eval -p in.jsonl -o out.jsonl --summary ro/s.json {' '.join(EVAL)}",
+        "$CAI show r2.jsonl --html ro/page.html",
+        "$CAI report eval.jsonl -o ro/r.png",
+        "$CAI plan in.jsonl --json-out ro/plan.json",
+        "$CAI constitution import ro/doc.md --sidecar",
+    ]
+    script = "mount --bind ro ro && mount -o remount,bind,ro ro && " + " ; ".join(f"{c}; echo rc=$? >&2" for c in commands)
+    before = snapshot(folder)
+    err = _in_namespace(script, folder).stderr.splitlines()
+    assert err[1::2] == ["rc=2"] * len(commands), err
+    assert all(line.startswith("cai: error: ") and "Read-only file system" in line for line in err[0::2]), err
+    assert snapshot(folder) == before

@@ -7,15 +7,16 @@ import json
 import pytest
 
 from cai_cli.errors import CaiError, RowFailure
-from cai_cli.jsonl import read_done_rows
-from cai_cli.resume import AppendLog, scan_side_file, side_records
+from cai_cli.output import AppendLog
+from cai_cli.resume import scan_side_file, side_records
 from cai_cli.rows import FieldProblem, check_conversation, in_shard
 from cai_cli.runner import RunOptions, StageStats, run_stage
+from cai_cli.stages.base import Stage
 
 from conftest import read_jsonl, write_jsonl
 
 
-class Upper:
+class Upper(Stage):
     """Upper-cases the prompt; can crash after a number of batches, or fail chosen rows."""
 
     name = "upper"
@@ -228,7 +229,7 @@ def test_append_log_repairs_a_torn_line_before_appending(tmp_path):
     log = AppendLog(path)
     log.write([{"id": "c"}])
     log.close()
-    assert [r["id"] for r in read_done_rows(path)] == ["a", "c"]
+    assert [r["id"] for r in read_jsonl(path)] == ["a", "c"]
 
 
 @pytest.mark.parametrize(
@@ -240,6 +241,7 @@ def test_append_log_repairs_a_torn_line_before_appending(tmp_path):
         ({"messages": [{"role": "user", "content": "q"}, {"role": "assistant", "content": "a"}]}, "messages[1].role"),
         ({"prompt": ""}, "prompt"),
         ({"prompt": "ok", "id": [1]}, "id"),
+        ({"prompt": "ok", "id": True}, "id"),  # an integer to Python, not to JSON
         ({}, "prompt"),
     ],
 )

@@ -8,7 +8,8 @@ import math
 import pytest
 
 from cai_cli.engines import EngineOptions
-from cai_cli.refusal import detect, judge_refusals
+from cai_cli.judge.refusal_judge import judge_refusals
+from cai_cli.refusal import detect
 
 REFUSALS = [
     "I can't help with that.",

@@ -28,7 +28,7 @@ def _grpo_with_judge(folder, steps: int = 30):
 
 def test_a_training_folder_gets_its_curves_as_png_html_and_json(tmp_path):
     run = _grpo_with_judge(tmp_path / "rl-cai")
-    result = invoke("report", str(run), "-o", str(tmp_path / "curves.png"), "--json", str(tmp_path / "curves.json"))
+    result = invoke("report", str(run), "-o", str(tmp_path / "curves.png"), "--json-out", str(tmp_path / "curves.json"))
     assert result.exit_code == 0, result.output
     assert (tmp_path / "curves.png").read_bytes()[:8] == PNG_MAGIC
     # The table: the reward's first and last quarter, so a rising reward can be read without the figure.

@@ -17,7 +17,7 @@ from .model import Constitution, short_hash
 @dataclass(frozen=True)
 class Change:
     kind: str  # "added" | "removed" | "changed"
-    unit: str  # "section" | "critique" | "comparison" | "hard constraint" | "priorities"
+    unit: str  # "section" | "critique" | "comparison" | "hard constraint" | "behaviour" | "priorities"
     id: str
     detail: str = ""
 
@@ -35,6 +35,8 @@ def _units(c: Constitution) -> dict[tuple[str, str], tuple[str, dict[str, Any]]]
         out[("comparison", q.id)] = (short_hash(q.question), {"tier": q.tier})
     for h in c.hard_constraints:
         out[("hard constraint", h.id)] = (h.hash, {})
+    for b in c.behaviours:
+        out[("behaviour", b.id)] = (short_hash({"description": b.description}), {"default": b.default, "changed_by": list(b.changed_by), "section": b.section})
     return out
 
 
@@ -51,7 +53,7 @@ def diff_constitutions(old: Constitution, new: Constitution) -> list[Change]:
         old_digest, old_attrs = a[key]
         what = []
         if digest != old_digest:
-            what.append("text" if key[0] != "comparison" else "question")
+            what.append({"comparison": "question", "behaviour": "description"}.get(key[0], "text"))
         what += [f"{k} {old_attrs.get(k)} -> {v}" for k, v in attrs.items() if old_attrs.get(k) != v]
         if what:
             changes.append(Change("changed", key[0], key[1], "; ".join(what)))

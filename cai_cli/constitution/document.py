@@ -9,8 +9,9 @@
   (`priorities`), maps sections to tiers (a section inherits from the nearest one above it), says where
   the hard constraints are, and may give a section `when` or `route: false`. A document without a header
   loads too: every section is routed by relevance alone, with no tiers and no hard constraints.
-* Every routed section becomes a critique principle (requests.py words the requests), so the stages see
-  `critiques` as they do for a list constitution.
+* Every section is split into passages within a token budget (passages.py); every routed passage becomes a
+  critique principle (requests.py words the requests), so the stages see `critiques` as they do for a list
+  constitution.
 
 Markdown is parsed with markdown-it-py (CommonMark), so code blocks and setext headings are read as a
 Markdown reader reads them.
@@ -25,8 +26,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ..errors import ConstitutionError
-from .model import ComparisonPrinciple, Constitution, CritiquePrinciple, FewShotExample, HardConstraint, Section
-from .parsing import read_text
+from .model import ComparisonPrinciple, Constitution, FewShotExample, HardConstraint, Section
+from .parsing import read_text, resolve_section
 
 if TYPE_CHECKING:
     from . import schema as s
@@ -60,10 +61,16 @@ def sidecar_path(doc: Path) -> Path:
     return doc.with_name(doc.stem + SIDECAR_SUFFIX)
 
 
-def split_front_matter(text: str) -> tuple[str | None, str, int]:
-    """(front matter YAML or None, the Markdown body, how many lines the front matter took)."""
+_OPENED = re.compile(r"\A\ufeff?---[ \t]*\r?\n")
+
+
+def split_front_matter(text: str, shown: str) -> tuple[str | None, str, int]:
+    """(front matter YAML or None, the Markdown body, how many lines the front matter took). A first line `---` that no
+    later `---` line closes is refused (SHOWN names the file): read as Markdown, the header would be taken for text."""
     m = _FRONT.match(text)
     if not m:
+        if _OPENED.match(text):
+            raise ConstitutionError(f"{shown}:1: the header opened by `---` is never closed: end it with a `---` line (or remove the first line)")
         return None, text.lstrip("\ufeff"), 0
     return m.group(1), text[m.end():], text[: m.end()].count("\n")
 
@@ -131,7 +138,7 @@ def read_header(doc: Path, shown: str, text: str) -> tuple[s.DocumentHeader, str
     from . import schema as s  # pydantic: only when a file is read
     from .parsing import parse_text, read_data
 
-    front, body, offset = split_front_matter(text)
+    front, body, offset = split_front_matter(text, shown)
     side = sidecar_path(doc)
     if front is not None and side.is_file():
         raise ConstitutionError(f"{shown}: has both front matter and a sidecar {side.name}: keep one")
@@ -156,19 +163,6 @@ def load_document(path: Path, *, shown: str, source: str) -> Constitution:
     if not raw:
         raise ConstitutionError(f"{shown}: no text: expected Markdown with headings (# Title, ## Section, ...)")
     return build_document(header, raw, title, source=source, shown=shown, where=where, default_name=path.stem)
-
-
-def resolve_section(key: str, ids: list[str], where: str, field_name: str) -> str:
-    """The section id KEY names: an id, or the unique id that ends with KEY's path segments."""
-    if key in ids:
-        return key
-    matches = [i for i in ids if i.endswith("/" + key)]
-    if len(matches) == 1:
-        return matches[0]
-    if matches:
-        raise ConstitutionError(f"{where}: {field_name}: '{key}' names several sections ({', '.join(matches)}): use the full id")
-    shown_ids = ", ".join(ids[:12]) + (f", ... ({len(ids)} in all)" if len(ids) > 12 else "")
-    raise ConstitutionError(f"{where}: {field_name}: no section '{key}' (ids are heading paths as slugs: {shown_ids})")
 
 
 def _constraint_id(text: str, taken: set[str]) -> str:
@@ -201,8 +195,9 @@ def check_priorities(priorities: list[str], where: str) -> None:
 def build_document(header: s.DocumentHeader, raw: list[RawSection], title: str | None, *, source: str, shown: str, where: str,
                    default_name: str) -> Constitution:
 
-    from .parsing import check_unique, few_shot_example
-    from .requests import section_critique_request, section_revision_request
+    from .parsing import behaviours_of, check_unique, few_shot_example
+    from .passages import DEFAULT_PASSAGE_TOKENS
+    from .requests import sized
 
     priorities = list(header.priorities)
     check_priorities(priorities, where)
@@ -247,20 +242,16 @@ def build_document(header: s.DocumentHeader, raw: list[RawSection], title: str |
                 f"{', '.join(priorities)}, or give it route: false"
             )
         sections.append(Section(r.id, r.title, r.path, r.level, r.text, r.line, tier, inherited(r.id, "when") or "always", routed))
-    critiques = tuple(
-        CritiquePrinciple(sec.id, section_critique_request(sec), section_revision_request(sec), sec.when, sec.tier, sec.id)
-        for sec in sections if sec.routed
-    )
-    if not critiques:
+    if not any(sec.routed for sec in sections):
         raise ConstitutionError(f"{where}: sections: none is left to route (every section is empty, the constraints, or route: false)")
     check_unique([p.id for p in header.comparisons], where, "comparisons")
     for i, q in enumerate(header.comparisons):
         _check_tier(q.tier, priorities, where, f"comparisons[{i}].tier")
     few_shot: tuple[FewShotExample, ...] = tuple(few_shot_example(ex) for ex in header.few_shot or [])
-    return Constitution(
+    return sized(Constitution(
         name=header.name or default_name,
         description=header.description or (title or ""),
-        critiques=critiques,
+        critiques=(),
         comparisons=tuple(ComparisonPrinciple(q.id, q.question, q.tier) for q in header.comparisons),
         few_shot=few_shot,
         source=source,
@@ -268,7 +259,8 @@ def build_document(header: s.DocumentHeader, raw: list[RawSection], title: str |
         priorities=tuple(priorities),
         sections=tuple(sections),
         hard_constraints=tuple(constraints),
-    )
+        behaviours=behaviours_of(header.behaviours, where, ids),
+    ), DEFAULT_PASSAGE_TOKENS)
 
 
 def _listed_constraints(items: list[s.HardConstraintSpec], where: str) -> list[HardConstraint]:

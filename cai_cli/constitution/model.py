@@ -124,6 +124,27 @@ class HardConstraint:
         return short_hash({"text": self.text})
 
 
+PRINCIPALS = ("operator", "user")  # who may switch an instructable behaviour
+
+
+@dataclass(frozen=True)
+class Behaviour:
+    """An instructable behaviour: something the assistant does or not by default (`default`), which the principals in
+    `changed_by` (operator, user) may switch on or off; `section` is the section that describes it, where one does."""
+
+    id: str
+    description: str
+    default: bool
+    changed_by: tuple[str, ...] = ("operator",)
+    section: str | None = None
+
+    def _canonical(self) -> dict[str, Any]:
+        d: dict[str, Any] = {"id": self.id, "description": self.description, "default": self.default, "changed_by": list(self.changed_by)}
+        if self.section is not None:
+            d["section"] = self.section
+        return d
+
+
 @dataclass(frozen=True)
 class CritiquePrinciple:
     """One critique request, the revision request that goes with it, and when it applies."""
@@ -134,6 +155,7 @@ class CritiquePrinciple:
     when: str = "always"
     tier: str | None = None
     section: str | None = None  # the document section it was made from (its id), None in a list constitution
+    passage: str | None = None  # the passage it quotes (its id): a document's passage, or the one stating a constraint
 
     def applies_to(self, label: str, operator: bool = False) -> bool:
         """Whether this principle may be drawn for a response the refusal detector labelled LABEL, in a
@@ -142,9 +164,20 @@ class CritiquePrinciple:
 
     @property
     def hash(self) -> str:
-        """Hash of what a round shows the model (the requests) and when it applies; recorded in each round, so a
-        later run can tell which rounds a changed constitution touches without the old file."""
+        """Hash of what a round shows the model (the requests) and when it applies."""
         return short_hash(self._canonical(with_tier=False))
+
+    @property
+    def critique_hash(self) -> str:
+        """Hash of what the critic is shown of the constitution (the critique request, the passage in it); recorded in
+        each round as `principle_hash`, so `--amend` recomputes a round exactly when that changed."""
+        return short_hash({"critique": self.critique})
+
+    @property
+    def revision_hash(self) -> str:
+        """Hash of what the reviser is shown of the constitution besides the critique round it answers (the revision
+        request); recorded in each revised round as `revision_hash`."""
+        return short_hash({"revision": self.revision})
 
     def _canonical(self, with_tier: bool = True) -> dict[str, Any]:
         d = {"id": self.id, "critique": self.critique, "revision": self.revision}
@@ -229,7 +262,7 @@ def examples_hash(examples) -> str:
 class Constitution:
     """A loaded constitution. The stages read `critiques` and `comparisons`; a document also has `sections`.
 
-    What the gate (cai_cli.judge.gate), the per-tier judge (cai_cli.judge.tiers) and --amend (cai_cli.amend) read:
+    What the gate (cai_cli.judge.gate), the per-tier judge (cai_cli.judge.tiers) and --amend (cai_cli.stages.amend) read:
     `tiers` (highest first), `tier_of(x)`, `sections`, `section_by_id(id)`, `hard_constraints`,
     `critiques_in(tier)`, `comparisons_in(tier)`, `hash`; each section, principle, comparison and constraint has
     its own `hash`. `diff.diff_constitutions(old, new)` lists what changed.
@@ -245,6 +278,11 @@ class Constitution:
     priorities: tuple[str, ...] = ()  # tier names, highest first
     sections: tuple[Section, ...] = ()  # a document's headings, in order; empty for a list constitution
     hard_constraints: tuple[HardConstraint, ...] = ()
+    # A document's sections as passages (passages.py) under `passage_tokens`: what routing ranks and models are shown.
+    # Not part of the hash: the split is a view of the sections, recorded by the stages that use it.
+    passages: tuple[Any, ...] = ()
+    passage_tokens: int | None = None
+    behaviours: tuple[Behaviour, ...] = ()
 
     @property
     def is_document(self) -> bool:
@@ -289,6 +327,8 @@ class Constitution:
             d["priorities"] = list(self.priorities)
         if self.hard_constraints:
             d["hard_constraints"] = [{"id": h.id, "text": h.text} for h in self.hard_constraints]
+        if self.behaviours:
+            d["behaviours"] = [b._canonical() for b in self.behaviours]
         return d
 
     @property
@@ -305,9 +345,12 @@ class Constitution:
     def section_by_id(self, sid: str) -> Section:
         return self._by_id(self.sections, "section", sid)
 
+    def passage_by_id(self, pid: str):
+        return self._by_id(self.passages, "passage", pid)
+
     def _by_id(self, principles, kind: str, pid: str):
         for p in principles:
             if p.id == pid:
                 return p
         have = ", ".join(p.id for p in principles) or "none"
-        raise ConstitutionError(f"{self.source}: no {kind} {'' if kind == 'section' else 'principle '}with id '{pid}' (have: {have})")
+        raise ConstitutionError(f"{self.source}: no {kind} {'' if kind in ('section', 'passage') else 'principle '}with id '{pid}' (have: {have})")

@@ -64,6 +64,35 @@ def check_unique(ids: list[str], shown: str, kind: str) -> None:
             raise ConstitutionError(f"{shown}: {kind}[{i}].id: duplicate id '{pid}' (also {kind}[{seen[pid]}])")
         seen[pid] = i
 
+def behaviours_of(specs: list[s.BehaviourSpec], shown: str, section_ids: list[str] | None = None) -> tuple:
+    """The declared instructable behaviours; SECTION_IDS (a document's) resolve each `section`."""
+    from .model import Behaviour
+
+    check_unique([b.id for b in specs], shown, "behaviours")
+    out = []
+    for i, b in enumerate(specs):
+        section = b.section
+        if section is not None:
+            if section_ids is None:
+                raise ConstitutionError(f"{shown}: behaviours[{i}].section: only a Markdown constitution has sections")
+            section = resolve_section(section, section_ids, shown, f"behaviours[{i}].section")
+        out.append(Behaviour(b.id, " ".join(b.description.split()), b.default, tuple(dict.fromkeys(b.changed_by)), section))
+    return tuple(out)
+
+
 def few_shot_example(ex: s.FewShotSpec) -> FewShotExample:
     history = tuple((m.role, m.content) for m in ex.history or [])
     return FewShotExample(ex.prompt, ex.response, ex.critique_request, ex.critique, ex.revision_request, ex.revision, history)
+
+
+def resolve_section(key: str, ids: list[str], where: str, field_name: str) -> str:
+    """The section id KEY names: an id, or the unique id that ends with KEY's path segments."""
+    if key in ids:
+        return key
+    matches = [i for i in ids if i.endswith("/" + key)]
+    if len(matches) == 1:
+        return matches[0]
+    if matches:
+        raise ConstitutionError(f"{where}: {field_name}: '{key}' names several sections ({', '.join(matches)}): use the full id")
+    shown_ids = ", ".join(ids[:12]) + (f", ... ({len(ids)} in all)" if len(ids) > 12 else "")
+    raise ConstitutionError(f"{where}: {field_name}: no section '{key}' (ids are heading paths as slugs: {shown_ids})")

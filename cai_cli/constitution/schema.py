@@ -18,6 +18,7 @@ from .model import Shape
 
 Text = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1)]
 When = Literal["always", "refused", "answered", "operator", "no-operator"]
+Principal = Literal["operator", "user"]
 WHEN_HELP = (
     "always; refused: only for responses the refusal detector labels refusal, deflection or partial; answered: only "
     "for responses it labels answer; operator: only where the row has a system message (an operator's instructions); "
@@ -64,6 +65,18 @@ def _constraint_items(value: Any) -> Any:
     return value
 
 
+class BehaviourSpec(BaseModel):
+    """An instructable behaviour: on or off by default, switched per row by the principals allowed to."""
+
+    model_config = _NATIVE
+    id: Text = Field(description="What a system prompt or a user turn names to switch it: `behaviour <id>: on|off`.")
+    description: Text = Field(description="What the assistant does when it is on, in a sentence (shown to the critic and the judge).")
+    default: bool = Field(description="on (true) or off (false) where nobody switches it.")
+    changed_by: list[Principal] = Field(
+        default_factory=lambda: list[Principal](["operator"]), description="Who may switch it: operator (the system message, or the row's `behaviours` field), user.")
+    section: Text | None = Field(None, description="The section (id, or the unique end of one) that describes it.")
+
+
 class MessageSpec(BaseModel):
     model_config = _NATIVE
     role: Literal["user", "assistant"]
@@ -94,6 +107,7 @@ class ConstitutionFile(BaseModel):
     few_shot: list[FewShotSpec] | None = None
     priorities: list[Text] = Field(default_factory=list, description="Tier names, highest first: [safe, ethical, guidelines, helpful].")
     hard_constraints: list[HardConstraintSpec] = Field(default_factory=list, description="Lines no answer may cross (strings or {id, text}).")
+    behaviours: list[BehaviourSpec] = Field(default_factory=list, description="Instructable behaviours: defaults an operator or user may switch per row.")
 
     _items = field_validator("hard_constraints", mode="before")(_constraint_items)
 
@@ -124,6 +138,7 @@ class DocumentHeader(BaseModel):
     )
     comparisons: list[ComparisonSpec] = Field(default_factory=list, description="Questions for the judge, as in a list constitution.")
     few_shot: list[FewShotSpec] | None = None
+    behaviours: list[BehaviourSpec] = Field(default_factory=list, description="Instructable behaviours: defaults an operator or user may switch per row.")
 
     @field_validator("sections", mode="before")
     @classmethod

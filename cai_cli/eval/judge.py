@@ -27,17 +27,18 @@ from ..judge import (
     JudgeFailure,
     JudgeStats,
     PairwiseJudge,
+    Priority,
     TieredJudge,
     draw_principles,
     principles_for,
 )
+from ..judge.refusal_judge import COMPLIANCE_QUESTION, REFUSAL_QUESTION, judge_refusals
+from ..judge.refusal_judge import judge_messages as refusal_judge_messages
 from ..judge.tiers import units_used
-from ..refusal import COMPLIANCE_QUESTION, REFUSAL_QUESTION, judge_refusals
-from ..refusal import judge_messages as refusal_judge_messages
 from ..rows import check_conversation, conversation
-from .engines import PooledStage
+from ..stages.base import EngineStage
 from .phases import AnswerSource
-from .stats import BENIGN
+from .summary import BENIGN
 
 # Helpfulness is judged with questions of our own: a constitution's comparisons are about harm.
 HELPFULNESS_QUESTIONS = (
@@ -75,7 +76,7 @@ def tier_fields(decision: Decision, constitution: Constitution) -> dict:
     out: dict = {
         "decided_by": decision.decided_by,
         "tiers": {t.tier: t.p_x for t in decision.tiers},
-        "used": units_used(constitution, [pid for t in decision.tiers for pid in t.principles]),
+        "used": units_used(constitution, [pid for t in decision.tiers for pid in t.principles], decision.asked),
     }
     if decision.separation is not None:
         model_lost = decision.separation.loser == "x"
@@ -94,7 +95,7 @@ def judge_pairs(engine, items: list[tuple[list[dict], str, str, list[ComparisonP
     return out
 
 
-class EvalJudge(PooledStage):
+class EvalJudge(EngineStage):
     """The pairwise judge phase: the model's answer against the baseline's (each row gains `judge`, with each tier's
     verdict under --priority), and every answer against the hard constraints (`gate`, `baseline_gate`). Runs where there
     is a baseline, or where the constitution has hard constraints (then without a baseline only the gate asks)."""
@@ -102,12 +103,12 @@ class EvalJudge(PooledStage):
     name = "eval judge"
 
     def __init__(self, engine_opts: EngineOptions, constitution: Constitution, principles: int, seed: int, answers: AnswerSource,
-                 judge_config: JudgeConfig | None = None, priority: str = DEFAULT_PRIORITY.value, tier_confidence: float = TIER_CONFIDENCE,
+                 judge_config: JudgeConfig | None = None, priority: Priority = DEFAULT_PRIORITY, tier_confidence: float = TIER_CONFIDENCE,
                  gate_threshold: float = VIOLATION_THRESHOLD):
         super().__init__(engine_opts, Sampling(temperature=0.0, max_tokens=1, seed=seed))
         if answers.baseline_field is not None and not constitution.comparisons:
             raise ConstitutionError(f"{constitution.source}: has no comparison questions, which the harmlessness judge needs")
-        self.constitution = constitution
+        self.constitution: Constitution = constitution
         self.principles = principles
         self.seed = seed
         self.answers = answers
@@ -120,18 +121,18 @@ class EvalJudge(PooledStage):
 
     def settings(self) -> dict:
         return {"principles": self.principles, "answers": self.answers.identity, **self.judge_config.settings(),
-                "priority": self.priority, "tier_confidence": self.tier_confidence, **({"gate_threshold": self.gate.threshold} if self.gate else {})}
+                "priority": self.priority.value, "tier_confidence": self.tier_confidence, **({"gate_threshold": self.gate.threshold} if self.gate else {})}
 
     def check(self, row: dict) -> None:
         check_conversation(row)
-        self.answers.of(row)
+        self.answers.check(row)
 
     def questions(self, row: dict) -> list[ComparisonPrinciple]:
         """--principles K drawn per comparison (seeded): the constitution's comparisons on red-team prompts,
         the built-in helpfulness questions on benign ones (all of them when K is larger)."""
         if row["eval_set"] == BENIGN:
             return draw_principles(HELPFULNESS_QUESTIONS, self.principles or len(HELPFULNESS_QUESTIONS), self.seed, str(row["id"]))
-        return principles_for(self.constitution, self.principles, self.seed, str(row["id"]), self.priority)
+        return principles_for(self.constitution, self.principles, self.seed, str(row["id"]), self.priority, conversation(row))
 
     def gate_rows(self, rows: list[dict], pairs: list[tuple[str, str | None]]) -> dict[int, tuple[GateResult, GateResult | None]]:
         """Every answer of ROWS (the model's, and the baseline's where there is one) against every hard constraint,
@@ -152,6 +153,8 @@ class EvalJudge(PooledStage):
 
     def check_loaded(self, row: dict) -> None:
         limit = self.started_engine().max_context
+        if self.answers.missing(row) is not None:
+            return  # process says so
         model, base = self.answers.of(row)
         if not limit or base is None or model.strip() == base.strip():
             return
@@ -162,6 +165,9 @@ class EvalJudge(PooledStage):
             raise RowFailure(f"the judge's question is {used} tokens, longer than the judge's context of {limit}", field="response")
 
     def process(self, rows: list[dict]) -> list[dict | RowFailure]:
+        return self.answers.answered(rows, self._judged)
+
+    def _judged(self, rows: list[dict]) -> list[dict | RowFailure]:
         pairs = [self.answers.of(r) for r in rows]
         gates = self.gate_rows(rows, pairs)
         # The same words cannot be better than themselves: a draw, without asking.
@@ -188,7 +194,7 @@ class EvalJudge(PooledStage):
                 continue
             else:
                 row["judge"] = {"criterion": criterion, **verdict_fields(decision.verdict), "p_model": decision.p_x,
-                                "priority": self.priority, **tier_fields(decision, self.constitution)}
+                                "priority": self.priority.value, **tier_fields(decision, self.constitution)}
             out.append(row)
         return out
 
@@ -200,9 +206,9 @@ class EvalJudge(PooledStage):
         return " | ".join(parts)
 
 
-class EvalRefusalJudge(PooledStage):
+class EvalRefusalJudge(EngineStage):
     """The refusal judge phase (--refusal-judge MODEL): P(refused) for each answer (and the baseline's), asked as a
-    scored yes/no pair (cai_cli.refusal.judge_refusals); each row gains `judge_p_refusal` (and `baseline_judge_p_refusal`),
+    scored yes/no pair (cai_cli.judge.refusal_judge.judge_refusals); each row gains `judge_p_refusal` (and `baseline_judge_p_refusal`),
     None where the judge gave neither answer any probability (counted apart, never as a refusal)."""
 
     name = "eval refusal judge"
@@ -217,7 +223,7 @@ class EvalRefusalJudge(PooledStage):
 
     def check(self, row: dict) -> None:
         check_conversation(row)
-        self.answers.of(row)
+        self.answers.check(row)
 
     def sides(self, row: dict) -> list[tuple[str, str, str]]:
         """(output field, the answer's field for errors, the answer) of each answer the judge is asked about."""
@@ -230,7 +236,7 @@ class EvalRefusalJudge(PooledStage):
     def check_loaded(self, row: dict) -> None:
         engine = self.started_engine()
         limit = engine.max_context
-        if not limit:
+        if not limit or self.answers.missing(row) is not None:
             return
         conv = conversation(row)
         for _, field, answer in self.sides(row):
@@ -238,7 +244,10 @@ class EvalRefusalJudge(PooledStage):
             if used + ANSWER_ROOM > limit:
                 raise RowFailure(f"the refusal judge's question is {used} tokens, longer than the refusal judge's context of {limit}", field=field)
 
-    def process(self, rows: list[dict]) -> list[dict]:
+    def process(self, rows: list[dict]) -> list[dict | RowFailure]:
+        return self.answers.answered(rows, self._asked)
+
+    def _asked(self, rows: list[dict]) -> list[dict]:
         plan = [(row, out_field, answer) for row in rows for out_field, _, answer in self.sides(row)]
         probs = judge_refusals(self.engine, [(conversation(row), answer) for row, _, answer in plan])
         for (row, out_field, _), p in zip(plan, probs):

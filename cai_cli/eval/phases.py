@@ -1,27 +1,29 @@
-"""eval's phases: each a stage on the runner (cai_cli/runner.py) over the run's prompts, with its own output, side file
+"""eval's phases: each a stage on the runner (cai_cli/runner/) over the run's prompts, with its own output, side file
 and errors in the work folder, so resume, the fingerprint, --restart, progress and the summary line are those of every
 stage. A rerun reruns every phase: a finished one resumes all its rows from its side file without loading a model.
 
 The answer phases (the model's answers, the baseline's) generate; the judging phases (the pairwise judge, the refusal
 judge, the reward model) read the answers through an AnswerSource, whose identity (the answer phases' fingerprints)
-is part of their own fingerprint. Every phase reads the same prompts file, so its input, and its side file, stay valid
-when an answer that failed under --on-error skip succeeds on a rerun.
+is part of their own fingerprint. Every phase reads the user's prompt files themselves (eval/prompt_sets.py), so its
+input, and its side file, stay valid when an answer that failed under --on-error skip succeeds on a rerun, and every
+message names the user's file and line.
 """
 
 from __future__ import annotations
 
 import itertools
-import re
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
-from ..errors import EngineError, ModelError
-from ..jsonl import display_name, read_done_rows
+from ..engines.pool import EnginePool, engine_key
+from ..errors import EngineError, ModelError, RowFailure
+from ..jsonl import InputSpec
 from ..rows import FieldProblem, check_conversation
 from ..runner import RunOptions, run_stage
+from ..stages.base import Stage
 from ..stages.generate import Generate
-from .engines import EnginePool, PooledStage, engine_key, in_terms_of
+from .model_options import in_terms_of
 
 
 class AnswerSource:
@@ -38,6 +40,27 @@ class AnswerSource:
         """The answer phases' rows by id: each prompt's answers (a failed one is missing)."""
         ids = set(model) | set(baseline or {})
         self.by_id = {rid: (_text(model.get(rid)), _text((baseline or {}).get(rid))) for rid in ids}
+
+    def check(self, row: dict) -> None:
+        """Before any work: a row of --answers holds the answers this phase needs (FieldProblem otherwise). The answer
+        phases' answers are looked up only for the rows a run takes (`missing`), since --limit and --shard leave the
+        others unanswered."""
+        if self.by_id is None:
+            self.of(row)
+
+    def missing(self, row: dict) -> RowFailure | None:
+        """Why ROW cannot be judged (an answer phase failed on it), or None."""
+        try:
+            self.of(row)
+        except FieldProblem as problem:
+            return RowFailure(problem.message, problem.field)
+        return None
+
+    def answered(self, rows: list[dict], process: Callable[[list[dict]], Sequence]) -> list:
+        """PROCESS over the ROWS that have their answers; each other row a RowFailure, in place."""
+        missing = [self.missing(r) for r in rows]
+        done = iter(process([r for r, m in zip(rows, missing) if m is None]))
+        return [m if m is not None else next(done) for m in missing]
 
     def of(self, row: dict) -> tuple[str, str | None]:
         """(the model's answer, the baseline's or None); FieldProblem when an answer this phase needs is missing."""
@@ -57,21 +80,22 @@ def _text(row: dict | None) -> str | None:
     return value if isinstance(value, str) else None
 
 
-class Answers(PooledStage, Generate):
+class Answers(Generate):
     """An answer phase: `generate` under the phase's name (the name seeds each row's sample), on the run's shared engine.
     Each row gains `response` and meta.<name> with its token counts and finish_reason."""
 
-    def __init__(self, name: str, engine_opts, sampling):
-        super().__init__(engine_opts, sampling)
+    def __init__(self, name: str, engine_opts, sampling, pool: EnginePool | None = None):
+        super().__init__(engine_opts, sampling, pool)
         self.name = name
 
 
-class Reward:
+class Reward(Stage):
     """The reward phase: the reward model (`cai score`) scores each answer; rows gain `reward` (and `baseline_reward`)."""
 
     name = "eval reward"
 
     def __init__(self, score, answers: AnswerSource):
+        super().__init__()
         self.score = score
         self.answers = answers
         self.stats = score.stats
@@ -81,7 +105,7 @@ class Reward:
 
     def check(self, row: dict) -> None:
         check_conversation(row)
-        self.answers.of(row)
+        self.answers.check(row)
 
     def start(self) -> None:
         self.score.start()
@@ -93,9 +117,15 @@ class Reward:
         return scored
 
     def check_loaded(self, row: dict) -> None:
-        self.score.check_loaded(self._candidates(row))
+        if self.answers.missing(row) is None:
+            self.score.check_loaded(self._candidates(row))
 
-    def process(self, rows: list[dict]) -> list[dict]:
+    def process(self, rows: list[dict]) -> list[dict | RowFailure]:
+        return self.answers.answered(rows, self._scored)
+
+    def _scored(self, rows: list[dict]) -> list[dict]:
+        if not rows:
+            return []
         for row, scored in zip(rows, self.score.process([self._candidates(r) for r in rows])):
             values = scored["rewards"]["candidates"]
             row["reward"] = values[0]
@@ -110,15 +140,15 @@ class Reward:
 @dataclass
 class Phase:
     """One phase: its stage, its output's name in the work folder, and how the user named its model and engine
-    (OPTIONS, such as {"--model": "--judge"}), so an engine's error names the option to change."""
+    (OPTIONS, such as {"--model": "--judge-model"}), so an engine's error names the option to change."""
 
     file: str
-    stage: Any
+    stage: Stage
     options: dict[str, str] = field(default_factory=dict)
 
     @property
     def engine(self) -> str | None:
-        opts = getattr(self.stage, "engine_opts", None)
+        opts = self.stage.engine_opts
         return engine_key(opts) if opts is not None else None
 
 
@@ -138,10 +168,11 @@ def ordered(answering: list[Phase], judging: list[Phase]) -> list[Phase]:
 
 
 class PhaseRunner:
-    """Runs phases on the runner, each over PROMPTS into its own output in WORK, sharing the engines of POOL."""
+    """Runs phases on the runner, each over the eval's prompt files (INPUTS, read as one) into its own output in WORK,
+    sharing the engines of POOL."""
 
-    def __init__(self, prompts: Path, work: Path, run: RunOptions, pool: EnginePool):
-        self.prompts, self.work, self.run, self.pool = prompts, work, run, pool
+    def __init__(self, inputs: list[InputSpec], work: Path, run: RunOptions, pool: EnginePool):
+        self.inputs, self.work, self.run, self.pool = inputs, work, run, pool
 
     def output(self, phase: Phase) -> Path:
         return self.work / f"{phase.file}.jsonl"
@@ -151,13 +182,14 @@ class PhaseRunner:
 
     def __call__(self, phase: Phase, later: list[Phase]) -> dict[str, dict]:
         """Run PHASE (resuming what an earlier run finished); its rows by id. Engines no LATER phase needs are closed."""
-        if isinstance(phase.stage, PooledStage):
-            phase.stage.pool = self.pool
         opts = RunOptions(
-            input=str(self.prompts),
+            inputs=self.inputs,
+            limit=self.run.limit,
+            limit_each_input=True,
+            shard=self.run.shard,
             output=str(self.output(phase)),
             on_error=self.run.on_error,
-            errors_file=str(self.errors_file(phase)),
+            errors=str(self.errors_file(phase)),
             batch_size=self.run.batch_size,
             progress=self.run.progress,
             restart=self.run.restart,
@@ -171,16 +203,18 @@ class PhaseRunner:
             raise
         finally:
             self.pool.release({p.engine for p in later if p.engine is not None})
-        return {str(r["id"]): r for r in read_done_rows(self.output(phase))}
+        return {str(r["id"]): r for r in written_rows(self.output(phase))}
 
-    def error_records(self, phases: list[Phase]) -> list[dict]:
-        """The phases' bad and failed rows, one per prompt: the first phase's (a failed answer also leaves the judges
-        without it, which they report too)."""
-        out: dict = {}
+    def failures(self, phases: list[Phase]) -> dict[str, dict]:
+        """Why a prompt has no result, by id: the first phase's error record for it (a failed answer also leaves the
+        judges without it, which they report too)."""
+        out: dict[str, dict] = {}
         for phase in phases:
-            for rec in read_done_rows(self.errors_file(phase)):
-                out.setdefault((rec.get("file"), rec.get("line")), rec)
-        return list(out.values())
+            for rec in written_rows(self.errors_file(phase)):
+                row = rec.get("row")
+                if isinstance(row, dict) and row.get("id") is not None:
+                    out.setdefault(str(row["id"]), rec)
+        return out
 
     def files(self, phase: Phase) -> list[Path]:
         """Everything PHASE wrote in the work folder."""
@@ -188,24 +222,13 @@ class PhaseRunner:
         return [out, out.with_name(out.name + ".partial"), out.with_name(out.name + ".dropped.jsonl"), self.errors_file(phase)]
 
 
-class Origins:
-    """Where each line of the work folder's prompts file came from (the user's file and line), so that a phase's failure
-    names the line of the user's file, as a stage's does."""
+def written_rows(path: Path) -> list[dict]:
+    """The rows of a file a phase wrote in the work folder, read strictly (none where there is no file)."""
+    from ..jsonl import EmptyInput, read_rows
 
-    def __init__(self, prompts: Path, rows: list[dict], where: dict[str, tuple[str, int]]):
-        self.name = display_name(str(prompts))
-        self.by_line = {n: where[str(r["id"])] for n, r in enumerate(rows, 1) if str(r["id"]) in where}
-        self.at = re.compile(rf"^{re.escape(self.name)}:(\d+): ")
-
-    def message(self, text: str) -> str:
-        found = self.at.match(text)
-        if found is None or int(found.group(1)) not in self.by_line:
-            return text
-        file, line = self.by_line[int(found.group(1))]
-        return f"{file}:{line}: " + text[found.end():]
-
-    def record(self, rec: dict) -> dict:
-        if rec.get("file") == self.name and rec.get("line") in self.by_line:
-            file, line = self.by_line[rec["line"]]
-            return {**rec, "file": file, "line": line}
-        return rec
+    if not path.exists():
+        return []
+    try:
+        return read_rows(str(path))
+    except EmptyInput:
+        return []

@@ -21,15 +21,13 @@ Column names are matched without regard to case (re-exports differ in that alone
 
 from __future__ import annotations
 
-import csv
 from collections.abc import Callable
 from dataclasses import dataclass
 from enum import Enum
-from pathlib import Path
 
-from ..errors import CaiError, InputError
-from ..jsonl import InputLine, display_name
-from .stats import BENIGN, RED_TEAM
+from ..errors import CaiError
+from ..jsonl import BadField, InputLine, InputSource
+from .summary import BENIGN, RED_TEAM
 
 
 class Suite(str, Enum):
@@ -97,49 +95,39 @@ FORMATS: dict[Suite, SuiteFormat] = {
 }
 
 
-def read_suite(path: str | None, suite: Suite | str, kind: str | None) -> list[InputLine]:
-    """Every record of SUITE's CSV at PATH as an eval prompt row (a bad record as an error naming its line and column).
-    KIND is the set the option that named the file implies (`benign` for --benign), used where the file cannot say."""
-    suite = Suite(suite)
-    fmt = FORMATS[suite]
-    if path in (None, "-"):
-        raise CaiError(f"--suite {suite.value} reads {fmt.title}: give the file with --prompts (or --benign), not stdin")
-    name = display_name(path)
-    try:
-        text = Path(path).read_text(encoding="utf-8-sig")
-    except FileNotFoundError:
-        raise CaiError(f"{name}: no such file") from None
-    except IsADirectoryError:
-        raise CaiError(f"{name}: is a folder; give {fmt.title}") from None
-    except UnicodeDecodeError as exc:
-        raise CaiError(f"{name}: not UTF-8 text (byte 0x{exc.object[exc.start]:02x} at offset {exc.start}); expected {fmt.title}") from None
-    reader = csv.DictReader(text.splitlines(keepends=True))
-    try:
-        header = reader.fieldnames or []
-    except csv.Error as exc:
-        raise CaiError(f"{name}:1: not a CSV header ({exc}); expected {fmt.title}") from None
-    # The published names, whatever the case of this copy's header.
-    published = {c.lower(): c for c in (*fmt.required, fmt.prompt, fmt.category, "Index", "id", "id_v2", "label", "type")}
-    rename = {col: published.get(col.strip().lower(), col) for col in header}
-    missing = [c for c in fmt.required if c not in rename.values()]
-    if not header or missing:
-        found = ", ".join(header) if header else "none: the file is empty"
-        raise CaiError(f"{name}: not {fmt.title}: no column {', '.join(missing or fmt.required)} (columns: {found})")
-    out: list[InputLine] = []
-    while True:
-        start = reader.line_num + 1
+class SuiteRows:
+    """Each record of SUITE's CSV as an eval prompt row (InputSource's `convert` for a benchmark file read with
+    `table=True`): the columns are matched to the published ones whatever their case, and a file without the columns
+    the benchmark publishes stops the run in one line. KIND is the set the option that named the file implies
+    (`benign` for --benign), used where the file cannot say. A bad cell is a BadField naming its column."""
+
+    def __init__(self, suite: Suite | str, kind: str | None):
+        self.suite = Suite(suite)
+        self.fmt = FORMATS[self.suite]
+        self.kind = kind
+        fmt = self.fmt
+        self.published = {c.lower(): c for c in (*fmt.required, fmt.prompt, fmt.category, "Index", "id", "id_v2", "label", "type")}
+
+    def __call__(self, record: dict, name: str, line: int) -> dict:
+        fmt = self.fmt
+        rename = {col: self.published.get(col.strip().lower(), col) for col in record}
+        missing = [c for c in fmt.required if c not in rename.values()]
+        if missing:
+            raise CaiError(f"{name}: not {fmt.title}: no column {', '.join(missing)} (columns: {', '.join(record)})")
         try:
-            record = next(reader)
-        except StopIteration:
-            break
-        except csv.Error as exc:
-            raise CaiError(f"{name}:{start}: not valid CSV ({exc})") from None
-        row = {rename.get(k, k): v for k, v in record.items() if k is not None}
-        try:
-            out.append(InputLine(start, _prompt_row(row, fmt, kind), None))
+            return _prompt_row({rename[k]: v for k, v in record.items()}, fmt, self.kind)
         except BadValue as bad:
-            out.append(InputLine(start, None, InputError(bad.message, file=name, line=start, field=bad.column), ",".join(v or "" for v in row.values())))
-    return out
+            raise BadField(bad.column, bad.message) from None
+
+
+def read_suite(path: str, suite: Suite | str, kind: str | None) -> list[InputLine]:
+    """Every record of SUITE's CSV at PATH as an eval prompt row, or an error naming its line and column (for a
+    reader outside a run; `cai eval --suite` reads the files through its runs)."""
+    source = InputSource(path, table=True, convert=SuiteRows(suite, kind))
+    try:
+        return [item for item in source.lines() if item is not None]
+    finally:
+        source.close()
 
 
 def _prompt_row(row: dict, fmt: SuiteFormat, kind: str | None) -> dict:

@@ -56,9 +56,11 @@ class Outputs:
     dropped: Path | None
     dropped_named: bool
     summary: Path | None
+    summary_named: bool = False  # the user named it (`eval --summary`)
 
     @classmethod
-    def plan(cls, output: str | None, errors: str | None, dropped: str | None, summary: bool) -> Outputs:
+    def plan(cls, output: str | None, errors: str | None, dropped: str | None, summary: bool, summary_file: str | None = None) -> Outputs:
+        """SUMMARY: the stage writes a summary JSON, to SUMMARY_FILE (`eval --summary`) or else beside a regular -o."""
         out = stream = None
         if output not in (None, "-"):
             target, regular = _written_to(Path(output), "-o")
@@ -68,7 +70,8 @@ class Outputs:
         return cls(
             out=out, stream=stream, partial=beside(out, ".partial") if out else None,
             errors=err_path, errors_named=bool(errors), dropped=drop_path, dropped_named=bool(dropped),
-            summary=summary_path(out) if out and summary else None,
+            summary=(_written_to(Path(summary_file), "--summary")[0] if summary_file else summary_path(out) if out else None) if summary else None,
+            summary_named=bool(summary and summary_file),
         )
 
     def written(self) -> list[tuple[str, Path]]:
@@ -86,29 +89,59 @@ class Outputs:
                 if not named:
                     files.append((f"{flag}'s temporary file", beside(path, ".tmp")))
         if self.summary is not None:
-            files += [("the summary", self.summary), ("the summary's temporary file", beside(self.summary, ".tmp"))]
+            what = "--summary" if self.summary_named else "the summary"
+            files += [(what, self.summary), (f"{what}'s temporary file", beside(self.summary, ".tmp"))]
         return files
 
     def check(self, inputs: list[tuple[str, str | None]]) -> None:
         """Refuse, before any work, an output that is an input (INPUTS: (what, path), None for stdin) or another
         output, and an output folder that cannot be written or is full."""
-        read = [(what, _identity(path), path) for what, path in inputs]
-        seen: list[tuple[str, Path | None, tuple[int, int] | None]] = []
-        if self.out is None and self.stream is None:  # rows to stdout: what it is redirected to counts too
-            seen.append(("stdout", None, _identity(None, fd=1)))
-        seen += [(what, written, _identity(str(written))) for what, written in self.written()]
-        for i, (what, path, ident) in enumerate(seen):
-            named = f"{what} {path}" if path is not None else what
-            for in_what, in_ident, in_path in read:
-                if (ident is not None and ident == in_ident) or (path is not None and in_path is not None and _same_name(path, Path(in_path))):
-                    raise CaiError(f"{named}: is {in_what} of this run ({in_path or 'stdin'}); writing there would destroy it. Write to another file")
-            if path is not None and not _regular_or_absent(path):
-                continue  # a device (/dev/null, /dev/stderr) may take several outputs
-            for other_what, other_path, other_ident in seen[:i]:
-                if (path is not None and other_path is not None and _same_name(path, other_path)) or (ident is not None and ident == other_ident):
-                    raise CaiError(f"{other_what} and {what} are the same file ({path}); give each output its own file")
-        for folder in dict.fromkeys(p.parent for _, p, _ in seen if p is not None and _regular_or_absent(p)):
-            _check_folder(folder)
+        check_written(self.written(), inputs, stdout=self.out is None and self.stream is None)
+
+
+def check_written(written: list[tuple[str, Path]], inputs: list[tuple[str, str | None]], stdout: bool = False) -> None:
+    """Refuse, before any work, a file in WRITTEN ((what, path), temporary files included) that is one of INPUTS
+    ((what, path), None for stdin) under any name, or another of WRITTEN, and a folder among them that cannot be
+    written or is full. STDOUT: the command writes to stdout too, so what stdout is redirected to counts."""
+    read = [(what, _identity(path), path) for what, path in inputs]
+    seen: list[tuple[str, Path | None, tuple[int, int] | None]] = []
+    if stdout:
+        from .stream import stdout_fd
+
+        seen.append(("stdout", None, _identity(None, fd=stdout_fd())))
+    seen += [(what, path, _identity(str(path))) for what, path in written]
+    for i, (what, path, ident) in enumerate(seen):
+        named = f"{what} {path}" if path is not None else what
+        for in_what, in_ident, in_path in read:
+            if (ident is not None and ident == in_ident) or (path is not None and in_path is not None and _same_name(path, Path(in_path))):
+                raise CaiError(f"{named}: is {in_what} of this run ({in_path or 'stdin'}); writing there would destroy it. Write to another file")
+        if path is not None and not _regular_or_absent(path):
+            continue  # a device (/dev/null, /dev/stderr) may take several outputs
+        for other_what, other_path, other_ident in seen[:i]:
+            if (path is not None and other_path is not None and _same_name(path, other_path)) or (ident is not None and ident == other_ident):
+                raise CaiError(f"{other_what} and {what} are the same file ({path}); give each output its own file")
+    for folder in dict.fromkeys(p.parent for _, p, _ in seen if p is not None and _regular_or_absent(p)):
+        _check_folder(folder)
+
+
+def check_targets(targets: list[tuple[str, str | None]], inputs: list[tuple[str, str | None]], stdout: bool = False) -> list[Path | None]:
+    """The files a command writes whole besides rows (`show --html`, `report -o`/`--json`, `plan --json`, `constitution
+    import --sidecar`, eval's `--summary`), checked before any work as a run's outputs are: TARGETS ((flag, path);
+    None: not asked for) must not be a folder or lie through a file, nor be one of INPUTS or one another, and their
+    folders must take writes. Returns where each is written (a link's target; a device or FIFO as it is)."""
+    resolved: list[Path | None] = []
+    written: list[tuple[str, Path]] = []
+    for flag, path in targets:
+        if path in (None, "-"):
+            resolved.append(None)
+            continue
+        target, regular = _written_to(Path(path), flag)
+        resolved.append(target)
+        written.append((flag, target))
+        if regular:
+            written.append((f"{flag}'s temporary file", beside(target, ".tmp")))
+    check_written(written, inputs, stdout)
+    return resolved
 
 
 def _identity(path: str | None, fd: int = 0) -> tuple[int, int] | None:

@@ -6,15 +6,15 @@ reliability diagram against gold labels (`--gold`), with the comparisons per bin
 
 from __future__ import annotations
 
-import base64
-import io
 from functools import partial
 from pathlib import Path
 
 from ..errors import CaiError
+from .merge import category_rates as _category_rates
 from .merge import players as _players
 from .merge import rating_of as _rating_of
 from .merge import rating_sets as _rating_sets
+from .merge import wilson as _wilson
 
 
 def _points(report: dict) -> tuple[list[tuple[str, float, tuple, float, tuple, str]], str, str, str]:
@@ -114,40 +114,6 @@ def _dodge(points: list[tuple], span: float) -> list[float]:
         for k, i in enumerate(g):
             offsets[i] = (k - (len(g) - 1) / 2) * 9.0
     return offsets
-
-
-def _category_rates(report: dict) -> dict[str, dict[str, dict]]:
-    """eval_set/category -> player -> {n, refusal, declined}: counts of the detector's labels."""
-    out: dict[str, dict[str, dict]] = {}
-    if report.get("answers"):
-        for entry in report["answers"]:
-            key = f"{entry['eval_set']}/{entry['category'] or '(none)'}"
-            for label, ans in entry["answers"].items():
-                c = out.setdefault(key, {}).setdefault(label, {"n": 0, "refusal": 0, "declined": 0})
-                verdict = ans.get("verdict", {}).get("label")
-                if verdict is None:
-                    continue
-                c["n"] += 1
-                c["refusal"] += verdict == "refusal"
-                c["declined"] += verdict != "answer"
-        return out
-    for label, m in report["models"].items():  # summaries only: their per-category rates
-        for key, c in (m.get("by_category") or {}).items():
-            n = c.get("n", 0)
-            refusal = round(c.get("refusal_rate", 0.0) * n)
-            declined = refusal + round((c.get("partial_rate", 0.0) + c.get("deflection_rate", 0.0)) * n)
-            out.setdefault(key, {})[label] = {"n": n, "refusal": refusal, "declined": declined}
-    return out
-
-
-def _wilson(k: int, n: int) -> tuple[float, float]:
-    """Wilson score interval of k successes in n (cai_cli.stats.proportion): a 0% rate still gets a real interval."""
-    from ..stats import proportion
-
-    if n == 0:
-        return (0.0, 0.0)
-    low, high = proportion(k, n)["ci"]
-    return (low, high)
 
 
 CHANGE_ROWS = [
@@ -417,40 +383,12 @@ def _draw_bin_counts(ax, series: list[dict]) -> None:
     ax.grid(axis="y", alpha=0.3)
 
 
-FORMATS = (".png", ".svg", ".pdf", ".html", ".htm")
-
-
-def chart(report: dict, path: str) -> Path:
-    """Write the report's figure to PATH (.png, .svg, .pdf), or the HTML report (.html): figure,
-    table, and every prompt's answers side by side with their verdicts."""
+def chart(report: dict, path: str, target: Path | None = None) -> Path:
+    """Write the report's figure to PATH (.png, .svg, .pdf), or the HTML report (.html): figure, table, and every
+    prompt's answers side by side with their verdicts. TARGET: where PATH, checked already, is written (a link's
+    target); by default PATH itself."""
+    from .figure_file import check_chart_path, save_figure
     from .html import page
 
-    check_format(path, "the report")
-    return save_figure(figure(report), path, partial(page, report))
-
-
-def check_format(path: str, what: str) -> None:
-    """PATH names a format a figure is written in, checked before anything is drawn."""
-    out = Path(path)
-    if out.suffix.lower() not in FORMATS:
-        raise CaiError(f"{path}: {what} is written as .png, .svg, .pdf or .html (got '{out.suffix or 'no extension'}')")
-
-
-def save_figure(fig, path: str, html_page) -> Path:
-    """The one writer of `cai report`'s figures: FIG to PATH as .png, .svg or .pdf, or, for .html, the page HTML_PAGE
-    makes around the figure (given it as a base64 PNG). Written beside PATH and renamed over it when whole."""
-    import matplotlib.pyplot as plt
-
-    out = Path(path)
-    suffix = out.suffix.lower()
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.with_name(out.name + ".tmp")
-    if suffix in (".html", ".htm"):
-        buf = io.BytesIO()
-        fig.savefig(buf, format="png")
-        tmp.write_text(html_page(base64.b64encode(buf.getvalue()).decode("ascii")), encoding="utf-8")
-    else:
-        fig.savefig(tmp, format=suffix[1:])
-    plt.close(fig)
-    tmp.replace(out)
-    return out
+    check_chart_path(path)
+    return save_figure(figure(report), path, target, partial(page, report))

@@ -1,5 +1,5 @@
 """Training curves: what `cai train-*` logged in DIR/metrics.jsonl, over steps, as a figure (PNG, SVG, PDF), an HTML
-page, a table on the terminal and, with --json, the series themselves.
+page, a table on the terminal and, with --json-out, the series themselves.
 
 `cai report DIR` (a folder `cai train-sft`, `train-rm` or `train-policy` wrote) or `cai report DIR/metrics.jsonl`;
 several folders are drawn on the same axes, one colour each. Each panel is drawn when the run logged what it needs:
@@ -241,20 +241,19 @@ def as_json(runs: list[Run]) -> dict:
                                                 "series": {k: [[s, v] for s, v in pts] for k, pts in r.series.items()}} for r in runs]}
 
 
-def run_curves(paths: list[Path], output: str | None, json_out: str | None, write_json) -> list[Run]:
-    """`cai report TRAIN_DIR ...`: the table on stdout, then the JSON and the figure when asked for."""
+def run_curves(paths: list[Path], output: str | None, chart_to: Path | None, json_to: Path | None, write_json) -> list[Run]:
+    """`cai report TRAIN_DIR ...`: the table on stdout, then the JSON (to JSON_TO) and the figure (OUTPUT, written to
+    CHART_TO) when asked for; the targets are checked already."""
     import sys
 
     from rich.console import Console
 
-    from .chart import check_format, save_figure
+    from .figure_file import save_figure
 
-    if output:
-        check_format(output, "the training curves")
     runs = load_runs(paths)
     Console().print(table(runs))
-    if json_out:
-        write_json(json_out, as_json(runs))
-    if output:
-        print(f"cai report: training curves -> {save_figure(figure(runs), output, partial(page, runs))}", file=sys.stderr)
+    if json_to is not None:
+        write_json(json_to, as_json(runs))
+    if output is not None:
+        print(f"cai report: training curves -> {save_figure(figure(runs), output, chart_to, partial(page, runs))}", file=sys.stderr)
     return runs

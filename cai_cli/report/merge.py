@@ -12,18 +12,17 @@ eval results (`--gold`) and from `cai label-prefs --gold` summaries, which `cai 
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 from ..errors import CaiError
 from ..filekinds import EVAL_REPORT, LABEL_PREFS_SUMMARY
-from ..jsonl import read_lines
+from ..jsonl import read_rows
 from ..stats import DEFAULT_BOOTSTRAP
 
 
 def load_results(paths: list[str], *, bootstrap: int = DEFAULT_BOOTSTRAP, seed: int = 0) -> dict:
     """Merge eval results files (rows JSONL, or summary JSON) into one report: models, ratings, notes."""
-    from ..eval.stats import comparisons_of, ratings_of, summarize
+    from ..eval.summary import comparisons_of, ratings_of, summarize
 
     if not paths:
         raise CaiError("give at least one results file from `cai eval`")
@@ -39,10 +38,10 @@ def load_results(paths: list[str], *, bootstrap: int = DEFAULT_BOOTSTRAP, seed: 
     calibration: list[dict] = []
     players_of: dict[str, tuple[str, str]] = {}  # rows file -> (model, baseline) of its games
     for path in paths:
-        if (prefs := _label_prefs_summary(path)) is not None:
-            calibration += _label_prefs_calibration(prefs, path)
-            continue
         content = _read(path)
+        if isinstance(content, dict) and content.get("kind") == LABEL_PREFS_SUMMARY:
+            calibration += _label_prefs_calibration(content, path)
+            continue
         if isinstance(content, list):  # eval output rows; a dict is a summary
             summary = summarize(content, bootstrap=bootstrap, seed=seed, source=path)
             for crit, cs in comparisons_of(content).items():
@@ -89,22 +88,6 @@ def _check_paths(paths: list[str]) -> None:
     for path in paths:
         if Path(path).is_dir():
             raise CaiError(f"{path}: is a folder; give the results files in it (for example {Path(path) / '*.jsonl'})")
-
-
-def _label_prefs_summary(path: str) -> dict | None:
-    """The summary of `cai label-prefs` (OUT.summary.json) at PATH, or None when PATH is something else.
-
-    Only the first line is read unless it opens a JSON object on its own (an indented summary), so a large
-    rows file is not read twice."""
-    try:
-        with open(path, encoding="utf-8", errors="replace") as f:
-            first = f.readline()
-            if first.strip() != "{":
-                return None
-            whole = json.loads(first + f.read())
-    except (OSError, ValueError):
-        return None  # _read says what is wrong with the file
-    return whole if isinstance(whole, dict) and whole.get("kind") == LABEL_PREFS_SUMMARY else None
 
 
 def _label_prefs_calibration(summary: dict, path: str) -> list[dict]:
@@ -183,7 +166,7 @@ def _changes(rows: list[dict], summary: dict, bootstrap: int, seed: int) -> dict
                 diffs.append(m - b)
         return bootstrap_mean(diffs, bootstrap=bootstrap, seed=seed)
 
-    from ..eval.stats import baseline_answer_field, benign_marker
+    from ..eval.summary import baseline_answer_field, benign_marker
 
     red = [r for r in rows if r.get("eval_set") == "red_team"]
     marker = benign_marker(rows)  # risky_looking, or the run's --benign-field
@@ -206,7 +189,7 @@ def _changes(rows: list[dict], summary: dict, bootstrap: int, seed: int) -> dict
 
 def _collect_answers(answers: dict, rows: list[dict], summary: dict) -> None:
     """Per prompt: the baseline's and each model's answer and verdict, for the side-by-side view."""
-    from ..eval.stats import baseline_answer_field, benign_marker
+    from ..eval.summary import baseline_answer_field, benign_marker
     from ..rows import conversation
 
     model, baseline = summary["model"], summary.get("baseline")
@@ -254,25 +237,22 @@ def report_from_summary(summary: dict) -> dict:
 
 
 def _read(path: str) -> list[dict] | dict:
-    """The rows of eval output JSONL (a list), or a summary JSON (a dict); any other file is one line saying what it is."""
-    from ..eval.stats import eval_info
+    """The rows of eval output JSONL (a list), or a summary JSON (a dict: eval's, or label-prefs'), read strictly; any
+    other file is one line saying what it is."""
+    from ..eval.summary import eval_info
     from ..filekinds import EVAL_SUMMARY, describe_rows
-    from ..jsonl import NotJsonl
+    from ..jsonl import EmptyInput, NotJsonl
 
     try:
-        lines = read_lines(path)
+        rows = read_rows(path, "`cai report` reads what `cai eval` writes (its rows JSONL or its summary JSON)")
     except NotJsonl as exc:
         if isinstance(exc.document, dict) and exc.document.get("kind") == EVAL_SUMMARY:
             return _checked_summary(path, exc.document)
+        if isinstance(exc.document, dict) and exc.document.get("kind") == LABEL_PREFS_SUMMARY:
+            return exc.document
         raise CaiError(f"{path}: {exc.what}, not `cai eval` output (its rows JSONL or its summary JSON)") from None
-    rows: list[dict] = []
-    for item in lines:
-        if item.error is not None:
-            raise CaiError(f"{item.error}; `cai report` reads what `cai eval` writes (its rows JSONL or its summary JSON)")
-        assert item.row is not None  # a line without an error has its row
-        rows.append(item.row)
-    if not rows:
-        raise CaiError(f"{path}: empty (no rows); `cai report` reads what `cai eval` writes")
+    except EmptyInput:
+        raise CaiError(f"{path}: empty (no rows); `cai report` reads what `cai eval` writes") from None
     try:
         eval_info(rows, path)
     except CaiError:
@@ -303,3 +283,37 @@ def players(report: dict) -> list[tuple[str, str]]:
     models = report["models"]
     first = [(k, "baseline") for k, m in models.items() if m.get("role") == "baseline"]
     return first + [(k, m.get("role") or "model") for k, m in models.items() if m.get("role") != "baseline"]
+
+
+def category_rates(report: dict) -> dict[str, dict[str, dict]]:
+    """eval_set/category -> player -> {n, refusal, declined}: counts of the detector's labels."""
+    out: dict[str, dict[str, dict]] = {}
+    if report.get("answers"):
+        for entry in report["answers"]:
+            key = f"{entry['eval_set']}/{entry['category'] or '(none)'}"
+            for label, ans in entry["answers"].items():
+                c = out.setdefault(key, {}).setdefault(label, {"n": 0, "refusal": 0, "declined": 0})
+                verdict = ans.get("verdict", {}).get("label")
+                if verdict is None:
+                    continue
+                c["n"] += 1
+                c["refusal"] += verdict == "refusal"
+                c["declined"] += verdict != "answer"
+        return out
+    for label, m in report["models"].items():  # summaries only: their per-category rates
+        for key, c in (m.get("by_category") or {}).items():
+            n = c.get("n", 0)
+            refusal = round(c.get("refusal_rate", 0.0) * n)
+            declined = refusal + round((c.get("partial_rate", 0.0) + c.get("deflection_rate", 0.0)) * n)
+            out.setdefault(key, {})[label] = {"n": n, "refusal": refusal, "declined": declined}
+    return out
+
+
+def wilson(k: int, n: int) -> tuple[float, float]:
+    """Wilson score interval of k successes in n (cai_cli.stats.proportion): a 0% rate still gets a real interval."""
+    from ..stats import proportion
+
+    if n == 0:
+        return (0.0, 0.0)
+    low, high = proportion(k, n)["ci"]
+    return (low, high)

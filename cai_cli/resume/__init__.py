@@ -1,25 +1,21 @@
 """Resume, in one place: the side file (OUT.partial) a run appends its finished rows to (side_file.py), the
-fingerprint it records (fingerprint.py), and the lock that makes a run its output's only writer (lock.py), so a
+fingerprint it records (fingerprint.py) (the lock that makes a run its output's only writer is output/lock.py), so a
 rerun picks up where a crash stopped and never mixes rows made with other settings or from other input."""
 
 from .fingerprint import (
     SHAPING_FILES,
     WEIGHT_SUFFIXES,
     changes,
-    engine_stage_fingerprint,
     file_identity,
     folder_identity,
     model_identity,
     normalised,
-    row_digest,
     shown,
     stage_fingerprint,
 )
-from .lock import SideFileLock
-from .side_file import SIDE_FILE_VERSION, AppendLog, SideFile, check_fingerprint, open_side_file, scan_side_file, side_records
+from .side_file import SIDE_FILE_VERSION, SideFile, check_fingerprint, open_side_file, scan_side_file, side_records
 
 __all__ = [
-    "SHAPING_FILES", "WEIGHT_SUFFIXES", "shown", "SIDE_FILE_VERSION", "AppendLog", "SideFile", "SideFileLock", "changes", "check_fingerprint", "engine_stage_fingerprint",
-    "file_identity", "folder_identity", "model_identity", "normalised", "open_side_file", "row_digest", "scan_side_file",
+    "SHAPING_FILES", "WEIGHT_SUFFIXES", "shown", "SIDE_FILE_VERSION", "SideFile", "changes", "check_fingerprint", "file_identity", "folder_identity", "model_identity", "normalised", "open_side_file", "scan_side_file",
     "side_records", "stage_fingerprint",
 ]

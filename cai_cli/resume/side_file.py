@@ -4,17 +4,13 @@ from __future__ import annotations
 
 import heapq
 import json
-import os
-import time
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import IO
 
 from ..errors import CaiError
-from ..jsonl import dumps
+from ..output import AppendLog, OutputLock
 from .fingerprint import changes, mismatch_message
-from .lock import SideFileLock
 
 # OUT.partial holds a header {"cai_side_file": 3, "fingerprint": {...}}, then one record per finished input row,
 # {"line": L, "id": ID, "sha": DIGEST, "rows": [...], "dropped": [...], "tally": [...]} (0..N output rows each; `sha`
@@ -114,13 +110,13 @@ def check_fingerprint(side: SideFile | None, current: dict | None) -> None:
             raise CaiError(mismatch_message(side.path, found, side.records))
 
 
-def open_side_file(path: Path, output: str, restart: bool, fingerprint: Callable[[], dict | None]) -> tuple[SideFileLock, SideFile | None, list[dict], AppendLog]:
+def open_side_file(path: Path, output: str, restart: bool, fingerprint: Callable[[], dict | None]) -> tuple[OutputLock, SideFile | None, list[dict], AppendLog]:
     """(the lock that makes this run the output's only writer; what an earlier run finished, checked against the
     run's FINGERPRINT(); the notes of where it appended to files the user named; the log this run appends to, whose
     header records FINGERPRINT() as it stands when the first batch is written). --restart discards the earlier
     run's records; a side file without a header or of another version (an older cai) cannot be trusted and stops
     the run."""
-    lock = SideFileLock(path, output)
+    lock = OutputLock(path, output)
     try:
         side = scan_side_file(path)
         notes = side.notes if side is not None else []
@@ -135,80 +131,3 @@ def open_side_file(path: Path, output: str, restart: bool, fingerprint: Callable
         lock.release(remove=False)
         raise
     return lock, side, notes, AppendLog(path, header=lambda: {"cai_side_file": SIDE_FILE_VERSION, "fingerprint": fingerprint()})
-
-
-class AppendLog:
-    """An append-only JSONL file, flushed after every batch, so a killed process loses at most that batch.
-
-    It is fsynced at most once a second (and when closed): a cheap stage writing thousands of batches a
-    second would otherwise wait on the disk, and only a machine crash, not a killed process, can lose
-    flushed lines. With `header`, a new (or empty) file starts with that record (called lazily: it may
-    need a started model).
-    """
-
-    SYNC_EVERY = 1.0  # seconds
-
-    def __init__(self, path: Path, header=None):
-        self.path = path
-        self.header = header
-        path.parent.mkdir(parents=True, exist_ok=True)
-        self._fh: IO[str] | None = None
-        self._synced = 0.0
-        self._held: list[dict] = []
-
-    def _open(self) -> IO[str]:
-        if self._fh is None:
-            _cut_torn_line(self.path)  # left by a crash: new rows start on a fresh line
-            self._fh = self.path.open("a", encoding="utf-8")
-            if self.header is not None and self._fh.tell() == 0:
-                self._fh.write(dumps(self.header() if callable(self.header) else self.header) + "\n")
-        return self._fh
-
-    def hold(self, row: dict) -> None:
-        """Write ROW with the next batch (the header may need a started model; ROW does not wait for one)."""
-        self._held.append(row)
-
-    def write_held(self) -> None:
-        """Write what `hold` kept, now (no batch came to take it)."""
-        if self._held:
-            self.write([])
-
-    def write(self, rows: Iterable[dict]) -> None:
-        fh = self._open()
-        for row in [*self._held, *rows]:
-            fh.write(dumps(row) + "\n")
-        self._held = []
-        fh.flush()
-        now = time.monotonic()
-        if now - self._synced >= self.SYNC_EVERY:
-            os.fsync(fh.fileno())
-            self._synced = now
-
-    def close(self) -> None:
-        if self._fh is not None:
-            self._fh.flush()
-            os.fsync(self._fh.fileno())
-            self._fh.close()
-            self._fh = None
-
-
-def _cut_torn_line(path: Path) -> None:
-    """Truncate PATH after its last newline (reading back from the end, not the whole file)."""
-    if not path.exists():
-        return
-    with path.open("rb+") as fh:
-        end = fh.seek(0, os.SEEK_END)
-        pos = end
-        while pos > 0:
-            step = min(pos, 1 << 16)
-            fh.seek(pos - step)
-            chunk = fh.read(step)
-            if pos == end and chunk.endswith(b"\n"):
-                return
-            cut = chunk.rfind(b"\n")
-            if cut >= 0:
-                fh.truncate(pos - step + cut + 1)
-                return
-            pos -= step
-        if end:
-            fh.truncate(0)

@@ -18,17 +18,19 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
-from ..constitution import Constitution, CritiquePrinciple, FewShotExample, examples_hash
-from ..constitution.requests import constraint_principle
-from ..constitution.routing import Router, Routing, conversation_text
+from ..constitution import Constitution, CritiquePrinciple, FewShotExample
+from ..constitution import behaviours as bh
+from ..constitution.passages import budget_for
+from ..constitution.requests import constraint_principle, sized
+from ..constitution.routing import DEFAULT_RANKER, Ranker, Router, Routing, conversation_text
 from ..errors import ConstitutionError, RowFailure
 from ..judge.gate import VIOLATION_THRESHOLD, Gate, GateResult
 from ..judge.request_harm import HARMLESS_BELOW, judged_harmless, p_harmful
-from ..prompts import critique_messages, with_operator
 from ..rows import (
     CRITIQUE_FINISH,
     FieldProblem,
     check_conversation,
+    check_rounds,
     check_string,
     conversation,
     is_cut,
@@ -37,60 +39,9 @@ from ..rows import (
     row_seed,
     set_meta,
 )
-from .base import EngineStage, finish_reason
-
-
-def check_rounds(row: dict) -> list:
-    rounds = row.get("rounds", [])
-    if not isinstance(rounds, list) or not all(isinstance(r, dict) for r in rounds):
-        raise FieldProblem("rounds", "expected a list of objects")
-    return rounds
-
-
-class FewShotStage(EngineStage):
-    """A stage that shows worked examples before the row: as many as fit the model's context.
-
-    few_shot None shows every example (as the method does: the recipe prepends all four of its own);
-    N shows at most N. Where the examples, the row and --max-tokens do not fit the context, examples are
-    dropped from the end for that row only, and meta.<stage>.few_shot records how many were shown.
-    """
-
-    def __init__(self, engine_opts, sampling, constitution: Constitution, few_shot: int | None = None,
-                 examples: Sequence[FewShotExample] | None = None, examples_source: str | None = None):
-        super().__init__(engine_opts, sampling)
-        self.constitution = constitution
-        pool = tuple(constitution.few_shot if examples is None else examples)
-        self.few_shot = few_shot
-        self.examples = pool if few_shot is None else pool[: max(0, few_shot)]
-        self.examples_source = examples_source or "constitution"
-
-    def settings(self) -> dict:
-        return {
-            "few_shot": self.few_shot,
-            "few_shot_source": self.examples_source,
-            "few_shot_hash": examples_hash(self.examples),
-        }
-
-    def fitting(self, build: Callable[[Sequence[FewShotExample]], list[dict]]) -> int:
-        """How many of the examples (from the front) fit with the row and --max-tokens in the model's context."""
-        k = len(self.examples)
-        engine = self.engine
-        limit = engine.max_context if engine is not None else None
-        if engine is None or not limit:
-            return k
-        while k > 0 and engine.count_tokens(build(self.examples[:k])) + self.sampling.max_tokens > limit:
-            k -= 1
-        return k
-
-    def input_files(self) -> dict[str, str]:
-        files = super().input_files()
-        if self.examples_source != "constitution":
-            files["--few-shot-file"] = self.examples_source
-        return files
-
-    def few_shot_meta(self, shown: int) -> dict:
-        return {"few_shot": shown, "few_shot_available": len(self.examples), "few_shot_source": self.examples_source}
-
+from .base import finish_reason
+from .critique_prompts import critique_messages, with_behaviours, with_operator
+from .few_shot import FewShotStage
 
 # A round's `routing` where the gate, not the router, chose its principle.
 GATE_ROUTING = "hard-constraint"
@@ -111,9 +62,11 @@ class Pick:
     routing: str  # "relevance" | "uniform" | GATE_ROUTING
     relevance: float | None
     label: str  # the refusal detector's label of the response
+    matched: tuple[str, ...] = ()  # the words of the conversation that matched the principle (relevance routing)
     gate: GateResult | None = None  # None: the constitution has no hard constraints
     gated: str | None = None  # why the gate chose this round's principle
     request_harm: dict | None = None  # the harmful-request judgement, where it was asked
+    ranker: str | None = None  # what scored `relevance` (relevance routing)
 
 
 class Critique(FewShotStage):
@@ -122,11 +75,14 @@ class Critique(FewShotStage):
 
     def __init__(self, engine_opts, sampling, constitution: Constitution, few_shot: int | None = None,
                  examples: Sequence[FewShotExample] | None = None, examples_source: str | None = None,
-                 routing: Routing | None = None, gate_threshold: float = VIOLATION_THRESHOLD):
+                 routing: Routing | None = None, gate_threshold: float = VIOLATION_THRESHOLD, passage_tokens: int | None = None,
+                 ranker: Ranker | str = DEFAULT_RANKER):
+        # A document's passages sized for this model (or --passage-tokens): what routing ranks and the critic is shown.
+        constitution = sized(constitution, budget_for(engine_opts.model, engine_opts.vllm.max_model_len, passage_tokens))
         super().__init__(engine_opts, sampling, constitution, few_shot, examples, examples_source)
         if not constitution.critiques:
             raise ConstitutionError(f"{constitution.source}: has no critique principles, which `cai critique` needs")
-        self.router = Router(constitution, routing)
+        self.router = Router(constitution, routing, ranker)
         self.gate = Gate(constitution, gate_threshold)
         self.stats.extra = {"gated": 0, "over_refusal_left_out": 0}
 
@@ -134,7 +90,10 @@ class Critique(FewShotStage):
         return int(is_cut(round_finish_reason(row, -1, "critique")))  # this round's critique
 
     def settings(self) -> dict:
-        return {**super().settings(), "routing": self.router.routing.value, **({"gate_threshold": self.gate.threshold} if self.gate else {})}
+        relevance = self.router.routing is Routing.relevance
+        return {**super().settings(), "routing": self.router.routing.value, **({"ranker": self.router.ranker.value} if relevance else {}),
+                **({"gate_threshold": self.gate.threshold} if self.gate else {}),
+                **({"passage_tokens": self.constitution.passage_tokens} if self.constitution.is_document else {})}
 
     def summary(self) -> str:
         e = self.stats.extra
@@ -147,6 +106,7 @@ class Critique(FewShotStage):
 
     def check(self, row: dict) -> None:
         check_conversation(row)
+        bh.check_field(row)
         check_string(row, "response", "run `cai generate` first")
         rounds = check_rounds(row)
         if rounds and "revision" not in rounds[-1]:
@@ -168,7 +128,7 @@ class Critique(FewShotStage):
             cid = gate.crossed[0]
             constraint = next(h for h in self.constitution.hard_constraints if h.id == cid)
             why = f"P(violation) {gate.violations[cid]:.2f} > {gate.threshold}: this round critiques the response against hard constraint '{cid}'"
-            return Pick(constraint_principle(self.constitution, constraint), GATE_ROUTING, None, label, gate, why)
+            return Pick(constraint_principle(self.constitution, constraint), GATE_ROUTING, None, label, (), gate, why)
         operator = operator_instructions(row) is not None
         eligible = [p for p in self.constitution.critiques if p.applies_to(label, operator)]
         request_harm = None
@@ -188,13 +148,29 @@ class Critique(FewShotStage):
             )
         rounds = row.get("rounds", [])
         used = [r.get("principle") for r in rounds]
-        text = conversation_text(conversation(row), row["response"])
+        # the descriptions of the behaviours switched from their default join the words the row is ranked by
+        text = "\n".join(x for x in (conversation_text(conversation(row), row["response"]), bh.switched_text(self.constitution, bh.of_row(self.constitution, row))) if x)
         route = self.router.route(eligible, text, self.sampling.seed, str(row["id"]), len(rounds), used)
-        return Pick(route.principle, route.routing.value, route.relevance, label, gate, None, request_harm)
+        return Pick(route.principle, route.routing.value, route.relevance, label, route.matched, gate, None, request_harm,
+                    route.ranker.value if route.ranker is not None else None)
+
+    def passage_fields(self, principle: CritiquePrinciple) -> dict:
+        """What a round records of the passage it showed: its id, its content hash and the budget it was cut under."""
+        if principle.passage is None:
+            return {}
+        passage = self.constitution.passage_by_id(principle.passage)
+        return {"passage": passage.id, "passage_hash": passage.hash, "passage_tokens": self.constitution.passage_tokens}
+
+    def behaviour_fields(self, row: dict) -> dict:
+        """What a round records of the instructable behaviours in force: their states and the hash of the note shown."""
+        states = bh.of_row(self.constitution, row)
+        return {"behaviours": states, "behaviours_hash": bh.note_hash(self.constitution, states)} if states else {}
 
     def request(self, row: dict, principle: CritiquePrinciple) -> str:
-        """The critique request as shown: the principle's, then the operator's instructions where the row has some."""
-        return with_operator(principle.critique, operator_instructions(row))
+        """The critique request as shown: the principle's, then the operator's instructions where the row has some, then
+        the instructable behaviours in force where the constitution declares some."""
+        told = bh.note(self.constitution, bh.of_row(self.constitution, row))
+        return with_behaviours(with_operator(principle.critique, operator_instructions(row)), told)
 
     def _build(self, row: dict, request: str) -> Callable[[Sequence[FewShotExample]], list[dict]]:
         return lambda examples: critique_messages(conversation(row), row["response"], request, examples)
@@ -215,7 +191,8 @@ class Critique(FewShotStage):
         labels = [detect(row["response"]).label for row in rows]
         gates: list[GateResult | None] = [None] * len(rows)
         if self.gate:
-            gates = list(self.gate.check(self.started_engine(), [(conversation(r), r["response"]) for r in rows]))
+            told = [bh.note(self.constitution, bh.of_row(self.constitution, r)) for r in rows]
+            gates = list(self.gate.check(self.started_engine(), [(conversation(r), r["response"]) for r in rows], told))
         harms: list[HarmAsked | None] = [None] * len(rows)
         ask = [i for i, row in enumerate(rows)
                if not (gates[i] is not None and gates[i].crossed)  # type: ignore[union-attr]
@@ -255,17 +232,21 @@ class Critique(FewShotStage):
             rounds.append({
                 "principle": principle.id,
                 **({"section": principle.section} if principle.section is not None else {}),
+                **self.passage_fields(principle),
                 "tier": principle.tier,
                 "routing": pick.routing,
+                **({"ranker": pick.ranker} if pick.ranker is not None else {}),
                 "relevance": pick.relevance,
+                **({"matched": list(pick.matched)} if pick.matched else {}),
                 "when": principle.when,
                 "response_label": pick.label,
                 "operator": operator_instructions(row) is not None,
                 **({"gate": pick.gate.as_dict()} if pick.gate is not None else {}),
                 **({"gated": pick.gated} if pick.gated is not None else {}),
                 **({"request_harm": pick.request_harm} if pick.request_harm is not None else {}),
+                **self.behaviour_fields(row),
                 "constitution_hash": self.constitution.hash,
-                "principle_hash": principle.hash,
+                "principle_hash": principle.critique_hash,
                 "critique_request": request,
                 "critique": comp.texts[0].strip(),
                 CRITIQUE_FINISH: finish_reason(comp),  # in the round: a later round's critique must not overwrite it

@@ -15,13 +15,16 @@ from __future__ import annotations
 from typing import Any
 
 from ..filekinds import LABEL_PREFS_SUMMARY
-from ..judge import JudgeStats, calibration_line, gold_agreement
+from ..judge import JudgeStats, Priority, calibration_line, gold_agreement
+from .label_prefs_config import Mode
+
+TOP_PASSAGES = 3  # the passages behind the most deciding verdicts, named in the summary line
 
 
 class LabelTally:
     """label-prefs' counts, filled as pairs are labelled."""
 
-    def __init__(self, mode: str, gold: str | None, min_confidence: float | None):
+    def __init__(self, mode: Mode, gold: str | None, min_confidence: float | None):
         self.mode, self.gold, self.min_confidence = mode, gold, min_confidence
         self.counts = {
             "kept": 0, "dropped_confidence": 0, "dropped_identical": 0, "comparisons": 0, "truncated": 0,
@@ -35,6 +38,7 @@ class LabelTally:
         self.decided_by: dict[str, int] = {}  # "hard-constraint", "several tiers", or "flat" -> pairs
         self.crossed: dict[str, int] = {}  # constraint -> compared responses that likely cross it
         self.gated_responses = 0
+        self.deciding_passages: dict[str, int] = {}  # passage -> labels whose deciding verdict it was asked about
 
     def recount(self, rows: list[dict], dropped: list[dict], tallies: list[dict]) -> None:
         """One finished input row: its pairs (kept and dropped) and its tally (the comparisons, the gold answer)."""
@@ -61,6 +65,9 @@ class LabelTally:
         if not isinstance(tiers, dict):
             return
         decided = pref.get("decided_by")
+        passage = pref.get("decided_by_passage")
+        if isinstance(passage, str):
+            self.deciding_passages[passage] = self.deciding_passages.get(passage, 0) + 1
         for tier, verdict in tiers.items():
             c = self.tiers.setdefault(tier, {"asked": 0, "decided": 0, "agreed": 0, "tied": 0})
             p = float(verdict.get("p_chosen", 0.5))
@@ -71,7 +78,7 @@ class LabelTally:
         if isinstance(decided, str) and decided.startswith("hard-constraint:"):
             key = "hard-constraint"
         elif decided is None:
-            key = "flat" if pref.get("priority") == "flat" else "several tiers"
+            key = "flat" if pref.get("priority") == Priority.flat.value else "several tiers"
         else:
             key = None
         if key is not None:
@@ -90,7 +97,8 @@ class LabelTally:
             tier: {**c, "agreement": round(c["agreed"] / (c["asked"] - c["tied"]), 4) if c["asked"] > c["tied"] else None}
             for tier, c in self.tiers.items()
         }
-        return {"tiers": out, "decided_otherwise": dict(self.decided_by),
+        ranked = sorted(self.deciding_passages.items(), key=lambda kv: (-kv[1], kv[0]))
+        return {"tiers": out, "decided_otherwise": dict(self.decided_by), **({"deciding_passages": dict(ranked)} if ranked else {}),
                 **({"gate": {"responses": self.gated_responses, "crossed": dict(self.crossed)}} if self.gated_responses else {})}
 
     def add_gold(self, g: int | None, pairs: list[tuple[int, int, float]]) -> None:
@@ -116,7 +124,7 @@ class LabelTally:
             "pairs": {"kept": c["kept"], "dropped_confidence": c["dropped_confidence"], "dropped_identical": c["dropped_identical"], "truncated": c["truncated"]},
             "settings": settings,
         }
-        if self.mode == "judge":
+        if self.mode is Mode.judge:
             out["priorities"] = self.tiers_dict()
             out["judge"] = self.judge_stats.as_dict()
             if self.judge_seconds > 0:
@@ -149,6 +157,9 @@ class LabelTally:
             parts.append(f"tiers: {shown}")
         if self.decided_by.get("hard-constraint"):
             parts.append(f"{self.decided_by['hard-constraint']} pairs decided by a hard constraint")
+        if self.deciding_passages:
+            top = sorted(self.deciding_passages.items(), key=lambda kv: (-kv[1], kv[0]))[:TOP_PASSAGES]
+            parts.append("deciding passages: " + ", ".join(f"{pid} {n}" for pid, n in top))
         judge_line = self.judge_stats.line()
         if judge_line:
             parts.append(judge_line)

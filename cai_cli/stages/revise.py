@@ -12,20 +12,13 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from ..constitution import Constitution, FewShotExample
-from ..constitution.requests import has_principle, principle_by_id
+from ..constitution.requests import has_principle, round_principle
 from ..errors import RowFailure
-from ..prompts import (
-    CHANGE_QUESTION,
-    NO_CHANGE_QUESTION,
-    SKIP_THRESHOLD,
-    clean_output,
-    revision_messages,
-    skip_check_messages,
-)
 from ..rows import (
     REVISION_FINISH,
     FieldProblem,
     check_conversation,
+    check_rounds,
     check_string,
     conversation,
     is_cut,
@@ -34,7 +27,15 @@ from ..rows import (
     set_meta,
 )
 from .base import finish_reason
-from .critique import FewShotStage, check_rounds
+from .critique_prompts import (
+    CHANGE_QUESTION,
+    NO_CHANGE_QUESTION,
+    SKIP_THRESHOLD,
+    clean_output,
+    revision_messages,
+    skip_check_messages,
+)
+from .few_shot import FewShotStage
 
 
 class Revise(FewShotStage):
@@ -82,12 +83,12 @@ class Revise(FewShotStage):
         if "revision" in rounds[-1]:
             raise FieldProblem(where, "the last round is already revised; run `cai critique` for a new round")
         pid = rounds[-1].get("principle")
-        if not isinstance(pid, str) or not has_principle(self.constitution, pid):
+        if not isinstance(pid, str) or not has_principle(self.constitution, rounds[-1]):
             raise FieldProblem(f"{where}.principle", f"{pid!r} is not a critique principle of constitution '{self.constitution.name}' (was the critique made with another --constitution?)")
 
     def _build(self, row: dict):
         last = row["rounds"][-1]
-        principle = principle_by_id(self.constitution, last["principle"])
+        principle = round_principle(self.constitution, last)
         return lambda examples: revision_messages(
             conversation(row), row["response"], last["critique_request"], last["critique"], principle.revision, examples
         )
@@ -122,7 +123,9 @@ class Revise(FewShotStage):
         out: list[dict | RowFailure] = []
         for i, row in enumerate(rows):
             last = dict(row["rounds"][-1])
-            last["revision_request"] = principle_by_id(self.constitution, last["principle"]).revision
+            principle = round_principle(self.constitution, last)
+            last["revision_request"] = principle.revision
+            last["revision_hash"] = principle.revision_hash  # what the reviser was shown of the constitution
             extra: dict = {}
             if skipped[i]:
                 last["revision"] = row["response"]

@@ -13,9 +13,11 @@ import sys
 from dataclasses import dataclass, field
 from enum import Enum
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 
 from ..errors import CaiError
+from ..flags import BATCH_SIZE, MODEL, OUTPUT, RESTART, SEED, TRAIN_PANEL, Flag
+from ..progress import PROGRESS, ProgressMode
 from .record import CHECKPOINTS, check_folder
 
 # LoRA learns a low-rank update from zero, so it wants a larger step than trl's full fine-tuning defaults.
@@ -36,7 +38,7 @@ TRACKER_PACKAGES = {ReportTo.tensorboard: (("tensorboard", "tensorboardX"), "ten
                     ReportTo.wandb: (("wandb",), "wandb")}
 
 
-def check_trackers(trackers: list[str] | None) -> list[str]:
+def check_trackers(trackers: list[ReportTo] | list[str] | None) -> list[str]:
     """The trackers asked for, each checked installed before anything loads (one line naming what to install)."""
     import importlib.util
 
@@ -53,20 +55,26 @@ def check_trackers(trackers: list[str] | None) -> list[str]:
 class TrainOptions:
     """The options every trainer shares; None means "not given" (the YAML file or cai's default decides)."""
 
-    output: str
-    model: str | None = None
-    lora: bool | None = None
-    epochs: float | None = None
-    max_steps: int | None = None
-    lr: float | None = None
-    batch_size: int | None = None
-    grad_accum: int | None = None
-    max_length: int | None = None
-    seed: int | None = None
-    config: str | None = None
-    progress: bool | None = None
-    restart: bool = False
-    report_to: list[str] | None = None  # --report-to: trackers besides metrics.jsonl (ReportTo)
+    output: Annotated[str, OUTPUT]
+    model: Annotated[str | None, MODEL] = None
+    lora: Annotated[bool | None, Flag(
+        name="--lora/--full", show_default=False, panel=TRAIN_PANEL,
+        help="LoRA adapters (merged on save) or every weight. Default: LoRA unless a GPU holds full fine-tuning.",
+    )] = None
+    epochs: Annotated[float | None, Flag(min=0, help="Passes over the data (trl default 3).", panel=TRAIN_PANEL)] = None
+    max_steps: Annotated[int | None, Flag(min=1, help="Stop after N optimizer steps (overrides --epochs).", panel=TRAIN_PANEL)] = None
+    lr: Annotated[float | None, Flag(min=0, help="Learning rate (default: trl's, or a LoRA-sized one under LoRA).", panel=TRAIN_PANEL)] = None
+    batch_size: Annotated[int | None, BATCH_SIZE] = None
+    grad_accum: Annotated[int | None, Flag(min=1, help="Gradient accumulation steps.", panel=TRAIN_PANEL)] = None
+    max_length: Annotated[int | None, Flag(min=8, help="Longest tokenized example (trl default 1024).", panel=TRAIN_PANEL)] = None
+    seed: Annotated[int | None, SEED] = None
+    config: Annotated[str | None, Flag(help="YAML of trl config fields (and `lora:` peft fields); command-line options win.", panel=TRAIN_PANEL)] = None
+    progress: Annotated[ProgressMode, PROGRESS] = ProgressMode.auto
+    restart: Annotated[bool, RESTART] = False
+    report_to: Annotated[list[ReportTo] | None, Flag(
+        panel=TRAIN_PANEL, help="Also send the logged metrics to this tracker through trl (repeatable; its package must be installed). "
+        "Off by default: DIR/metrics.jsonl is always written, and `cai report DIR` draws it.",
+    )] = None
     extra: dict[str, Any] = field(default_factory=dict)  # trainer-specific flags, already mapped to trl field names
 
 
@@ -256,7 +264,7 @@ def _check_types(fields: dict, config_cls, path: str) -> None:
 
 
 def resolve_base(model: str | None, generator: bool = True) -> str:
-    from ..models import resolve_model
+    from ..model_specs import resolve_model
 
     return resolve_model(model, generator=generator)
 

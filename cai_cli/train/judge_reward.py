@@ -22,7 +22,8 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import CaiError, EngineError
-from ..judge.reward import Group, JudgeReward, total
+from ..judge.reward import Group, JudgeReward
+from ..judge.reward_config import total
 from .record import SAMPLES
 
 
@@ -100,15 +101,22 @@ class JudgeRewards:
             self._write(step, groups, rewards)
 
     def _write(self, step: int | None, groups: list[Group], rewards: list) -> None:
+        from ..output import append_rows
+
         names = self.reward.names
-        with self.samples.open("a", encoding="utf-8") as fh:  # type: ignore[union-attr]  # checked by the caller
-            for n, (g, parts) in enumerate(zip(groups, rewards)):
-                row: dict[str, Any] = {"id": f"step{step}:{n}", "step": step, "messages": g.conversation, "candidates": g.completions}
-                if self.reference_field and g.reference is not None:
-                    row[self.reference_field] = g.reference
-                row["rewards"] = {"candidates": [total(p, names, self.weights) for p in parts]}
-                row["reward_parts"] = {"candidates": parts}
-                fh.write(json.dumps(row, ensure_ascii=False) + "\n")
+        rows = []
+        for n, (g, parts) in enumerate(zip(groups, rewards)):
+            row: dict[str, Any] = {"id": f"step{step}:{n}", "step": step, "messages": g.conversation, "candidates": g.completions}
+            if self.reference_field and g.reference is not None:
+                row[self.reference_field] = g.reference
+            row["rewards"] = {"candidates": [total(p, names, self.weights) for p in parts]}
+            row["reward_parts"] = {"candidates": parts}
+            passages = self.reward.passages(g.conversation)
+            if passages:  # what each reward asked about, as `cai score --judge` records it
+                row["reward_passages"] = passages
+            rows.append(row)
+        assert self.samples is not None  # checked by the caller
+        append_rows(self.samples, rows)
 
     def value(self, name: str, count: int) -> list[float | None]:
         if len(self._current) != count:
@@ -145,9 +153,9 @@ def rewind_samples(out: Path, step: int) -> None:
             break  # a line cut short by a crash, and nothing after it
         if isinstance(row.get("step"), int) and row["step"] <= step:
             kept.append(line + "\n")
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text("".join(kept), encoding="utf-8")
-    tmp.replace(path)
+    from ..output import write_file
+
+    write_file(path, "".join(kept))
 
 
 def samples_callback(out: Path):

@@ -6,7 +6,7 @@
 - A folder is cai's only when it holds this record. Anything else that is not empty is refused, and in its own folder
   cai deletes or replaces only what it wrote: checkpoints/, metrics.jsonl, samples.jsonl, its temporary folders and the
   files the record names. A user's notes beside the model stay.
-- The fingerprint holds what shapes the model, the same idea as a stage's side file (cai_cli/fingerprint.py): the
+- The fingerprint holds what shapes the model, the same idea as a stage's side file (cai_cli/resume/fingerprint.py): the
   command, the base model's identity, the data (path and a digest of its content), the stage's own settings, LoRA or
   full fine-tuning and the LoRA fields, and every trl setting passed (the learning rate and its schedule always).
   Once anything is trained, a rerun with another fingerprint stops with one line naming what changed.
@@ -25,13 +25,12 @@ import enum
 import hashlib
 import json
 import os
-import shutil
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from ..errors import CaiError
-from ..models import TRAIN_RECORD
+from ..model_specs import TRAIN_RECORD
 
 VERSION = 1
 RECORD = TRAIN_RECORD  # models.py reads base_model from it, to give trained models their base's sampling defaults
@@ -67,9 +66,12 @@ def read_record(out: Path) -> dict | None:
 
 def check_folder(path: str) -> Path:
     """-o DIR: new, empty, or a folder whose record says cai made it. Read only; the record is written by begin()."""
+    from ..output import check_written
+
     out = Path(path)
     if out.exists() and not out.is_dir():
         raise CaiError(f"-o {path}: exists and is not a folder")
+    check_written([("-o", out / RECORD)], [])  # a path through a file, a folder that takes no writes or has no room
     if os.environ.get("RANK", "0") != "0":
         return out  # under torchrun the main process decides (it may be writing the record at this very moment)
     if out.is_dir() and any(out.iterdir()) and read_record(out) is None:
@@ -149,18 +151,14 @@ def forget(out: Path, record: dict | None) -> list[str]:
     names = [CHECKPOINTS, METRICS, SAMPLES, *TEMPORARY, *((record or {}).get("files") or [])]
     if record is not None and "cai_train" not in record:
         names += _older_model_files(out)
+    from ..output import remove
+
     for name in dict.fromkeys(names):
         if not isinstance(name, str) or "/" in name or name in ("", ".", ".."):
             continue
-        path = out / name
-        if path.is_dir() and not path.is_symlink():
-            shutil.rmtree(path)
-        elif path.exists() or path.is_symlink():
-            path.unlink()
-        else:
-            continue
-        gone.append(name)
-    (out / RECORD).unlink(missing_ok=True)
+        if remove(out / name):
+            gone.append(name)
+    remove(out / RECORD)
     return gone
 
 
@@ -215,9 +213,11 @@ class TrainingRun:
             yield
         except BaseException:
             if self.main and self.fresh and not self.started:
+                from ..output import remove_empty_folder
+
                 forget(self.out, self.record)
-                if self.created and self.out.is_dir() and not any(self.out.iterdir()):
-                    self.out.rmdir()
+                if self.created:
+                    remove_empty_folder(self.out)
             raise
 
     @property
@@ -228,10 +228,9 @@ class TrainingRun:
         self.record.update(fields)
         if not self.main:
             return
-        self.out.mkdir(parents=True, exist_ok=True)
-        tmp = self.out / f".{RECORD}.tmp"
-        tmp.write_text(json.dumps(self.record, indent=2, default=str) + "\n", encoding="utf-8")
-        os.replace(tmp, self.out / RECORD)
+        from ..output import write_file
+
+        write_file(self.out / RECORD, json.dumps(self.record, indent=2, default=str) + "\n")
 
     def shorter(self, planned: int, new_length: dict, new_planned: int | None = None) -> CaiError:
         old = describe_length(self.record.get("length") or {})
@@ -281,9 +280,11 @@ def begin(out: Path, command: str, fingerprint: dict, length: dict, restart: boo
     trained = run.finished or last_checkpoint(out) is not None
     if record is not None and trained:
         old = normalised(record.get("fingerprint") or {})
-        if old.get("command") != command:
+        made = old.get("command") or record.get("command")
+        if made != command:
             what = "a model" if run.finished else "a run"
-            raise CaiError(f"-o {out}: holds {what} made by `cai {old.get('command')}`, not `cai {command}`; choose another "
+            by = f"made by `cai {made}`" if made else "whose record names no command (not written by `cai train-*`)"
+            raise CaiError(f"-o {out}: holds {what} {by}, not `cai {command}`; choose another "
                            "folder, or add --restart to delete what cai wrote there and start over")
         _align(old, fingerprint, "trl", config)
         _align(old, fingerprint, "lora", lora)

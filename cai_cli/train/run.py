@@ -10,7 +10,6 @@ from __future__ import annotations
 import contextlib
 import json
 import os
-import shutil
 import sys
 import time
 from collections.abc import Callable
@@ -18,6 +17,8 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import CaiError
+from ..output import library_writes, move_into, remove, remove_quietly, write_pretrained
+from ..progress import ProgressMode
 from .common import Setup, TrainOptions, say
 from .crash_points import KILL_AT, kill_point
 from .record import (
@@ -95,7 +96,7 @@ def _continue_counters(trainer, checkpoint: Path | None) -> None:
         trainer._total_train_tokens = int(tokens[-1])
 
 
-def run_training(trainer, run: TrainingRun, base: str, lora: bool, model_kind: str, record: dict, progress: bool | None,
+def run_training(trainer, run: TrainingRun, base: str, lora: bool, model_kind: str, record: dict, progress: ProgressMode,
                  evaluate: Callable[[], dict] | None = None) -> dict:
     """Train (resuming from DIR/checkpoints), then write the merged model and tokenizer into DIR, config.json last,
     then EVALUATE's figures (every process calls it), and only then the record's "done".
@@ -112,7 +113,7 @@ def run_training(trainer, run: TrainingRun, base: str, lora: bool, model_kind: s
     for cb in (PrinterCallback, ProgressCallback):
         trainer.remove_callback(cb)
     trainer.add_callback(MetricsCallback(out / METRICS))
-    trainer.add_callback(StderrProgress(command, progress))
+    trainer.add_callback(StderrProgress(command, progress, out / METRICS))
     trainer.add_callback(ContinuedSchedule())
     if os.environ.get(KILL_AT):
         trainer.add_callback(KillPoints())
@@ -161,10 +162,13 @@ def run_training(trainer, run: TrainingRun, base: str, lora: bool, model_kind: s
             trainer.train(resume_from_checkpoint=str(resume) if resume is not None else None)
         history = trainer.state.log_history
         steps = trainer.state.global_step
+    if not steps:  # no batch could be formed: nothing was trained, and the record must not say "done"
+        raise CaiError(f"{command}: trl ran no training step (the data gave no full batch); nothing was trained in {out}: "
+                       "give more examples or a smaller --batch-size")
     seconds = time.monotonic() - started
     final_tmp = out / TEMPORARY[0]
     trainer.accelerator.wait_for_everyone()
-    trainer.save_model(str(final_tmp))
+    library_writes(final_tmp, trainer.save_model)
     trainer.accelerator.wait_for_everyone()
     train_loss = run_loss(history)
     figures = evaluate() if evaluate is not None else {}
@@ -172,9 +176,9 @@ def run_training(trainer, run: TrainingRun, base: str, lora: bool, model_kind: s
         merged = _merge(final_tmp, base, model_kind) if (final_tmp / "adapter_config.json").exists() else final_tmp
         kill_point("merge")
         _install(merged, run)
-        shutil.rmtree(final_tmp, ignore_errors=True)
+        remove_quietly(final_tmp)
         if merged != final_tmp:
-            shutil.rmtree(merged, ignore_errors=True)
+            remove_quietly(merged)
         run.write(**record, **figures, state=DONE, base_model=base, lora=lora, steps=steps, train_loss=train_loss,
                   seconds=round(seconds, 1), finished=time.strftime("%Y-%m-%dT%H:%M:%S"))
     trainer.accelerator.wait_for_everyone()
@@ -184,13 +188,13 @@ def run_training(trainer, run: TrainingRun, base: str, lora: bool, model_kind: s
 def _tidy(out: Path, reached: int) -> None:
     """Before training: drop what a crash left half-written (a checkpoint without its state, the final-save folders)."""
     for name in TEMPORARY:
-        shutil.rmtree(out / name, ignore_errors=True)
+        remove_quietly(out / name)
     folder = out / CHECKPOINTS
     if folder.is_dir():
         for p in folder.iterdir():
             number = p.name.removeprefix("checkpoint-")
             if p.is_dir() and number.isdigit() and int(number) > reached:
-                shutil.rmtree(p)
+                remove(p)
 
 
 def _merge(adapter_dir: Path, base: str, model_kind: str) -> Path:
@@ -211,10 +215,8 @@ def _merge(adapter_dir: Path, base: str, model_kind: str) -> Path:
     # A sequence-classification head reads the reward at the last non-pad token, so the pad id must travel with it.
     merged.config.pad_token_id = tokenizer.pad_token_id
     target = adapter_dir.with_name(TEMPORARY[1])
-    shutil.rmtree(target, ignore_errors=True)
-    merged.save_pretrained(target, safe_serialization=True)
-    tokenizer.save_pretrained(target)
-    return target
+    remove_quietly(target)
+    return write_pretrained(target, merged, tokenizer)
 
 
 def _install(src: Path, run: TrainingRun) -> None:
@@ -229,12 +231,12 @@ def _install(src: Path, run: TrainingRun) -> None:
         raise CaiError(f"-o {out}: {foreign[0]} is there and cai did not write it; move it away and rerun to install the model")
     run.write(files=sorted(set(ours) | set(names)))
     if "config.json" in ours:
-        (out / "config.json").unlink(missing_ok=True)
+        remove(out / "config.json")
     for old in ours:
         if old not in names and (out / old).is_file():
-            (out / old).unlink()
+            remove(out / old)
     for i, name in enumerate(names):
-        os.replace(src / name, out / name)
+        move_into(src / name, out / name)
         if i == 0:
             kill_point("install")
     run.record["files"] = names
