@@ -29,7 +29,7 @@ sys.path.insert(0, str(ROOT))
 
 from refusal_data import DEFAULT_DATA, SUPPLEMENTARY, load  # noqa: E402
 
-# Chosen by 5-fold cross-validation on train+dev (see docs/eval.md); the held-out split played no part.
+# Chosen by 5-fold cross-validation on train+dev (see bench/refusal_detector_log.md); the held-out split played no part.
 C = 1.0
 
 
