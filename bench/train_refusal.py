@@ -40,7 +40,7 @@ from refusal_data import DEFAULT_DATA, SUPPLEMENTARY, load  # noqa: E402
 
 DEFAULT_OUT = ROOT / "cai_cli" / "refusal_classifier.npz"
 
-# Chosen by 5-fold cross-validation on train+dev (see docs/eval.md); the held-out split played no part.
+# Chosen by 5-fold cross-validation on train+dev (see bench/refusal_results.md); the held-out split played no part.
 C = 1.0
 # v4's reading and regularisation, chosen on the dev split by --v4 --sweep (bench/refusal_results.md).
 V4_LAYER, V4_CUTOFF, V4_POOLS, V4_C = 18, 64, ("mean",), 0.01

@@ -5,7 +5,7 @@ word 1-2-grams of the whole reply, its first words, its shape (length, list, cod
 of `cai_cli.refusal` found (label and rule). Each feature is hashed (crc32) into one of 2**bits
 buckets; P(declined) is the logistic of the bias plus the weights of the buckets present. The weights
 ship in `refusal_classifier.npz` beside this file, trained by `python bench/train_refusal.py` from the
-human-labelled replies cited in docs/eval.md; training needs scikit-learn, running needs only numpy.
+human-labelled replies cited in bench/refusal_results.md; training needs scikit-learn, running needs only numpy.
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""The row contract between stages (see docs/design.md): ids, conversations, field checks, shards."""
+"""The row contract between stages (see docs/contract.md): ids, conversations, field checks, shards."""
 
 from __future__ import annotations
 

@@ -1,5 +1,5 @@
 """Hostile inputs (issue 19, the input side): every file or option value a new user may throw at cai is either read
-as documented (README, "Inputs, outputs and crashes") or refused with one line and exit code 2 before any model
+as documented (docs/contract.md) or refused with one line and exit code 2 before any model
 loads; no input or unrelated file ever changes. In this process on the fake engine, so the whole battery takes
 seconds."""
 

@@ -244,7 +244,7 @@ def stage_inputs(stage: Stage, path: str | None, specs: list[InputSpec] | None =
 
 
 def run_stage(stage: Stage, opts: RunOptions) -> RunResult:
-    """Run STAGE over OPTS.input, a batch at a time; see docs/design.md, "Stage I/O contract"."""
+    """Run STAGE over OPTS.input, a batch at a time; see docs/contract.md."""
     started = time.monotonic()
     outputs = Outputs.plan(opts.output, opts.errors, opts.dropped, summary=stage.writes_summary, summary_file=opts.summary_file)
     source = open_input(opts.input, opts.inputs, opts.rows)

@@ -19,7 +19,7 @@ if TYPE_CHECKING:
 
 class Stage:
     """What the runner runs (runner.Stage): rows in, 0..N rows out per input row. Override what applies; the rest is a
-    no-op. See docs/design.md, "Stage I/O contract"."""
+    no-op. See docs/contract.md."""
 
     name = "stage"
     # The counts that add up over batches, carried back from where batches ran (cai_cli/scale/tallies.py).

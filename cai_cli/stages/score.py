@@ -86,7 +86,7 @@ class Score(Stage):
 
     def _scores(self, texts: list[str]) -> list[float]:
         """One forward pass per text, unpadded: a text's score depends on that text alone, never on --batch-size or on
-        the texts beside it (see docs/design.md)."""
+        the texts beside it (see docs/contract.md, "Seeds")."""
         scores: list[float] = []
         for text in texts:
             value, tokens = self.model.score(text)
