@@ -221,10 +221,13 @@ def train_policy(
     judge_model: o.JudgeModelOpt = None,
     judge_engine: o.JudgeEngineOpt = None,
     judge_base_url: o.JudgeBaseUrlOpt = None,
+    gold: o.GoldOpt = None,
+    min_accuracy: o.MinAccuracyOpt = None,
+    max_ece: o.MaxEceOpt = None,
 ):
     """RL-CAI: DPO straight from labelled pairs, or GRPO / RLOO on prompt rows against a reward model or with the judge in the loop.
 
-    --reward judge asks the constitutional judge (label-prefs' questions, both orders) about every sampled completion at every step: one reward per priority tier, each hard constraint a penalty; the judge runs on its own engine (--judge-model, --judge-engine, --judge-base-url). DIR/samples.jsonl keeps every completion with the rewards it got (`cai score --judge` reproduces them). See docs/training.md.
+    --reward judge asks the constitutional judge (label-prefs' questions, both orders) about every sampled completion at every step: one reward per priority tier, each hard constraint a penalty; the judge runs on its own engine (--judge-model, --judge-engine, --judge-base-url). DIR/samples.jsonl keeps every completion with the rewards it got (`cai score --judge` reproduces them). --gold FILE measures the judge's rewards on gold pairs before training (DIR/judge-gate.json) and --min-accuracy / --max-ece stop a judge below the floor (exit 3). See docs/training.md.
 
     Example:
 
@@ -232,16 +235,18 @@ def train_policy(
         cai train-policy examples/red_team.jsonl -o out/rl-cai --algo grpo --reward-model out/rm --model out/sl-cai
         cai train-policy examples/red_team.jsonl -o out/rl-judge --algo grpo --reward judge -c assistant --model out/sl-cai
     """
+    from ..judge.checks import floors
     from ..train.policy import JudgeOptions
     from ..train.policy import train_policy as run
 
     judge = None
+    limits = floors(gold, min_accuracy, max_ece)
     if reward is o.RewardSource.judge:
         judge = JudgeOptions(judge_engine_options(judge_model, judge_engine, judge_base_url), constitution, reward_mode.value, principles,
-                             reference_field, reward_weights)
+                             reference_field, reward_weights, gold, limits)
     else:
         _judge_options_need_judge("--reward judge", constitution=constitution, judge_model=judge_model, judge_engine=judge_engine,
-                                  judge_base_url=judge_base_url, reward_weights=reward_weights)
+                                  judge_base_url=judge_base_url, reward_weights=reward_weights, gold=gold)
     run(opts, rows, algo.value, reward_model, beta, num_generations, max_tokens, temperature, soft, reward.value if reward else None, judge)
 
 
@@ -267,12 +272,15 @@ def score(
     judge_model: o.JudgeModelOpt = None,
     judge_engine: o.JudgeEngineOpt = None,
     judge_base_url: o.JudgeBaseUrlOpt = None,
+    gold: o.GoldOpt = None,
+    min_accuracy: o.MinAccuracyOpt = None,
+    max_ece: o.MaxEceOpt = None,
 ):
     """Score rows with a reward model, or with the judge: adds `rewards` {response, candidates, chosen, rejected} for the fields a row has.
 
     --judge gives the rewards `train-policy --reward judge` trains on: `rewards` the weighted total, `reward_parts` each tier's and hard constraint's; a row's candidates are one group (chosen and rejected a group of two). `cai score --judge DIR/samples.jsonl` re-scores what a judge-trained policy sampled, to the same numbers.
 
-    Each text is scored alone (no padding), so its score is the same whatever --batch-size.
+    Each text is scored alone (no padding), so its score is the same whatever --batch-size. With --judge, --gold FILE measures the judge's rewards on gold pairs first (OUT.judge-gate.json), and --min-accuracy / --max-ece stop before scoring (exit 3) where it is below the floor.
 
     Example:
 
@@ -280,15 +288,17 @@ def score(
         cai generate prompts.jsonl --n 4 | cai score --judge -c assistant > judged.jsonl
     """
     from ..errors import CaiError
+    from ..judge.checks import floors, run_check, where_kept
     from ..runner import run_stage
 
+    limits = floors(gold, min_accuracy, max_ece)
     if judge == (reward_model is not None):
         raise CaiError("cai score needs one of --reward-model DIR (a reward model from `cai train-rm`) or --judge (the constitutional judge)")
     if not judge:
         from ..stages.score import Score
 
         _judge_options_need_judge("--judge", constitution=constitution, judge_model=judge_model, judge_engine=judge_engine,
-                                  judge_base_url=judge_base_url, reward_weights=reward_weights)
+                                  judge_base_url=judge_base_url, reward_weights=reward_weights, gold=gold)
         assert reward_model is not None
         run_stage(Score(reward_model), common.run_options())
         return
@@ -300,7 +310,10 @@ def score(
     cfg = Config(mode=reward_mode.value, principles=parse_principles(principles), reference_field=reference_field)
     engine = judge_engine_options(judge_model, judge_engine, judge_base_url)
     engine.batch_size = common.batch_size
-    run_stage(JudgeScore(engine, load_constitution(constitution), cfg, reward_weights), common.run_options())
+    scorer = JudgeScore(engine, load_constitution(constitution), cfg, reward_weights)
+    if gold is not None:
+        run_check(scorer.gold_judged(), gold, limits, where_kept(common.output), "score")
+    run_stage(scorer, common.run_options())
 
 
 @stage_command(app, "export", model=False, sampling=False)
@@ -337,7 +350,7 @@ def evaluate(
     judge_engine: o.JudgeEngineOpt = None,
     judge_base_url: o.JudgeBaseUrlOpt = None,
     reward_model: o.RewardModelOpt = None,
-    gold: o.GoldOpt = None,
+    gold_field: o.GoldFieldOpt = None,
     summary: o.SummaryOpt = None,
     bootstrap: o.BootstrapOpt = DEFAULT_BOOTSTRAP,
     priority: o.PriorityOpt = DEFAULT_PRIORITY,
@@ -357,7 +370,7 @@ def evaluate(
     The judges run on --judge-engine/--judge-base-url (default: --engine/--base-url).
     Compare many models with one `cai eval` each, then `cai report` (it charts whatever the results hold). See docs/eval.md for what each number means.
 
-    `--suite NAME` reads the community's benchmarks from the CSV files their authors publish (xstest, strongreject, jailbreakbench, or-bench): `-p` for red-team files, `--benign` for a benchmark's benign file. `--gold FIELD` (with --answers and --baseline-field) measures the judge's accuracy and calibration (ECE) against known better answers.
+    `--suite NAME` reads the community's benchmarks from the CSV files their authors publish (xstest, strongreject, jailbreakbench, or-bench): `-p` for red-team files, `--benign` for a benchmark's benign file. `--gold-field FIELD` (with --answers and --baseline-field) measures the judge's accuracy and calibration (ECE) against known better answers.
 
     Refusal detector (rules and a small classifier, no model): 86% agreement with people on 581 held-out replies from two public sources (a refusal-phrase baseline: 70%; 63% when each source is judged by a classifier trained without it), short of the 92% aimed for.
     Details in docs/eval.md; reproduce with `python bench/bench_refusal.py`.
@@ -380,8 +393,8 @@ def evaluate(
         raise CaiError("--baseline-field names a field of --answers rows; to generate a baseline's answers use --baseline MODEL")
     if suite and (answers or not (prompts or benign)):
         raise CaiError(f"--suite {suite.value} reads the benchmark's published prompt files: give them with --prompts (red-team) or --benign, not --answers or stdin")
-    if gold and not (answers and baseline_field):
-        raise CaiError("--gold names the better of two answers the rows already hold: use it with --answers and --baseline-field")
+    if gold_field and not (answers and baseline_field):
+        raise CaiError("--gold-field names the better of two answers the rows already hold: use it with --answers and --baseline-field")
     sources: list[tuple[str | None, str | None]] = [(p, kind) for paths, kind in ((prompts, None), (benign, "benign"), (answers, None)) for p in paths or []]
     cfg = EvalConfig(
         sources=sources or [(None, None)],
@@ -403,7 +416,7 @@ def evaluate(
         baseline_field=baseline_field,
         benign_field=benign_field,
         suite=suite.value if suite else None,
-        gold=gold,
+        gold=gold_field,
         priority=priority.value,
         tier_confidence=parse_tier_confidence(tier_confidence),
         gate_threshold=gate_threshold,
@@ -417,7 +430,7 @@ def evaluate(
 def report(results: o.ResultsArg, output: o.OutputOpt = None, json_out: o.JsonOpt = None, bootstrap: o.BootstrapOpt = DEFAULT_BOOTSTRAP):
     """Compare models: a table of every metric, Bradley–Terry ratings over all files, a figure or an HTML page.
 
-    The figure shows whatever the results hold: harmlessness against helpfulness (win rates, ratings within a connected set of games, or the refusal detector's rates), each model's paired change against its baseline, a single model's refusal and deflection rates, declines per category, and, with gold labels (`eval --gold`, or a `label-prefs --gold` summary), the judge's reliability diagram and expected calibration error. Reads what `cai eval` writes (its rows JSONL or its summary JSON); any other file is one line saying what it is.
+    The figure shows whatever the results hold: harmlessness against helpfulness (win rates, ratings within a connected set of games, or the refusal detector's rates), each model's paired change against its baseline, a single model's refusal and deflection rates, declines per category, and, with gold labels (`eval --gold-field`, or a `label-prefs --gold-field` summary), the judge's reliability diagram and expected calibration error. Reads what `cai eval` writes (its rows JSONL or its summary JSON); any other file is one line saying what it is.
 
     Example:
 
@@ -444,7 +457,10 @@ def label_prefs(
     cot: o.CotOpt = LabelConfig.cot,
     clamp: o.ClampOpt = None,
     min_confidence: o.MinConfidenceOpt = None,
+    gold_field: o.GoldFieldOpt = None,
     gold: o.GoldOpt = None,
+    min_accuracy: o.MinAccuracyOpt = None,
+    max_ece: o.MaxEceOpt = None,
     judge_examples: o.JudgeExamplesOpt = None,
     priority: o.PriorityOpt = o.Priority(LabelConfig.priority),
     tier_confidence: o.TierConfidenceOpt = LabelConfig.tier_confidence,
@@ -460,21 +476,29 @@ def label_prefs(
     Every response is checked against the hard constraints first: one that crosses a constraint the other does not
     is rejected whatever the questions say (`decided_by: hard-constraint:<id>`, `gate.reason`). The summary line
     (and, with -o OUT, OUT.summary.json) reports the judge's position bias, order disagreement, length bias, each
-    principle's agreement with the ensemble, and per tier how often it decided and agreed with the label; with --gold,
+    principle's agreement with the ensemble, and per tier how often it decided and agreed with the label; with --gold-field,
     the judge's accuracy and expected calibration error (`cai report OUT.summary.json` draws its reliability diagram).
+    --gold FILE measures the judge on gold pairs first, as it will label, and with --min-accuracy (or --max-ece) stops
+    before labelling (exit 3) where it is below the floor (see docs/label-prefs.md, "The judge gate").
     After a change to the constitution, --amend PREVIOUS relabels only the pairs whose questions, sections or
     constraints changed. See docs/label-prefs.md and docs/constitutions.md.
 
     Example:
 
         cai generate examples/red_team.jsonl --n 2 --max-tokens 64 | cai label-prefs --principles 4 -o out/prefs.jsonl
+        cai label-prefs out/pairs.jsonl --gold examples/gold-hhh.jsonl --min-accuracy 0.6 -o out/prefs.jsonl
     """
     from ..constitution import load_constitution
+    from ..errors import CaiError
     from ..judge import COT_CLAMP, askable, load_judge_examples, parse_clamp, parse_min_confidence, parse_principles, parse_tier_confidence
+    from ..judge.checks import floors, run_check, where_kept
     from ..runner import run_stage
     from ..stages.label_prefs import LabelConfig, LabelPrefs
 
-    cfg = LabelConfig(mode=mode.value, pair=pair.value if pair else None, pairs=pairs.value, fmt=format.value, swap=swap, cot=cot, gold=gold,
+    limits = floors(gold, min_accuracy, max_ece)
+    if gold is not None and mode is not o.Mode.judge:
+        raise CaiError(f"--gold measures the judge on gold pairs; --mode {mode.value} asks no judge (use --gold-field to score its labels)")
+    cfg = LabelConfig(mode=mode.value, pair=pair.value if pair else None, pairs=pairs.value, fmt=format.value, swap=swap, cot=cot, gold=gold_field,
                       priority=priority.value, tier_confidence=parse_tier_confidence(tier_confidence), gate_threshold=gate_threshold)
     cfg.clamp = parse_clamp(clamp) if clamp is not None else (COT_CLAMP if cot else None)
     cfg.min_confidence = parse_min_confidence(min_confidence)
@@ -485,8 +509,10 @@ def label_prefs(
             cfg.principles = parse_principles(principles, askable(charter))
         if judge_examples:
             cfg.examples, cfg.examples_source = load_judge_examples(judge_examples), judge_examples
-    stage = _amending(LabelPrefs(common.engine_options(), common.sampling(), charter, cfg, passage_tokens), amend)
-    run_stage(stage, common.run_options())  # dropped pairs go to OUT.dropped.jsonl, counted; the summary to OUT.summary.json
+    labeller = LabelPrefs(common.engine_options(), common.sampling(), charter, cfg, passage_tokens)
+    if gold is not None:
+        run_check(labeller, gold, limits, where_kept(common.output), "label-prefs")
+    run_stage(_amending(labeller, amend), common.run_options())  # dropped pairs go to OUT.dropped.jsonl, counted; the summary to OUT.summary.json
 
 
 @command(app, "plan")

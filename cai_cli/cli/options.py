@@ -359,14 +359,32 @@ ClampOpt = Annotated[Optional[str], typer.Option("--clamp", help=f"LO,HI: clamp 
 MinConfidenceOpt = Annotated[
     Optional[float], typer.Option("--min-confidence", help="Drop pairs whose p_chosen is below P (0.5-1); they go to OUTPUT.dropped.jsonl and are counted.", rich_help_panel=JUDGE_PANEL)
 ]
-GoldOpt = Annotated[
+GoldFieldOpt = Annotated[
     Optional[str],
     typer.Option(
-        "--gold",
+        "--gold-field",
         help="Field naming the better response (label-prefs: candidate index, A/B, revision/initial or its text; eval --answers: model, baseline or its text): "
         "report the judge's accuracy (95% Wilson interval) and calibration (ECE; `cai report` draws the reliability diagram).",
         rich_help_panel=JUDGE_PANEL,
     ),
+]
+GoldOpt = Annotated[
+    Optional[str],
+    typer.Option(
+        "--gold", metavar="FILE",
+        help="Gold pairs (JSONL: HHH's input/target_scores, or trl's chosen/rejected): before any work the judge is measured on them as "
+        "the run will use it (its questions, passages and gate, both orders); accuracy (95% Wilson interval) and ECE printed and kept "
+        "beside the output (OUT.judge-gate.json, DIR/judge-gate.json). With --min-accuracy / --max-ece a judge below the floor stops the run (exit 3).",
+        rich_help_panel=JUDGE_PANEL,
+    ),
+]
+MinAccuracyOpt = Annotated[
+    Optional[float],
+    typer.Option("--min-accuracy", min=0.0, max=1.0, help="With --gold: stop (exit 3) before any work where the judge's accuracy on the gold pairs is not shown to reach A (the lower end of its 95% interval is below A).", rich_help_panel=JUDGE_PANEL),
+]
+MaxEceOpt = Annotated[
+    Optional[float],
+    typer.Option("--max-ece", min=0.0, max=1.0, help="With --gold: stop (exit 3) before any work where the judge's expected calibration error on the gold pairs is above E.", rich_help_panel=JUDGE_PANEL),
 ]
 JudgeExamplesOpt = Annotated[
     Optional[str], typer.Option("--judge-examples", help="Worked judgments shown before each question: JSONL of {prompt|messages, a, b, answer: A|B}, or the paper's JSON list of {prompt, corrects, incorrects}.", rich_help_panel=JUDGE_PANEL)
@@ -522,7 +540,7 @@ ShowOnErrorOpt = Annotated[
     typer.Option("--on-error", help="fail: a line that is not a row stops with one line naming it. skip: show the rows that are, and name the others on stderr.", rich_help_panel=IO_PANEL),
 ]
 ResultsArg = Annotated[
-    list[str], typer.Argument(help="Results from `cai eval`: the rows JSONL (or the summary JSON), one file per model; and `cai label-prefs --gold` summaries.")
+    list[str], typer.Argument(help="Results from `cai eval`: the rows JSONL (or the summary JSON), one file per model; and `cai label-prefs --gold-field` summaries.")
 ]
 JsonOpt = Annotated[Optional[str], typer.Option("--json", help="Also write the merged metrics and ratings as JSON.", rich_help_panel=EVAL_PANEL)]
 ExportFormatOpt = Annotated[

@@ -70,7 +70,7 @@ class EvalConfig:
     judge_engine: str | None = None  # the judges' back end (None: the model's, --engine)
     judge_base_urls: list[str] = field(default_factory=list)  # the judges' servers (empty: the model's, --base-url)
     suite: str | None = None  # --suite: every prompt file is this benchmark's published CSV (eval/suites.py)
-    gold: str | None = None  # with answers: the field naming the better of the two answers (--gold)
+    gold: str | None = None  # with answers: the field naming the better of the two answers (--gold-field)
     priority: str = DEFAULT_PRIORITY.value  # how the tiers' verdicts combine (cai_cli.judge.priority)
     tier_confidence: float = TIER_CONFIDENCE
     gate_threshold: float = VIOLATION_THRESHOLD  # "likely crosses a hard constraint": P(violation) above this

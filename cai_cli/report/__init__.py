@@ -1,4 +1,4 @@
-"""report: gather `cai eval` results (and `cai label-prefs --gold` summaries) into tables (terminal), one figure
+"""report: gather `cai eval` results (and `cai label-prefs --gold-field` summaries) into tables (terminal), one figure
 (PNG, SVG, PDF), or one HTML page.
 
 merge.py reads and merges results files; table.py, chart.py and html.py show the merged report.

@@ -2,7 +2,7 @@
 against helpfulness (players named in one legend, never by labels that could overlap; coincident points drawn side
 by side), or a single model's refusal and deflection rates when there is no such point; each model's change against
 its baseline with 95% intervals; the share of red-team and benign prompts declined per category; and the judge's
-reliability diagram against gold labels (`--gold`), with the comparisons per bin."""
+reliability diagram against gold labels (`--gold-field`), with the comparisons per bin."""
 
 from __future__ import annotations
 

@@ -7,7 +7,7 @@ evaluated twice keeps its last file's numbers; a baseline shared by several file
 first. Bradley–Terry ratings are fitted over every file's judged games together, each connected set of
 games on its own (anchored at its baseline when it holds one): files that share no player cannot be
 rated on one scale, and a note says so. The judge's calibration against gold answers is gathered from
-eval results (`--gold`) and from `cai label-prefs --gold` summaries, which `cai report` also reads.
+eval results (`--gold-field`) and from `cai label-prefs --gold-field` summaries, which `cai report` also reads.
 """
 
 from __future__ import annotations
@@ -91,16 +91,16 @@ def _check_paths(paths: list[str]) -> None:
 
 
 def _label_prefs_calibration(summary: dict, path: str) -> list[dict]:
-    """The judge's calibration from a label-prefs summary (`--gold`), as one reliability series."""
+    """The judge's calibration from a label-prefs summary (`--gold-field`), as one reliability series."""
     gold = summary.get("gold") or {}
     if not gold.get("calibration"):
-        raise CaiError(f"{path}: a `cai label-prefs` summary without --gold results: the report draws a judge's calibration only against gold labels")
+        raise CaiError(f"{path}: a `cai label-prefs` summary without --gold-field results: the report draws a judge's calibration only against gold labels")
     judge = (summary.get("settings") or {}).get("model") or Path(path).name.removesuffix(".summary.json")
     return [{"label": f"{judge} (label-prefs)", "source": path, "criterion": None, "gold": gold.get("field"), "accuracy": gold.get("accuracy"), "calibration": gold["calibration"]}]
 
 
 def _eval_calibration(summary: dict, path: str) -> list[dict]:
-    """The judge's calibration from an eval run with --gold, one reliability series per criterion."""
+    """The judge's calibration from an eval run with --gold-field, one reliability series per criterion."""
     found = summary.get("judge_calibration") or {}
     out = []
     for crit, agreement in (found.get("criteria") or {}).items():

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import json
 import time
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from enum import Enum
 from typing import TYPE_CHECKING
@@ -50,6 +51,8 @@ from ..judge import (
     tier_pools,
     with_plain_stop,
 )
+from ..judge.checks import Cost, conversation_text, cost, gold_first, ordered
+from ..judge.gold import GoldPair
 from ..judge.tiers import quoted_questions, units_used
 from ..rows import (
     FieldProblem,
@@ -176,7 +179,7 @@ class LabelPrefs(EngineStage):
         self.gate = Gate(constitution, config.gate_threshold) if constitution is not None and config.mode == "judge" else None
 
     def settings(self) -> dict:
-        """The options that shape the rows (for the side file's fingerprint); --gold only adds to the summary."""
+        """The options that shape the rows (for the side file's fingerprint); --gold-field only adds to the summary."""
         cfg = self.cfg
         return {
             "mode": cfg.mode, "pair": cfg.pair, "pairs": cfg.pairs, "principles": cfg.principles, "min_confidence": cfg.min_confidence,
@@ -222,11 +225,11 @@ class LabelPrefs(EngineStage):
             self.gold_index(row)
 
     def gold_index(self, row: dict) -> int | None:
-        """Which compared response --gold names: a candidate index, "A"/"B" (candidates 0/1),
+        """Which compared response --gold-field names: a candidate index, "A"/"B" (candidates 0/1),
         "initial"/"revision" (with --pair initial-vs-final), or the exact text of the better response.
         None when the row has no gold value."""
         field = self.cfg.gold
-        assert field is not None, "gold_index is asked only under --gold"
+        assert field is not None, "gold_index is asked only under --gold-field"
         value = row.get(field)
         if value is None:
             return None
@@ -358,6 +361,72 @@ class LabelPrefs(EngineStage):
             by_pair[(r, i, j)] = Pair(i, j, decision.p_x, votes, decision.verdict.orders_agreed, decision, comparison_record(ask, decision.verdict))
         return [failed[r] if r in failed else [by_pair[(r, i, j)] for i, j in wanted] for r, wanted in enumerate(plans)]
 
+    # ------------------------------------------------------------------ measured on gold pairs first (--gold-field FILE)
+
+    def gold_rows(self, pairs: list[GoldPair]) -> list[dict]:
+        """Gold pairs as this stage's own input rows (candidates, or the revision and the first reply), the gold answer
+        first or second by judge.checks.ordered, so they are judged exactly as the run's rows will be."""
+        rows = []
+        for pair in pairs:
+            first, second = ordered(pair)
+            row: dict = {"id": f"gold:{pair.id}", "messages": pair.conversation}
+            if self.cfg.pair == PairSource.initial_vs_final.value:
+                row.update(response=first, initial_response=second)
+            else:
+                row["candidates"] = [first, second]
+            rows.append(row)
+        return rows
+
+    def gold_cost(self, pairs: list[GoldPair]) -> Cost:
+        """What judging PAIRS asks of the judge: each question in one or both orders, each hard constraint per answer."""
+        items: list[tuple[Sequence[str], int]] = []
+        orders = 2 if self.cfg.swap else 1
+        charter = self.judge_constitution()
+        for row in self.gold_rows(pairs):
+            conv = conversation(row)
+            texts, _ = self.responses(row)
+            said = conversation_text(conv)
+            for q in self.principles_for(str(row["id"]), 0, 1, conv, bh.of_row(charter, row)):
+                items.append(((said, *texts, q.question), orders))
+            if self.gate:
+                items += [((said, text, h.text), 2) for text in texts for h in self.gate.constraints]
+        return cost(items)
+
+    def gold_probabilities(self, pairs: list[GoldPair]) -> list[float | None]:
+        """Per gold pair, the label this run would give it, as P(the gold answer is better) (None: the judge failed on
+        it); the run's own summary counts none of it."""
+        self.start()
+        saved_tally, saved_stats = self.tally, self.stats
+        self.tally, self.stats = LabelTally(self.cfg.mode, None, None), type(self.stats)()
+        try:
+            rows = self.gold_rows(pairs)
+            out: list[float | None] = []
+            for at in range(0, len(rows), max(1, self.engine_opts.batch_size)):
+                batch = rows[at : at + max(1, self.engine_opts.batch_size)]
+                checked: list[dict] = []
+                for row in batch:
+                    try:
+                        self.check_loaded(row)
+                        checked.append(row)
+                    except RowFailure:
+                        pass
+                judged = dict(zip((r["id"] for r in checked), self.judge(checked))) if checked else {}
+                for row, pair in zip(batch, pairs[at : at + len(batch)]):
+                    found = judged.get(row["id"])
+                    if found is None or isinstance(found, RowFailure) or not found:
+                        out.append(None)
+                        continue
+                    p_first = found[0].p_i
+                    out.append(p_first if gold_first(pair) else 1.0 - p_first)
+            return out
+        finally:
+            self.tally, self.stats = saved_tally, saved_stats
+
+    def gold_identity(self) -> dict:
+        """Who judged the gold pairs and how: what the run's rows will record."""
+        return {"model": self._model_name(), "engine": self.engine_opts.engine, "constitution": self.judge_constitution().name,
+                "constitution_hash": self.judge_constitution().hash, **self.settings()}
+
     # ------------------------------------------------------------------ rows out
 
     def process(self, rows: list[dict]) -> list[Outcome]:
@@ -424,7 +493,7 @@ class LabelPrefs(EngineStage):
         }
 
     def _revision_wins(self, row: dict) -> tuple[list[dict], list[Pair] | None]:
-        """The row's one entry, and the pair scored against --gold (None for identical texts: no pair at all)."""
+        """The row's one entry, and the pair scored against --gold-field (None for identical texts: no pair at all)."""
         texts, sources = self.responses(row)
         if texts[0] == texts[1]:
             return [self._identical(row, texts, sources, 0, 1)], None
@@ -533,7 +602,7 @@ class LabelPrefs(EngineStage):
         return info
 
     def summary_dict(self) -> dict:
-        """The summary JSON (`OUT.summary.json`): counts, the judge's bias, and accuracy against --gold."""
+        """The summary JSON (`OUT.summary.json`): counts, the judge's bias, and accuracy against --gold-field."""
         return self.tally.as_dict(self.settings())
 
     def summary(self) -> str:

@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Any
 
 from ..engines import EngineOptions
 from ..errors import CaiError, choice
+from ..judge.checks import Floors
 from ..judge.principles import DEFAULT_PRINCIPLES
 from ..judge.reward import REFERENCE_FIELD, JudgeRewardConfig, RewardMode
 from ..models import load_reward_model, quiet_libraries, reward_model_error
@@ -61,6 +62,8 @@ class JudgeOptions:
     principles: str = str(DEFAULT_PRINCIPLES)
     reference_field: str = REFERENCE_FIELD
     weights: str | None = None  # --reward-weights, as given
+    gold: str | None = None  # --gold FILE: the judge measured on gold pairs before training (cai_cli/judge/checks.py)
+    floors: Floors = field(default_factory=Floors)  # --min-accuracy, --max-ece
 
 
 # trl's GRPO default beta is 0: no KL term, nothing holding the policy near where it started while it climbs a
@@ -176,7 +179,7 @@ def train_policy(
     record: dict[str, Any] = {"input": rows, "algo": algo, "examples": len(examples), "beta": plan.config.beta, "reward_model": reward_model}
     if algo == "dpo":
         record["soft_labels"] = soft
-    engine = None
+    scorer: _JudgeSide | None = None
     if charter is not None:
         assert judge is not None and reward_cfg is not None
         from ..judge.reward import reward_names
@@ -186,20 +189,24 @@ def train_policy(
                            "constitution": charter.name, "constitution_hash": charter.hash, **reward_cfg.settings(),
                            "rewards": reward_names(charter), "reward_weights": list(plan.config.reward_weights)}
         say(_judge_plan(judge, charter, reward_cfg, plan.config))
+        scorer = _JudgeSide(judge, charter, reward_cfg)
     try:
         with run.undo_unless_started():
+            if scorer is not None and judge is not None and judge.gold is not None:
+                from ..judge.checks import GATE_FILE, run_check
+
+                run_check(scorer.gold_judged(plan.config.reward_weights), judge.gold, judge.floors, run.out / GATE_FILE, "train-policy")
             with trl_errors():
                 if algo == "dpo":
                     trainer = _dpo_trainer(plan, data, soft)
-                elif charter is not None:
-                    assert judge is not None and reward_cfg is not None
-                    trainer, engine = _judge_trainer(algo, plan, data, judge, charter, reward_cfg, run.out)
+                elif scorer is not None:
+                    trainer = _judge_trainer(algo, plan, data, scorer, run.out)
                 else:
                     trainer = _online_trainer(algo, plan, data, reward_model)
             result = run_training(trainer, run, plan.base, plan.lora, "causal", record, opts.progress)
     finally:
-        if engine is not None:
-            engine.close()
+        if scorer is not None:
+            scorer.close()
     if not result.get("skipped"):
         say(f"train-policy: {result['steps']} steps, loss {result['train_loss']:.4f}, {result['seconds']:.1f}s; model in {run.out}")
     return result
@@ -297,10 +304,44 @@ def _reference_example(field_name: str):
     return lambda row: {"prompt": conversation(row), field_name: row[field_name]}
 
 
-def _judge_trainer(algo: str, plan, data, judge: JudgeOptions, charter: Constitution, cfg: JudgeRewardConfig, out: Path):
-    """GRPO or RLOO with the judge's rewards as the trainer's reward functions; the judge's engine starts here."""
-    from ..engines import load_engine
-    from ..judge.reward import JudgeReward
+class _JudgeSide:
+    """The judge that scores the samples: its engine started once, when first asked (after the cost of a gold
+    measurement is printed), shared by the gold measurement and the trainer's reward functions."""
+
+    def __init__(self, judge: JudgeOptions, charter: Constitution, cfg: JudgeRewardConfig):
+        self.judge, self.charter, self.cfg = judge, charter, cfg
+        self.engine: Any = None
+        self._reward: Any = None
+
+    def reward(self):
+        if self._reward is None:
+            from ..engines import load_engine
+            from ..judge.reward import JudgeReward
+
+            self.engine = load_engine(self.judge.engine)
+            self._reward = JudgeReward(self.engine, self.charter, self.cfg)
+        return self._reward
+
+    def gold_judged(self, weights):
+        from ..judge.checks import RewardJudged
+        from ..judge.reward import JudgeReward
+
+        identity = {"model": self.judge.engine.model or "embedded", "engine": self.judge.engine.engine, "constitution": self.charter.name,
+                    "constitution_hash": self.charter.hash, **self.cfg.settings(), "reward_weights": list(weights)}
+        return RewardJudged(self.reward, weights, identity, plan=JudgeReward(None, self.charter, self.cfg))
+
+    def where(self) -> str:
+        urls = self.judge.engine.base_urls
+        return f"--judge-base-url {' '.join(urls)}" if urls else f"on {self.judge.engine.engine}"
+
+    def close(self) -> None:
+        if self.engine is not None:
+            self.engine.close()
+
+
+def _judge_trainer(algo: str, plan, data, scorer: _JudgeSide, out: Path):
+    """GRPO or RLOO with the judge's rewards as the trainer's reward functions (the judge's engine starts here, unless
+    the gold measurement started it)."""
     from .judge_reward import JudgeRewards, samples_callback
 
     online_cls: Any
@@ -308,17 +349,12 @@ def _judge_trainer(algo: str, plan, data, judge: JudgeOptions, charter: Constitu
         from trl import GRPOTrainer as online_cls
     else:
         from trl import RLOOTrainer as online_cls
-    engine = load_engine(judge.engine)
-    try:
-        where = f"--judge-base-url {' '.join(judge.engine.base_urls)}" if judge.engine.base_urls else f"on {judge.engine.engine}"
-        rewards = JudgeRewards(JudgeReward(engine, charter, cfg), int(plan.config.num_generations), plan.config.reward_weights, out,
-                               cfg.reference_field if cfg.mode == RewardMode.reference else None, describe=f"the judge ({where})")
-        trainer = online_cls(model=plan.base, reward_funcs=rewards.functions(), args=plan.config, train_dataset=data, peft_config=plan.peft)
-    except BaseException:
-        engine.close()
-        raise
+    cfg = scorer.cfg
+    rewards = JudgeRewards(scorer.reward(), int(plan.config.num_generations), plan.config.reward_weights, out,
+                           cfg.reference_field if cfg.mode == RewardMode.reference else None, describe=f"the judge ({scorer.where()})")
+    trainer = online_cls(model=plan.base, reward_funcs=rewards.functions(), args=plan.config, train_dataset=data, peft_config=plan.peft)
     trainer.add_callback(samples_callback(out))
-    return trainer, engine
+    return trainer
 
 
 def _reward_identity(reward_model: str | None) -> dict:
