@@ -28,6 +28,8 @@ app = typer.Typer(
 )
 constitution_app = typer.Typer(help="Inspect, validate, import, compare constitutions, and see which sections rows used.", no_args_is_help=True)
 app.add_typer(constitution_app, name="constitution")
+judge_app = typer.Typer(help="Check the judge: does it read the constitution?", no_args_is_help=True)
+app.add_typer(judge_app, name="judge")
 
 
 @stage_command(app, "generate")
@@ -769,6 +771,40 @@ def constitution_coverage(rows: o.CoverageRowsArg, constitution: o.CoverageConst
         print(json.dumps(cov.as_dict(), indent=2))
     else:
         Console().print(coverage_table(cov, charter))
+
+
+@command(judge_app, "check")
+def judge_check(
+    pairs: o.PairsArg,
+    constitution: o.ConstitutionOpt = None,
+    questions: o.QuestionsOpt = None,
+    reversals: o.ReversalsOpt = None,
+    limit: o.PairsLimitOpt = None,
+    model: o.ModelOpt = None,
+    engine: o.EngineOpt = Common.engine,
+    base_url: o.BaseUrlOpt = None,
+    gate_threshold: o.GateThresholdOpt = VIOLATION_THRESHOLD,
+    passage_tokens: o.PassageTokensOpt = None,
+    output: o.ReportOutOpt = None,
+):
+    """Does the judge read the constitution? Each comparison question is asked on the same pairs as written and with its meaning reversed (your --reversals, or drafted); per question, how often the preference flips, with its 95% interval. A judge that ignores the question flips nothing.
+
+    Each hard constraint is also reworded to allow what it forbade: of the answers the gate stopped, how many it lets through. The cost is printed first. See docs/label-prefs.md ("Does the judge read the constitution?").
+
+    Example:
+
+        cai judge check examples/gold-hhh.jsonl --questions less-harmful,more-ethical --limit 12
+        cai judge check out/prefs.jsonl -c assistant --reversals my-reversals.jsonl -o out/sensitivity.json
+    """
+    from ..engines import load_engine
+    from ..judge.sensitivity import check_constitution
+    from ..output import check_targets
+
+    [target] = check_targets([("-o", output)], [("the pairs", pairs), ("--reversals", reversals), *_constitution_input(constitution)])
+    common = Common(model=model, engine=engine, base_url=base_url)
+    ids = {q.strip() for q in questions.split(",") if q.strip()} if questions else None
+    opts = common.engine_options()
+    check_constitution(pairs, constitution, ids, reversals, limit, opts, lambda: load_engine(opts), gate_threshold, passage_tokens, target)
 
 
 def main() -> None:

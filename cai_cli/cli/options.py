@@ -414,6 +414,24 @@ GateThresholdOpt = Annotated[
         rich_help_panel=JUDGE_PANEL,
     ),
 ]
+# ---- cai judge check ---------------------------------------------------------------------------------------------
+PairsArg = Annotated[
+    str, typer.Argument(help="Pairs of answers, JSONL in a gold file's shapes (HHH's input/target_scores, trl's chosen/rejected: a `cai label-prefs` output works as it is).")
+]
+QuestionsOpt = Annotated[
+    Optional[str], typer.Option("--questions", metavar="ID,ID", help="Test only these comparison questions (default: every one the judge can ask).", rich_help_panel=JUDGE_PANEL)
+]
+ReversalsOpt = Annotated[
+    Optional[str],
+    typer.Option(
+        "--reversals", metavar="FILE",
+        help='JSONL of your own reversals, one a line: {"question": ID, "reversed": TEXT}, {"passage": ID, "reversed": TEXT} or '
+        '{"constraint": ID, "reversed": TEXT}; the rest are drafted by the rule in docs/label-prefs.md.', rich_help_panel=JUDGE_PANEL,
+    ),
+]
+PairsLimitOpt = Annotated[Optional[int], typer.Option("--limit", min=1, help="Use the first N pairs.", rich_help_panel=IO_PANEL)]
+ReportOutOpt = Annotated[Optional[str], typer.Option("--output", "-o", help="Also write the report as JSON (every test, how each was reversed).", rich_help_panel=IO_PANEL)]
+
 # ---- the judge as a reward: train-policy --reward judge, score --judge ---------------------------------------------
 # The judge's own engine (one option group: eval, train-policy and score).
 JUDGE_ENGINE_PANEL = "The judge's engine"
