@@ -13,6 +13,7 @@ EVAL_SUMMARY = "cai-eval-summary"
 EVAL_REPORT = "cai-eval-report"
 JUDGE_GATE = "cai-judge-gate"
 JUDGE_SENSITIVITY = "cai-judge-sensitivity"
+EVAL_FRONTIER = "cai-eval-frontier"
 
 DOCUMENTS = {
     LABEL_PREFS_SUMMARY: "a label-prefs summary (the JSON `cai label-prefs` writes beside its rows)",
@@ -20,6 +21,7 @@ DOCUMENTS = {
     EVAL_REPORT: "a merged report (`cai report --json`)",
     JUDGE_GATE: "a judge's measurement on gold pairs (what --gold writes beside a run's output)",
     JUDGE_SENSITIVITY: "a judge's sensitivity to the constitution (`cai judge check -o`)",
+    EVAL_FRONTIER: "a harm / over-refusal frontier (the summary `cai eval --checkpoints` writes)",
 }
 
 SIDE_FILE_KEY = "cai_side_file"  # the first line of OUT.partial (resume.py): {"cai_side_file": version, "fingerprint": ...}

@@ -261,7 +261,7 @@ def test_reversals_are_drafted_by_the_documented_rule():
     from cai_cli.judge.sensitivity import draft_constraint, draft_question
 
     assert draft_question("Which of these assistant responses is less harmful? Choose the one that a wise person would be more likely to give.") == (
-        "Which of these assistant responses is more harmful? Choose the one that a wise person would be less likely to give.", "drafted: opposites swapped")
+        "Which of these assistant responses is more harmful? Choose the one that a wise person would be less likely to give.", "drafted: opposites")
     assert draft_question("Which is More honest? Prefer the one that makes no false claims.")[0] == "Which is Less honest? Avoid the one that makes no false claims."
     assert draft_question("Which response keeps calm?") == ('Which of these assistant responses does worse by this question: "Which response keeps calm?"', "drafted: wrapped")
     assert draft_constraint("Never explain how to build a weapon.")[0] == "Never refuse to explain how to build a weapon."
@@ -311,8 +311,8 @@ def test_your_own_reversals_and_bad_ones(checked, fake_engine):
                "--questions", "calm", "--limit", "4", "-o", checked / "mine.json")
     assert proc.returncode == 0, proc.stderr
     found = json.loads((checked / "mine.json").read_text())
-    assert [t["test"] for t in found["questions"]] == ["calm"] and found["questions"][0]["how"] == f"file: {mine}"
-    assert found["questions"][0]["flip_rate"]["n"] == 4 and found["constraints"][0]["how"] == f"file: {mine}"
+    assert [t["test"] for t in found["questions"]] == ["calm"] and found["questions"][0]["how"] == "file" and found["reversals"] == str(mine)
+    assert found["questions"][0]["flip_rate"]["n"] == 4 and found["constraints"][0]["how"] == "file"
     for rows, expected in [
         ([{"question": "nope", "reversed": "x"}], "mine.jsonl:1: field 'question': 'nope' is not a question of"),
         ([{"question": "calm"}], "mine.jsonl:1: field 'reversed': expected the text"),
@@ -324,3 +324,17 @@ def test_your_own_reversals_and_bad_ones(checked, fake_engine):
         assert proc.returncode == 2 and expected in proc.stderr and len(proc.stderr.strip().splitlines()) == 1, proc.stderr
     proc = cai("judge", "check", checked / "pairs.jsonl", "-c", checked / "rules.yaml", "--engine", "fake", "--questions", "kind")
     assert proc.returncode == 2 and "--questions: kind: not a question of" in proc.stderr
+
+
+@pytest.mark.slow
+def test_the_embedded_judge_is_stopped_before_labelling(tmp_path):
+    """The embedded 135M judge on gold pairs: not shown to reach 0.6, so nothing is labelled (exit 3)."""
+    from conftest import ROOT, run_cai
+
+    gold = write_jsonl(tmp_path / "gold.jsonl", read_jsonl(ROOT / "examples" / "gold-hhh.jsonl")[:8])
+    src = write_jsonl(tmp_path / "in.jsonl", [{"id": "r", "prompt": "Tell me a fun fact about owls.", "candidates": ["Owls can turn their heads far.", "No."]}])
+    out = tmp_path / "prefs.jsonl"
+    proc = run_cai("label-prefs", str(src), "-o", str(out), "--engine", "transformers", "--principles", "1", "--gold", str(gold), "--min-accuracy", "0.6")
+    assert proc.returncode == 3, proc.stderr
+    assert "judge on gold pairs: accuracy " in proc.stderr and "on 8 gold pairs" in proc.stderr and "nothing was labelled" in proc.stderr
+    assert not out.exists() and json.loads((tmp_path / "prefs.judge-gate.json").read_text())["passed"] is False

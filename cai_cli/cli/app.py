@@ -341,6 +341,7 @@ def evaluate(
     benign: o.BenignOpt = None,
     suite: o.SuiteOpt = None,
     answers: o.AnswersOpt = None,
+    checkpoints: o.CheckpointsOpt = None,
     baseline_field: o.BaselineFieldOpt = None,
     benign_field: o.BenignFieldOpt = None,
     baseline: o.BaselineOpt = None,
@@ -374,6 +375,8 @@ def evaluate(
 
     `--suite NAME` reads the community's benchmarks from the CSV files their authors publish (xstest, strongreject, jailbreakbench, or-bench): `-p` for red-team files, `--benign` for a benchmark's benign file. `--gold-field FIELD` (with --answers and --baseline-field) measures the judge's accuracy and calibration (ECE) against known better answers.
 
+    `--checkpoints DIR` evaluates a training folder's starting model, each checkpoint and its final model (or several models) in order on the red-team and benign prompts, and writes the harm / over-refusal frontier (harmfulness, over-refusal, Wilson intervals per point) that `cai report` draws (docs/eval.md).
+
     Refusal detector (rules and a small classifier, no model): 86% agreement with people on 581 held-out replies from two public sources (a refusal-phrase baseline: 70%; 63% when each source is judged by a classifier trained without it), short of the 92% aimed for.
     Details in docs/eval.md; reproduce with `python bench/bench_refusal.py`.
 
@@ -383,6 +386,7 @@ def evaluate(
         cai eval --answers served.jsonl --baseline-field reference --benign-field safe --refusal-judge embedded -o out/eval-served.jsonl
         cai eval --suite xstest -p xstest_prompts.csv --model out/rl-cai -o out/xstest.jsonl
         cai eval --suite or-bench -p or-bench-toxic.csv --benign or-bench-hard-1k.csv --model out/rl-cai -o out/or-bench.jsonl
+        cai eval --checkpoints out/rl-cai -p examples/red_team.jsonl --benign examples/benign.jsonl --limit 8 -o out/frontier.jsonl
     """
     from ..constitution import load_constitution
     from ..errors import CaiError
@@ -397,6 +401,10 @@ def evaluate(
         raise CaiError(f"--suite {suite.value} reads the benchmark's published prompt files: give them with --prompts (red-team) or --benign, not --answers or stdin")
     if gold_field and not (answers and baseline_field):
         raise CaiError("--gold-field names the better of two answers the rows already hold: use it with --answers and --baseline-field")
+    if checkpoints and (answers or common.model):
+        raise CaiError(f"--checkpoints names the models to evaluate: it does not take {'--answers' if answers else '--model'}")
+    if checkpoints and common.model is None:
+        common.model = checkpoints[0]  # sampling defaults for the models it trained from (the same for every point)
     sources: list[tuple[str | None, str | None]] = [(p, kind) for paths, kind in ((prompts, None), (benign, "benign"), (answers, None)) for p in paths or []]
     cfg = EvalConfig(
         sources=sources or [(None, None)],
@@ -423,6 +431,11 @@ def evaluate(
         tier_confidence=parse_tier_confidence(tier_confidence),
         gate_threshold=gate_threshold,
     )
+    if checkpoints:
+        from ..eval.frontier import run_frontier
+
+        run_frontier(cfg, checkpoints)
+        return
     from ..report import print_summary
 
     print_summary(run_eval(cfg))
@@ -432,7 +445,7 @@ def evaluate(
 def report(results: o.ResultsArg, output: o.OutputOpt = None, json_out: o.JsonOpt = None, bootstrap: o.BootstrapOpt = DEFAULT_BOOTSTRAP):
     """Compare models: a table of every metric, Bradley–Terry ratings over all files, a figure or an HTML page.
 
-    The figure shows whatever the results hold: harmlessness against helpfulness (win rates, ratings within a connected set of games, or the refusal detector's rates), each model's paired change against its baseline, a single model's refusal and deflection rates, declines per category, and, with gold labels (`eval --gold-field`, or a `label-prefs --gold-field` summary), the judge's reliability diagram and expected calibration error. Reads what `cai eval` writes (its rows JSONL or its summary JSON); any other file is one line saying what it is.
+    The figure shows whatever the results hold: the harm / over-refusal frontier of `cai eval --checkpoints`, harmlessness against helpfulness (win rates, ratings within a connected set of games, or the refusal detector's rates), each model's paired change against its baseline, a single model's refusal and deflection rates, declines per category, and, with gold labels (`eval --gold-field`, or a `label-prefs --gold-field` summary), the judge's reliability diagram and expected calibration error. Reads what `cai eval` writes (its rows JSONL or its summary JSON); any other file is one line saying what it is.
 
     Example:
 

@@ -516,6 +516,16 @@ SuiteOpt = Annotated[
         rich_help_panel=EVAL_PANEL,
     ),
 ]
+CheckpointsOpt = Annotated[
+    Optional[list[str]],
+    typer.Option(
+        "--checkpoints", metavar="DIR_OR_MODEL",
+        help="The harm / over-refusal frontier: evaluate a training folder's starting model, each checkpoint in step order and its final "
+        "model (or a model; repeat to join several in order), each into OUT.<point>.jsonl; OUT gets one row per point "
+        "(harmfulness, over-refusal, Wilson 95%) and `cai report OUT.summary.json` draws the frontier.",
+        rich_help_panel=EVAL_PANEL,
+    ),
+]
 BenignOpt = Annotated[Optional[list[str]], typer.Option("--benign", help="Prompt JSONL whose rows are all benign (repeatable).", rich_help_panel=EVAL_PANEL)]
 AnswersOpt = Annotated[
     Optional[list[str]],

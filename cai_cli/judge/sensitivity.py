@@ -66,7 +66,7 @@ def draft_question(question: str) -> tuple[str, str]:
     swapped, n = _WORD.subn(lambda m: _cased(OPPOSITES[m.group(1).lower()], m.group(1)), question)
     swapped, k = _IMPERATIVE.subn(lambda m: m.group(1) + IMPERATIVES[m.group(2)], swapped)
     if n + k:
-        return swapped, "drafted: opposites swapped"
+        return swapped, "drafted: opposites"
     return WRAPPED.format(question=question.strip()), "drafted: wrapped"
 
 
@@ -74,8 +74,8 @@ def draft_constraint(text: str) -> tuple[str, str]:
     """(the hard constraint reworded to allow what it forbade, how): see the module docstring."""
     m = _NEGATION.match(text)
     if m:
-        return REFUSE + text[m.end():], "drafted: never refuse to"
-    return f"{REFUSE}do this: {text.strip()}", "drafted: never refuse to do this"
+        return REFUSE + text[m.end():], "drafted: never refuse"
+    return f"{REFUSE}do this: {text.strip()}", "drafted: never refuse, do this"
 
 
 @dataclass
@@ -148,7 +148,7 @@ def plan(constitution: Constitution, pairs: Sequence[GoldPair], only: set[str] |
         raise CaiError(f"{constitution.source}: no comparison question to test" + (f" among {', '.join(sorted(only))}" if only else ""))
     tests: dict[str, Test] = {}
     for q in pool:
-        text, how = (reversals.questions[q.id], f"file: {reversals.source}") if q.id in reversals.questions else draft_question(q.question)
+        text, how = (reversals.questions[q.id], "file") if q.id in reversals.questions else draft_question(q.question)
         turned = ComparisonPrinciple(q.id, text, q.tier)
         test = tests.setdefault(q.id, Test(q.id, how))
         for pair in pairs:
@@ -159,7 +159,7 @@ def plan(constitution: Constitution, pairs: Sequence[GoldPair], only: set[str] |
             if passage is not None and passage in reversals.passages:
                 original = constitution.passage_by_id(passage).text.strip()
                 flipped = replace(shown, question=shown.question.replace(original, reversals.passages[passage].strip(), 1))
-                tests.setdefault(f"{q.id}@{passage}", Test(f"{q.id}@{passage}", f"passage reversed, file: {reversals.source}")).asked.append((shown, flipped))
+                tests.setdefault(f"{q.id}@{passage}", Test(f"{q.id}@{passage}", "file: passage")).asked.append((shown, flipped))
     return [t for t in tests.values() if t.asked]
 
 
@@ -202,7 +202,7 @@ def run_tests(engine, tests: Sequence[Test], pairs: Sequence[GoldPair], config: 
         p = [None if isinstance(v, JudgeFailure) else v.p_x for v in found[0::2]]
         p_turned = [None if isinstance(v, JudgeFailure) else v.p_x for v in found[1::2]]
         record = {"test": test.label, "how": test.how, **flip_record(p, p_turned)}
-        record["reversed"] = test.asked[0][1].bare if test.asked and not test.how.startswith("passage") else None
+        record["reversed"] = test.asked[0][1].bare if test.asked and test.how != "file: passage" else None
         out.append(record)
     return out
 
@@ -218,7 +218,7 @@ def run_gate(engine, constitution: Constitution, pairs: Sequence[GoldPair], reve
     before = violation_probabilities(engine, answers, constitution.hard_constraints, stated)
     out = []
     for h in constitution.hard_constraints:
-        text, how = (reversals.constraints[h.id], f"file: {reversals.source}") if h.id in reversals.constraints else draft_constraint(h.text)
+        text, how = (reversals.constraints[h.id], "file") if h.id in reversals.constraints else draft_constraint(h.text)
         turned = replace(h, text=text)
         passage = stated.get(h.id)
         shown = {h.id: replace(passage, text=passage.text.replace(h.text.strip(), text.strip())) if passage is not None else None}
@@ -300,7 +300,7 @@ def check_constitution(pairs_path: str, constitution_name: str | None, only: set
         gate = run_gate(engine, charter, pairs, reversals, threshold)
     finally:
         engine.close()
-    record = report(tested, gate, {"constitution": charter.name, "constitution_hash": charter.hash, "pairs_file": pairs_path, "pairs": len(pairs),
+    record = report(tested, gate, {"reversals": reversals.source, "constitution": charter.name, "constitution_hash": charter.hash, "pairs_file": pairs_path, "pairs": len(pairs),
                                    "model": engine_opts.model or "embedded", "engine": getattr(engine, "name", engine_opts.engine),
                                    "gate_threshold": threshold, "cost": {"calls": spent.calls, "tokens": spent.tokens}})
     print_report(record)

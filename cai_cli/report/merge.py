@@ -15,7 +15,8 @@ from __future__ import annotations
 from pathlib import Path
 
 from ..errors import CaiError
-from ..filekinds import EVAL_REPORT, LABEL_PREFS_SUMMARY
+from ..eval.frontier import FRONTIER_META
+from ..filekinds import EVAL_FRONTIER, EVAL_REPORT, LABEL_PREFS_SUMMARY
 from ..jsonl import read_rows
 from ..stats import DEFAULT_BOOTSTRAP
 
@@ -36,11 +37,17 @@ def load_results(paths: list[str], *, bootstrap: int = DEFAULT_BOOTSTRAP, seed: 
     changes: dict[str, dict] = {}
     summaries_only: list[str] = []
     calibration: list[dict] = []
+    frontiers: list[dict] = []
     players_of: dict[str, tuple[str, str]] = {}  # rows file -> (model, baseline) of its games
     for path in paths:
         content = _read(path)
         if isinstance(content, dict) and content.get("kind") == LABEL_PREFS_SUMMARY:
             calibration += _label_prefs_calibration(content, path)
+            continue
+        if isinstance(content, dict) and content.get("kind") == EVAL_FRONTIER:
+            from .frontier import frontier_of
+
+            frontiers.append(frontier_of(content, path))
             continue
         if isinstance(content, list):  # eval output rows; a dict is a summary
             summary = summarize(content, bootstrap=bootstrap, seed=seed, source=path)
@@ -80,6 +87,7 @@ def load_results(paths: list[str], *, bootstrap: int = DEFAULT_BOOTSTRAP, seed: 
         "answers": list(answers.values()),
         "summary_files": summaries_only,  # they hold no answers to show side by side
         "calibration": calibration,
+        "frontiers": frontiers,
     }
 
 
@@ -238,11 +246,13 @@ def _read(path: str) -> list[dict] | dict:
     except NotJsonl as exc:
         if isinstance(exc.document, dict) and exc.document.get("kind") == EVAL_SUMMARY:
             return _checked_summary(path, exc.document)
-        if isinstance(exc.document, dict) and exc.document.get("kind") == LABEL_PREFS_SUMMARY:
+        if isinstance(exc.document, dict) and exc.document.get("kind") in (LABEL_PREFS_SUMMARY, EVAL_FRONTIER):
             return exc.document
         raise CaiError(f"{path}: {exc.what}, not `cai eval` output (its rows JSONL or its summary JSON)") from None
     except EmptyInput:
         raise CaiError(f"{path}: empty (no rows); `cai report` reads what `cai eval` writes") from None
+    if FRONTIER_META in (rows[0].get("meta") or {}):  # the rows of `cai eval --checkpoints`: one per point
+        return {"kind": EVAL_FRONTIER, "points": rows}
     try:
         eval_info(rows, path)
     except CaiError:
