@@ -14,6 +14,9 @@ from ..show import WIDTH
 from ..stages.label_prefs import LabelConfig
 from ..stats import DEFAULT_BOOTSTRAP
 from ..train.data import EVAL_FRACTION
+from ..train.monitor import DEFAULT_EVERY as MONITOR_EVERY
+from ..train.monitor import DEFAULT_PROBES as MONITOR_PROBES
+from ..train.monitor import DEFAULT_THRESHOLD as DIVERGENCE_THRESHOLD
 from . import options as o
 from .plumbing import Common, OneLineErrors, command, judge_engine_options, stage_command, train_command
 
@@ -226,30 +229,42 @@ def train_policy(
     gold: o.GoldOpt = None,
     min_accuracy: o.MinAccuracyOpt = None,
     max_ece: o.MaxEceOpt = None,
+    monitor: o.MonitorOpt = None,
+    monitor_every: o.MonitorEveryOpt = MONITOR_EVERY,
+    monitor_probes: o.MonitorProbesOpt = MONITOR_PROBES,
+    stop_on_divergence: o.StopOnDivergenceOpt = False,
+    divergence_threshold: o.DivergenceThresholdOpt = DIVERGENCE_THRESHOLD,
 ):
     """RL-CAI: DPO straight from labelled pairs, or GRPO / RLOO on prompt rows against a reward model or with the judge in the loop.
 
-    --reward judge asks the constitutional judge (label-prefs' questions, both orders) about every sampled completion at every step: one reward per priority tier, each hard constraint a penalty; the judge runs on its own engine (--judge-model, --judge-engine, --judge-base-url). DIR/samples.jsonl keeps every completion with the rewards it got (`cai score --judge` reproduces them). --gold FILE measures the judge's rewards on gold pairs before training (DIR/judge-gate.json) and --min-accuracy / --max-ece stop a judge below the floor (exit 3). See docs/training.md.
+    --reward judge asks the constitutional judge (label-prefs' questions, both orders) about every sampled completion at every step: one reward per priority tier, each hard constraint a penalty; the judge runs on its own engine (--judge-model, --judge-engine, --judge-base-url). DIR/samples.jsonl keeps every completion with the rewards it got (`cai score --judge` reproduces them). --gold FILE measures the judge's rewards on gold pairs before training (DIR/judge-gate.json) and --min-accuracy / --max-ece stop a judge below the floor (exit 3). --monitor SPEC scores the policy's answers to a fixed probe set every --monitor-every steps with the training reward and a second judge (metrics.jsonl: monitor/*), and with --stop-on-divergence stops (exit 4, resumable) where the first rises while the second falls; `cai report DIR` draws both. See docs/training.md.
 
     Example:
 
         cai train-policy out/prefs.jsonl -o out/rl-cai --algo dpo --model out/sl-cai
         cai train-policy examples/red_team.jsonl -o out/rl-cai --algo grpo --reward-model out/rm --model out/sl-cai
         cai train-policy examples/red_team.jsonl -o out/rl-judge --algo grpo --reward judge -c assistant --model out/sl-cai
+        cai train-policy examples/red_team.jsonl -o out/rl-watched --algo grpo --reward judge --monitor principles:more-honest --monitor-every 5 -c assistant
     """
     from ..judge.checks import floors
+    from ..train.monitor import MonitorOptions
     from ..train.policy import JudgeOptions
     from ..train.policy import train_policy as run
 
     judge = None
     limits = floors(gold, min_accuracy, max_ece)
-    if reward is o.RewardSource.judge:
+    watch = MonitorOptions(monitor, monitor_every, monitor_probes, stop_on_divergence, divergence_threshold) if monitor else None
+    if watch is None and (monitor_every != MONITOR_EVERY or monitor_probes != MONITOR_PROBES or stop_on_divergence or divergence_threshold != DIVERGENCE_THRESHOLD):
+        from ..errors import CaiError
+
+        raise CaiError("--monitor-every, --monitor-probes, --stop-on-divergence and --divergence-threshold set the reward monitor: add --monitor SPEC")
+    if reward is o.RewardSource.judge or watch is not None:
         judge = JudgeOptions(judge_engine_options(judge_model, judge_engine, judge_base_url), constitution, reward_mode.value, principles,
                              reference_field, reward_weights, gold, limits)
-    else:
-        _judge_options_need_judge("--reward judge", constitution=constitution, judge_model=judge_model, judge_engine=judge_engine,
-                                  judge_base_url=judge_base_url, reward_weights=reward_weights, gold=gold)
-    run(opts, rows, algo.value, reward_model, beta, num_generations, max_tokens, temperature, soft, reward.value if reward else None, judge)
+    if reward is not o.RewardSource.judge:
+        given = {} if watch is not None else {"constitution": constitution, "judge_model": judge_model, "judge_engine": judge_engine, "judge_base_url": judge_base_url}
+        _judge_options_need_judge("--reward judge", **given, reward_weights=reward_weights, gold=gold)
+    run(opts, rows, algo.value, reward_model, beta, num_generations, max_tokens, temperature, soft, reward.value if reward else None, judge, watch)
 
 
 def _judge_options_need_judge(what: str, **given) -> None:

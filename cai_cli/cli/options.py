@@ -498,6 +498,32 @@ ReferenceFieldOpt = Annotated[
     str, typer.Option("--reference-field", help="--reward-mode reference: the field holding each row's reference answer.", rich_help_panel=JUDGE_PANEL)
 ]
 
+# ---- train-policy --monitor: a second opinion during RL ------------------------------------------------------------
+MONITOR_PANEL = "Reward monitor (train-policy grpo/rloo; see docs/training.md)"
+MonitorOpt = Annotated[
+    Optional[str],
+    typer.Option(
+        "--monitor", metavar="SPEC",
+        help="Every --monitor-every steps, score the policy's greedy answers to a fixed probe set with the training reward and with a second "
+        "judge, and log both and their rank correlation to metrics.jsonl. SPEC: principles:ID,ID (those comparison questions held out of "
+        "the training judge), a served judge (http://HOST/v1 or MODEL@http://HOST/v1), or a model (embedded, a folder, a hub id) here.",
+        rich_help_panel=MONITOR_PANEL,
+    ),
+]
+MonitorEveryOpt = Annotated[int, typer.Option("--monitor-every", min=1, help="Steps between the monitor's checks (and one at step 0).", rich_help_panel=MONITOR_PANEL)]
+MonitorProbesOpt = Annotated[int, typer.Option("--monitor-probes", min=1, help="Probe prompts: the first N distinct prompts of the input.", rich_help_panel=MONITOR_PANEL)]
+StopOnDivergenceOpt = Annotated[
+    bool,
+    typer.Option(
+        "--stop-on-divergence/--no-stop-on-divergence",
+        help="Stop (exit 4, the checkpoint kept, resumable) where the training reward is above its step-0 value and the monitor's has fallen "
+        "by more than --divergence-threshold.", rich_help_panel=MONITOR_PANEL,
+    ),
+]
+DivergenceThresholdOpt = Annotated[
+    float, typer.Option("--divergence-threshold", min=0.0, help="How far the monitor's mean reward may fall below its step-0 value before the run has diverged.", rich_help_panel=MONITOR_PANEL)
+]
+
 # ---- eval and report -------------------------------------------------------------------------------
 PromptsOpt = Annotated[
     Optional[list[str]],

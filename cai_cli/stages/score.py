@@ -81,8 +81,9 @@ class Score:
         self.limit = getattr(self.model.config, "max_position_embeddings", None)
 
     def _render(self, messages: list[dict]) -> str:
-        # The same rendering trl's RewardTrainer trained on: the chat template, no extra special tokens.
-        return self.tokenizer.apply_chat_template(messages, tokenize=False)
+        from ..models import reward_text
+
+        return reward_text(self.tokenizer, messages)
 
     def check_loaded(self, row: dict) -> None:
         if not self.limit:
@@ -94,16 +95,11 @@ class Score:
                     raise RowFailure(f"{used} tokens, longer than the reward model's context of {self.limit}", field=name)
 
     def _scores(self, texts: list[str]) -> list[float]:
-        """One forward pass per text, unpadded: a text's score depends on that text alone, never on --batch-size or on
-        the texts beside it (padding and batched matrix products change the last digits; see docs/design.md)."""
-        torch = self.torch
-        scores: list[float] = []
-        for text in texts:
-            enc = self.tokenizer(text, return_tensors="pt", add_special_tokens=False)
-            self.stats.tokens_in += int(enc["input_ids"].shape[1])
-            with torch.inference_mode():
-                logits = self.model(**enc.to(self.device)).logits
-            scores.append(float(logits[0, 0].float().cpu()))
+        """Each text scored alone (models.reward_scores): the same whatever --batch-size."""
+        from ..models import reward_scores
+
+        scores, tokens = reward_scores(self.model, self.tokenizer, texts, self.device)
+        self.stats.tokens_in += tokens
         return scores
 
     def process(self, rows: list[dict]) -> list[dict | RowFailure]:

@@ -3,7 +3,7 @@ constitutional judge as the online reward (--reward judge: cai_cli/judge/reward.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from enum import Enum
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -24,6 +24,7 @@ from .common import (
     trl_errors,
 )
 from .data import load_examples
+from .monitor import MonitorOptions
 from .record import data_identity
 from .run import already_done, run_training, start
 
@@ -83,6 +84,7 @@ def train_policy(
     soft: bool = True,
     reward: str | None = None,
     judge: JudgeOptions | None = None,
+    monitor: MonitorOptions | None = None,
 ) -> dict:
     if algo == "ppo":
         raise CaiError("--algo ppo: trl 1.16 offers no PPO trainer (not even in trl.experimental); use grpo or rloo with --reward-model, or dpo")
@@ -112,6 +114,15 @@ def train_policy(
             raise CaiError(f"--{'reward-model' if reward_model is not None else 'reward'} is for --algo grpo or rloo; dpo learns from the labelled pairs directly")
         if num_generations is not None or max_tokens is not None or temperature is not None:
             raise CaiError("--num-generations, --max-tokens and --temperature are for --algo grpo or rloo (dpo samples nothing)")
+    watch: _Watch | None = None
+    if monitor is not None:
+        if not online:
+            raise CaiError("--monitor watches grpo and rloo as they sample; dpo samples nothing to probe")
+        judge = judge or JudgeOptions()
+        base, base_cfg = (charter, reward_cfg) if charter is not None and reward_cfg is not None else _judge_setup(judge)
+        watch = _Watch(monitor, judge, base, base_cfg)
+        if charter is not None:
+            charter = watch.training_charter  # held-out questions are the monitor's alone
     prepare_output(opts.output)
     if online and reward_cfg is not None and reward_cfg.mode == RewardMode.reference:
         examples = load_examples(rows, _reference_check(reward_cfg.reference_field), _reference_example(reward_cfg.reference_field))
@@ -190,6 +201,8 @@ def train_policy(
                            "rewards": reward_names(charter), "reward_weights": list(plan.config.reward_weights)}
         say(_judge_plan(judge, charter, reward_cfg, plan.config))
         scorer = _JudgeSide(judge, charter, reward_cfg)
+    if watch is not None:
+        say(watch.plan(examples, run.out, plan.config, scorer, reward_model))
     try:
         with run.undo_unless_started():
             if scorer is not None and judge is not None and judge.gold is not None:
@@ -203,10 +216,14 @@ def train_policy(
                     trainer = _judge_trainer(algo, plan, data, scorer, run.out)
                 else:
                     trainer = _online_trainer(algo, plan, data, reward_model)
+            if watch is not None:
+                trainer.add_callback(watch.callback(trainer))
             result = run_training(trainer, run, plan.base, plan.lora, "causal", record, opts.progress)
     finally:
         if scorer is not None:
             scorer.close()
+        if watch is not None:
+            watch.close()
     if not result.get("skipped"):
         say(f"train-policy: {result['steps']} steps, loss {result['train_loss']:.4f}, {result['seconds']:.1f}s; model in {run.out}")
     return result
@@ -302,6 +319,66 @@ def _reference_check(field_name: str):
 
 def _reference_example(field_name: str):
     return lambda row: {"prompt": conversation(row), field_name: row[field_name]}
+
+
+class _Watch:
+    """--monitor: the probe set, the training reward and the monitor as train/monitor.py asks for them; the monitor's
+    own engine started at its first check (the training judge's, for held-out questions)."""
+
+    def __init__(self, opts: MonitorOptions, judge: JudgeOptions, charter: Constitution, cfg: JudgeRewardConfig):
+        from .monitor import parse_spec, split_held_out
+
+        self.opts, self.judge, self.spec = opts, judge, parse_spec(opts.spec)
+        self.training_charter = charter
+        self.monitor_charter = charter
+        if self.spec.kind == "principles":
+            self.training_charter, self.monitor_charter = split_held_out(charter, self.spec.principles)
+        self.cfg = replace(cfg, mode=RewardMode.reference.value)
+        self.engines: list = []
+        self.monitor: Any = None
+
+    def plan(self, examples, out: Path, config, scorer: _JudgeSide | None, reward_model: str | None) -> str:
+        from .monitor import Monitor, judge_calls, plan_line, probe_prompts
+
+        self.scorer, self.reward_model = scorer, reward_model
+        max_new = int(config.max_completion_length or 256)
+        self.monitor = Monitor(self.opts, self.spec, probe_prompts(examples, self.opts.probes), self._train, self._monitor, out, max_new)
+        train = "the training judge" if scorer is not None else "the reward model"
+        train_calls = judge_calls(self.training_charter, self.cfg.principles) if scorer is not None else 1
+        return plan_line(self.monitor, int(config.max_steps or 0), train, train_calls, judge_calls(self.monitor_charter, self.cfg.principles))
+
+    def callback(self, trainer):
+        from .monitor import monitor_callback
+
+        self.trainer = trainer
+        return monitor_callback(self.monitor)
+
+    def _train(self):
+        from ..judge.reward import JudgeReward
+        from .monitor import judge_scorer, reward_model_scorer
+
+        if self.scorer is not None:
+            return judge_scorer(JudgeReward(self.scorer.reward().engine, self.training_charter, self.cfg), self.trainer.args.reward_weights)
+        funcs = getattr(self.trainer, "reward_funcs", [])
+        tokenizers = getattr(self.trainer, "reward_processing_classes", [])
+        return reward_model_scorer(funcs[0], tokenizers[0])
+
+    def _monitor(self):
+        from ..engines import load_engine
+        from ..judge.reward import JudgeReward, default_weights
+        from .monitor import judge_scorer, monitor_engine
+
+        if self.spec.kind == "principles" and self.scorer is not None:
+            engine = self.scorer.reward().engine
+        else:
+            opts = monitor_engine(self.spec, self.judge.engine)
+            engine = load_engine(opts)
+            self.engines.append(engine)
+        return judge_scorer(JudgeReward(engine, self.monitor_charter, self.cfg), default_weights(self.monitor_charter))
+
+    def close(self) -> None:
+        for engine in self.engines:
+            engine.close()
 
 
 class _JudgeSide:
