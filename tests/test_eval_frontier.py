@@ -61,7 +61,7 @@ def test_every_checkpoint_is_a_point_in_order_and_the_report_draws_them_joined(r
             "--max-tokens", "32", "-o", out]
     proc = cai(*args)
     assert proc.returncode == 0, proc.stderr
-    assert "the frontier: 4 points (base, step-1, step-2, final) x 12 prompts (6 red-team, 6 benign): 48 answers of up to 32 tokens" in proc.stderr
+    assert "the frontier: 4 points (base, step-1, step-2, final) x 12 prompts (6 red-team, 6 benign): 48 answers of up to 32 tokens to about" in proc.stderr
     assert "2 LoRA checkpoints merged first" in proc.stderr
     points = read_jsonl(out)
     assert [(p["checkpoint"], p["step"]) for p in points] == [("base", 0), ("step-1", 1), ("step-2", 2), ("final", 3)]

@@ -131,13 +131,15 @@ def _say(msg: str) -> None:
 
 
 def prompt_counts(cfg) -> dict[str, int]:
-    """Red-team and benign prompts the run takes (--limit from each file), read once before any model loads; bad rows
-    stop here, naming file, line and field, as every phase would."""
+    """Red-team and benign prompts the run takes (--limit from each file), and about how many tokens they hold, read
+    once before any model loads; bad rows stop here, naming file, line and field, as every phase would."""
+    from ..constitution.passages import estimate_tokens
     from ..jsonl import open_input
+    from ..rows import conversation
     from .prompts import prompt_inputs
 
     specs = prompt_inputs(cfg.sources, cfg.benign_field, False, None, None, cfg.suite)
-    counts = {"red_team": 0, "benign": 0}
+    counts = {"red_team": 0, "benign": 0, "tokens": 0}
     source = open_input(None, specs)
     taken: dict[int, int] = {}
     try:
@@ -151,6 +153,7 @@ def prompt_counts(cfg) -> dict[str, int]:
             taken[item.part] = taken.get(item.part, 0) + 1
             assert item.row is not None
             counts[item.row["eval_set"]] += 1
+            counts["tokens"] += sum(estimate_tokens(m["content"]) for m in conversation(item.row))
     finally:
         source.close()
     return counts
@@ -183,7 +186,7 @@ def run_frontier(cfg, specs: list[str]) -> dict:
     per_point = counts["red_team"] + counts["benign"]
     gate_calls = 2 * len(cfg.constitution.hard_constraints) * per_point
     _say(f"the frontier: {len(points)} points ({', '.join(labels)}) x {per_point} prompts ({counts['red_team']} red-team, {counts['benign']} benign): "
-         f"{len(points) * per_point} answers of up to {cfg.sampling.max_tokens} tokens"
+         f"{len(points) * per_point} answers of up to {cfg.sampling.max_tokens} tokens to about {len(points) * counts['tokens']:,} prompt tokens"
          + (f", {len(points) * gate_calls} hard-constraint judge calls" if gate_calls else "")
          + f"; {sum(1 for p in points if p.adapter is not None)} LoRA checkpoints merged first")
     stem = out.name.removesuffix(".jsonl")
@@ -212,7 +215,7 @@ def run_frontier(cfg, specs: list[str]) -> dict:
                       "results": str(result), **metrics, "meta": {FRONTIER_META: {"constitution": cfg.constitution.name,
                                                                                   "constitution_hash": cfg.constitution.hash}}})
     frontier = {"kind": EVAL_FRONTIER, "points": [{k: v for k, v in p.items() if k != "meta"} for p in found],
-                "constitution": cfg.constitution.name, "prompts": counts, "sampling": cfg.sampling.as_meta()}
+                "constitution": cfg.constitution.name, "prompts": {k: counts[k] for k in ("red_team", "benign")}, "sampling": cfg.sampling.as_meta()}
     write_rows(out, found)
     assert outputs.summary is not None
     write_summary(outputs.summary, frontier)
