@@ -90,7 +90,7 @@ def run_line(line: str, out, tiny) -> str:
 
 
 def test_the_docs_have_what_this_test_runs():
-    assert len(fenced("sh")) == 4 and len(fenced("yaml")) == 1
+    assert len(fenced("sh")) == 6 and len(fenced("yaml")) == 1
 
 
 def test_the_pipeline_runs_as_printed(inputs, tmp_path):
@@ -134,8 +134,28 @@ def test_the_judge_in_the_loop_runs_as_printed(inputs, tmp_path, fake_engine):
     assert [r["rewards"] for r in rows] == [s["rewards"] for s in samples] and rows
 
 
+def test_the_judge_gate_runs_as_printed(inputs, tmp_path, fake_engine):
+    """The fake judge is at chance on the gold pairs: the run stops before training, as the docs say a judge below the
+    floor does."""
+    out = fresh_out(inputs, tmp_path)
+    [line] = [line for line in fenced("sh")[3].splitlines() if line.strip()]
+    proc = cai(*small(shlex.split(line, comments=True)[1:], out, inputs / "tiny"))
+    assert proc.returncode == 3 and "nothing was trained" in proc.stderr, proc.stderr
+    assert (out / "rl-judge" / "judge-gate.json").exists()
+
+
+def test_the_monitor_runs_as_printed(inputs, tmp_path, fake_engine):
+    out = fresh_out(inputs, tmp_path)
+    train, _report = [line for line in fenced("sh")[4].splitlines() if line.strip()]
+    run_line(train, out, inputs / "tiny")
+    import json
+
+    lines = [json.loads(x) for x in (out / "rl-watched" / "metrics.jsonl").read_text().splitlines()]
+    assert [x["step"] for x in lines if "monitor/train_reward" in x] == [0]
+
+
 def launched_lines() -> list[str]:
-    return [line for line in fenced("sh")[3].splitlines() if line.strip() and not line.startswith("#")]
+    return [line for line in fenced("sh")[5].splitlines() if line.strip() and not line.startswith("#")]
 
 
 @pytest.mark.parametrize("line", launched_lines())
