@@ -129,11 +129,10 @@ Scorer = Callable[[list[list[dict]], list[str], list[str]], list[float | None]] 
 
 def judge_scorer(reward, weights: Sequence[float]) -> Scorer:
     """A judge's rewards for each answer against its reference (reference mode, both orders), weighted; REWARD a
-    JudgeReward (its mode is set to reference here)."""
+    JudgeReward in reference mode."""
     from ..judge.reward import Group, RewardMode, total
 
-    if reward.cfg.mode != RewardMode.reference:
-        reward.cfg = replace(reward.cfg, mode=RewardMode.reference.value)
+    assert reward.cfg.mode == RewardMode.reference, "the monitor's judges compare each answer with its reference"
 
     def score(conversations: list[list[dict]], answers: list[str], references: list[str]) -> list[float | None]:
         groups = [Group(conv, [answer], ref) for conv, answer, ref in zip(conversations, answers, references)]
