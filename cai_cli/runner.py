@@ -17,7 +17,7 @@ from .errors import CaiError, InputError, RowFailure, choice
 from .executor import BatchExecutor, LocalExecutor
 from .jsonl import InputChain, InputLine, InputSource, InputSpec, open_input
 from .output import Outputs, SetAside, os_error_message
-from .progress import progress_bar
+from .progress import Progress, ProgressMode
 from .resume import check_fingerprint, row_digest, side_records, stage_fingerprint
 from .rows import FieldProblem, RowIds, in_shard
 
@@ -39,7 +39,7 @@ class RunOptions:
     limit: int | None = None
     shard: tuple[int, int] | None = None
     batch_size: int = 16
-    progress: bool | None = None  # None: only when stderr is a terminal
+    progress: ProgressMode | str | bool | None = ProgressMode.auto  # a bar on a terminal, else lines (progress.py)
     restart: bool = False  # discard the side file of an earlier run instead of resuming from it
     # Several inputs read as one (`cai eval`'s prompt files), instead of INPUT; LIMIT_EACH_INPUT: --limit takes up to
     # N rows from each of them rather than N in all.
@@ -174,7 +174,7 @@ class _Run:
         self.started = False
         self.digests: dict[int, str] = {}  # line -> digest of the input row, until its record is written
         self.executor: BatchExecutor = opts.executor or LocalExecutor()
-        self.progress: Any = None  # (progress bar, task) while stream_rows() runs
+        self.progress: Progress | None = None  # while stream_rows() runs
 
     # ---------------------------------------------------------------- input
 
@@ -289,13 +289,12 @@ class _Run:
             finished.append(outcome_record(line, str(row["id"]), self.digests.pop(line), outcome))
         self.emit(finished)
         if self.progress is not None:
-            bar, task = self.progress
-            bar.advance(task, len(done))
+            self.progress.done(len(done))
 
     def emit(self, records: list[dict]) -> None:
         self.dest.emit(records)
 
-    def stream_rows(self, source: InputSource | InputChain, validated: bool, total: int | None, progress) -> int | None:
+    def stream_rows(self, source: InputSource | InputChain, validated: bool, progress: Progress) -> int | None:
         """Second pass over a file, or the only pass over a pipe. Returns the last selected line (None: none)."""
         opts = self.opts
         done = side_records(self.dest.side)
@@ -303,8 +302,7 @@ class _Run:
         batch: list[tuple[int, dict]] = []
         selected, last_line = 0, None
         ids = RowIds()
-        task = progress.add_task(self.stage.name, total=total)
-        self.progress = (progress, task)
+        self.progress = progress
         for item in source.lines(idle=not validated):
             if item is None:  # upstream is quiet: send what we hold instead of waiting for a full batch
                 if batch:
@@ -354,7 +352,7 @@ class _Run:
                         "from the one the side file was made from; rerun with that input to resume, or add --restart to start over"
                     )
                 self.resumed += 1
-                progress.advance(task, 1)
+                progress.resumed(1)
                 continue
             self.digests[item.line] = digest
             batch.append((item.line, row))
@@ -399,8 +397,8 @@ def run_stage(stage: Stage, opts: RunOptions) -> RunResult:
         total = run.first_pass(source) if source.seekable else None
         if not source.seekable:
             run.start()  # a pipe: load the model while the stage upstream works
-        with _progress(stage, opts) as progress:
-            last_line = run.stream_rows(source, source.seekable, total, progress)
+        with Progress(stage.name, opts.progress, total, note=_where_rows_go(outputs)) as progress:
+            last_line = run.stream_rows(source, source.seekable, progress)
         run.errors.finish()
         shard, chosen = opts.shard, run.selected_lines
         if last_line is None:
@@ -451,9 +449,11 @@ def _kept(run: _Run) -> str:
     return "nothing was written"
 
 
-def _progress(stage, opts):
-    show = opts.progress if opts.progress is not None else sys.stderr.isatty()
-    return progress_bar(stage.name, show=show)
+def _where_rows_go(outputs: Outputs) -> str:
+    """For a progress line: where the rows finished so far already are."""
+    if outputs.partial is not None:
+        return f"finished rows are in {outputs.partial}, flushed after each batch"
+    return f"finished rows are written to {outputs.stream or 'stdout'} after each batch"
 
 
 def _print_summary(stage, result: RunResult, errors_path, partial_path, dropped_path) -> None:

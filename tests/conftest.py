@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import re
 import subprocess
 import sys
 from collections.abc import Callable, Sequence
@@ -36,6 +37,11 @@ def run_cai(*args: str, input: str | bytes | None = None, cwd: Path | None = Non
     proc.stdout = proc.stdout.decode("utf-8", "replace")
     proc.stderr = proc.stderr.decode("utf-8", "replace")
     return proc
+
+
+def without_progress(stderr: str) -> list[str]:
+    """STDERR's lines but the progress lines a run prints from its start where stderr is no terminal (progress.py)."""
+    return [line for line in stderr.strip().splitlines() if not re.match(r"cai [\w -]+: \d+(/\d+)? (rows|steps)\b", line)]
 
 
 def read_jsonl(path: Path) -> list[dict]:

@@ -24,7 +24,7 @@ from runner_fakes import FanOut, prompts
 from cai_cli.errors import CaiError
 from cai_cli.runner import RunOptions, StageStats, run_stage
 
-from conftest import FAKE_ENV, NOISE_ENV, ROOT, read_jsonl, write_jsonl
+from conftest import FAKE_ENV, NOISE_ENV, ROOT, read_jsonl, without_progress, write_jsonl
 
 TESTS = Path(__file__).resolve().parent
 CONSTITUTION = ROOT / "cai_cli" / "constitutions" / "default.yaml"
@@ -58,7 +58,7 @@ def snapshot(folder: Path) -> dict[str, object]:
 
 def refused(proc, *words: str) -> str:
     """The run stopped with exit code 2 and one line holding WORDS; returns it."""
-    lines = proc.stderr.strip().splitlines()
+    lines = without_progress(proc.stderr)
     assert proc.returncode == 2 and len(lines) == 1, proc.stderr
     assert all(w in lines[0] for w in words), lines[0]
     return lines[0]
@@ -311,7 +311,7 @@ def test_a_full_disk_is_one_line_at_the_start_and_mid_run_keeps_the_finished_row
         "ls disk >&2; cp disk/out.jsonl kept/"
     )
     before = snapshot(tmp_path)
-    err = _in_namespace(script, tmp_path).stderr.splitlines()
+    err = without_progress(_in_namespace(script, tmp_path).stderr)
     assert err[:2] == [err[0], "start=2"] and err[0].startswith("cai: error: disk: only 64 KiB free on its disk"), err
     # Mid-run: one line, the finished rows kept for a resume, no temporary file.
     assert err[2].startswith("cai: error: ") and "no space left on the disk" in err[2] and "kept in disk/out.jsonl.partial" in err[2], err

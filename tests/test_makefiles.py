@@ -1,5 +1,5 @@
-"""The Makefiles as a user runs them: `make bench` fails when any benchmark fails, and `make -C examples`, the whole
-method as Make targets, runs to the end and a second `make` does nothing (at the smallest sizes: the fake engine for
+"""The Makefiles as a user runs them: `make bench` fails when any benchmark fails, and `make -j2 -C examples`, the whole
+method as Make targets, runs to the end with the rows of one target at a time, and a second `make` does nothing (at the smallest sizes: the fake engine for
 every generating stage, a tiny model built on the spot for the trainers)."""
 
 from __future__ import annotations
@@ -52,10 +52,17 @@ def test_make_examples_runs_to_the_end_and_a_second_make_does_nothing(tmp_path):
     tiny = build_tiny_model(tmp_path / "tiny")
     out = tmp_path / "out"
     env = {**FAKE_ENV, "OMP_NUM_THREADS": "1"}
-    sizes = [f"CAI={sys.executable} -m cai_cli", f"OUT={out}", f"MODEL={tiny}", "ENGINE=fake", "N=2", "EVAL_N=1", "STEPS=1",
-             "MAX_TOKENS=16", "MAX_LENGTH=64", "POLICY_FLAGS=--algo grpo --num-generations 2 --max-tokens 4"]
-    proc = make("-C", "examples", *sizes, env=env)
+    common = [f"CAI={sys.executable} -m cai_cli", f"MODEL={tiny}", "ENGINE=fake", "N=2", "EVAL_N=1", "STEPS=1",
+              "MAX_TOKENS=16", "MAX_LENGTH=64", "POLICY_FLAGS=--algo grpo --num-generations 2 --max-tokens 4"]
+    sizes = [f"OUT={out}", *common]
+    proc = make("-j2", "-C", "examples", *sizes, env=env)  # two targets at a time wherever the dependencies allow
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    # The rows are those of one target at a time (here the targets that need no trained model).
+    one = tmp_path / "one"
+    rows = ["sl-gen.jsonl", "sl-critique1.jsonl", "sl-revise1.jsonl", "sl-critique2.jsonl", "sl-revise2.jsonl", "helpful.jsonl", "eval-base.jsonl"]
+    serial = make("-C", "examples", f"OUT={one}", *common, "sl", f"{one}/helpful.jsonl", f"{one}/eval-base.summary.json", env=env)
+    assert serial.returncode == 0, serial.stderr[-3000:]
+    assert [(one / name).read_bytes() for name in rows] == [(out / name).read_bytes() for name in rows]
     for made in ("sl-revise2.jsonl", "sl-cai/config.json", "prefs.jsonl", "rm/config.json", "rl-cai/config.json",
                  "eval-rl-cai.summary.json", "report.png"):
         assert (out / made).exists(), made

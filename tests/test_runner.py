@@ -19,7 +19,7 @@ from cai_cli.engines import EngineOptions, Sampling
 from cai_cli.errors import CaiError
 from cai_cli.runner import RunOptions, run_stage
 
-from conftest import ROOT, read_jsonl, run_cai, write_jsonl
+from conftest import ROOT, read_jsonl, run_cai, without_progress, write_jsonl
 
 TESTS = Path(__file__).resolve().parent
 
@@ -87,7 +87,7 @@ def test_a_bad_row_on_a_pipe_stops_there_keeping_the_rows_before_it(tmp_path):
     proc = run_cai("export", "--format", "sft", "-o", str(out), input=data)
     assert proc.returncode == 2
     assert "<stdin>:4: field 'prompt': expected a non-empty string; the rows before it are finished and kept in" in proc.stderr
-    assert len(proc.stderr.strip().splitlines()) == 1 and not out.exists()
+    assert len(without_progress(proc.stderr)) == 1 and not out.exists()
     # The same pipe under --on-error skip resumes from them and finishes.
     proc = run_cai("export", "--format", "sft", "-o", str(out), "--on-error", "skip", input=data)
     assert proc.returncode == 0, proc.stderr
@@ -103,7 +103,7 @@ def test_a_pipe_resumed_from_another_input_is_refused_at_the_first_row_that_diff
     assert run_cai("export", "--format", "sft", "-o", str(out), input=_lines(first) + "[]\n").returncode == 2
     same_ids = [{**r, "response": "something else"} for r in first]
     proc = run_cai("export", "--format", "sft", "-o", str(out), input=_lines(same_ids))
-    assert proc.returncode == 2 and len(proc.stderr.strip().splitlines()) == 1, proc.stderr
+    assert proc.returncode == 2 and len(without_progress(proc.stderr)) == 1, proc.stderr
     assert "<stdin>:1: this row is not the one" in proc.stderr and "--restart" in proc.stderr
     third_differs = first[:2] + [same_ids[2]]
     proc = run_cai("export", "--format", "sft", "-o", str(out), input=_lines(third_differs))

@@ -545,7 +545,7 @@ def label_prefs(
     run_stage(_amending(labeller, amend), common.run_options())  # dropped pairs go to OUT.dropped.jsonl, counted; the summary to OUT.summary.json
 
 
-@command(app, "plan")
+@command(app, "plan", threads=True)
 def plan(
     input: o.InputArg = None,
     rows: o.PlanRowsOpt = None,
@@ -837,6 +837,9 @@ def judge_check(
 
 def main() -> None:
     from ..output import seal_stdout
+    from ..threads import set_defaults
+
+    set_defaults()  # before any command loads torch: its OpenMP runtime reads the settings once, as it loads
 
     try:
         app()

@@ -23,13 +23,14 @@ from ..judge.priority import Priority
 from ..judge.prompts import JudgeFormat
 from ..judge.reward import RewardMode
 from ..models import EMBEDDED_SAMPLING
+from ..progress import LINE_SECONDS, ProgressMode
 from ..runner import OnError
 from ..stages.export import ExportFormat
 from ..stages.label_prefs import Mode, Pairs, PairSource
 from ..train.policy import Algo, RewardSource
 from ..training_examples import Targets
 
-__all__ = ["Algo", "Dtype", "EngineName", "ExportFormat", "JudgeFormat", "Mode", "OnError", "PairSource", "Pairs", "Priority", "RewardMode", "RewardSource", "Routing", "Shape", "Suite", "Targets"]
+__all__ = ["Algo", "Dtype", "EngineName", "ExportFormat", "JudgeFormat", "Mode", "OnError", "PairSource", "Pairs", "Priority", "ProgressMode", "RewardMode", "RewardSource", "Routing", "Shape", "Suite", "Targets"]
 
 IO_PANEL = "Input and output"
 MODEL_PANEL = "Model and engine"
@@ -58,6 +59,8 @@ class CheckedCommand(TyperCommand):
     option, each of its values)."""
 
     def parse_args(self, ctx, args):
+        if any("--progress" in p.opts for p in self.params):
+            args = _older_spellings(args)
         rest = super().parse_args(ctx, args)
         for param in self.params:
             value = ctx.params.get(param.name) if param.name else None
@@ -65,6 +68,12 @@ class CheckedCommand(TyperCommand):
                 if (problem := value_problem(item)) is not None:
                     raise typer.BadParameter(problem, ctx=ctx, param=param)
         return rest
+
+
+def _older_spellings(args: list[str]) -> list[str]:
+    """--no-progress, from when --progress was on/off, is --progress off (scripts and Makefiles keep working)."""
+    end = args.index("--") if "--" in args else len(args)
+    return [*("--progress=off" if a == "--no-progress" else a for a in args[:end]), *args[end:]]
 
 
 def parse_engine(value: str) -> str:
@@ -137,7 +146,14 @@ AmendOpt = Annotated[
     ),
 ]
 ProgressOpt = Annotated[
-    Optional[bool], typer.Option("--progress/--no-progress", help="Progress bar on stderr (default: when stderr is a terminal).", rich_help_panel=IO_PANEL)
+    ProgressMode,
+    typer.Option(
+        "--progress",
+        help=f"Progress on stderr. bar: a live bar. lines: a line at the start, then every {LINE_SECONDS:.0f} s (rows or steps done of the "
+        "total, rate, time left, where finished work is), for a log that `tail -f` follows. auto: bar on a terminal, "
+        "else lines. (--no-progress: off.)",
+        rich_help_panel=IO_PANEL,
+    ),
 ]
 WidthOpt = Annotated[int, typer.Option("--width", min=20, help="Clip each text to this many characters.", rich_help_panel=IO_PANEL)]
 ShowFileArg = Annotated[str, typer.Argument(help="JSONL file cai wrote (any stage, export, errors, dropped rows); '-' reads stdin.")]
@@ -152,6 +168,15 @@ EngineOpt = Annotated[
     typer.Option(
         "--engine", "-e", parser=parse_engine, metavar=f"[{'|'.join(e.value for e in EngineName)}]",
         help="auto: vllm when it imports and a GPU is present, else transformers.", rich_help_panel=MODEL_PANEL,
+    ),
+]
+ThreadsOpt = Annotated[
+    Optional[int],
+    typer.Option(
+        "--threads", min=1, show_default="OMP_NUM_THREADS, else one per core",
+        help="Compute threads for torch on a CPU (this process; wins over OMP_NUM_THREADS). Waiting threads sleep unless "
+        "OMP_WAIT_POLICY says otherwise, so runs side by side share the cores (docs/engines.md, \"Threads\").",
+        rich_help_panel=MODEL_PANEL,
     ),
 ]
 DtypeOpt = Annotated[Dtype, typer.Option("--dtype", help="auto: float32 on CPU, bfloat16/float16 on GPU.", rich_help_panel=MODEL_PANEL)]

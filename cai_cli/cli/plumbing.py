@@ -80,7 +80,7 @@ class Common:
     limit: int | None = None
     shard: str | None = None
     batch_size: int = _RUN.batch_size
-    progress: bool | None = None
+    progress: o.ProgressMode = o.ProgressMode(_RUN.progress)
     restart: bool = False
     # model and engine
     model: str | None = None
@@ -255,20 +255,23 @@ def stage_command(
     ray = model if ray is None else ray
     groups = [IO_OPTIONS] + ([MODEL_OPTIONS] if model else []) + ([RAY_OPTIONS] if ray else []) + ([SAMPLING_OPTIONS] if sampling else [])
     shared = shared_options(Common, *([{"input": o.InputArg}] if input_arg else []), *groups)
-    return lambda fn: register_command(app, name, fn, shared, "common", lambda values: Common(**values))
+    return lambda fn: register_command(app, name, fn, shared, "common", lambda values: Common(**values), threads=model or ray)
 
 
-def command(app: typer.Typer, name: str) -> Callable:
-    """Register FN as `cai NAME` with only its own options (and --verbose, and the one-line errors)."""
-    return lambda fn: register_command(app, name, fn, {}, None, None)
+def command(app: typer.Typer, name: str, *, threads: bool = False) -> Callable:
+    """Register FN as `cai NAME` with only its own options (and --verbose, and the one-line errors; THREADS: --threads,
+    for a command that may run a model)."""
+    return lambda fn: register_command(app, name, fn, {}, None, None, threads=threads)
 
 
 def register_command(
-    app: typer.Typer, name: str, fn: Callable, shared: dict[str, tuple[Any, Any]], arg_name: str | None, build: Callable | None
+    app: typer.Typer, name: str, fn: Callable, shared: dict[str, tuple[Any, Any]], arg_name: str | None, build: Callable | None,
+    *, threads: bool = False,
 ) -> Callable:
     """Register FN as `cai NAME`: its own options, then the SHARED ones (handed to FN as build(values) in ARG_NAME),
-    then --verbose. Typer reads the signature, so each shared option is declared once, in options.py."""
-    shared = {**shared, "verbose": (o.VerboseOpt, False)}
+    then --verbose (and, with THREADS, --threads: applied before FN runs, so before it loads torch). Typer reads the
+    signature, so each shared option is declared once, in options.py."""
+    shared = {**shared, **({"threads": (o.ThreadsOpt, None)} if threads else {}), "verbose": (o.VerboseOpt, False)}
     own = [p for p in inspect.signature(fn).parameters.values() if p.name != arg_name]
     added = [inspect.Parameter(k, inspect.Parameter.KEYWORD_ONLY, annotation=ann, default=default) for k, (ann, default) in shared.items()]
     leading = [p for p in added if p.name == "input"]  # the input argument reads best first in --help
@@ -278,6 +281,11 @@ def register_command(
     def body(**kwargs):
         values = {k: kwargs.pop(k) for k in list(kwargs) if k in shared}
         state["verbose"] = bool(values.pop("verbose"))
+        threads = values.pop("threads", None)
+        if threads is not None:
+            from ..threads import use_threads
+
+            use_threads(threads)
         if arg_name is not None and build is not None:
             kwargs[arg_name] = build(values)
         return fn(**kwargs)
@@ -314,4 +322,4 @@ def train_command(app: typer.Typer, name: str) -> Callable:
     from ..train.common import TrainOptions
 
     shared = shared_options(TrainOptions, TRAIN_OPTIONS)
-    return lambda fn: register_command(app, name, fn, shared, "opts", lambda values: TrainOptions(**values))
+    return lambda fn: register_command(app, name, fn, shared, "opts", lambda values: TrainOptions(**values), threads=True)

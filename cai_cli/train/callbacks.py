@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import math
-import sys
 import time
 from pathlib import Path
 
@@ -93,46 +92,33 @@ class KillPoints(TrainerCallback):
 
 
 class StderrProgress(TrainerCallback):
-    """A rich progress bar on a terminal; otherwise a log line every ~10 s (every step would flood a CI log)."""
+    """Steps done of the total on stderr (progress.py): a bar on a terminal, else a line at the start and every
+    LINE_SECONDS, with the latest loss and where each step's metrics go."""
 
-    def __init__(self, command: str, show: bool | None, every: float = 10.0):
-        self.command = command
-        self.tty = sys.stderr.isatty() if show is None else show
-        self.every = every
-        self.last_print = 0.0
+    def __init__(self, command: str, mode, metrics: Path):
+        self.command, self.mode, self.metrics = command, mode, metrics
         self.progress = None
-        self.task = None
 
     def on_train_begin(self, args, state, control, **kwargs):
-        if not state.is_world_process_zero or not self.tty:
+        if not state.is_world_process_zero:
             return
-        from rich.progress import TextColumn
+        from ..progress import Progress
 
-        from ..progress import progress_bar
-
-        self.progress = progress_bar(self.command, TextColumn("{task.fields[info]}"))
-        self.progress.start()
-        self.task = self.progress.add_task(self.command, total=state.max_steps, completed=state.global_step, info="")
+        self.progress = Progress(self.command, self.mode, state.max_steps, unit="steps", earlier=state.global_step,
+                                 note=f"each step's metrics go to {self.metrics}")
+        self.progress.__enter__()
 
     def on_step_end(self, args, state, control, **kwargs):
         if self.progress is not None:
-            self.progress.update(self.task, completed=state.global_step)
+            self.progress.reached(state.global_step)
 
     def on_log(self, args, state, control, logs=None, **kwargs):
-        if not state.is_world_process_zero or not logs or "train_runtime" in logs:
-            return  # the end-of-training summary: the command prints its own
-        info = _summary(logs)
-        if self.progress is not None:
-            self.progress.update(self.task, info=info)
-            return
-        now = time.monotonic()
-        if now - self.last_print >= self.every or state.global_step >= state.max_steps:
-            self.last_print = now
-            print(f"cai {self.command}: step {state.global_step}/{state.max_steps} {info}", file=sys.stderr, flush=True)
+        if self.progress is not None and logs and "train_runtime" not in logs:  # not trl's end-of-training summary
+            self.progress.info(_summary(logs))
 
     def on_train_end(self, args, state, control, **kwargs):
         if self.progress is not None:
-            self.progress.stop()
+            self.progress.__exit__(None, None, None)
             self.progress = None
 
 

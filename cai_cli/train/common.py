@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import CaiError
+from ..progress import ProgressMode
 from .record import CHECKPOINTS, check_folder
 
 # LoRA learns a low-rank update from zero, so it wants a larger step than trl's full fine-tuning defaults.
@@ -37,7 +38,7 @@ class TrainOptions:
     max_length: int | None = None
     seed: int | None = None
     config: str | None = None
-    progress: bool | None = None
+    progress: ProgressMode = ProgressMode.auto
     restart: bool = False
     extra: dict[str, Any] = field(default_factory=dict)  # trainer-specific flags, already mapped to trl field names
 

@@ -18,6 +18,7 @@ from typing import Any
 
 from ..errors import CaiError
 from ..output import library_writes, move_into, remove, remove_quietly, write_pretrained
+from ..progress import ProgressMode
 from .common import Setup, TrainOptions, say
 from .crash_points import KILL_AT, kill_point
 from .record import (
@@ -95,7 +96,7 @@ def _continue_counters(trainer, checkpoint: Path | None) -> None:
         trainer._total_train_tokens = int(tokens[-1])
 
 
-def run_training(trainer, run: TrainingRun, base: str, lora: bool, model_kind: str, record: dict, progress: bool | None,
+def run_training(trainer, run: TrainingRun, base: str, lora: bool, model_kind: str, record: dict, progress: ProgressMode,
                  evaluate: Callable[[], dict] | None = None) -> dict:
     """Train (resuming from DIR/checkpoints), then write the merged model and tokenizer into DIR, config.json last,
     then EVALUATE's figures (every process calls it), and only then the record's "done".
@@ -112,7 +113,7 @@ def run_training(trainer, run: TrainingRun, base: str, lora: bool, model_kind: s
     for cb in (PrinterCallback, ProgressCallback):
         trainer.remove_callback(cb)
     trainer.add_callback(MetricsCallback(out / METRICS))
-    trainer.add_callback(StderrProgress(command, progress))
+    trainer.add_callback(StderrProgress(command, progress, out / METRICS))
     trainer.add_callback(ContinuedSchedule())
     if os.environ.get(KILL_AT):
         trainer.add_callback(KillPoints())
