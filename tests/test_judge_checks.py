@@ -118,7 +118,8 @@ def test_a_judge_at_chance_is_stopped_before_labelling_and_its_measurement_kept(
     assert proc.returncode == 3, proc.stderr
     lines = proc.stderr.strip().splitlines()
     assert lines[0].startswith("cai label-prefs: measuring the judge on 30 gold pairs from") and "judge calls (scored prompts), about" in lines[0]
-    assert lines[1].startswith("cai label-prefs: judge on gold pairs: accuracy ") and "floor --min-accuracy 0.6: below" in lines[1]
+    assert lines[1] == "cai label-prefs (the judge on gold pairs): 0/30 gold pairs (0%), starting"  # progress, in a log's lines
+    assert lines[2].startswith("cai label-prefs: judge on gold pairs: accuracy ") and "floor --min-accuracy 0.6: below" in lines[2]
     assert lines[-1].startswith("cai: error: the judge is below the floor on 30 gold pairs") and "nothing was labelled" in lines[-1]
     assert not out.exists() and not (files / "prefs.jsonl.partial").exists()
     assert not any("say hi" in p for p in fake_engine.log["scored"])  # the input's pair was never put to the judge

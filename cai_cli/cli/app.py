@@ -329,7 +329,7 @@ def score(
     engine.batch_size = common.batch_size
     scorer = JudgeScore(engine, load_constitution(constitution), cfg, reward_weights)
     if gold is not None:
-        run_check(scorer.gold_judged(), gold, limits, where_kept(common.output), "score")
+        run_check(scorer.gold_judged(), gold, limits, where_kept(common.output), "score", common.progress)
     run_stage(scorer, common.run_options())
 
 
@@ -541,7 +541,7 @@ def label_prefs(
             cfg.examples, cfg.examples_source = load_judge_examples(judge_examples), judge_examples
     labeller = LabelPrefs(common.engine_options(), common.sampling(), charter, cfg, passage_tokens)
     if gold is not None:
-        run_check(labeller, gold, limits, where_kept(common.output), "label-prefs")
+        run_check(labeller, gold, limits, where_kept(common.output), "label-prefs", common.progress)
     run_stage(_amending(labeller, amend), common.run_options())  # dropped pairs go to OUT.dropped.jsonl, counted; the summary to OUT.summary.json
 
 
@@ -814,6 +814,7 @@ def judge_check(
     gate_threshold: o.GateThresholdOpt = VIOLATION_THRESHOLD,
     passage_tokens: o.PassageTokensOpt = None,
     output: o.ReportOutOpt = None,
+    progress: o.ProgressOpt = Common.progress,
 ):
     """Does the judge read the constitution? Each comparison question is asked on the same pairs as written and with its meaning reversed (your --reversals, or drafted); per question, how often the preference flips, with its 95% interval. A judge that ignores the question flips nothing.
 
@@ -832,7 +833,7 @@ def judge_check(
     common = Common(model=model, engine=engine, base_url=base_url)
     ids = {q.strip() for q in questions.split(",") if q.strip()} if questions else None
     opts = common.engine_options()
-    check_constitution(pairs, constitution, ids, reversals, limit, opts, lambda: load_engine(opts), gate_threshold, passage_tokens, target)
+    check_constitution(pairs, constitution, ids, reversals, limit, opts, lambda: load_engine(opts), gate_threshold, passage_tokens, target, progress)
 
 
 def main() -> None:

@@ -38,6 +38,7 @@ if TYPE_CHECKING:
 
 GATE_SUFFIX = ".judge-gate.json"  # beside OUT.jsonl: OUT.judge-gate.json
 GATE_FILE = "judge-gate.json"  # in a training folder
+GOLD_BATCH = 16  # gold pairs judged per engine call (progress between them)
 
 
 @dataclass(frozen=True)
@@ -263,7 +264,7 @@ class GoldJudged(Protocol):
 
     def gold_cost(self, pairs: list[GoldPair]) -> Cost: ...
 
-    def gold_probabilities(self, pairs: list[GoldPair]) -> list[float | None]: ...
+    def gold_probabilities(self, pairs: list[GoldPair], progress) -> list[float | None]: ...
 
     def gold_identity(self) -> dict: ...
 
@@ -287,21 +288,28 @@ class RewardJudged:
     def gold_cost(self, pairs: list[GoldPair]) -> Cost:
         return reward_cost(self.planner or self.reward(), pairs)
 
-    def gold_probabilities(self, pairs: list[GoldPair]) -> list[float | None]:
-        return reward_gold(self.reward(), self.weights, pairs)
+    def gold_probabilities(self, pairs: list[GoldPair], progress) -> list[float | None]:
+        out: list[float | None] = []
+        for at in range(0, len(pairs), GOLD_BATCH):
+            out += reward_gold(self.reward(), self.weights, pairs[at : at + GOLD_BATCH])
+            progress.done(len(pairs[at : at + GOLD_BATCH]))
+        return out
 
     def gold_identity(self) -> dict:
         return self.identity
 
 
-def run_check(judged: GoldJudged, gold: str, limits: Floors, keep: Path | None, command: str) -> dict:
-    """Measure JUDGED on the gold pairs of GOLD (its cost printed first), print it, keep it at KEEP and stop below the
-    floors (see the module docstring). Returns the record."""
+def run_check(judged: GoldJudged, gold: str, limits: Floors, keep: Path | None, command: str, progress=None) -> dict:
+    """Measure JUDGED on the gold pairs of GOLD (its cost printed first, its progress on stderr as --progress says),
+    print it, keep it at KEEP and stop below the floors (see the module docstring). Returns the record."""
+    from ..progress import Progress
+
     pairs = load_gold(gold)
     check_keep(keep)
     spent = judged.gold_cost(pairs)
     say_cost(command, spent, len(pairs), gold)
-    found = judged.gold_probabilities(pairs)
+    with Progress(f"{command} (the judge on gold pairs)", progress, len(pairs), unit="gold pairs") as shown:
+        found = judged.gold_probabilities(pairs, shown)
     record = measure(pairs, found, limits, gold, command, judged.gold_identity(), spent)
     enforce(record, keep, command)
     return record

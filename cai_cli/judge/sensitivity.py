@@ -186,19 +186,18 @@ def flip_record(p: Sequence[float | None], p_turned: Sequence[float | None]) -> 
             "pairs": len(p), "ties": len(both) - len(decided), "failed": len(p) - len(both)}
 
 
-def run_tests(engine, tests: Sequence[Test], pairs: Sequence[GoldPair], config: JudgeConfig) -> list[dict]:
-    """Ask every test (both wordings, both orders, one engine call) and summarise each."""
+def run_tests(engine, tests: Sequence[Test], pairs: Sequence[GoldPair], config: JudgeConfig, progress=None) -> list[dict]:
+    """Ask every test (both wordings, both orders; one engine call per test, PROGRESS counting them) and summarise each."""
     judge = PairwiseJudge(engine, config)
-    asks = []
+    out = []
     for test in tests:
+        asks = []
         for n, (pair, (shown, turned)) in enumerate(zip(pairs, test.asked)):
             asks += [Ask(pair.conversation, pair.better, pair.worse, [shown], key=f"{test.label}:{n}:as-written"),
                      Ask(pair.conversation, pair.better, pair.worse, [turned], key=f"{test.label}:{n}:reversed")]
-    verdicts = judge.judge(asks) if asks else []
-    out, at = [], 0
-    for test in tests:
-        found = verdicts[at : at + 2 * len(test.asked)]
-        at += 2 * len(test.asked)
+        found = judge.judge(asks) if asks else []
+        if progress is not None:
+            progress.done()
         p = [None if isinstance(v, JudgeFailure) else v.p_x for v in found[0::2]]
         p_turned = [None if isinstance(v, JudgeFailure) else v.p_x for v in found[1::2]]
         record = {"test": test.label, "how": test.how, **flip_record(p, p_turned)}
@@ -207,7 +206,7 @@ def run_tests(engine, tests: Sequence[Test], pairs: Sequence[GoldPair], config: 
     return out
 
 
-def run_gate(engine, constitution: Constitution, pairs: Sequence[GoldPair], reversals: Reversals, threshold: float) -> list[dict]:
+def run_gate(engine, constitution: Constitution, pairs: Sequence[GoldPair], reversals: Reversals, threshold: float, progress=None) -> list[dict]:
     """Each hard constraint as written and reworded to allow what it forbade, on every answer of the pairs."""
     from .gate import stating_passages, violation_probabilities
 
@@ -223,6 +222,8 @@ def run_gate(engine, constitution: Constitution, pairs: Sequence[GoldPair], reve
         passage = stated.get(h.id)
         shown = {h.id: replace(passage, text=passage.text.replace(h.text.strip(), text.strip())) if passage is not None else None}
         after = violation_probabilities(engine, answers, [turned], shown)
+        if progress is not None:
+            progress.done()
         was = [b[h.id] for b in before]
         now = [a[h.id] for a in after]
         stopped = [(p, q) for p, q in zip(was, now) if p is not None and q is not None and p > threshold]
@@ -273,7 +274,7 @@ def print_report(record: dict) -> None:
 
 
 def check_constitution(pairs_path: str, constitution_name: str | None, only: set[str] | None, reversals_path: str | None, limit: int | None,
-                       engine_opts, open_engine, threshold: float, passage_tokens: int | None, target=None) -> dict:
+                       engine_opts, open_engine, threshold: float, passage_tokens: int | None, target=None, progress=None) -> dict:
     """`cai judge check`: read and plan everything (bad input stops here, before any model loads), print the cost,
     ask the judge (OPEN_ENGINE() starts it, on ENGINE_OPTS), print the tables, write the report to TARGET (a path
     checked by the caller) where given."""
@@ -294,10 +295,13 @@ def check_constitution(pairs_path: str, constitution_name: str | None, only: set
     spent = plan_cost(tests, pairs, charter.hard_constraints)
     print(f"cai judge check: {spent.line(f'{len(tests)} questions and {len(charter.hard_constraints)} hard constraints on {len(pairs)} pairs, each as written and reversed')}",
           file=sys.stderr)
+    from ..progress import Progress
+
     engine = open_engine()
     try:
-        tested = run_tests(engine, tests, pairs, JudgeConfig())
-        gate = run_gate(engine, charter, pairs, reversals, threshold)
+        with Progress("judge check", progress, len(tests) + len(charter.hard_constraints), unit="tests") as shown:
+            tested = run_tests(engine, tests, pairs, JudgeConfig(), shown)
+            gate = run_gate(engine, charter, pairs, reversals, threshold, shown)
     finally:
         engine.close()
     record = report(tested, gate, {"reversals": reversals.source, "constitution": charter.name, "constitution_hash": charter.hash, "pairs_file": pairs_path, "pairs": len(pairs),

@@ -392,9 +392,9 @@ class LabelPrefs(EngineStage):
                 items += [((said, text, h.text), 2) for text in texts for h in self.gate.constraints]
         return cost(items)
 
-    def gold_probabilities(self, pairs: list[GoldPair]) -> list[float | None]:
+    def gold_probabilities(self, pairs: list[GoldPair], progress) -> list[float | None]:
         """Per gold pair, the label this run would give it, as P(the gold answer is better) (None: the judge failed on
-        it); the run's own summary counts none of it."""
+        it), a batch at a time (PROGRESS counts them); the run's own summary counts none of it."""
         self.start()
         saved_tally, saved_stats = self.tally, self.stats
         self.tally, self.stats = LabelTally(self.cfg.mode, None, None), type(self.stats)()
@@ -418,6 +418,7 @@ class LabelPrefs(EngineStage):
                         continue
                     p_first = found[0].p_i
                     out.append(p_first if gold_first(pair) else 1.0 - p_first)
+                progress.done(len(batch))
             return out
         finally:
             self.tally, self.stats = saved_tally, saved_stats

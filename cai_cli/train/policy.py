@@ -208,7 +208,7 @@ def train_policy(
             if scorer is not None and judge is not None and judge.gold is not None:
                 from ..judge.checks import GATE_FILE, run_check
 
-                run_check(scorer.gold_judged(plan.config.reward_weights), judge.gold, judge.floors, run.out / GATE_FILE, "train-policy")
+                run_check(scorer.gold_judged(plan.config.reward_weights), judge.gold, judge.floors, run.out / GATE_FILE, "train-policy", opts.progress)
             with trl_errors():
                 if algo == "dpo":
                     trainer = _dpo_trainer(plan, data, soft)
