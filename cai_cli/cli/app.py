@@ -416,8 +416,8 @@ def evaluate(
         raise CaiError(f"--suite {suite.value} reads the benchmark's published prompt files: give them with --prompts (red-team) or --benign, not --answers or stdin")
     if gold_field and not (answers and baseline_field):
         raise CaiError("--gold-field names the better of two answers the rows already hold: use it with --answers and --baseline-field")
-    if checkpoints and (answers or common.model):
-        raise CaiError(f"--checkpoints names the models to evaluate: it does not take {'--answers' if answers else '--model'}")
+    if checkpoints and (answers or common.model or name):
+        raise CaiError(f"--checkpoints names the models to evaluate: it does not take {'--answers' if answers else '--model' if common.model else '--name'}")
     if checkpoints and common.model is None:
         common.model = checkpoints[0]  # sampling defaults for the models it trained from (the same for every point)
     sources: list[tuple[str | None, str | None]] = [(p, kind) for paths, kind in ((prompts, None), (benign, "benign"), (answers, None)) for p in paths or []]
