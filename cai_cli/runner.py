@@ -15,7 +15,7 @@ from typing import Any, Protocol
 from .destination import Destination
 from .errors import CaiError, InputError, RowFailure, choice
 from .executor import BatchExecutor, LocalExecutor
-from .jsonl import InputChain, InputLine, InputSource, InputSpec, open_input
+from .jsonl import InputChain, InputLine, InputSource, InputSpec, RowsInput, open_input
 from .output import Outputs, SetAside, os_error_message
 from .progress import Progress, ProgressMode
 from .resume import check_fingerprint, row_digest, side_records, stage_fingerprint
@@ -45,6 +45,7 @@ class RunOptions:
     # N rows from each of them rather than N in all.
     inputs: list[InputSpec] | None = None
     limit_each_input: bool = False
+    rows: RowsInput | None = None  # rows built in memory (`cai synthesize`'s work units), instead of INPUT
     summary_file: str | None = None  # where the stage's summary JSON goes (default: OUT.summary.json with -o OUT)
     # Keep OUT.partial once OUT is written: a caller running the stage as one phase of a longer job (`cai eval`) reruns
     # it to resume, and a finished phase then resumes every row from it without loading a model.
@@ -114,7 +115,10 @@ class Stage(Protocol):
     # recount(rows, dropped, tallies), called once per finished input row, in input order, as its rows leave
     # (for stdout) or as OUT is written from the side file: a summary counted there, not in process(),
     # counts every row exactly once whichever run finished it; summary_dict() -> dict, written to
-    # OUT.summary.json at the end.
+    # OUT.summary.json at the end; screen(record) -> record, called once per finished input row, in input order,
+    # just before recount (as its rows leave, or as OUT is written from the side file), which may move rows into
+    # the record's `dropped` with a reason: a decision that depends on the rows before (a near-duplicate of an
+    # earlier row) is then the same whatever the batches, --ray, or a crash and resume saw.
 
 
 @dataclass
@@ -160,10 +164,10 @@ def error_record(file: str, line: int | None, field: str | None, reason: str, ro
 class _Run:
     """One run of a stage over one input; see run_stage."""
 
-    def __init__(self, stage: Stage, opts: RunOptions, outputs: Outputs, source: InputSource | InputChain):
+    def __init__(self, stage: Stage, opts: RunOptions, outputs: Outputs, source: InputSource | InputChain | RowsInput):
         self.stage, self.opts, self.source, self.name = stage, opts, source, source.name
         self.fail = choice(OnError, opts.on_error, "--on-error") is OnError.fail
-        self.dest = Destination(outputs, source.where, _recounter(stage))
+        self.dest = Destination(outputs, source.where, _recounter(stage), getattr(stage, "screen", None))
         self.partial = outputs.partial
         self.errors = SetAside(outputs.errors, outputs.errors_named, self.dest.note)
         self.rows_in = self.skipped = self.failed = self.resumed = 0
@@ -209,7 +213,7 @@ class _Run:
         self.taken[key] = self.taken.get(key, 0) + 1
         return True
 
-    def first_pass(self, source: InputSource | InputChain) -> int:
+    def first_pass(self, source: InputSource | InputChain | RowsInput) -> int:
         """Validate every line of a file before any model loads; returns how many rows this run selects."""
         first: InputError | None = None
         selected: dict[int, int] = {}
@@ -294,7 +298,7 @@ class _Run:
     def emit(self, records: list[dict]) -> None:
         self.dest.emit(records)
 
-    def stream_rows(self, source: InputSource | InputChain, validated: bool, progress: Progress) -> int | None:
+    def stream_rows(self, source: InputSource | InputChain | RowsInput, validated: bool, progress: Progress) -> int | None:
         """Second pass over a file, or the only pass over a pipe. Returns the last selected line (None: none)."""
         opts = self.opts
         done = side_records(self.dest.side)
@@ -374,11 +378,13 @@ def _recounter(stage: Stage) -> Callable[[dict], None]:
     return lambda rec: hook(rec["rows"], rec.get("dropped", []), rec.get("tally", []))
 
 
-def stage_inputs(stage: Stage, path: str | None, specs: list[InputSpec] | None = None) -> list[tuple[str, str | None]]:
-    """(what, path) of every file the run reads: its input (None: stdin), or each of SPECS, and the stage's own (a
-    constitution...)."""
+def stage_inputs(stage: Stage, path: str | None, specs: list[InputSpec] | None = None, in_memory: bool = False) -> list[tuple[str, str | None]]:
+    """(what, path) of every file the run reads: its input (None: stdin; nothing for rows built IN_MEMORY), or each of
+    SPECS, and the stage's own (a constitution...)."""
     own = getattr(stage, "input_files", None)
     extra = own() if own is not None else {}
+    if in_memory:
+        return list(extra.items())
     read = [("an input", spec.read_from) for spec in specs] if specs else [("the input", None if path in (None, "-") else path)]
     return [*read, *extra.items()]
 
@@ -387,12 +393,12 @@ def run_stage(stage: Stage, opts: RunOptions) -> RunResult:
     """Run STAGE over OPTS.input, a batch at a time; see docs/design.md, "Stage I/O contract"."""
     started = time.monotonic()
     outputs = Outputs.plan(opts.output, opts.errors_file, opts.dropped_file, summary=hasattr(stage, "summary_dict"), summary_file=opts.summary_file)
-    source = open_input(opts.input, opts.inputs)
+    source = open_input(opts.input, opts.inputs, opts.rows)
     run = _Run(stage, opts, outputs, source)
     dest = run.dest
     finished = False
     try:
-        outputs.check(stage_inputs(stage, opts.input, opts.inputs))
+        outputs.check(stage_inputs(stage, opts.input, opts.inputs, opts.rows is not None))
         dest.open(opts.restart, lambda: stage_fingerprint(stage), lambda rec: rec.get("stage") == stage.name)
         total = run.first_pass(source) if source.seekable else None
         if not source.seekable:

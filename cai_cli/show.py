@@ -123,6 +123,10 @@ def row_view(row: dict) -> RowView:
         items.append((f"error ({where})", _text(record.get("error"))))
         if record.get("raw") is not None:
             items.append(("the line as read", _text(record["raw"])))
+    if isinstance(row.get("passage"), str) and isinstance(row.get("kind"), str):  # a request `cai synthesize` wrote
+        items.append(("written for", f"{row['kind']} · {row['passage']} ({row.get('passage_hash')})"))
+    if row.get("raw") is not None:
+        items.append(("what the model wrote", _text(row["raw"])))
     if row.get("dropped") is not None:
         items.append(("left out", _text(row["dropped"])))
     candidates = row.get("candidates")

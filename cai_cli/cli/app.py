@@ -4,6 +4,7 @@ import sys
 
 import typer
 
+from ..constitution.routing import DEFAULT_RANKER
 from ..engines import Sampling
 from ..judge.gate import VIOLATION_THRESHOLD
 from ..judge.principles import DEFAULT_PRINCIPLES
@@ -12,6 +13,7 @@ from ..judge.reward import REFERENCE_FIELD, JudgeRewardConfig
 from ..prompts import SKIP_THRESHOLD
 from ..show import WIDTH
 from ..stages.label_prefs import LabelConfig
+from ..stages.synthesize import SynthesizeConfig
 from ..stats import DEFAULT_BOOTSTRAP
 from ..train.data import EVAL_FRACTION
 from ..train.monitor import DEFAULT_EVERY as MONITOR_EVERY
@@ -52,6 +54,46 @@ def generate(
     run_stage(Generate(common.engine_options(), common.sampling(n)), common.run_options())
 
 
+@stage_command(app, "synthesize", input_arg=False)
+def synthesize(
+    common: Common,
+    constitution: o.ConstitutionOpt = None,
+    kinds: o.KindsOpt = None,
+    per_passage: o.PerPassageOpt = SynthesizeConfig.per_passage,
+    domain: o.DomainOpt = None,
+    examples: o.SynthExamplesOpt = None,
+    exclude: o.ExcludeOpt = None,
+    similarity: o.SimilarityOpt = SynthesizeConfig.similarity,
+    until_covered: o.UntilCoveredOpt = None,
+    covered_at: o.CoveredAtOpt = 1,
+    reuse: o.ReuseOpt = None,
+    passage_tokens: o.PassageTokensOpt = None,
+):
+    """Write requests from the constitution: for each routed passage (a list: principle) and each hard constraint, --per-passage requests of each kind.
+
+    Each row is a prompt row for `cai generate` and `cai eval`: `prompt` (or `messages`, a short conversation ending with the request), `kind` (harmful, lookalike, benign), `passage` and `passage_hash`, `eval_set` and `category` (eval's red-team and benign sets), and meta.synthesize (constitution name and hash, the persona, phrasing, length and turns drawn from the row's seed, finish reason). What is not one request (empty, cut, a refusal to write it, a list, an answer) is left out with its reason, and so is a near-duplicate of a request kept before it or of --exclude; OUTPUT.dropped.jsonl keeps them, the summary counts them. A label or quotes around the request are removed and marked (meta.synthesize.cleaned, raw). See docs/constitutions.md.
+
+    Example:
+
+        cai synthesize -c assistant --per-passage 2 --max-tokens 96 -o out/synth.jsonl
+        cai synthesize -c policy.md --until-covered out/r2.jsonl --engine openai --base-url http://localhost:8000/v1 -o out/more.jsonl
+    """
+    from ..constitution import load_constitution
+    from ..runner import run_stage
+    from ..stages.synthesize import Synthesize, synthesize_config
+
+    cfg = synthesize_config(kinds, per_passage, domain, examples, exclude, similarity, passage_tokens, reuse, until_covered)
+    stage = Synthesize(common.engine_options(), common.sampling(), load_constitution(constitution), cfg)
+    work = stage.work(until_covered, covered_at)
+    if work is None:
+        print(f"cai synthesize: every passage and constraint of {stage.constitution.source} is used at least {covered_at} times in {until_covered}; "
+              "nothing to write", file=sys.stderr)
+        return
+    options = common.run_options()
+    options.rows = work
+    run_stage(stage, options)
+
+
 @stage_command(app, "critique")
 def critique(
     common: Common,
@@ -62,10 +104,11 @@ def critique(
     gate_threshold: o.GateThresholdOpt = VIOLATION_THRESHOLD,
     amend: o.AmendOpt = None,
     passage_tokens: o.PassageTokensOpt = None,
+    ranker: o.RankerOpt = DEFAULT_RANKER,
 ):
     """Critique each row's current `response` against one principle (a Markdown constitution: one section), chosen per row and per round (seeded).
 
-    Appends a round {principle, section, passage, passage_hash, tier, routing, relevance, matched, when, response_label, operator, gate, constitution_hash, principle_hash, critique_request, critique, critique_finish_reason} to `rounds`. The principle is drawn among those whose `when` holds for the response (by the refusal detector) and the conversation (with or without a system message); --routing relevance ranks them against the conversation (BM25), relevance first, tiers reordering only comparably relevant passages, and a hard constraint the conversation names takes the round. A Markdown constitution's passage (--passage-tokens) is quoted whole and the critique asked to cite it; a row's system message (the operator's instructions) is shown with the request. The model first sees the worked examples, each marked as a separate example. Chain with `cai revise`; repeat the pair for more rounds. See docs/critique-revise.md and docs/constitutions.md.
+    Appends a round {principle, section, passage, passage_hash, tier, routing, ranker, relevance, matched, when, response_label, operator, gate, constitution_hash, principle_hash, critique_request, critique, critique_finish_reason} to `rounds`. The principle is drawn among those whose `when` holds for the response (by the refusal detector) and the conversation (with or without a system message); --routing relevance ranks them against the conversation (--ranker: BM25 by default), relevance first, tiers reordering only comparably relevant passages, and a hard constraint the conversation names takes the round. A Markdown constitution's passage (--passage-tokens) is quoted whole and the critique asked to cite it; a row's system message (the operator's instructions) is shown with the request. The model first sees the worked examples, each marked as a separate example. Chain with `cai revise`; repeat the pair for more rounds. See docs/critique-revise.md and docs/constitutions.md.
 
     Hard constraints are a gate: the response is checked against each one (a scored yes/no pair, `gate`: P(violation) per constraint); where it likely crosses one, the round critiques it against that constraint instead (routing "hard-constraint", `gated` says why). A principle meant for over-refusals (`when: refused`) is drawn on a refusal only where the model judges the request harmless (`request_harm`). --amend PREVIOUS recomputes only the rows a changed constitution touches.
 
@@ -78,7 +121,7 @@ def critique(
     from ..stages.critique import Critique
 
     charter, examples, source = _charter_and_examples(constitution, few_shot_file)
-    stage = Critique(common.engine_options(), common.sampling(), charter, few_shot, examples, source, routing, gate_threshold, passage_tokens)
+    stage = Critique(common.engine_options(), common.sampling(), charter, few_shot, examples, source, routing, gate_threshold, passage_tokens, ranker)
     run_stage(_amending(stage, amend), common.run_options())
 
 
@@ -226,6 +269,7 @@ def train_policy(
     judge_model: o.JudgeModelOpt = None,
     judge_engine: o.JudgeEngineOpt = None,
     judge_base_url: o.JudgeBaseUrlOpt = None,
+    ranker: o.RankerOpt = DEFAULT_RANKER,
     gold: o.GoldOpt = None,
     min_accuracy: o.MinAccuracyOpt = None,
     max_ece: o.MaxEceOpt = None,
@@ -260,7 +304,7 @@ def train_policy(
         raise CaiError("--monitor-every, --monitor-probes, --stop-on-divergence and --divergence-threshold set the reward monitor: add --monitor SPEC")
     if reward is o.RewardSource.judge or watch is not None:
         judge = JudgeOptions(judge_engine_options(judge_model, judge_engine, judge_base_url), constitution, reward_mode.value, principles,
-                             reference_field, reward_weights, gold, limits)
+                             reference_field, reward_weights, ranker.value, gold, limits)
     if reward is not o.RewardSource.judge:
         given = {} if watch is not None else {"constitution": constitution, "judge_model": judge_model, "judge_engine": judge_engine, "judge_base_url": judge_base_url}
         _judge_options_need_judge("--reward judge", **given, reward_weights=reward_weights, gold=gold)
@@ -289,6 +333,7 @@ def score(
     judge_model: o.JudgeModelOpt = None,
     judge_engine: o.JudgeEngineOpt = None,
     judge_base_url: o.JudgeBaseUrlOpt = None,
+    ranker: o.RankerOpt = DEFAULT_RANKER,
     gold: o.GoldOpt = None,
     min_accuracy: o.MinAccuracyOpt = None,
     max_ece: o.MaxEceOpt = None,
@@ -324,7 +369,7 @@ def score(
     from ..judge.reward import JudgeRewardConfig as Config
     from ..stages.score import JudgeScore
 
-    cfg = Config(mode=reward_mode.value, principles=parse_principles(principles), reference_field=reference_field)
+    cfg = Config(mode=reward_mode.value, principles=parse_principles(principles), reference_field=reference_field, ranker=ranker.value)
     engine = judge_engine_options(judge_model, judge_engine, judge_base_url)
     engine.batch_size = common.batch_size
     scorer = JudgeScore(engine, load_constitution(constitution), cfg, reward_weights)
@@ -497,6 +542,7 @@ def label_prefs(
     gate_threshold: o.GateThresholdOpt = LabelConfig.gate_threshold,
     amend: o.AmendOpt = None,
     passage_tokens: o.PassageTokensOpt = None,
+    ranker: o.RankerOpt = DEFAULT_RANKER,
 ):
     """Label preference pairs with an AI judge: soft p_chosen from option log-probs, both orders, K principles.
 
@@ -529,7 +575,8 @@ def label_prefs(
     if gold is not None and mode is not o.Mode.judge:
         raise CaiError(f"--gold measures the judge on gold pairs; --mode {mode.value} asks no judge (use --gold-field to score its labels)")
     cfg = LabelConfig(mode=mode.value, pair=pair.value if pair else None, pairs=pairs.value, fmt=format.value, swap=swap, cot=cot, gold=gold_field,
-                      priority=priority.value, tier_confidence=parse_tier_confidence(tier_confidence), gate_threshold=gate_threshold)
+                      priority=priority.value, tier_confidence=parse_tier_confidence(tier_confidence), gate_threshold=gate_threshold,
+                      ranker=ranker.value)
     cfg.clamp = parse_clamp(clamp) if clamp is not None else (COT_CLAMP if cot else None)
     cfg.min_confidence = parse_min_confidence(min_confidence)
     charter = None
@@ -569,16 +616,23 @@ def plan(
     price: o.PriceOpt = None,
     measure: o.MeasureOpt = 0,
     json_out: o.PlanJsonOpt = None,
+    synthesize: o.PlanSynthesizeOpt = False,
+    kinds: o.KindsOpt = None,
+    per_passage: o.PerPassageOpt = SynthesizeConfig.per_passage,
+    domain: o.DomainOpt = None,
+    examples: o.SynthExamplesOpt = None,
 ):
     """Before a run: per stage, the prompt and output tokens, generations and judge calls; at a throughput, hours and cost.
 
     Plans the README's pipeline by default: generate, --rounds of critique and revise (SL-CAI), then generate --n
     and label-prefs (RL-CAI), for every row of INPUT (or --rows), from prompts built for a sample of it and
-    tokenized with the model's tokenizer. See docs/scale.md for the arithmetic and a worked example.
+    tokenized with the model's tokenizer. --synthesize plans `cai synthesize -c` first and the pipeline over the
+    requests it writes. See docs/scale.md for the arithmetic and a worked example.
 
     Example:
 
         cai plan examples/red_team.jsonl --rows 100000 --output-tokens 200 --throughput 1500 --gpus 8 --price 2.5
+        cai plan --synthesize -c assistant --per-passage 50 --output-tokens 60 --throughput 1500
     """
     import json
 
@@ -592,6 +646,10 @@ def plan(
     k = parse_principles(principles, len(charter.comparisons) or None) if rl else 0
     cfg = PlanConfig(rounds=rounds, n=n if rl else 0, principles=k, swap=swap, cot=cot, few_shot=few_shot, output_tokens=output_tokens, rows=rows, sample=sample)
     common = Common(model=model, engine=engine, max_tokens=max_tokens, seed=Common.seed if seed is None else seed)
+    if synthesize:
+        from ..stages.synthesize import Synthesize, synthesize_config
+
+        cfg.synthesize = Synthesize(common.engine_options(), common.sampling(), charter, synthesize_config(kinds, per_passage, domain, examples))
     result = make_plan(input, common.engine_options(), common.sampling(), charter, cfg, throughput=throughput,
                        prefill_throughput=prefill_throughput, gpus=gpus, price=price, measure_rows=measure)
     text = json.dumps(result.as_dict(), indent=2)
@@ -752,10 +810,10 @@ def constitution_diff(old: o.ConstitutionArg, new: o.ConstitutionArg):
 
 @command(constitution_app, "route")
 def constitution_route(rows: o.RouteRowsArg, constitution: o.ConstitutionOpt = None, top: o.RouteTopOpt = 3, json_out: o.PrintJsonOpt = False,
-                       passage_tokens: o.PassageTokensOpt = None):
+                       passage_tokens: o.PassageTokensOpt = None, ranker: o.RankerOpt = DEFAULT_RANKER):
     """Show why each row gets its passage: per row, the passages (and hard constraints) relevance routing ranks first, with their scores and the words that matched.
 
-    A * marks the comparably relevant ones a round is drawn among. --json prints one object per row.
+    A * marks the comparably relevant ones a round is drawn among. Under --ranker dense or hybrid each also shows its BM25 score, its cosine and its closest sentence. --json prints one object per row.
 
     Example:
 
@@ -772,7 +830,7 @@ def constitution_route(rows: o.RouteRowsArg, constitution: o.ConstitutionOpt = N
     from ..constitution.routing import route_rows
 
     charter = sized(load_constitution(constitution), budget_for(None, override=passage_tokens))
-    explained = route_rows(rows, charter, top)
+    explained = route_rows(rows, charter, top, ranker)
     if json_out:
         for rid, info in explained:
             print(json.dumps({"id": rid, **info}, ensure_ascii=False))
@@ -815,6 +873,7 @@ def judge_check(
     passage_tokens: o.PassageTokensOpt = None,
     output: o.ReportOutOpt = None,
     progress: o.ProgressOpt = Common.progress,
+    ranker: o.RankerOpt = DEFAULT_RANKER,
 ):
     """Does the judge read the constitution? Each comparison question is asked on the same pairs as written and with its meaning reversed (your --reversals, or drafted); per question, how often the preference flips, with its 95% interval. A judge that ignores the question flips nothing.
 
@@ -833,7 +892,7 @@ def judge_check(
     common = Common(model=model, engine=engine, base_url=base_url)
     ids = {q.strip() for q in questions.split(",") if q.strip()} if questions else None
     opts = common.engine_options()
-    check_constitution(pairs, constitution, ids, reversals, limit, opts, lambda: load_engine(opts), gate_threshold, passage_tokens, target, progress)
+    check_constitution(pairs, constitution, ids, reversals, limit, opts, lambda: load_engine(opts), gate_threshold, passage_tokens, target, progress, ranker.value)
 
 
 def main() -> None:

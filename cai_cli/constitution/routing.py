@@ -6,8 +6,8 @@ Two ways, `--routing`:
 * ``uniform``: the original method. A seeded shuffle of the eligible principles per row, round r takes
   its r-th entry (sampling.sample_principle_index): every principle equally likely, whatever the row.
 * ``relevance``: relevance first. The principles (for a document: its routed passages, and its hard constraints)
-  are ranked against the conversation with BM25 (bm25s, English stop words and Snowball stemming; no model, so the
-  ranking is deterministic, cheap and explainable by the words that matched). Only the *comparably relevant* ones
+  are ranked against the conversation by the ranker (below; BM25 by default: no model, so the ranking is cheap and
+  explainable by the words that matched). Only the *comparably relevant* ones
   are drawn from: at most TOP_K scoring at least COMPARABLE of the best one; among them each weighs its score
   (relative to the best) times its tier's weight, and one is drawn with the row's seed (rows.row_seed(seed,
   "route", id, round)), so the same seed gives the same draw whatever the batch size, shard or resume. A clearly
@@ -21,10 +21,21 @@ Two ways, `--routing`:
 Tier weight: with T tiers, rank r (0 = highest) weighs (T - r) / T, so four tiers weigh 1, .75, .5, .25. Without
 tiers every weight is 1.
 
-BM25 rather than an embedding model: it needs no weights to download, runs in microseconds per row on a CPU, and
-its choice can be explained (`cai constitution route` prints the words that matched). It misses paraphrases that
-share no word; the stemmer, the heading path indexed with every passage and a constitution written in plain words
-make up for most of that (recall@3 on labelled requests: docs/constitutions.md, bench/bench_routing.py).
+Rankers (`--ranker`, relevance routing only):
+
+* ``bm25`` (the default; bm25s, English stop words and Snowball stemming): needs no model, runs in milliseconds per
+  row on a CPU, and its choice is explained by the words that matched (`cai constitution route`). It misses paraphrases that share no word with the passage; the
+  stemmer, the heading path indexed with every passage and a small query expansion (lexicon.py) make up for part.
+* ``dense``: the cosine between sentence embeddings (dense.py: all-MiniLM-L6-v2, shipped in a PyPI package, nothing
+  downloaded at run time) of the conversation and each unit's closest sentence, min-max scaled over the units to
+  [0, 1] (the best unit 1), so COMPARABLE means the same share of the spread whatever the conversation.
+* ``hybrid``: HYBRID_WEIGHT times that scaled cosine plus the rest times BM25 relative to the best BM25 score: a unit
+  both rankers place first scores 1. Fusion by scores rather than by ranks keeps "comparably relevant" meaningful
+  (reciprocal rank fusion makes the first three all but equal); the weight was chosen on the labelled sets routing
+  was tuned on, and measured on requests written afterwards (docs/constitutions.md,
+  bench/routing/README.md).
+Under dense and hybrid the words that matched are still shown (and still decide whether a conversation names a hard
+constraint), with the unit's BM25 score, its cosine and its closest sentence.
 """
 
 from __future__ import annotations
@@ -40,6 +51,7 @@ from .model import Constitution, CritiquePrinciple
 from .sampling import sample_principle_index
 
 TOP_K = 3
+HYBRID_WEIGHT = 0.5  # the cosine's share of a hybrid score (the tuned sets: recall@3 the same from 0.3 to 0.6)
 COMPARABLE = 0.85  # a principle scoring at least this share of the best one is "comparably relevant"
 NAMES_SUBJECT = 2  # distinct words a conversation shares with a hard constraint for it to name the constraint's subject
 CONSTRAINT_PREFIX = "hard-constraint:"
@@ -48,6 +60,27 @@ CONSTRAINT_PREFIX = "hard-constraint:"
 class Routing(str, Enum):
     relevance = "relevance"
     uniform = "uniform"
+
+
+class Ranker(str, Enum):
+    """--ranker: how relevance routing scores units against a conversation (see the module docstring)."""
+
+    bm25 = "bm25"
+    hybrid = "hybrid"
+    dense = "dense"
+
+
+DEFAULT_RANKER = Ranker.bm25  # docs/constitutions.md says why
+
+
+def check_ranker(ranker: Ranker | str) -> Ranker:
+    """RANKER as a Ranker; one line (before any work) where it needs the sentence-embedding model and that is missing."""
+    ranker = Ranker(ranker)
+    if ranker is not Ranker.bm25:
+        from .dense import require
+
+        require(f"--ranker {ranker.value}")
+    return ranker
 
 
 def default_routing(constitution: Constitution) -> Routing:
@@ -59,19 +92,21 @@ def default_routing(constitution: Constitution) -> Routing:
 
 @dataclass(frozen=True)
 class Route:
-    """The principle drawn for one row and round, and why: its BM25 score and the words that matched (None and ()
-    under uniform routing)."""
+    """The principle drawn for one row and round, and why: its score under RANKER and the words that matched (None,
+    () and None under uniform routing)."""
 
     principle: CritiquePrinciple
     relevance: float | None
     routing: Routing
     matched: tuple[str, ...] = ()
+    ranker: Ranker | None = None
 
 
 @dataclass(frozen=True)
 class Ranked:
-    """One principle ranked against a text: its id, score, the words of the text that matched it, its tier and kind
-    ("passage", "principle" or "hard constraint")."""
+    """One principle ranked against a text: its id, score (the ranker's), the words of the text that matched it, its
+    tier and kind ("passage", "principle" or "hard constraint"); under dense and hybrid also its BM25 score, its
+    cosine and its closest sentence."""
 
     id: str
     score: float
@@ -80,9 +115,14 @@ class Ranked:
     kind: str
     section: str | None = None
     hash: str | None = None
+    bm25: float | None = None
+    cosine: float | None = None
+    closest: str | None = None
 
     def as_dict(self) -> dict:
         out: dict[str, Any] = {"id": self.id, "kind": self.kind, "score": round(self.score, 4), "matched": list(self.matched), "tier": self.tier}
+        if self.cosine is not None:
+            out.update({"bm25": round(self.bm25 or 0.0, 4), "cosine": round(self.cosine, 4), "closest": self.closest})
         if self.section is not None:
             out["section"] = self.section
         if self.hash is not None:
@@ -90,16 +130,31 @@ class Ranked:
         return out
 
 
-def principle_text(constitution: Constitution, principle: CritiquePrinciple) -> str:
-    """What a principle is ranked by: a passage's heading path and text, a constraint's text, or a list principle's
-    requests."""
+@dataclass(frozen=True)
+class Scores:
+    """Per unit, against one text: the ranker's score, BM25's, and (dense, hybrid) the cosine and closest piece."""
+
+    score: list[float]
+    bm25: list[float]
+    cosine: list[float] | None = None
+    closest: list[str] | None = None
+
+
+def principle_parts(constitution: Constitution, principle: CritiquePrinciple) -> tuple[str, str]:
+    """What a principle is ranked by, as (heading, text): a passage's heading path and text, a constraint's text, or a
+    list principle's requests (those two without a heading)."""
     if principle.passage is not None and not principle.id.startswith(CONSTRAINT_PREFIX):
         passage = constitution.passage_by_id(principle.passage)
-        return f"{' '.join(passage.path)}\n\n{passage.text}"
+        return " ".join(passage.path), passage.text
     if principle.id.startswith(CONSTRAINT_PREFIX):
         cid = principle.id.removeprefix(CONSTRAINT_PREFIX)
-        return next(h.text for h in constitution.hard_constraints if h.id == cid)
-    return f"{principle.critique}\n{principle.revision}"
+        return "", next(h.text for h in constitution.hard_constraints if h.id == cid)
+    return "", f"{principle.critique}\n{principle.revision}"
+
+
+def principle_text(constitution: Constitution, principle: CritiquePrinciple) -> str:
+    heading, text = principle_parts(constitution, principle)
+    return f"{heading}\n\n{text}" if heading else text
 
 
 def conversation_text(conversation: Sequence[dict], response: str | None = None) -> str:
@@ -155,18 +210,21 @@ class _Index:
 
 
 class Router:
-    """Ranks and draws critique principles per row and round. Build once per run; the BM25 index is built on first use.
+    """Ranks and draws critique principles per row and round. Build once per run; the BM25 index (and, under dense
+    and hybrid, the units' embeddings) are built on first use.
 
     Under relevance routing a document's hard constraints are ranked with its passages (`routes_constraints`); a
     list's are not (its principles are lenses, its constraints a gate)."""
 
-    def __init__(self, constitution: Constitution, routing: Routing | None = None):
+    def __init__(self, constitution: Constitution, routing: Routing | None = None, ranker: Ranker | str = DEFAULT_RANKER):
         self.constitution = constitution
         self.routing = routing or default_routing(constitution)
+        self.ranker = check_ranker(ranker) if self.routing is Routing.relevance else Ranker(ranker)
         self.constraints = constraint_principles(constitution) if constitution.is_document else []
         self.units: list[CritiquePrinciple] = [*constitution.critiques, *self.constraints]
         self._by_id = {p.id: p for p in self.units}
         self._index: _Index | None = None
+        self._embedded: Any = None
         self._stemmer: Any = None
         self._phrases: list | None = None
 
@@ -202,14 +260,44 @@ class Router:
         extra = [words for pattern, words in self._phrases if pattern.search(lowered)]
         return "\n".join([text, *extra])
 
-    def scores(self, text: str) -> list[float]:
-        """BM25 score of every unit (the critique principles in their order, then the constraints) against TEXT (as
-        expanded)."""
+    def embedded(self):
+        """The units' embeddings (dense.Index), built on first use."""
+        if self._embedded is None:
+            from . import dense
+
+            self._embedded = dense.Index([dense.pieces(principle_parts(self.constitution, p)[1]) for p in self.units], dense.embedder())
+        return self._embedded
+
+    def bm25_scores(self, query: str) -> list[float]:
+        """BM25 score of every unit (the critique principles in their order, then the constraints) against QUERY."""
         index = self.index()
-        (query,) = self._tokenize([self.expanded(text)])
-        if not query:
+        (tokens,) = self._tokenize([query])
+        if not tokens:
             return [0.0] * len(index.ids)
-        return [float(x) for x in index.bm25.get_scores(query)]
+        return [float(x) for x in index.bm25.get_scores(tokens)]
+
+    def relevance(self, text: str) -> Scores:
+        """Every unit's score against TEXT (as expanded) under the router's ranker (see the module docstring)."""
+        from .dense import DECIMALS
+
+        query = self.expanded(text)
+        bm25 = self.bm25_scores(query)
+        if self.ranker is Ranker.bm25:
+            return Scores(bm25, bm25)
+        similarity = self.embedded().similarity(query)
+        cosine = similarity.cosine
+        low, high = min(cosine), max(cosine)
+        scaled = [(c - low) / (high - low) if high > low else 0.0 for c in cosine]
+        if self.ranker is Ranker.dense:
+            score = scaled
+        else:
+            best = max(bm25)
+            score = [HYBRID_WEIGHT * d + (1 - HYBRID_WEIGHT) * (b / best if best > 0 else 0.0) for d, b in zip(scaled, bm25)]
+        return Scores([round(x, DECIMALS) for x in score], bm25, cosine, similarity.closest)
+
+    def scores(self, text: str) -> list[float]:
+        """Every unit's score against TEXT under the router's ranker."""
+        return self.relevance(text).score
 
     def matched_words(self, text: str, unit: int) -> tuple[str, ...]:
         """The words of TEXT (as written, each once) whose stems occur in unit UNIT."""
@@ -224,18 +312,22 @@ class Router:
         """Every unit (or those AMONG), best first (ties in the constitution's order), with the words that matched."""
         index = self.index()
         position = {pid: i for i, pid in enumerate(index.ids)}
-        scores = self.scores(text)
+        scores = self.relevance(text)
         pool = list(among) if among is not None else self.units
-        order = sorted(pool, key=lambda p: (-scores[position[p.id]], position[p.id]))
+        order = sorted(pool, key=lambda p: (-scores.score[position[p.id]], position[p.id]))
         query = self.expanded(text)
-        return [self._ranked(p, scores[position[p.id]], query, position[p.id]) for p in order]
+        return [self._ranked(p, scores, query, position[p.id]) for p in order]
 
-    def _ranked(self, p: CritiquePrinciple, score: float, text: str, unit: int) -> Ranked:
+    def _ranked(self, p: CritiquePrinciple, scores: Scores, text: str, unit: int) -> Ranked:
         kind = "hard constraint" if p.id.startswith(CONSTRAINT_PREFIX) else ("passage" if p.passage is not None else "principle")
         digest = None
         if kind == "passage" and p.passage is not None:
             digest = self.constitution.passage_by_id(p.passage).hash
-        return Ranked(p.id, score, self.matched_words(text, unit) if score > 0 else (), p.tier, kind, p.section, digest)
+        matched = self.matched_words(text, unit) if scores.bm25[unit] > 0 else ()
+        if scores.cosine is None or scores.closest is None:
+            return Ranked(p.id, scores.score[unit], matched, p.tier, kind, p.section, digest)
+        return Ranked(p.id, scores.score[unit], matched, p.tier, kind, p.section, digest, scores.bm25[unit], scores.cosine[unit],
+                      scores.closest[unit])
 
     # ---- the draw ----
 
@@ -256,7 +348,7 @@ class Router:
         if best <= 0:
             choices = [p for p in fresh if not p.id.startswith(CONSTRAINT_PREFIX)] or fresh
             chosen = choices[_weighted_index([tier_weight(self.constitution, p) for p in choices], u)]
-            return Route(chosen, 0.0, self.routing)
+            return Route(chosen, 0.0, self.routing, (), self.ranker)
         comparable = [r for r in ranked[:TOP_K] if r.score >= COMPARABLE * best]
         named = [r for r in comparable if r.kind == "hard constraint" and len(r.matched) >= NAMES_SUBJECT]
         if named:
@@ -264,7 +356,7 @@ class Router:
         else:
             weights = [r.score / best * tier_weight(self.constitution, self._by_id[r.id]) for r in comparable]
             pick = comparable[_weighted_index(weights, u)]
-        return Route(self._by_id[pick.id], round(pick.score, 4), self.routing, pick.matched)
+        return Route(self._by_id[pick.id], round(pick.score, 4), self.routing, pick.matched, self.ranker)
 
 
 def explain(router: Router, conversation: Sequence[dict], response: str | None = None, top: int = TOP_K) -> dict:
@@ -289,11 +381,12 @@ def explain(router: Router, conversation: Sequence[dict], response: str | None =
         if when.get(r.id, "always") != "always":
             item["when"] = when[r.id]
         shown.append(item)
-    return {"expanded": [w for w in added if w], "top": shown}
+    return {"ranker": router.ranker.value, "expanded": [w for w in added if w], "top": shown}
 
 
-def route_rows(path: str | None, constitution: Constitution, top: int = TOP_K) -> list[tuple[str, dict]]:
-    """`cai constitution route ROWS`: (row id, explain(...)) per row of PATH (JSONL; '-' or None: stdin). A row needs
+def route_rows(path: str | None, constitution: Constitution, top: int = TOP_K, ranker: Ranker | str = DEFAULT_RANKER) -> list[tuple[str, dict]]:
+    """`cai constitution route ROWS`: (row id, explain(...)) per row of PATH (JSONL; '-' or None: stdin), ranked by
+    RANKER. A row needs
     `prompt` or `messages`; its `response`, where it has one, is ranked with it as critique ranks it. A bad line or row
     stops with one line naming the file, the line and the field."""
     from ..errors import CaiError, InputError
@@ -302,7 +395,7 @@ def route_rows(path: str | None, constitution: Constitution, top: int = TOP_K) -
 
     if top < 1:
         raise CaiError(f"--top: expected a number of at least 1, got {top}")
-    router = Router(constitution, Routing.relevance)
+    router = Router(constitution, Routing.relevance, ranker)
     out = []
     for item in read_lines(path):
         if item.error is not None:

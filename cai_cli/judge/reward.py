@@ -53,6 +53,7 @@ from dataclasses import dataclass, field
 from enum import Enum
 from typing import TYPE_CHECKING, Any
 
+from ..constitution.routing import DEFAULT_RANKER, Ranker, check_ranker
 from ..errors import CaiError, ConstitutionError, choice
 from ..rows import stable_hash
 from .gate import INTRO, stating_passages, violation_probabilities
@@ -86,14 +87,16 @@ class JudgeRewardConfig:
     principles: int = DEFAULT_PRINCIPLES  # questions per comparison and tier (0: all)
     reference_field: str = REFERENCE_FIELD  # the rows' reference answer, for --reward-mode reference
     judge: JudgeConfig = field(default_factory=JudgeConfig)
+    ranker: str = DEFAULT_RANKER.value  # how a document's passage is routed for each tier's questions
 
     def __post_init__(self):
         object.__setattr__(self, "mode", choice(RewardMode, self.mode, "--reward-mode").value)
+        object.__setattr__(self, "ranker", check_ranker(choice(Ranker, self.ranker, "--ranker")).value)
         if not self.judge.swap:
             raise CaiError("the judge's rewards are asked in both orders: a reward with the judge's position bias in it would teach the policy where to stand")
 
     def settings(self) -> dict:
-        out = {"mode": self.mode, "principles": self.principles, **self.judge.settings()}
+        out = {"mode": self.mode, "principles": self.principles, **self.judge.settings(), "ranker": self.ranker}
         if self.mode == RewardMode.reference:
             out["reference_field"] = self.reference_field
         return out
@@ -241,14 +244,14 @@ class JudgeReward:
 
         k = self.cfg.principles
         drawn = [q for name, pool in self.pools for q in draw_principles(pool, k or len(pool), 0, f"{key}|{name}")]
-        return tuple(quoted_questions(self.constitution, drawn, conversation))
+        return tuple(quoted_questions(self.constitution, drawn, conversation, ranker=self.cfg.ranker))
 
     def passages(self, conversation: list[dict]) -> dict[str, str]:
         """Per reward, the passage its questions quote for CONVERSATION (a document's; {} for a list), and per hard
         constraint the passage its question quotes: what the rewards of that prompt's completions were asked about."""
         from .tiers import routed_passages
 
-        routed = routed_passages(self.constitution, conversation)
+        routed = routed_passages(self.constitution, conversation, ranker=self.cfg.ranker)
         out = {name: routed[pool[0].tier].id for name, pool in self.pools if pool and routed.get(pool[0].tier) is not None}
         out.update({f"constraint:{cid}": p.id for cid, p in self.stated.items() if p is not None})
         return out

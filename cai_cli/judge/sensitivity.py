@@ -137,10 +137,12 @@ class Test:
     asked: list = field(default_factory=list)  # per pair: (the question as shown, its reversal as shown)
 
 
-def plan(constitution: Constitution, pairs: Sequence[GoldPair], only: set[str] | None, reversals: Reversals) -> list[Test]:
+def plan(constitution: Constitution, pairs: Sequence[GoldPair], only: set[str] | None, reversals: Reversals, ranker: str | None = None) -> list[Test]:
     """Every test: each question (ONLY: those ids) reversed by the user's file or drafted, and each passage the user
-    reversed; per pair, both wordings as the judge is shown them for the pair's conversation."""
+    reversed; per pair, both wordings as the judge is shown them for the pair's conversation (a document's passage
+    routed by RANKER, as label-prefs routes it)."""
     from ..constitution import ComparisonPrinciple
+    from ..constitution.routing import DEFAULT_RANKER
     from .tiers import quoted_questions, tier_pools
 
     pool = [q for _, qs in tier_pools(constitution) for q in qs if only is None or q.id in only]
@@ -152,8 +154,8 @@ def plan(constitution: Constitution, pairs: Sequence[GoldPair], only: set[str] |
         turned = ComparisonPrinciple(q.id, text, q.tier)
         test = tests.setdefault(q.id, Test(q.id, how))
         for pair in pairs:
-            [shown] = quoted_questions(constitution, [q], pair.conversation)
-            [reversed_] = quoted_questions(constitution, [turned], pair.conversation)
+            [shown] = quoted_questions(constitution, [q], pair.conversation, ranker=ranker or DEFAULT_RANKER)
+            [reversed_] = quoted_questions(constitution, [turned], pair.conversation, ranker=ranker or DEFAULT_RANKER)
             test.asked.append((shown, reversed_))
             passage = shown.passage
             if passage is not None and passage in reversals.passages:
@@ -274,7 +276,8 @@ def print_report(record: dict) -> None:
 
 
 def check_constitution(pairs_path: str, constitution_name: str | None, only: set[str] | None, reversals_path: str | None, limit: int | None,
-                       engine_opts, open_engine, threshold: float, passage_tokens: int | None, target=None, progress=None) -> dict:
+                       engine_opts, open_engine, threshold: float, passage_tokens: int | None, target=None, progress=None,
+                       ranker: str | None = None) -> dict:
     """`cai judge check`: read and plan everything (bad input stops here, before any model loads), print the cost,
     ask the judge (OPEN_ENGINE() starts it, on ENGINE_OPTS), print the tables, write the report to TARGET (a path
     checked by the caller) where given."""
@@ -291,7 +294,7 @@ def check_constitution(pairs_path: str, constitution_name: str | None, only: set
     if unknown:
         raise CaiError(f"--questions: {', '.join(unknown)}: not a question of {charter.source} (it has: {', '.join(q.id for q in pool)})")
     reversals = load_reversals(reversals_path, charter, pool)
-    tests = plan(charter, pairs, only, reversals)
+    tests = plan(charter, pairs, only, reversals, ranker)
     spent = plan_cost(tests, pairs, charter.hard_constraints)
     print(f"cai judge check: {spent.line(f'{len(tests)} questions and {len(charter.hard_constraints)} hard constraints on {len(pairs)} pairs, each as written and reversed')}",
           file=sys.stderr)

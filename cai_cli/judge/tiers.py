@@ -10,9 +10,9 @@ as before tiers existed. A constitution without priorities has one group, drawn 
 (the labels before tiers existed).
 
 The judge is asked about the constitution's words: for a document, each question is shown after the passage routed
-for its tier (`routed_passages`: the tier's routed passage that ranks highest against the conversation, BM25 as in
-critique; every pair of a conversation is judged against the same passages, so one standard holds for both sides),
-quoted whole under its heading path (`Quoted`). Each verdict records the passage it quoted and its hash, and the
+for its tier (`routed_passages`: the tier's routed passage that ranks highest against the conversation, by the
+ranker routing uses, --ranker; every pair of a conversation is judged against the same passages, so one standard
+holds for both sides), quoted whole under its heading path (`Quoted`). Each verdict records the passage it quoted and its hash, and the
 hash of the question as shown (`units_used`), which --amend compares (`shown_questions`).
 """
 
@@ -23,6 +23,7 @@ from dataclasses import dataclass, field
 from functools import lru_cache
 from typing import TYPE_CHECKING, Any
 
+from ..constitution.routing import DEFAULT_RANKER, Ranker
 from .gate import GateResult, Separation, separate
 from .pairwise import Ask, JudgeFailure, PairwiseJudge, Verdict
 from .principles import draw_principles
@@ -95,24 +96,25 @@ def tier_pools(constitution: Constitution) -> list[tuple[str, list[ComparisonPri
 
 
 @lru_cache(maxsize=8)
-def _router(constitution: Constitution):
+def _router(constitution: Constitution, ranker: Ranker):
     from ..constitution.routing import Router, Routing
 
-    return Router(constitution, Routing.relevance)
+    return Router(constitution, Routing.relevance, ranker)
 
 
-def routed_passages(constitution: Constitution, conversation: Sequence[dict], extra: str = "") -> dict[str | None, Any]:
+def routed_passages(constitution: Constitution, conversation: Sequence[dict], extra: str = "",
+                    ranker: Ranker | str = DEFAULT_RANKER) -> dict[str | None, Any]:
     """Per tier (None: the questions without a tier), the routed passage of a document that ranks highest against the
-    conversation (ties: the first in the document, so a conversation sharing no word with a tier gets its opening
-    passage); {} for a list constitution. Passages whose `when` the conversation rules out (operator, no-operator)
-    are left out."""
+    conversation under RANKER (ties: the first in the document, so a conversation sharing no word with a tier gets its
+    opening passage); {} for a list constitution. Passages whose `when` the conversation rules out (operator,
+    no-operator) are left out."""
     if not constitution.is_document:
         return {}
     from ..constitution.model import applies
     from ..constitution.routing import conversation_text
 
     operator = any(m.get("role") == "system" for m in conversation)
-    router = _router(constitution)
+    router = _router(constitution, Ranker(ranker))
     eligible = [p for p in constitution.critiques if p.passage is not None
                 and (p.when in ("always", "refused", "answered") or applies(p.when, "answer", operator))]
     ranked = router.rank("\n".join(x for x in (conversation_text(list(conversation)), extra) if x), eligible)
@@ -125,13 +127,14 @@ def routed_passages(constitution: Constitution, conversation: Sequence[dict], ex
 
 
 def quoted_questions(constitution: Constitution, questions: Sequence[ComparisonPrinciple], conversation: Sequence[dict],
-                     behaviours: dict | None = None) -> list[Quoted]:
-    """QUESTIONS as the judge is shown them for CONVERSATION: each after the passage routed for its tier, told the
-    instructable behaviours in force (BEHAVIOURS: constitution.behaviours.in_force; from the conversation where None)."""
+                     behaviours: dict | None = None, ranker: Ranker | str = DEFAULT_RANKER) -> list[Quoted]:
+    """QUESTIONS as the judge is shown them for CONVERSATION: each after the passage routed (by RANKER) for its tier,
+    told the instructable behaviours in force (BEHAVIOURS: constitution.behaviours.in_force; from the conversation
+    where None)."""
     from ..constitution import behaviours as bh
 
     states = bh.in_force(constitution, conversation) if behaviours is None else behaviours
-    passages = routed_passages(constitution, conversation, bh.switched_text(constitution, states))
+    passages = routed_passages(constitution, conversation, bh.switched_text(constitution, states), ranker)
     told = bh.note(constitution, states)
     return [quote(q, passages.get(q.tier), told) for q in questions]
 
@@ -142,16 +145,17 @@ def askable(constitution: Constitution) -> int:
 
 
 def principles_for(constitution: Constitution, k: int, seed: int, key: str, priority: Priority | str,
-                   conversation: Sequence[dict] | None = None, behaviours: dict | None = None) -> list:
+                   conversation: Sequence[dict] | None = None, behaviours: dict | None = None, ranker: Ranker | str = DEFAULT_RANKER) -> list:
     """The questions one comparison (KEY: the row and the pair) asks; see the module docstring. With CONVERSATION,
-    each as the judge is shown it (`Quoted`: after the passage routed for its tier, told the BEHAVIOURS in force)."""
+    each as the judge is shown it (`Quoted`: after the passage RANKER routes for its tier, told the BEHAVIOURS in
+    force)."""
     pools = tier_pools(constitution)
     if Priority(priority) is Priority.flat or not constitution.priorities:
         every = list(constitution.comparisons) or [q for _, pool in pools for q in pool]
         drawn = draw_principles(every, k or len(every), seed, key)
     else:
         drawn = [q for tier, pool in pools for q in draw_principles(pool, k or len(pool), seed, f"{key}|{tier}")]
-    return drawn if conversation is None else quoted_questions(constitution, drawn, conversation, behaviours)
+    return drawn if conversation is None else quoted_questions(constitution, drawn, conversation, behaviours, ranker)
 
 
 @dataclass

@@ -31,6 +31,7 @@ from .folders import (
     remove_empty_folder,
     remove_quietly,
     temporary_folder,
+    write_extracted,
     write_folder,
     write_pretrained,
 )
@@ -43,6 +44,6 @@ __all__ = [
     "MIN_FREE", "AppendLog", "AppendedFile", "AtomicWriter", "OutputLock", "Outputs", "RowStream", "SetAside", "append_rows",
     "check_room", "check_targets", "check_written", "dumps", "dumps_compact", "figure_bytes", "library_writes", "make_folder",
     "move_into", "os_error_message", "quiet_broken_pipe", "remove", "remove_empty_folder", "remove_quietly", "seal_stdout",
-    "summary_path", "take_back", "temporary_folder", "write_file", "write_folder", "write_npz", "write_pretrained", "write_rows",
+    "summary_path", "take_back", "temporary_folder", "write_extracted", "write_file", "write_folder", "write_npz", "write_pretrained", "write_rows",
     "write_stream", "write_summary",
 ]

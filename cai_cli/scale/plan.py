@@ -5,7 +5,9 @@ Token counts come from a sample of the input, each row walked through the pipeli
 builders (the stages' `context_messages`, the judge's questions) and tokenized with the model's
 tokenizer; what the model has not written yet stands in as a text of T tokens, T being --output-tokens
 (a mean per generated text), the mean that --measure found, or else --max-tokens (an upper bound).
-The totals scale the sample's means to every row (or to --rows).
+The totals scale the sample's means to every row (or to --rows). With --synthesize, `cai synthesize` comes first:
+every request's prompt is built by the stage and counted (not sampled), and the pipeline is planned over the rows it
+would write (stand-in prompts of T tokens, unless INPUT gives real ones).
 
 Time, without --measure, from two rates per GPU the user gives (vLLM's benchmarks report the same two):
 
@@ -47,6 +49,7 @@ class PlanConfig:
     output_tokens: float | None = None  # mean tokens per generated text; None: measured, else max_tokens
     rows: int | None = None  # rows to plan for; None: the input's
     sample: int = SAMPLE_ROWS
+    synthesize: Any = None  # a stages.synthesize.Synthesize: plan it first, over every request it would write
 
 
 @dataclass
@@ -244,6 +247,13 @@ def _add_gate(add, name: str, counter, constitution, conv: list[dict], answer: s
         add(name, 0, 2, prompt=prompt)
 
 
+def synthesize_load(stage, units: list[dict], counter: TokenCounter, output_tokens: float) -> StageLoad:
+    """`cai synthesize` over UNITS: one text per request wanted, its prompt built by the stage and counted whole (the
+    requests left out as near-duplicates or not requests cost as much as the rest)."""
+    prompt = sum(counter.count_tokens(stage.request(unit)[0]) for unit in units)
+    return StageLoad("synthesize", generations=len(units), prompt_tokens=prompt, output_tokens=len(units) * output_tokens)
+
+
 def build_stages(engine_opts, sampling, constitution, cfg: PlanConfig) -> dict[str, Any]:
     """The pipeline's stages, as the commands build them (never started here unless --measure runs them)."""
     from dataclasses import replace
@@ -316,10 +326,16 @@ def make_plan(path: str | None, engine_opts, sampling, constitution, cfg: PlanCo
         raise CaiError(f"--n {cfg.n}: label-prefs compares at least 2 candidates (--no-rl plans without it)")
     if throughput is not None and measure_rows:
         raise CaiError("--throughput and --measure both say how fast: give one")
-    sample, count = read_sample(path, max(cfg.sample, measure_rows))
-    rows = cfg.rows if cfg.rows is not None else count
-    seconds: dict[str, float] = {}
+    if cfg.synthesize is not None and measure_rows:
+        raise CaiError("--measure times the pipeline on INPUT's rows; plan --synthesize with --throughput (or without a rate)")
     output_tokens, source = (cfg.output_tokens, "--output-tokens") if cfg.output_tokens is not None else (float(sampling.max_tokens), "--max-tokens (an upper bound)")
+    units = cfg.synthesize.units() if cfg.synthesize is not None else []
+    if units and path is None:  # the pipeline over the requests synthesize writes: stand-ins of the texts it writes
+        sample, count = [{"id": str(i), "prompt": _text_of(output_tokens, "request")} for i in range(min(cfg.sample, len(units)))], len(units)
+    else:
+        sample, count = read_sample(path, max(cfg.sample, measure_rows))
+    rows = cfg.rows if cfg.rows is not None else (len(units) or count)
+    seconds: dict[str, float] = {}
     if measure_rows:
         seconds, measured = measure(sample, build_stages(engine_opts, sampling, constitution, cfg), cfg, measure_rows)
         if cfg.output_tokens is None and measured:
@@ -333,8 +349,11 @@ def make_plan(path: str | None, engine_opts, sampling, constitution, cfg: PlanCo
         if measure_rows:
             load.seconds = seconds.get(load.stage, 0.0) * rows
             load.gpu_seconds = load.seconds
-        elif throughput:
-            assert prefill is not None
+    if units:
+        loads.insert(0, synthesize_load(cfg.synthesize, units, counter, output_tokens))
+    if throughput and not measure_rows:
+        assert prefill is not None
+        for load in loads:
             load.gpu_seconds = load.output_tokens / throughput + load.prompt_tokens / prefill
     return Plan(rows=rows, sampled=len(sample[: cfg.sample]), model=counter.model, output_tokens=output_tokens, output_tokens_source=source,
                 stages=loads, throughput=throughput, prefill_throughput=prefill, gpus=gpus, price=price, measured_rows=min(measure_rows, len(sample)))

@@ -22,7 +22,7 @@ from ..constitution import Constitution, CritiquePrinciple, FewShotExample, exam
 from ..constitution import behaviours as bh
 from ..constitution.passages import budget_for
 from ..constitution.requests import constraint_principle, sized
-from ..constitution.routing import Router, Routing, conversation_text
+from ..constitution.routing import DEFAULT_RANKER, Ranker, Router, Routing, conversation_text
 from ..errors import ConstitutionError, RowFailure
 from ..judge.gate import VIOLATION_THRESHOLD, Gate, GateResult
 from ..judge.request_harm import HARMLESS_BELOW, judged_harmless, p_harmful
@@ -117,6 +117,7 @@ class Pick:
     gate: GateResult | None = None  # None: the constitution has no hard constraints
     gated: str | None = None  # why the gate chose this round's principle
     request_harm: dict | None = None  # the harmful-request judgement, where it was asked
+    ranker: str | None = None  # what scored `relevance` (relevance routing)
 
 
 class Critique(FewShotStage):
@@ -125,13 +126,14 @@ class Critique(FewShotStage):
 
     def __init__(self, engine_opts, sampling, constitution: Constitution, few_shot: int | None = None,
                  examples: Sequence[FewShotExample] | None = None, examples_source: str | None = None,
-                 routing: Routing | None = None, gate_threshold: float = VIOLATION_THRESHOLD, passage_tokens: int | None = None):
+                 routing: Routing | None = None, gate_threshold: float = VIOLATION_THRESHOLD, passage_tokens: int | None = None,
+                 ranker: Ranker | str = DEFAULT_RANKER):
         # A document's passages sized for this model (or --passage-tokens): what routing ranks and the critic is shown.
         constitution = sized(constitution, budget_for(engine_opts.model, engine_opts.max_model_len, passage_tokens))
         super().__init__(engine_opts, sampling, constitution, few_shot, examples, examples_source)
         if not constitution.critiques:
             raise ConstitutionError(f"{constitution.source}: has no critique principles, which `cai critique` needs")
-        self.router = Router(constitution, routing)
+        self.router = Router(constitution, routing, ranker)
         self.gate = Gate(constitution, gate_threshold)
         self.stats.extra = {"gated": 0, "over_refusal_left_out": 0}
 
@@ -139,7 +141,9 @@ class Critique(FewShotStage):
         return int(is_cut(round_finish_reason(row, -1, "critique")))  # this round's critique
 
     def settings(self) -> dict:
-        return {**super().settings(), "routing": self.router.routing.value, **({"gate_threshold": self.gate.threshold} if self.gate else {}),
+        relevance = self.router.routing is Routing.relevance
+        return {**super().settings(), "routing": self.router.routing.value, **({"ranker": self.router.ranker.value} if relevance else {}),
+                **({"gate_threshold": self.gate.threshold} if self.gate else {}),
                 **({"passage_tokens": self.constitution.passage_tokens} if self.constitution.is_document else {})}
 
     def summary(self) -> str:
@@ -198,7 +202,8 @@ class Critique(FewShotStage):
         # the descriptions of the behaviours switched from their default join the words the row is ranked by
         text = "\n".join(x for x in (conversation_text(conversation(row), row["response"]), bh.switched_text(self.constitution, bh.of_row(self.constitution, row))) if x)
         route = self.router.route(eligible, text, self.sampling.seed, str(row["id"]), len(rounds), used)
-        return Pick(route.principle, route.routing.value, route.relevance, label, route.matched, gate, None, request_harm)
+        return Pick(route.principle, route.routing.value, route.relevance, label, route.matched, gate, None, request_harm,
+                    route.ranker.value if route.ranker is not None else None)
 
     def passage_fields(self, principle: CritiquePrinciple) -> dict:
         """What a round records of the passage it showed: its id, its content hash and the budget it was cut under."""
@@ -281,6 +286,7 @@ class Critique(FewShotStage):
                 **self.passage_fields(principle),
                 "tier": principle.tier,
                 "routing": pick.routing,
+                **({"ranker": pick.ranker} if pick.ranker is not None else {}),
                 "relevance": pick.relevance,
                 **({"matched": list(pick.matched)} if pick.matched else {}),
                 "when": principle.when,

@@ -26,6 +26,7 @@ from typing import TYPE_CHECKING
 from ..constitution import behaviours as bh
 from ..constitution.passages import budget_for
 from ..constitution.requests import sized
+from ..constitution.routing import DEFAULT_RANKER, Ranker, check_ranker
 from ..errors import CaiError, ConstitutionError, RowFailure, choice
 from ..judge import (
     DEFAULT_PRINCIPLES,
@@ -111,6 +112,7 @@ class LabelConfig:
     priority: str = DEFAULT_PRIORITY.value
     tier_confidence: float = TIER_CONFIDENCE
     gate_threshold: float = VIOLATION_THRESHOLD
+    ranker: str = DEFAULT_RANKER.value  # how a document's passage is routed for each tier's question
 
     def judge_config(self) -> JudgeConfig:
         return JudgeConfig(fmt=self.fmt, swap=self.swap, cot=self.cot, clamp=self.clamp, examples=self.examples)
@@ -120,6 +122,7 @@ class LabelConfig:
         self.pairs = choice(Pairs, self.pairs, "--pairs").value
         self.fmt = choice(JudgeFormat, self.fmt, "--format").value
         self.priority = choice(Priority, self.priority, "--priority").value
+        self.ranker = choice(Ranker, self.ranker, "--ranker").value
         if self.pair is None:
             self.pair = PairSource.initial_vs_final.value if self.mode == Mode.revision_wins else PairSource.candidates.value
         self.pair = choice(PairSource, self.pair, "--pair").value
@@ -173,6 +176,8 @@ class LabelPrefs(EngineStage):
                 )
             if not 1 <= config.principles <= askable(constitution):
                 raise CaiError(f"--principles {config.principles}: the constitution has {askable(constitution)} comparison questions")
+            if constitution.is_document:
+                check_ranker(config.ranker)
         self.judge_cfg = config.judge_config()
         self.tally = LabelTally(config.mode, config.gold, config.min_confidence)
         self._judge: PairwiseJudge | None = None
@@ -184,7 +189,8 @@ class LabelPrefs(EngineStage):
         return {
             "mode": cfg.mode, "pair": cfg.pair, "pairs": cfg.pairs, "principles": cfg.principles, "min_confidence": cfg.min_confidence,
             "priority": cfg.priority, "tier_confidence": cfg.tier_confidence, **({"gate_threshold": cfg.gate_threshold} if self.gate else {}),
-            **({"passage_tokens": self.constitution.passage_tokens} if self.constitution is not None and self.constitution.is_document else {}),
+            **({"passage_tokens": self.constitution.passage_tokens, "ranker": cfg.ranker}
+               if self.constitution is not None and self.constitution.is_document else {}),
             **self.judge_cfg.settings(),
             "judge_examples": stable_hash([asdict(e) for e in cfg.examples]) if cfg.examples else None,
         }
@@ -279,7 +285,7 @@ class LabelPrefs(EngineStage):
         # Every question this row could ask, as the judge is shown it (after the passage routed for its tier).
         every = [q for _, pool in tier_pools(self.judge_constitution()) for q in pool]
         states = bh.of_row(self.judge_constitution(), row)
-        longest = max((q.question for q in quoted_questions(self.judge_constitution(), every, conv, states)), key=len)
+        longest = max((q.question for q in quoted_questions(self.judge_constitution(), every, conv, states, self.cfg.ranker)), key=len)
         # The answer prefix and the option add a handful of tokens; the reasoning adds up to --max-tokens.
         used = judge.prompt_tokens(conv, longest, a, b) + 16 + (self.sampling.max_tokens if self.cfg.cot else 0)
         field = "candidates" if self.cfg.pair == "candidates" else "response"
@@ -303,7 +309,8 @@ class LabelPrefs(EngineStage):
         under flat, drawn per comparison (seeded by --seed), so the ensemble spreads over the constitution. With the
         row's conversation CONV, each as the judge is shown it (a document's: after the passage routed for its tier, told
         the instructable BEHAVIOURS in force)."""
-        return principles_for(self.judge_constitution(), self.cfg.principles, self.sampling.seed, f"{row_id}:{i}-{j}", self.cfg.priority, conv, behaviours)
+        return principles_for(self.judge_constitution(), self.cfg.principles, self.sampling.seed, f"{row_id}:{i}-{j}", self.cfg.priority, conv, behaviours,
+                              self.cfg.ranker)
 
     def gate_results(self, rows: list[dict]) -> list[dict[str, GateResult]]:
         """Per row, each compared response's gate result (by text; every response once), in one scoring call."""
@@ -570,6 +577,8 @@ class LabelPrefs(EngineStage):
         if states:  # the instructable behaviours the judge and the gate were told of
             fields["behaviours"] = states
         fields["used"] = units_used(constitution, [pid for t in decision.tiers for pid in t.principles], decision.asked)
+        if "passages" in fields["used"]:
+            fields["used"]["ranker"] = self.cfg.ranker  # what routed the passages the questions quoted
         return fields
 
     def _provenance(self) -> dict:

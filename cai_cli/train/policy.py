@@ -63,6 +63,7 @@ class JudgeOptions:
     principles: str = str(DEFAULT_PRINCIPLES)
     reference_field: str = REFERENCE_FIELD
     weights: str | None = None  # --reward-weights, as given
+    ranker: str = JudgeRewardConfig.ranker  # --ranker: how a document's passage is routed for each tier
     gold: str | None = None  # --gold FILE: the judge measured on gold pairs before training (cai_cli/judge/checks.py)
     floors: Floors = field(default_factory=Floors)  # --min-accuracy, --max-ece
 
@@ -240,7 +241,8 @@ def _judge_setup(judge: JudgeOptions) -> tuple[Constitution, JudgeRewardConfig]:
     # A document's passages sized for the judge's model, as `cai score --judge` sizes them: the same rewards.
     charter = sized(load_constitution(judge.constitution), budget_for(judge.engine.model, judge.engine.max_model_len))
     reward_names(charter)  # a constitution without comparison questions stops here
-    cfg = JudgeRewardConfig(mode=judge.mode, principles=parse_principles(judge.principles), reference_field=judge.reference_field)
+    cfg = JudgeRewardConfig(mode=judge.mode, principles=parse_principles(judge.principles), reference_field=judge.reference_field,
+                            ranker=judge.ranker)
     engine = judge.engine
     if engine.engine == "auto":
         # In the trainer's process the judge runs on transformers unless asked otherwise: vLLM would take the GPU's
