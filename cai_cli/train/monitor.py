@@ -25,8 +25,8 @@ asked by the monitor, on the training judge's engine, or with --reward model on 
 tokenizer reads the options); anything else is a model (`embedded`, a folder, a hub id) on transformers in this
 process. The monitor's questions are the constitution's (-c), up to --principles per tier.
 
-Only the main process probes (the others wait); the monitor's settings are not part of the run's fingerprint, so a
-resumed run may change them.
+Only the main process probes (the others wait for its decision, which every process follows); the monitor's settings
+are not part of the run's fingerprint, so a resumed run may change them.
 """
 
 from __future__ import annotations
@@ -332,9 +332,16 @@ def monitor_callback(monitor: Monitor):
             self._probe(state, model, processing_class, monitor.references)
 
         def on_step_end(self, args, state, control, model=None, processing_class=None, **kwargs):
-            if not state.is_world_process_zero or state.global_step % monitor.opts.every:
+            if state.global_step % monitor.opts.every:
                 return
-            self._probe(state, model, processing_class)
+            if state.is_world_process_zero:
+                self._probe(state, model, processing_class)
+            if args.world_size > 1:  # every process stops where the main one decided to (the others wait for it here)
+                from accelerate.utils import broadcast_object_list
+
+                decided = [monitor.stopped_at]
+                broadcast_object_list(decided, from_process=0)
+                monitor.stopped_at = decided[0]
             if monitor.stopped_at is not None:
                 control.should_save = True
                 control.should_training_stop = True
