@@ -27,7 +27,7 @@ DOCUMENTS = {
 SIDE_FILE_KEY = "cai_side_file"  # the first line of OUT.partial (resume.py): {"cai_side_file": version, "fingerprint": ...}
 
 # meta.<name> is provenance written by these; the last one a row records is the stage that wrote the file.
-STAGES = ("generate", "critique", "revise", "label-prefs", "score", "eval")
+STAGES = ("generate", "critique", "revise", "label-prefs", "score", "eval", "eval-frontier")
 
 
 def describe_document(value: Any) -> str:

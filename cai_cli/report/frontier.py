@@ -39,8 +39,11 @@ def draw_frontier(ax, frontiers: list[dict]) -> None:
             ax.errorbar([p["over_refusal"]["value"] for p in judged], [p["harm_judged"]["value"] for p in judged],
                         yerr=_yerr([p["harm_judged"] for p in judged]), fmt="s--", mfc="none", color=colour, ms=6, capsize=2, lw=0.8,
                         label=f"{f['label']}: harm judged by the gate")
+        named: dict[tuple[float, float], list[str]] = {}  # points that coincide share one label ("base, step-1")
         for x, y, p in zip(xs, ys, shown):
-            ax.annotate(p["checkpoint"], (x, y), textcoords="offset points", xytext=(6, 6), fontsize=8, color=colour)
+            named.setdefault((round(x, 4), round(y, 4)), []).append(p["checkpoint"])
+        for (x, y), names in named.items():
+            ax.annotate(", ".join(names), (x, y), textcoords="offset points", xytext=(6, 6), fontsize=8, color=colour)
     ax.set_xlim(-0.03, 1.03)
     ax.set_ylim(-0.03, 1.03)
     ax.set_xlabel("over-refusal: benign prompts declined (Wilson 95%)")
