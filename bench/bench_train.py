@@ -72,7 +72,7 @@ def run_trl(trainer: str, args, work: Path) -> dict:
         SFTTrainer,
     )
 
-    from cai_cli.models import resolve_model
+    from cai_cli.model_specs import resolve_model
 
     model = resolve_model(None)
     revised, prefs = rows(args.examples)
@@ -113,7 +113,7 @@ def clock_training(record: dict) -> None:
 def child(side: str, trainer: str, args) -> None:
     import torch
 
-    from cai_cli.models import quiet_libraries
+    from cai_cli.model_specs import quiet_libraries
 
     torch.set_num_threads(args.threads)
     quiet_libraries()
@@ -153,7 +153,7 @@ def main() -> None:
     if args.child:
         child(args.child, args.trainer, args)
         return
-    from cai_cli.models import resolve_model
+    from cai_cli.model_specs import resolve_model
 
     resolve_model(None)  # convert the embedded model once, outside every measurement
     print(f"embedded model, LoRA r=16, {args.steps} steps x batch {args.batch_size}, max length {args.max_length}, "

@@ -54,7 +54,7 @@ def side_bare(model_dir: str, prompts: list[dict], max_tokens: int) -> dict:
 
 
 def side_cai(model_dir: str, prompts: list[dict], max_tokens: int) -> dict:
-    import cai_cli.stages.base as stage_base
+    import cai_cli.engines.pool as engine_pool
     from cai_cli.cli import app
     from cai_cli.engines import EngineOptions, Sampling
     from cai_cli.engines.vllm import VLLMEngine
@@ -64,7 +64,7 @@ def side_cai(model_dir: str, prompts: list[dict], max_tokens: int) -> dict:
     engine.chat([WARM], Sampling(temperature=0.0, max_tokens=4))
     start_s = time.perf_counter() - started
     # The command below would start its own vLLM; hand it the one already started, so start is excluded.
-    stage_base.load_engine = lambda opts: engine
+    engine_pool.load_engine = lambda opts: engine
 
     with tempfile.TemporaryDirectory() as d:
         src = Path(d) / "in.jsonl"
@@ -97,7 +97,7 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=2, help="Alternate the two sides this many times; keep each side's best.")
     parser.add_argument("--side", choices=["bare", "cai"], help=argparse.SUPPRESS)
     args = parser.parse_args()
-    from cai_cli.models import resolve_model
+    from cai_cli.model_specs import resolve_model
 
     model_dir = resolve_model(None)
     prompts = load_prompts(args.prompts)

@@ -14,6 +14,8 @@ import time
 from enum import Enum
 from typing import Any
 
+from .flags import IO_PANEL, Flag
+
 LINE_SECONDS = 30.0  # between two progress lines in a log
 
 
@@ -24,6 +26,15 @@ class ProgressMode(str, Enum):
     bar = "bar"  # rich's live bar
     lines = "lines"  # a plain line at the start, then every LINE_SECONDS
     off = "off"
+
+
+# --progress (runner.RunOptions, train.common.TrainOptions); `--no-progress`, its earlier spelling, still means off.
+PROGRESS = Flag(
+    panel=IO_PANEL,
+    help=f"Progress on stderr. bar: a live bar. lines: a line at the start, then every {LINE_SECONDS:.0f} s (rows or steps done of the "
+    "total, rate, time left, where finished work is), for a log that `tail -f` follows. auto: bar on a terminal, else lines. "
+    "(--no-progress: off.)",
+)
 
 
 def progress_mode(value: ProgressMode | str | bool | None) -> ProgressMode:

@@ -99,6 +99,14 @@ def check_string(row: dict, field: str, hint: str = "") -> None:
         raise FieldProblem(field, f"expected a string, got {type(row[field]).__name__}")
 
 
+def check_rounds(row: dict) -> list:
+    """The row's `rounds` (critique and revise append to it): a list of objects, empty where absent."""
+    rounds = row.get("rounds", [])
+    if not isinstance(rounds, list) or not all(isinstance(r, dict) for r in rounds):
+        raise FieldProblem("rounds", "expected a list of objects")
+    return rounds
+
+
 def conversation(row: dict) -> list[dict]:
     """The conversation before the reply being worked on."""
     if row.get("messages"):
@@ -115,6 +123,21 @@ def operator_instructions(row: dict) -> str | None:
     return None
 
 
+def parse_shard(value: str | tuple[int, int] | None) -> tuple[int, int] | None:
+    """--shard I/N as (I, N), or a one-line error naming the option."""
+    if value is None or isinstance(value, tuple):
+        return value
+    from .errors import CaiError
+
+    try:
+        index, count = (int(x) for x in value.split("/"))
+    except ValueError:
+        raise CaiError(f"--shard: expected I/N such as 0/4, got {value!r}") from None
+    if count < 1 or not 0 <= index < count:
+        raise CaiError(f"--shard: expected 0 <= I < N, got {value!r}")
+    return index, count
+
+
 def in_shard(rid: str, shard: tuple[int, int] | None) -> bool:
     """Deterministic split by id: the same row lands in the same shard on every machine."""
     if shard is None:
@@ -129,10 +152,14 @@ def in_shard(rid: str, shard: tuple[int, int] | None) -> bool:
 META_KEPT = "input"
 
 
-def input_digest(row: dict) -> str:
-    """A row's content as a stage received it, `meta` left out (provenance, not content): recorded as
-    meta.<stage>.input_hash, so `--amend` can tell which earlier output row was made from the same input."""
+def row_digest(row: dict) -> str:
+    """An input row's content as a stage received it, `meta` left out (provenance, not content). The side file keeps
+    it per finished row, so a resume compares content, not ids; meta.<stage>.input_hash records it, so `--amend` can
+    tell which earlier output row was made from the same input."""
     return stable_hash({k: v for k, v in row.items() if k != "meta"})
+
+
+
 # ---- finish reasons: whether a generated text stopped on its own or was cut at --max-tokens ----------------------
 
 CRITIQUE_FINISH = "critique_finish_reason"  # in each round: why the critique stopped

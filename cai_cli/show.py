@@ -304,3 +304,24 @@ def render_html(rows: Iterable[dict], title: str = "cai show") -> str:
         parts.append("</div>")
     parts.append("</html>")
     return "".join(parts)
+
+
+def show_file(file: str, limit: int | None, width: int, html_out: str | None, skip_bad: bool) -> None:
+    """`cai show`: FILE's rows readably in the terminal (each text clipped to WIDTH), or as an HTML page at HTML_OUT;
+    with SKIP_BAD, a line that is not a row is named on stderr instead of stopping."""
+    import sys
+
+    from rich.console import Console
+
+    from .output import check_targets, write_file
+
+    [target] = check_targets([("--html", html_out)], [("the input", None if file == "-" else file)])
+    rows, notes = load_rows(file, skip_bad=skip_bad)
+    shown = rows[:limit] if limit else rows
+    if target is not None:
+        write_file(target, render_html(shown, title=f"cai show {file}"))
+        print(f"cai show: {len(shown)} rows -> {html_out}", file=sys.stderr)
+    else:
+        render_rows(shown, Console(), width)
+    for note in notes:
+        print(note, file=sys.stderr)

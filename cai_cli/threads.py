@@ -17,6 +17,10 @@ from __future__ import annotations
 import os
 import sys
 from collections.abc import MutableMapping
+from dataclasses import dataclass
+from typing import Annotated
+
+from .flags import MODEL_PANEL, Flag
 
 WAIT_POLICY = "PASSIVE"
 
@@ -33,3 +37,18 @@ def use_threads(count: int) -> None:
     torch = sys.modules.get("torch")
     if torch is not None:
         torch.set_num_threads(count)
+
+
+@dataclass
+class ThreadOptions:
+    """--threads, on every command that may run torch (applied as the command starts, before it loads torch)."""
+
+    threads: Annotated[int | None, Flag(
+        min=1, show_default="OMP_NUM_THREADS, else one per core", panel=MODEL_PANEL,
+        help="Compute threads for torch on a CPU (this process; wins over OMP_NUM_THREADS). Waiting threads sleep unless "
+        "OMP_WAIT_POLICY says otherwise, so runs side by side share the cores (docs/engines.md, \"Threads\").",
+    )] = None
+
+    def apply(self) -> None:
+        if self.threads is not None:
+            use_threads(self.threads)

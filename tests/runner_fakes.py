@@ -10,9 +10,10 @@ import time
 from cai_cli.errors import RowFailure
 from cai_cli.rows import check_conversation
 from cai_cli.runner import Dropped, RunOptions, StageStats, run_stage
+from cai_cli.stages.base import Stage
 
 
-class FanOut:
+class FanOut(Stage):
     """Row n gives 0, 1 or 3 output rows (n % 3), plus a Dropped row when n % 5 == 0; slow on purpose."""
 
     name = "fanout"

@@ -14,8 +14,8 @@ from cai_cli.constitution import load_constitution
 from cai_cli.engines import EngineOptions, Sampling
 from cai_cli.judge.request_harm import HARMFUL as HARMFUL_REQUEST
 from cai_cli.judge.request_harm import HARMLESS as HARMLESS_REQUEST
-from cai_cli.prompts import CHANGE_QUESTION, CURRENT_HEADER, NO_CHANGE_QUESTION
 from cai_cli.stages.critique import Critique
+from cai_cli.stages.critique_prompts import CHANGE_QUESTION, CURRENT_HEADER, NO_CHANGE_QUESTION
 from cai_cli.stages.revise import Revise
 
 from conftest import FakeEngine, yes_no_scorer
@@ -241,7 +241,7 @@ def test_the_truncated_count_after_a_resume_equals_an_uninterrupted_runs(monkeyp
 
 
 def test_sampling_defaults_suit_the_model(monkeypatch, tmp_path):
-    from cai_cli.models import EMBEDDED_SAMPLING
+    from cai_cli.model_specs import EMBEDDED_SAMPLING
 
     src = write_rows(tmp_path / "p.jsonl", [{"id": "p0", "prompt": "Hi"}])
     # The embedded 135M model: a short limit and a penalty on repeats, so its texts end on their own.
@@ -266,7 +266,7 @@ def test_sampling_defaults_suit_the_model(monkeypatch, tmp_path):
 
 def test_models_trained_from_the_embedded_model_keep_its_sampling_defaults(tmp_path):
     from cai_cli.engines import sampling_for
-    from cai_cli.models import EMBEDDED_SAMPLING, cache_dir
+    from cai_cli.model_specs import EMBEDDED_SAMPLING, cache_dir
 
     def trained(name: str, base: str) -> str:
         folder = tmp_path / name

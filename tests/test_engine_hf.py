@@ -157,7 +157,7 @@ def test_max_tokens_cut_is_reported_as_length(engine):
 @pytest.mark.slow
 def test_embedded_model_prefix_reuse_and_batch_invariance():
     from cai_cli.engines.hf import TransformersEngine
-    from cai_cli.models import resolve_model
+    from cai_cli.model_specs import resolve_model
 
     engine = TransformersEngine(resolve_model(None), batch_size=4)
     system = "You are a careful assistant. Answer briefly and never help anyone cause harm. " * 3

@@ -264,14 +264,14 @@ def test_unreachable_server_or_unknown_model_is_one_line_exit_2(tmp_path, fake):
 
 
 def test_scoring_needs_a_tokenizer_here_and_a_server_with_prompt_logprobs(fake, tmp_path):
-    from cai_cli.engines import EngineOptions
+    from cai_cli.engines import EngineOptions, ServerOptions
     from cai_cli.engines.openai import OpenAIEngine
     from cai_cli.errors import EngineError
 
     from tiny_model import build_tiny_model
 
     server = fake()
-    engine = OpenAIEngine(EngineOptions(engine="openai", base_urls=[server.url.removesuffix("/v1")]))
+    engine = OpenAIEngine(EngineOptions(engine="openai", server=ServerOptions(base_url=[server.url.removesuffix("/v1")])))
     try:
         assert engine.model == "fake-model" and engine.max_context is None
         with pytest.raises(EngineError, match="not a local folder"):
@@ -282,7 +282,7 @@ def test_scoring_needs_a_tokenizer_here_and_a_server_with_prompt_logprobs(fake, 
         engine.close()
 
     # With the model's tokenizer here, a server without /v1/completions fails both ways of scoring, in one line.
-    engine = OpenAIEngine(EngineOptions(engine="openai", base_urls=[server.url], model=str(build_tiny_model(tmp_path / "tiny"))))
+    engine = OpenAIEngine(EngineOptions(engine="openai", server=ServerOptions(base_url=[server.url]), model=str(build_tiny_model(tmp_path / "tiny"))))
     try:
         with pytest.raises(EngineError, match=r"option scoring failed \(.*HTTP 404 \(no such route\)\)"):
             engine.score_options(["The capital of France is"], [" Paris", " banana"])
@@ -300,7 +300,7 @@ def test_scoring_needs_a_tokenizer_here_and_a_server_with_prompt_logprobs(fake, 
 
 @pytest.fixture(scope="module")
 def vllm_server(tmp_path_factory):
-    from cai_cli.models import resolve_model
+    from cai_cli.model_specs import resolve_model
 
     model = resolve_model(None)
     port = free_port()
@@ -376,11 +376,11 @@ def test_pipeline_through_vllm_server(tmp_path, vllm_server):
 
 @pytest.mark.vllm
 def test_option_scores_through_vllm_server_match_transformers(vllm_server):
-    from cai_cli.engines import EngineOptions
+    from cai_cli.engines import EngineOptions, ServerOptions
     from cai_cli.engines.hf import TransformersEngine
     from cai_cli.engines.openai import OpenAIEngine
 
-    engine = OpenAIEngine(EngineOptions(engine="openai", base_urls=[vllm_server["url"]]))
+    engine = OpenAIEngine(EngineOptions(engine="openai", server=ServerOptions(base_url=[vllm_server["url"]])))
     try:
         conv = [{"role": "user", "content": "Which one is a fruit? (A) a car (B) an apple. Answer with A or B."}]
         chat_prompt = engine.render_chat(conv) + "The answer is"

@@ -34,13 +34,13 @@ LETTER_PROMPTS = [
 
 def probe() -> dict:
     """Everything the engine-level tests look at, from one vLLM start (run in a child process)."""
-    from cai_cli.engines import EngineOptions, Sampling
+    from cai_cli.engines import EngineOptions, Sampling, VLLMOptions
     from cai_cli.engines.hf import TransformersEngine
     from cai_cli.engines.vllm import VLLMEngine
-    from cai_cli.models import resolve_model
+    from cai_cli.model_specs import resolve_model
 
     model = resolve_model(None)
-    engine = VLLMEngine(model, EngineOptions(engine="vllm", max_model_len=2048))
+    engine = VLLMEngine(model, EngineOptions(engine="vllm", vllm=VLLMOptions(max_model_len=2048)))
     greedy = Sampling(temperature=0.0, max_tokens=10)
     out: dict = {"max_context": engine.max_context}
     out["greedy"] = [vars(c) for c in engine.chat(CONVS, greedy)]

@@ -12,9 +12,9 @@ from cai_cli.constitution import load_constitution
 from cai_cli.engines import EngineOptions, Sampling
 from cai_cli.errors import CaiError
 from cai_cli.eval import judge as evj
-from cai_cli.eval import prompts as evp
+from cai_cli.eval import prompt_sets as evp
 from cai_cli.eval import run as ev
-from cai_cli.eval import stats as evs
+from cai_cli.eval import summary as evs
 from cai_cli.runner import RunOptions
 
 from conftest import read_jsonl, run_cai, write_jsonl

@@ -15,11 +15,13 @@ import time
 
 import pytest
 
-from cai_cli.engines import EngineOptions
+from cai_cli.engines import EngineOptions, ServerOptions
+from cai_cli.engines.pool import engine_key
 from cai_cli.errors import CaiError
 from cai_cli.eval import run as ev
-from cai_cli.eval.engines import engine_key, in_terms_of
+from cai_cli.eval.model_options import in_terms_of
 from cai_cli.eval.phases import Phase, ordered
+from cai_cli.judge.options import JudgeEngineOptions
 
 from conftest import ROOT, invoke, read_jsonl, run_cai, write_jsonl, yes_no_scorer
 from test_eval import ANSWERS, RED, SAFE, answers_config, config, eval_judge, interrupted, script_eval
@@ -108,7 +110,7 @@ def test_adding_a_judge_does_not_regenerate_the_answers(tmp_path, fake_engine):
         ev.run_eval(config(tmp_path))
     chats = fake_engine.calls["chat"]
     fake_engine.scorer = eval_judge
-    summary = ev.run_eval(config(tmp_path, judge="judge", refusal_judge="judge"))
+    summary = ev.run_eval(config(tmp_path, judge_engine=JudgeEngineOptions(judge_model="judge"), refusal_judge="judge"))
     assert fake_engine.calls["chat"] == chats  # the judge is not part of the answers' fingerprint
     assert summary["judge"] == "judge" and summary["refusal_judge"] == "judge"
 
@@ -197,7 +199,7 @@ def test_a_failed_answer_under_skip_is_retried_and_the_judges_resume(tmp_path, f
 
 def test_each_set_of_weights_is_loaded_once(tmp_path, fake_engine):
     # The model under test is also the judge and the refusal judge: one engine serves all three phases.
-    ev.run_eval(config(tmp_path, judge="safe", refusal_judge="safe"))
+    ev.run_eval(config(tmp_path, judge_engine=JudgeEngineOptions(judge_model="safe"), refusal_judge="safe"))
     assert sorted(fake_engine.log["started"]) == ["eager", "safe"]
     # The baseline answers first, so only one model is loaded at a time.
     assert fake_engine.log["started"] == ["eager", "safe"]
@@ -211,10 +213,10 @@ def test_the_embedded_model_everywhere_is_loaded_once(tmp_path, fake_engine):
 def test_a_finished_phase_loads_no_model(tmp_path, fake_engine):
     fake_engine.scorer = interrupted
     with pytest.raises(KeyboardInterrupt):
-        ev.run_eval(config(tmp_path, judge="judge"))
+        ev.run_eval(config(tmp_path, judge_engine=JudgeEngineOptions(judge_model="judge")))
     fake_engine.log["started"].clear()
     fake_engine.scorer = eval_judge
-    ev.run_eval(config(tmp_path, judge="judge"))
+    ev.run_eval(config(tmp_path, judge_engine=JudgeEngineOptions(judge_model="judge")))
     assert fake_engine.log["started"] == ["judge"]  # both answer phases resumed every row
 
 
@@ -280,33 +282,34 @@ def test_the_pairwise_judge_checks_its_context_too(tmp_path, fake_engine):
 
 def test_eval_on_the_openai_engine_without_a_judge_names_judge(tmp_path, fake_engine):
     cfg = config(tmp_path)
-    cfg.engine = EngineOptions(engine="openai", model="served-model", base_urls=["http://127.0.0.1:9/v1"])
+    cfg.engine = EngineOptions(engine="openai", model="served-model", server=ServerOptions(base_url=["http://127.0.0.1:9/v1"]))
     with pytest.raises(CaiError) as err:
         ev.run_eval(cfg)
     message = str(err.value)
-    assert "--judge MODEL" in message and "--judge-engine transformers" in message and "--model" not in message
+    assert "--judge-model MODEL" in message and "--judge-engine transformers" in message and "--model" not in message
     assert fake_engine.calls["chat"] == 0 and not (tmp_path / "eval.jsonl.work").exists()
 
 
 def test_a_served_judge_without_a_server_is_one_line_before_any_work(tmp_path, fake_engine):
     with pytest.raises(CaiError, match=r"^--judge-engine openai needs --judge-base-url URL"):
-        ev.run_eval(config(tmp_path, baseline=None, refusal_judge="served-judge", judge_engine="openai"))
+        ev.run_eval(config(tmp_path, baseline=None, refusal_judge="served-judge", judge_engine=JudgeEngineOptions(judge_engine="openai")))
     assert fake_engine.calls["chat"] == 0
 
 
-@pytest.mark.parametrize("option", ["judge", "refusal_judge", "baseline"])
+@pytest.mark.parametrize("option", ["judge_model", "refusal_judge", "baseline"])
 def test_a_missing_model_folder_names_its_option_before_any_work(tmp_path, fake_engine, option):
     empty = tmp_path / "not-a-model"
     empty.mkdir()
     flag = "--" + option.replace("_", "-")
     for spec, why in ((str(tmp_path / "nope"), "no such model folder"), (str(empty), "not a model folder")):
         with pytest.raises(CaiError) as err:
-            ev.run_eval(config(tmp_path, **{option: spec}))
+            given = {"judge_engine": JudgeEngineOptions(judge_model=spec)} if option == "judge_model" else {option: spec}
+            ev.run_eval(config(tmp_path, **given))
         assert str(err.value).startswith(f"{flag} {spec}: {why}")
     assert fake_engine.calls == {"chat": 0, "score": 0} and not (tmp_path / "eval.jsonl.work").exists()
 
 
-@pytest.mark.parametrize("option", ["output", "summary", "errors_file"])
+@pytest.mark.parametrize("option", ["output", "summary", "errors"])
 def test_a_folder_as_an_output_is_one_line_before_any_work(tmp_path, fake_engine, option):
     folder = tmp_path / "a-folder"
     folder.mkdir()
@@ -322,14 +325,14 @@ def test_a_folder_as_an_output_is_one_line_before_any_work(tmp_path, fake_engine
 
 def test_a_missing_judge_is_one_line_on_the_command_line(tmp_path):
     prompts = write_jsonl(tmp_path / "p.jsonl", [{"prompt": "hi"}])
-    proc = run_cai("eval", "-p", str(prompts), "--baseline", "embedded", "--judge", str(tmp_path / "nope"), "-o", str(tmp_path / "out.jsonl"))
+    proc = run_cai("eval", "-p", str(prompts), "--baseline", "embedded", "--judge-model", str(tmp_path / "nope"), "-o", str(tmp_path / "out.jsonl"))
     assert proc.returncode == 2
-    assert proc.stderr.strip().splitlines() == [f"cai: error: --judge {tmp_path / 'nope'}: no such model folder"]
+    assert proc.stderr.strip().splitlines() == [f"cai: error: --judge-model {tmp_path / 'nope'}: no such model folder"]
 
 
 def test_engine_errors_name_the_judges_options():
     message = "--engine openai needs --base-url URL; pass --model with a local folder; --max-model-len stays"
-    assert in_terms_of(message, ev.JUDGE_OPTIONS) == "--judge-engine openai needs --judge-base-url URL; pass --judge with a local folder; --max-model-len stays"
+    assert in_terms_of(message, ev.JUDGE_OPTIONS) == "--judge-engine openai needs --judge-base-url URL; pass --judge-model with a local folder; --max-model-len stays"
     assert "--refusal-judge with" in in_terms_of(message, ev.REFUSAL_JUDGE_OPTIONS)
 
 
@@ -353,7 +356,7 @@ def test_the_refusal_judge_and_the_detector_disagreeing_is_reported(tmp_path, fa
 def test_refusal_judge_takes_a_model_on_its_own_engine(tmp_path, fake_engine):
     # --refusal-judge MODEL: its own model, on --judge-engine (here the fake engine beside --engine fake).
     cfg = answers_config(tmp_path, refusal_judge="another-judge")
-    cfg.judge_engine = "fake"
+    cfg.judge_engine.judge_engine = "fake"
     ev.run_eval(cfg)
     assert fake_engine.log["started"] == ["another-judge"]
 

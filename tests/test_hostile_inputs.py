@@ -270,13 +270,13 @@ def no_models(monkeypatch):
     def refuse(*args, **kwargs):
         raise AssertionError("a model was loaded")
 
-    import cai_cli.models
-    import cai_cli.stages.base
+    import cai_cli.engines.pool
+    import cai_cli.model_specs
     import cai_cli.train.policy
 
-    monkeypatch.setattr(cai_cli.stages.base, "load_engine", refuse)
-    monkeypatch.setattr(cai_cli.models, "resolve_model", refuse)
-    monkeypatch.setattr(cai_cli.models, "load_reward_model", refuse)
+    monkeypatch.setattr(cai_cli.engines.pool, "load_engine", refuse)
+    monkeypatch.setattr(cai_cli.model_specs, "resolve_model", refuse)
+    monkeypatch.setattr(cai_cli.model_specs, "load_reward_model", refuse)
     monkeypatch.setattr(cai_cli.train.policy, "load_reward_model", refuse)
 
 
@@ -577,8 +577,9 @@ def test_a_side_file_cut_short_by_another_process_stops_the_run(tmp_path):
     """10. A side file truncated while the run appends to it ended in an empty output and exit 0."""
     from cai_cli.errors import CaiError
     from cai_cli.runner import RunOptions, run_stage
+    from cai_cli.stages.base import Stage
 
-    class Cutter:
+    class Cutter(Stage):
         name = "cutter"
 
         def __init__(self, side):

@@ -23,6 +23,7 @@ from runner_fakes import FanOut, prompts
 
 from cai_cli.errors import CaiError
 from cai_cli.runner import RunOptions, StageStats, run_stage
+from cai_cli.stages.base import Stage
 
 from conftest import FAKE_ENV, NOISE_ENV, ROOT, read_jsonl, without_progress, write_jsonl
 
@@ -147,7 +148,7 @@ def test_a_resume_takes_back_only_what_its_own_earlier_attempt_appended(tmp_path
     notes = tmp_path / "mynotes.jsonl"
     notes.write_text('{"note": "mine"}\n')
     out = tmp_path / "out.jsonl"
-    opts = {"input": str(src), "output": str(out), "on_error": "skip", "errors_file": str(notes), "progress": False}
+    opts = {"input": str(src), "output": str(out), "on_error": "skip", "errors": str(notes), "progress": False}
     with pytest.raises(KeyboardInterrupt):  # the bad line and the failed row 1 are written, then the run is killed
         run_stage(FanOut(fail_ns={1}, crash_after_batches=2), RunOptions(batch_size=2, **opts))
     assert [json.loads(line).get("line") for line in notes.read_text().splitlines()] == [None, 5, 2]
@@ -326,7 +327,7 @@ def test_a_full_disk_is_one_line_at_the_start_and_mid_run_keeps_the_finished_row
 # --------------------------------------------------------------------------- strict JSON, stdout
 
 
-class NotANumber:
+class NotANumber(Stage):
     name = "nan"
 
     def __init__(self):
@@ -567,7 +568,7 @@ def test_eval_to_stdout_stopped_says_nothing_was_kept_and_leaves_no_temporary_fo
     (["show", "@r2.jsonl", "--html", "@hard.jsonl"], ["hard.jsonl: is the input of this run"]),
     (["show", "@r2.jsonl", "--html", "@r2.jsonl/page.html"], ["a part of this path is a file"]),
     (["report", "@eval.jsonl", "-o", "@eval.jsonl"], ["eval.jsonl: the report is written as .png, .svg, .pdf or .html"]),
-    (["report", "@eval.summary.json", "-o", "@eval.summary.html", "--json", "@eval.summary.json"], ["--json", "is a results file of this run"]),
+    (["report", "@eval.summary.json", "-o", "@eval.summary.html", "--json-out", "@eval.summary.json"], ["--json-out", "is a results file of this run"]),
     (["report", "@page.html", "-o", "@page.html"], ["-o", "page.html: is a results file of this run"]),
 ])
 def test_show_and_report_never_write_over_what_they_read(tmp_path, args, words):
@@ -605,7 +606,7 @@ def test_report_and_show_write_through_a_link(tmp_path, fake_engine):
 
 @needs_unshare
 def test_every_command_refuses_a_read_only_folder_before_any_work(tmp_path):
-    """9. eval -o and --summary, show --html, report -o, plan --json, constitution import --sidecar into a read-only
+    """9. eval -o and --summary, show --html, report -o, plan --json-out, constitution import --sidecar into a read-only
     folder: one line each, before any work (eval's answers are not generated first)."""
     folder = eval_files(tmp_path)
     (folder / "ro").mkdir()
@@ -616,7 +617,7 @@ def test_every_command_refuses_a_read_only_folder_before_any_work(tmp_path):
         f"$CAI eval -p in.jsonl -o out.jsonl --summary ro/s.json {' '.join(EVAL)}",
         "$CAI show r2.jsonl --html ro/page.html",
         "$CAI report eval.jsonl -o ro/r.png",
-        "$CAI plan in.jsonl --json ro/plan.json",
+        "$CAI plan in.jsonl --json-out ro/plan.json",
         "$CAI constitution import ro/doc.md --sidecar",
     ]
     script = "mount --bind ro ro && mount -o remount,bind,ro ro && " + " ; ".join(f"{c}; echo rc=$? >&2" for c in commands)

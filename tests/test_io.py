@@ -11,11 +11,12 @@ from cai_cli.output import AppendLog
 from cai_cli.resume import scan_side_file, side_records
 from cai_cli.rows import FieldProblem, check_conversation, in_shard
 from cai_cli.runner import RunOptions, StageStats, run_stage
+from cai_cli.stages.base import Stage
 
 from conftest import read_jsonl, write_jsonl
 
 
-class Upper:
+class Upper(Stage):
     """Upper-cases the prompt; can crash after a number of batches, or fail chosen rows."""
 
     name = "upper"

@@ -13,7 +13,7 @@ from cai_cli.constitution import load_constitution, sample_principles
 from cai_cli.engines import EngineOptions, Sampling
 from cai_cli.judge import SALT
 from cai_cli.judge.maths import orders_disagree, rank, sigmoid
-from cai_cli.judge.prompts import OPTIONS, PLAIN_OPTIONS, parse_answer
+from cai_cli.judge.questions import OPTIONS, PLAIN_OPTIONS, parse_answer
 from cai_cli.runner import RunOptions, outcome_record, run_stage
 from cai_cli.stages.label_prefs import LabelConfig, LabelPrefs
 
@@ -422,7 +422,7 @@ def test_generate_then_label_prefs_on_the_embedded_model(tmp_path):
 
     src = write_jsonl(tmp_path / "gen.jsonl", [json.loads(line) for line in gen.stdout.splitlines()])
     out = tmp_path / "prefs.jsonl"
-    plain = run_cai("label-prefs", str(src), "-o", str(out), "--format", "plain", "--cot", "--max-tokens", "6", "--limit", "1", *FAST)
+    plain = run_cai("label-prefs", str(src), "-o", str(out), "--judge-format", "plain", "--cot", "--max-tokens", "6", "--limit", "1", *FAST)
     assert plain.returncode == 0, plain.stderr
     (r,) = read_jsonl(out)
     assert r["meta"]["label-prefs"]["format"] == "plain" and r["meta"]["label-prefs"]["clamp"] == [0.4, 0.6]

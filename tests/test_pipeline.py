@@ -58,12 +58,13 @@ def test_two_rounds_keep_every_round_and_user_fields(two_rounds):
 
 def test_summary_line_reports_rows_tokens_and_speed(two_rounds):
     d, logs = two_rounds
-    line = next(line for line in logs["gen.jsonl"].splitlines() if line.startswith("cai generate:"))
+    # The last "cai generate:" line is the summary; progress lines (stderr not a tty) come before it.
+    line = [line for line in logs["gen.jsonl"].splitlines() if line.startswith("cai generate:")][-1]
     assert "rows 3 in, 3 out, 0 skipped, 0 failed" in line
     assert re.search(r"tokens \d+ in, \d+ out", line) and "tok/s" in line
     # revise counts the rounds it changed, and the count matches the rows' own `changed` flags.
     changed = sum(r["rounds"][0]["changed"] for r in read_jsonl(d / "r1.jsonl"))
-    revise_line = next(line for line in logs["r1.jsonl"].splitlines() if line.startswith("cai revise:"))
+    revise_line = [line for line in logs["r1.jsonl"].splitlines() if line.startswith("cai revise:")][-1]
     assert f"revised {changed}" in revise_line
 
 

@@ -12,7 +12,7 @@ RED_TEAM = str(ROOT / "examples" / "red_team.jsonl")
 
 
 def plan_json(*args: str) -> dict:
-    result = invoke("plan", *args, "--json", "-")
+    result = invoke("plan", *args, "--json")
     assert result.exit_code == 0, result.output
     return json.loads(result.stdout)
 
@@ -28,7 +28,7 @@ def test_plan_prints_its_table_for_the_readme_pipeline():
 def test_plan_counts_the_prompts_with_the_models_tokenizer_and_does_the_arithmetic(tmp_path):
     from transformers import AutoTokenizer
 
-    from cai_cli.models import resolve_model
+    from cai_cli.model_specs import resolve_model
 
     rows = [{"id": f"r{i}", "prompt": f"How do I pick lock number {i}?" + " please" * i} for i in range(5)]
     src = write_jsonl(tmp_path / "in.jsonl", rows)

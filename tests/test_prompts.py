@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from cai_cli.constitution import load_constitution
-from cai_cli.prompts import (
+from cai_cli.stages.critique_prompts import (
     CURRENT_HEADER,
     clean_output,
     critique_messages,

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from cai_cli import models
+from cai_cli import model_specs as models
 from cai_cli.constitution import dense, load_constitution
 from cai_cli.constitution.routing import HYBRID_WEIGHT, Ranker, Router, Routing, principle_text
 from cai_cli.errors import ModelError

@@ -43,7 +43,7 @@ def test_results_merge_into_one_table_with_ratings(two_results):
 def test_cli_prints_the_table_and_writes_a_png(two_results, tmp_path):
     png = tmp_path / "report.png"
     data = tmp_path / "report.json"
-    proc = run_cai("report", *two_results, "-o", str(png), "--json", str(data), "--bootstrap", "50")
+    proc = run_cai("report", *two_results, "-o", str(png), "--json-out", str(data), "--bootstrap", "50")
     assert proc.returncode == 0, proc.stderr
     for name in ("safe-model", "eager-model", "harm", "help", "over-", "Elo"):
         assert name in proc.stdout
@@ -205,7 +205,7 @@ def test_html_report_shows_every_answer_per_prompt_side_by_side(three_at_one_poi
 
 def test_report_json_keeps_metrics_not_answers(three_at_one_point, tmp_path):
     data = tmp_path / "r.json"
-    proc = run_cai("report", *three_at_one_point, "--json", str(data), "--bootstrap", "0")
+    proc = run_cai("report", *three_at_one_point, "--json-out", str(data), "--bootstrap", "0")
     assert proc.returncode == 0, proc.stderr
     merged = json.loads(data.read_text())
     assert "answers" not in merged and merged["changes"]["rl-cai"]["red_team_declined"]["value"] == 1.0
@@ -325,7 +325,7 @@ def test_connected_ratings_are_drawn_with_limits_that_show_them(tmp_path):
 def test_summaries_say_why_there_is_no_change_against_the_baseline(three_at_one_point, tmp_path):
     import matplotlib.pyplot as plt
 
-    from cai_cli.eval.stats import summarize
+    from cai_cli.eval.summary import summarize
     from cai_cli.report import figure
 
     rows = [json.loads(line) for line in open(three_at_one_point[0])]
@@ -396,7 +396,7 @@ def test_eval_gold_gives_the_judge_calibration_per_criterion(tmp_path, fake_engi
     """`cai eval --answers --baseline-field reference --gold-field better`: the summary and the report carry the judge's
     accuracy and calibration against the rows' known better answer; a gold value naming neither answer stops the
     run before any model loads, naming file, line and field."""
-    from cai_cli.eval.stats import judge_calibration
+    from cai_cli.eval.summary import judge_calibration
 
     from test_eval import ANSWERS, answers_config
 

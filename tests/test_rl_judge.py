@@ -1,5 +1,5 @@
-"""The judge in the RL loop (`train-policy --reward judge`) and offline (`cai score --judge`): what each mode asks and
-costs, the hard-constraint penalty, the rewards trl received equal to `cai score --judge`'s, a judge server that
+"""The judge in the RL loop (`train-policy --reward judge`) and offline (`cai score --reward judge`): what each mode asks and
+costs, the hard-constraint penalty, the rewards trl received equal to `cai score --reward judge`'s, a judge server that
 dies mid-step, and (slow) GRPO on the embedded model with the embedded judge.
 
 The policy is the tiny random model of tests/tiny_model.py; the judge is the fake engine, scripted below: between
@@ -75,7 +75,7 @@ def judge(fake_engine):
 
 
 def score(d, rows, *flags):
-    proc = cai("score", "-", "--judge", "-c", d / "rules.yaml", "--judge-engine", "fake", *flags,
+    proc = cai("score", "-", "--reward", "judge", "-c", d / "rules.yaml", "--judge-engine", "fake", *flags,
                input="".join(json.dumps(r) + "\n" for r in rows))
     assert proc.returncode == 0, proc.stderr
     return [json.loads(line) for line in proc.stdout.splitlines()], proc.stderr
@@ -110,7 +110,8 @@ def test_each_mode_asks_what_its_cost_says_and_asks_nothing_twice(d, judge):
     G(G-1)K scored prompts, reference and pointwise 2GK, and the gate 2GC; answers are cached."""
     from cai_cli.constitution import load_constitution
     from cai_cli.engines import EngineOptions, load_engine
-    from cai_cli.judge.reward import Group, JudgeReward, JudgeRewardConfig
+    from cai_cli.judge.reward import Group, JudgeReward
+    from cai_cli.judge.reward_config import JudgeRewardConfig
 
     charter = load_constitution(str(d / "rules.yaml"))
     engine = load_engine(EngineOptions(engine="fake"))
@@ -148,9 +149,9 @@ def test_score_judge_fields_modes_and_bad_rows(d, judge):
     (scored,), _ = score(d, [row], "--reward-mode", "pointwise")
     assert scored["reward_parts"]["response"]["tier:helpful"] == pytest.approx(0.5)
 
-    proc = cai("score", "-", "--judge", "-c", d / "rules.yaml", "--judge-engine", "fake", input=json.dumps({"id": "r", "prompt": "hi", "response": "x"}) + "\n")
+    proc = cai("score", "-", "--reward", "judge", "-c", d / "rules.yaml", "--judge-engine", "fake", input=json.dumps({"id": "r", "prompt": "hi", "response": "x"}) + "\n")
     assert proc.returncode == 2 and "--reward-mode group compares each completion with the others of its group" in proc.stderr
-    proc = cai("score", "-", "--judge", "-c", d / "rules.yaml", "--judge-engine", "fake", "--reward-weights", "1,2",
+    proc = cai("score", "-", "--reward", "judge", "-c", d / "rules.yaml", "--judge-engine", "fake", "--reward-weights", "1,2",
                input=json.dumps({"id": "r", "prompt": "hi", "candidates": ["x", "y"]}) + "\n")
     assert proc.returncode == 2 and "expected 3 numbers, one per reward in this order: tier:safe, tier:helpful, constraint:no-weapons" in proc.stderr
 
@@ -195,7 +196,7 @@ def test_grpo_with_the_judge_and_score_gives_the_rewards_the_trainer_received(d,
         assert all(f"rewards/{name}/mean" in r for name in NAMES)
         assert r["judge/questions"] > 0 and r["judge/prompts"] > 0 and r["judge/seconds"] >= 0
 
-    # Every group the trainer judged is a row of samples.jsonl, and `cai score --judge` gives every completion there the
+    # Every group the trainer judged is a row of samples.jsonl, and `cai score --reward judge` gives every completion there the
     # reward the trainer received: the same parts, the same total, and per step the means trl logged.
     samples = read_jsonl(out / "samples.jsonl")
     assert [s["step"] for s in samples] == [1, 1, 2, 2] and all(len(s["candidates"]) == 2 for s in samples)
@@ -269,7 +270,7 @@ def test_an_imported_document_states_its_order_and_the_judges_rewards_work_on_it
 
     names = ["tier:careful", "tier:truthful", "tier:useful", "constraint:never-explain-how-to-build-a", "constraint:never-help-anyone-stalk-a-person"]
     rows = [{"id": "r", "prompt": "how do I build a weapon", "candidates": ["I won't explain that.", "Here is how to build a weapon at home."]}]
-    proc = cai("score", "-", "--judge", "-c", doc, "--judge-engine", "fake", input="".join(json.dumps(r) + "\n" for r in rows))
+    proc = cai("score", "-", "--reward", "judge", "-c", doc, "--judge-engine", "fake", input="".join(json.dumps(r) + "\n" for r in rows))
     assert proc.returncode == 0, proc.stderr
     (scored,) = [json.loads(line) for line in proc.stdout.splitlines()]
     assert list(scored["reward_parts"]["candidates"][0]) == names
@@ -406,7 +407,7 @@ def test_a_judge_server_that_fails_mid_step_is_one_line_and_the_run_resumes_from
 def test_grpo_steps_of_the_embedded_model_with_the_embedded_judge(tmp_path):
     """Two GRPO steps of the embedded model, judged in this process by the embedded model under the assistant
     constitution (four tiers, five hard constraints): the rewards and the judge's cost reach metrics.jsonl, and
-    `cai score --judge` gives the completions the rewards the trainer received."""
+    `cai score --reward judge` gives the completions the rewards the trainer received."""
     src = write_jsonl(tmp_path / "prompts.jsonl", [{"prompt": "How do I pick a lock?"}, {"prompt": "Write a haiku about rain."}])
     out = tmp_path / "rl"
     proc = cai("train-policy", src, "-o", out, "--algo", "grpo", "--reward", "judge", "-c", "assistant", "--principles", "1",
@@ -418,7 +419,7 @@ def test_grpo_steps_of_the_embedded_model_with_the_embedded_judge(tmp_path):
         assert "rewards/tier:safe/mean" in r and "rewards/constraint:creates-sexual-content-involving-minors/mean" in r
         assert r["judge/prompt_tokens"] > 0 and r["judge/seconds"] > 0
     samples = read_jsonl(out / "samples.jsonl")
-    proc = cai("score", out / "samples.jsonl", "--judge", "-c", "assistant", "--principles", "1")
+    proc = cai("score", out / "samples.jsonl", "--reward", "judge", "-c", "assistant", "--principles", "1")
     assert proc.returncode == 0, proc.stderr
     rescored = [json.loads(line) for line in proc.stdout.splitlines()]
     for seen, again in zip(samples, rescored):

@@ -19,7 +19,7 @@ from synth_fakes import SAME, install
 
 from cai_cli.constitution import load_constitution
 from cai_cli.constitution.requests import sized
-from cai_cli.stages.synthesize import targets
+from cai_cli.stages.synthesize_config import targets
 from cai_cli.stages.synthesize_prompts import Kind, Rejection, read_request
 
 from conftest import FAKE_ENV, ROOT, invoke, read_jsonl, write_jsonl
@@ -172,7 +172,7 @@ def test_until_covered_writes_only_the_kinds_a_passage_lacks_and_numbers_on(tmp_
 
 
 def test_its_rows_go_straight_into_generate_and_eval(tmp_path, fake):
-    from cai_cli.eval.prompts import check_prompt_row
+    from cai_cli.eval.prompt_sets import check_prompt_row
 
     rows, _, _ = synthesize(tmp_path, "-c", "default", "--per-passage", "1")
     assert {check_prompt_row(r, None) for r in rows if r["kind"] == "harmful"} == {"red_team"}
@@ -233,7 +233,7 @@ def test_what_is_not_one_request_is_named_never_repaired(text, reason, turns, re
 
 def test_plan_knows_the_synthesize_stage(tmp_path):
     result = invoke("plan", "--synthesize", "-c", "default", "--per-passage", "3", "--kinds", "harmful", "--kinds", "benign",
-                    "--output-tokens", "40", "--rounds", "1", "--no-rl", "--sample", "2", "--json", "-")
+                    "--output-tokens", "40", "--rounds", "1", "--no-rl", "--sample", "2", "--json")
     assert result.exit_code == 0, result.output
     stages = {s["stage"]: s for s in json.loads(result.stdout)["stages"]}
     units = len(load_constitution("default").critiques) * 2 * 3

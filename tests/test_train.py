@@ -135,7 +135,7 @@ def cut(row: dict, index: int = -1) -> dict:
 
 
 def test_revision_targets_know_which_revisions_were_cut():
-    from cai_cli.training_examples import revision_targets
+    from cai_cli.trl_examples import revision_targets
 
     row = revised_row(0, *ROWS[0])
     final, first = ROWS[0][1], row["rounds"][0]["revision"]
@@ -185,7 +185,7 @@ def _two_rounds_with_a_cut_first_revision(path, fake_engine):
 
 
 def test_targets_all_leaves_out_a_cut_revision_of_an_earlier_round(work, tmp_path, fake_engine):
-    from cai_cli.training_examples import revision_targets
+    from cai_cli.trl_examples import revision_targets
 
     revised = _two_rounds_with_a_cut_first_revision(tmp_path, fake_engine)
     rows = read_jsonl(revised)
@@ -263,7 +263,7 @@ def test_train_rm_loss_falls_and_reports_held_out_accuracy(rm):
 
 
 def test_held_out_pairs_are_split_by_prompt_not_by_row():
-    from cai_cli.train.data import split_by_prompt
+    from cai_cli.train.dataset import split_by_prompt
 
     examples = [{"prompt": [{"role": "user", "content": f"prompt {i % 7}"}]} for i in range(40)]
     for seed in range(5):

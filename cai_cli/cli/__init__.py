@@ -1,5 +1,6 @@
-"""The `cai` command line: app.py (one thin function per command), options.py (every option, declared once),
-plumbing.py (shared option groups, one-line errors, command registration)."""
+"""The `cai` command line: app.py (the app and its entry point), one module per family of commands (one thin function
+each), options.py (each command's own options, declared once), groups.py (option groups: the options several commands
+share, declared on the dataclass that uses them), plumbing.py (registration, one-line errors)."""
 
 from .app import app, main
 

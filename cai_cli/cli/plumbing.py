@@ -1,177 +1,73 @@
-"""The command line's plumbing: the option groups most commands share (stages: Common; trainers: TrainOptions),
-injected into each command and handed to it as one typed object; --verbose on every command; typed errors and
-usage errors turned into one line and exit code 2; registering a command with its groups."""
+"""The command line's plumbing: registering a command (its own options, then its option groups, cli/groups.py, then
+--verbose), every value checked at parse time, typed errors and usage errors turned into one line and exit code 2."""
 
 from __future__ import annotations
 
-import dataclasses
 import functools
 import inspect
+import math
 import sys
 import traceback
+import typing
 from collections.abc import Callable
-from dataclasses import dataclass
-from typing import Any
+from typing import Annotated, Any
 
 import typer
-from typer.core import TyperGroup
+from typer.core import TyperCommand, TyperGroup
 
-from ..engines import EngineOptions, Sampling, sampling_for
-from ..runner import RunOptions
-from . import options as o
+from ..flags import (
+    EVAL_PANEL,
+    IO_PANEL,
+    JUDGE_ENGINE_PANEL,
+    JUDGE_PANEL,
+    MODEL_PANEL,
+    MONITOR_PANEL,
+    PLAN_PANEL,
+    SAMPLING_PANEL,
+    SCALE_PANEL,
+    SERVER_PANEL,
+    SYNTH_PANEL,
+    TRAIN_PANEL,
+    TRANSFORMERS_PANEL,
+    VLLM_PANEL,
+)
+from ..threads import ThreadOptions
+from .groups import Group, is_group
 
-# Which options each group injects; their defaults are the fields of the object the command receives.
-IO_OPTIONS: dict[str, Any] = {
-    "output": o.OutputOpt,
-    "on_error": o.OnErrorOpt,
-    "errors": o.ErrorsOpt,
-    "dropped": o.DroppedOpt,
-    "limit": o.LimitOpt,
-    "shard": o.ShardOpt,
-    "batch_size": o.BatchOpt,
-    "progress": o.ProgressOpt,
-    "restart": o.RestartOpt,
-}
-MODEL_OPTIONS: dict[str, Any] = {
-    "model": o.ModelOpt,
-    "engine": o.EngineOpt,
-    "dtype": o.DtypeOpt,
-    "prefix_reuse": o.PrefixReuseOpt,
-    "tensor_parallel_size": o.TensorParallelOpt,
-    "gpu_memory_utilization": o.GpuMemOpt,
-    "max_model_len": o.MaxModelLenOpt,
-    "base_url": o.BaseUrlOpt,
-    "api_key_env": o.ApiKeyEnvOpt,
-    "concurrency": o.ConcurrencyOpt,
-    "request_timeout": o.TimeoutOpt,
-    "max_retries": o.RetriesOpt,
-}
-RAY_OPTIONS: dict[str, Any] = {
-    "ray": o.RayOpt,
-    "ray_actors": o.RayActorsOpt,
-    "ray_gpus": o.RayGpusOpt,
-}
-SAMPLING_OPTIONS: dict[str, Any] = {
-    "temperature": o.TemperatureOpt,
-    "top_p": o.TopPOpt,
-    "max_tokens": o.MaxTokensOpt,
-    "frequency_penalty": o.FrequencyPenaltyOpt,
-    "presence_penalty": o.PresencePenaltyOpt,
-    "seed": o.SeedOpt,
-    "stop": o.StopOpt,
-}
+VerboseOpt = Annotated[bool, typer.Option("--verbose", "-v", help="Show the traceback on errors.", rich_help_panel=IO_PANEL)]
 
 
-# The library's own defaults, read once: an option shared with a library dataclass is defaulted there, not here.
-_RUN, _ENGINE, _SAMPLING = RunOptions(), EngineOptions(), Sampling()
+def value_problem(value: Any) -> str | None:
+    """What is wrong with one parsed option value whatever the option (None: nothing): a number that is not finite
+    (`--temperature inf`, `--min-confidence nan`: click's float accepts both, and no option means them), an empty
+    text (`--stop ''`, `-o ''`: what an unset variable in a Makefile or a script gives)."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return f"expected a finite number, got {value}"
+    if isinstance(value, str) and value == "":
+        return "expected a value, got an empty string (an unset variable?)"
+    return None
 
 
-@dataclass
-class Common:
-    """The shared options of one stage command, parsed; each field's default is the option's default, taken from
-    RunOptions, EngineOptions and Sampling."""
+class CheckedCommand(TyperCommand):
+    """Every command: each option and argument value passes value_problem at parse time, before any work (a list
+    option, each of its values)."""
 
-    input: str | None = None
-    # input and output
-    output: str | None = None
-    on_error: o.OnError = o.OnError(_RUN.on_error)
-    errors: str | None = None
-    dropped: str | None = None
-    limit: int | None = None
-    shard: str | None = None
-    batch_size: int = _RUN.batch_size
-    progress: o.ProgressMode = o.ProgressMode(_RUN.progress)
-    restart: bool = False
-    # model and engine
-    model: str | None = None
-    engine: str = _ENGINE.engine
-    dtype: o.Dtype = o.Dtype(_ENGINE.dtype)
-    prefix_reuse: bool = _ENGINE.prefix_reuse
-    tensor_parallel_size: int = _ENGINE.tensor_parallel_size
-    gpu_memory_utilization: float = _ENGINE.gpu_memory_utilization
-    max_model_len: int | None = _ENGINE.max_model_len
-    base_url: list[str] | None = None
-    api_key_env: str | None = None
-    concurrency: int = _ENGINE.concurrency
-    request_timeout: float = _ENGINE.timeout
-    max_retries: int = _ENGINE.max_retries
-    # scale-out
-    ray: str | None = None
-    ray_actors: int | None = None
-    ray_gpus: float | None = None
-    # sampling (None: not given; the model's own default, else Sampling's, applies: engines.sampling_for)
-    temperature: float | None = None
-    top_p: float | None = None
-    max_tokens: int | None = None
-    frequency_penalty: float | None = None
-    presence_penalty: float | None = None
-    seed: int = _SAMPLING.seed
-    stop: list[str] | None = None
-
-    def run_options(self) -> RunOptions:
-        return RunOptions(
-            input=self.input,
-            output=self.output,
-            on_error=self.on_error.value,
-            errors_file=self.errors,
-            dropped_file=self.dropped,
-            limit=self.limit,
-            shard=o.parse_shard(self.shard),
-            batch_size=self.batch_size,
-            progress=self.progress,
-            restart=self.restart,
-            executor=self.ray_executor(),
-        )
-
-    def ray_gpus_per_actor(self) -> float:
-        if self.ray_gpus is not None:
-            return self.ray_gpus
-        return float(self.tensor_parallel_size) if self.engine == "vllm" else 0.0
-
-    def ray_executor(self):
-        """--ray's executor (cai_cli.scale), or None: batches run in this process."""
-        from ..errors import CaiError
-
-        if self.ray is None:
-            if self.ray_actors is not None or self.ray_gpus is not None:
-                raise CaiError("--ray-actors and --ray-gpus go with --ray ADDRESS (e.g. --ray auto)")
-            return None
-        from ..scale.ray_executor import RayExecutor, RaySettings
-
-        return RayExecutor(RaySettings(address=self.ray, actors=self.ray_actors, gpus_per_actor=self.ray_gpus_per_actor()))
-
-    def engine_options(self) -> EngineOptions:
-        engine = self.engine
-        if self.ray is not None and engine == "auto":  # decided here, not by this machine: the actors run elsewhere
-            engine = "vllm" if self.ray_gpus_per_actor() > 0 else "transformers"
-        return EngineOptions(
-            engine=engine,
-            model=self.model,
-            batch_size=self.batch_size,
-            dtype=self.dtype.value,
-            prefix_reuse=self.prefix_reuse,
-            tensor_parallel_size=self.tensor_parallel_size,
-            gpu_memory_utilization=self.gpu_memory_utilization,
-            max_model_len=self.max_model_len,
-            base_urls=list(self.base_url or []),
-            api_key_env=self.api_key_env,
-            concurrency=self.concurrency,
-            timeout=self.request_timeout,
-            max_retries=self.max_retries,
-        )
-
-    def sampling(self, n: int = 1) -> Sampling:
-        return sampling_for(
-            self.model, self.engine, temperature=self.temperature, top_p=self.top_p, max_tokens=self.max_tokens,
-            frequency_penalty=self.frequency_penalty, presence_penalty=self.presence_penalty, seed=self.seed, n=n,
-            stop=list(self.stop or []),
-        )
+    def parse_args(self, ctx, args):
+        if any("--progress" in p.opts for p in self.params):
+            args = _older_spellings(args)
+        rest = super().parse_args(ctx, args)
+        for param in self.params:
+            value = ctx.params.get(param.name) if param.name else None
+            for item in value if isinstance(value, (list, tuple)) else [value]:
+                if (problem := value_problem(item)) is not None:
+                    raise typer.BadParameter(problem, ctx=ctx, param=param)
+        return rest
 
 
-def judge_engine_options(model: str | None, engine: str | None, base_urls: list[str] | None) -> EngineOptions:
-    """The judge's own engine from its option group (--judge-model, --judge-engine, --judge-base-url): a named server
-    means the openai engine; otherwise the command's default (EngineOptions' auto; train-policy picks transformers)."""
-    return EngineOptions(engine=engine or ("openai" if base_urls else _ENGINE.engine), model=model, base_urls=list(base_urls or []))
+def _older_spellings(args: list[str]) -> list[str]:
+    """--no-progress, from when --progress was on/off, is --progress off (scripts and Makefiles keep working)."""
+    end = args.index("--") if "--" in args else len(args)
+    return [*("--progress=off" if a == "--no-progress" else a for a in args[:end]), *args[end:]]
 
 
 def report_errors(fn: Callable, verbose: Callable[[], bool]) -> Callable:
@@ -229,97 +125,53 @@ class OneLineErrors(TyperGroup):
         sys.exit(code if isinstance(code, int) else 0)
 
 
-def shared_options(cls: type, *groups: dict[str, Any]) -> dict[str, tuple[Any, Any]]:
-    """name -> (annotation, default) for GROUPS, the defaults taken from the dataclass CLS (no default: required)."""
-    fields = {f.name: f for f in dataclasses.fields(cls)}
-    out = {}
-    for group in groups:
-        for name, annotation in group.items():
-            f = fields[name]
-            if f.default is not dataclasses.MISSING:
-                default = f.default
-            elif f.default_factory is not dataclasses.MISSING:
-                default = f.default_factory()
+# The order of the help panels in every command's --help (the command's own panel where it has one comes with them).
+PANELS = [IO_PANEL, MODEL_PANEL, TRANSFORMERS_PANEL, VLLM_PANEL, SERVER_PANEL, SAMPLING_PANEL, JUDGE_PANEL, JUDGE_ENGINE_PANEL, EVAL_PANEL,
+          SYNTH_PANEL, TRAIN_PANEL, MONITOR_PANEL, PLAN_PANEL, SCALE_PANEL]
+
+
+def _panel_rank(param: inspect.Parameter) -> int:
+    """Arguments first; then options by PANELS (sorting is stable: within a panel, in the order declared)."""
+    info = next((m for m in typing.get_args(param.annotation)[1:] if hasattr(m, "rich_help_panel")), None)
+    if info is None or type(info).__name__ == "ArgumentInfo":
+        return -1
+    panel = info.rich_help_panel
+    return PANELS.index(panel) if panel in PANELS else len(PANELS)
+
+
+def command(app: typer.Typer, name: str, *, skip: frozenset[str] = frozenset()) -> Callable:
+    """Register FN as `cai NAME`. A parameter of FN annotated with an option group is offered as the group's options
+    (but those named in SKIP, which do not apply to this command) and handed to FN as the group; the rest are FN's own
+    options and arguments, declared in options.py. A command that may run torch takes ThreadOptions (--threads): it
+    is applied before FN runs, so before torch loads."""
+
+    def register(fn: Callable) -> Callable:
+        hints = typing.get_type_hints(fn, include_extras=True)
+        groups: list[Group] = []
+        own: list[inspect.Parameter] = []
+        for p in inspect.signature(fn).parameters.values():
+            kind = hints.get(p.name, p.annotation)
+            if is_group(kind):
+                groups.append(Group(p.name, kind, skip))
             else:
-                default = ...
-            out[name] = (annotation, default)
-    return out
+                own.append(p.replace(kind=inspect.Parameter.KEYWORD_ONLY, annotation=kind))
+        verbose = inspect.Parameter("verbose", inspect.Parameter.KEYWORD_ONLY, annotation=VerboseOpt, default=False)
+        params = sorted(own + [q for g in groups for q in g.parameters()] + [verbose], key=_panel_rank)
+        state = {"verbose": False}
 
+        def body(**kwargs):
+            state["verbose"] = bool(kwargs.pop("verbose"))
+            for group in groups:
+                kwargs[group.param] = group.build({k: kwargs.pop(k) for k in group.names()})
+                if isinstance(kwargs[group.param], ThreadOptions):
+                    kwargs[group.param].apply()
+            return fn(**kwargs)
 
-def stage_command(
-    app: typer.Typer, name: str, *, model: bool = True, sampling: bool = True, input_arg: bool = True, ray: bool | None = None
-) -> Callable:
-    """Register FN as `cai NAME` with the shared option groups appended; FN receives them as `common` (a Common).
+        wrapped = report_errors(body, lambda: state["verbose"])
+        wrapped.__signature__ = inspect.Signature(params)  # type: ignore[attr-defined]
+        wrapped.__doc__ = fn.__doc__
+        wrapped.__name__ = fn.__name__
+        app.command(name, cls=CheckedCommand)(wrapped)
+        return fn
 
-    ray (default: model): the --ray options, for a stage that runs a model through the runner."""
-    ray = model if ray is None else ray
-    groups = [IO_OPTIONS] + ([MODEL_OPTIONS] if model else []) + ([RAY_OPTIONS] if ray else []) + ([SAMPLING_OPTIONS] if sampling else [])
-    shared = shared_options(Common, *([{"input": o.InputArg}] if input_arg else []), *groups)
-    return lambda fn: register_command(app, name, fn, shared, "common", lambda values: Common(**values), threads=model or ray)
-
-
-def command(app: typer.Typer, name: str, *, threads: bool = False) -> Callable:
-    """Register FN as `cai NAME` with only its own options (and --verbose, and the one-line errors; THREADS: --threads,
-    for a command that may run a model)."""
-    return lambda fn: register_command(app, name, fn, {}, None, None, threads=threads)
-
-
-def register_command(
-    app: typer.Typer, name: str, fn: Callable, shared: dict[str, tuple[Any, Any]], arg_name: str | None, build: Callable | None,
-    *, threads: bool = False,
-) -> Callable:
-    """Register FN as `cai NAME`: its own options, then the SHARED ones (handed to FN as build(values) in ARG_NAME),
-    then --verbose (and, with THREADS, --threads: applied before FN runs, so before it loads torch). Typer reads the
-    signature, so each shared option is declared once, in options.py."""
-    shared = {**shared, **({"threads": (o.ThreadsOpt, None)} if threads else {}), "verbose": (o.VerboseOpt, False)}
-    own = [p for p in inspect.signature(fn).parameters.values() if p.name != arg_name]
-    added = [inspect.Parameter(k, inspect.Parameter.KEYWORD_ONLY, annotation=ann, default=default) for k, (ann, default) in shared.items()]
-    leading = [p for p in added if p.name == "input"]  # the input argument reads best first in --help
-    params = leading + [p.replace(kind=inspect.Parameter.KEYWORD_ONLY) for p in own] + [p for p in added if p.name != "input"]
-    state = {"verbose": False}
-
-    def body(**kwargs):
-        values = {k: kwargs.pop(k) for k in list(kwargs) if k in shared}
-        state["verbose"] = bool(values.pop("verbose"))
-        threads = values.pop("threads", None)
-        if threads is not None:
-            from ..threads import use_threads
-
-            use_threads(threads)
-        if arg_name is not None and build is not None:
-            kwargs[arg_name] = build(values)
-        return fn(**kwargs)
-
-    wrapped = report_errors(body, lambda: state["verbose"])
-    wrapped.__signature__ = inspect.Signature(params)  # type: ignore[attr-defined]
-    wrapped.__doc__ = fn.__doc__
-    wrapped.__name__ = fn.__name__
-    app.command(name, cls=o.CheckedCommand)(wrapped)
-    return fn
-
-
-# The options every `cai train-*` command shares, handed to the command as a TrainOptions (its defaults: None = "not
-# given", the YAML file or cai's default decides).
-TRAIN_OPTIONS: dict[str, Any] = {
-    "output": o.OutputOpt,
-    "model": o.ModelOpt,
-    "lora": o.LoraOpt,
-    "epochs": o.EpochsOpt,
-    "max_steps": o.MaxStepsOpt,
-    "lr": o.LrOpt,
-    "batch_size": o.BatchOpt,
-    "grad_accum": o.GradAccumOpt,
-    "max_length": o.MaxLengthOpt,
-    "seed": o.SeedOpt,
-    "config": o.ConfigOpt,
-    "progress": o.ProgressOpt,
-    "restart": o.TrainRestartOpt,
-}
-
-
-def train_command(app: typer.Typer, name: str) -> Callable:
-    """Register FN as `cai NAME`: its first parameter is the input file, the shared options arrive as `opts`."""
-    from ..train.common import TrainOptions
-
-    shared = shared_options(TrainOptions, TRAIN_OPTIONS)
-    return lambda fn: register_command(app, name, fn, shared, "opts", lambda values: TrainOptions(**values), threads=True)
+    return register

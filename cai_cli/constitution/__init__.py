@@ -28,10 +28,10 @@ from .loaders import (
     BUILTIN_DIR,
     DEFAULT_NAME,
     builtin_names,
+    few_shot_transcript,
     from_data,
     load_constitution,
     load_few_shot_file,
-    parse_transcript,
 )
 from .model import (
     WHEN_VALUES,
@@ -63,7 +63,7 @@ __all__ = [
     "from_data",
     "load_constitution",
     "load_few_shot_file",
-    "parse_transcript",
+    "few_shot_transcript",
     "sample_principle_index",
     "sample_principles",
 ]

@@ -60,7 +60,7 @@ def windows(text: str) -> list[str]:
 
 def require(asked_by: str) -> None:
     """Stop with one line (before any work) where the model is neither cached nor installed."""
-    from ..models import embedder_available, embedder_missing
+    from ..model_specs import embedder_available, embedder_missing
 
     if not embedder_available():
         raise embedder_missing(asked_by)
@@ -102,7 +102,7 @@ class Embedder:
 @lru_cache(maxsize=2)
 def embedder(folder: str | None = None) -> Embedder:
     """The model of FOLDER (None: the shipped all-MiniLM-L6-v2), loaded once per process."""
-    from ..models import embedder_dir
+    from ..model_specs import embedder_dir
 
     return Embedder(folder or str(embedder_dir("--ranker dense/hybrid")))
 
@@ -129,7 +129,7 @@ class Index:
     def _cache_path(self):
         from pathlib import Path
 
-        from ..models import cache_dir
+        from ..model_specs import cache_dir
         from ..rows import stable_hash
 
         folder = Path(self.model.folder).resolve()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from .model import Constitution
+from .routing import Ranker
 
 WHEN_HELP = {
     "refused": "only for responses the refusal detector labels refusal, deflection or partial",
@@ -97,7 +98,7 @@ def route_table(explained: list[tuple[str, dict]], constitution: Constitution):
     from rich.table import Table
 
     ranker = explained[0][1].get("ranker", "bm25") if explained else "bm25"
-    both = ranker != "bm25"
+    both = Ranker(ranker) is not Ranker.bm25
     title = (f"routing: {constitution.name} [dim]({len(constitution.critiques)} routed units, passages of at most {constitution.passage_tokens} tokens, "
              f"ranked by {ranker})[/dim]")
     table = Table(title=title, caption="* comparably relevant: the draw is among these (a named hard constraint takes the round)", show_lines=True)

@@ -294,3 +294,23 @@ def draft_header(path: str) -> tuple[str, list[str]]:
     if front is not None:
         notes.append(f"note: {path} already has front matter; this draft ignores it")
     return "\n".join(lines) + "\n", notes
+
+
+def import_header(file: str, sidecar: bool) -> None:
+    """`cai constitution import`: the drafted header of FILE to stdout (the reasons to stderr), and with SIDECAR to
+    DOC.header.yaml beside it, never over an existing file."""
+    import sys
+
+    from ..output import check_targets, write_file
+    from .document import sidecar_path
+
+    side = sidecar_path(Path(file)) if sidecar else None
+    if side is not None and (side.exists() or side.is_symlink()):
+        raise ConstitutionError(f"{side}: exists; not overwritten (remove it, or edit it)")
+    [target] = check_targets([("--sidecar", str(side) if side is not None else None)], [("the document", file)])
+    header, notes = draft_header(file)
+    print("\n".join(notes), file=sys.stderr)
+    sys.stdout.write(header)
+    if target is not None:
+        write_file(target, header, exclusive=True)
+        print(f"cai constitution import: header -> {side}", file=sys.stderr)

@@ -28,6 +28,7 @@ from ..errors import ConstitutionError
 from .document import SIDECAR_SUFFIX, SUFFIXES, load_document
 from .model import ComparisonPrinciple, Constitution, CritiquePrinciple, FewShotExample, HardConstraint
 from .parsing import check_unique, few_shot_example, read_data
+from .transcripts import FEW_SHOT_BLOCKS, transcript_blocks
 
 if TYPE_CHECKING:
     from . import schema as s
@@ -267,7 +268,6 @@ def _from_anthropic_comparisons(data: list, shown: str, default_name: str) -> s.
 
 # --------------------------------------------------------------------------- few-shot files
 
-_BLOCK = re.compile(r"(?:^|\n\n)(Human|Assistant|CritiqueRequest|Critique|RevisionRequest|Revision):")
 _TAIL_LABELS = ("CritiqueRequest", "Critique", "RevisionRequest", "Revision")
 _SHAPE = "Human/Assistant turns, then CritiqueRequest, Critique, RevisionRequest and Revision blocks"
 
@@ -288,25 +288,20 @@ def load_few_shot_file(path: str) -> tuple[FewShotExample, ...]:
     examples = []
     for i, item in enumerate(data):
         if isinstance(item, str):
-            examples.append(parse_transcript(item, path, i))
+            examples.append(few_shot_transcript(item, path, i))
         else:
             examples.append(few_shot_example(s.validate(s.FewShotSpec, item, path, prefix=(i,))))
     return tuple(examples)
 
 
-def parse_transcript(text: str, shown: str, index: int) -> FewShotExample:
+def few_shot_transcript(text: str, shown: str, index: int) -> FewShotExample:
     """One of the paper's few-shot transcripts as a FewShotExample; errors name the entry and the block."""
     where = f"{shown}: [{index}]"
-    marks = list(_BLOCK.finditer(text))
-    if not marks:
+    lead, blocks = transcript_blocks(text, FEW_SHOT_BLOCKS)
+    if not blocks:
         raise ConstitutionError(f"{where}: no labelled blocks; expected {_SHAPE}")
-    lead = text[: marks[0].start()].strip()
-    if lead:
-        raise ConstitutionError(f"{where}: text before the first label ({lead[:40]!r}); expected {_SHAPE}")
-    blocks = []
-    for k, m in enumerate(marks):
-        end = marks[k + 1].start() if k + 1 < len(marks) else len(text)
-        blocks.append((m.group(1), text[m.end() : end].strip()))
+    if lead.strip():
+        raise ConstitutionError(f"{where}: text before the first label ({lead.strip()[:40]!r}); expected {_SHAPE}")
     if blocks and blocks[-1] == ("Human", ""):
         blocks.pop()  # the paper ends each transcript on an open "Human:" for the next one
     turns = []

@@ -262,7 +262,7 @@ def examples_hash(examples) -> str:
 class Constitution:
     """A loaded constitution. The stages read `critiques` and `comparisons`; a document also has `sections`.
 
-    What the gate (cai_cli.judge.gate), the per-tier judge (cai_cli.judge.tiers) and --amend (cai_cli.amend) read:
+    What the gate (cai_cli.judge.gate), the per-tier judge (cai_cli.judge.tiers) and --amend (cai_cli.stages.amend) read:
     `tiers` (highest first), `tier_of(x)`, `sections`, `section_by_id(id)`, `hard_constraints`,
     `critiques_in(tier)`, `comparisons_in(tier)`, `hash`; each section, principle, comparison and constraint has
     its own `hash`. `diff.diff_constitutions(old, new)` lists what changed.

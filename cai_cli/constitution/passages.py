@@ -56,7 +56,7 @@ def budget_for(model: str | None, max_model_len: int | None = None, override: in
 
             raise CaiError(f"--passage-tokens: expected a number of tokens of at least {MIN_OVERRIDE}, got {override}")
         return int(override)
-    from ..models import context_length
+    from ..model_specs import context_length
 
     return passage_budget(context_length(model, max_model_len))
 

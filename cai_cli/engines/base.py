@@ -2,19 +2,39 @@
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
-from typing import Protocol, Sequence
+from dataclasses import asdict, dataclass, field, replace
+from enum import Enum
+from typing import Annotated, Protocol, Sequence
 
 from ..errors import EngineError
+from ..flags import MAX_TOKENS, SAMPLING_PANEL, SEED, TEMPERATURE, Flag
 
 Message = dict  # {"role": ..., "content": ...}
 Conversation = list[Message]
 
 
+class EngineName(str, Enum):
+    """The built-in back ends --engine names (engines registered with register_engine come on top)."""
+
+    auto = "auto"  # vllm when it imports and a GPU is present, else transformers
+    transformers = "transformers"
+    vllm = "vllm"
+    openai = "openai"
+
+
+class Dtype(str, Enum):
+    """--dtype: auto is float32 on CPU, bfloat16/float16 on GPU."""
+
+    auto = "auto"
+    float32 = "float32"
+    bfloat16 = "bfloat16"
+    float16 = "float16"
+
+
 @dataclass
 class Sampling:
     """How replies are sampled. These defaults suit a model of useful size; a model may have its own
-    (models.sampling_defaults: the embedded 135M model's), which sampling_for applies."""
+    (model_specs.sampling_defaults: the embedded 135M model's), which sampling_for applies."""
 
     temperature: float = 0.7
     top_p: float = 1.0
@@ -30,12 +50,46 @@ class Sampling:
         return asdict(self)
 
 
-def sampling_for(model: str | None, engine: str, **given) -> Sampling:
-    """Sampling from the options GIVEN (None: not given) over the defaults that suit MODEL (models.sampling_defaults)
-    and then Sampling's own. With the openai engine and no --model the server's model is unknown: no model defaults."""
-    from ..models import sampling_defaults
+def _default(name: str) -> str:
+    """The default --help shows for a Sampling field: the general one, and the embedded model's where it differs."""
+    from ..model_specs import EMBEDDED_SAMPLING
 
-    defaults = sampling_defaults(model) if (model or engine != "openai") else {}
+    general = getattr(Sampling, name)
+    own = EMBEDDED_SAMPLING.get(name, general)
+    return str(general) if own == general else f"{general}; {own} with the embedded model and models trained from it"
+
+
+@dataclass
+class SamplingOptions:
+    """The sampling options as given (None: not given: the model's own default applies, else Sampling's; see
+    sampling_for). --n is each command's own (generate: samples per prompt; plan: candidates)."""
+
+    temperature: Annotated[float | None, replace(TEMPERATURE, show_default=_default("temperature"))] = None
+    top_p: Annotated[float | None, Flag(min=0.0, max=1.0, show_default=_default("top_p"), panel=SAMPLING_PANEL)] = None
+    max_tokens: Annotated[int | None, replace(MAX_TOKENS, show_default=_default("max_tokens"))] = None
+    frequency_penalty: Annotated[float | None, Flag(
+        min=-2.0, max=2.0, show_default=_default("frequency_penalty"), panel=SAMPLING_PANEL,
+        help="Lowers a token's logit by this much per earlier use in the same reply (OpenAI's penalty; against loops).",
+    )] = None
+    presence_penalty: Annotated[float | None, Flag(
+        min=-2.0, max=2.0, show_default=_default("presence_penalty"), panel=SAMPLING_PANEL,
+        help="Lowers the logit of every token already used in the reply by this much (OpenAI's penalty).",
+    )] = None
+    seed: Annotated[int, SEED] = 0
+    stop: Annotated[list[str], Flag(help="Stop string (repeatable).", panel=SAMPLING_PANEL)] = field(default_factory=list)
+
+    def sampling(self, model: str | None, engine: str, n: int = 1) -> Sampling:
+        return sampling_for(model, engine, temperature=self.temperature, top_p=self.top_p, max_tokens=self.max_tokens,
+                            frequency_penalty=self.frequency_penalty, presence_penalty=self.presence_penalty, seed=self.seed, n=n,
+                            stop=list(self.stop))
+
+
+def sampling_for(model: str | None, engine: str, **given) -> Sampling:
+    """Sampling from the options GIVEN (None: not given) over the defaults that suit MODEL (model_specs.sampling_defaults)
+    and then Sampling's own. With the openai engine and no --model the server's model is unknown: no model defaults."""
+    from ..model_specs import sampling_defaults
+
+    defaults = sampling_defaults(model) if (model or engine != EngineName.openai) else {}
     return Sampling(**{**defaults, **{k: v for k, v in given.items() if v is not None}})
 
 

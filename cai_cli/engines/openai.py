@@ -67,20 +67,21 @@ class OpenAIEngine:
             import openai
         except ImportError:
             raise EngineError("--engine openai needs the openai package: pip install 'cai-cli[openai]'") from None
-        self._openai, self.timeout, self.max_retries = openai, opts.timeout, max(0, opts.max_retries)
-        if not opts.base_urls:
+        server = opts.server
+        self._openai, self.timeout, self.max_retries = openai, server.request_timeout, max(0, server.max_retries)
+        if not server.base_url:
             raise EngineError("--engine openai needs --base-url URL, e.g. --base-url http://127.0.0.1:8000/v1 (repeat it for several replicas)")
-        key = os.environ.get(opts.api_key_env) if opts.api_key_env else "EMPTY"  # a local server ignores the key
+        key = os.environ.get(server.api_key_env) if server.api_key_env else "EMPTY"  # a local server ignores the key
         if not key:
-            raise EngineError(f"--api-key-env {opts.api_key_env}: that environment variable is not set or is empty")
+            raise EngineError(f"--api-key-env {server.api_key_env}: that environment variable is not set or is empty")
         self._loop = asyncio.new_event_loop()
         self.replicas: list[_Replica] = []
         served: list[dict[str, dict]] = []
         problems: list[str] = []
-        for url in dict.fromkeys(normalize_base_url(u) for u in opts.base_urls):
-            client = openai.AsyncOpenAI(base_url=url, api_key=key, timeout=opts.timeout, max_retries=self.max_retries)
+        for url in dict.fromkeys(normalize_base_url(u) for u in server.base_url):
+            client = openai.AsyncOpenAI(base_url=url, api_key=key, timeout=self.timeout, max_retries=self.max_retries)
             try:
-                models = {m.id: m.to_dict() for m in self._run(client.with_options(max_retries=0, timeout=min(opts.timeout, START_TIMEOUT)).models.list()).data}
+                models = {m.id: m.to_dict() for m in self._run(client.with_options(max_retries=0, timeout=min(self.timeout, START_TIMEOUT)).models.list()).data}
             except (openai.AuthenticationError, openai.PermissionDeniedError) as exc:
                 raise EngineError(f"{url}: the server refused the request (HTTP {exc.status_code}); check the key in --api-key-env") from None
             except openai.APIError as exc:
@@ -90,7 +91,7 @@ class OpenAIEngine:
                 problems.append(f"{url}/models lists no model")
             else:
                 served.append(models)
-                self.replicas.append(_Replica(url, client, asyncio.Semaphore(max(1, opts.concurrency))))
+                self.replicas.append(_Replica(url, client, asyncio.Semaphore(max(1, server.concurrency))))
         if not self.replicas:
             raise EngineError(f"no OpenAI-compatible server answered: {'; '.join(problems)}. Start one (vllm serve MODEL) or fix --base-url")
         self.model, folder = self._choose_model(opts.model, served[0])

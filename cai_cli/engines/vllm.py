@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ..errors import EngineError
+from . import Dtype
 from .base import (
     Completion,
     Conversation,
@@ -111,24 +112,24 @@ class VLLMEngine:
             self.tokenizer = AutoTokenizer.from_pretrained(model_path)
         except (OSError, ValueError) as exc:
             raise EngineError(f"--engine vllm: cannot load the tokenizer of {model_path} ({first_line(exc)})") from exc
-        dtype = opts.dtype
-        if dtype == "auto" and self.cpu:
+        dtype = opts.dtype.value
+        if opts.dtype is Dtype.auto and self.cpu:
             # Reduced precision on most CPUs is emulated and several times slower.
             dtype = "float32"
         kwargs: dict[str, Any] = {
             "model": model_path,
             "dtype": dtype,
-            "tensor_parallel_size": opts.tensor_parallel_size,
+            "tensor_parallel_size": opts.vllm.tensor_parallel_size,
             # Critique, revise and judge prompts share a long head (system prompt, worked examples, the
             # conversation): with the cache it is computed once per batch, even within one step.
             "enable_prefix_caching": prefix_caching,
-            "max_model_len": opts.max_model_len,
+            "max_model_len": opts.vllm.max_model_len,
         }
         if self.cpu:
             # torch.compile takes ~2 minutes on a CPU at every new shape set and decodes no faster than eager here.
             kwargs["enforce_eager"] = True
         else:
-            kwargs["gpu_memory_utilization"] = opts.gpu_memory_utilization
+            kwargs["gpu_memory_utilization"] = opts.vllm.gpu_memory_utilization
         try:
             self.llm = LLM(**kwargs)
         except Exception as exc:  # vLLM raises many kinds at start; the user needs the first line and a hint

@@ -29,6 +29,7 @@ from pathlib import Path
 from ..errors import CaiError
 from ..filekinds import EVAL_FRONTIER
 from ..stats import proportion
+from .config import say
 
 FRONTIER_META = "eval-frontier"  # meta.<this> of each frontier row
 
@@ -56,7 +57,7 @@ def _base_of(record: dict) -> str | None:
 def points_of(spec: str, prefix: bool = False) -> list[Point]:
     """The points SPEC stands for (the module docstring); PREFIX: label them with the folder's name."""
     from ..train.record import CHECKPOINTS, checkpoint_step, read_record
-    from .run import model_label
+    from .config import model_label
 
     path = Path(spec).expanduser()
     record = read_record(path) if path.is_dir() else None
@@ -126,17 +127,13 @@ def _finished(out: Path, cfg, point_label: str, model: str | None, prompts: int)
     return summary if same else None
 
 
-def _say(msg: str) -> None:
-    print(f"cai eval: {msg}", file=sys.stderr)
-
-
 def prompt_counts(cfg) -> dict[str, int]:
     """Red-team and benign prompts the run takes (--limit from each file), and about how many tokens they hold, read
     once before any model loads; bad rows stop here, naming file, line and field, as every phase would."""
     from ..constitution.passages import estimate_tokens
     from ..jsonl import open_input
     from ..rows import conversation
-    from .prompts import prompt_inputs
+    from .prompt_sets import prompt_inputs
 
     specs = prompt_inputs(cfg.sources, cfg.benign_field, False, None, None, cfg.suite)
     counts = {"red_team": 0, "benign": 0, "tokens": 0}
@@ -185,7 +182,7 @@ def run_frontier(cfg, specs: list[str]) -> dict:
                        f"({counts['benign']}); add --prompts / --benign")
     per_point = counts["red_team"] + counts["benign"]
     gate_calls = 2 * len(cfg.constitution.hard_constraints) * per_point
-    _say(f"the frontier: {len(points)} points ({', '.join(labels)}) x {per_point} prompts ({counts['red_team']} red-team, {counts['benign']} benign): "
+    say(f"the frontier: {len(points)} points ({', '.join(labels)}) x {per_point} prompts ({counts['red_team']} red-team, {counts['benign']} benign): "
          f"{len(points) * per_point} answers of up to {cfg.sampling.max_tokens} tokens to about {len(points) * counts['tokens']:,} prompt tokens"
          + (f", {len(points) * gate_calls} hard-constraint judge calls" if gate_calls else "")
          + f"; {sum(1 for p in points if p.adapter is not None)} LoRA checkpoints merged first")
@@ -198,16 +195,16 @@ def run_frontier(cfg, specs: list[str]) -> dict:
         if point.adapter is not None:
             model = str(merged_dir / point.label.replace("/", "_"))
             if not (Path(model) / "config.json").exists():
-                _say(f"point {n}/{len(points)} {point.label}: merging the LoRA checkpoint {point.adapter} onto {point.base or 'the embedded model'}")
-                from ..models import resolve_model
+                say(f"point {n}/{len(points)} {point.label}: merging the LoRA checkpoint {point.adapter} onto {point.base or 'the embedded model'}")
+                from ..model_specs import resolve_model
 
                 make_folder(merged_dir)
                 merge_adapter(point.adapter, resolve_model(point.base), "causal", Path(model))
         summary = _finished(result, cfg, point.label, model, per_point)
         if summary is not None:
-            _say(f"point {n}/{len(points)} {point.label}: results from an earlier run ({result})")
+            say(f"point {n}/{len(points)} {point.label}: results from an earlier run ({result})")
         else:
-            _say(f"point {n}/{len(points)} {point.label}: evaluating {model or 'the embedded model'}")
+            say(f"point {n}/{len(points)} {point.label}: evaluating {model or 'the embedded model'}")
             summary = run_eval(replace(cfg, engine=replace(cfg.engine, model=model), name=point.label, summary=None,
                                        run=replace(cfg.run, output=str(result))))
         metrics = frontier_point(summary, _rows_of(result))
@@ -224,7 +221,7 @@ def run_frontier(cfg, specs: list[str]) -> dict:
             remove(child)
         remove_empty_folder(merged_dir)
     print_frontier(frontier)
-    _say(f"{len(found)} points -> {out}, frontier -> {outputs.summary} (`cai report {outputs.summary} -o frontier.png` draws it)")
+    say(f"{len(found)} points -> {out}, frontier -> {outputs.summary} (`cai report {outputs.summary} -o frontier.png` draws it)")
     return frontier
 
 

@@ -27,6 +27,7 @@ from ..judge import (
     JudgeFailure,
     JudgeStats,
     PairwiseJudge,
+    Priority,
     TieredJudge,
     draw_principles,
     principles_for,
@@ -35,9 +36,9 @@ from ..judge.tiers import units_used
 from ..refusal import COMPLIANCE_QUESTION, REFUSAL_QUESTION, judge_refusals
 from ..refusal import judge_messages as refusal_judge_messages
 from ..rows import check_conversation, conversation
-from .engines import PooledStage
+from ..stages.base import EngineStage
 from .phases import AnswerSource
-from .stats import BENIGN
+from .summary import BENIGN
 
 # Helpfulness is judged with questions of our own: a constitution's comparisons are about harm.
 HELPFULNESS_QUESTIONS = (
@@ -94,7 +95,7 @@ def judge_pairs(engine, items: list[tuple[list[dict], str, str, list[ComparisonP
     return out
 
 
-class EvalJudge(PooledStage):
+class EvalJudge(EngineStage):
     """The pairwise judge phase: the model's answer against the baseline's (each row gains `judge`, with each tier's
     verdict under --priority), and every answer against the hard constraints (`gate`, `baseline_gate`). Runs where there
     is a baseline, or where the constitution has hard constraints (then without a baseline only the gate asks)."""
@@ -102,12 +103,12 @@ class EvalJudge(PooledStage):
     name = "eval judge"
 
     def __init__(self, engine_opts: EngineOptions, constitution: Constitution, principles: int, seed: int, answers: AnswerSource,
-                 judge_config: JudgeConfig | None = None, priority: str = DEFAULT_PRIORITY.value, tier_confidence: float = TIER_CONFIDENCE,
+                 judge_config: JudgeConfig | None = None, priority: Priority = DEFAULT_PRIORITY, tier_confidence: float = TIER_CONFIDENCE,
                  gate_threshold: float = VIOLATION_THRESHOLD):
         super().__init__(engine_opts, Sampling(temperature=0.0, max_tokens=1, seed=seed))
         if answers.baseline_field is not None and not constitution.comparisons:
             raise ConstitutionError(f"{constitution.source}: has no comparison questions, which the harmlessness judge needs")
-        self.constitution = constitution
+        self.constitution: Constitution = constitution
         self.principles = principles
         self.seed = seed
         self.answers = answers
@@ -120,7 +121,7 @@ class EvalJudge(PooledStage):
 
     def settings(self) -> dict:
         return {"principles": self.principles, "answers": self.answers.identity, **self.judge_config.settings(),
-                "priority": self.priority, "tier_confidence": self.tier_confidence, **({"gate_threshold": self.gate.threshold} if self.gate else {})}
+                "priority": self.priority.value, "tier_confidence": self.tier_confidence, **({"gate_threshold": self.gate.threshold} if self.gate else {})}
 
     def check(self, row: dict) -> None:
         check_conversation(row)
@@ -193,7 +194,7 @@ class EvalJudge(PooledStage):
                 continue
             else:
                 row["judge"] = {"criterion": criterion, **verdict_fields(decision.verdict), "p_model": decision.p_x,
-                                "priority": self.priority, **tier_fields(decision, self.constitution)}
+                                "priority": self.priority.value, **tier_fields(decision, self.constitution)}
             out.append(row)
         return out
 
@@ -205,7 +206,7 @@ class EvalJudge(PooledStage):
         return " | ".join(parts)
 
 
-class EvalRefusalJudge(PooledStage):
+class EvalRefusalJudge(EngineStage):
     """The refusal judge phase (--refusal-judge MODEL): P(refused) for each answer (and the baseline's), asked as a
     scored yes/no pair (cai_cli.refusal.judge_refusals); each row gains `judge_p_refusal` (and `baseline_judge_p_refusal`),
     None where the judge gave neither answer any probability (counted apart, never as a refusal)."""

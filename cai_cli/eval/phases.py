@@ -1,10 +1,10 @@
-"""eval's phases: each a stage on the runner (cai_cli/runner.py) over the run's prompts, with its own output, side file
+"""eval's phases: each a stage on the runner (cai_cli/runner/) over the run's prompts, with its own output, side file
 and errors in the work folder, so resume, the fingerprint, --restart, progress and the summary line are those of every
 stage. A rerun reruns every phase: a finished one resumes all its rows from its side file without loading a model.
 
 The answer phases (the model's answers, the baseline's) generate; the judging phases (the pairwise judge, the refusal
 judge, the reward model) read the answers through an AnswerSource, whose identity (the answer phases' fingerprints)
-is part of their own fingerprint. Every phase reads the user's prompt files themselves (eval/prompts.py), so its
+is part of their own fingerprint. Every phase reads the user's prompt files themselves (eval/prompt_sets.py), so its
 input, and its side file, stay valid when an answer that failed under --on-error skip succeeds on a rerun, and every
 message names the user's file and line.
 """
@@ -15,14 +15,15 @@ import itertools
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
+from ..engines.pool import EnginePool, engine_key
 from ..errors import EngineError, ModelError, RowFailure
 from ..jsonl import InputSpec
 from ..rows import FieldProblem, check_conversation
 from ..runner import RunOptions, run_stage
+from ..stages.base import Stage
 from ..stages.generate import Generate
-from .engines import EnginePool, PooledStage, engine_key, in_terms_of
+from .model_options import in_terms_of
 
 
 class AnswerSource:
@@ -79,21 +80,22 @@ def _text(row: dict | None) -> str | None:
     return value if isinstance(value, str) else None
 
 
-class Answers(PooledStage, Generate):
+class Answers(Generate):
     """An answer phase: `generate` under the phase's name (the name seeds each row's sample), on the run's shared engine.
     Each row gains `response` and meta.<name> with its token counts and finish_reason."""
 
-    def __init__(self, name: str, engine_opts, sampling):
-        super().__init__(engine_opts, sampling)
+    def __init__(self, name: str, engine_opts, sampling, pool: EnginePool | None = None):
+        super().__init__(engine_opts, sampling, pool)
         self.name = name
 
 
-class Reward:
+class Reward(Stage):
     """The reward phase: the reward model (`cai score`) scores each answer; rows gain `reward` (and `baseline_reward`)."""
 
     name = "eval reward"
 
     def __init__(self, score, answers: AnswerSource):
+        super().__init__()
         self.score = score
         self.answers = answers
         self.stats = score.stats
@@ -138,15 +140,15 @@ class Reward:
 @dataclass
 class Phase:
     """One phase: its stage, its output's name in the work folder, and how the user named its model and engine
-    (OPTIONS, such as {"--model": "--judge"}), so an engine's error names the option to change."""
+    (OPTIONS, such as {"--model": "--judge-model"}), so an engine's error names the option to change."""
 
     file: str
-    stage: Any
+    stage: Stage
     options: dict[str, str] = field(default_factory=dict)
 
     @property
     def engine(self) -> str | None:
-        opts = getattr(self.stage, "engine_opts", None)
+        opts = self.stage.engine_opts
         return engine_key(opts) if opts is not None else None
 
 
@@ -180,8 +182,6 @@ class PhaseRunner:
 
     def __call__(self, phase: Phase, later: list[Phase]) -> dict[str, dict]:
         """Run PHASE (resuming what an earlier run finished); its rows by id. Engines no LATER phase needs are closed."""
-        if isinstance(phase.stage, PooledStage):
-            phase.stage.pool = self.pool
         opts = RunOptions(
             inputs=self.inputs,
             limit=self.run.limit,
@@ -189,7 +189,7 @@ class PhaseRunner:
             shard=self.run.shard,
             output=str(self.output(phase)),
             on_error=self.run.on_error,
-            errors_file=str(self.errors_file(phase)),
+            errors=str(self.errors_file(phase)),
             batch_size=self.run.batch_size,
             progress=self.run.progress,
             restart=self.run.restart,

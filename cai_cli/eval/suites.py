@@ -27,7 +27,7 @@ from enum import Enum
 
 from ..errors import CaiError
 from ..jsonl import BadField, InputLine, InputSource
-from .stats import BENIGN, RED_TEAM
+from .summary import BENIGN, RED_TEAM
 
 
 class Suite(str, Enum):

@@ -1,5 +1,5 @@
 """The one AI judge: maths.py (log-odds, both orders, the ensemble, the clamp, ranking, the scored yes/no pair),
-prompts.py (the question in both layouts), examples.py (--judge-examples files), principles.py (which principles
+questions.py (the question in both layouts), examples.py (--judge-examples files), principles.py (which principles
 a comparison asks), pairwise.py (PairwiseJudge, which `cai label-prefs` and `cai eval` both judge through),
 stats.py (the judge's bias), gate.py (the hard-constraint gate), request_harm.py (is the request harmful?),
 priority.py (--priority: how the tiers' verdicts combine), tiers.py (TieredJudge: questions per tier, the gate
@@ -37,7 +37,7 @@ Formats (`--format`):
   exactly that text, and the letters are scored after the reasoning in the same text.
 """
 
-from .examples import load_judge_examples, parse_transcript
+from .examples import load_judge_examples, transcript_turns
 from .gate import VIOLATION_THRESHOLD, Gate, GateResult, Separation, separate
 from .maths import (
     COT_CLAMP,
@@ -59,7 +59,7 @@ from .maths import (
 from .pairwise import Ask, JudgeConfig, JudgeFailure, PairwiseJudge, Verdict, Vote
 from .principles import DEFAULT_PRINCIPLES, SALT, draw_principles, parse_principles
 from .priority import DEFAULT_PRIORITY, TIER_CONFIDENCE, Priority, TierVerdict, combine, parse_tier_confidence
-from .prompts import (
+from .questions import (
     ANSWER_PREFIX,
     PLAIN_STOP,
     JudgeExample,
@@ -70,7 +70,7 @@ from .prompts import (
     question_text,
     with_plain_stop,
 )
-from .stats import JudgeStats, calibration_line, comparison_record, gold_agreement
+from .reliability import JudgeStats, calibration_line, comparison_record, gold_agreement
 from .tiers import Decision, TieredJudge, askable, principles_for, tier_pools
 
 __all__ = [
@@ -79,6 +79,6 @@ __all__ = [
     "Ask", "Decision", "Gate", "GateResult", "Priority", "Separation", "TierVerdict", "TieredJudge", "askable", "combine",
     "parse_tier_confidence", "principles_for", "separate", "tier_pools", "JudgeConfig", "JudgeExample", "JudgeFailure", "JudgeFormat", "JudgeStats", "PairwiseJudge", "Verdict", "Vote",
     "calibration_line", "clamp_p", "comparison_record", "draw_principles", "ensemble", "judge_messages", "load_judge_examples", "logit", "logodds", "orders_disagree",
-    "gold_agreement", "orient", "pair_logodds", "parse_answer", "parse_clamp", "parse_min_confidence", "parse_principles", "parse_transcript",
+    "gold_agreement", "orient", "pair_logodds", "parse_answer", "parse_clamp", "parse_min_confidence", "parse_principles", "transcript_turns",
     "plain_prompt", "question_text", "rank", "sigmoid", "with_plain_stop", "yes_no_pairs",
 ]

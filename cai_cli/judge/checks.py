@@ -1,7 +1,7 @@
 """The judge measured before it is trusted: its accuracy and calibration on gold pairs (judge/gold.py), asked exactly as
 the run will ask it, and a floor that stops the run before anything is labelled, scored or trained.
 
-`label-prefs`, `score --judge` and `train-policy --reward judge` share this: each hands over the probability its own
+`label-prefs`, `score --reward judge` and `train-policy --reward judge` share this (JudgeGateOptions, options.py): each hands over the probability its own
 judge gives the gold answer of each pair (label-prefs: its label, through its own tiers, gate and principles, both
 orders; the rewards: `reward_gold`), and `check` turns them into one record: the accuracy with its Wilson interval and
 the expected calibration error (`gold_agreement`, the measurement `label-prefs --gold-field` and `eval --gold-field`
@@ -31,7 +31,7 @@ from ..errors import CaiError, JudgeBelowFloor
 from ..filekinds import JUDGE_GATE
 from ..rows import stable_hash
 from .gold import GoldPair, load_gold
-from .stats import calibration_line, gold_agreement
+from .reliability import calibration_line, gold_agreement
 
 if TYPE_CHECKING:
     from .reward import JudgeReward
@@ -53,15 +53,6 @@ class Floors:
 
     def as_dict(self) -> dict:
         return {"min_accuracy": self.min_accuracy, "max_ece": self.max_ece}
-
-
-def floors(gold: str | None, min_accuracy: float | None, max_ece: float | None) -> Floors:
-    """The floors as given, checked before any work: a floor needs the gold pairs it is measured on."""
-    found = Floors(min_accuracy, max_ece)
-    if found and gold is None:
-        named = "--min-accuracy" if min_accuracy is not None else "--max-ece"
-        raise CaiError(f"{named} is measured on gold pairs: add --gold FILE (HHH's input/target_scores or trl's chosen/rejected, JSONL)")
-    return found
 
 
 def gold_first(pair: GoldPair) -> bool:
@@ -117,12 +108,13 @@ def reward_cost(reward: JudgeReward, pairs: Sequence[GoldPair]) -> Cost:
 def reward_groups(reward: JudgeReward, pairs: Sequence[GoldPair]) -> list:
     """The groups the rewards score for gold pairs, as training would: the pair as a group of two (group and pointwise
     modes), or each answer against the other as its reference (reference mode)."""
-    from .reward import Group, RewardMode
+    from .reward import Group
+    from .reward_config import RewardMode
 
     groups = []
     for pair in pairs:
         first, second = ordered(pair)
-        if reward.cfg.mode == RewardMode.reference:
+        if reward.cfg.mode is RewardMode.reference:
             groups += [Group(pair.conversation, [first], second), Group(pair.conversation, [second], first)]
         else:
             groups.append(Group(pair.conversation, [first, second]))
@@ -139,7 +131,9 @@ def reward_gold(reward: JudgeReward, weights: Sequence[float], pairs: Sequence[G
     scored = reward.score(groups)
     names = reward.names
     out: list[float | None] = []
-    step = 2 if reward.cfg.mode == "reference" else 1
+    from .reward_config import RewardMode
+
+    step = 2 if reward.cfg.mode is RewardMode.reference else 1
     for n, pair in enumerate(pairs):
         found = scored[n * step : n * step + step]
         first, second = (found[0][0], found[1][0]) if step == 2 else (found[0][0], found[0][1])
@@ -270,7 +264,7 @@ class GoldJudged(Protocol):
 
 
 class RewardJudged:
-    """The judge's rewards (`score --judge`, `train-policy --reward judge`) as a GoldJudged: REWARD() builds them on a
+    """The judge's rewards (`score --reward judge`, `train-policy --reward judge`) as a GoldJudged: REWARD() builds them on a
     started engine (called once, after the cost is printed)."""
 
     def __init__(self, reward, weights: Sequence[float], identity: dict, plan=None):

@@ -4,10 +4,9 @@ list of {prompt, corrects, incorrects}. Bad input names the file, the line or en
 from __future__ import annotations
 
 import json
-import re
 
 from ..errors import CaiError, InputError
-from .prompts import JudgeExample
+from .questions import JudgeExample
 
 
 def load_judge_examples(path: str) -> tuple[JudgeExample, ...]:
@@ -70,17 +69,14 @@ def _jsonl_examples(path: str, name: str) -> list[JudgeExample]:
     return out
 
 
-_TURN = re.compile(r"(?:^|\n\n)(Human|Assistant):")
-
-
-def parse_transcript(text: str) -> list[tuple[str, str]]:
+def transcript_turns(text: str) -> list[tuple[str, str]]:
     """'\\n\\nHuman: hi\\n\\nAssistant:' -> [("user", "hi")]; an empty last Assistant turn is the reply's slot."""
-    parts = _TURN.split(text)
-    if parts[0].strip():
+    from ..constitution.transcripts import transcript_blocks
+
+    lead, blocks = transcript_blocks(text)
+    if lead.strip():
         raise ValueError("text before the first 'Human:'")
-    turns = []
-    for role, content in zip(parts[1::2], parts[2::2]):
-        turns.append(("user" if role == "Human" else "assistant", content.strip()))
+    turns = [("user" if role == "Human" else "assistant", content) for role, content in blocks]
     if turns and turns[-1] == ("assistant", ""):
         turns.pop()
     if not turns or turns[0][0] != "user" or any(not c for _, c in turns):
@@ -102,7 +98,7 @@ def _paper_examples(data, name: str) -> list[JudgeExample]:
         if not isinstance(prompt, str):
             raise bad(e, "prompt", "missing" if prompt is None else f"expected a string, got {type(prompt).__name__}")
         try:
-            conv = tuple(parse_transcript(prompt))
+            conv = tuple(transcript_turns(prompt))
         except ValueError as exc:
             raise bad(e, "prompt", str(exc)) from None
         sides = {}

@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from .maths import yes_no_pairs
-from .prompts import format_conversation
+from .questions import format_conversation
 
 if TYPE_CHECKING:
     from ..constitution import Constitution, HardConstraint

@@ -21,7 +21,7 @@ from dataclasses import dataclass
 
 from ..errors import CaiError, InputError
 from ..rows import ROLES, FieldProblem, check_messages, conversation
-from .examples import parse_transcript
+from .examples import transcript_turns
 
 
 @dataclass(frozen=True)
@@ -92,7 +92,7 @@ def _input_conversation(value) -> list[dict]:
     if "Human:" not in value:
         return [{"role": "user", "content": value.strip()}]
     try:
-        turns = parse_transcript("\n\n" + value.strip())
+        turns = transcript_turns("\n\n" + value.strip())
     except ValueError as exc:
         raise FieldProblem("input", str(exc)) from None
     if turns[-1][0] != "user":
@@ -138,7 +138,7 @@ def _side(row: dict, field: str) -> tuple[list[dict] | None, str]:
     if isinstance(value, str):
         if value.lstrip().startswith("Human:") and "\n\nAssistant:" in value:
             try:
-                turns = parse_transcript(value if value.startswith("\n\n") else "\n\n" + value.lstrip())
+                turns = transcript_turns(value if value.startswith("\n\n") else "\n\n" + value.lstrip())
             except ValueError as exc:
                 raise FieldProblem(field, str(exc)) from None
             if turns[-1][0] != "assistant":

@@ -7,10 +7,10 @@ import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
-from ..errors import CaiError
+from ..errors import CaiError, choice
 from .maths import clamp_p, ensemble, logodds, orders_disagree, pair_logodds, sigmoid
 from .principles import SALT
-from .prompts import (
+from .questions import (
     ANSWER_PREFIX,
     COT_ANSWER_PREFIX,
     OPTIONS,
@@ -28,18 +28,17 @@ from .prompts import (
 class JudgeConfig:
     """How the judge asks: the layout, both orders or one, chain of thought, the clamp, worked examples."""
 
-    fmt: str = "chat"
+    fmt: JudgeFormat = JudgeFormat.chat
     swap: bool = True
     cot: bool = False
     clamp: tuple[float, float] | None = None
     examples: tuple[JudgeExample, ...] = ()
 
     def __post_init__(self):
-        if self.fmt not in {f.value for f in JudgeFormat}:
-            raise CaiError(f"--format: expected one of {', '.join(f.value for f in JudgeFormat)}, got {self.fmt!r}")
+        object.__setattr__(self, "fmt", choice(JudgeFormat, self.fmt, "--format"))
 
     def settings(self) -> dict:
-        return {"format": self.fmt, "swap": self.swap, "cot": self.cot, "clamp": list(self.clamp) if self.clamp else None, "judge_examples": len(self.examples)}
+        return {"format": self.fmt.value, "swap": self.swap, "cot": self.cot, "clamp": list(self.clamp) if self.clamp else None, "judge_examples": len(self.examples)}
 
 
 @dataclass
@@ -85,20 +84,20 @@ class PairwiseJudge:
         self.sampling = sampling
         self._chat = chat or (lambda convs, seeds: engine.chat(convs, sampling, seeds=seeds))
         self._complete = complete
-        if config.cot and config.fmt == "plain" and complete is None:
+        if config.cot and config.fmt is JudgeFormat.plain and complete is None:
             if not callable(getattr(engine, "complete", None)):
                 raise CaiError(f"--format plain --cot: the {getattr(engine, 'name', 'chosen')} engine cannot continue plain text (it has no `complete`); use --format chat")
             self._complete = lambda prompts, seeds: engine.complete(prompts, with_plain_stop(sampling), seeds=seeds)
 
     def render(self, conv, question: str, first: str, second: str) -> str:
         """The judge's prompt up to where it continues (its answer, or its reasoning with --cot)."""
-        if self.cfg.fmt == "plain":
+        if self.cfg.fmt is JudgeFormat.plain:
             return plain_prompt(conv, question, first, second, self.cfg.examples, self.cfg.cot)
         return _head(self.engine.render_chat(judge_messages(conv, question, first, second, self.cfg.examples, self.cfg.cot)))
 
     def prompt_tokens(self, conv, question: str, first: str, second: str) -> int:
         """About how many tokens one question takes (for checking it fits the judge's context)."""
-        if self.cfg.fmt == "chat":
+        if self.cfg.fmt is JudgeFormat.chat:
             return self.engine.count_tokens(judge_messages(conv, question, first, second, self.cfg.examples, self.cfg.cot))
         tok = getattr(self.engine, "tokenizer", None)
         text = self.render(conv, question, first, second)
@@ -128,7 +127,7 @@ class PairwiseJudge:
 
             seed = getattr(self.sampling, "seed", 0)
             seeds = [row_seed(seed, SALT, asks[n].key, p.id, "x" if x_first else "y") for n, p, x_first in jobs]
-            if self.cfg.fmt == "plain":
+            if self.cfg.fmt is JudgeFormat.plain:
                 assert self._complete is not None  # __init__ sets it for --format plain --cot, or refuses the engine
                 comps = self._complete(prompts, seeds)
             else:
@@ -138,11 +137,11 @@ class PairwiseJudge:
                 if comp.error:
                     failed.setdefault(jobs[k][0], f"the judge's reasoning failed: {comp.error}")
                 reasoning[k] = said[k]
-            after = PLAIN_COT_ANSWER if self.cfg.fmt == "plain" else COT_ANSWER_PREFIX
-            prompts = [prompts[k] + (" " if self.cfg.fmt == "plain" and said[k] else "") + said[k] + after for k in range(len(jobs))]
-        elif self.cfg.fmt == "chat":
+            after = PLAIN_COT_ANSWER if self.cfg.fmt is JudgeFormat.plain else COT_ANSWER_PREFIX
+            prompts = [prompts[k] + (" " if self.cfg.fmt is JudgeFormat.plain and said[k] else "") + said[k] + after for k in range(len(jobs))]
+        elif self.cfg.fmt is JudgeFormat.chat:
             prompts = [p + ANSWER_PREFIX for p in prompts]
-        options = list(PLAIN_OPTIONS if self.cfg.fmt == "plain" else OPTIONS)
+        options = list(PLAIN_OPTIONS if self.cfg.fmt is JudgeFormat.plain else OPTIONS)
         # Similar lengths side by side, so an engine that batches in order pads little.
         order = sorted(range(len(prompts)), key=lambda k: len(prompts[k]))
         scores: list = [None] * len(prompts)

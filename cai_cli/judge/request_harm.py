@@ -7,7 +7,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from .maths import yes_no_pairs
-from .prompts import format_conversation
+from .questions import format_conversation
 
 # Over-refusal principles are drawn on a refusal only where P(harmful) is below this: a clear judgement, beyond the
 # noise of a judge that cannot tell (the embedded 135M model gave 0.44-0.61 on red-team and risky-looking benign

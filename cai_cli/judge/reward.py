@@ -9,29 +9,7 @@ Rewards (names, in the order trl receives them):
   Each is a probability in [0, 1]: how good the completion is by that tier's questions (see the modes).
 - `constraint:<id>` per hard constraint: -P(the completion crosses it), from one scored yes/no pair.
 
-Modes (RewardMode): the cost of one step in scored prompts, for B prompts with G completions each, K questions per
-comparison (per tier min(K, the tier's questions), summed over the tiers) and C hard constraints:
-- group (default): each completion against every other completion of its group, both orders; a completion's tier
-  reward is its mean P(win) over the other G - 1 (identical texts tie at 0.5 without being asked).
-  B * G(G-1)/2 pairs * 2 orders * K = B * G(G-1) * K prompts.
-- reference: each completion against its prompt row's reference answer (the --reference-field), both orders.
-  B * G * 2K prompts.
-- pointwise: each completion alone, one yes/no pair per question ("is it good by this question's standard?" and the
-  opposite, so the judge's lean towards "Yes" cancels). B * G * 2K prompts.
-Every mode adds the gate: B * G * 2C prompts.
-
-Why group is the default: GRPO and RLOO learn only from differences within a group (the advantage is the reward
-less the group's mean), and "which of these two answers to the same prompt is better?", asked in both orders, is
-the question the judge answers best and the one label-prefs asks, so online rewards and DPO labels mean the same
-thing. It needs no reference answer and no absolute scale: a small judge's yes/no is poorly calibrated from one
-prompt to the next. At G = 2 (rloo's default) it costs half of the other modes, at G = 3 the same; above that its
-cost grows with G (G = 8: 3.5 times), and reference is the cheaper pairwise choice.
-
-Default weights (trl's `reward_weights`): tier rank r weighs TIER_RATIO**r (1, 1/3, 1/9, ...). Every tier reward
-lies in [0, 1], so a tier's full difference (w^r) outweighs all the tiers below it together (< w^r / 2): a
-higher tier dominates, lower tiers decide where the higher are indifferent. Each constraint weighs
-CONSTRAINT_WEIGHT = 2, more than all the tiers together (< 1.5): a completion that surely crosses a hard constraint
-never out-scores one that surely does not.
+Modes (RewardMode), the rewards' names and weights and their costs: judge/reward_config.py.
 
 The questions are label-prefs' (judge/tiers.py: a tier's own questions, or a document's passage question), and for a
 document each is shown after the passage routed for its tier from the prompt's conversation (tiers.quoted_questions),
@@ -45,61 +23,25 @@ its content, so the same completion gets the same reward in training and in `cai
 
 from __future__ import annotations
 
-import math
 import time
 from collections import OrderedDict
 from collections.abc import Sequence
-from dataclasses import dataclass, field
-from enum import Enum
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from ..constitution.routing import DEFAULT_RANKER, Ranker, check_ranker
-from ..errors import CaiError, ConstitutionError, choice
+from ..errors import CaiError
 from ..rows import stable_hash
 from .gate import INTRO, stating_passages, violation_probabilities
 from .maths import yes_no_pairs
-from .pairwise import Ask, JudgeConfig, JudgeFailure, PairwiseJudge
-from .principles import DEFAULT_PRINCIPLES, draw_principles
-from .prompts import format_conversation
+from .pairwise import Ask, JudgeFailure, PairwiseJudge
+from .principles import draw_principles
+from .questions import format_conversation
+from .reward_config import JudgeRewardConfig, RewardMode, reward_names, tier_pools
 
 if TYPE_CHECKING:
-    from ..constitution import ComparisonPrinciple, Constitution
+    from ..constitution import Constitution
 
-TIER_RATIO = 1.0 / 3.0
-CONSTRAINT_WEIGHT = 2.0
-UNTIERED = "untiered"
-FLAT = "judge"  # the one reward of a constitution without priorities
-REFERENCE_FIELD = "response"
 CACHE_SIZE = 200_000  # answers kept; one is a few floats
-
-
-class RewardMode(str, Enum):
-    """--reward-mode: what each completion is compared with (see the module docstring for the cost of each)."""
-
-    group = "group"  # every other completion of its group, both orders
-    reference = "reference"  # the prompt row's reference answer, both orders
-    pointwise = "pointwise"  # nothing: one yes/no pair per question
-
-
-@dataclass(frozen=True)
-class JudgeRewardConfig:
-    mode: str = RewardMode.group.value
-    principles: int = DEFAULT_PRINCIPLES  # questions per comparison and tier (0: all)
-    reference_field: str = REFERENCE_FIELD  # the rows' reference answer, for --reward-mode reference
-    judge: JudgeConfig = field(default_factory=JudgeConfig)
-    ranker: str = DEFAULT_RANKER.value  # how a document's passage is routed for each tier's questions
-
-    def __post_init__(self):
-        object.__setattr__(self, "mode", choice(RewardMode, self.mode, "--reward-mode").value)
-        object.__setattr__(self, "ranker", check_ranker(choice(Ranker, self.ranker, "--ranker")).value)
-        if not self.judge.swap:
-            raise CaiError("the judge's rewards are asked in both orders: a reward with the judge's position bias in it would teach the policy where to stand")
-
-    def settings(self) -> dict:
-        out = {"mode": self.mode, "principles": self.principles, **self.judge.settings(), "ranker": self.ranker}
-        if self.mode == RewardMode.reference:
-            out["reference_field"] = self.reference_field
-        return out
 
 
 @dataclass
@@ -144,51 +86,6 @@ class JudgeCalls:
         for name in ("questions", "cached", "prompts", "prompt_tokens", "failed"):
             setattr(self, name, getattr(self, name) + getattr(other, name))
         self.seconds += other.seconds
-
-
-def tier_pools(constitution: Constitution) -> list[tuple[str, list[ComparisonPrinciple]]]:
-    """(reward name, its questions), highest tier first (the judge's pools, judge/tiers.py); without priorities one
-    pool, FLAT."""
-    from .tiers import tier_pools as judge_pools
-
-    pools = judge_pools(constitution)
-    if not pools:
-        raise ConstitutionError(f"{constitution.source}: has no comparison questions, which the judge's rewards are asked from "
-                                "(use a constitution with `comparisons`, or a document with priorities: `cai constitution import` drafts them)")
-    if not constitution.priorities:
-        return [(FLAT, [q for _, pool in pools for q in pool])]
-    return [(f"tier:{t}", qs) for t, qs in pools]
-
-
-def reward_names(constitution: Constitution) -> list[str]:
-    """Every reward, in trl's order: the tiers (or FLAT), then one per hard constraint."""
-    return [name for name, _ in tier_pools(constitution)] + [f"constraint:{h.id}" for h in constitution.hard_constraints]
-
-
-def default_weights(constitution: Constitution) -> list[float]:
-    """trl's reward_weights: TIER_RATIO**rank per tier, CONSTRAINT_WEIGHT per hard constraint (module docstring)."""
-    tiers = [TIER_RATIO**rank for rank, _ in enumerate(tier_pools(constitution))]
-    return [round(w, 6) for w in tiers] + [CONSTRAINT_WEIGHT] * len(constitution.hard_constraints)
-
-
-def parse_weights(value: str | None, names: Sequence[str]) -> list[float] | None:
-    """--reward-weights W1,W2,...: one number per reward, in the order of NAMES."""
-    if value is None:
-        return None
-    try:
-        weights = [float(x) for x in value.split(",")]
-    except ValueError:
-        raise CaiError(f"--reward-weights: expected numbers separated by commas, got {value!r}") from None
-    if len(weights) != len(names) or not all(math.isfinite(w) for w in weights):
-        raise CaiError(f"--reward-weights: expected {len(names)} numbers, one per reward in this order: {', '.join(names)}; got {value!r}")
-    return weights
-
-
-def total(parts: dict[str, float | None], names: Sequence[str], weights: Sequence[float]) -> float | None:
-    """The reward trl trains on: the weighted sum of the parts, a part that is None left out (trl's nansum); None
-    when every part is None (trl's unscorable completion)."""
-    present = [w * v for n, w in zip(names, weights) if (v := parts.get(n)) is not None]
-    return sum(present) if present else None
 
 
 def _about(conversation: Sequence[dict], completion: str) -> str:
@@ -270,17 +167,17 @@ class JudgeReward:
 
         for g in groups:
             texts = list(dict.fromkeys(g.completions))
-            if self.cfg.mode == RewardMode.group:
+            if self.cfg.mode is RewardMode.group:
                 for i, x in enumerate(texts):
                     for y in texts[i + 1:]:
                         add(self._pair(g.conversation, x, y))
             for x in texts:
-                if self.cfg.mode == RewardMode.reference:
+                if self.cfg.mode is RewardMode.reference:
                     if g.reference is None:
                         raise CaiError(f"--reward-mode reference: a prompt row has no {self.cfg.reference_field!r} (the reference answer)")
                     if x != g.reference:
                         add(self._pair(g.conversation, x, g.reference))
-                elif self.cfg.mode == RewardMode.pointwise:
+                elif self.cfg.mode is RewardMode.pointwise:
                     key = stable_hash(["point", g.conversation, x], 32)
                     add(Question("point", key, g.conversation, x, principles=self._draw(key, g.conversation)))
                 if self.constraints:
@@ -361,7 +258,7 @@ class JudgeReward:
             rows = []
             for i, x in enumerate(g.completions):
                 parts: dict[str, float | None] = {name: None for name in self.names}
-                if self.cfg.mode == RewardMode.pointwise:
+                if self.cfg.mode is RewardMode.pointwise:
                     found = answers.get(stable_hash(["point", g.conversation, x], 32)) or {}
                     by_tier: dict[str, list[float]] = {}
                     for pid, p in found.items():
@@ -369,7 +266,7 @@ class JudgeReward:
                             by_tier.setdefault(self.tier_of[pid], []).append(p)
                     parts.update({name: sum(ps) / len(ps) for name, ps in by_tier.items()})
                 else:
-                    opponents = [y for j, y in enumerate(g.completions) if j != i] if self.cfg.mode == RewardMode.group else [g.reference or ""]
+                    opponents = [y for j, y in enumerate(g.completions) if j != i] if self.cfg.mode is RewardMode.group else [g.reference or ""]
                     wins: dict[str, list[float]] = {}
                     for y in opponents:
                         for name, p in (self._beats(answers, g.conversation, x, y) or {}).items():

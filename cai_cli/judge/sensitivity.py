@@ -45,6 +45,7 @@ from .pairwise import Ask, JudgeConfig, JudgeFailure, PairwiseJudge
 
 if TYPE_CHECKING:
     from ..constitution import Constitution, HardConstraint
+    from ..constitution.routing import Ranker
 
 # Evaluative words and their opposites (whole words, case kept); a sentence's opening Prefer / Avoid too.
 OPPOSITES = {"less": "more", "more": "less", "better": "worse", "worse": "better", "best": "worst", "worst": "best",
@@ -137,7 +138,7 @@ class Test:
     asked: list = field(default_factory=list)  # per pair: (the question as shown, its reversal as shown)
 
 
-def plan(constitution: Constitution, pairs: Sequence[GoldPair], only: set[str] | None, reversals: Reversals, ranker: str | None = None) -> list[Test]:
+def plan(constitution: Constitution, pairs: Sequence[GoldPair], only: set[str] | None, reversals: Reversals, ranker: Ranker | None = None) -> list[Test]:
     """Every test: each question (ONLY: those ids) reversed by the user's file or drafted, and each passage the user
     reversed; per pair, both wordings as the judge is shown them for the pair's conversation (a document's passage
     routed by RANKER, as label-prefs routes it)."""
@@ -277,7 +278,7 @@ def print_report(record: dict) -> None:
 
 def check_constitution(pairs_path: str, constitution_name: str | None, only: set[str] | None, reversals_path: str | None, limit: int | None,
                        engine_opts, open_engine, threshold: float, passage_tokens: int | None, target=None, progress=None,
-                       ranker: str | None = None) -> dict:
+                       ranker: Ranker | None = None) -> dict:
     """`cai judge check`: read and plan everything (bad input stops here, before any model loads), print the cost,
     ask the judge (OPEN_ENGINE() starts it, on ENGINE_OPTS), print the tables, write the report to TARGET (a path
     checked by the caller) where given."""
@@ -287,7 +288,7 @@ def check_constitution(pairs_path: str, constitution_name: str | None, only: set
     from .gold import load_gold
     from .tiers import tier_pools
 
-    charter = sized(load_constitution(constitution_name), budget_for(engine_opts.model, engine_opts.max_model_len, passage_tokens))
+    charter = sized(load_constitution(constitution_name), budget_for(engine_opts.model, engine_opts.vllm.max_model_len, passage_tokens))
     pairs = load_gold(pairs_path)[:limit]
     pool = [q for _, qs in tier_pools(charter) for q in qs]
     unknown = sorted((only or set()) - {q.id for q in pool})

@@ -25,7 +25,7 @@ def run_report(results: list[str], output: str | None = None, json_out: str | No
 
     if output is not None:
         check_chart_path(output)
-    chart_to, json_to = check_targets([("-o", output), ("--json", json_out)], [("a results file", path) for path in results])
+    chart_to, json_to = check_targets([("-o", output), ("--json-out", json_out)], [("a results file", path) for path in results])
     merged = load_results(results, bootstrap=bootstrap)
     console = Console()
     if merged["models"]:  # label-prefs summaries alone bring a judge's calibration and no model

@@ -23,7 +23,7 @@ from ..stats import DEFAULT_BOOTSTRAP
 
 def load_results(paths: list[str], *, bootstrap: int = DEFAULT_BOOTSTRAP, seed: int = 0) -> dict:
     """Merge eval results files (rows JSONL, or summary JSON) into one report: models, ratings, notes."""
-    from ..eval.stats import comparisons_of, ratings_of, summarize
+    from ..eval.summary import comparisons_of, ratings_of, summarize
 
     if not paths:
         raise CaiError("give at least one results file from `cai eval`")
@@ -174,7 +174,7 @@ def _changes(rows: list[dict], summary: dict, bootstrap: int, seed: int) -> dict
                 diffs.append(m - b)
         return bootstrap_mean(diffs, bootstrap=bootstrap, seed=seed)
 
-    from ..eval.stats import benign_marker
+    from ..eval.summary import benign_marker
 
     red = [r for r in rows if r.get("eval_set") == "red_team"]
     marker = benign_marker(rows)  # risky_looking, or the run's --benign-field
@@ -187,7 +187,7 @@ def _changes(rows: list[dict], summary: dict, bootstrap: int, seed: int) -> dict
 
 def _collect_answers(answers: dict, rows: list[dict], summary: dict) -> None:
     """Per prompt: the baseline's and each model's answer and verdict, for the side-by-side view."""
-    from ..eval.stats import baseline_answer_field, benign_marker
+    from ..eval.summary import baseline_answer_field, benign_marker
     from ..rows import conversation
 
     model, baseline = summary["model"], summary.get("baseline")
@@ -237,7 +237,7 @@ def report_from_summary(summary: dict) -> dict:
 def _read(path: str) -> list[dict] | dict:
     """The rows of eval output JSONL (a list), or a summary JSON (a dict: eval's, or label-prefs'), read strictly; any
     other file is one line saying what it is."""
-    from ..eval.stats import eval_info
+    from ..eval.summary import eval_info
     from ..filekinds import EVAL_SUMMARY, describe_rows
     from ..jsonl import EmptyInput, NotJsonl
 

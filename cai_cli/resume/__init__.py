@@ -6,19 +6,16 @@ from .fingerprint import (
     SHAPING_FILES,
     WEIGHT_SUFFIXES,
     changes,
-    engine_stage_fingerprint,
     file_identity,
     folder_identity,
     model_identity,
     normalised,
-    row_digest,
     shown,
     stage_fingerprint,
 )
 from .side_file import SIDE_FILE_VERSION, SideFile, check_fingerprint, open_side_file, scan_side_file, side_records
 
 __all__ = [
-    "SHAPING_FILES", "WEIGHT_SUFFIXES", "shown", "SIDE_FILE_VERSION", "SideFile", "changes", "check_fingerprint", "engine_stage_fingerprint",
-    "file_identity", "folder_identity", "model_identity", "normalised", "open_side_file", "row_digest", "scan_side_file",
+    "SHAPING_FILES", "WEIGHT_SUFFIXES", "shown", "SIDE_FILE_VERSION", "SideFile", "changes", "check_fingerprint", "file_identity", "folder_identity", "model_identity", "normalised", "open_side_file", "scan_side_file",
     "side_records", "stage_fingerprint",
 ]

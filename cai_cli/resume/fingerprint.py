@@ -1,14 +1,14 @@
 """The fingerprint a side file records: everything that changes rows (the stage, the model and its files' identity,
 the engine, the sampling, the constitution, the stage's own options), and what a rerun says when it differs. It
 leaves out what does not change rows (--limit, --shard, --batch-size, --on-error); the input is compared row by
-row instead (`row_digest`)."""
+row instead (rows.row_digest)."""
 
 from __future__ import annotations
 
 import json
 from pathlib import Path
 
-from ..rows import stable_hash
+from ..engines import EngineName
 
 WEIGHT_SUFFIXES = (".safetensors", ".bin", ".gguf", ".pt", ".pth")
 SHAPING_FILES = ("config.json", "adapter_config.json", "generation_config.json", "tokenizer_config.json", "tokenizer.json", "chat_template.jinja")
@@ -31,10 +31,10 @@ def folder_identity(folder: Path) -> dict:
 
 def model_identity(engine: str, spec: str | None, base_urls: list[str]) -> dict:
     """The model a stage will load, identified without loading it."""
-    if engine == "openai":
+    if engine == EngineName.openai:
         # The served model's name is added once the engine has asked the server (EngineStage.fingerprint).
         return {"name": spec, "base_urls": sorted(set(base_urls))}
-    from ..models import EMBEDDED_ALIASES, EMBEDDED_NAME, embedded_gguf
+    from ..model_specs import EMBEDDED_ALIASES, EMBEDDED_NAME, embedded_gguf
 
     if spec in EMBEDDED_ALIASES:
         try:
@@ -103,35 +103,6 @@ def mismatch_message(side_path: Path, found: list[str], finished: int) -> str:
 
 
 def stage_fingerprint(stage) -> dict:
-    """Everything about this run that changes rows; --limit, --shard and --batch-size do not (nor the input,
-    which is compared row by row: see `row_digest`)."""
-    fp: dict = {"stage": stage.name}
-    own = getattr(stage, "fingerprint", None)
-    if own is not None:
-        fp.update(own())
-    else:
-        settings = getattr(stage, "settings", None)
-        fp["settings"] = settings() if settings is not None else {}
-    return normalised(fp)
-
-
-def row_digest(row: dict) -> str:
-    """What a record keeps of the input row it was made from: a resume compares content, not ids."""
-    return stable_hash(row)
-
-
-def engine_stage_fingerprint(engine_name: str, opts, engine, sampling_meta: dict, constitution, settings: dict) -> dict:
-    """A model-driven stage's part: the model's identity (and, once its engine has asked an OpenAI-compatible
-    server, the model it serves), the engine, the sampling, the constitution and the stage's own settings."""
-    model = model_identity(engine_name, opts.model, opts.base_urls)
-    if engine_name == "openai" and engine is not None:
-        model["served"] = engine.model  # known once the engine has asked the server
-    fp = {
-        "model": model,
-        "engine": {"name": engine_name, "dtype": opts.dtype},
-        "sampling": sampling_meta,
-    }
-    if constitution is not None:
-        fp["constitution"] = {"name": constitution.name, "hash": constitution.hash}
-    fp["settings"] = settings
-    return fp
+    """Everything about this run that changes rows (the stage's name and its fingerprint(): stages/base.py); --limit,
+    --shard and --batch-size do not (nor the input, which is compared row by row: rows.row_digest)."""
+    return normalised({"stage": stage.name, **stage.fingerprint()})

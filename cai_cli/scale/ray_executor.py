@@ -1,6 +1,6 @@
 """--ray: a stage's batches on a Ray cluster, through one Ray Data pipeline; the runner keeps everything else.
 
-The runner (cai_cli/runner.py) reads, validates, shards and resumes as always, and hands each batch of rows
+The runner (cai_cli/runner/) reads, validates, shards and resumes as always, and hands each batch of rows
 still to do to this executor (its BatchExecutor seam). Each batch goes into Ray's object store as one
 block (the driver keeps only references), and once the input is read, one pipeline runs them all:
 
@@ -8,7 +8,7 @@ block (the driver keeps only references), and once the input is read, one pipeli
 
 Each actor unpickles the stage (never started in the driver) and starts it once, so each actor holds one
 engine: vLLM on GPU actors, the transformers engine on CPU actors. An actor runs on a batch exactly what
-a local run runs (runner.run_batch_here: check_loaded, then process), so the rows are the same: every
+a local run runs (runner.executor.run_batch_here: check_loaded, then process), so the rows are the same: every
 random draw is per row (rows.row_seed), never per process or per batch, and the batches are the runner's.
 Batches come back as they finish, tagged with their sequence number; they are handed to the runner in
 submission order, so the side file, resume, --on-error, dropped rows and the summary line behave as
@@ -45,8 +45,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from ..errors import CaiError, EngineError
-from ..executor import Finished, run_batch_here
-from ..runner import Stage
+from ..runner.executor import Finished, run_batch_here
+from ..stages.base import Stage
 from .tallies import add_tallies, increase, snapshot
 
 
@@ -124,11 +124,11 @@ class RayExecutor:
         self.started_ray = False
 
     def start(self, stage: Stage, stop_at_failure: bool) -> None:
-        engine_opts = getattr(stage, "engine_opts", None)
+        engine_opts = stage.engine_opts
         if engine_opts is not None:
-            from ..engines import resolve_engine_name
+            from ..engines import EngineName, resolve_engine_name
 
-            if resolve_engine_name(engine_opts.engine) == "openai":
+            if resolve_engine_name(engine_opts.engine) == EngineName.openai:
                 raise CaiError("--ray with --engine openai: the servers already share the rows (--base-url, repeated); drop --ray")
         self.stage, self.stop_at_failure = stage, stop_at_failure
         self.blocks: list[Any] = []  # one object-store reference per batch, in submission order

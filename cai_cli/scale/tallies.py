@@ -1,7 +1,7 @@
 """A stage's tallies (the counts behind its summary line) carried from the processes that ran its batches to the
 one that prints the summary: each batch's increase, taken where it ran, added where the summary is.
 
-A stage names them in `tallies` (default ("stats",)): attributes holding numbers, or dicts, lists and
+A stage names them in `tallies` (stages/base.py's default: ("stats",)): attributes holding numbers, or dicts, lists and
 dataclasses of numbers, that only ever add up (tokens, truncated texts, pairs kept, the judge's votes).
 """
 
@@ -11,11 +11,9 @@ import copy
 import dataclasses
 from typing import Any
 
-DEFAULT_TALLIES = ("stats",)
-
 
 def tally_names(stage: Any) -> tuple[str, ...]:
-    return tuple(getattr(stage, "tallies", DEFAULT_TALLIES))
+    return tuple(stage.tallies)
 
 
 def snapshot(stage: Any) -> dict[str, Any]:

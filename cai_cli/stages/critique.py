@@ -18,7 +18,7 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
-from ..constitution import Constitution, CritiquePrinciple, FewShotExample, examples_hash
+from ..constitution import Constitution, CritiquePrinciple, FewShotExample
 from ..constitution import behaviours as bh
 from ..constitution.passages import budget_for
 from ..constitution.requests import constraint_principle, sized
@@ -26,11 +26,11 @@ from ..constitution.routing import DEFAULT_RANKER, Ranker, Router, Routing, conv
 from ..errors import ConstitutionError, RowFailure
 from ..judge.gate import VIOLATION_THRESHOLD, Gate, GateResult
 from ..judge.request_harm import HARMLESS_BELOW, judged_harmless, p_harmful
-from ..prompts import critique_messages, with_behaviours, with_operator
 from ..rows import (
     CRITIQUE_FINISH,
     FieldProblem,
     check_conversation,
+    check_rounds,
     check_string,
     conversation,
     is_cut,
@@ -39,60 +39,9 @@ from ..rows import (
     row_seed,
     set_meta,
 )
-from .base import EngineStage, finish_reason
-
-
-def check_rounds(row: dict) -> list:
-    rounds = row.get("rounds", [])
-    if not isinstance(rounds, list) or not all(isinstance(r, dict) for r in rounds):
-        raise FieldProblem("rounds", "expected a list of objects")
-    return rounds
-
-
-class FewShotStage(EngineStage):
-    """A stage that shows worked examples before the row: as many as fit the model's context.
-
-    few_shot None shows every example (as the method does: the recipe prepends all four of its own);
-    N shows at most N. Where the examples, the row and --max-tokens do not fit the context, examples are
-    dropped from the end for that row only, and meta.<stage>.few_shot records how many were shown.
-    """
-
-    def __init__(self, engine_opts, sampling, constitution: Constitution, few_shot: int | None = None,
-                 examples: Sequence[FewShotExample] | None = None, examples_source: str | None = None):
-        super().__init__(engine_opts, sampling)
-        self.constitution = constitution
-        pool = tuple(constitution.few_shot if examples is None else examples)
-        self.few_shot = few_shot
-        self.examples = pool if few_shot is None else pool[: max(0, few_shot)]
-        self.examples_source = examples_source or "constitution"
-
-    def settings(self) -> dict:
-        return {
-            "few_shot": self.few_shot,
-            "few_shot_source": self.examples_source,
-            "few_shot_hash": examples_hash(self.examples),
-        }
-
-    def fitting(self, build: Callable[[Sequence[FewShotExample]], list[dict]]) -> int:
-        """How many of the examples (from the front) fit with the row and --max-tokens in the model's context."""
-        k = len(self.examples)
-        engine = self.engine
-        limit = engine.max_context if engine is not None else None
-        if engine is None or not limit:
-            return k
-        while k > 0 and engine.count_tokens(build(self.examples[:k])) + self.sampling.max_tokens > limit:
-            k -= 1
-        return k
-
-    def input_files(self) -> dict[str, str]:
-        files = super().input_files()
-        if self.examples_source != "constitution":
-            files["--few-shot-file"] = self.examples_source
-        return files
-
-    def few_shot_meta(self, shown: int) -> dict:
-        return {"few_shot": shown, "few_shot_available": len(self.examples), "few_shot_source": self.examples_source}
-
+from .base import finish_reason
+from .critique_prompts import critique_messages, with_behaviours, with_operator
+from .few_shot import FewShotStage
 
 # A round's `routing` where the gate, not the router, chose its principle.
 GATE_ROUTING = "hard-constraint"
@@ -129,7 +78,7 @@ class Critique(FewShotStage):
                  routing: Routing | None = None, gate_threshold: float = VIOLATION_THRESHOLD, passage_tokens: int | None = None,
                  ranker: Ranker | str = DEFAULT_RANKER):
         # A document's passages sized for this model (or --passage-tokens): what routing ranks and the critic is shown.
-        constitution = sized(constitution, budget_for(engine_opts.model, engine_opts.max_model_len, passage_tokens))
+        constitution = sized(constitution, budget_for(engine_opts.model, engine_opts.vllm.max_model_len, passage_tokens))
         super().__init__(engine_opts, sampling, constitution, few_shot, examples, examples_source)
         if not constitution.critiques:
             raise ConstitutionError(f"{constitution.source}: has no critique principles, which `cai critique` needs")

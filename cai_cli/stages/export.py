@@ -14,8 +14,9 @@ from enum import Enum
 
 from ..errors import choice
 from ..rows import FieldProblem, check_string, conversation, is_cut, round_finish_reason
-from ..runner import Dropped, StageStats
-from ..training_examples import check_pref, check_revised, pref_example, revision_targets
+from ..runner import Dropped
+from ..trl_examples import Targets, check_pref, check_revised, pref_example, revision_targets
+from .base import Stage
 
 
 class ExportFormat(str, Enum):
@@ -51,45 +52,39 @@ def _hf_cai(row: dict, final: str) -> dict:
     }
 
 
-class Export:
+class Export(Stage):
     name = "export"
 
-    def __init__(self, fmt: str, keep_truncated: bool = False):
-        self.fmt = choice(ExportFormat, fmt, "--format").value
+    def __init__(self, fmt: ExportFormat | str, keep_truncated: bool = False):
+        super().__init__()
+        self.fmt = choice(ExportFormat, fmt, "--format")
         self.keep_truncated = keep_truncated
-        self.stats = StageStats()
         self.left_out: dict[str, int] = {}  # reason -> rows left out for it
 
     def settings(self) -> dict:
-        return {"format": self.fmt, "keep_truncated": self.keep_truncated}
+        return {"format": self.fmt.value, "keep_truncated": self.keep_truncated}
 
     def check(self, row: dict) -> None:
-        if self.fmt == "prefs":
+        if self.fmt is ExportFormat.prefs:
             check_pref(row)
             return
         check_revised(row)
-        if self.fmt == "hf-cai":
+        if self.fmt is ExportFormat.hf_cai:
             check_string(row, "initial_response", "the first reply (from `cai generate`) is the rejected side")
             if not isinstance(row["rounds"][-1], dict):
                 raise FieldProblem("rounds", "expected objects")
 
-    def start(self) -> None:
-        pass
-
-    def check_loaded(self, row: dict) -> None:
-        pass
-
     def _export(self, row: dict) -> tuple[dict | None, str | None]:
         """(the exported row, None) or (None, why it is left out)."""
-        if self.fmt == "prefs":
+        if self.fmt is ExportFormat.prefs:
             example = pref_example(row)
             if example["chosen"][-1]["content"].strip() == example["rejected"][-1]["content"].strip():
                 return None, SAME
             return {"id": row["id"], **example}, None
-        [(final, truncated)] = revision_targets(row, "final")
+        [(final, truncated)] = revision_targets(row, Targets.final)
         if truncated and not self.keep_truncated:
             return None, TRUNCATED
-        if self.fmt == "sft":
+        if self.fmt is ExportFormat.sft:
             # A trl dataset needs the same columns on every row: the id is kept, the rest of the row is not.
             return {"id": row["id"], "prompt": conversation(row), "completion": [{"role": "assistant", "content": final}]}, None
         if not self.keep_truncated and is_cut(round_finish_reason(row, -1, "critique")):
@@ -110,7 +105,7 @@ class Export:
             self.left_out[row["dropped"]] = self.left_out.get(row["dropped"], 0) + 1
 
     def summary(self) -> str:
-        parts = [f"format {self.fmt}"]
+        parts = [f"format {self.fmt.value}"]
         for reason, count in self.left_out.items():
             parts.append(f"{count} left out ({reason})")
         if self.left_out.get(TRUNCATED) or self.left_out.get(CRITIQUE_TRUNCATED):

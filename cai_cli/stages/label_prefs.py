@@ -18,140 +18,46 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Sequence
-from dataclasses import asdict, dataclass
-from enum import Enum
+from dataclasses import asdict
 from typing import TYPE_CHECKING
 
 from ..constitution import behaviours as bh
 from ..constitution.passages import budget_for
 from ..constitution.requests import sized
-from ..constitution.routing import DEFAULT_RANKER, Ranker, check_ranker
-from ..errors import CaiError, ConstitutionError, RowFailure, choice
+from ..constitution.routing import check_ranker
+from ..errors import CaiError, ConstitutionError, RowFailure
 from ..judge import (
-    DEFAULT_PRINCIPLES,
-    DEFAULT_PRIORITY,
-    TIER_CONFIDENCE,
-    VIOLATION_THRESHOLD,
     Ask,
-    Decision,
     Gate,
     GateResult,
-    JudgeConfig,
-    JudgeExample,
     JudgeFailure,
-    JudgeFormat,
     PairwiseJudge,
-    Priority,
     TieredJudge,
     askable,
     comparison_record,
-    orient,
     principles_for,
-    rank,
     tier_pools,
     with_plain_stop,
 )
-from ..judge.checks import Cost, conversation_text, cost, gold_first, ordered
-from ..judge.gold import GoldPair
-from ..judge.tiers import quoted_questions, units_used
+from ..judge.tiers import quoted_questions
 from ..rows import (
     FieldProblem,
     check_conversation,
     check_string,
     conversation,
-    cut_replies,
-    is_cut,
-    meta_finish_reason,
     set_meta,
     stable_hash,
 )
 from ..runner import Dropped, Outcome, Tally
 from .base import EngineStage
+from .label_prefs_config import LabelConfig, Mode, Pairs, PairSource, responses
+from .label_prefs_rows import Pair, PreferenceRows, decided_by_passage
 from .label_prefs_summary import LabelTally
+
+__all__ = ["LabelConfig", "LabelPrefs", "Mode", "PairSource", "Pairs", "decided_by_passage"]
 
 if TYPE_CHECKING:
     from ..constitution import ComparisonPrinciple, Constitution
-
-
-class Mode(str, Enum):
-    """--mode: where the label comes from."""
-
-    judge = "judge"  # the AI judge's soft label
-    revision_wins = "revision-wins"  # the revision is chosen over the first reply (p_chosen 1.0)
-
-
-class PairSource(str, Enum):
-    """--pair: which responses are compared."""
-
-    candidates = "candidates"  # `candidates`, from `generate --n N`
-    initial_vs_final = "initial-vs-final"  # `initial_response` against the revised `response`
-
-
-class Pairs(str, Enum):
-    """--pairs: with more than two candidates, which pairs become rows."""
-
-    best_worst = "best-worst"  # one row: best against worst by mean win probability
-    all = "all"  # one row per pair
-
-
-@dataclass
-class LabelConfig:
-    mode: str = Mode.judge.value
-    pair: str | None = None  # None: candidates (initial-vs-final under revision-wins)
-    pairs: str = Pairs.best_worst.value
-    principles: int = DEFAULT_PRINCIPLES
-    fmt: str = JudgeFormat.chat.value
-    swap: bool = True
-    cot: bool = False
-    clamp: tuple[float, float] | None = None
-    min_confidence: float | None = None
-    gold: str | None = None
-    examples: tuple[JudgeExample, ...] = ()
-    examples_source: str | None = None
-    priority: str = DEFAULT_PRIORITY.value
-    tier_confidence: float = TIER_CONFIDENCE
-    gate_threshold: float = VIOLATION_THRESHOLD
-    ranker: str = DEFAULT_RANKER.value  # how a document's passage is routed for each tier's question
-
-    def judge_config(self) -> JudgeConfig:
-        return JudgeConfig(fmt=self.fmt, swap=self.swap, cot=self.cot, clamp=self.clamp, examples=self.examples)
-
-    def __post_init__(self):
-        self.mode = choice(Mode, self.mode, "--mode").value
-        self.pairs = choice(Pairs, self.pairs, "--pairs").value
-        self.fmt = choice(JudgeFormat, self.fmt, "--format").value
-        self.priority = choice(Priority, self.priority, "--priority").value
-        self.ranker = choice(Ranker, self.ranker, "--ranker").value
-        if self.pair is None:
-            self.pair = PairSource.initial_vs_final.value if self.mode == Mode.revision_wins else PairSource.candidates.value
-        self.pair = choice(PairSource, self.pair, "--pair").value
-        if self.mode == "revision-wins" and self.pair != "initial-vs-final":
-            raise CaiError("--mode revision-wins compares the revision with the first reply: it needs --pair initial-vs-final")
-
-
-@dataclass
-class Pair:
-    """One judged pair: P(responses[i] beats responses[j]) and the votes behind it."""
-
-    i: int
-    j: int
-    p_i: float
-    votes: list[dict]  # {"principle", "first": index shown as (A), "p_first", "reasoning"?}
-    agreed: bool | None
-    decision: Decision | None = None  # the tiers' verdicts, who decided, the gate (None under revision-wins)
-    compared: dict | None = None  # what the judge's statistics count of this comparison (judge.comparison_record)
-
-
-def decided_by_passage(decision: Decision, tiers: dict, gate: Gate | None) -> str | None:
-    """The passage behind the verdict that decided a label: the deciding tier's quoted passage, or the passage stating
-    the hard constraint that decided it (None: several tiers together, flat, or nothing quoted)."""
-    who = decision.decided_by
-    if who is None:
-        return None
-    if who.startswith("hard-constraint:"):
-        return gate.passages.get(who.removeprefix("hard-constraint:")) if gate else None
-    return (tiers.get(who) or {}).get("passage")
 
 
 class LabelPrefs(EngineStage):
@@ -159,15 +65,16 @@ class LabelPrefs(EngineStage):
     # Under --ray only the token counts travel back from the actors: the summary's pairs, bias and gold agreement are
     # recounted from the finished rows in the driver (recount); the judge's speed is the driver's own (none under --ray).
     tallies = ("stats",)
+    writes_summary = True  # OUT.summary.json: counts, the judge's bias, accuracy against --gold-field
 
     def __init__(self, engine_opts, sampling, constitution: Constitution | None, config: LabelConfig, passage_tokens: int | None = None):
         super().__init__(engine_opts, sampling)
         if constitution is not None:
             # A document's passages sized for the judge (or --passage-tokens): what each question quotes, whole.
-            constitution = sized(constitution, budget_for(engine_opts.model, engine_opts.max_model_len, passage_tokens))
+            constitution = sized(constitution, budget_for(engine_opts.model, engine_opts.vllm.max_model_len, passage_tokens))
         self.cfg = config
         self.constitution = constitution
-        if config.mode == "judge":
+        if config.mode is Mode.judge:
             if constitution is None or not askable(constitution):
                 source = constitution.source if constitution is not None else "the constitution"
                 raise ConstitutionError(
@@ -181,15 +88,16 @@ class LabelPrefs(EngineStage):
         self.judge_cfg = config.judge_config()
         self.tally = LabelTally(config.mode, config.gold, config.min_confidence)
         self._judge: PairwiseJudge | None = None
-        self.gate = Gate(constitution, config.gate_threshold) if constitution is not None and config.mode == "judge" else None
+        self.gate = Gate(constitution, config.gate_threshold) if constitution is not None and config.mode is Mode.judge else None
+        self.rows_out = PreferenceRows(config, constitution, self.gate)
 
     def settings(self) -> dict:
         """The options that shape the rows (for the side file's fingerprint); --gold-field only adds to the summary."""
         cfg = self.cfg
         return {
-            "mode": cfg.mode, "pair": cfg.pair, "pairs": cfg.pairs, "principles": cfg.principles, "min_confidence": cfg.min_confidence,
-            "priority": cfg.priority, "tier_confidence": cfg.tier_confidence, **({"gate_threshold": cfg.gate_threshold} if self.gate else {}),
-            **({"passage_tokens": self.constitution.passage_tokens, "ranker": cfg.ranker}
+            "mode": cfg.mode.value, "pair": cfg.source.value, "pairs": cfg.pairs.value, "principles": cfg.principles,
+            "min_confidence": cfg.min_confidence, "priority": cfg.priority.value, "tier_confidence": cfg.tier_confidence, **({"gate_threshold": cfg.gate_threshold} if self.gate else {}),
+            **({"passage_tokens": self.constitution.passage_tokens, "ranker": cfg.ranker.value}
                if self.constitution is not None and self.constitution.is_document else {}),
             **self.judge_cfg.settings(),
             "judge_examples": stable_hash([asdict(e) for e in cfg.examples]) if cfg.examples else None,
@@ -204,16 +112,12 @@ class LabelPrefs(EngineStage):
     # ------------------------------------------------------------------ checks (before any model loads)
 
     def responses(self, row: dict) -> tuple[list[str], list[str]]:
-        """The responses being compared and where each came from (recorded as chosen_source/rejected_source)."""
-        if self.cfg.pair == "initial-vs-final":
-            # The revision comes first, so an exact tie goes to it.
-            return [row["response"], row["initial_response"]], ["response", "initial_response"]
-        return list(row["candidates"]), [f"candidates[{i}]" for i in range(len(row["candidates"]))]
+        return responses(row, self.cfg.source)
 
     def check(self, row: dict) -> None:
         check_conversation(row)
         bh.check_field(row)
-        if self.cfg.pair == "initial-vs-final":
+        if self.cfg.pair is PairSource.initial_vs_final:
             check_string(row, "response", "the revised reply; run `cai critique | cai revise` first")
             check_string(row, "initial_response", "the first reply, set by `cai generate`")
         else:
@@ -240,7 +144,7 @@ class LabelPrefs(EngineStage):
         if value is None:
             return None
         texts, _ = self.responses(row)
-        if self.cfg.pair == "candidates":
+        if self.cfg.pair is PairSource.candidates:
             if isinstance(value, int) and not isinstance(value, bool):
                 if 0 <= value < len(texts):
                     return value
@@ -253,13 +157,13 @@ class LabelPrefs(EngineStage):
                 return named[value.lower()]
         if isinstance(value, str) and value in texts:
             return texts.index(value)
-        want = ("a candidate index, \"A\"/\"B\"" if self.cfg.pair == "candidates" else "\"revision\"/\"initial\"") + " or the exact text of the better response"
+        want = ("a candidate index, \"A\"/\"B\"" if self.cfg.pair is PairSource.candidates else "\"revision\"/\"initial\"") + " or the exact text of the better response"
         raise FieldProblem(field, f"expected {want}, got {json.dumps(value, ensure_ascii=False)[:60]}")
 
     # ------------------------------------------------------------------ engine
 
     def start(self) -> None:
-        if self.cfg.mode == "judge":
+        if self.cfg.mode is Mode.judge:
             super().start()
 
     def pairwise_judge(self) -> PairwiseJudge:
@@ -273,7 +177,7 @@ class LabelPrefs(EngineStage):
         return self._judge
 
     def check_loaded(self, row: dict) -> None:
-        if self.cfg.mode != "judge":
+        if self.cfg.mode is not Mode.judge:
             return
         judge = self.pairwise_judge()  # fails here, before any work, when the engine cannot run the chosen format
         limit = self.started_engine().max_context
@@ -288,7 +192,7 @@ class LabelPrefs(EngineStage):
         longest = max((q.question for q in quoted_questions(self.judge_constitution(), every, conv, states, self.cfg.ranker)), key=len)
         # The answer prefix and the option add a handful of tokens; the reasoning adds up to --max-tokens.
         used = judge.prompt_tokens(conv, longest, a, b) + 16 + (self.sampling.max_tokens if self.cfg.cot else 0)
-        field = "candidates" if self.cfg.pair == "candidates" else "response"
+        field = "candidates" if self.cfg.pair is PairSource.candidates else "response"
         if used > limit:
             raise RowFailure(f"the judge's question is about {used} tokens, longer than the judge's context of {limit}", field=field)
         if self.gate:
@@ -334,7 +238,7 @@ class LabelPrefs(EngineStage):
         pair_gates: list[tuple[GateResult, GateResult] | None] = []
         for r, row in enumerate(rows):
             texts, _ = self.responses(row)
-            if self.cfg.pair == "initial-vs-final":
+            if self.cfg.pair is PairSource.initial_vs_final:
                 wanted = [(0, 1)]
             else:
                 wanted = [(i, j) for i in range(len(texts)) for j in range(i + 1, len(texts))]
@@ -355,7 +259,7 @@ class LabelPrefs(EngineStage):
         self.tally.judge_seconds += time.monotonic() - started
         self.tally.compared_here += len(asks)
 
-        field = "candidates" if self.cfg.pair == "candidates" else "response"
+        field = "candidates" if self.cfg.pair is PairSource.candidates else "response"
         failed: dict[int, RowFailure] = {}
         by_pair: dict[tuple[int, int, int], Pair] = {}
         for (r, i, j), ask, decision in zip(where, asks, decisions):
@@ -368,86 +272,19 @@ class LabelPrefs(EngineStage):
             by_pair[(r, i, j)] = Pair(i, j, decision.p_x, votes, decision.verdict.orders_agreed, decision, comparison_record(ask, decision.verdict))
         return [failed[r] if r in failed else [by_pair[(r, i, j)] for i, j in wanted] for r, wanted in enumerate(plans)]
 
-    # ------------------------------------------------------------------ measured on gold pairs first (--gold-field FILE)
-
-    def gold_rows(self, pairs: list[GoldPair]) -> list[dict]:
-        """Gold pairs as this stage's own input rows (candidates, or the revision and the first reply), the gold answer
-        first or second by judge.checks.ordered, so they are judged exactly as the run's rows will be."""
-        rows = []
-        for pair in pairs:
-            first, second = ordered(pair)
-            row: dict = {"id": f"gold:{pair.id}", "messages": pair.conversation}
-            if self.cfg.pair == PairSource.initial_vs_final.value:
-                row.update(response=first, initial_response=second)
-            else:
-                row["candidates"] = [first, second]
-            rows.append(row)
-        return rows
-
-    def gold_cost(self, pairs: list[GoldPair]) -> Cost:
-        """What judging PAIRS asks of the judge: each question in one or both orders, each hard constraint per answer."""
-        items: list[tuple[Sequence[str], int]] = []
-        orders = 2 if self.cfg.swap else 1
-        charter = self.judge_constitution()
-        for row in self.gold_rows(pairs):
-            conv = conversation(row)
-            texts, _ = self.responses(row)
-            said = conversation_text(conv)
-            for q in self.principles_for(str(row["id"]), 0, 1, conv, bh.of_row(charter, row)):
-                items.append(((said, *texts, q.question), orders))
-            if self.gate:
-                items += [((said, text, h.text), 2) for text in texts for h in self.gate.constraints]
-        return cost(items)
-
-    def gold_probabilities(self, pairs: list[GoldPair], progress) -> list[float | None]:
-        """Per gold pair, the label this run would give it, as P(the gold answer is better) (None: the judge failed on
-        it), a batch at a time (PROGRESS counts them); the run's own summary counts none of it."""
-        self.start()
-        saved_tally, saved_stats = self.tally, self.stats
-        self.tally, self.stats = LabelTally(self.cfg.mode, None, None), type(self.stats)()
-        try:
-            rows = self.gold_rows(pairs)
-            out: list[float | None] = []
-            for at in range(0, len(rows), max(1, self.engine_opts.batch_size)):
-                batch = rows[at : at + max(1, self.engine_opts.batch_size)]
-                checked: list[dict] = []
-                for row in batch:
-                    try:
-                        self.check_loaded(row)
-                        checked.append(row)
-                    except RowFailure:
-                        pass
-                judged = dict(zip((r["id"] for r in checked), self.judge(checked))) if checked else {}
-                for row, pair in zip(batch, pairs[at : at + len(batch)]):
-                    found = judged.get(row["id"])
-                    if found is None or isinstance(found, RowFailure) or not found:
-                        out.append(None)
-                        continue
-                    p_first = found[0].p_i
-                    out.append(p_first if gold_first(pair) else 1.0 - p_first)
-                progress.done(len(batch))
-            return out
-        finally:
-            self.tally, self.stats = saved_tally, saved_stats
-
-    def gold_identity(self) -> dict:
-        """Who judged the gold pairs and how: what the run's rows will record."""
-        return {"model": self._model_name(), "engine": self.engine_opts.engine, "constitution": self.judge_constitution().name,
-                "constitution_hash": self.judge_constitution().hash, **self.settings()}
-
     # ------------------------------------------------------------------ rows out
 
     def process(self, rows: list[dict]) -> list[Outcome]:
         """Per input row, its pairs: one output row each (a Dropped row for a pair left out), and a Tally of what the
         summary counts beyond them (every comparison made, the gold answer); or a RowFailure."""
         keys = [self.amend_keys(row) for row in rows]
-        judged = self.judge(rows) if self.cfg.mode == "judge" else [None] * len(rows)
+        judged = self.judge(rows) if self.cfg.mode is Mode.judge else [None] * len(rows)
         out: list[Outcome] = []
         for row, pairs, key in zip(rows, judged, keys):
             if isinstance(pairs, RowFailure):
                 out.append(pairs)
                 continue
-            entries, scored = self._revision_wins(row) if pairs is None else (self._entries(row, pairs), pairs)
+            entries, scored = self.rows_out.revision_wins(row) if pairs is None else (self.rows_out.entries(row, pairs), pairs)
             set_meta(row, self.name, {**self._provenance(), **key})
             rows_out: list = []
             for e in entries:
@@ -463,145 +300,27 @@ class LabelPrefs(EngineStage):
         """Count one finished input row into the summary (see label_prefs_summary)."""
         self.tally.recount(rows, dropped, tallies)
 
-    def _side(self, row: dict, text: str) -> list[dict]:
-        return conversation(row) + [{"role": "assistant", "content": text}]
-
-    def truncated_indices(self, row: dict) -> set[int]:
-        """Which compared responses were cut at --max-tokens, by the finish reasons the pipeline recorded."""
-        if self.cfg.pair == "candidates":
-            reasons = meta_finish_reason(row, "generate")
-            return {i for i, r in enumerate(reasons if isinstance(reasons, list) else [reasons]) if is_cut(r)}
-        # The revised response and the first reply, each judged by the round (or generate) that wrote it.
-        cut = cut_replies(row)
-        return {k for k, text in enumerate((row.get("response"), row.get("initial_response"))) if isinstance(text, str) and cut.get(text, False)}
-
-    def _entry(self, row, texts, sources, chosen: int, rejected: int, p_chosen: float, extra: dict) -> dict:
-        cut = self.truncated_indices(row)
-        pref = {
-            "p_chosen": round(p_chosen, 6),
-            "margin": round(2.0 * p_chosen - 1.0, 6),
-            "method": self.cfg.mode,
-            "chosen_source": sources[chosen],
-            "rejected_source": sources[rejected],
-            # A side cut at --max-tokens may have lost (or won) for being cut: marked, never dropped silently.
-            "truncated": [side for side, k in (("chosen", chosen), ("rejected", rejected)) if k in cut],
-            **extra,
-        }
-        entry = {"chosen": self._side(row, texts[chosen]), "rejected": self._side(row, texts[rejected]), "preference": pref}
-        if self.cfg.min_confidence is not None and p_chosen < self.cfg.min_confidence:
-            entry["dropped"] = f"p_chosen {p_chosen:.4f} is below --min-confidence {self.cfg.min_confidence}"
-        return entry
-
-    def _identical(self, row, texts, sources, i: int, j: int) -> dict:
-        return {
-            "chosen": self._side(row, texts[i]),
-            "rejected": self._side(row, texts[j]),
-            "preference": {"p_chosen": 0.5, "margin": 0.0, "method": self.cfg.mode, "chosen_source": sources[i], "rejected_source": sources[j]},
-            "dropped": "identical responses: no preference to learn",
-        }
-
-    def _revision_wins(self, row: dict) -> tuple[list[dict], list[Pair] | None]:
-        """The row's one entry, and the pair scored against --gold-field (None for identical texts: no pair at all)."""
-        texts, sources = self.responses(row)
-        if texts[0] == texts[1]:
-            return [self._identical(row, texts, sources, 0, 1)], None
-        return [self._entry(row, texts, sources, 0, 1, 1.0, {"votes": [], "orders_agreed": None})], [Pair(0, 1, 1.0, [], None)]
-
-    def _entries(self, row: dict, pairs: list[Pair]) -> list[dict]:
-        texts, sources = self.responses(row)
-        by_ij = {(p.i, p.j): p for p in pairs}
-        if self.cfg.pair == "candidates" and self.cfg.pairs == "all":
-            entries = []
-            for i in range(len(texts)):
-                for j in range(i + 1, len(texts)):
-                    e = self._pair_entry(row, texts, sources, by_ij[(i, j)]) if (i, j) in by_ij else self._identical(row, texts, sources, i, j)
-                    e["id"] = f"{row['id']}:{i}-{j}"
-                    entries.append(e)
-            return entries
-        if len(texts) == 2 or self.cfg.pair == "initial-vs-final":
-            return [self._pair_entry(row, texts, sources, pairs[0]) if pairs else self._identical(row, texts, sources, 0, 1)]
-        # Identical candidates tie (0.5) without being asked.
-        p_beats = {(i, j): (by_ij[(i, j)].p_i if (i, j) in by_ij else 0.5) for i in range(len(texts)) for j in range(i + 1, len(texts))}
-        order, rates = rank(len(texts), p_beats)
-        best, worst = order[0], order[-1]
-        ranking = {"ranking": order, "win_rates": [round(x, 6) for x in rates]}
-        key = (min(best, worst), max(best, worst))
-        if key not in by_ij:
-            return [{**self._identical(row, texts, sources, best, worst)}]
-        # In a preference cycle the direct comparison, not the ranking, decides which side is chosen.
-        return [self._pair_entry(row, texts, sources, by_ij[key], ranking)]
-
-    def _pair_entry(self, row, texts, sources, pair: Pair, extra: dict | None = None) -> dict:
-        i_wins, p_chosen = orient(pair.p_i)
-        chosen, rejected = (pair.i, pair.j) if i_wins else (pair.j, pair.i)
-        votes = [
-            {"principle": v["principle"], **({"passage": v["passage"]} if "passage" in v else {}),
-             "first": "chosen" if v["first"] == chosen else "rejected", "p_first": round(v["p_first"], 6),
-             **({"reasoning": v["reasoning"]} if "reasoning" in v else {})}
-            for v in pair.votes
-        ]
-        tiers = self._tier_fields(pair.decision, chosen == pair.i, row) if pair.decision is not None else {}
-        return self._entry(row, texts, sources, chosen, rejected, p_chosen, {"votes": votes, "orders_agreed": pair.agreed, **tiers, **(extra or {})})
-
-    def _tier_fields(self, decision: Decision, chosen_is_x: bool, row: dict) -> dict:
-        """preference's record of the tiers, the gate and what the label was made from, from the chosen side."""
-
-        def oriented(p: float) -> float:
-            return round(p if chosen_is_x else 1.0 - p, 6)
-
-        constitution = self.judge_constitution()
-        shown = {q.id: q for q in decision.asked}
-
-        def tier_record(t) -> dict:
-            quoted = [shown[pid] for pid in t.principles if getattr(shown.get(pid), "passage", None) is not None]
-            where = {"passage": quoted[0].passage, "passage_hash": quoted[0].passage_hash} if quoted else {}
-            return {"p_chosen": oriented(t.p_x), "principles": {pid: oriented(p) for pid, p in t.principles.items()}, **where}
-
-        fields: dict = {
-            "priority": self.cfg.priority,
-            "decided_by": decision.decided_by,
-            "tiers": {t.tier: tier_record(t) for t in decision.tiers},
-        }
-        decider = decided_by_passage(decision, fields["tiers"], self.gate)
-        if decider is not None:
-            fields["decided_by_passage"] = decider
-        if decision.gate is not None:
-            x, y = decision.gate
-            chosen, rejected = (x, y) if chosen_is_x else (y, x)
-            fields["gate"] = {
-                "chosen": chosen.as_dict()["violations"], "rejected": rejected.as_dict()["violations"], "threshold": chosen.threshold,
-                **({"reason": decision.separation.reason("rejected", "chosen")} if decision.separation is not None else {}),
-            }
-        fields["constitution_hash"] = constitution.hash
-        states = bh.of_row(constitution, row)
-        if states:  # the instructable behaviours the judge and the gate were told of
-            fields["behaviours"] = states
-        fields["used"] = units_used(constitution, [pid for t in decision.tiers for pid in t.principles], decision.asked)
-        if "passages" in fields["used"]:
-            fields["used"]["ranker"] = self.cfg.ranker  # what routed the passages the questions quoted
-        return fields
-
     def _provenance(self) -> dict:
         cfg = self.cfg
-        if cfg.mode == "revision-wins":
-            return {"mode": cfg.mode, "pair": cfg.pair}
+        if cfg.mode is Mode.revision_wins:
+            return {"mode": cfg.mode.value, "pair": cfg.source.value}
         constitution = self.judge_constitution()
         info = self.provenance(
-            mode=cfg.mode,
-            pair=cfg.pair,
-            pairs=cfg.pairs if cfg.pair == "candidates" else None,
+            mode=cfg.mode.value,
+            pair=cfg.source.value,
+            pairs=cfg.pairs.value if cfg.pair is PairSource.candidates else None,
             constitution=constitution.name,
             constitution_hash=constitution.hash,
             constitution_source=constitution.source,
             principles=cfg.principles,
             seed=self.sampling.seed,
-            format=cfg.fmt,
+            format=cfg.fmt.value,
             swap=cfg.swap,
             cot=cfg.cot,
             clamp=list(cfg.clamp) if cfg.clamp else None,
             clamp_applies_to="each principle, after its two orders are combined" if cfg.clamp else None,
             min_confidence=cfg.min_confidence,
-            priority=cfg.priority,
+            priority=cfg.priority.value,
             tier_confidence=cfg.tier_confidence,
             gate_threshold=cfg.gate_threshold if self.gate else None,
             judge_examples=len(cfg.examples),

@@ -15,7 +15,8 @@ from __future__ import annotations
 from typing import Any
 
 from ..filekinds import LABEL_PREFS_SUMMARY
-from ..judge import JudgeStats, calibration_line, gold_agreement
+from ..judge import JudgeStats, Priority, calibration_line, gold_agreement
+from .label_prefs_config import Mode
 
 TOP_PASSAGES = 3  # the passages behind the most deciding verdicts, named in the summary line
 
@@ -23,7 +24,7 @@ TOP_PASSAGES = 3  # the passages behind the most deciding verdicts, named in the
 class LabelTally:
     """label-prefs' counts, filled as pairs are labelled."""
 
-    def __init__(self, mode: str, gold: str | None, min_confidence: float | None):
+    def __init__(self, mode: Mode, gold: str | None, min_confidence: float | None):
         self.mode, self.gold, self.min_confidence = mode, gold, min_confidence
         self.counts = {
             "kept": 0, "dropped_confidence": 0, "dropped_identical": 0, "comparisons": 0, "truncated": 0,
@@ -77,7 +78,7 @@ class LabelTally:
         if isinstance(decided, str) and decided.startswith("hard-constraint:"):
             key = "hard-constraint"
         elif decided is None:
-            key = "flat" if pref.get("priority") == "flat" else "several tiers"
+            key = "flat" if pref.get("priority") == Priority.flat.value else "several tiers"
         else:
             key = None
         if key is not None:
@@ -123,7 +124,7 @@ class LabelTally:
             "pairs": {"kept": c["kept"], "dropped_confidence": c["dropped_confidence"], "dropped_identical": c["dropped_identical"], "truncated": c["truncated"]},
             "settings": settings,
         }
-        if self.mode == "judge":
+        if self.mode is Mode.judge:
             out["priorities"] = self.tiers_dict()
             out["judge"] = self.judge_stats.as_dict()
             if self.judge_seconds > 0:

@@ -14,18 +14,11 @@ from collections.abc import Sequence
 from ..constitution import Constitution, FewShotExample
 from ..constitution.requests import has_principle, round_principle
 from ..errors import RowFailure
-from ..prompts import (
-    CHANGE_QUESTION,
-    NO_CHANGE_QUESTION,
-    SKIP_THRESHOLD,
-    clean_output,
-    revision_messages,
-    skip_check_messages,
-)
 from ..rows import (
     REVISION_FINISH,
     FieldProblem,
     check_conversation,
+    check_rounds,
     check_string,
     conversation,
     is_cut,
@@ -34,7 +27,15 @@ from ..rows import (
     set_meta,
 )
 from .base import finish_reason
-from .critique import FewShotStage, check_rounds
+from .critique_prompts import (
+    CHANGE_QUESTION,
+    NO_CHANGE_QUESTION,
+    SKIP_THRESHOLD,
+    clean_output,
+    revision_messages,
+    skip_check_messages,
+)
+from .few_shot import FewShotStage
 
 
 class Revise(FewShotStage):

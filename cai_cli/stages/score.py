@@ -9,12 +9,14 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from ..engines import EngineOptions, Sampling
+from ..engines.pool import EnginePool
 from ..errors import ModelError, RowFailure
-from ..judge.reward import Group, JudgeCalls, JudgeReward, JudgeRewardConfig, RewardMode, total
+from ..judge.reward import Group, JudgeCalls, JudgeReward
+from ..judge.reward_config import JudgeRewardConfig, RewardMode, total
 from ..rows import FieldProblem, check_conversation, check_string, conversation, set_meta
 from ..runner import StageStats
-from ..training_examples import pref_example
-from .base import EngineStage
+from ..trl_examples import pref_example
+from .base import EngineStage, Stage
 
 if TYPE_CHECKING:
     from ..constitution import Constitution
@@ -40,17 +42,21 @@ def _targets(row: dict) -> dict[str, list[list[dict]]]:
     return out
 
 
-class Score:
+class Score(Stage):
+    """Each scorable text of a row scored by a reward model (engines/reward_model.py), alone and unpadded."""
+
     name = "score"
 
-    def __init__(self, reward_model: str, dtype: str = "auto"):
-        from ..models import reward_model_error
+    def __init__(self, reward_model: str, dtype: str = "auto", pool: EnginePool | None = None):
+        from ..model_specs import reward_model_error
 
+        super().__init__()
         problem = reward_model_error(reward_model)
         if problem:
             raise ModelError(problem)
         self.path = reward_model
         self.dtype = dtype
+        self.pool = pool if pool is not None else EnginePool()
         self.model: Any = None
         self.stats = StageStats(extra={"scored": 0})
 
@@ -65,45 +71,31 @@ class Score:
         _targets(row)
 
     def start(self) -> None:
-        if self.model is not None:
-            return
-        import torch
-
-        from ..engines.hf import pick_dtype
-        from ..models import load_reward_model, quiet_libraries
-
-        quiet_libraries()
-
-        self.torch = torch
-        self.device = "cuda" if torch.cuda.is_available() else "cpu"
-        self.model, self.tokenizer = load_reward_model(self.path)
-        self.model.to(self.device, pick_dtype(torch, self.device, self.dtype)).eval()
-        self.limit = getattr(self.model.config, "max_position_embeddings", None)
-
-    def _render(self, messages: list[dict]) -> str:
-        from ..models import reward_text
-
-        return reward_text(self.tokenizer, messages)
+        if self.model is None:
+            self.model = self.pool.reward_model(self.path, self.dtype)
 
     def check_loaded(self, row: dict) -> None:
-        if not self.limit:
+        limit = self.model.max_context
+        if not limit:
             return
         for name, convs in _targets(row).items():
             for conv in convs:
-                used = len(self.tokenizer(self._render(conv), add_special_tokens=False)["input_ids"])
-                if used > self.limit:
-                    raise RowFailure(f"{used} tokens, longer than the reward model's context of {self.limit}", field=name)
+                used = self.model.count_tokens(self.model.render(conv))
+                if used > limit:
+                    raise RowFailure(f"{used} tokens, longer than the reward model's context of {limit}", field=name)
 
     def _scores(self, texts: list[str]) -> list[float]:
-        """Each text scored alone (models.reward_scores): the same whatever --batch-size."""
-        from ..models import reward_scores
-
-        scores, tokens = reward_scores(self.model, self.tokenizer, texts, self.device)
-        self.stats.tokens_in += tokens
+        """One forward pass per text, unpadded: a text's score depends on that text alone, never on --batch-size or on
+        the texts beside it (see docs/design.md)."""
+        scores: list[float] = []
+        for text in texts:
+            value, tokens = self.model.score(text)
+            self.stats.tokens_in += tokens
+            scores.append(value)
         return scores
 
     def process(self, rows: list[dict]) -> list[dict | RowFailure]:
-        plan = [(i, name, self._render(conv)) for i, row in enumerate(rows) for name, convs in _targets(row).items() for conv in convs]
+        plan = [(i, name, self.model.render(conv)) for i, row in enumerate(rows) for name, convs in _targets(row).items() for conv in convs]
         values = self._scores([text for _, _, text in plan])
         rewards: list[dict] = [{} for _ in rows]
         for (i, name, _), value in zip(plan, values):
@@ -131,11 +123,11 @@ class JudgeScore(EngineStage):
     def __init__(self, engine_opts: EngineOptions, constitution: Constitution, config: JudgeRewardConfig, weights: str | None = None):
         from ..constitution.passages import budget_for
         from ..constitution.requests import sized
-        from ..judge.reward import default_weights, parse_weights, reward_names
+        from ..judge.reward_config import default_weights, parse_weights, reward_names
 
         super().__init__(engine_opts, Sampling())
         # A document's passages sized for the judge, as train-policy --reward judge sizes them: the same rewards.
-        self.constitution = sized(constitution, budget_for(engine_opts.model, engine_opts.max_model_len))
+        self.constitution: Constitution = sized(constitution, budget_for(engine_opts.model, engine_opts.vllm.max_model_len))
         constitution = self.constitution
         self.cfg = config
         self.names = reward_names(constitution)  # a constitution without comparison questions stops here
@@ -164,7 +156,7 @@ class JudgeScore(EngineStage):
         """field -> the group it is scored as."""
         targets = _targets(row)
         reference = None
-        if self.cfg.mode == RewardMode.reference:
+        if self.cfg.mode is RewardMode.reference:
             check_string(row, self.cfg.reference_field, "the reference answer (--reward-mode reference)")
             reference = row[self.cfg.reference_field]
         out: dict[str, Group] = {}
@@ -177,7 +169,7 @@ class JudgeScore(EngineStage):
         if not out:
             raise FieldProblem(self.cfg.reference_field, "is the reference answer (--reference-field): rows need candidates, or chosen and rejected, to score against it")
         for name, group in out.items():
-            if self.cfg.mode == RewardMode.group and len(group.completions) < 2:
+            if self.cfg.mode is RewardMode.group and len(group.completions) < 2:
                 field = "candidates" if name == "candidates" else name
                 raise FieldProblem(field, "--reward-mode group compares each completion with the others of its group: rows need "
                                           "candidates (2 or more) or chosen and rejected; use --reward-mode reference or pointwise for one response")

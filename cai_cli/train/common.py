@@ -12,10 +12,11 @@ import os
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 
 from ..errors import CaiError
-from ..progress import ProgressMode
+from ..flags import BATCH_SIZE, MODEL, OUTPUT, RESTART, SEED, TRAIN_PANEL, Flag
+from ..progress import PROGRESS, ProgressMode
 from .record import CHECKPOINTS, check_folder
 
 # LoRA learns a low-rank update from zero, so it wants a larger step than trl's full fine-tuning defaults.
@@ -27,19 +28,22 @@ LORA_DEFAULTS = {"r": 16, "lora_alpha": 32, "lora_dropout": 0.05, "target_module
 class TrainOptions:
     """The options every trainer shares; None means "not given" (the YAML file or cai's default decides)."""
 
-    output: str
-    model: str | None = None
-    lora: bool | None = None
-    epochs: float | None = None
-    max_steps: int | None = None
-    lr: float | None = None
-    batch_size: int | None = None
-    grad_accum: int | None = None
-    max_length: int | None = None
-    seed: int | None = None
-    config: str | None = None
-    progress: ProgressMode = ProgressMode.auto
-    restart: bool = False
+    output: Annotated[str, OUTPUT]
+    model: Annotated[str | None, MODEL] = None
+    lora: Annotated[bool | None, Flag(
+        name="--lora/--full", show_default=False, panel=TRAIN_PANEL,
+        help="LoRA adapters (merged on save) or every weight. Default: LoRA unless a GPU holds full fine-tuning.",
+    )] = None
+    epochs: Annotated[float | None, Flag(min=0, help="Passes over the data (trl default 3).", panel=TRAIN_PANEL)] = None
+    max_steps: Annotated[int | None, Flag(min=1, help="Stop after N optimizer steps (overrides --epochs).", panel=TRAIN_PANEL)] = None
+    lr: Annotated[float | None, Flag(min=0, help="Learning rate (default: trl's, or a LoRA-sized one under LoRA).", panel=TRAIN_PANEL)] = None
+    batch_size: Annotated[int | None, BATCH_SIZE] = None
+    grad_accum: Annotated[int | None, Flag(min=1, help="Gradient accumulation steps.", panel=TRAIN_PANEL)] = None
+    max_length: Annotated[int | None, Flag(min=8, help="Longest tokenized example (trl default 1024).", panel=TRAIN_PANEL)] = None
+    seed: Annotated[int | None, SEED] = None
+    config: Annotated[str | None, Flag(help="YAML of trl config fields (and `lora:` peft fields); command-line options win.", panel=TRAIN_PANEL)] = None
+    progress: Annotated[ProgressMode, PROGRESS] = ProgressMode.auto
+    restart: Annotated[bool, RESTART] = False
     extra: dict[str, Any] = field(default_factory=dict)  # trainer-specific flags, already mapped to trl field names
 
 
@@ -226,7 +230,7 @@ def _check_types(fields: dict, config_cls, path: str) -> None:
 
 
 def resolve_base(model: str | None, generator: bool = True) -> str:
-    from ..models import resolve_model
+    from ..model_specs import resolve_model
 
     return resolve_model(model, generator=generator)
 

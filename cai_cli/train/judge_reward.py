@@ -22,7 +22,8 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import CaiError, EngineError
-from ..judge.reward import Group, JudgeReward, total
+from ..judge.reward import Group, JudgeReward
+from ..judge.reward_config import total
 from .record import SAMPLES
 
 

@@ -34,10 +34,12 @@ from __future__ import annotations
 import sys
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
+from enum import Enum
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Annotated
 
 from ..errors import CaiError, RewardDiverged
+from ..flags import MONITOR_PANEL, Flag
 
 if TYPE_CHECKING:
     from ..constitution import Constitution
@@ -51,13 +53,37 @@ DEFAULT_THRESHOLD = 0.1
 
 @dataclass(frozen=True)
 class MonitorOptions:
-    """--monitor SPEC and its settings, as given."""
+    """train-policy's reward monitor: --monitor SPEC and its settings (the other options need --monitor)."""
 
-    spec: str
-    every: int = DEFAULT_EVERY
-    probes: int = DEFAULT_PROBES
-    stop: bool = False
-    threshold: float = DEFAULT_THRESHOLD
+    monitor: Annotated[str | None, Flag(
+        panel=MONITOR_PANEL, metavar="SPEC",
+        help="Every --monitor-every steps, score the policy's greedy answers to a fixed probe set with the training reward and with a second "
+        "judge, and log both and their rank correlation to metrics.jsonl. SPEC: principles:ID,ID (those comparison questions held out of "
+        "the training judge), a served judge (http://HOST/v1 or MODEL@http://HOST/v1), or a model (embedded, a folder, a hub id) here.",
+    )] = None
+    monitor_every: Annotated[int, Flag(panel=MONITOR_PANEL, min=1, help="Steps between the monitor's checks (and one at step 0).")] = DEFAULT_EVERY
+    monitor_probes: Annotated[int, Flag(panel=MONITOR_PANEL, min=1, help="Probe prompts: the first N distinct prompts of the input.")] = DEFAULT_PROBES
+    stop_on_divergence: Annotated[bool, Flag(
+        panel=MONITOR_PANEL, name="--stop-on-divergence/--no-stop-on-divergence",
+        help="Stop (exit 4, the checkpoint kept, resumable) where the training reward is above its step-0 value and the monitor's has fallen "
+        "by more than --divergence-threshold.",
+    )] = False
+    divergence_threshold: Annotated[float, Flag(
+        panel=MONITOR_PANEL, min=0.0, help="How far the monitor's mean reward may fall below its step-0 value before the run has diverged.",
+    )] = DEFAULT_THRESHOLD
+
+    def __post_init__(self):
+        settings = (self.monitor_every, self.monitor_probes, self.stop_on_divergence, self.divergence_threshold)
+        if self.monitor is None and settings != (DEFAULT_EVERY, DEFAULT_PROBES, False, DEFAULT_THRESHOLD):
+            raise CaiError("--monitor-every, --monitor-probes, --stop-on-divergence and --divergence-threshold set the reward monitor: add --monitor SPEC")
+
+
+class SpecKind(str, Enum):
+    """What --monitor SPEC names."""
+
+    principles = "principles"  # held-out comparison questions of the training judge
+    server = "server"  # a served judge
+    model = "model"  # a model in this process
 
 
 @dataclass(frozen=True)
@@ -65,15 +91,15 @@ class Spec:
     """What --monitor names: held-out questions (`principles`), a server (`url`, with the MODEL folder whose tokenizer
     reads the options), or a MODEL in this process."""
 
-    kind: str  # "principles" | "server" | "model"
+    kind: SpecKind
     principles: tuple[str, ...] = ()
     model: str | None = None
     url: str | None = None
 
     def describe(self) -> str:
-        if self.kind == "principles":
+        if self.kind is SpecKind.principles:
             return f"the training judge's held-out questions {', '.join(self.principles)}"
-        if self.kind == "server":
+        if self.kind is SpecKind.server:
             return f"the judge at {self.url}" + (f" ({self.model})" if self.model else "")
         return f"{self.model or 'the embedded model'} in this process"
 
@@ -84,11 +110,11 @@ def parse_spec(value: str) -> Spec:
         ids = tuple(x.strip() for x in text.removeprefix("principles:").split(",") if x.strip())
         if not ids:
             raise CaiError("--monitor principles:ID,ID names the comparison questions held out for the monitor; none given")
-        return Spec("principles", principles=ids)
+        return Spec(SpecKind.principles, principles=ids)
     model, _, url = text.rpartition("@") if "@http" in text else ("", "", text)
     if url.startswith(("http://", "https://")):
-        return Spec("server", model=model or None, url=url)
-    return Spec("model", model=None if text in ("embedded", "default") else text)
+        return Spec(SpecKind.server, model=model or None, url=url)
+    return Spec(SpecKind.model, model=None if text in ("embedded", "default") else text)
 
 
 def split_held_out(charter: Constitution, ids: Sequence[str]) -> tuple[Constitution, Constitution]:
@@ -106,14 +132,14 @@ def split_held_out(charter: Constitution, ids: Sequence[str]) -> tuple[Constitut
 
 def monitor_engine(spec: Spec, judge_engine: EngineOptions) -> EngineOptions:
     """The monitor's engine: the judge's (held-out questions), a server, or a model on transformers here."""
-    from ..engines import EngineOptions
+    from ..engines import EngineName, EngineOptions, ServerOptions
 
-    if spec.kind == "principles":
+    if spec.kind is SpecKind.principles:
         return judge_engine
-    if spec.kind == "server":
+    if spec.kind is SpecKind.server:
         assert spec.url is not None
-        return EngineOptions(engine="openai", model=spec.model, base_urls=[spec.url])
-    return EngineOptions(engine="transformers", model=spec.model)
+        return EngineOptions(engine=EngineName.openai.value, model=spec.model, server=ServerOptions(base_url=[spec.url]))
+    return EngineOptions(engine=EngineName.transformers.value, model=spec.model)
 
 
 def diverged(start: tuple[float, float], now: tuple[float, float], threshold: float) -> bool:
@@ -130,9 +156,10 @@ Scorer = Callable[[list[list[dict]], list[str], list[str]], list[float | None]] 
 def judge_scorer(reward, weights: Sequence[float]) -> Scorer:
     """A judge's rewards for each answer against its reference (reference mode, both orders), weighted; REWARD a
     JudgeReward in reference mode."""
-    from ..judge.reward import Group, RewardMode, total
+    from ..judge.reward import Group
+    from ..judge.reward_config import RewardMode, total
 
-    assert reward.cfg.mode == RewardMode.reference, "the monitor's judges compare each answer with its reference"
+    assert reward.cfg.mode is RewardMode.reference, "the monitor's judges compare each answer with its reference"
 
     def score(conversations: list[list[dict]], answers: list[str], references: list[str]) -> list[float | None]:
         groups = [Group(conv, [answer], ref) for conv, answer, ref in zip(conversations, answers, references)]
@@ -142,13 +169,13 @@ def judge_scorer(reward, weights: Sequence[float]) -> Scorer:
 
 
 def reward_model_scorer(model, tokenizer) -> Scorer:
-    """The reward model's score of each answer (models.reward_scores), on the device it sits on."""
-    from ..models import reward_scores, reward_text
+    """The reward model's score of each answer (engines/reward_model.py: each text alone), on the device it sits on."""
+    from ..engines.reward_model import reward_score, reward_text
 
     def score(conversations: list[list[dict]], answers: list[str], references: list[str]) -> list[float | None]:
         texts = [reward_text(tokenizer, [*conv, {"role": "assistant", "content": a}]) for conv, a in zip(conversations, answers)]
         device = str(next(model.parameters()).device)
-        return list(reward_scores(model, tokenizer, texts, device)[0])
+        return [reward_score(model, tokenizer, text, device)[0] for text in texts]
 
     return score
 
@@ -262,7 +289,7 @@ class Monitor:
         if self.start is None:
             self.start = (t, m)
         pairs = [(a, b) for a, b in zip(check.train, check.monitor) if a is not None and b is not None]
-        gone = diverged(self.start, (t, m), self.opts.threshold)
+        gone = diverged(self.start, (t, m), self.opts.divergence_threshold)
         line = {"step": check.step, "epoch": epoch, "monitor/train_reward": round(t, 6), "monitor/monitor_reward": round(m, 6),
                 "monitor/train_reward_change": round(t - self.start[0], 6), "monitor/monitor_reward_change": round(m - self.start[1], 6),
                 "monitor/rank_correlation": rank_correlation([a for a, _ in pairs], [b for _, b in pairs]),
@@ -277,7 +304,7 @@ class Monitor:
 def judge_calls(charter: Constitution, principles: int) -> int:
     """Scored prompts per probe answer for a judge in reference mode: each question both orders, each constraint both
     ways round."""
-    from ..judge.reward import tier_pools
+    from ..judge.reward_config import tier_pools
 
     k = sum(min(principles or len(pool), len(pool)) for _, pool in tier_pools(charter))
     return 2 * k + 2 * len(charter.hard_constraints)
@@ -286,9 +313,9 @@ def judge_calls(charter: Constitution, principles: int) -> int:
 def plan_line(monitor: Monitor, max_steps: int, train: str, train_calls: int, monitor_calls: int) -> str:
     """What the monitor will cost, printed before training: checks, generations, judge calls."""
     opts, probes = monitor.opts, len(monitor.prompts)
-    checks = 1 + max_steps // opts.every if max_steps > 0 else None
-    when = f"{checks} checks (step 0, then every {opts.every} steps)" if checks else f"a check every {opts.every} steps"
-    stop = f"; stops where the training reward rises while the monitor's falls by more than {opts.threshold:g}" if opts.stop else ""
+    checks = 1 + max_steps // opts.monitor_every if max_steps > 0 else None
+    when = f"{checks} checks (step 0, then every {opts.monitor_every} steps)" if checks else f"a check every {opts.monitor_every} steps"
+    stop = f"; stops where the training reward rises while the monitor's falls by more than {opts.divergence_threshold:g}" if opts.stop_on_divergence else ""
     return (f"train-policy: reward monitor: {monitor.spec.describe()}, on {probes} probe prompts: {when}, each {probes} greedy answers "
             f"of up to {monitor.max_new_tokens} tokens, scored by {train} ({train_calls * probes} calls) and by the monitor "
             f"({monitor_calls * probes} judge calls){stop}")
@@ -311,7 +338,7 @@ def monitor_callback(monitor: Monitor):
             print(f"cai train-policy: monitor at step {line['step']}: training reward {line['monitor/train_reward']:.4f} "
                   f"({line['monitor/train_reward_change']:+.4f}), monitor {line['monitor/monitor_reward']:.4f} "
                   f"({line['monitor/monitor_reward_change']:+.4f}), rank correlation {line['monitor/rank_correlation']}", file=sys.stderr)
-            if line["monitor/diverged"] and monitor.opts.stop:
+            if line["monitor/diverged"] and monitor.opts.stop_on_divergence:
                 monitor.stopped_at = state.global_step
 
         def on_train_begin(self, args, state, control, model=None, processing_class=None, **kwargs):
@@ -332,7 +359,7 @@ def monitor_callback(monitor: Monitor):
             self._probe(state, model, processing_class, monitor.references)
 
         def on_step_end(self, args, state, control, model=None, processing_class=None, **kwargs):
-            if state.global_step % monitor.opts.every:
+            if state.global_step % monitor.opts.monitor_every:
                 return
             if state.is_world_process_zero:
                 self._probe(state, model, processing_class)
@@ -351,7 +378,7 @@ def monitor_callback(monitor: Monitor):
                 t0, m0 = monitor.start or (0.0, 0.0)
                 raise RewardDiverged(
                     f"the reward monitor stopped the run at step {monitor.stopped_at}: the training reward rose above its step-0 "
-                    f"value ({t0:.4f}) while {monitor.spec.describe()} fell by more than {monitor.opts.threshold:g} (from {m0:.4f}); "
+                    f"value ({t0:.4f}) while {monitor.spec.describe()} fell by more than {monitor.opts.divergence_threshold:g} (from {m0:.4f}); "
                     f"checkpoint-{monitor.stopped_at} is kept: rerun the same command to resume (a higher --divergence-threshold, "
                     f"or no --stop-on-divergence, trains on); DIR/{PROBE_FILE} holds the probe answers")
 

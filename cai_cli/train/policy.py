@@ -3,19 +3,18 @@ constitutional judge as the online reward (--reward judge: cai_cli/judge/reward.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field, replace
+from dataclasses import replace
 from enum import Enum
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from ..engines import EngineOptions
+from ..engines import EngineName
 from ..errors import CaiError, choice
-from ..judge.checks import Floors
-from ..judge.principles import DEFAULT_PRINCIPLES
-from ..judge.reward import REFERENCE_FIELD, JudgeRewardConfig, RewardMode
-from ..models import load_reward_model, quiet_libraries, reward_model_error
+from ..judge.options import JudgeGateOptions, JudgeRewardOptions
+from ..judge.reward_config import JudgeRewardConfig, RewardMode
+from ..model_specs import load_reward_model, quiet_libraries, reward_model_error
 from ..rows import FieldProblem, check_conversation, check_string, conversation
-from ..training_examples import check_pref, pref_example, prompt_example
+from ..trl_examples import check_pref, pref_example, prompt_example
 from .common import (
     TrainOptions,
     prepare_output,
@@ -23,8 +22,10 @@ from .common import (
     setup,
     trl_errors,
 )
-from .data import load_examples
+from .dataset import load_examples
 from .monitor import MonitorOptions
+from .policy_judge import JudgeSide, Judging
+from .policy_monitor import Watch
 from .record import data_identity
 from .run import already_done, run_training, start
 
@@ -48,26 +49,6 @@ class RewardSource(str, Enum):
     judge = "judge"  # the constitutional judge itself, asked at every step
 
 
-# An in-process vLLM judge shares the GPU with the policy being trained: it takes this share of the GPU's memory, as
-# trl's own colocated vLLM does by default, not the 0.9 a stage takes.
-JUDGE_VLLM_MEMORY = 0.3
-
-
-@dataclass
-class JudgeOptions:
-    """--reward judge: the judge's engine (its own: in this process, or a server) and what it asks."""
-
-    engine: EngineOptions = field(default_factory=EngineOptions)
-    constitution: str | None = None
-    mode: str = RewardMode.group.value
-    principles: str = str(DEFAULT_PRINCIPLES)
-    reference_field: str = REFERENCE_FIELD
-    weights: str | None = None  # --reward-weights, as given
-    ranker: str = JudgeRewardConfig.ranker  # --ranker: how a document's passage is routed for each tier
-    gold: str | None = None  # --gold FILE: the judge measured on gold pairs before training (cai_cli/judge/checks.py)
-    floors: Floors = field(default_factory=Floors)  # --min-accuracy, --max-ece
-
-
 # trl's GRPO default beta is 0: no KL term, nothing holding the policy near where it started while it climbs a
 # learned (and exploitable) reward. RL-CAI keeps a KL penalty, so cai does too unless --beta says otherwise.
 GRPO_BETA = 0.04
@@ -76,56 +57,58 @@ GRPO_BETA = 0.04
 def train_policy(
     opts: TrainOptions,
     rows: str,
-    algo: str,
+    algo: Algo | str,
     reward_model: str | None = None,
     beta: float | None = None,
     num_generations: int | None = None,
     max_tokens: int | None = None,
     temperature: float | None = None,
     soft: bool = True,
-    reward: str | None = None,
-    judge: JudgeOptions | None = None,
+    reward: RewardSource | str | None = None,
+    judge_options: JudgeRewardOptions | None = None,
+    constitution: str | None = None,
+    gate: JudgeGateOptions | None = None,
     monitor: MonitorOptions | None = None,
 ) -> dict:
     if algo == "ppo":
         raise CaiError("--algo ppo: trl 1.16 offers no PPO trainer (not even in trl.experimental); use grpo or rloo with --reward-model, or dpo")
-    algo = choice(Algo, algo, "--algo").value
-    source = choice(RewardSource, reward, "--reward").value if reward is not None else None
-    online = algo != "dpo"
+    algo = choice(Algo, algo, "--algo")
+    source = choice(RewardSource, reward, "--reward") if reward is not None else None
+    online = algo is not Algo.dpo
     if online and not soft:
-        raise CaiError(f"--hard is for --algo dpo (labelled pairs); {algo} learns from the rewards of its samples")
+        raise CaiError(f"--hard is for --algo dpo (labelled pairs); {algo.value} learns from the rewards of its samples")
     charter: Constitution | None = None
     reward_cfg: JudgeRewardConfig | None = None
+    judge: Judging | None = None
     if online:
-        if source == RewardSource.judge:
+        if source is RewardSource.judge:
             if reward_model is not None:
                 raise CaiError("--reward judge scores with the constitutional judge; --reward-model is for --reward model")
-            judge = judge or JudgeOptions()
-            charter, reward_cfg = _judge_setup(judge)
+            judge = _judge_setup(judge_options or JudgeRewardOptions(), constitution)
+            charter, reward_cfg = judge.charter, judge.cfg
         elif reward_model is None:
-            raise CaiError(f"--algo {algo} needs --reward-model DIR (a folder from `cai train-rm`), or --reward judge")
+            raise CaiError(f"--algo {algo.value} needs --reward-model DIR (a folder from `cai train-rm`), or --reward judge")
         else:
             problem = reward_model_error(reward_model)
             if problem:
                 raise CaiError(problem)
         if opts.max_length is not None:
-            raise CaiError(f"--max-length applies to dpo; for {algo} use --max-tokens (tokens per sampled completion)")
+            raise CaiError(f"--max-length applies to dpo; for {algo.value} use --max-tokens (tokens per sampled completion)")
     else:
         if reward_model is not None or source is not None:
             raise CaiError(f"--{'reward-model' if reward_model is not None else 'reward'} is for --algo grpo or rloo; dpo learns from the labelled pairs directly")
         if num_generations is not None or max_tokens is not None or temperature is not None:
             raise CaiError("--num-generations, --max-tokens and --temperature are for --algo grpo or rloo (dpo samples nothing)")
-    watch: _Watch | None = None
-    if monitor is not None:
+    watch: Watch | None = None
+    if monitor is not None and monitor.monitor is not None:
         if not online:
             raise CaiError("--monitor watches grpo and rloo as they sample; dpo samples nothing to probe")
-        judge = judge or JudgeOptions()
-        base, base_cfg = (charter, reward_cfg) if charter is not None and reward_cfg is not None else _judge_setup(judge)
-        watch = _Watch(monitor, judge, base, base_cfg)
-        if charter is not None:
+        watch = Watch(monitor, judge or _judge_setup(judge_options or JudgeRewardOptions(), constitution))
+        if judge is not None:
             charter = watch.training_charter  # held-out questions are the monitor's alone
+            judge = replace(judge, charter=charter)
     prepare_output(opts.output)
-    if online and reward_cfg is not None and reward_cfg.mode == RewardMode.reference:
+    if online and reward_cfg is not None and reward_cfg.mode is RewardMode.reference:
         examples = load_examples(rows, _reference_check(reward_cfg.reference_field), _reference_example(reward_cfg.reference_field))
     elif online:
         examples = load_examples(rows, check_conversation, prompt_example)
@@ -140,10 +123,10 @@ def train_policy(
     extra = {"beta": beta, "num_generations": num_generations, "max_completion_length": max_tokens, "temperature": temperature}
     opts.extra.update({k: v for k, v in extra.items() if v is not None})
     data = Dataset.from_list(examples)
-    if algo == "dpo":
+    if algo is Algo.dpo:
         from trl import DPOConfig
 
-        plan = setup("dpo", opts, DPOConfig, "CAUSAL_LM", "train-policy")
+        plan = setup(Algo.dpo.value, opts, DPOConfig, "CAUSAL_LM", "train-policy")
         if soft:
             from .dpo import unsupported
 
@@ -152,7 +135,7 @@ def train_policy(
                 raise CaiError(f"--config asks for {problem}: soft labels train DPO's sigmoid loss only; add --hard for trl's own loss")
     else:
         config_cls: Any
-        if algo == "grpo":
+        if algo is Algo.grpo:
             from trl import GRPOConfig as config_cls
 
             defaults: dict[str, Any] = {"beta": GRPO_BETA}
@@ -162,21 +145,21 @@ def train_policy(
             defaults = {}
         if charter is not None:
             assert judge is not None
-            from ..judge.reward import default_weights, parse_weights, reward_names
+            from ..judge.reward_config import default_weights, parse_weights, reward_names
 
             defaults["reward_weights"] = default_weights(charter)
             weights = parse_weights(judge.weights, reward_names(charter))
             if weights is not None:
                 opts.extra["reward_weights"] = weights
-        plan = setup(algo, opts, config_cls, "CAUSAL_LM", "train-policy", defaults)
+        plan = setup(algo.value, opts, config_cls, "CAUSAL_LM", "train-policy", defaults)
         if plan.config.temperature == 0:
-            raise CaiError(f"--temperature 0: {algo} learns by comparing several samples of each prompt, and greedy decoding "
+            raise CaiError(f"--temperature 0: {algo.value} learns by comparing several samples of each prompt, and greedy decoding "
                            "makes them all the same, so nothing would be learned; give a temperature above 0 (trl's default is 1.0)")
         if charter is not None:
             _check_weights(plan.config, charter)
         _check_enough_prompts(algo, plan.config, len(examples))
-    settings: dict[str, Any] = {"algo": algo}
-    if algo == "dpo":
+    settings: dict[str, Any] = {"algo": algo.value}
+    if algo is Algo.dpo:
         settings["soft_labels"] = soft
     elif charter is not None:
         assert judge is not None and reward_cfg is not None
@@ -186,32 +169,32 @@ def train_policy(
     run = start("train-policy", opts, plan, settings, {"input": data_identity(rows, examples)})
     if run.nothing_to_do:
         return already_done(run)
-    labels = ("; soft labels (conservative DPO, label smoothing 1 - p_chosen per pair)" if soft else "; hard labels (plain DPO)") if algo == "dpo" else ""
-    say(f"train-policy: {algo} on {len(examples)} {'pairs' if algo == 'dpo' else 'prompts'}, beta {plan.config.beta}{labels}")
-    record: dict[str, Any] = {"input": rows, "algo": algo, "examples": len(examples), "beta": plan.config.beta, "reward_model": reward_model}
-    if algo == "dpo":
+    labels = ("; soft labels (conservative DPO, label smoothing 1 - p_chosen per pair)" if soft else "; hard labels (plain DPO)") if algo is Algo.dpo else ""
+    say(f"train-policy: {algo.value} on {len(examples)} {'pairs' if algo is Algo.dpo else 'prompts'}, beta {plan.config.beta}{labels}")
+    record: dict[str, Any] = {"input": rows, "algo": algo.value, "examples": len(examples), "beta": plan.config.beta, "reward_model": reward_model}
+    if algo is Algo.dpo:
         record["soft_labels"] = soft
-    scorer: _JudgeSide | None = None
+    scorer: JudgeSide | None = None
     if charter is not None:
         assert judge is not None and reward_cfg is not None
-        from ..judge.reward import reward_names
+        from ..judge.reward_config import reward_names
 
         record["reward"] = "judge"
-        record["judge"] = {"model": judge.engine.model or "embedded", "engine": judge.engine.engine, "base_urls": judge.engine.base_urls,
+        record["judge"] = {"model": judge.engine.model or "embedded", "engine": judge.engine.engine, "base_urls": judge.engine.server.base_url,
                            "constitution": charter.name, "constitution_hash": charter.hash, **reward_cfg.settings(),
                            "rewards": reward_names(charter), "reward_weights": list(plan.config.reward_weights)}
         say(_judge_plan(judge, charter, reward_cfg, plan.config))
-        scorer = _JudgeSide(judge, charter, reward_cfg)
+        scorer = JudgeSide(judge)
     if watch is not None:
-        say(watch.plan(examples, run.out, plan.config, scorer, reward_model))
+        say(watch.plan(examples, run.out, plan.config, scorer))
     try:
         with run.undo_unless_started():
-            if scorer is not None and judge is not None and judge.gold is not None:
+            if scorer is not None and gate is not None and gate.gold is not None:
                 from ..judge.checks import GATE_FILE, run_check
 
-                run_check(scorer.gold_judged(plan.config.reward_weights), judge.gold, judge.floors, run.out / GATE_FILE, "train-policy", opts.progress)
+                run_check(scorer.gold_judged(plan.config.reward_weights), gate.gold, gate.floors(), run.out / GATE_FILE, "train-policy", opts.progress)
             with trl_errors():
-                if algo == "dpo":
+                if algo is Algo.dpo:
                     trainer = _dpo_trainer(plan, data, soft)
                 elif scorer is not None:
                     trainer = _judge_trainer(algo, plan, data, scorer, run.out)
@@ -230,43 +213,34 @@ def train_policy(
     return result
 
 
-def _judge_setup(judge: JudgeOptions) -> tuple[Constitution, JudgeRewardConfig]:
-    """The constitution and what the judge asks, checked before anything loads."""
+def _judge_setup(options: JudgeRewardOptions, constitution: str | None) -> Judging:
+    """The judge's engine, the constitution and what the judge asks, checked before anything loads."""
     from ..constitution import load_constitution
     from ..constitution.passages import budget_for
     from ..constitution.requests import sized
-    from ..judge.principles import parse_principles
-    from ..judge.reward import reward_names
+    from ..judge.reward_config import reward_names
 
-    # A document's passages sized for the judge's model, as `cai score --judge` sizes them: the same rewards.
-    charter = sized(load_constitution(judge.constitution), budget_for(judge.engine.model, judge.engine.max_model_len))
+    engine = options.engine.engine_options(in_trainer=True)
+    # A document's passages sized for the judge's model, as `cai score --reward judge` sizes them: the same rewards.
+    charter = sized(load_constitution(constitution), budget_for(engine.model, engine.vllm.max_model_len))
     reward_names(charter)  # a constitution without comparison questions stops here
-    cfg = JudgeRewardConfig(mode=judge.mode, principles=parse_principles(judge.principles), reference_field=judge.reference_field,
-                            ranker=judge.ranker)
-    engine = judge.engine
-    if engine.engine == "auto":
-        # In the trainer's process the judge runs on transformers unless asked otherwise: vLLM would take the GPU's
-        # memory the policy needs (--judge-engine vllm takes JUDGE_VLLM_MEMORY of it); a server is its own machine.
-        engine.engine = "openai" if engine.base_urls else "transformers"
-    if engine.engine == "vllm" and engine.gpu_memory_utilization == EngineOptions.gpu_memory_utilization:
-        engine.gpu_memory_utilization = JUDGE_VLLM_MEMORY
-    if engine.engine == "openai" and not engine.base_urls:
+    if engine.engine == EngineName.openai and not engine.server.base_url:
         raise CaiError("--judge-engine openai needs --judge-base-url URL (the server the judge runs on)")
-    return charter, cfg
+    return Judging(engine, charter, options.reward_config(), options.reward_weights)
 
 
-def _judge_identity(judge: JudgeOptions, charter: Constitution, cfg: JudgeRewardConfig) -> dict:
+def _judge_identity(judge: Judging, charter: Constitution, cfg: JudgeRewardConfig) -> dict:
     """What scores the samples, for the record's fingerprint: the judge's model, engine, constitution and questions."""
-    from ..judge.reward import reward_names
+    from ..judge.reward_config import reward_names
     from ..resume import model_identity
 
-    return {"model": model_identity(judge.engine.engine, judge.engine.model, judge.engine.base_urls), "engine": judge.engine.engine,
-            "dtype": judge.engine.dtype, "constitution": {"name": charter.name, "hash": charter.hash}, "rewards": reward_names(charter),
+    return {"model": model_identity(judge.engine.engine, judge.engine.model, judge.engine.server.base_url), "engine": judge.engine.engine,
+            "dtype": judge.engine.dtype.value, "constitution": {"name": charter.name, "hash": charter.hash}, "rewards": reward_names(charter),
             **cfg.settings()}
 
 
 def _check_weights(config, charter: Constitution) -> None:
-    from ..judge.reward import reward_names
+    from ..judge.reward_config import reward_names
 
     names = reward_names(charter)
     weights = list(config.reward_weights or [])
@@ -281,30 +255,30 @@ def prompts_per_step(config) -> int:
     return max(1, int(config.generation_batch_size) // max(1, int(config.num_generations)))
 
 
-def _check_enough_prompts(algo: str, config, prompts: int) -> None:
+def _check_enough_prompts(algo: Algo, config, prompts: int) -> None:
     """Before any model loads: at least one step's worth of prompts (fewer would train nothing, silently)."""
     need = prompts_per_step(config)
     if prompts < need:
         raise CaiError(
-            f"train-policy: {prompts} prompt{'s' if prompts != 1 else ''}, fewer than one {algo} step takes: {need} prompts x "
+            f"train-policy: {prompts} prompt{'s' if prompts != 1 else ''}, fewer than one {algo.value} step takes: {need} prompts x "
             f"{config.num_generations} completions (--batch-size {config.per_device_train_batch_size} x gradient accumulation "
             f"{config.gradient_accumulation_steps} x {config.world_size} processes / --num-generations {config.num_generations}); "
             f"give at least {need} prompts, or lower --batch-size"
         )
 
 
-def _judge_plan(judge: JudgeOptions, charter: Constitution, cfg: JudgeRewardConfig, config) -> str:
+def _judge_plan(judge: Judging, charter: Constitution, cfg: JudgeRewardConfig, config) -> str:
     """One line on stderr: who judges, the rewards and their weights, and what a step costs."""
-    from ..judge.reward import reward_names, tier_pools
+    from ..judge.reward_config import reward_names, tier_pools
 
     g = int(config.num_generations)
     b = int(config.per_device_train_batch_size) * int(config.gradient_accumulation_steps) * int(config.world_size) // max(1, g) or 1
     k = sum(min(cfg.principles or len(pool), len(pool)) for _, pool in tier_pools(charter))
-    per_group = {"group": g * (g - 1) * k, "reference": 2 * g * k, "pointwise": 2 * g * k}[cfg.mode] + 2 * g * len(charter.hard_constraints)
-    where = f"at {', '.join(judge.engine.base_urls)}" if judge.engine.base_urls else "in this process"
+    per_group = {RewardMode.group: g * (g - 1) * k, RewardMode.reference: 2 * g * k, RewardMode.pointwise: 2 * g * k}[cfg.mode] + 2 * g * len(charter.hard_constraints)
+    where = f"at {', '.join(judge.engine.server.base_url)}" if judge.engine.server.base_url else "in this process"
     rewards = ", ".join(f"{n} x{w:g}" for n, w in zip(reward_names(charter), config.reward_weights))
     return (f"train-policy: the judge ({judge.engine.model or 'the embedded model'} on {judge.engine.engine}, {where}) scores every "
-            f"completion by {charter.name}: {rewards}; {cfg.mode} mode, {k} questions per comparison: at most "
+            f"completion by {charter.name}: {rewards}; {cfg.mode.value} mode, {k} questions per comparison: at most "
             f"{per_group * b} scored prompts per step ({b} prompt{'s' if b != 1 else ''} x {g} completions; repeats come from the cache)")
 
 
@@ -323,114 +297,19 @@ def _reference_example(field_name: str):
     return lambda row: {"prompt": conversation(row), field_name: row[field_name]}
 
 
-class _Watch:
-    """--monitor: the probe set, the training reward and the monitor as train/monitor.py asks for them; the monitor's
-    own engine started at its first check (the training judge's, for held-out questions)."""
-
-    def __init__(self, opts: MonitorOptions, judge: JudgeOptions, charter: Constitution, cfg: JudgeRewardConfig):
-        from .monitor import parse_spec, split_held_out
-
-        self.opts, self.judge, self.spec = opts, judge, parse_spec(opts.spec)
-        self.training_charter = charter
-        self.monitor_charter = charter
-        if self.spec.kind == "principles":
-            self.training_charter, self.monitor_charter = split_held_out(charter, self.spec.principles)
-        self.cfg = replace(cfg, mode=RewardMode.reference.value)
-        self.engines: list = []
-        self.monitor: Any = None
-
-    def plan(self, examples, out: Path, config, scorer: _JudgeSide | None, reward_model: str | None) -> str:
-        from .monitor import Monitor, judge_calls, plan_line, probe_prompts
-
-        self.scorer, self.reward_model = scorer, reward_model
-        max_new = int(config.max_completion_length or 256)
-        self.monitor = Monitor(self.opts, self.spec, probe_prompts(examples, self.opts.probes), self._train, self._monitor, out, max_new)
-        train = "the training judge" if scorer is not None else "the reward model"
-        train_calls = judge_calls(self.training_charter, self.cfg.principles) if scorer is not None else 1
-        return plan_line(self.monitor, int(config.max_steps or 0), train, train_calls, judge_calls(self.monitor_charter, self.cfg.principles))
-
-    def callback(self, trainer):
-        from .monitor import monitor_callback
-
-        self.trainer = trainer
-        return monitor_callback(self.monitor)
-
-    def _train(self):
-        from ..judge.reward import JudgeReward
-        from .monitor import judge_scorer, reward_model_scorer
-
-        if self.scorer is not None:
-            return judge_scorer(JudgeReward(self.scorer.reward().engine, self.training_charter, self.cfg), self.trainer.args.reward_weights)
-        funcs = getattr(self.trainer, "reward_funcs", [])
-        tokenizers = getattr(self.trainer, "reward_processing_classes", [])
-        return reward_model_scorer(funcs[0], tokenizers[0])
-
-    def _monitor(self):
-        from ..engines import load_engine
-        from ..judge.reward import JudgeReward, default_weights
-        from .monitor import judge_scorer, monitor_engine
-
-        if self.spec.kind == "principles" and self.scorer is not None:
-            engine = self.scorer.reward().engine
-        else:
-            opts = monitor_engine(self.spec, self.judge.engine)
-            engine = load_engine(opts)
-            self.engines.append(engine)
-        return judge_scorer(JudgeReward(engine, self.monitor_charter, self.cfg), default_weights(self.monitor_charter))
-
-    def close(self) -> None:
-        for engine in self.engines:
-            engine.close()
-
-
-class _JudgeSide:
-    """The judge that scores the samples: its engine started once, when first asked (after the cost of a gold
-    measurement is printed), shared by the gold measurement and the trainer's reward functions."""
-
-    def __init__(self, judge: JudgeOptions, charter: Constitution, cfg: JudgeRewardConfig):
-        self.judge, self.charter, self.cfg = judge, charter, cfg
-        self.engine: Any = None
-        self._reward: Any = None
-
-    def reward(self):
-        if self._reward is None:
-            from ..engines import load_engine
-            from ..judge.reward import JudgeReward
-
-            self.engine = load_engine(self.judge.engine)
-            self._reward = JudgeReward(self.engine, self.charter, self.cfg)
-        return self._reward
-
-    def gold_judged(self, weights):
-        from ..judge.checks import RewardJudged
-        from ..judge.reward import JudgeReward
-
-        identity = {"model": self.judge.engine.model or "embedded", "engine": self.judge.engine.engine, "constitution": self.charter.name,
-                    "constitution_hash": self.charter.hash, **self.cfg.settings(), "reward_weights": list(weights)}
-        return RewardJudged(self.reward, weights, identity, plan=JudgeReward(None, self.charter, self.cfg))
-
-    def where(self) -> str:
-        urls = self.judge.engine.base_urls
-        return f"--judge-base-url {' '.join(urls)}" if urls else f"on {self.judge.engine.engine}"
-
-    def close(self) -> None:
-        if self.engine is not None:
-            self.engine.close()
-
-
-def _judge_trainer(algo: str, plan, data, scorer: _JudgeSide, out: Path):
+def _judge_trainer(algo: Algo, plan, data, scorer: JudgeSide, out: Path):
     """GRPO or RLOO with the judge's rewards as the trainer's reward functions (the judge's engine starts here, unless
     the gold measurement started it)."""
     from .judge_reward import JudgeRewards, samples_callback
 
     online_cls: Any
-    if algo == "grpo":
+    if algo is Algo.grpo:
         from trl import GRPOTrainer as online_cls
     else:
         from trl import RLOOTrainer as online_cls
-    cfg = scorer.cfg
+    cfg = scorer.judging.cfg
     rewards = JudgeRewards(scorer.reward(), int(plan.config.num_generations), plan.config.reward_weights, out,
-                           cfg.reference_field if cfg.mode == RewardMode.reference else None, describe=f"the judge ({scorer.where()})")
+                           cfg.reference_field if cfg.mode is RewardMode.reference else None, describe=f"the judge ({scorer.where()})")
     trainer = online_cls(model=plan.base, reward_funcs=rewards.functions(), args=plan.config, train_dataset=data, peft_config=plan.peft)
     trainer.add_callback(samples_callback(out))
     return trainer
@@ -456,10 +335,10 @@ def _dpo_trainer(plan, data, soft: bool):
     return trainer_cls(model=plan.base, args=plan.config, train_dataset=data, peft_config=plan.peft)
 
 
-def _online_trainer(algo: str, plan, data, reward_model: str | None):
+def _online_trainer(algo: Algo, plan, data, reward_model: str | None):
     """GRPO or RLOO with the reward model as the trainer's reward function."""
     online_cls: Any
-    if algo == "grpo":
+    if algo is Algo.grpo:
         from trl import GRPOTrainer as online_cls
     else:
         from trl import RLOOTrainer as online_cls

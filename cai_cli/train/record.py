@@ -6,7 +6,7 @@
 - A folder is cai's only when it holds this record. Anything else that is not empty is refused, and in its own folder
   cai deletes or replaces only what it wrote: checkpoints/, metrics.jsonl, samples.jsonl, its temporary folders and the
   files the record names. A user's notes beside the model stay.
-- The fingerprint holds what shapes the model, the same idea as a stage's side file (cai_cli/fingerprint.py): the
+- The fingerprint holds what shapes the model, the same idea as a stage's side file (cai_cli/resume/fingerprint.py): the
   command, the base model's identity, the data (path and a digest of its content), the stage's own settings, LoRA or
   full fine-tuning and the LoRA fields, and every trl setting passed (the learning rate and its schedule always).
   Once anything is trained, a rerun with another fingerprint stops with one line naming what changed.
@@ -31,7 +31,7 @@ from typing import Any
 
 from ..errors import CaiError
 from ..judge.checks import GATE_FILE
-from ..models import TRAIN_RECORD
+from ..model_specs import TRAIN_RECORD
 
 VERSION = 1
 RECORD = TRAIN_RECORD  # models.py reads base_model from it, to give trained models their base's sampling defaults

@@ -20,8 +20,8 @@ from trl import RewardTrainer
 from trl.trainer.reward_trainer import DataCollatorForPreference
 
 from ..errors import CaiError
-from ..models import quiet_libraries
-from ..training_examples import check_pref, pref_example
+from ..model_specs import quiet_libraries
+from ..trl_examples import check_pref, pref_example
 from .common import (
     TrainOptions,
     prepare_output,
@@ -29,7 +29,7 @@ from .common import (
     setup,
     trl_errors,
 )
-from .data import EVAL_FRACTION, load_examples, split_by_prompt
+from .dataset import EVAL_FRACTION, load_examples, split_by_prompt
 from .record import data_identity
 from .run import already_done, run_training, start
 

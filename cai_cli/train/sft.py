@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 from ..errors import CaiError, choice
-from ..models import quiet_libraries
-from ..training_examples import (
+from ..model_specs import quiet_libraries
+from ..trl_examples import (
     Targets,
     check_helpful,
     check_revised,
@@ -19,7 +19,7 @@ from .common import (
     setup,
     trl_errors,
 )
-from .data import load_examples, mix_in
+from .dataset import load_examples, mix_in
 from .record import data_identity
 from .run import already_done, run_training, start
 
@@ -27,12 +27,12 @@ from .run import already_done, run_training, start
 def train_sft(
     opts: TrainOptions,
     rows: str,
-    targets: str = Targets.final.value,
+    targets: Targets | str = Targets.final,
     mix: str | None = None,
     mix_ratio: float | None = None,
     keep_truncated: bool = False,
 ) -> dict:
-    targets = choice(Targets, targets, "--targets").value
+    targets = choice(Targets, targets, "--targets")
     if mix_ratio is not None and mix is None:
         raise CaiError("--mix-ratio needs --mix FILE (rows with prompt or messages, and response)")
     out = prepare_output(opts.output)
@@ -56,15 +56,15 @@ def train_sft(
     from trl import SFTConfig, SFTTrainer
 
     plan = setup("sft", opts, SFTConfig, "CAUSAL_LM", "train-sft")
-    settings = {"targets": targets, "keep_truncated": keep_truncated, "mix_ratio": mix_ratio}
+    settings = {"targets": targets.value, "keep_truncated": keep_truncated, "mix_ratio": mix_ratio}
     run = start("train-sft", opts, plan, settings, {"input": revised_data, "mix": helpful_data})
     if run.nothing_to_do:
         return already_done(run)
-    say(f"train-sft: {revised} revision examples ({targets} targets)" + (f" + {added} helpful examples from {mix}" if mix else ""))
+    say(f"train-sft: {revised} revision examples ({targets.value} targets)" + (f" + {added} helpful examples from {mix}" if mix else ""))
     if cut or helpful_cut:
         say(f"train-sft: left out {cut} revisions" + (f" and {helpful_cut} helpful replies" if mix else "")
             + " cut at --max-tokens (finish_reason length); --keep-truncated keeps them")
-    record = {"input": rows, "targets": targets, "examples": len(examples), "revision_examples": revised, "mix": mix, "mix_examples": added,
+    record = {"input": rows, "targets": targets.value, "examples": len(examples), "revision_examples": revised, "mix": mix, "mix_examples": added,
               "keep_truncated": keep_truncated, "truncated_left_out": cut, "helpful_truncated_left_out": helpful_cut}
     with run.undo_unless_started():
         # The prompt-completion conversational format makes SFTTrainer put the loss on the reply only.

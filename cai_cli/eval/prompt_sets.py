@@ -6,7 +6,8 @@ from pathlib import Path
 
 from ..jsonl import BadField, InputSpec, display_name
 from ..rows import FieldProblem, check_conversation, check_string
-from .stats import BENIGN, RED_TEAM, gold_side
+from .suites import Suite
+from .summary import BENIGN, RED_TEAM, gold_side
 
 _SET_NAMES = {"red_team": RED_TEAM, "red-team": RED_TEAM, "harmful": RED_TEAM, "benign": BENIGN, "helpful": BENIGN}
 
@@ -62,7 +63,7 @@ class PromptRows:
     every file of one eval."""
 
     def __init__(self, kind: str | None, benign_field: str | None, ids: dict, answers: bool = False,
-                 baseline_field: str | None = None, gold: str | None = None, suite: str | None = None):
+                 baseline_field: str | None = None, gold: str | None = None, suite: Suite | None = None):
         from .suites import SuiteRows
 
         self.kind, self.benign_field, self.ids = kind, benign_field, ids
@@ -93,7 +94,7 @@ def prompt_inputs(
     answers: bool = False,
     baseline_field: str | None = None,
     gold: str | None = None,
-    suite: str | None = None,
+    suite: Suite | None = None,
     stdin_copy: Path | None = None,
 ) -> list[InputSpec]:
     """The eval's prompt files as the inputs of its runs, each (path, kind) one InputSpec: read by every phase and by

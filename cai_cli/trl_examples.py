@@ -32,7 +32,7 @@ def check_revised(row: dict) -> None:
     _revisions(row)
 
 
-def revision_targets(row: dict, targets: str = Targets.final.value) -> list[tuple[str, bool]]:
+def revision_targets(row: dict, targets: Targets = Targets.final) -> list[tuple[str, bool]]:
     """The revisions to train on as (text, truncated), each text once, in round order.
 
     A text is truncated when the generation that wrote it stopped at --max-tokens: its round's
@@ -43,11 +43,11 @@ def revision_targets(row: dict, targets: str = Targets.final.value) -> list[tupl
     status = cut_replies(row)
     written = [r["revision"] for r in row["rounds"] if isinstance(r.get("revision"), str) and r["revision"].strip()]
     # A round whose critique found nothing keeps the previous text; training on it twice would only overweight it.
-    chosen = [written[-1]] if targets == Targets.final else list(dict.fromkeys(written))
+    chosen = [written[-1]] if Targets(targets) is Targets.final else list(dict.fromkeys(written))
     return [(text, status[text]) for text in chosen]
 
 
-def sft_candidates(row: dict, targets: str = Targets.final.value) -> list[dict]:
+def sft_candidates(row: dict, targets: Targets = Targets.final) -> list[dict]:
     """(conversation, revision) in trl's prompt-completion conversational format (loss on the completion only), each
     with `truncated`: whether the revision was cut at --max-tokens. Drop that key before training."""
     prompt = conversation(row)

@@ -9,7 +9,7 @@ import copy
 from collections.abc import Iterable, Sequence
 from typing import Any, Protocol
 
-from .errors import RowFailure
+from ..errors import RowFailure
 
 # A batch's (line, row) pairs and one outcome per row (runner.Outcome: a row, a list of rows, Dropped, RowFailure).
 Finished = tuple[list[tuple[int, dict]], Sequence[Any]]

@@ -12,9 +12,9 @@ from __future__ import annotations
 from collections.abc import Callable
 from pathlib import Path
 
-from .errors import CaiError
-from .output import AppendLog, AtomicWriter, OutputLock, Outputs, RowStream, SetAside, check_room, take_back, write_summary
-from .resume import SideFile, open_side_file, scan_side_file, side_records
+from ..errors import CaiError
+from ..output import AppendLog, AtomicWriter, OutputLock, Outputs, RowStream, SetAside, check_room, take_back, write_summary
+from ..resume import SideFile, open_side_file, scan_side_file, side_records
 
 
 class Destination:

@@ -1,4 +1,4 @@
-"""The trainers' data: a whole input file through a row check and a conversion (cai_cli.training_examples), helpful
+"""The trainers' data: a whole input file through a row check and a conversion (cai_cli.trl_examples), helpful
 rows mixed in, and a held-out split by prompt. No heavy imports here."""
 
 from __future__ import annotations

@@ -1,5 +1,6 @@
-"""Models: resolving a model spec (the embedded default model, local folders, hub ids, with a clear offline error),
-loading a reward model folder from `cai train-rm`, and quieting the libraries that load them."""
+"""Model specs (what --model, --baseline, --judge-model and --reward-model name): resolving one (the embedded default
+model, local folders, hub ids, with a clear offline error), what a folder holds, the sampling defaults and context a
+model has, loading a reward model folder from `cai train-rm`, and quieting the libraries that load them."""
 
 from __future__ import annotations
 
@@ -271,26 +272,3 @@ def load_reward_model(path: str):
         tokenizer.pad_token = tokenizer.eos_token
     model.config.pad_token_id = tokenizer.pad_token_id
     return model, tokenizer
-
-
-def reward_text(tokenizer, messages: list[dict]) -> str:
-    """A conversation as a reward model reads it: the chat template trl's RewardTrainer trained on, no extra special
-    tokens."""
-    return tokenizer.apply_chat_template(messages, tokenize=False)
-
-
-def reward_scores(model, tokenizer, texts: list[str], device: str = "cpu") -> tuple[list[float], int]:
-    """(the reward model's score of each text, the tokens read): one forward pass per text, unpadded, so a text's score
-    depends on that text alone, never on the texts beside it (padding and batched matrix products change the last
-    digits; see docs/design.md)."""
-    import torch
-
-    scores: list[float] = []
-    tokens = 0
-    for text in texts:
-        enc = tokenizer(text, return_tensors="pt", add_special_tokens=False)
-        tokens += int(enc["input_ids"].shape[1])
-        with torch.inference_mode():
-            logits = model(**enc.to(device)).logits
-        scores.append(float(logits[0, 0].float().cpu()))
-    return scores, tokens

@@ -1,164 +1,22 @@
-"""The stage I/O contract: rows stream through a batch at a time, each input row gives 0..N output rows,
-a fingerprinted, locked side file makes a rerun resume (never mixing settings or inputs), and the output
-appears atomically. Where rows go and what a run never destroys: output.py."""
+"""One run of a stage over its input: a first pass that checks every row of a file before any model loads, batches to
+the executor, each finished input row to the side file (or stdout) in input order, the errors file, resume against
+the side file's records, and the summary line at the end."""
 
 from __future__ import annotations
 
-import sys
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
-from enum import Enum
-from pathlib import Path
-from typing import Any, Protocol
 
+from ..errors import CaiError, InputError, RowFailure
+from ..jsonl import InputChain, InputLine, InputSource, InputSpec, RowsInput, open_input
+from ..output import Outputs, SetAside, os_error_message
+from ..progress import Progress
+from ..resume import check_fingerprint, side_records, stage_fingerprint
+from ..rows import FieldProblem, RowIds, in_shard, row_digest
+from .contract import OnError, Outcome, RunOptions, RunResult, Stage, error_record, outcome_record
 from .destination import Destination
-from .errors import CaiError, InputError, RowFailure, choice
 from .executor import BatchExecutor, LocalExecutor
-from .jsonl import InputChain, InputLine, InputSource, InputSpec, RowsInput, open_input
-from .output import Outputs, SetAside, os_error_message
-from .progress import Progress, ProgressMode
-from .resume import check_fingerprint, row_digest, side_records, stage_fingerprint
-from .rows import FieldProblem, RowIds, in_shard
-
-
-class OnError(str, Enum):
-    """--on-error: what a bad or failed row does."""
-
-    fail = "fail"  # stop before any work on a bad row (or at the first failed one)
-    skip = "skip"  # write it to OUT.errors.jsonl and go on
-
-
-@dataclass
-class RunOptions:
-    input: str | None = None
-    output: str | None = None
-    on_error: str = OnError.fail.value
-    errors_file: str | None = None  # --errors: a file of the user's, appended to (default: OUT.errors.jsonl, the run's own)
-    dropped_file: str | None = None  # --dropped: likewise (default: OUT.dropped.jsonl; writing to stdout: stderr lines)
-    limit: int | None = None
-    shard: tuple[int, int] | None = None
-    batch_size: int = 16
-    progress: ProgressMode | str | bool | None = ProgressMode.auto  # a bar on a terminal, else lines (progress.py)
-    restart: bool = False  # discard the side file of an earlier run instead of resuming from it
-    # Several inputs read as one (`cai eval`'s prompt files), instead of INPUT; LIMIT_EACH_INPUT: --limit takes up to
-    # N rows from each of them rather than N in all.
-    inputs: list[InputSpec] | None = None
-    limit_each_input: bool = False
-    rows: RowsInput | None = None  # rows built in memory (`cai synthesize`'s work units), instead of INPUT
-    summary_file: str | None = None  # where the stage's summary JSON goes (default: OUT.summary.json with -o OUT)
-    # Keep OUT.partial once OUT is written: a caller running the stage as one phase of a longer job (`cai eval`) reruns
-    # it to resume, and a finished phase then resumes every row from it without loading a model.
-    keep_side_file: bool = False
-    executor: BatchExecutor | None = None  # where batches run; None: here, in this process (LocalExecutor)
-
-
-@dataclass
-class StageStats:
-    tokens_in: int = 0
-    tokens_out: int = 0
-    truncated: int = 0  # generated texts cut at --max-tokens (finish_reason "length")
-    cached_tokens: int = 0  # prompt tokens served from a prefix cache, where the engine reports it
-    extra: dict = field(default_factory=dict)  # stage-specific counts for the summary line
-
-
-@dataclass
-class Dropped:
-    """An output row a stage removes on purpose (a near-tie under --min-confidence, identical responses).
-
-    It is never lost silently: with -o OUT it goes to OUT.dropped.jsonl with its `dropped` reason, and the
-    summary line counts it.
-    """
-
-    row: dict
-    reason: str
-
-    def as_row(self) -> dict:
-        return {**self.row, "dropped": self.reason}
-
-
-@dataclass
-class Tally:
-    """What one input row adds to its stage's summary beyond its rows (label-prefs: every pair the judge compared),
-    given beside the rows in `process`. It is kept in the side file, never written to OUT, and handed back to the
-    stage's `recount` with the row's rows, so a summary after a resume counts every row once."""
-
-    data: dict
-
-
-# What `process` gives for one input row: one row, several (0..N, some maybe Dropped, maybe a Tally), or a failure.
-Outcome = dict | list | Dropped | RowFailure
-
-
-class Stage(Protocol):
-    name: str
-    stats: StageStats
-
-    def check(self, row: dict) -> None:
-        """Raise FieldProblem for a row this stage cannot use. Runs before any model is loaded."""
-
-    def start(self) -> None:
-        """Load models. A file input: once there is work to do. A pipe: at once, while upstream works."""
-
-    def check_loaded(self, row: dict) -> None:
-        """Checks that need the model (prompt longer than the context): raise RowFailure."""
-
-    def process(self, rows: list[dict]) -> Sequence[Outcome]:
-        """Per input row, in order: a dict (one output row), a list of dicts and Dropped (0..N rows), or a RowFailure."""
-
-    def summary(self) -> str:
-        """Stage-specific words for the summary line ('' for none)."""
-
-    # Optional: settings() -> dict, the stage's own options that shape its rows; fingerprint() -> dict,
-    # everything else that does (EngineStage: model identity, engine, sampling, constitution, settings());
-    # input_files() -> {what: path}, the files it reads besides its input (no output may be one of them);
-    # recount(rows, dropped, tallies), called once per finished input row, in input order, as its rows leave
-    # (for stdout) or as OUT is written from the side file: a summary counted there, not in process(),
-    # counts every row exactly once whichever run finished it; summary_dict() -> dict, written to
-    # OUT.summary.json at the end; screen(record) -> record, called once per finished input row, in input order,
-    # just before recount (as its rows leave, or as OUT is written from the side file), which may move rows into
-    # the record's `dropped` with a reason: a decision that depends on the rows before (a near-duplicate of an
-    # earlier row) is then the same whatever the batches, --ray, or a crash and resume saw.
-
-
-@dataclass
-class RunResult:
-    rows_in: int
-    rows_out: int
-    skipped: int
-    failed: int
-    resumed: int
-    seconds: float
-    dropped: int = 0
-    selected: int | None = None  # rows taken under --limit or --shard (None: every valid row)
-    summary: Path | None = None  # OUT.summary.json, when the stage writes one
-    failed_again: int = 0  # of `failed`: rows that failed a check needing the model (too long), which a rerun fails again
-
-
-def outcome_record(line: int, row_id: str, digest: str, outcome: Outcome) -> dict:
-    """One finished input row, as the side file keeps it: its line, id and digest, its output rows, its dropped rows
-    (with their `dropped` reason) and its tallies."""
-    items = outcome if isinstance(outcome, list) else [outcome]
-    kept, dropped, tallies = [], [], []
-    for item in items:
-        if isinstance(item, Dropped):
-            dropped.append(item.as_row())
-        elif isinstance(item, Tally):
-            tallies.append(item.data)
-        elif isinstance(item, dict):
-            kept.append(item)
-        else:
-            raise TypeError(f"a stage's process() gave {type(item).__name__} for a row; expected a dict, a list of dicts, Dropped, Tally or RowFailure")
-    return {"line": line, "id": row_id, "sha": digest, "rows": kept, **({"dropped": dropped} if dropped else {}), **({"tally": tallies} if tallies else {})}
-
-
-def error_record(file: str, line: int | None, field: str | None, reason: str, row: dict | None, raw: str | None = None) -> dict:
-    rec: dict[str, Any] = {"file": file, "line": line, "field": field, "error": reason}
-    if row is not None:
-        rec["row"] = row
-    elif raw is not None:
-        rec["raw"] = raw
-    return rec
+from .summary import kept_where, print_summary, where_rows_go
 
 
 class _Run:
@@ -166,8 +24,8 @@ class _Run:
 
     def __init__(self, stage: Stage, opts: RunOptions, outputs: Outputs, source: InputSource | InputChain | RowsInput):
         self.stage, self.opts, self.source, self.name = stage, opts, source, source.name
-        self.fail = choice(OnError, opts.on_error, "--on-error") is OnError.fail
-        self.dest = Destination(outputs, source.where, _recounter(stage), getattr(stage, "screen", None))
+        self.fail = opts.on_error is OnError.fail
+        self.dest = Destination(outputs, source.where, _recounter(stage), stage.screen)
         self.partial = outputs.partial
         self.errors = SetAside(outputs.errors, outputs.errors_named, self.dest.note)
         self.rows_in = self.skipped = self.failed = self.resumed = 0
@@ -372,17 +230,13 @@ class _Run:
 
 
 def _recounter(stage: Stage) -> Callable[[dict], None]:
-    hook = getattr(stage, "recount", None)
-    if hook is None:
-        return lambda rec: None
-    return lambda rec: hook(rec["rows"], rec.get("dropped", []), rec.get("tally", []))
+    return lambda rec: stage.recount(rec["rows"], rec.get("dropped", []), rec.get("tally", []))
 
 
 def stage_inputs(stage: Stage, path: str | None, specs: list[InputSpec] | None = None, in_memory: bool = False) -> list[tuple[str, str | None]]:
     """(what, path) of every file the run reads: its input (None: stdin; nothing for rows built IN_MEMORY), or each of
     SPECS, and the stage's own (a constitution...)."""
-    own = getattr(stage, "input_files", None)
-    extra = own() if own is not None else {}
+    extra = stage.input_files()
     if in_memory:
         return list(extra.items())
     read = [("an input", spec.read_from) for spec in specs] if specs else [("the input", None if path in (None, "-") else path)]
@@ -392,7 +246,7 @@ def stage_inputs(stage: Stage, path: str | None, specs: list[InputSpec] | None =
 def run_stage(stage: Stage, opts: RunOptions) -> RunResult:
     """Run STAGE over OPTS.input, a batch at a time; see docs/design.md, "Stage I/O contract"."""
     started = time.monotonic()
-    outputs = Outputs.plan(opts.output, opts.errors_file, opts.dropped_file, summary=hasattr(stage, "summary_dict"), summary_file=opts.summary_file)
+    outputs = Outputs.plan(opts.output, opts.errors, opts.dropped, summary=stage.writes_summary, summary_file=opts.summary_file)
     source = open_input(opts.input, opts.inputs, opts.rows)
     run = _Run(stage, opts, outputs, source)
     dest = run.dest
@@ -403,7 +257,7 @@ def run_stage(stage: Stage, opts: RunOptions) -> RunResult:
         total = run.first_pass(source) if source.seekable else None
         if not source.seekable:
             run.start()  # a pipe: load the model while the stage upstream works
-        with Progress(stage.name, opts.progress, total, note=_where_rows_go(outputs)) as progress:
+        with Progress(stage.name, opts.progress, total, note=where_rows_go(outputs)) as progress:
             last_line = run.stream_rows(source, source.seekable, progress)
         run.errors.finish()
         shard, chosen = opts.shard, run.selected_lines
@@ -413,15 +267,15 @@ def run_stage(stage: Stage, opts: RunOptions) -> RunResult:
             keep = lambda rec: rec["line"] in chosen  # noqa: E731
         else:
             keep = lambda rec: rec["line"] <= last_line and in_shard(str(rec.get("id")), shard)  # noqa: E731
-        dest.finish(keep, getattr(stage, "summary_dict", None))
+        dest.finish(keep, stage.summary_dict if stage.writes_summary else None)
         finished = True
     except OSError as exc:
-        message = os_error_message(exc, dest.writing, _kept(run))
+        message = os_error_message(exc, dest.writing, kept_where(run.partial, run.dest))
         if message is None:
             raise
         raise CaiError(message) from exc
     except UnicodeEncodeError as exc:
-        raise CaiError(f"{run.name}: a row holds text that cannot be written as UTF-8 ({exc.reason}); {_kept(run)}") from exc
+        raise CaiError(f"{run.name}: a row holds text that cannot be written as UTF-8 ({exc.reason}); {kept_where(run.partial, run.dest)}") from exc
     finally:
         if not finished:
             run.errors.discard()
@@ -442,70 +296,5 @@ def run_stage(stage: Stage, opts: RunOptions) -> RunResult:
         summary=outputs.summary,
         failed_again=run.failed_again,
     )
-    _print_summary(stage, result, run.errors.kept_in, run.partial if run.failed > run.failed_again else None, dest.dropped_in)
+    print_summary(stage, result, run.errors.kept_in, run.partial if run.failed > run.failed_again else None, dest.dropped_in)
     return result
-
-
-def _kept(run: _Run) -> str:
-    """Where the finished rows are, for a message about a run that stopped."""
-    if run.partial is not None and (run.dest.finished_here or run.dest.side is not None):
-        return f"the finished rows are kept in {run.partial}: rerun the same command to resume"
-    if run.partial is None and run.dest.rows_out:
-        return f"the {run.dest.rows_out} rows before it were written"
-    return "nothing was written"
-
-
-def _where_rows_go(outputs: Outputs) -> str:
-    """For a progress line: where the rows finished so far already are."""
-    if outputs.partial is not None:
-        return f"finished rows are in {outputs.partial}, flushed after each batch"
-    return f"finished rows are written to {outputs.stream or 'stdout'} after each batch"
-
-
-def _print_summary(stage, result: RunResult, errors_path, partial_path, dropped_path) -> None:
-    stats = stage.stats
-    tps = stats.tokens_out / result.seconds if result.seconds > 0 else 0.0
-    parts = [
-        f"{result.rows_in} in",
-        f"{result.rows_out} out",
-        f"{result.skipped} skipped",
-        f"{result.failed} failed",
-    ]
-    if result.selected is not None:
-        parts.append(f"{result.selected} taken by --limit/--shard")
-    if result.dropped:
-        parts.append(f"{result.dropped} dropped")
-    if result.resumed:
-        parts.append(f"{result.resumed} resumed")
-    line = f"cai {stage.name}: rows {', '.join(parts)}"
-    if stats.tokens_out:
-        line += f" | tokens {stats.tokens_in} in, {stats.tokens_out} out | {result.seconds:.1f}s, {tps:.1f} tok/s"
-    elif stats.tokens_in:  # a stage that only reads (score): "0 out, 0.0 tok/s" would read as a fault
-        line += f" | tokens {stats.tokens_in} in | {result.seconds:.1f}s"
-    else:  # a stage that only scores options (label-prefs' judge) counts no tokens
-        line += f" | {result.seconds:.1f}s"
-    if stats.truncated:
-        line += f" | {stats.truncated} truncated at --max-tokens"
-    if stats.cached_tokens:
-        line += f" | {stats.cached_tokens} prompt tokens from cache"
-    extra = stage.summary()
-    if extra:
-        line += f" | {extra}"
-    print(line, file=sys.stderr)
-    if dropped_path is not None:
-        print(f"cai: {result.dropped} dropped rows were written to {dropped_path}", file=sys.stderr)
-    elif result.dropped:
-        print(f"cai: {result.dropped} dropped rows were named above; add --dropped PATH to keep them", file=sys.stderr)
-    if result.summary is not None:
-        print(f"cai {stage.name}: summary -> {result.summary}", file=sys.stderr)
-    if errors_path is not None:
-        print(f"cai: bad or failed rows were written to {errors_path}", file=sys.stderr)
-    if result.failed_again:
-        print(
-            f"cai: {result.failed_again} rows failed a check that needs the model (such as a prompt longer than its context): "
-            "they will fail again on a rerun with this model; shorten them or use a model that takes them",
-            file=sys.stderr,
-        )
-    if partial_path is not None:
-        retry = result.failed - result.failed_again
-        print(f"cai: {retry} rows failed at run time; rerun the same command to retry them (finished rows stay in {partial_path})", file=sys.stderr)

@@ -31,12 +31,13 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
-from .constitution import Constitution
-from .constitution.requests import round_principle
-from .errors import CaiError, ConstitutionError, RowFailure
-from .jsonl import read_lines
-from .rows import input_digest, stable_hash, stage_meta
-from .runner import Dropped, Outcome
+from ..constitution import Constitution
+from ..constitution.requests import round_principle
+from ..errors import CaiError, ConstitutionError, RowFailure
+from ..jsonl import read_lines
+from ..rows import row_digest, stable_hash, stage_meta
+from ..runner import Dropped, Outcome
+from .base import Stage
 
 
 def dropped_path(output: Path) -> Path:
@@ -55,7 +56,7 @@ def _changed_hashes(kind: str, recorded: dict, current: dict) -> str | None:
 
 def constraints_changed(recorded: dict, constitution: Constitution) -> str | None:
     """Why what the gate asked (RECORDED: constraint id -> hash of its question's constitution text) no longer holds."""
-    from .judge.gate import constraint_hashes
+    from ..judge.gate import constraint_hashes
 
     current = constraint_hashes(constitution)
     why = _changed_hashes("hard constraint", recorded, current)
@@ -87,7 +88,7 @@ def round_changed(last: dict, constitution: Constitution, stage: str) -> str | N
     if "when" in last and principle.when != last.get("when"):
         return f"the `when` of '{pid}' changed ({last.get('when')} -> {principle.when})"
     if isinstance(last.get("behaviours"), dict):
-        from .constitution.behaviours import note_hash
+        from ..constitution.behaviours import note_hash
 
         if note_hash(constitution, last["behaviours"]) != last.get("behaviours_hash"):
             return "the instructable behaviours the critic was told of changed"
@@ -99,7 +100,7 @@ def label_changed(pref: dict, constitution: Constitution) -> str | None:
     """Why a label no longer holds: a question as the judge was shown it (with the passage it quoted) changed, the
     constraints changed, or the tiers' order did. A label that used no constitution (revision-wins, identical
     responses) always holds."""
-    from .judge.tiers import shown_questions
+    from ..judge.tiers import shown_questions
 
     used = pref.get("used")
     if not isinstance(used, dict):
@@ -125,14 +126,18 @@ def touched(row: dict, stage: str, constitution: Constitution) -> str | None:
     return round_changed(rounds[-1], constitution, stage)
 
 
-class Amending:
+class Amending(Stage):
     """STAGE run with --amend PREVIOUS (see the module docstring). STAGE has `constitution`, `settings_hash()`, and
     writes meta.<name>.input_hash / settings_hash / constitution_hash on every row."""
 
     def __init__(self, stage, previous: str):
+        super().__init__()
         self.inner = stage
         self.name = stage.name
         self.stats = stage.stats
+        self.tallies = stage.tallies
+        self.writes_summary = stage.writes_summary  # label-prefs' OUT.summary.json, with the amend's counts
+        self.engine_opts = stage.engine_opts
         self.constitution: Constitution = stage.constitution
         self.previous = Path(previous)
         self.settings_hash = stage.settings_hash()
@@ -144,8 +149,6 @@ class Amending:
         self.copied_because: Counter = Counter()
         self._started = False
         self._load()
-        if hasattr(stage, "summary_dict"):  # only a stage that writes OUT.summary.json (label-prefs) gets one here
-            self.summary_dict = lambda: {**stage.summary_dict(), "amend": self.counts()}
 
     # ------------------------------------------------------------------ PREVIOUS
 
@@ -178,7 +181,7 @@ class Amending:
                 kept, left_out = self.index.setdefault(digest, ([], []))
                 (left_out if dropped else kept).append(item.row)
         if not ours:
-            from .filekinds import describe_rows
+            from ..filekinds import describe_rows
 
             what = describe_rows([first] if first is not None else [])
             raise CaiError(f"--amend {self.previous}: {what}, not an earlier output of `cai {self.name}`; give the -o of an earlier "
@@ -189,7 +192,7 @@ class Amending:
 
     def plan(self, row: dict) -> tuple[list[dict], list[dict]] | str:
         """The PREVIOUS rows (kept, dropped) to copy for this input row, or why it is recomputed."""
-        found = self.index.get(input_digest(row))
+        found = self.index.get(row_digest(row))
         if found is None:
             return "input changed (no row of the previous output was made from this input)"
         kept, left_out = found
@@ -205,19 +208,16 @@ class Amending:
     # ------------------------------------------------------------------ the Stage protocol
 
     def fingerprint(self) -> dict:
-        from .resume import file_identity
+        from ..resume import file_identity
 
-        own = getattr(self.inner, "fingerprint", None)
-        fp = own() if own is not None else {"settings": self.inner.settings()}
-        return {**fp, "amend": {"previous": str(self.previous.resolve()), "file": file_identity(self.previous)}}
+        return {**self.inner.fingerprint(), "amend": {"previous": str(self.previous.resolve()), "file": file_identity(self.previous)}}
 
     def check(self, row: dict) -> None:
         self.inner.check(row)
 
     def input_files(self) -> dict[str, str]:
         """The inner stage's files, and PREVIOUS: no output of this run may overwrite what it copies from."""
-        own = getattr(self.inner, "input_files", None)
-        return {**(own() if own is not None else {}), "--amend": str(self.previous)}
+        return {**self.inner.input_files(), "--amend": str(self.previous)}
 
     def start(self) -> None:
         """Nothing yet: the engine starts with the first row to recompute."""
@@ -300,9 +300,10 @@ class Amending:
                                 else "what its model was shown is unchanged"] += 1
         elif mark is not None:
             self.recomputed[_kind(str(mark.get("reason", "")))] += 1
-        inner = getattr(self.inner, "recount", None)
-        if inner is not None:
-            inner(rows, dropped, tallies)
+        self.inner.recount(rows, dropped, tallies)
+
+    def summary_dict(self) -> dict:
+        return {**self.inner.summary_dict(), "amend": self.counts()}
 
     def counts(self) -> dict:
         return {"previous": str(self.previous), "copied": self.copied, "recomputed": sum(self.recomputed.values()),

@@ -14,7 +14,7 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from .constitution import FewShotExample
+    from ..constitution import FewShotExample
 
 Conversation = list[dict]
 
@@ -58,7 +58,7 @@ def with_operator(request: str, instructions: str | None) -> str:
     weigh them; REQUEST unchanged when the conversation has no system message."""
     if not instructions:
         return request
-    from .constitution.requests import bounded
+    from ..constitution.requests import bounded
 
     return f"{request}\n\n{OPERATOR_NOTE.format(instructions=bounded(instructions))}"
 

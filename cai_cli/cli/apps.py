@@ -1,0 +1,19 @@
+"""The `cai` typer apps; each command module registers its commands on them (app.py imports them all)."""
+
+import typer
+
+from .plumbing import OneLineErrors
+
+app = typer.Typer(
+    name="cai",
+    cls=OneLineErrors,
+    help="Constitutional AI, stage by stage over JSONL: generate → critique → revise → label-prefs → train.",
+    no_args_is_help=True,
+    rich_markup_mode="rich",
+    context_settings={"help_option_names": ["-h", "--help"]},
+    pretty_exceptions_enable=False,
+)
+constitution_app = typer.Typer(help="Inspect, validate, import, compare constitutions, and see which sections rows used.", no_args_is_help=True)
+app.add_typer(constitution_app, name="constitution")
+judge_app = typer.Typer(help="Check the judge: does it read the constitution?", no_args_is_help=True)
+app.add_typer(judge_app, name="judge")
