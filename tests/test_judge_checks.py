@@ -1,6 +1,6 @@
 """The judge measured on gold pairs before it labels, scores or trains (cai_cli/judge/checks.py, judge/gold.py): the
 gold files in each published shape, a judge at chance stopped before any work with exit 3 and its measurement kept, a
-judge that knows the answers let through; the same gate in `score --judge` and `train-policy --reward judge`.
+judge that knows the answers let through; the same gate in `score --reward judge` and `train-policy --reward judge`.
 
 The judge is the fake engine, scripted per test: `knows_gold` prefers the answer marked GOOD, `coin` leans by a hash
 of the prompt (a judge at chance whose two orders do not cancel to a tie)."""
@@ -105,7 +105,7 @@ def test_a_floor_needs_gold_pairs_and_a_judge(files):
     proc = cai("label-prefs", files / "in.jsonl", "--mode", "revision-wins", "--gold", files / "gold.jsonl")
     assert proc.returncode == 2 and "--mode revision-wins asks no judge" in proc.stderr
     proc = cai("score", files / "in.jsonl", "--reward-model", files, "--gold", files / "gold.jsonl")
-    assert proc.returncode == 2 and "--gold: is for the judge's rewards; add --judge" in proc.stderr, proc.stderr
+    assert proc.returncode == 2 and "--gold: is for the judge's rewards; add --reward judge" in proc.stderr, proc.stderr
 
 
 # ---- the gate in label-prefs ---------------------------------------------------------------------------------------
@@ -179,7 +179,7 @@ def test_score_judge_and_train_policy_judge_stop_a_judge_at_chance(files, fake_e
     (files / "rules.yaml").write_text(RULES)
     fake_engine.scorer = staticmethod(coin)
     out = files / "scored.jsonl"
-    proc = cai("score", files / "in.jsonl", "--judge", "-c", files / "rules.yaml", "--judge-engine", "fake", "-o", out,
+    proc = cai("score", files / "in.jsonl", "--reward", "judge", "-c", files / "rules.yaml", "--judge-engine", "fake", "-o", out,
                "--gold", files / "gold.jsonl", "--min-accuracy", "0.6")
     assert proc.returncode == 3 and "nothing was scored" in proc.stderr, proc.stderr
     assert not out.exists() and json.loads((files / "scored.judge-gate.json").read_text())["command"] == "score"

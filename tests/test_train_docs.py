@@ -3,7 +3,7 @@
 What the test adds to a printed command only makes it small: `--max-steps 1` and `--batch-size 2` (unless the
 command gives them), the tiny model where the command names none (or a placeholder such as my-7b), two samples of four
 tokens for grpo/rloo, `--limit 2`, and the fake engine for `generate` and `label-prefs` without a trained `--model`
-and for the judge of `--reward judge` and `score --judge` (the embedded model would take minutes). `out/` is a fresh folder holding the inputs the commands expect; `examples/`
+and for the judge of `--reward judge` and `score --reward judge` (the embedded model would take minutes). `out/` is a fresh folder holding the inputs the commands expect; `examples/`
 is the repository's. Under `accelerate launch` or `torchrun` the cai command itself runs in this process: the
 launchers need GPUs or several processes (tests/test_train_slow.py runs torchrun with two).
 """
@@ -72,7 +72,7 @@ def small(argv: list[str], out, tiny) -> list[str]:
         argv += [] if "--batch-size" in argv else ["--batch-size", "2"]
         if "grpo" in argv or "rloo" in argv:
             argv += ["--num-generations", "2", "--max-tokens", "4"]
-    if "judge" in argv or "--judge" in argv:
+    if "judge" in argv:
         argv += ["--judge-engine", "fake"]
     return argv
 
