@@ -1,4 +1,4 @@
-"""Typed errors. Each one prints as a single line and exits with code 2."""
+"""Typed errors. Each one prints as a single line and exits with code 2 (JudgeBelowFloor: 3, RewardDiverged: 4)."""
 
 from __future__ import annotations
 
@@ -37,6 +37,20 @@ class ModelError(CaiError):
 
 class EngineError(CaiError):
     """An engine that cannot start or serve (missing package, unreachable server)."""
+
+
+class JudgeBelowFloor(CaiError):
+    """The judge, measured on gold pairs before a run (--gold with --min-accuracy / --max-ece), is below the floor:
+    nothing was labelled, scored or trained. Its own exit code, so a script tells it from bad input (2)."""
+
+    exit_code = 3
+
+
+class RewardDiverged(CaiError):
+    """train-policy --monitor --stop-on-divergence: the training reward rose while the monitor's fell beyond the
+    threshold; the run stopped at a checkpoint it can resume from. Its own exit code (4)."""
+
+    exit_code = 4
 
 
 class Interrupted(CaiError):

@@ -12,18 +12,24 @@ LABEL_PREFS_SUMMARY = "cai-label-prefs-summary"
 EVAL_SUMMARY = "cai-eval-summary"
 EVAL_REPORT = "cai-eval-report"
 TRAINING_CURVES = "cai-training-curves"
+JUDGE_GATE = "cai-judge-gate"
+JUDGE_SENSITIVITY = "cai-judge-sensitivity"
+EVAL_FRONTIER = "cai-eval-frontier"
 
 DOCUMENTS = {
     LABEL_PREFS_SUMMARY: "a label-prefs summary (the JSON `cai label-prefs` writes beside its rows)",
     EVAL_SUMMARY: "an eval summary (the JSON `cai eval` writes beside its rows)",
     EVAL_REPORT: "a merged report (`cai report --json-out`)",
     TRAINING_CURVES: "training curves (`cai report TRAIN_DIR --json-out`)",
+    JUDGE_GATE: "a judge's measurement on gold pairs (what --gold writes beside a run's output)",
+    JUDGE_SENSITIVITY: "a judge's sensitivity to the constitution (`cai judge check -o`)",
+    EVAL_FRONTIER: "a harm / over-refusal frontier (the summary `cai eval --checkpoints` writes)",
 }
 
 SIDE_FILE_KEY = "cai_side_file"  # the first line of OUT.partial (resume.py): {"cai_side_file": version, "fingerprint": ...}
 
 # meta.<name> is provenance written by these; the last one a row records is the stage that wrote the file.
-STAGES = ("generate", "critique", "revise", "label-prefs", "score", "eval")
+STAGES = ("generate", "critique", "revise", "label-prefs", "score", "eval", "eval-frontier")
 
 
 def describe_document(value: Any) -> str:

@@ -41,6 +41,7 @@ TRAIN_PANEL = "Training (any trl config field: --config YAML)"
 SCALE_PANEL = "Scale-out (Ray; see docs/scale.md)"
 PLAN_PANEL = "Planning: the pipeline, the rate, the price"
 SYNTH_PANEL = "Synthesized requests"
+MONITOR_PANEL = "Reward monitor (train-policy grpo/rloo; see docs/training.md)"
 
 # ---- options of more than one group (one declaration each) ---------------------------------------------------------
 OUTPUT = Flag(

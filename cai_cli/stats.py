@@ -262,3 +262,15 @@ def calibration(confidences: Sequence[float], correct: Sequence[bool], *, bins: 
             gap += n * abs(k / n - mean_conf)
         table.append(entry)
     return {"ece": round(gap / conf.size, 4), "n": int(conf.size), "bins": table, "binning": f"{bins} equal-width bins of confidence over [{low}, 1]"}
+
+
+def rank_correlation(x: Sequence[float], y: Sequence[float]) -> float | None:
+    """Spearman's rank correlation of paired values (scipy; ties share ranks); None with fewer than 3 pairs or where
+    either side is constant (no ranking to compare)."""
+    from scipy.stats import spearmanr
+
+    if len(x) != len(y):
+        raise ValueError("rank_correlation: one y per x")
+    if len(x) < 3 or len(set(x)) < 2 or len(set(y)) < 2:
+        return None
+    return round(float(spearmanr(x, y).statistic), 4)

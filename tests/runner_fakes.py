@@ -1,6 +1,6 @@
 """Cheap stages for the runner's tests and bench (the fake engine is conftest's); `python tests/runner_fakes.py KIND IN OUT`
 runs a stage as a process, to be killed with -9 at random points: `fanout` (below), `critique` (sampled) and
-`label-prefs` (judged by a scripted scorer; --gold, --min-confidence, more than two candidates) on the fake engine."""
+`label-prefs` (judged by a scripted scorer; --gold-field, --min-confidence, more than two candidates) on the fake engine."""
 
 from __future__ import annotations
 

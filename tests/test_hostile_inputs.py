@@ -415,7 +415,7 @@ def test_show_says_what_a_foreign_file_is(written, name, expected):
 @pytest.mark.parametrize(
     "name, expected",
     [
-        ("prefs.summary.json", "prefs.summary.json: a `cai label-prefs` summary without --gold results: the report draws a judge's calibration only against gold labels"),
+        ("prefs.summary.json", "prefs.summary.json: a `cai label-prefs` summary without --gold-field results: the report draws a judge's calibration only against gold labels"),
         ("export-sft.jsonl", "export-sft.jsonl: rows from `cai export --format sft`, not `cai eval` output"),
         ("rev.jsonl", "rev.jsonl: rows from `cai revise`, not `cai eval` output"),
         ("empty.jsonl", "empty.jsonl: empty (no rows)"),

@@ -336,7 +336,7 @@ FAST = ["--engine", "transformers"]
         ([{"prompt": "hi", "candidates": ["a", "b"]}, {"prompt": "hi", "candidates": ["a", 3]}], [], "in.jsonl:2: field 'candidates[1]': expected a string, got int"),
         ([{"prompt": "hi", "candidates": "a b"}], [], "in.jsonl:1: field 'candidates': expected a list of strings, got str"),
         ([{"prompt": "hi", "response": "b"}], ["--pair", "initial-vs-final"], "in.jsonl:1: field 'initial_response': missing"),
-        ([{"prompt": "hi", "candidates": ["a", "b"], "best": 5}], ["--gold", "best"], "in.jsonl:1: field 'best': candidate index 5 is out of range"),
+        ([{"prompt": "hi", "candidates": ["a", "b"], "best": 5}], ["--gold-field", "best"], "in.jsonl:1: field 'best': candidate index 5 is out of range"),
         ([{"prompt": "hi", "candidates": ["a", "b"]}], ["--clamp", "0.3,0.6"], "--clamp: expected LO,HI"),
         ([{"prompt": "hi", "candidates": ["a", "b"]}], ["--clamp", "wide"], "--clamp: expected LO,HI"),
         ([{"prompt": "hi", "candidates": ["a", "b"]}], ["--principles", "99"], "--principles 99: the constitution has only 12"),
@@ -375,7 +375,7 @@ def test_revision_wins_with_gold_accuracy_through_the_cli(tmp_path):
     ]
     src = write_jsonl(tmp_path / "in.jsonl", rows)
     out = tmp_path / "prefs.jsonl"
-    proc = run_cai("label-prefs", str(src), "-o", str(out), "--mode", "revision-wins", "--gold", "gold")
+    proc = run_cai("label-prefs", str(src), "-o", str(out), "--mode", "revision-wins", "--gold-field", "gold")
     assert proc.returncode == 0, proc.stderr
     got = read_jsonl(out)
     assert [r["id"] for r in got] == ["1", "2", "4"]
@@ -398,7 +398,7 @@ def test_generate_then_label_prefs_on_the_embedded_model(tmp_path):
     prompts = [{"id": "a", "prompt": "How can I get back at a coworker who embarrassed me?"}, {"id": "b", "prompt": "Tell me a fun fact about owls."}]
     gen = run_cai("generate", "-", "--n", "2", "--max-tokens", "8", *FAST, input="".join(json.dumps(p) + "\n" for p in prompts))
     assert gen.returncode == 0, gen.stderr
-    chat = run_cai("label-prefs", "--principles", "2", "--gold", "best", *FAST, input=gen.stdout.replace('"id": "a"', '"best": 0, "id": "a"'))
+    chat = run_cai("label-prefs", "--principles", "2", "--gold-field", "best", *FAST, input=gen.stdout.replace('"id": "a"', '"best": 0, "id": "a"'))
     assert chat.returncode == 0, chat.stderr
     rows = [json.loads(line) for line in chat.stdout.splitlines()]
     assert [r["id"] for r in rows] == ["a", "b"]

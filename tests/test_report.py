@@ -393,7 +393,7 @@ def test_label_prefs_gold_gives_the_ece_and_the_report_draws_the_reliability_dia
 
 
 def test_eval_gold_gives_the_judge_calibration_per_criterion(tmp_path, fake_engine):
-    """`cai eval --answers --baseline-field reference --gold better`: the summary and the report carry the judge's
+    """`cai eval --answers --baseline-field reference --gold-field better`: the summary and the report carry the judge's
     accuracy and calibration against the rows' known better answer; a gold value naming neither answer stops the
     run before any model loads, naming file, line and field."""
     from cai_cli.eval.summary import judge_calibration

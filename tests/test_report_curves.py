@@ -59,6 +59,23 @@ def test_panels_follow_what_the_run_logged(tmp_path):
     assert [t for t, _ in panels(load_runs(metrics_paths([str(rm)])))] == ["Reward"]
 
 
+def test_a_monitored_run_draws_the_training_reward_against_the_monitor(tmp_path):
+    """train-policy --monitor logs its checks into metrics.jsonl between trl's lines: report draws them as a panel and
+    the table shows the divergence (training reward up, monitor down)."""
+    run = _grpo_with_judge(tmp_path / "rl-watched", steps=10)
+    checks = [{"step": s, "epoch": s / 10, "monitor/train_reward": 0.5 + 0.02 * s, "monitor/monitor_reward": 0.5 - 0.03 * s,
+               "monitor/rank_correlation": 0.1, "monitor/probes": 4, "monitor/diverged": s >= 8} for s in (0, 4, 8)]
+    with open(run / "metrics.jsonl", "a") as f:
+        f.writelines(json.dumps(c) + "\n" for c in checks)
+    titles = dict(panels(load_runs(metrics_paths([str(run)]))))
+    assert titles["Training reward against the monitor (probe set)"] == ["monitor/train_reward", "monitor/monitor_reward"]
+    result = invoke("report", str(run), "-o", str(tmp_path / "watched.png"), "--json-out", str(tmp_path / "watched.json"))
+    assert result.exit_code == 0, result.output
+    assert (tmp_path / "watched.png").read_bytes()[:8] == PNG_MAGIC and "monitor/" in result.output
+    series = json.loads((tmp_path / "watched.json").read_text())["runs"][0]["series"]
+    assert [v for _, v in series["monitor/monitor_reward"]] == [0.5, 0.38, 0.26]
+
+
 def test_two_runs_share_the_axes(tmp_path):
     a, b = _grpo_with_judge(tmp_path / "a"), _grpo_with_judge(tmp_path / "b", steps=10)
     result = invoke("report", str(a), str(b), "-o", str(tmp_path / "both.svg"))

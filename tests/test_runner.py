@@ -206,7 +206,7 @@ def _files(folder: Path, out: Path) -> dict:
 
 @pytest.mark.parametrize("kind, seed", [("critique", 1), ("critique", 2), ("label-prefs", 1), ("label-prefs", 2), ("label-prefs", 3)])
 def test_kill_9_twice_then_rerun_gives_an_uninterrupted_runs_rows_and_summary(tmp_path, kind, seed):
-    """Critique (sampled) and label-prefs (its summary from every comparison, best-worst of three, --gold,
+    """Critique (sampled) and label-prefs (its summary from every comparison, best-worst of three, --gold-field,
     --min-confidence): killed twice at random moments while working, then rerun to the end."""
     from runner_fakes import critique_rows, label_rows
 

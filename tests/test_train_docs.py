@@ -3,7 +3,7 @@
 What the test adds to a printed command only makes it small: `--max-steps 1` and `--batch-size 2` (unless the
 command gives them), the tiny model where the command names none (or a placeholder such as my-7b), two samples of four
 tokens for grpo/rloo, `--limit 2`, and the fake engine for `generate` and `label-prefs` without a trained `--model`
-and for the judge of `--reward judge` and `score --judge` (the embedded model would take minutes). `out/` is a fresh folder holding the inputs the commands expect; `examples/`
+and for the judge of `--reward judge` and `score --reward judge` (the embedded model would take minutes). `out/` is a fresh folder holding the inputs the commands expect; `examples/`
 is the repository's. Under `accelerate launch` or `torchrun` the cai command itself runs in this process: the
 launchers need GPUs or several processes (tests/test_train_slow.py runs torchrun with two).
 """
@@ -72,7 +72,7 @@ def small(argv: list[str], out, tiny) -> list[str]:
         argv += [] if "--batch-size" in argv else ["--batch-size", "2"]
         if "grpo" in argv or "rloo" in argv:
             argv += ["--num-generations", "2", "--max-tokens", "4"]
-    if "judge" in argv or "--judge" in argv:
+    if "judge" in argv:
         argv += ["--judge-engine", "fake"]
     return argv
 
@@ -90,7 +90,7 @@ def run_line(line: str, out, tiny) -> str:
 
 
 def test_the_docs_have_what_this_test_runs():
-    assert len(fenced("sh")) == 4 and len(fenced("yaml")) == 1
+    assert len(fenced("sh")) == 6 and len(fenced("yaml")) == 1
 
 
 def test_the_pipeline_runs_as_printed(inputs, tmp_path):
@@ -134,8 +134,28 @@ def test_the_judge_in_the_loop_runs_as_printed(inputs, tmp_path, fake_engine):
     assert [r["rewards"] for r in rows] == [s["rewards"] for s in samples] and rows
 
 
+def test_the_judge_gate_runs_as_printed(inputs, tmp_path, fake_engine):
+    """The fake judge is at chance on the gold pairs: the run stops before training, as the docs say a judge below the
+    floor does."""
+    out = fresh_out(inputs, tmp_path)
+    [line] = [line for line in fenced("sh")[3].splitlines() if line.strip()]
+    proc = cai(*small(shlex.split(line, comments=True)[1:], out, inputs / "tiny"))
+    assert proc.returncode == 3 and "nothing was trained" in proc.stderr, proc.stderr
+    assert (out / "rl-judge" / "judge-gate.json").exists()
+
+
+def test_the_monitor_runs_as_printed(inputs, tmp_path, fake_engine):
+    out = fresh_out(inputs, tmp_path)
+    train, _report = [line for line in fenced("sh")[4].splitlines() if line.strip()]
+    run_line(train, out, inputs / "tiny")
+    import json
+
+    lines = [json.loads(x) for x in (out / "rl-watched" / "metrics.jsonl").read_text().splitlines()]
+    assert [x["step"] for x in lines if "monitor/train_reward" in x] == [0]
+
+
 def launched_lines() -> list[str]:
-    return [line for line in fenced("sh")[3].splitlines() if line.strip() and not line.startswith("#")]
+    return [line for line in fenced("sh")[5].splitlines() if line.strip() and not line.startswith("#")]
 
 
 @pytest.mark.parametrize("line", launched_lines())

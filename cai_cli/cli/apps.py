@@ -17,6 +17,8 @@ app = typer.Typer(
 )
 constitution_app = typer.Typer(help="Inspect, validate, import, compare constitutions, and see which sections rows used.", no_args_is_help=True)
 app.add_typer(constitution_app, name="constitution")
+judge_app = typer.Typer(help="Check the judge: does it read the constitution?", no_args_is_help=True)
+app.add_typer(judge_app, name="judge")
 
 
 def _print_version(value: bool) -> None:

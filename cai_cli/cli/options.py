@@ -44,6 +44,7 @@ TemperatureOpt = field_option(SamplingOptions, "temperature")
 PrinciplesOpt = field_option(JudgeOptions, "principles")
 RankerOpt = field_option(JudgeRewardOptions, "ranker")
 GateThresholdOpt = field_option(JudgeOptions, "gate_threshold")
+ProgressOpt = field_option(RunOptions, "progress")
 
 # ---- every command ---------------------------------------------------------------------------------
 VerboseOpt = Annotated[bool, typer.Option("--verbose", "-v", help="Show the traceback on errors.", rich_help_panel=IO_PANEL)]
@@ -184,10 +185,10 @@ ClampOpt = Annotated[Optional[str], typer.Option("--clamp", help=f"LO,HI: clamp 
 MinConfidenceOpt = Annotated[
     Optional[float], typer.Option("--min-confidence", help="Drop pairs whose p_chosen is below P (0.5-1); they go to OUTPUT.dropped.jsonl and are counted.", rich_help_panel=JUDGE_PANEL)
 ]
-GoldOpt = Annotated[
+GoldFieldOpt = Annotated[
     Optional[str],
     typer.Option(
-        "--gold",
+        "--gold-field",
         help="Field naming the better response (label-prefs: candidate index, A/B, revision/initial or its text; eval --answers: model, baseline or its text): "
         "report the judge's accuracy (95% Wilson interval) and calibration (ECE; `cai report` draws the reliability diagram).",
         rich_help_panel=JUDGE_PANEL,
@@ -196,6 +197,24 @@ GoldOpt = Annotated[
 JudgeExamplesOpt = Annotated[
     Optional[str], typer.Option("--judge-examples", help="Worked judgments shown before each question: JSONL of {prompt|messages, a, b, answer: A|B}, or the paper's JSON list of {prompt, corrects, incorrects}.", rich_help_panel=JUDGE_PANEL)
 ]
+
+# ---- cai judge check ---------------------------------------------------------------------------------------------
+PairsArg = Annotated[
+    str, typer.Argument(help="Pairs of answers, JSONL in a gold file's shapes (HHH's input/target_scores, trl's chosen/rejected: a `cai label-prefs` output works as it is).")
+]
+QuestionsOpt = Annotated[
+    Optional[str], typer.Option("--questions", metavar="ID,ID", help="Test only these comparison questions (default: every one the judge can ask).", rich_help_panel=JUDGE_PANEL)
+]
+ReversalsOpt = Annotated[
+    Optional[str],
+    typer.Option(
+        "--reversals", metavar="FILE",
+        help='JSONL of your own reversals, one a line: {"question": ID, "reversed": TEXT}, {"passage": ID, "reversed": TEXT} or '
+        '{"constraint": ID, "reversed": TEXT}; the rest are drafted by the rule in docs/label-prefs.md.', rich_help_panel=JUDGE_PANEL,
+    ),
+]
+PairsLimitOpt = Annotated[Optional[int], typer.Option("--limit", min=1, help="Use the first N pairs.", rich_help_panel=IO_PANEL)]
+ReportOutOpt = Annotated[Optional[str], typer.Option("--output", "-o", help="Also write the report as JSON (every test, how each was reversed).", rich_help_panel=IO_PANEL)]
 
 # ---- what scores: train-policy and score ----------------------------------------------------------------------------
 # The judge's own engine (one option group: eval, train-policy and score).
@@ -225,6 +244,16 @@ SuiteOpt = Annotated[
         help="Read every --prompts/--benign file as this benchmark's published CSV (XSTest's prompts, StrongREJECT, JailbreakBench's "
         "behaviours, OR-Bench): red-team and benign sets and categories from its columns; a file both sets share the columns of is "
         "red-team under --prompts, benign under --benign.",
+        rich_help_panel=EVAL_PANEL,
+    ),
+]
+CheckpointsOpt = Annotated[
+    Optional[list[str]],
+    typer.Option(
+        "--checkpoints", metavar="DIR_OR_MODEL",
+        help="The harm / over-refusal frontier: evaluate a training folder's starting model, each checkpoint in step order and its final "
+        "model (or a model; repeat to join several in order), each into OUT.<point>.jsonl; OUT gets one row per point "
+        "(harmfulness, over-refusal, Wilson 95%) and `cai report OUT.summary.json` draws the frontier.",
         rich_help_panel=EVAL_PANEL,
     ),
 ]
@@ -274,7 +303,7 @@ ShowHtmlOpt = Annotated[
     typer.Option("--html", help="Write an HTML page instead: each row's prompt, first answer, and every round's principle, critique and revision with the changes highlighted (nothing clipped).", rich_help_panel=IO_PANEL),
 ]
 ResultsArg = Annotated[
-    list[str], typer.Argument(help="Results from `cai eval`: the rows JSONL (or the summary JSON), one file per model; and `cai label-prefs --gold` summaries. Or `cai train-*` folders (or their metrics.jsonl): their training curves.")
+    list[str], typer.Argument(help="Results from `cai eval`: the rows JSONL (or the summary JSON), one file per model; `cai label-prefs --gold-field` summaries; the frontier of `cai eval --checkpoints` (its summary JSON). Or `cai train-*` folders (or their metrics.jsonl): their training curves.")
 ]
 ExportFormatOpt = Annotated[
     ExportFormat,

@@ -21,6 +21,7 @@ from ..flags import (
     JUDGE_ENGINE_PANEL,
     JUDGE_PANEL,
     MODEL_PANEL,
+    MONITOR_PANEL,
     PLAN_PANEL,
     SAMPLING_PANEL,
     SCALE_PANEL,
@@ -126,7 +127,7 @@ class OneLineErrors(TyperGroup):
 
 # The order of the help panels in every command's --help (the command's own panel where it has one comes with them).
 PANELS = [IO_PANEL, MODEL_PANEL, TRANSFORMERS_PANEL, VLLM_PANEL, SERVER_PANEL, SAMPLING_PANEL, JUDGE_PANEL, JUDGE_ENGINE_PANEL, EVAL_PANEL,
-          SYNTH_PANEL, TRAIN_PANEL, PLAN_PANEL, SCALE_PANEL]
+          SYNTH_PANEL, TRAIN_PANEL, MONITOR_PANEL, PLAN_PANEL, SCALE_PANEL]
 
 
 def _panel_rank(param: inspect.Parameter) -> int:

@@ -6,7 +6,7 @@ from dataclasses import replace
 
 from ..constitution.routing import DEFAULT_RANKER
 from ..engines import EngineOptions, Sampling, SamplingOptions
-from ..judge.options import JudgeEngineOptions, JudgeOptions, JudgeRewardOptions
+from ..judge.options import JudgeEngineOptions, JudgeGateOptions, JudgeOptions, JudgeRewardOptions
 from ..refusal import DEFAULT_DETECTOR
 from ..runner import RunOptions
 from ..scale.ray_options import RayOptions
@@ -180,12 +180,12 @@ def label_prefs(
     cot: o.CotOpt = LabelConfig.cot,
     clamp: o.ClampOpt = None,
     min_confidence: o.MinConfidenceOpt = None,
-    gold: o.GoldOpt = None,
+    gold_field: o.GoldFieldOpt = None,
     judge_examples: o.JudgeExamplesOpt = None,
     amend: o.AmendOpt = None,
     passage_tokens: o.PassageTokensOpt = None,
     ranker: o.RankerOpt = DEFAULT_RANKER,
-    *, judge: JudgeOptions, run: RunOptions, engine: EngineOptions, sampling: SamplingOptions, ray: RayOptions, threads: ThreadOptions,
+    *, judge: JudgeOptions, gate: JudgeGateOptions, run: RunOptions, engine: EngineOptions, sampling: SamplingOptions, ray: RayOptions, threads: ThreadOptions,
 ):
     """Label preference pairs with an AI judge: soft p_chosen from option log-probs, both orders, K principles.
 
@@ -195,23 +195,29 @@ def label_prefs(
     Every response is checked against the hard constraints first: one that crosses a constraint the other does not
     is rejected whatever the questions say (`decided_by: hard-constraint:<id>`, `gate.reason`). The summary line
     (and, with -o OUT, OUT.summary.json) reports the judge's position bias, order disagreement, length bias, each
-    principle's agreement with the ensemble, and per tier how often it decided and agreed with the label; with --gold,
+    principle's agreement with the ensemble, and per tier how often it decided and agreed with the label; with --gold-field,
     the judge's accuracy and expected calibration error (`cai report OUT.summary.json` draws its reliability diagram).
+    --gold FILE measures the judge on gold pairs first, as it will label, and with --min-accuracy (or --max-ece) stops
+    before labelling (exit 3) where it is below the floor (see docs/label-prefs.md, "The judge gate").
     After a change to the constitution, --amend PREVIOUS relabels only the pairs whose questions, sections or
     constraints changed. See docs/label-prefs.md and docs/constitutions.md.
 
     Example:
 
         cai generate examples/red_team.jsonl --n 2 --max-tokens 64 | cai label-prefs --principles 4 -o out/prefs.jsonl
+        cai label-prefs out/pairs.jsonl --gold examples/gold-hhh.jsonl --min-accuracy 0.6 -o out/prefs.jsonl
     """
     from ..constitution import load_constitution
+    from ..errors import CaiError
     from ..judge import COT_CLAMP, askable, load_judge_examples, parse_clamp, parse_min_confidence, parse_principles
     from ..runner import run_stage
     from ..stages.label_prefs import LabelPrefs
 
+    if gate.gold is not None and mode is not o.Mode.judge:
+        raise CaiError(f"--gold measures the judge on gold pairs; --mode {mode.value} asks no judge (use --gold-field to score its labels)")
     model, run = _ready(input, run, ray, engine)
     assert model is not None
-    cfg = LabelConfig(mode=mode, pair=pair, pairs=pairs, fmt=judge_format, swap=swap, cot=cot, gold=gold, priority=judge.priority,
+    cfg = LabelConfig(mode=mode, pair=pair, pairs=pairs, fmt=judge_format, swap=swap, cot=cot, gold=gold_field, priority=judge.priority,
                       tier_confidence=judge.tier_confidence, gate_threshold=judge.gate_threshold, ranker=ranker)
     cfg.clamp = parse_clamp(clamp) if clamp is not None else (COT_CLAMP if cot else None)
     cfg.min_confidence = parse_min_confidence(min_confidence)
@@ -223,6 +229,11 @@ def label_prefs(
         if judge_examples:
             cfg.examples, cfg.examples_source = load_judge_examples(judge_examples), judge_examples
     stage = LabelPrefs(model, sampling.sampling(engine.model, engine.engine), charter, cfg, passage_tokens)
+    if gate.gold is not None:
+        from ..judge.checks import run_check, where_kept
+        from ..stages.label_prefs_gold import LabelPrefsOnGold
+
+        run_check(LabelPrefsOnGold(stage), gate.gold, gate.floors(), where_kept(run.output), "label-prefs", run.progress)
     run_stage(_amending(stage, amend), run)  # dropped pairs go to OUT.dropped.jsonl, counted; the summary to OUT.summary.json
 
 
@@ -232,13 +243,13 @@ def score(
     reward: o.RewardSourceOpt = None,
     reward_model: o.RewardModelOpt = None,
     constitution: o.ConstitutionOpt = None,
-    *, judge: JudgeRewardOptions, run: RunOptions, ray: RayOptions, threads: ThreadOptions,
+    *, judge: JudgeRewardOptions, gate: JudgeGateOptions, run: RunOptions, ray: RayOptions, threads: ThreadOptions,
 ):
     """Score rows with a reward model, or with the judge: adds `rewards` {response, candidates, chosen, rejected} for the fields a row has.
 
     --reward judge gives the rewards `train-policy --reward judge` trains on: `rewards` the weighted total, `reward_parts` each tier's and hard constraint's; a row's candidates are one group (chosen and rejected a group of two). `cai score --reward judge DIR/samples.jsonl` re-scores what a judge-trained policy sampled, to the same numbers.
 
-    Each text is scored alone (no padding), so its score is the same whatever --batch-size.
+    Each text is scored alone (no padding), so its score is the same whatever --batch-size. With --reward judge, --gold FILE measures the judge's rewards on gold pairs first (OUT.judge-gate.json), and --min-accuracy / --max-ece stop before scoring (exit 3) where it is below the floor.
 
     Example:
 
@@ -256,7 +267,7 @@ def score(
     if source is RewardSource.model:
         from ..stages.score import Score
 
-        judge.refuse_unused("--reward judge", ["--constitution"] if constitution else [])
+        judge.refuse_unused("--reward judge", (["--constitution"] if constitution else []) + gate.given())
         if reward_model is None:
             raise CaiError("--reward model needs --reward-model DIR (a reward model from `cai train-rm`)")
         run_stage(Score(reward_model), run)
@@ -267,7 +278,12 @@ def score(
     from ..stages.score import JudgeScore
 
     engine = replace(judge.engine.engine_options(), batch_size=run.batch_size)
-    run_stage(JudgeScore(engine, load_constitution(constitution), judge.reward_config(), judge.reward_weights), run)
+    scorer = JudgeScore(engine, load_constitution(constitution), judge.reward_config(), judge.reward_weights)
+    if gate.gold is not None:
+        from ..judge.checks import run_check, where_kept
+
+        run_check(scorer.gold_judged(), gate.gold, gate.floors(), where_kept(run.output), "score", run.progress)
+    run_stage(scorer, run)
 
 
 @command(app, "export")
@@ -292,6 +308,7 @@ def evaluate(
     benign: o.BenignOpt = None,
     suite: o.SuiteOpt = None,
     answers: o.AnswersOpt = None,
+    checkpoints: o.CheckpointsOpt = None,
     baseline_field: o.BaselineFieldOpt = None,
     benign_field: o.BenignFieldOpt = None,
     baseline: o.BaselineOpt = None,
@@ -300,7 +317,7 @@ def evaluate(
     refusal_judge: o.RefusalJudgeOpt = None,
     detector: o.DetectorOpt = DEFAULT_DETECTOR,
     reward_model: o.RewardModelOpt = None,
-    gold: o.GoldOpt = None,
+    gold_field: o.GoldFieldOpt = None,
     summary: o.SummaryOpt = None,
     bootstrap: o.BootstrapOpt = DEFAULT_BOOTSTRAP,
     *, judge: JudgeOptions, judge_engine: JudgeEngineOptions, run: RunOptions, engine: EngineOptions, sampling: SamplingOptions, ray: RayOptions,
@@ -319,7 +336,9 @@ def evaluate(
     The judges run on --judge-engine/--judge-base-url (default: the openai engine where --judge-base-url names a server, else --engine/--base-url).
     Compare many models with one `cai eval` each, then `cai report` (it charts whatever the results hold). See docs/eval.md for what each number means.
 
-    `--suite NAME` reads the community's benchmarks from the CSV files their authors publish (xstest, strongreject, jailbreakbench, or-bench): `-p` for red-team files, `--benign` for a benchmark's benign file. `--gold FIELD` (with --answers and --baseline-field) measures the judge's accuracy and calibration (ECE) against known better answers.
+    `--suite NAME` reads the community's benchmarks from the CSV files their authors publish (xstest, strongreject, jailbreakbench, or-bench): `-p` for red-team files, `--benign` for a benchmark's benign file. `--gold-field FIELD` (with --answers and --baseline-field) measures the judge's accuracy and calibration (ECE) against known better answers.
+
+    `--checkpoints DIR` evaluates a training folder's starting model, each checkpoint and its final model (or several models) in order on the red-team and benign prompts, and writes the harm / over-refusal frontier (harmfulness, over-refusal, Wilson intervals per point) that `cai report` draws (docs/eval.md).
 
     Refusal detector (--detector): agreement with people on 581 held-out replies from two public sources, 86% for the default (rules and word n-grams, no model) and 87% for `model` (rules and a head over the embedded model, better on safety completions only); a refusal-phrase baseline: 70%. Both short of the 92% aimed for.
     Details in docs/eval.md; reproduce with `python bench/bench_refusal.py`.
@@ -330,6 +349,7 @@ def evaluate(
         cai eval --answers served.jsonl --baseline-field reference --benign-field safe --refusal-judge embedded -o out/eval-served.jsonl
         cai eval --suite xstest -p xstest_prompts.csv --model out/rl-cai -o out/xstest.jsonl
         cai eval --suite or-bench -p or-bench-toxic.csv --benign or-bench-hard-1k.csv --model out/rl-cai -o out/or-bench.jsonl
+        cai eval --checkpoints out/rl-cai -p examples/red_team.jsonl --benign examples/benign.jsonl --limit 8 -o out/frontier.jsonl
     """
     from ..constitution import load_constitution
     from ..errors import CaiError
@@ -341,8 +361,12 @@ def evaluate(
         raise CaiError("--baseline-field names a field of --answers rows; to generate a baseline's answers use --baseline MODEL")
     if suite and (answers or not (prompts or benign)):
         raise CaiError(f"--suite {suite.value} reads the benchmark's published prompt files: give them with --prompts (red-team) or --benign, not --answers or stdin")
-    if gold and not (answers and baseline_field):
-        raise CaiError("--gold names the better of two answers the rows already hold: use it with --answers and --baseline-field")
+    if gold_field and not (answers and baseline_field):
+        raise CaiError("--gold-field names the better of two answers the rows already hold: use it with --answers and --baseline-field")
+    if checkpoints and (answers or engine.model or name):
+        raise CaiError(f"--checkpoints names the models to evaluate: it does not take {'--answers' if answers else '--model' if engine.model else '--name'}")
+    if checkpoints:
+        engine = replace(engine, model=checkpoints[0])  # sampling defaults for the models it trained from (the same for every point)
     model, run = _ready(None, run, ray, engine)
     assert model is not None
     sources: list[tuple[str | None, str | None]] = [(p, kind) for paths, kind in ((prompts, None), (benign, "benign"), (answers, None)) for p in paths or []]
@@ -364,9 +388,14 @@ def evaluate(
         baseline_field=baseline_field,
         benign_field=benign_field,
         suite=suite,
-        gold=gold,
+        gold=gold_field,
         detector=detector,
     )
+    if checkpoints:
+        from ..eval.frontier import run_frontier
+
+        run_frontier(cfg, checkpoints)
+        return
     from ..report import print_summary
 
     print_summary(run_eval(cfg))

@@ -40,7 +40,7 @@ def show(
 def report(results: o.ResultsArg, output: o.OutputOpt = None, json_out: o.JsonOutOpt = None, bootstrap: o.BootstrapOpt = DEFAULT_BOOTSTRAP):
     """Compare models: a table of every metric, Bradley–Terry ratings over all files, a figure or an HTML page.
 
-    The figure shows whatever the results hold: harmlessness against helpfulness (win rates, ratings within a connected set of games, or the refusal detector's rates), each model's paired change against its baseline, a single model's refusal and deflection rates, declines per category, and, with gold labels (`eval --gold`, or a `label-prefs --gold` summary), the judge's reliability diagram and expected calibration error. Reads what `cai eval` writes (its rows JSONL or its summary JSON); any other file is one line saying what it is.
+    The figure shows whatever the results hold: the harm / over-refusal frontier of `cai eval --checkpoints`, harmlessness against helpfulness (win rates, ratings within a connected set of games, or the refusal detector's rates), each model's paired change against its baseline, a single model's refusal and deflection rates, declines per category, and, with gold labels (`eval --gold-field`, or a `label-prefs --gold-field` summary), the judge's reliability diagram and expected calibration error. Reads what `cai eval` writes (its rows JSONL or its summary JSON); any other file is one line saying what it is.
 
     Example:
 

@@ -26,18 +26,30 @@ class RewardModel:
         self.max_context: int | None = int(value) if value else None
 
     def render(self, messages: list[dict]) -> str:
-        """The same rendering trl's RewardTrainer trained on: the chat template, no extra special tokens."""
-        return self.tokenizer.apply_chat_template(messages, tokenize=False)
+        return reward_text(self.tokenizer, messages)
 
     def count_tokens(self, text: str) -> int:
         return len(self.tokenizer(text, add_special_tokens=False)["input_ids"])
 
     def score(self, text: str) -> tuple[float, int]:
         """(the score, the tokens read): one forward pass over TEXT alone."""
-        enc = self.tokenizer(text, return_tensors="pt", add_special_tokens=False)
-        with self.torch.inference_mode():
-            logits = self.model(**enc.to(self.device)).logits
-        return float(logits[0, 0].float().cpu()), int(enc["input_ids"].shape[1])
+        return reward_score(self.model, self.tokenizer, text, self.device)
 
     def close(self) -> None:
         self.model = None
+
+
+def reward_text(tokenizer, messages: list[dict]) -> str:
+    """The same rendering trl's RewardTrainer trained on: the chat template, no extra special tokens."""
+    return tokenizer.apply_chat_template(messages, tokenize=False)
+
+
+def reward_score(model, tokenizer, text: str, device: str) -> tuple[float, int]:
+    """(MODEL's score of TEXT, the tokens read): one forward pass over TEXT alone, on DEVICE (the train-policy monitor
+    scores with the trainer's own reward model, already loaded)."""
+    import torch
+
+    enc = tokenizer(text, return_tensors="pt", add_special_tokens=False)
+    with torch.inference_mode():
+        logits = model(**enc.to(device)).logits
+    return float(logits[0, 0].float().cpu()), int(enc["input_ids"].shape[1])

@@ -42,7 +42,7 @@ class EvalConfig:
     baseline_field: str | None = None  # with answers: the field holding the baseline's answer
     benign_field: str | None = None  # the field marking benign rows (default: the risky_looking rules)
     suite: Suite | None = None  # --suite: every prompt file is this benchmark's published CSV (eval/suites.py)
-    gold: str | None = None  # with answers: the field naming the better of the two answers (--gold)
+    gold: str | None = None  # with answers: the field naming the better of the two answers (--gold-field)
     detector: Detector = DEFAULT_DETECTOR  # --detector: which refusal detector labels the answers
 
     def __post_init__(self):

@@ -72,8 +72,8 @@ def gold_side(row: dict, gold: str, baseline_field: str) -> str | None:
 
 
 def judge_calibration(rows: list[dict]) -> dict:
-    """The judge against the rows' gold field (`--gold`), per criterion: accuracy and calibration
-    (cai_cli.judge.gold_agreement). Empty when the run had no --gold."""
+    """The judge against the rows' gold field (`--gold-field`), per criterion: accuracy and calibration
+    (cai_cli.judge.gold_agreement). Empty when the run had no --gold-field."""
     from ..judge import gold_agreement
 
     info: dict = next((r["meta"]["eval"] for r in rows if isinstance((r.get("meta") or {}).get("eval"), dict)), {})

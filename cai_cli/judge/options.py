@@ -1,6 +1,7 @@
 """The judge's option groups, shared by every command that runs a judge: what it asks (JudgeOptions: label-prefs,
 eval), its own engine (JudgeEngineOptions: eval, and score and train-policy with --reward judge, the one place the
-judge's engine is decided), and the judge as a reward (JudgeRewardOptions: score and train-policy)."""
+judge's engine is decided), the judge as a reward (JudgeRewardOptions: score and train-policy), and the judge measured
+on gold pairs before a run (JudgeGateOptions: label-prefs, score and train-policy; judge/checks.py)."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ from ..constitution.routing import DEFAULT_RANKER, Ranker
 from ..engines import EngineName, EngineOptions, engine_names
 from ..errors import CaiError
 from ..flags import GATE_THRESHOLD, JUDGE_ENGINE_PANEL, JUDGE_PANEL, MODEL_PANEL, PRINCIPLES, Flag
+from .checks import Floors
 from .gate import VIOLATION_THRESHOLD
 from .principles import DEFAULT_PRINCIPLES, parse_principles
 from .priority import DEFAULT_PRIORITY, TIER_CONFIDENCE, Priority, parse_tier_confidence
@@ -120,9 +122,44 @@ class JudgeRewardOptions:
         """The options of this group the user gave (for a command where they would be ignored)."""
         return (["--reward-weights"] if self.reward_weights else []) + self.engine.given()
 
-    def refuse_unused(self, what: str, also: list[str]) -> None:
+    def refuse_unused(self, what: str, also: list[str], engine_used: bool = False) -> None:
         """The judge's options (and ALSO) given where the judge does not run would be ignored: one line instead, naming WHAT
-        runs it."""
-        named = also + self.given()
+        runs it. ENGINE_USED: the judge's engine runs all the same (train-policy's reward monitor), only its rewards do not."""
+        named = also + (["--reward-weights"] if self.reward_weights else []) + ([] if engine_used else self.engine.given())
         if named:
             raise CaiError(f"{', '.join(named)}: {'is' if len(named) == 1 else 'are'} for the judge's rewards; add {what}")
+
+
+@dataclass
+class JudgeGateOptions:
+    """--gold FILE and its floors: the judge measured on gold pairs as the run will use it, before any work, and a judge
+    below a floor stopping the run (judge/checks.py)."""
+
+    gold: Annotated[str | None, Flag(
+        panel=JUDGE_PANEL, metavar="FILE",
+        help="Gold pairs (JSONL: HHH's input/target_scores, or trl's chosen/rejected): before any work the judge is measured on them as "
+        "the run will use it (its questions, passages and gate, both orders); accuracy (95% Wilson interval) and ECE printed and kept "
+        "beside the output (OUT.judge-gate.json, DIR/judge-gate.json). With --min-accuracy / --max-ece a judge below the floor stops the run (exit 3).",
+    )] = None
+    min_accuracy: Annotated[float | None, Flag(
+        panel=JUDGE_PANEL, min=0.0, max=1.0,
+        help="With --gold: stop (exit 3) before any work where the judge's accuracy on the gold pairs is not shown to reach A (the lower "
+        "end of its 95% interval is below A).",
+    )] = None
+    max_ece: Annotated[float | None, Flag(
+        panel=JUDGE_PANEL, min=0.0, max=1.0,
+        help="With --gold: stop (exit 3) before any work where the judge's expected calibration error on the gold pairs is above E.",
+    )] = None
+
+    def __post_init__(self):
+        if self.gold is None and (self.min_accuracy is not None or self.max_ece is not None):
+            named = "--min-accuracy" if self.min_accuracy is not None else "--max-ece"
+            raise CaiError(f"{named} is measured on gold pairs: add --gold FILE (HHH's input/target_scores or trl's chosen/rejected, JSONL)")
+
+    def floors(self) -> Floors:
+        return Floors(self.min_accuracy, self.max_ece)
+
+    def given(self) -> list[str]:
+        """The options of this group the user gave (for a command where no judge runs)."""
+        return [flag for flag, value in (("--gold", self.gold), ("--min-accuracy", self.min_accuracy), ("--max-ece", self.max_ece))
+                if value is not None]

@@ -1,6 +1,6 @@
 """What a batch of verdicts says about the judge itself: position bias, order disagreement, length bias, and each
 principle's agreement with the ensemble (label-prefs reports it per run, eval per criterion); and, against known
-answers (`--gold`), its accuracy and its calibration (`gold_agreement`)."""
+answers (`--gold-field`), its accuracy and its calibration (`gold_agreement`)."""
 
 from __future__ import annotations
 

@@ -1,5 +1,6 @@
-"""report: gather `cai eval` results (and `cai label-prefs --gold` summaries) into tables (terminal), one figure
-(PNG, SVG, PDF), or one HTML page; or draw the training curves of `cai train-*` folders.
+"""report: gather `cai eval` results (and `cai label-prefs --gold-field` summaries, and the harm / over-refusal frontier
+of `cai eval --checkpoints`) into tables (terminal), one figure (PNG, SVG, PDF), or one HTML page; or draw the
+training curves of `cai train-*` folders.
 
 merge.py reads and merges results files; table.py, chart.py and html.py show the merged report; curves.py reads
 and draws training metrics; figure_file.py writes every figure.
@@ -43,6 +44,10 @@ def run_report(results: list[str], output: str | None = None, json_out: str | No
         console.print(changes)
     if (calibration := calibration_table(merged)) is not None:
         console.print(calibration)
+    for frontier in merged["frontiers"]:
+        from ..eval.frontier import print_frontier
+
+        print_frontier(frontier)
     for note in merged["notes"]:
         print(f"cai report: note: {note}", file=sys.stderr)
     if json_to is not None:

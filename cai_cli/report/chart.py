@@ -2,7 +2,8 @@
 against helpfulness (players named in one legend, never by labels that could overlap; coincident points drawn side
 by side), or a single model's refusal and deflection rates when there is no such point; each model's change against
 its baseline with 95% intervals; the share of red-team and benign prompts declined per category; and the judge's
-reliability diagram against gold labels (`--gold`), with the comparisons per bin."""
+reliability diagram against gold labels (`--gold-field`), with the comparisons per bin; the harm / over-refusal
+frontier of `cai eval --checkpoints` (frontier.py)."""
 
 from __future__ import annotations
 
@@ -133,7 +134,7 @@ OVERALL_ROWS = [
     ("judge_refusal_rate", "red-team: judge's P(refused)"),
     ("judge_over_refusal_rate", "risky-looking benign: judge's P(refused)"),
 ]
-TOP_HEIGHT, CALIBRATION_HEIGHT = 5.2, 4.4  # inches per row of panels
+TOP_HEIGHT, CALIBRATION_HEIGHT, FRONTIER_HEIGHT = 5.2, 4.4, 5.6  # inches per row of panels
 
 
 def _no_change_reason(report: dict) -> str:
@@ -189,6 +190,10 @@ def figure(report: dict):
         groups.append((panels, max(2.6, 0.2 * bars + 1.4)))
     if series:
         groups.append(([lambda ax: _draw_reliability(ax, series), lambda ax: _draw_bin_counts(ax, series)], CALIBRATION_HEIGHT))
+    if report.get("frontiers"):
+        from .frontier import draw_frontier
+
+        groups.insert(0, ([lambda ax: draw_frontier(ax, report["frontiers"])], FRONTIER_HEIGHT))
     if not groups:
         raise CaiError("nothing to plot: the results hold no rates, win rates or calibration")
 

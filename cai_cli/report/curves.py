@@ -11,7 +11,8 @@ several folders are drawn on the same axes, one colour each. Each panel is drawn
 - the learning rate;
 - with the judge in the loop (`train-policy --reward judge`), each reward (one per tier, one per hard constraint)
   over steps;
-- accuracy (a reward model's, DPO's reward accuracy, SFT's token accuracy).
+- accuracy (a reward model's, DPO's reward accuracy, SFT's token accuracy);
+- with `train-policy --monitor`, the training reward against the monitor's on the probe set at each check.
 
 RL rewards are noisy from step to step: a series of more than SMOOTH_FROM points is drawn thin, with its moving
 average (a window of a tenth of the run, at least 3 steps) drawn thick over it.
@@ -34,6 +35,7 @@ from ..train.record import METRICS, RECORD, read_record
 SMOOTH_FROM = 15
 _PRE = "<pre style='font-family:monospace'>{code}</pre>"
 REWARD_KEYS = ("reward", "rewards/margins", "mean_reward", "margin")
+MONITOR_KEYS = ("monitor/train_reward", "monitor/monitor_reward")  # train/monitor.py's lines in metrics.jsonl
 ACCURACY_KEYS = ("accuracy", "eval_accuracy", "rewards/accuracies", "eval_rewards/accuracies", "mean_token_accuracy")
 # Logged with every record, not a metric of training.
 NOT_METRICS = frozenset({"step", "epoch", "time"})
@@ -133,6 +135,7 @@ def panels(runs: list[Run]) -> list[tuple[str, list[str]]]:
         ("Learning rate", ["learning_rate"]),
         ("Rewards per tier and constraint (the judge)", tiers),
         ("Accuracy", list(ACCURACY_KEYS)),
+        ("Training reward against the monitor (probe set)", list(MONITOR_KEYS)),
     ]
     return [(title, [k for k in keys if any(k in r.series for r in runs)]) for title, keys in wanted if any(k in r.series for r in runs for k in keys)]
 

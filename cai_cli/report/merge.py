@@ -7,7 +7,7 @@ evaluated twice keeps its last file's numbers; a baseline shared by several file
 first. Bradley–Terry ratings are fitted over every file's judged games together, each connected set of
 games on its own (anchored at its baseline when it holds one): files that share no player cannot be
 rated on one scale, and a note says so. The judge's calibration against gold answers is gathered from
-eval results (`--gold`) and from `cai label-prefs --gold` summaries, which `cai report` also reads.
+eval results (`--gold-field`) and from `cai label-prefs --gold-field` summaries, which `cai report` also reads.
 """
 
 from __future__ import annotations
@@ -15,7 +15,8 @@ from __future__ import annotations
 from pathlib import Path
 
 from ..errors import CaiError
-from ..filekinds import EVAL_REPORT, LABEL_PREFS_SUMMARY
+from ..eval.frontier import FRONTIER_META
+from ..filekinds import EVAL_FRONTIER, EVAL_REPORT, LABEL_PREFS_SUMMARY
 from ..jsonl import read_rows
 from ..stats import DEFAULT_BOOTSTRAP
 
@@ -36,11 +37,17 @@ def load_results(paths: list[str], *, bootstrap: int = DEFAULT_BOOTSTRAP, seed: 
     changes: dict[str, dict] = {}
     summaries_only: list[str] = []
     calibration: list[dict] = []
+    frontiers: list[dict] = []
     players_of: dict[str, tuple[str, str]] = {}  # rows file -> (model, baseline) of its games
     for path in paths:
         content = _read(path)
         if isinstance(content, dict) and content.get("kind") == LABEL_PREFS_SUMMARY:
             calibration += _label_prefs_calibration(content, path)
+            continue
+        if isinstance(content, dict) and content.get("kind") == EVAL_FRONTIER:
+            from .frontier import frontier_of
+
+            frontiers.append(frontier_of(content, path))
             continue
         if isinstance(content, list):  # eval output rows; a dict is a summary
             summary = summarize(content, bootstrap=bootstrap, seed=seed, source=path)
@@ -80,6 +87,7 @@ def load_results(paths: list[str], *, bootstrap: int = DEFAULT_BOOTSTRAP, seed: 
         "answers": list(answers.values()),
         "summary_files": summaries_only,  # they hold no answers to show side by side
         "calibration": calibration,
+        "frontiers": frontiers,
     }
 
 
@@ -91,16 +99,16 @@ def _check_paths(paths: list[str]) -> None:
 
 
 def _label_prefs_calibration(summary: dict, path: str) -> list[dict]:
-    """The judge's calibration from a label-prefs summary (`--gold`), as one reliability series."""
+    """The judge's calibration from a label-prefs summary (`--gold-field`), as one reliability series."""
     gold = summary.get("gold") or {}
     if not gold.get("calibration"):
-        raise CaiError(f"{path}: a `cai label-prefs` summary without --gold results: the report draws a judge's calibration only against gold labels")
+        raise CaiError(f"{path}: a `cai label-prefs` summary without --gold-field results: the report draws a judge's calibration only against gold labels")
     judge = (summary.get("settings") or {}).get("model") or Path(path).name.removesuffix(".summary.json")
     return [{"label": f"{judge} (label-prefs)", "source": path, "criterion": None, "gold": gold.get("field"), "accuracy": gold.get("accuracy"), "calibration": gold["calibration"]}]
 
 
 def _eval_calibration(summary: dict, path: str) -> list[dict]:
-    """The judge's calibration from an eval run with --gold, one reliability series per criterion."""
+    """The judge's calibration from an eval run with --gold-field, one reliability series per criterion."""
     found = summary.get("judge_calibration") or {}
     out = []
     for crit, agreement in (found.get("criteria") or {}).items():
@@ -248,11 +256,13 @@ def _read(path: str) -> list[dict] | dict:
     except NotJsonl as exc:
         if isinstance(exc.document, dict) and exc.document.get("kind") == EVAL_SUMMARY:
             return _checked_summary(path, exc.document)
-        if isinstance(exc.document, dict) and exc.document.get("kind") == LABEL_PREFS_SUMMARY:
+        if isinstance(exc.document, dict) and exc.document.get("kind") in (LABEL_PREFS_SUMMARY, EVAL_FRONTIER):
             return exc.document
         raise CaiError(f"{path}: {exc.what}, not `cai eval` output (its rows JSONL or its summary JSON)") from None
     except EmptyInput:
         raise CaiError(f"{path}: empty (no rows); `cai report` reads what `cai eval` writes") from None
+    if FRONTIER_META in (rows[0].get("meta") or {}):  # the rows of `cai eval --checkpoints`: one per point
+        return {"kind": EVAL_FRONTIER, "points": rows}
     try:
         eval_info(rows, path)
     except CaiError:

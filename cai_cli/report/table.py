@@ -124,7 +124,7 @@ def changes_table(report: dict):
 
 
 def print_summary(summary: dict) -> None:
-    """One eval run's table (and the judge's calibration with --gold), on stderr (stdout may be carrying the rows)."""
+    """One eval run's table (and the judge's calibration with --gold-field), on stderr (stdout may be carrying the rows)."""
     from rich.console import Console
 
     report = report_from_summary(summary)

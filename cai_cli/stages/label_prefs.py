@@ -65,7 +65,7 @@ class LabelPrefs(EngineStage):
     # Under --ray only the token counts travel back from the actors: the summary's pairs, bias and gold agreement are
     # recounted from the finished rows in the driver (recount); the judge's speed is the driver's own (none under --ray).
     tallies = ("stats",)
-    writes_summary = True  # OUT.summary.json: counts, the judge's bias, accuracy against --gold
+    writes_summary = True  # OUT.summary.json: counts, the judge's bias, accuracy against --gold-field
 
     def __init__(self, engine_opts, sampling, constitution: Constitution | None, config: LabelConfig, passage_tokens: int | None = None):
         super().__init__(engine_opts, sampling)
@@ -92,7 +92,7 @@ class LabelPrefs(EngineStage):
         self.rows_out = PreferenceRows(config, constitution, self.gate)
 
     def settings(self) -> dict:
-        """The options that shape the rows (for the side file's fingerprint); --gold only adds to the summary."""
+        """The options that shape the rows (for the side file's fingerprint); --gold-field only adds to the summary."""
         cfg = self.cfg
         return {
             "mode": cfg.mode.value, "pair": cfg.source.value, "pairs": cfg.pairs.value, "principles": cfg.principles,
@@ -135,11 +135,11 @@ class LabelPrefs(EngineStage):
             self.gold_index(row)
 
     def gold_index(self, row: dict) -> int | None:
-        """Which compared response --gold names: a candidate index, "A"/"B" (candidates 0/1),
+        """Which compared response --gold-field names: a candidate index, "A"/"B" (candidates 0/1),
         "initial"/"revision" (with --pair initial-vs-final), or the exact text of the better response.
         None when the row has no gold value."""
         field = self.cfg.gold
-        assert field is not None, "gold_index is asked only under --gold"
+        assert field is not None, "gold_index is asked only under --gold-field"
         value = row.get(field)
         if value is None:
             return None
@@ -331,7 +331,7 @@ class LabelPrefs(EngineStage):
         return info
 
     def summary_dict(self) -> dict:
-        """The summary JSON (`OUT.summary.json`): counts, the judge's bias, and accuracy against --gold."""
+        """The summary JSON (`OUT.summary.json`): counts, the judge's bias, and accuracy against --gold-field."""
         return self.tally.as_dict(self.settings())
 
     def summary(self) -> str:

@@ -91,7 +91,7 @@ class PreferenceRows:
         }
 
     def revision_wins(self, row: dict) -> tuple[list[dict], list[Pair] | None]:
-        """The row's one entry, and the pair scored against --gold (None for identical texts: no pair at all)."""
+        """The row's one entry, and the pair scored against --gold-field (None for identical texts: no pair at all)."""
         texts, sources = responses(row, self.cfg.source)
         if texts[0] == texts[1]:
             return [self.identical(row, texts, sources, 0, 1)], None

@@ -1,5 +1,5 @@
 """What label-prefs counts and reports: pairs kept and dropped (and why), pairs with a side cut at --max-tokens,
-the judge's bias (cai_cli.judge.JudgeStats) and speed, accuracy against --gold with a Wilson interval and the judge's
+the judge's bias (cai_cli.judge.JudgeStats) and speed, accuracy against --gold-field with a Wilson interval and the judge's
 calibration (cai_cli.judge.gold_agreement: the expected calibration error over binned p_chosen, drawn by `cai report`
 as a reliability diagram), and, per priority tier, how often it decided the label and how often its own verdict
 agreed with the label (and how often the hard-constraint gate decided, and how often each constraint was likely
@@ -112,12 +112,12 @@ class LabelTally:
             self.p_gold.append(p_i if g == i else 1.0 - p_i)
 
     def gold_agreement(self) -> dict | None:
-        """Accuracy against --gold with its Wilson 95% interval (exact ties apart, mean p(gold) over all), and the
+        """Accuracy against --gold-field with its Wilson 95% interval (exact ties apart, mean p(gold) over all), and the
         judge's calibration (binned p_chosen against agreement with gold, ECE)."""
         return gold_agreement(self.p_gold)
 
     def as_dict(self, settings: dict) -> dict:
-        """The summary JSON (`OUT.summary.json`): counts, the judge's bias, and accuracy against --gold; SETTINGS are the stage's."""
+        """The summary JSON (`OUT.summary.json`): counts, the judge's bias, and accuracy against --gold-field; SETTINGS are the stage's."""
         c = self.counts
         out: dict[str, Any] = {
             "kind": LABEL_PREFS_SUMMARY,

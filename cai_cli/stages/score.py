@@ -139,6 +139,19 @@ class JudgeScore(EngineStage):
     def settings(self) -> dict:
         return {"judge_rewards": self.cfg.settings(), "rewards": self.names, "reward_weights": self.weights}
 
+    def gold_judged(self):
+        """These rewards as the gold measurement asks them (cai_cli/judge/checks.py): planned before the engine starts."""
+        from ..judge.checks import RewardJudged
+
+        def started() -> JudgeReward:
+            self.start()
+            assert self.reward is not None
+            return self.reward
+
+        identity = {"model": self._model_name(), "engine": self.engine_opts.engine, "constitution": self.constitution.name,
+                    "constitution_hash": self.constitution.hash, **self.settings()}
+        return RewardJudged(started, self.weights, identity, plan=JudgeReward(None, self.constitution, self.cfg))
+
     def _groups(self, row: dict) -> dict[str, Group]:
         """field -> the group it is scored as."""
         targets = _targets(row)

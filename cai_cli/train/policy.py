@@ -3,14 +3,14 @@ constitutional judge as the online reward (--reward judge: cai_cli/judge/reward.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import replace
 from enum import Enum
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from ..engines import EngineName, EngineOptions
+from ..engines import EngineName
 from ..errors import CaiError, choice
-from ..judge.options import JudgeRewardOptions
+from ..judge.options import JudgeGateOptions, JudgeRewardOptions
 from ..judge.reward_config import JudgeRewardConfig, RewardMode
 from ..model_specs import load_reward_model, quiet_libraries, reward_model_error
 from ..rows import FieldProblem, check_conversation, check_string, conversation
@@ -23,6 +23,9 @@ from .common import (
     trl_errors,
 )
 from .dataset import load_examples
+from .monitor import MonitorOptions
+from .policy_judge import JudgeSide, Judging
+from .policy_monitor import Watch
 from .record import data_identity
 from .run import already_done, run_training, start
 
@@ -46,17 +49,6 @@ class RewardSource(str, Enum):
     judge = "judge"  # the constitutional judge itself, asked at every step
 
 
-@dataclass
-class Judging:
-    """--reward judge, settled before anything loads: the judge's engine (its own: in this process, or a server), the
-    constitution sized for it, what it asks, and --reward-weights as given."""
-
-    engine: EngineOptions
-    charter: Constitution
-    cfg: JudgeRewardConfig
-    weights: str | None = None
-
-
 # trl's GRPO default beta is 0: no KL term, nothing holding the policy near where it started while it climbs a
 # learned (and exploitable) reward. RL-CAI keeps a KL penalty, so cai does too unless --beta says otherwise.
 GRPO_BETA = 0.04
@@ -75,6 +67,8 @@ def train_policy(
     reward: RewardSource | str | None = None,
     judge_options: JudgeRewardOptions | None = None,
     constitution: str | None = None,
+    gate: JudgeGateOptions | None = None,
+    monitor: MonitorOptions | None = None,
 ) -> dict:
     if algo == "ppo":
         raise CaiError("--algo ppo: trl 1.16 offers no PPO trainer (not even in trl.experimental); use grpo or rloo with --reward-model, or dpo")
@@ -105,6 +99,14 @@ def train_policy(
             raise CaiError(f"--{'reward-model' if reward_model is not None else 'reward'} is for --algo grpo or rloo; dpo learns from the labelled pairs directly")
         if num_generations is not None or max_tokens is not None or temperature is not None:
             raise CaiError("--num-generations, --max-tokens and --temperature are for --algo grpo or rloo (dpo samples nothing)")
+    watch: Watch | None = None
+    if monitor is not None and monitor.monitor is not None:
+        if not online:
+            raise CaiError("--monitor watches grpo and rloo as they sample; dpo samples nothing to probe")
+        watch = Watch(monitor, judge or _judge_setup(judge_options or JudgeRewardOptions(), constitution))
+        if judge is not None:
+            charter = watch.training_charter  # held-out questions are the monitor's alone
+            judge = replace(judge, charter=charter)
     prepare_output(opts.output)
     if online and reward_cfg is not None and reward_cfg.mode is RewardMode.reference:
         examples = load_examples(rows, _reference_check(reward_cfg.reference_field), _reference_example(reward_cfg.reference_field))
@@ -172,7 +174,7 @@ def train_policy(
     record: dict[str, Any] = {"input": rows, "algo": algo.value, "examples": len(examples), "beta": plan.config.beta, "reward_model": reward_model}
     if algo is Algo.dpo:
         record["soft_labels"] = soft
-    engine = None
+    scorer: JudgeSide | None = None
     if charter is not None:
         assert judge is not None and reward_cfg is not None
         from ..judge.reward_config import reward_names
@@ -182,20 +184,30 @@ def train_policy(
                            "constitution": charter.name, "constitution_hash": charter.hash, **reward_cfg.settings(),
                            "rewards": reward_names(charter), "reward_weights": list(plan.config.reward_weights)}
         say(_judge_plan(judge, charter, reward_cfg, plan.config))
+        scorer = JudgeSide(judge)
+    if watch is not None:
+        say(watch.plan(examples, run.out, plan.config, scorer))
     try:
         with run.undo_unless_started():
+            if scorer is not None and gate is not None and gate.gold is not None:
+                from ..judge.checks import GATE_FILE, run_check
+
+                run_check(scorer.gold_judged(plan.config.reward_weights), gate.gold, gate.floors(), run.out / GATE_FILE, "train-policy", opts.progress)
             with trl_errors():
                 if algo is Algo.dpo:
                     trainer = _dpo_trainer(plan, data, soft)
-                elif charter is not None:
-                    assert judge is not None and reward_cfg is not None
-                    trainer, engine = _judge_trainer(algo, plan, data, judge, charter, reward_cfg, run.out)
+                elif scorer is not None:
+                    trainer = _judge_trainer(algo, plan, data, scorer, run.out)
                 else:
                     trainer = _online_trainer(algo, plan, data, reward_model)
+            if watch is not None:
+                trainer.add_callback(watch.callback(trainer))
             result = run_training(trainer, run, plan.base, plan.lora, "causal", record, opts.progress)
     finally:
-        if engine is not None:
-            engine.close()
+        if scorer is not None:
+            scorer.close()
+        if watch is not None:
+            watch.close()
     if not result.get("skipped"):
         say(f"train-policy: {result['steps']} steps, loss {result['train_loss']:.4f}, {result['seconds']:.1f}s; model in {run.out}")
     return result
@@ -285,10 +297,9 @@ def _reference_example(field_name: str):
     return lambda row: {"prompt": conversation(row), field_name: row[field_name]}
 
 
-def _judge_trainer(algo: Algo, plan, data, judge: Judging, charter: Constitution, cfg: JudgeRewardConfig, out: Path):
-    """GRPO or RLOO with the judge's rewards as the trainer's reward functions; the judge's engine starts here."""
-    from ..engines import load_engine
-    from ..judge.reward import JudgeReward
+def _judge_trainer(algo: Algo, plan, data, scorer: JudgeSide, out: Path):
+    """GRPO or RLOO with the judge's rewards as the trainer's reward functions (the judge's engine starts here, unless
+    the gold measurement started it)."""
     from .judge_reward import JudgeRewards, samples_callback
 
     online_cls: Any
@@ -296,17 +307,12 @@ def _judge_trainer(algo: Algo, plan, data, judge: Judging, charter: Constitution
         from trl import GRPOTrainer as online_cls
     else:
         from trl import RLOOTrainer as online_cls
-    engine = load_engine(judge.engine)
-    try:
-        where = f"--judge-base-url {' '.join(judge.engine.server.base_url)}" if judge.engine.server.base_url else f"on {judge.engine.engine}"
-        rewards = JudgeRewards(JudgeReward(engine, charter, cfg), int(plan.config.num_generations), plan.config.reward_weights, out,
-                               cfg.reference_field if cfg.mode is RewardMode.reference else None, describe=f"the judge ({where})")
-        trainer = online_cls(model=plan.base, reward_funcs=rewards.functions(), args=plan.config, train_dataset=data, peft_config=plan.peft)
-    except BaseException:
-        engine.close()
-        raise
+    cfg = scorer.judging.cfg
+    rewards = JudgeRewards(scorer.reward(), int(plan.config.num_generations), plan.config.reward_weights, out,
+                           cfg.reference_field if cfg.mode is RewardMode.reference else None, describe=f"the judge ({scorer.where()})")
+    trainer = online_cls(model=plan.base, reward_funcs=rewards.functions(), args=plan.config, train_dataset=data, peft_config=plan.peft)
     trainer.add_callback(samples_callback(out))
-    return trainer, engine
+    return trainer
 
 
 def _reward_identity(reward_model: str | None) -> dict:

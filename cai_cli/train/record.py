@@ -30,6 +30,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import CaiError
+from ..judge.checks import GATE_FILE
 from ..model_specs import TRAIN_RECORD
 
 VERSION = 1
@@ -74,7 +75,8 @@ def check_folder(path: str) -> Path:
     check_written([("-o", out / RECORD)], [])  # a path through a file, a folder that takes no writes or has no room
     if os.environ.get("RANK", "0") != "0":
         return out  # under torchrun the main process decides (it may be writing the record at this very moment)
-    if out.is_dir() and any(out.iterdir()) and read_record(out) is None:
+    # The judge's gold measurement (judge-gate.json) is the one file a run keeps there before it claims the folder.
+    if out.is_dir() and any(p.name != GATE_FILE for p in out.iterdir()) and read_record(out) is None:
         raise CaiError(f"-o {path}: the folder is not empty and holds no {RECORD} of cai's, so `cai train-*` did not make "
                        "it; choose a new or empty folder")
     return out

@@ -173,7 +173,7 @@ def run_training(trainer, run: TrainingRun, base: str, lora: bool, model_kind: s
     train_loss = run_loss(history)
     figures = evaluate() if evaluate is not None else {}
     if main:
-        merged = _merge(final_tmp, base, model_kind) if (final_tmp / "adapter_config.json").exists() else final_tmp
+        merged = merge_adapter(final_tmp, base, model_kind) if (final_tmp / "adapter_config.json").exists() else final_tmp
         kill_point("merge")
         _install(merged, run)
         remove_quietly(final_tmp)
@@ -197,8 +197,9 @@ def _tidy(out: Path, reached: int) -> None:
                 remove(p)
 
 
-def _merge(adapter_dir: Path, base: str, model_kind: str) -> Path:
-    """Fold the LoRA update into the base weights, so DIR loads anywhere without peft (vLLM included)."""
+def merge_adapter(adapter_dir: Path, base: str, model_kind: str, target: Path | None = None) -> Path:
+    """Fold the LoRA update into the base weights, so DIR loads anywhere without peft (vLLM included); into TARGET
+    (default: the run's temporary folder beside ADAPTER_DIR). `cai eval --checkpoints` merges a LoRA checkpoint so too."""
     from peft import PeftModel
     from transformers import (
         AutoModelForCausalLM,
@@ -214,7 +215,7 @@ def _merge(adapter_dir: Path, base: str, model_kind: str) -> Path:
     merged = PeftModel.from_pretrained(model, str(adapter_dir)).merge_and_unload()
     # A sequence-classification head reads the reward at the last non-pad token, so the pad id must travel with it.
     merged.config.pad_token_id = tokenizer.pad_token_id
-    target = adapter_dir.with_name(TEMPORARY[1])
+    target = target or adapter_dir.with_name(TEMPORARY[1])
     remove_quietly(target)
     return write_pretrained(target, merged, tokenizer)
 
