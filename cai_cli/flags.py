@@ -48,7 +48,7 @@ OUTPUT = Flag(
     short="-o",
     help="Where results go: a stage's JSONL (written atomically, through a link onto its target, a device or FIFO directly; a rerun resumes; "
     "absent or '-': stdout; never an input of the run), a train-* folder (checkpoints/, metrics.jsonl, then the model, usable as --model), "
-    "or report's chart (.png .svg .pdf .html).",
+    "report's chart (.png .svg .pdf .html), or judge check's JSON report.",
     panel=IO_PANEL,
 )
 MODEL = Flag(short="-m", help="Model folder or hub id. Default: the embedded SmolLM2-135M-Instruct.", panel=MODEL_PANEL)

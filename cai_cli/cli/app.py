@@ -1,7 +1,7 @@
 """The `cai` command line: the app (apps.py) with every command registered on it, one module per family of commands
-(stage_commands.py, train_commands.py, tool_commands.py, constitution_commands.py, judge_commands.py), and the entry point."""
+(stage_commands.py, eval_command.py, train_commands.py, tool_commands.py, constitution_commands.py, judge_commands.py), and the entry point."""
 
-from . import constitution_commands, judge_commands, stage_commands, tool_commands, train_commands  # noqa: F401 - each registers its commands
+from . import constitution_commands, eval_command, judge_commands, stage_commands, tool_commands, train_commands  # noqa: F401 - each registers its commands
 from .apps import app, constitution_app, judge_app
 
 __all__ = ["app", "constitution_app", "judge_app", "main"]

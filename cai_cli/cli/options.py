@@ -213,8 +213,6 @@ ReversalsOpt = Annotated[
         '{"constraint": ID, "reversed": TEXT}; the rest are drafted by the rule in docs/label-prefs.md.', rich_help_panel=JUDGE_PANEL,
     ),
 ]
-PairsLimitOpt = Annotated[Optional[int], typer.Option("--limit", min=1, help="Use the first N pairs.", rich_help_panel=IO_PANEL)]
-ReportOutOpt = Annotated[Optional[str], typer.Option("--output", "-o", help="Also write the report as JSON (every test, how each was reversed).", rich_help_panel=IO_PANEL)]
 
 # ---- what scores: train-policy and score ----------------------------------------------------------------------------
 # The judge's own engine (one option group: eval, train-policy and score).

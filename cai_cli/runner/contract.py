@@ -47,7 +47,7 @@ class RunOptions:
         help="Where rows a stage leaves out on purpose go (default OUTPUT.dropped.jsonl; writing to stdout: one stderr line each). A "
         "file you name is appended to, never replaced.",
     )] = None
-    limit: Annotated[int | None, Flag(help="At most N rows (after sharding; eval: from each prompt file).", min=1, panel=IO_PANEL)] = None
+    limit: Annotated[int | None, Flag(help="At most N rows (after sharding; eval: from each prompt file; judge check: the first N pairs).", min=1, panel=IO_PANEL)] = None
     shard: Annotated[tuple[int, int] | None, Flag(
         cli_type=str, metavar="I/N", help="I/N: only the rows whose id falls in shard I of N (deterministic).", panel=IO_PANEL,
     )] = None
