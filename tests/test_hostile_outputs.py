@@ -19,13 +19,13 @@ import time
 from pathlib import Path
 
 import pytest
-from runner_fakes import FanOut, prompts
 
 from cai_cli.errors import CaiError
 from cai_cli.runner import RunOptions, StageStats, run_stage
 from cai_cli.stages.base import Stage
 
 from conftest import FAKE_ENV, NOISE_ENV, ROOT, read_jsonl, without_progress, write_jsonl
+from fakes.runner import FanOut, prompts
 
 TESTS = Path(__file__).resolve().parent
 CONSTITUTION = ROOT / "cai_cli" / "constitutions" / "default.yaml"
@@ -159,7 +159,7 @@ def test_a_resume_takes_back_only_what_its_own_earlier_attempt_appended(tmp_path
 
 
 def test_dropped_rows_are_kept_when_writing_to_stdout(tmp_path, fake_engine):
-    from runner_fakes import label_rows
+    from fakes.runner import label_rows
 
     src = write_jsonl(tmp_path / "in.jsonl", label_rows(6))
     args = ["label-prefs", str(src), "--engine", "fake", "--principles", "1"]
@@ -254,7 +254,7 @@ def test_a_lock_kept_by_a_child_of_a_killed_run_does_not_block_the_resume(tmp_pa
     out = tmp_path / "out.jsonl"
     pid_file = tmp_path / "child.pid"
     env = {**os.environ, "PYTHONPATH": f"{ROOT}{os.pathsep}{TESTS}"}
-    first = subprocess.Popen([sys.executable, str(TESTS / "runner_fakes.py"), f"forking:{pid_file}", str(src), str(out), "2"],
+    first = subprocess.Popen([sys.executable, "-m", "fakes.runner", f"forking:{pid_file}", str(src), str(out), "2"],
                              stderr=subprocess.DEVNULL, cwd=ROOT, env=env)
     try:
         deadline = time.monotonic() + 60
@@ -262,7 +262,7 @@ def test_a_lock_kept_by_a_child_of_a_killed_run_does_not_block_the_resume(tmp_pa
             time.sleep(0.05)
         first.send_signal(signal.SIGKILL)
         first.wait()
-        proc = subprocess.run([sys.executable, str(TESTS / "runner_fakes.py"), "fanout", str(src), str(out), "3"],
+        proc = subprocess.run([sys.executable, "-m", "fakes.runner", "fanout", str(src), str(out), "3"],
                               stderr=subprocess.PIPE, cwd=ROOT, env=env, timeout=120)
         assert proc.returncode == 0, proc.stderr.decode()
         assert read_jsonl(out) and not out.with_name("out.jsonl.partial").exists()
@@ -364,7 +364,7 @@ def test_a_number_json_cannot_carry_stops_the_run_in_one_line(tmp_path):
 def test_stdout_carries_rows_and_nothing_else_whatever_the_engine_prints(tmp_path, stage_args):
     """The fake engine prints while loading and working, as vLLM's logging and C libraries do: through print, a write
     to file descriptor 1, C's printf, and at exit. A JSON parser reads stdout line by line."""
-    from runner_fakes import critique_rows, label_rows
+    from fakes.runner import critique_rows, label_rows
 
     rows = label_rows(4) if stage_args[0] == "label-prefs" else critique_rows(4)
     src = write_jsonl(tmp_path / "in.jsonl", rows)

@@ -13,13 +13,13 @@ import time
 from pathlib import Path
 
 import pytest
-from runner_fakes import FanOut, prompts
 
 from cai_cli.engines import EngineOptions, Sampling
 from cai_cli.errors import CaiError
 from cai_cli.runner import RunOptions, run_stage
 
 from conftest import ROOT, read_jsonl, run_cai, without_progress, write_jsonl
+from fakes.runner import FanOut, prompts
 
 TESTS = Path(__file__).resolve().parent
 
@@ -187,9 +187,9 @@ def test_kill_9_at_random_points_then_rerun_equals_an_uninterrupted_run(tmp_path
 
 
 def _stage_process(kind: str, src: Path, out: Path, batch: int, delay: float = 0.0) -> subprocess.Popen:
-    """tests/runner_fakes.py running stage KIND (on the fake engine, each call taking DELAY seconds) as a process."""
+    """tests/fakes/runner.py running stage KIND (on the fake engine, each call taking DELAY seconds) as a process."""
     env = {**os.environ, "PYTHONPATH": f"{ROOT}{os.pathsep}{TESTS}", "CAI_FAKE_DELAY": str(delay)}
-    return subprocess.Popen([sys.executable, str(TESTS / "runner_fakes.py"), kind, str(src), str(out), str(batch)],
+    return subprocess.Popen([sys.executable, "-m", "fakes.runner", kind, str(src), str(out), str(batch)],
                             stderr=subprocess.PIPE, cwd=ROOT, env=env)
 
 
@@ -208,7 +208,7 @@ def _files(folder: Path, out: Path) -> dict:
 def test_kill_9_twice_then_rerun_gives_an_uninterrupted_runs_rows_and_summary(tmp_path, kind, seed):
     """Critique (sampled) and label-prefs (its summary from every comparison, best-worst of three, --gold,
     --min-confidence): killed twice at random moments while working, then rerun to the end."""
-    from runner_fakes import critique_rows, label_rows
+    from fakes.runner import critique_rows, label_rows
 
     src = write_jsonl(tmp_path / "in.jsonl", (critique_rows if kind == "critique" else label_rows)(24))
     whole = tmp_path / "whole"
