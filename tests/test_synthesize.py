@@ -259,7 +259,7 @@ def test_kill_9_then_rerun_gives_the_uninterrupted_runs_rows_dropped_rows_and_su
         proc.send_signal(signal.SIGKILL)
         proc.wait()
     assert partial.exists(), "the kills came after the end: nothing was resumed"
-    done = subprocess.run([*args, "--batch-size", "3"], cwd=ROOT, env={**env, "CAI_FAKE_DELAY": "0"}, capture_output=True, text=True, timeout=120)
+    done = invoke(*args[3:], "--batch-size", "3")  # the rerun, in this process (its fake engine scripted alike, by `fake`)
     assert done.returncode == 0, done.stderr
     assert "resumed" in done.stderr
     assert read_jsonl(out) == whole and read_jsonl(tmp_path / "out.jsonl.dropped.jsonl") == whole_dropped
