@@ -21,7 +21,7 @@ from cai_cli.constitution.requests import sized
 from cai_cli.stages.synthesize_config import targets
 from cai_cli.stages.synthesize_prompts import Kind, Rejection, read_request
 
-from conftest import FAKE_ENV, ROOT, invoke, read_jsonl, write_jsonl
+from conftest import FAKE_ENV, ROOT, invoke, read_jsonl, run_cai, write_jsonl
 from fakes.synth import SAME, install
 
 ASSISTANT = sized(load_constitution("assistant"), 512)  # the fake engine's context is unknown before it loads: 512 a passage
@@ -268,7 +268,6 @@ def test_kill_9_then_rerun_gives_the_uninterrupted_runs_rows_dropped_rows_and_su
 
 @pytest.mark.slow
 def test_on_the_embedded_model(tmp_path):
-    from conftest import run_cai
 
     out = tmp_path / "out.jsonl"
     proc = run_cai("synthesize", "-c", "assistant", "--limit", "6", "--max-tokens", "48", "--engine", "transformers", "-o", str(out))
