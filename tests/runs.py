@@ -84,14 +84,17 @@ def run_cai(*args: str | os.PathLike, input: str | bytes | None = None, cwd: Pat
         os.close(in_fd)
         os.dup2((stdout or out_file).fileno(), 1)
         os.dup2(err_file.fileno(), 2)
-        # As Python sets them up in a process whose stdout and stderr are pipes; closed by _restored_process_state.
+        # As Python sets them up in a process whose stdout and stderr are pipes. Never closed: a logging handler made
+        # during the run may keep one (it writes to the test's own descriptors afterwards, harmlessly).
+        outer = (sys.stdout, sys.stderr)
         sys.stdin = open(0, encoding="utf-8", closefd=False)  # noqa: SIM115
         sys.stdout = out_text = open(1, "w", encoding="utf-8", closefd=False)  # noqa: SIM115
         sys.stderr = err_text = open(2, "w", encoding="utf-8", errors="backslashreplace", closefd=False, buffering=1)  # noqa: SIM115
-        code = _main(argv)
+        with _warnings_as_in_a_process(), _handlers_on(outer, (out_text, err_text)):
+            code = _main(argv)
         for text in (out_text, err_text):
             with contextlib.suppress(Exception):
-                text.close()  # flushed (its descriptor stays open)
+                text.flush()
         os.close(0)  # the feeder, if it still writes, meets a closed pipe
         if feeder is not None:
             feeder.join(timeout=10)
@@ -143,6 +146,48 @@ def _read(fh) -> bytes:
 
 
 @contextlib.contextmanager
+def _warnings_as_in_a_process():
+    """Warnings printed on stderr under Python's default filters, as a process shows them (under pytest they are
+    collected instead), each once per run."""
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.resetwarnings()
+        for action, category in (("default", DeprecationWarning), ("ignore", DeprecationWarning), ("ignore", PendingDeprecationWarning),
+                                 ("ignore", ImportWarning), ("ignore", ResourceWarning)):
+            warnings.filterwarnings(action, category=category, module="__main__" if action == "default" else "", append=True)
+        warnings.showwarning = warnings._showwarning_orig  # type: ignore[attr-defined]
+        yield
+
+
+def _stream_handlers() -> list[logging.StreamHandler]:
+    loggers = [logging.getLogger(), *(lg for lg in logging.Logger.manager.loggerDict.values() if isinstance(lg, logging.Logger))]
+    return [h for lg in loggers for h in lg.handlers if type(h) is logging.StreamHandler]
+
+
+@contextlib.contextmanager
+def _handlers_on(outer: tuple[IO[str], IO[str]], run: tuple[IO[str], IO[str]]):
+    """Logging handlers that write to the test's stdout or stderr (OUTER, or the interpreter's own: a library's handler
+    made when it was first imported) write to the run's (RUN) while it lasts; those the run made on its streams write
+    to the test's after it."""
+    moved = []
+    for handler in _stream_handlers():
+        for i, streams in enumerate(zip(outer, (sys.__stdout__, sys.__stderr__))):
+            if handler.stream in streams:
+                moved.append((handler, handler.stream))
+                handler.setStream(run[i])
+    try:
+        yield
+    finally:
+        for handler, stream_ in moved:
+            handler.setStream(stream_)
+        for handler in _stream_handlers():
+            for i in (0, 1):
+                if handler.stream is run[i]:
+                    handler.setStream(outer[i])
+
+
+@contextlib.contextmanager
 def _restored_process_state():
     """Whatever a command changes in the process it runs in, put back when the block ends."""
     from cai_cli.engines import _REGISTRY
@@ -166,10 +211,6 @@ def _restored_process_state():
     try:
         yield
     finally:
-        for name in ("stdin", "stdout", "stderr"):  # the run's own (a command may have swapped them): closed
-            if getattr(sys, name) not in streams:
-                with contextlib.suppress(Exception):
-                    getattr(sys, name).close()
         sys.stdin, sys.stdout, sys.stderr = streams
         sys.argv = argv
         for fd, saved in zip((0, 1, 2), fds):
