@@ -157,7 +157,16 @@ def _warnings_as_in_a_process():
                                  ("ignore", ImportWarning), ("ignore", ResourceWarning)):
             warnings.filterwarnings(action, category=category, module="__main__" if action == "default" else "", append=True)
         warnings.showwarning = warnings._showwarning_orig  # type: ignore[attr-defined]
+        warnings._showwarnmsg_impl = _print_warning  # type: ignore[attr-defined]  # pytest's recorder, replaced
         yield
+
+
+def _print_warning(msg) -> None:
+    """What the interpreter does with a warning shown: its lines on stderr."""
+    import warnings
+
+    with contextlib.suppress(OSError, ValueError):
+        sys.stderr.write(warnings.formatwarning(msg.message, msg.category, msg.filename, msg.lineno, msg.line))
 
 
 def _stream_handlers() -> list[logging.StreamHandler]:
