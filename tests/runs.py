@@ -244,12 +244,12 @@ def _restored_process_state():
 
 
 def run_cai_process(*args: str | os.PathLike, input: str | bytes | None = None, cwd: Path | str | None = None, env: dict | None = None,
-                    timeout: float = 900, stdin: IO | int | None = None, stdout: IO | int | None = None) -> subprocess.CompletedProcess:
+                    timeout: float = 900, stdin: IO | int | None = None, stdout: IO | int | None = None) -> subprocess.CompletedProcess[str]:
     """`python -m cai_cli ARGS...` in a new process, in CWD (default: the repository), with ENV added to this process's
     environment; returns the CompletedProcess with text stdout/stderr. Only where a process boundary is the point."""
     if stdin is not None and input is not None:
         raise ValueError("input or stdin, not both")
-    proc = subprocess.run(
+    proc: subprocess.CompletedProcess = subprocess.run(
         [sys.executable, "-m", "cai_cli", *(str(a) for a in args)],
         input=input.encode() if isinstance(input, str) else input,
         stdin=stdin if input is None else None,
