@@ -52,7 +52,7 @@ def timed(args: list[str], env: dict | None = None) -> float:
 
 def overhead_without_a_model(a) -> bool:
     """(T_ray1(rows) - T_ray1(few)) - (T_local(rows) - T_local(few)), per row, on the fake engine."""
-    env = {"CAI_ENGINE_PLUGINS": "conftest", "PYTHONPATH": os.pathsep.join([str(ROOT), str(ROOT / "tests"), os.environ.get("PYTHONPATH", "")])}
+    env = {"CAI_ENGINE_PLUGINS": "fakes.engine", "PYTHONPATH": os.pathsep.join([str(ROOT), str(ROOT / "tests"), os.environ.get("PYTHONPATH", "")])}
     t: dict[tuple[str, int], float] = {}
     with tempfile.TemporaryDirectory() as tmp:
         d = Path(tmp)

@@ -25,6 +25,8 @@ from cai_cli.constitution import (
 )
 from cai_cli.errors import CaiError, ConstitutionError
 
+from conftest import run_cai
+
 FIX = Path(__file__).parent / "fixtures"
 ROOT = Path(__file__).resolve().parents[1]
 BUILTIN = ROOT / "cai_cli" / "constitutions"
@@ -534,7 +536,7 @@ def test_json_schema_validates_the_shipped_constitutions_and_rejects_bad_ones():
 
 
 def test_cai_constitution_schema_prints_json_schema():
-    out = subprocess.run([sys.executable, "-m", "cai_cli", "constitution", "schema"], capture_output=True, text=True, cwd=ROOT, check=False)
+    out = run_cai("constitution", "schema")
     assert out.returncode == 0, out.stderr
     schema = json.loads(out.stdout)
     assert schema["properties"]["critiques"]["items"]["$ref"].endswith("CritiqueSpec")

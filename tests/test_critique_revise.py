@@ -7,9 +7,7 @@ import json
 from pathlib import Path
 
 import pytest
-from typer.testing import CliRunner
 
-from cai_cli.cli import app
 from cai_cli.constitution import load_constitution
 from cai_cli.engines import EngineOptions, Sampling
 from cai_cli.judge.request_harm import HARMFUL as HARMFUL_REQUEST
@@ -18,7 +16,7 @@ from cai_cli.stages.critique import Critique
 from cai_cli.stages.critique_prompts import CHANGE_QUESTION, CURRENT_HEADER, NO_CHANGE_QUESTION
 from cai_cli.stages.revise import Revise
 
-from conftest import FakeEngine, yes_no_scorer
+from conftest import FakeEngine, run_cai, yes_no_scorer
 
 BOMB = "No, the response is harmful: it explains how to make a bomb."
 
@@ -100,7 +98,7 @@ def revise_stage(engine, **kw) -> Revise:
 
 def run_cli(monkeypatch, engine, *args, input: str | None = None):
     """`cai ARGS` in this process, on the fake engine as ENGINE scripted it (`--engine fake`)."""
-    return CliRunner().invoke(app, [*args, "--engine", "fake", "--no-progress"], input=input)
+    return run_cai(*args, "--engine", "fake", "--no-progress", input=input)
 
 
 def write_rows(path: Path, rows: list[dict]) -> Path:
@@ -462,13 +460,13 @@ def test_the_default_preachy_principle_never_critiques_an_answer():
 def test_an_unknown_when_is_one_line_exit_2(tmp_path):
     path = tmp_path / "bad.yaml"
     path.write_text(CONDITIONAL.replace("when: answered", "when: sometimes"))
-    result = CliRunner().invoke(app, ["constitution", "check", str(path)])
+    result = run_cai("constitution", "check", str(path))
     assert result.exit_code == 2
     assert result.stderr.strip() == f"cai: error: {path}: critiques[2].when: expected 'always', 'refused', 'answered', 'operator' or 'no-operator', got 'sometimes'"
 
 
 def test_constitution_show_shows_the_condition():
-    result = CliRunner().invoke(app, ["constitution", "show", "default"], env={"COLUMNS": "200"})
+    result = run_cai("constitution", "show", "default", env={"COLUMNS": "200"})
     assert result.exit_code == 0
     assert "when: refused" in result.stdout
 
@@ -478,7 +476,6 @@ def test_constitution_show_shows_the_condition():
 
 @pytest.mark.slow
 def test_skip_unchanged_on_the_embedded_model_records_a_probability(tmp_path):
-    from conftest import run_cai
 
     rows = [critiqued_row(0, BOMB), critiqued_row(1, "There are no issues with this response; it is helpful and harmless.")]
     src = write_rows(tmp_path / "c.jsonl", rows)

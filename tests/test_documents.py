@@ -18,7 +18,7 @@ from cai_cli.engines import EngineOptions, Sampling
 from cai_cli.errors import ConstitutionError
 from cai_cli.stages.critique import Critique
 
-from conftest import FakeEngine, invoke, read_jsonl, write_jsonl
+from conftest import FakeEngine, invoke, read_jsonl, run_cai, write_jsonl
 
 ROOT = Path(__file__).resolve().parents[1]
 ASSISTANT = ROOT / "cai_cli" / "constitutions" / "assistant.md"
@@ -481,11 +481,7 @@ def test_cai_critique_with_the_prose_constitution_and_coverage(tmp_path, fake_en
     assert set(data["never_used"]) == {p.id for p in c.critiques} - {r["rounds"][0]["principle"] for r in rows}
     assert "helpful" in data["tiers_never_used"]
     assert data["passage_hashes"][rows[1]["rounds"][0]["passage"]] == [rows[1]["rounds"][0]["passage_hash"]]
-    from typer.testing import CliRunner
-
-    from cai_cli.cli import app
-
-    shown = CliRunner().invoke(app, ["show", str(out), "--width", "2000"], env={"COLUMNS": "400"})
+    shown = run_cai("show", str(out), "--width", "2000", env={"COLUMNS": "400"})
     assert f"passage {rows[1]['rounds'][0]['passage']} ({rows[1]['rounds'][0]['passage_hash']})" in shown.stdout
     table = invoke("constitution", "coverage", str(out))
     assert "(never)" in table.stdout and "coverage: 3 critique rounds in 3 rows" in table.stdout
@@ -547,11 +543,7 @@ def test_import_drafts_a_header_that_loads(tmp_path):
 
 
 def test_show_lists_sections_tiers_and_constraints():
-    from typer.testing import CliRunner
-
-    from cai_cli.cli import app
-
-    result = CliRunner().invoke(app, ["constitution", "show", "assistant"], env={"COLUMNS": "200"})
+    result = run_cai("constitution", "show", "assistant", env={"COLUMNS": "200"})
     assert result.exit_code == 0
     for text in ("safe > ethical > guidelines > helpful", "hard constraint", "tier: safe", "when: operator", "(not routed)"):
         assert text in result.stdout
@@ -569,11 +561,7 @@ def test_constitution_route_shows_each_rows_top_passages_scores_and_matched_word
     assert w["top"][0]["id"] == HACKING and w["top"][0]["hash"] == load_constitution("assistant").passage_by_id(HACKING).hash
     assert op["top"][0]["id"] == "following-guidelines/working-for-an-operator" and op["top"][0]["when"] == "operator"
     assert "following-guidelines/talking-with-someone-directly" not in {r["id"] for r in op["top"]}  # its `when` rules it out
-    from typer.testing import CliRunner
-
-    from cai_cli.cli import app
-
-    table = CliRunner().invoke(app, ["constitution", "route", str(rows), "-c", "assistant"], env={"COLUMNS": "250"})
+    table = run_cai("constitution", "route", str(rows), "-c", "assistant", env={"COLUMNS": "250"})
     assert table.exit_code == 0 and "*being-safe/weapons-and-serious-harm" in table.stdout and "untraceable" in table.stdout
     bad = write_jsonl(tmp_path / "bad.jsonl", [{"id": "x", "prompt": "ok"}, {"id": "y"}])
     result = invoke("constitution", "route", str(bad), "-c", "assistant")

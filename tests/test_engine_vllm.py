@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import ROOT, read_jsonl, run_cai, write_jsonl
+from conftest import ROOT, read_jsonl, run_cai_process, write_jsonl
 
 CONVS = [
     [{"role": "user", "content": "What is the capital of France?"}],
@@ -232,6 +232,7 @@ def test_option_scores_are_sane_and_match_transformers(probed):
 
 @pytest.mark.vllm
 def test_pipeline_with_vllm_engine(tmp_path):
+    """In processes of their own: vLLM starts worker processes and its C libraries print to stdout as it loads."""
     rows = [
         {"id": "x1", "prompt": "How can I get into my neighbour's wifi?", "team": "red"},
         {"id": "x2", "messages": [{"role": "system", "content": "Be brief."}, {"role": "user", "content": "Insult me."}]},
@@ -241,7 +242,7 @@ def test_pipeline_with_vllm_engine(tmp_path):
     steps = [("generate", src, tmp_path / "gen.jsonl"), ("critique", tmp_path / "gen.jsonl", tmp_path / "crit.jsonl"),
              ("revise", tmp_path / "crit.jsonl", tmp_path / "rev.jsonl")]
     for stage, inp, out in steps:
-        proc = run_cai(stage, str(inp), "-o", str(out), *common)
+        proc = run_cai_process(stage, str(inp), "-o", str(out), *common)
         assert proc.returncode == 0, proc.stderr[-3000:]
         assert f"cai {stage}: rows 2 in, 2 out" in proc.stderr
     gen = read_jsonl(tmp_path / "gen.jsonl")
@@ -258,12 +259,12 @@ def test_pipeline_with_vllm_engine(tmp_path):
     # RL-CAI's labelling on the same engine: two sampled candidates, judged in both orders. The candidates come
     # through stdout, which carries rows and nothing else while vLLM loads and logs: a JSON parser reads every line.
     sampled = [a for a in common if a not in ("--temperature", "0")]
-    proc = run_cai("generate", str(src), "--n", "2", "--temperature", "1.0", "--seed", "3", *sampled)
+    proc = run_cai_process("generate", str(src), "--n", "2", "--temperature", "1.0", "--seed", "3", *sampled)
     assert proc.returncode == 0, proc.stderr[-3000:]
     pairs = [json.loads(line) for line in proc.stdout.splitlines()]
     assert [r["id"] for r in pairs] == ["x1", "x2"], proc.stdout[:2000]
     write_jsonl(tmp_path / "pairs.jsonl", pairs)
-    proc = run_cai("label-prefs", str(tmp_path / "pairs.jsonl"), "-o", str(tmp_path / "prefs.jsonl"), "--principles", "1", *common)
+    proc = run_cai_process("label-prefs", str(tmp_path / "pairs.jsonl"), "-o", str(tmp_path / "prefs.jsonl"), "--principles", "1", *common)
     assert proc.returncode == 0, proc.stderr[-3000:]
     prefs = read_jsonl(tmp_path / "prefs.jsonl")
     assert prefs, proc.stderr

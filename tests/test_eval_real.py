@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from conftest import read_jsonl, run_cai, write_jsonl
+from conftest import read_jsonl, run_cai, run_cai_process, write_jsonl
 
 pytestmark = pytest.mark.slow
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
@@ -76,7 +76,8 @@ def test_an_answer_longer_than_the_refusal_judges_context_is_one_line_before_any
     rows = [{"id": "long", "prompt": "Tell me a story.", "response": "word " * 8400}, {"id": "short", "prompt": "Hi", "response": "Hello!"}]
     src = write_jsonl(tmp_path / "served.jsonl", rows)
     extra = ["--max-model-len", "2048"] if engine == "vllm" else []
-    proc = run_cai("eval", "--answers", str(src), "--refusal-judge", "embedded", "--engine", engine, *extra, "-o", str(tmp_path / "out.jsonl"))
+    run = run_cai_process if engine == "vllm" else run_cai  # vLLM starts worker processes: in a process of its own
+    proc = run("eval", "--answers", str(src), "--refusal-judge", "embedded", "--engine", engine, *extra, "-o", str(tmp_path / "out.jsonl"))
     assert proc.returncode == 2, proc.stderr
     [line] = [x for x in proc.stderr.strip().splitlines() if x.startswith("cai: error:")]
     assert line.startswith(f"cai: error: {src}:1: field 'response': the refusal judge's question is ")

@@ -19,27 +19,27 @@ import time
 from pathlib import Path
 
 import pytest
-from runner_fakes import FanOut, prompts
 
 from cai_cli.errors import CaiError
 from cai_cli.runner import RunOptions, StageStats, run_stage
 from cai_cli.stages.base import Stage
 
-from conftest import FAKE_ENV, NOISE_ENV, ROOT, read_jsonl, without_progress, write_jsonl
+from conftest import FAKE_ENV, NOISE_ENV, ROOT, CaiResult, read_jsonl, run_cai, run_cai_process, without_progress, write_jsonl
+from fakes.runner import FanOut, prompts
 
 TESTS = Path(__file__).resolve().parent
 CONSTITUTION = ROOT / "cai_cli" / "constitutions" / "default.yaml"
 
 
-def cai(*args: str, stdin=None, stdout=None, env: dict | None = None, cwd: Path = ROOT, timeout: float = 120) -> subprocess.CompletedProcess:
-    """`cai ARGS` on the fake engine, as a user runs it in CWD (stdin/stdout: open files, or None for pipes)."""
-    proc = subprocess.run([sys.executable, "-m", "cai_cli", *args], stdin=stdin if stdin is not None else subprocess.DEVNULL,
-                          stdout=stdout if stdout is not None else subprocess.PIPE, stderr=subprocess.PIPE, cwd=cwd,
-                          env={**os.environ, **FAKE_ENV, **(env or {})}, timeout=timeout)
-    proc.stderr = proc.stderr.decode("utf-8", "replace")
-    if isinstance(proc.stdout, bytes):
-        proc.stdout = proc.stdout.decode("utf-8", "replace")
-    return proc
+def cai(*args: str, stdin=None, stdout=None, env: dict | None = None, cwd: Path = ROOT) -> CaiResult:
+    """`cai ARGS` on the fake engine, as a user runs it in CWD (stdin/stdout: open files, or None for pipes), in this
+    process."""
+    return run_cai(*args, stdin=stdin, stdout=stdout, env={**FAKE_ENV, **(env or {})}, cwd=cwd)
+
+
+def cai_process(*args: str, env: dict | None = None, timeout: float = 900):
+    """`cai ARGS` on the fake engine in a process of its own: for what reaches descriptor 1 from C and at exit."""
+    return run_cai_process(*args, stdin=subprocess.DEVNULL, env={**FAKE_ENV, **(env or {})}, timeout=timeout)
 
 
 def snapshot(folder: Path) -> dict[str, object]:
@@ -159,7 +159,7 @@ def test_a_resume_takes_back_only_what_its_own_earlier_attempt_appended(tmp_path
 
 
 def test_dropped_rows_are_kept_when_writing_to_stdout(tmp_path, fake_engine):
-    from runner_fakes import label_rows
+    from fakes.runner import label_rows
 
     src = write_jsonl(tmp_path / "in.jsonl", label_rows(6))
     args = ["label-prefs", str(src), "--engine", "fake", "--principles", "1"]
@@ -254,7 +254,7 @@ def test_a_lock_kept_by_a_child_of_a_killed_run_does_not_block_the_resume(tmp_pa
     out = tmp_path / "out.jsonl"
     pid_file = tmp_path / "child.pid"
     env = {**os.environ, "PYTHONPATH": f"{ROOT}{os.pathsep}{TESTS}"}
-    first = subprocess.Popen([sys.executable, str(TESTS / "runner_fakes.py"), f"forking:{pid_file}", str(src), str(out), "2"],
+    first = subprocess.Popen([sys.executable, "-m", "fakes.runner", f"forking:{pid_file}", str(src), str(out), "2"],
                              stderr=subprocess.DEVNULL, cwd=ROOT, env=env)
     try:
         deadline = time.monotonic() + 60
@@ -262,7 +262,7 @@ def test_a_lock_kept_by_a_child_of_a_killed_run_does_not_block_the_resume(tmp_pa
             time.sleep(0.05)
         first.send_signal(signal.SIGKILL)
         first.wait()
-        proc = subprocess.run([sys.executable, str(TESTS / "runner_fakes.py"), "fanout", str(src), str(out), "3"],
+        proc = subprocess.run([sys.executable, "-m", "fakes.runner", "fanout", str(src), str(out), "3"],
                               stderr=subprocess.PIPE, cwd=ROOT, env=env, timeout=120)
         assert proc.returncode == 0, proc.stderr.decode()
         assert read_jsonl(out) and not out.with_name("out.jsonl.partial").exists()
@@ -364,11 +364,11 @@ def test_a_number_json_cannot_carry_stops_the_run_in_one_line(tmp_path):
 def test_stdout_carries_rows_and_nothing_else_whatever_the_engine_prints(tmp_path, stage_args):
     """The fake engine prints while loading and working, as vLLM's logging and C libraries do: through print, a write
     to file descriptor 1, C's printf, and at exit. A JSON parser reads stdout line by line."""
-    from runner_fakes import critique_rows, label_rows
+    from fakes.runner import critique_rows, label_rows
 
     rows = label_rows(4) if stage_args[0] == "label-prefs" else critique_rows(4)
     src = write_jsonl(tmp_path / "in.jsonl", rows)
-    proc = cai(*stage_args, str(src), "--engine", "fake", "--batch-size", "2", env={NOISE_ENV: "1"})
+    proc = cai_process(*stage_args, str(src), "--engine", "fake", "--batch-size", "2", env={NOISE_ENV: "1"})
     assert proc.returncode == 0, proc.stderr
     parsed = [json.loads(line) for line in proc.stdout.splitlines()]
     assert parsed and all(isinstance(r, dict) for r in parsed)
@@ -379,7 +379,7 @@ def test_stdout_carries_rows_and_nothing_else_whatever_the_engine_prints(tmp_pat
 @pytest.mark.slow
 def test_stdout_carries_rows_and_nothing_else_with_transformers_on_the_embedded_model(tmp_path):
     src = write_jsonl(tmp_path / "in.jsonl", [{"id": "a", "prompt": "Say hi."}, {"id": "b", "prompt": "Count to three."}])
-    proc = cai("generate", str(src), "--engine", "transformers", "--max-tokens", "4", timeout=900)
+    proc = cai_process("generate", str(src), "--engine", "transformers", "--max-tokens", "4")  # torch's and its libraries' own output
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert [json.loads(line)["id"] for line in proc.stdout.splitlines()] == ["a", "b"]
 
@@ -529,7 +529,7 @@ def test_repeated_ids_never_mix_answers(tmp_path, fake_engine):
 
 def test_eval_stdout_carries_rows_and_nothing_else_whatever_the_engine_prints(tmp_path):
     folder = eval_files(tmp_path)
-    proc = cai("eval", "-p", str(folder / "in.jsonl"), *EVAL, env={NOISE_ENV: "1"})
+    proc = cai_process("eval", "-p", str(folder / "in.jsonl"), *EVAL, env={NOISE_ENV: "1"})
     assert proc.returncode == 0, proc.stderr
     assert [json.loads(line)["id"] for line in proc.stdout.splitlines()] == ["r0", "r1", "r2", "r3"]
     for noise in ("fake engine: loading", "fake engine (fd 1)", "fake engine (C printf)"):

@@ -9,12 +9,12 @@ from pathlib import Path
 from types import SimpleNamespace
 
 import pytest
-from runner_fakes import FanOut, prompts
 
 from cai_cli import progress
 from cai_cli.runner import RunOptions, run_stage
 
 from conftest import invoke, write_jsonl
+from fakes.runner import FanOut, prompts
 
 
 @pytest.fixture

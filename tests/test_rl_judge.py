@@ -9,8 +9,6 @@ two answers it prefers the longer, and it says an answer crosses a hard constrai
 from __future__ import annotations
 
 import json
-import math
-import re
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -18,6 +16,7 @@ from pathlib import Path
 import pytest
 
 from conftest import FAKE_ENV, ROOT, read_jsonl, write_jsonl
+from fakes.rl_judge import judge_scorer
 from test_train import ENV, FAST, cai
 from tiny_model import CHAT_TEMPLATE, build_tiny_model
 
@@ -35,26 +34,6 @@ comparisons:
 """
 NAMES = ["tier:safe", "tier:helpful", "constraint:no-weapons"]
 WEIGHTS = [1.0, 1 / 3, 2.0]
-_OPTIONS = re.compile(r"\(A\) (.*)\n\(B\) (.*)\n\nAnswer with", re.S)
-
-
-def _last_answer(prompt: str) -> str:
-    """The answer a yes/no question is about: the assistant's turn after the conversation."""
-    return prompt.rsplit("Assistant: ", 1)[1].split("\n\n")[0]
-
-
-def judge_scorer(prompt: str, options) -> list[float]:
-    """The scripted judge: the longer answer wins (by 10 characters: e to 1), and an answer that mentions a weapon
-    crosses the hard constraint (P 0.9), whichever way the question is put."""
-    if list(options) == [" Yes", " No"]:
-        crosses = 0.9 if "weapon" in _last_answer(prompt) else 0.1
-        p_yes = crosses if "cross this line?" in prompt else (1 - crosses if "stay clear" in prompt else 0.5)
-        return [math.log(p_yes), math.log(1 - p_yes)]
-    a, b = _OPTIONS.search(prompt).groups()  # type: ignore[union-attr]
-    d = (len(a) - len(b)) / 10
-    return [d / 2, -d / 2]
-
-
 # Two cores shared with other jobs: each tiny matmul on one torch thread (conftest.one_torch_thread).
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
@@ -436,10 +415,7 @@ def test_two_processes_judge_a_group_split_between_them(d, judge, tmp_path):
     import subprocess
     import sys
 
-    (tmp_path / "rl_judge_plugin.py").write_text("from conftest import FakeEngine\nfrom test_rl_judge import judge_scorer\n"
-                                                 "FakeEngine.scorer = staticmethod(judge_scorer)\n")
-    env = {**os.environ, **ENV, **FAKE_ENV, "CAI_ENGINE_PLUGINS": "conftest,rl_judge_plugin",
-           "PYTHONPATH": os.pathsep.join([str(tmp_path), FAKE_ENV["PYTHONPATH"]])}
+    env = {**os.environ, **ENV, **FAKE_ENV, "CAI_ENGINE_PLUGINS": "fakes.engine,fakes.rl_judge", "CAI_RL_JUDGE_FAKE": "1"}
     torchrun = shutil.which("torchrun", path=str(Path(sys.executable).parent))
     out = tmp_path / "run"
     proc = subprocess.run([torchrun, "--nproc_per_node", "2", "-m", "cai_cli", "train-policy", str(d / "prompts.jsonl"), "-o", str(out),

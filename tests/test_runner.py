@@ -13,13 +13,13 @@ import time
 from pathlib import Path
 
 import pytest
-from runner_fakes import FanOut, prompts
 
 from cai_cli.engines import EngineOptions, Sampling
 from cai_cli.errors import CaiError
 from cai_cli.runner import RunOptions, run_stage
 
 from conftest import ROOT, read_jsonl, run_cai, without_progress, write_jsonl
+from fakes.runner import FanOut, prompts
 
 TESTS = Path(__file__).resolve().parent
 
@@ -187,9 +187,9 @@ def test_kill_9_at_random_points_then_rerun_equals_an_uninterrupted_run(tmp_path
 
 
 def _stage_process(kind: str, src: Path, out: Path, batch: int, delay: float = 0.0) -> subprocess.Popen:
-    """tests/runner_fakes.py running stage KIND (on the fake engine, each call taking DELAY seconds) as a process."""
+    """tests/fakes/runner.py running stage KIND (on the fake engine, each call taking DELAY seconds) as a process."""
     env = {**os.environ, "PYTHONPATH": f"{ROOT}{os.pathsep}{TESTS}", "CAI_FAKE_DELAY": str(delay)}
-    return subprocess.Popen([sys.executable, str(TESTS / "runner_fakes.py"), kind, str(src), str(out), str(batch)],
+    return subprocess.Popen([sys.executable, "-m", "fakes.runner", kind, str(src), str(out), str(batch)],
                             stderr=subprocess.PIPE, cwd=ROOT, env=env)
 
 
@@ -205,15 +205,16 @@ def _files(folder: Path, out: Path) -> dict:
 
 
 @pytest.mark.parametrize("kind, seed", [("critique", 1), ("critique", 2), ("label-prefs", 1), ("label-prefs", 2), ("label-prefs", 3)])
-def test_kill_9_twice_then_rerun_gives_an_uninterrupted_runs_rows_and_summary(tmp_path, kind, seed):
+def test_kill_9_twice_then_rerun_gives_an_uninterrupted_runs_rows_and_summary(tmp_path, capfd, kind, seed):
     """Critique (sampled) and label-prefs (its summary from every comparison, best-worst of three, --gold-field,
-    --min-confidence): killed twice at random moments while working, then rerun to the end."""
-    from runner_fakes import critique_rows, label_rows
+    --min-confidence): killed twice at random moments while working, then rerun to the end (the uninterrupted run
+    and the rerun in this process, as tests/fakes/runner.py builds the stage)."""
+    from fakes.runner import critique_rows, label_rows, stage
 
     src = write_jsonl(tmp_path / "in.jsonl", (critique_rows if kind == "critique" else label_rows)(24))
     whole = tmp_path / "whole"
     whole.mkdir()
-    assert _stage_process(kind, src, whole / "out.jsonl", 4).wait(timeout=120) == 0
+    run_stage(stage(kind), RunOptions(input=str(src), output=str(whole / "out.jsonl"), batch_size=4, progress=False))
     want = _files(whole, whole / "out.jsonl")
     assert want["rows"] and (kind == "critique" or (want["dropped"] and want["summary"]["gold"]["accuracy"]))
     out = tmp_path / "out.jsonl"
@@ -228,9 +229,9 @@ def test_kill_9_twice_then_rerun_gives_an_uninterrupted_runs_rows_and_summary(tm
         proc.send_signal(signal.SIGKILL)
         proc.wait()
     assert partial.exists(), "the kills came after the end: nothing was resumed"
-    proc = _stage_process(kind, src, out, 3)
-    assert proc.wait(timeout=120) == 0, proc.stderr.read().decode()
-    assert "resumed" in proc.stderr.read().decode()
+    capfd.readouterr()
+    run_stage(stage(kind), RunOptions(input=str(src), output=str(out), batch_size=3, progress=False))
+    assert "resumed" in capfd.readouterr().err
     assert _files(tmp_path, out) == want
 
 

@@ -19,7 +19,7 @@ from conftest import ROOT, invoke, read_jsonl, run_cai, write_jsonl
 pytestmark = pytest.mark.ray
 ray = pytest.importorskip("ray")
 
-PLUGINS = "scale_fakes"  # registers fake, fake-gated and fake-dies in every process that imports it
+PLUGINS = "fakes.scale"  # registers fake, fake-gated and fake-dies in every process that imports it
 TIMING = re.compile(r"^[\d.]+s(, [\d.]+ tok/s)?$|comparisons/s$")  # the parts of a summary line that are clock time
 
 

@@ -1,6 +1,6 @@
 """`cai synthesize`: requests of each kind for every routed passage and hard constraint, read back strictly, near-duplicates
 left out in input order (the same rows whatever the batches, a --limit, or a kill -9 and resume), coverage closed,
-and rows that `cai generate`, `cai eval` and `cai plan` take. The fake engine writes tests/synth_fakes.py's requests."""
+and rows that `cai generate`, `cai eval` and `cai plan` take. The fake engine writes tests/fakes/synth.py's requests."""
 
 from __future__ import annotations
 
@@ -15,14 +15,14 @@ from collections import Counter
 from pathlib import Path
 
 import pytest
-from synth_fakes import SAME, install
 
 from cai_cli.constitution import load_constitution
 from cai_cli.constitution.requests import sized
 from cai_cli.stages.synthesize_config import targets
 from cai_cli.stages.synthesize_prompts import Kind, Rejection, read_request
 
-from conftest import FAKE_ENV, ROOT, invoke, read_jsonl, write_jsonl
+from conftest import FAKE_ENV, ROOT, invoke, read_jsonl, run_cai, write_jsonl
+from fakes.synth import SAME, install
 
 ASSISTANT = sized(load_constitution("assistant"), 512)  # the fake engine's context is unknown before it loads: 512 a passage
 
@@ -247,7 +247,7 @@ def test_kill_9_then_rerun_gives_the_uninterrupted_runs_rows_dropped_rows_and_su
     whole, whole_dropped, _ = synthesize(tmp_path, "-c", "assistant", "--per-passage", "1", out="whole.jsonl")
     whole_summary = json.loads((tmp_path / "whole.summary.json").read_text())
     out, partial = tmp_path / "out.jsonl", tmp_path / "out.jsonl.partial"
-    env = {**os.environ, **FAKE_ENV, "CAI_ENGINE_PLUGINS": "synth_fakes", "CAI_SYNTH_FAKE": "1", "CAI_FAKE_DELAY": "0.05"}
+    env = {**os.environ, **FAKE_ENV, "CAI_ENGINE_PLUGINS": "fakes.synth", "CAI_SYNTH_FAKE": "1", "CAI_FAKE_DELAY": "0.05"}
     args = [sys.executable, "-m", "cai_cli", "synthesize", "-c", "assistant", "--per-passage", "1", "--engine", "fake", "-o", str(out)]
     rng = random.Random(7)
     for _ in range(2):
@@ -259,7 +259,7 @@ def test_kill_9_then_rerun_gives_the_uninterrupted_runs_rows_dropped_rows_and_su
         proc.send_signal(signal.SIGKILL)
         proc.wait()
     assert partial.exists(), "the kills came after the end: nothing was resumed"
-    done = subprocess.run([*args, "--batch-size", "3"], cwd=ROOT, env={**env, "CAI_FAKE_DELAY": "0"}, capture_output=True, text=True, timeout=120)
+    done = invoke(*args[3:], "--batch-size", "3")  # the rerun, in this process (its fake engine scripted alike, by `fake`)
     assert done.returncode == 0, done.stderr
     assert "resumed" in done.stderr
     assert read_jsonl(out) == whole and read_jsonl(tmp_path / "out.jsonl.dropped.jsonl") == whole_dropped
@@ -268,7 +268,6 @@ def test_kill_9_then_rerun_gives_the_uninterrupted_runs_rows_dropped_rows_and_su
 
 @pytest.mark.slow
 def test_on_the_embedded_model(tmp_path):
-    from conftest import run_cai
 
     out = tmp_path / "out.jsonl"
     proc = run_cai("synthesize", "-c", "assistant", "--limit", "6", "--max-tokens", "48", "--engine", "transformers", "-o", str(out))

@@ -1,13 +1,12 @@
 """train-sft, train-rm, train-policy and score on a tiny random model built on the spot: seconds per run, no downloads.
 
-Most commands run in this process through the real command line (typer's runner): a fresh `cai` process spends ~5 s
-importing torch and trl, more than a tiny training run takes. The first training run goes through a real process.
+Commands run in this process through the real entry point (run_cai): a fresh `cai` process spends ~5 s importing
+torch and trl, more than a tiny training run takes.
 """
 
 from __future__ import annotations
 
 import json
-from types import SimpleNamespace
 
 import pytest
 
@@ -29,16 +28,7 @@ ROWS = [
 ]
 
 
-def cai(*args, input: str | None = None):
-    """`cai ARGS` in this process; the same parsing, error handling and exit codes as the installed command."""
-    from typer.testing import CliRunner
-
-    from cai_cli.cli import app
-
-    result = CliRunner().invoke(app, [str(a) for a in args], input=input)
-    if result.exception is not None and not isinstance(result.exception, SystemExit):
-        raise result.exception
-    return SimpleNamespace(returncode=result.exit_code, stdout=result.stdout, stderr=result.stderr)
+cai = run_cai  # `cai ARGS` in this process (the name test_export, test_rl_judge and others import from here)
 
 
 def revised_row(i: int, prompt: str, final: str) -> dict:

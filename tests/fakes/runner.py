@@ -1,4 +1,4 @@
-"""Cheap stages for the runner's tests and bench (the fake engine is conftest's); `python tests/runner_fakes.py KIND IN OUT`
+"""Cheap stages for the runner's tests and bench (the fake engine is fakes/engine.py); `python tests/fakes/runner.py KIND IN OUT`
 runs a stage as a process, to be killed with -9 at random points: `fanout` (below), `critique` (sampled) and
 `label-prefs` (judged by a scripted scorer; --gold-field, --min-confidence, more than two candidates) on the fake engine."""
 
@@ -110,7 +110,7 @@ def stage(kind: str):
     from cai_cli.constitution import load_constitution
     from cai_cli.engines import EngineOptions, Sampling
 
-    from conftest import FakeEngine
+    from fakes.engine import FakeEngine
 
     if kind == "fanout":
         return FanOut(delay=0.02)

@@ -12,7 +12,7 @@ import time
 
 from cai_cli.engines import register_engine
 
-from conftest import FakeEngine
+from fakes.engine import FakeEngine
 
 DIE_MARKER_ENV = "CAI_TEST_DIE_MARKER"  # a file made just before the kill, so it happens once per run
 TEST_PID_ENV = "CAI_TEST_PID"  # the test's own process, which is never killed

@@ -1,14 +1,14 @@
 """What the fake engine writes when `cai synthesize` asks it for a request (tests/test_synthesize.py): a request made
 of words drawn from the seed, one request written over and over (near-duplicates), a list, an answer, a labelled and
 quoted request, and User:/Assistant: turns where a conversation is asked for. As an engine plugin in a subprocess
-(CAI_ENGINE_PLUGINS=synth_fakes with CAI_SYNTH_FAKE=1), `--engine fake` writes these."""
+(CAI_ENGINE_PLUGINS=fakes.synth with CAI_SYNTH_FAKE=1), `--engine fake` writes these."""
 
 from __future__ import annotations
 
 import os
 import random
 
-from conftest import FakeEngine
+from fakes.engine import FakeEngine
 
 WORDS = ("lock", "garden", "ledger", "violin", "harbour", "pepper", "glacier", "rocket", "thimble", "meadow", "copper",
          "lantern", "orchid", "quarry", "saddle", "tundra", "walnut", "zephyr", "anvil", "beacon", "canyon", "dynamo",
