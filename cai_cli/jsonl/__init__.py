@@ -16,7 +16,7 @@ from .source import InputSource
 
 __all__ = [
     "BOM", "MAX_DEPTH", "BadField", "Convert", "EmptyInput", "InputChain", "InputLine", "InputSource", "InputSpec", "JsonProblem",
-    "NotJsonl", "RowsInput", "display_name", "iter_rows", "open_input", "parse_json", "parse_line", "read_lines", "read_rows", "stdin_chunks",
+    "NotJsonl", "RowsInput", "display_name", "iter_rows", "numbered_rows", "open_input", "parse_json", "parse_line", "read_lines", "read_rows", "stdin_chunks",
 ]
 
 
@@ -54,6 +54,12 @@ def iter_rows(path: str | None, hint: str = "") -> Iterator[dict]:
     """The rows of a JSONL file (or stdin), streamed, for commands that read rows outside the runner (coverage, plan,
     report, show): the first bad line stops the read with one line naming file, line and field (HINT, if any, says
     what to do), never skipped; an input without a row is one line too."""
+    return (row for _, row in numbered_rows(path, hint))
+
+
+def numbered_rows(path: str | None, hint: str = "") -> Iterator[tuple[int, dict]]:
+    """`iter_rows` with each row's line number, for a reader whose own checks name the line (gold pairs, worked
+    judgments)."""
     source = InputSource(path)
     found = False
     try:
@@ -64,7 +70,7 @@ def iter_rows(path: str | None, hint: str = "") -> Iterator[dict]:
                 raise CaiError(f"{item.error}" + (f"; {hint}" if hint else "")) from None
             assert item.row is not None  # a line without an error has its row
             found = True
-            yield item.row
+            yield item.line, item.row
     finally:
         source.close()
     if not found:

@@ -43,15 +43,11 @@ def load_judge_examples(path: str) -> tuple[JudgeExample, ...]:
 
 
 def _jsonl_examples(path: str, name: str) -> list[JudgeExample]:
-    from ..jsonl import read_lines
+    from ..jsonl import numbered_rows
     from ..rows import FieldProblem, check_conversation, check_string, conversation
 
     out = []
-    for item in read_lines(path):
-        if item.error is not None:
-            raise item.error
-        row = item.row
-        assert row is not None  # a line without an error has its row
+    for line, row in numbered_rows(path):
         try:
             if "corrects" in row or "incorrects" in row:
                 raise FieldProblem("corrects", "the paper's {prompt, corrects, incorrects} entries go in a JSON list (the file's whole content), not one per line")
@@ -63,7 +59,7 @@ def _jsonl_examples(path: str, name: str) -> list[JudgeExample]:
             if "question" in row:
                 check_string(row, "question")
         except FieldProblem as problem:
-            raise InputError(problem.message, file=name, line=item.line, field=problem.field) from None
+            raise InputError(problem.message, file=name, line=line, field=problem.field) from None
         conv = tuple((m["role"], m["content"]) for m in conversation(row))
         out.append(JudgeExample(conv, row["a"], row["b"], row["answer"], row.get("question")))
     return out

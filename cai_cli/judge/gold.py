@@ -37,23 +37,19 @@ class GoldPair:
 def load_gold(path: str) -> list[GoldPair]:
     """Every gold pair of PATH (JSONL; see the module docstring), in file order; one line naming the file, line and
     field for anything else."""
-    from ..jsonl import display_name, read_lines
+    from ..jsonl import display_name, numbered_rows
 
     name = display_name(path)
     out: list[GoldPair] = []
     seen: set[str] = set()
-    for item in read_lines(path):
-        if item.error is not None:
-            raise item.error
-        row = item.row
-        assert row is not None  # a line without an error has its row
+    for line, row in numbered_rows(path):
         try:
-            pairs = _pairs(row, item.line)
+            pairs = _pairs(row, line)
         except FieldProblem as problem:
-            raise InputError(problem.message, file=name, line=item.line, field=problem.field) from None
+            raise InputError(problem.message, file=name, line=line, field=problem.field) from None
         for pair in pairs:
             if pair.id in seen:
-                raise InputError(f"id {pair.id!r} is used by an earlier gold pair; ids must be unique", file=name, line=item.line, field="id")
+                raise InputError(f"id {pair.id!r} is used by an earlier gold pair; ids must be unique", file=name, line=line, field="id")
             seen.add(pair.id)
             out.append(pair)
     if not out:
