@@ -40,11 +40,14 @@ demo: setup
 	@mkdir -p $(DEMO)
 	$(PY) examples/demo.py --out $(DEMO) $(if $(CONSTITUTION),--constitution $(CONSTITUTION))
 
+# The test modules on TEST_WORKERS pytest-xdist workers (a module's tests on one of them, its fixtures built once).
+TEST_WORKERS ?= 2
+
 test: setup
-	$(PY) -m pytest -q -p no:cacheprovider
+	$(PY) -m pytest -q -p no:cacheprovider -n $(TEST_WORKERS) --dist loadscope
 
 test-fast: setup
-	$(PY) -m pytest -q -p no:cacheprovider -m "not slow and not vllm and not ray"
+	$(PY) -m pytest -q -p no:cacheprovider -n $(TEST_WORKERS) --dist loadscope -m "not slow and not vllm and not ray"
 
 # Every benchmark runs (bench_generate first); the target fails, naming them, if any failed.
 bench: setup

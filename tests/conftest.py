@@ -4,10 +4,20 @@ the point, in a new one (run_cai_process, FAKE_ENV): tests/runs.py; and the fake
 from __future__ import annotations
 
 import json
+import os
 import re
 from pathlib import Path
 
 import pytest
+
+from cai_cli.threads import set_defaults
+
+# Before any test imports torch (its OpenMP runtime reads these as it loads): waiting threads sleep, as in `cai`
+# itself (threads.py), and on pytest-xdist each worker takes its share of the cores, so that two workers on two
+# cores do not spin against each other for the same core.
+set_defaults()
+if os.environ.get("PYTEST_XDIST_WORKER_COUNT", "").isdigit():
+    os.environ.setdefault("OMP_NUM_THREADS", str(max(1, (os.cpu_count() or 1) // int(os.environ["PYTEST_XDIST_WORKER_COUNT"]))))
 
 from fakes.engine import DELAY_ENV, NOISE_ENV, FakeEngine, reset_fake_engine, yes_no_scorer
 from runs import FAKE_ENV, ROOT, TESTS, CaiResult, run_cai, run_cai_process
@@ -64,3 +74,11 @@ def _fresh_fake_engine():
 def invoke(*args: str, input: str | None = None):
     """`cai ARGS...` in this process, as run_cai (the name the older tests use; .exit_code, .output as typer's runner)."""
     return run_cai(*args, input=input)
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """The modules that run a real model, vLLM or Ray first (in their own order), the quick ones after: on pytest-xdist
+    the long modules then start at once and the quick ones fill the other worker, rather than one long module ending
+    the run alone."""
+    heavy = {getattr(item, "module", None) for item in items if any(item.iter_markers(name) for name in ("slow", "vllm", "ray"))}
+    items.sort(key=lambda item: getattr(item, "module", None) not in heavy)
