@@ -11,8 +11,10 @@ the passages that should govern it):
   labelled after every ranker was settled, before any ranker was run on them);
 * on Anthropic's published constitution for Claude (about 145,000 characters; CC0): claude-constitution.jsonl (the
   set BM25's stop words and lexicon, and the hybrid weight, were tuned on), claude-constitution-heldout.jsonl (30
-  requests written after BM25 was tuned, since looked at while tuning nothing), and claude-constitution-heldout-2.jsonl
-  (73 requests written and labelled before any ranker was run on them: the figure to trust).
+  requests written after BM25 was tuned, since looked at while tuning nothing), claude-constitution-heldout-2.jsonl
+  (73 requests written and labelled before any ranker was run on them; its misses have since been read), and
+  claude-constitution-heldout-3.jsonl (60 requests written and labelled before any ranker was run on them, each
+  listing every passage that governs it: the figure to trust).
   The document is not in this repository: pass its Markdown with --document (default: $CAI_CLAUDE_CONSTITUTION, else
   /work/data/claude-constitution.md); where it is absent those sets are skipped and said so. It is loaded as a
   researcher would load it, with the header `cai constitution import` drafts (no hand edits).
@@ -23,7 +25,8 @@ passages whose `when` allows the conversation (with or without a system message;
 applied: there is no response) and the hard constraints. recall@k: the share of requests with a labelled unit among
 the first k, with its 95% Wilson interval. Speed: milliseconds per request (ranking alone, the units' index built
 before the clock starts), and the one-off cost of embedding a constitution's pieces (dense, hybrid; timed apart, as
-a first run pays it before the embeddings are kept in cai's cache folder). Exits 1 when recall@3 of a held-out set is under FLOOR for the default ranker.
+a first run pays it before the embeddings are kept in cai's cache folder). Exits 1 when recall@3 of a held-out set is under FLOOR for the default ranker;
+exits 2, before ranking anything, when a label names no unit the router could rank (`unknown_labels`).
 """
 
 from __future__ import annotations
@@ -42,15 +45,18 @@ sys.path.insert(0, str(ROOT))
 from cai_cli.constitution import load_constitution  # noqa: E402
 from cai_cli.constitution.model import applies  # noqa: E402
 from cai_cli.constitution.requests import sized  # noqa: E402
-from cai_cli.constitution.routing import Ranker, Router, Routing  # noqa: E402
+from cai_cli.constitution.routing import Ranker, Router, Routing, constraint_principles  # noqa: E402
 from cai_cli.stats import proportion  # noqa: E402
 
 FLOOR = 0.9
 LABELS = ROOT / "bench" / "routing"
 DEFAULT_DOCUMENT = os.environ.get("CAI_CLAUDE_CONSTITUTION", "/work/data/claude-constitution.md")
 ASSISTANT_SETS = ("assistant.jsonl", "assistant-heldout.jsonl")
-CLAUDE_SETS = ("claude-constitution.jsonl", "claude-constitution-heldout.jsonl", "claude-constitution-heldout-2.jsonl")
-HELD_OUT = ("assistant-heldout.jsonl", "claude-constitution-heldout-2.jsonl")
+CLAUDE_SETS = (
+    "claude-constitution.jsonl", "claude-constitution-heldout.jsonl", "claude-constitution-heldout-2.jsonl",
+    "claude-constitution-heldout-3.jsonl",
+)
+HELD_OUT = ("assistant-heldout.jsonl", "claude-constitution-heldout-3.jsonl")
 
 
 def imported(document: Path, folder: Path) -> str:
@@ -67,6 +73,14 @@ def imported(document: Path, folder: Path) -> str:
 
 def hit(unit, labels: set[str]) -> bool:
     return unit.id in labels or (unit.section is not None and unit.section in labels) or unit.id.split("#")[0] in labels
+
+
+def unknown_labels(constitution, rows: list[dict]) -> list[str]:
+    """The labels in ROWS (as 'line N: label') that no unit routing could rank would match (see `hit`): a misspelt or
+    stale id would otherwise count as a miss, silently. Builds no index and ranks nothing."""
+    units = [*constitution.critiques, *(constraint_principles(constitution) if constitution.is_document else [])]
+    known = {u.id for u in units} | {u.section for u in units if u.section} | {u.id.split("#")[0] for u in units}
+    return [f"line {i}: {label}" for i, row in enumerate(rows, 1) for label in row["expect"] if label not in known]
 
 
 def router_for(constitution, ranker: Ranker, cache: dict) -> tuple[Router, float | None]:
@@ -144,12 +158,15 @@ def main() -> int:
         else:
             print(f"bench_routing: {document}: not found; the claude-constitution sets are skipped (pass --document PATH)", file=sys.stderr)
         constitutions = {"assistant": load_constitution("assistant"), "claude": claude}
+        sets = [(name, which) for name, which in sets if not args.sets or name in args.sets]
+        for name, which in sets:  # at the budget the labels were written for: --passage-tokens renumbers passages
+            if unknown := unknown_labels(constitutions[which], load_rows(name)):
+                print(f"bench_routing: {name}: labels that name no routed passage, section or hard constraint: {', '.join(unknown)}", file=sys.stderr)
+                return 2
         if args.passage_tokens:
             constitutions = {k: sized(c, args.passage_tokens) if c is not None else None for k, c in constitutions.items()}
         cache: dict = {}
         for name, which in sets:
-            if args.sets and name not in args.sets:
-                continue
             for ranker in map(Ranker, args.ranker):
                 results.append({"set": name, **measure(constitutions[which], load_rows(name), ranker, cache)})
     failed = False
