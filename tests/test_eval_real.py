@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from conftest import read_jsonl, run_cai, run_cai_process, write_jsonl
+from conftest import read_jsonl, run_cai, write_jsonl
 
 pytestmark = pytest.mark.slow
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
@@ -70,14 +70,12 @@ def test_report_writes_a_png(evaluated):
     assert "embedded" in proc.stdout
 
 
-@pytest.mark.parametrize("engine", ["transformers", pytest.param("vllm", marks=pytest.mark.vllm)])
-def test_an_answer_longer_than_the_refusal_judges_context_is_one_line_before_any_work(tmp_path, engine):
-    # The embedded model reads 8,192 tokens (vLLM here: --max-model-len 2048); this answer is longer on both.
+def test_an_answer_longer_than_the_refusal_judges_context_is_one_line_before_any_work(tmp_path):
+    # The embedded model reads 8,192 tokens; this answer is longer. vLLM's case (--max-model-len 2048), on the one vLLM
+    # start that test_engine_vllm.py shares: test_an_answer_longer_than_vllms_context_is_one_line_before_any_eval_work.
     rows = [{"id": "long", "prompt": "Tell me a story.", "response": "word " * 8400}, {"id": "short", "prompt": "Hi", "response": "Hello!"}]
     src = write_jsonl(tmp_path / "served.jsonl", rows)
-    extra = ["--max-model-len", "2048"] if engine == "vllm" else []
-    run = run_cai_process if engine == "vllm" else run_cai  # vLLM starts worker processes: in a process of its own
-    proc = run("eval", "--answers", str(src), "--refusal-judge", "embedded", "--engine", engine, *extra, "-o", str(tmp_path / "out.jsonl"))
+    proc = run_cai("eval", "--answers", str(src), "--refusal-judge", "embedded", "--engine", "transformers", "-o", str(tmp_path / "out.jsonl"))
     assert proc.returncode == 2, proc.stderr
     [line] = [x for x in proc.stderr.strip().splitlines() if x.startswith("cai: error:")]
     assert line.startswith(f"cai: error: {src}:1: field 'response': the refusal judge's question is ")
