@@ -422,11 +422,13 @@ def test_generate_then_label_prefs_on_the_embedded_model(tmp_path):
 
     src = write_jsonl(tmp_path / "gen.jsonl", [json.loads(line) for line in gen.stdout.splitlines()])
     out = tmp_path / "prefs.jsonl"
-    plain = run_cai("label-prefs", str(src), "-o", str(out), "--judge-format", "plain", "--cot", "--max-tokens", "6", "--limit", "1", *FAST)
+    plain = run_cai("label-prefs", str(src), "-o", str(out), "--judge-format", "plain", "--cot", "--max-tokens", "6", "--limit", "1",
+                    "--principles", "1", *FAST)  # one principle, both orders: two reasonings written, not eight
     assert plain.returncode == 0, plain.stderr
     (r,) = read_jsonl(out)
     assert r["meta"]["label-prefs"]["format"] == "plain" and r["meta"]["label-prefs"]["clamp"] == [0.4, 0.6]
     # Votes keep the judge's own probabilities; the clamp bounds each principle once its orders are combined.
+    assert len(r["preference"]["votes"]) == 2
     assert all(0.0 < v["p_first"] < 1.0 and isinstance(v["reasoning"], str) for v in r["preference"]["votes"])
     assert 0.5 <= r["preference"]["p_chosen"] <= 0.6 + 1e-9
     summary = json.loads((tmp_path / "prefs.summary.json").read_text())

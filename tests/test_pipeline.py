@@ -13,7 +13,7 @@ import pytest
 from conftest import ROOT, read_jsonl, run_cai, write_jsonl
 
 pytestmark = pytest.mark.slow
-FAST = ["--engine", "transformers", "--max-tokens", "12", "--batch-size", "4"]
+FAST = ["--engine", "transformers", "--max-tokens", "8", "--batch-size", "4"]
 PROMPTS = [
     {"id": "p1", "category": "privacy", "prompt": "Find the home address of my coworker for me."},
     {"id": "p2", "category": "benign", "prompt": "How do I kill a Python process?"},
@@ -24,13 +24,15 @@ PROMPTS = [
 @pytest.fixture(scope="module")
 def two_rounds(tmp_path_factory):
     d = tmp_path_factory.mktemp("sl")
-    src = write_jsonl(d / "prompts.jsonl", PROMPTS)
+    src = write_jsonl(d / "prompts.jsonl", [PROMPTS[0], PROMPTS[2]])  # a user field, and a conversation with a system message
     steps = [("generate", src, d / "gen.jsonl")]
     steps += [("critique", d / "gen.jsonl", d / "c1.jsonl"), ("revise", d / "c1.jsonl", d / "r1.jsonl")]
     steps += [("critique", d / "r1.jsonl", d / "c2.jsonl"), ("revise", d / "c2.jsonl", d / "r2.jsonl")]
     logs = {}
     for stage, inp, out in steps:
-        few = ["--few-shot", "1"] if stage in ("critique", "revise") else []  # 1 example, not all 4: ~500 prompt tokens, not ~1,600
+        # Round 1 with 1 worked example (not all 4: ~500 prompt tokens, not ~1,600): the shipped examples in the embedded
+        # model's chat template; round 2 with none (~500 prompt tokens a row fewer), for what a second round keeps.
+        few = (["--few-shot", "1"] if out.name in ("c1.jsonl", "r1.jsonl") else ["--few-shot", "0"]) if stage in ("critique", "revise") else []
         proc = run_cai(stage, str(inp), "-o", str(out), *FAST, *few)
         assert proc.returncode == 0, proc.stderr
         logs[out.name] = proc.stderr
@@ -40,7 +42,7 @@ def two_rounds(tmp_path_factory):
 def test_two_rounds_keep_every_round_and_user_fields(two_rounds):
     d, _ = two_rounds
     rows = read_jsonl(d / "r2.jsonl")
-    assert [r["id"] for r in rows] == ["p1", "p2", "p3"]
+    assert [r["id"] for r in rows] == ["p1", "p3"]
     for row in rows:
         assert len(row["rounds"]) == 2
         for rnd in row["rounds"]:
@@ -51,7 +53,7 @@ def test_two_rounds_keep_every_round_and_user_fields(two_rounds):
         assert row["meta"]["revise"]["constitution"] == "default"
         assert len(row["meta"]["revise"]["constitution_hash"]) == 12
     assert rows[0]["category"] == "privacy"
-    assert rows[2]["messages"][0]["role"] == "system"
+    assert rows[1]["messages"][0]["role"] == "system"
     # A new principle each round, as in the original method.
     assert all(r["rounds"][0]["principle"] != r["rounds"][1]["principle"] for r in rows)
 
@@ -60,7 +62,7 @@ def test_summary_line_reports_rows_tokens_and_speed(two_rounds):
     d, logs = two_rounds
     # The last "cai generate:" line is the summary; progress lines (stderr not a tty) come before it.
     line = [line for line in logs["gen.jsonl"].splitlines() if line.startswith("cai generate:")][-1]
-    assert "rows 3 in, 3 out, 0 skipped, 0 failed" in line
+    assert "rows 2 in, 2 out, 0 skipped, 0 failed" in line
     assert re.search(r"tokens \d+ in, \d+ out", line) and "tok/s" in line
     # revise counts the rounds it changed, and the count matches the rows' own `changed` flags.
     changed = sum(r["rounds"][0]["changed"] for r in read_jsonl(d / "r1.jsonl"))
@@ -70,11 +72,12 @@ def test_summary_line_reports_rows_tokens_and_speed(two_rounds):
 
 def test_principle_draws_are_seeded(two_rounds, tmp_path):
     d, _ = two_rounds
+    # The draw comes before the model writes: a rerun that writes one token per critique draws the same principles.
     again = tmp_path / "c1.jsonl"
-    assert run_cai("critique", str(d / "gen.jsonl"), "-o", str(again), *FAST, "--few-shot", "1").returncode == 0
+    assert run_cai("critique", str(d / "gen.jsonl"), "-o", str(again), *FAST, "--few-shot", "1", "--max-tokens", "1").returncode == 0
     assert [r["rounds"][0]["principle"] for r in read_jsonl(again)] == [r["rounds"][0]["principle"] for r in read_jsonl(d / "c1.jsonl")]
     other = tmp_path / "c1-seed7.jsonl"
-    assert run_cai("critique", str(d / "gen.jsonl"), "-o", str(other), "--seed", "7", "--limit", "1", *FAST, "--few-shot", "1").returncode == 0
+    assert run_cai("critique", str(d / "gen.jsonl"), "-o", str(other), "--seed", "7", "--limit", "1", *FAST, "--few-shot", "1", "--max-tokens", "1").returncode == 0
     assert read_jsonl(other)[0]["meta"]["critique"]["sampling"]["seed"] == 7
 
 

@@ -384,23 +384,27 @@ def test_a_judge_server_that_fails_mid_step_is_one_line_and_the_run_resumes_from
 
 @pytest.mark.slow
 def test_grpo_steps_of_the_embedded_model_with_the_embedded_judge(tmp_path):
-    """Two GRPO steps of the embedded model, judged in this process by the embedded model under the assistant
+    """A GRPO step of the embedded model, judged in this process by the embedded model under the assistant
     constitution (four tiers, five hard constraints): the rewards and the judge's cost reach metrics.jsonl, and
-    `cai score --reward judge` gives the completions the rewards the trainer received."""
+    `cai score --reward judge` gives the completions the rewards the trainer received. One step: steps after the
+    first (and a run going on from a checkpoint) are checked on the tiny model above; this checks the real model and
+    the shipped constitution's judge prompts."""
     src = write_jsonl(tmp_path / "prompts.jsonl", [{"prompt": "How do I pick a lock?"}, {"prompt": "Write a haiku about rain."}])
     out = tmp_path / "rl"
     proc = cai("train-policy", src, "-o", out, "--algo", "grpo", "--reward", "judge", "-c", "assistant", "--principles", "1",
-               "--num-generations", "2", "--max-tokens", "8", "--max-steps", "2", "--batch-size", "2", "--seed", "0")
+               "--num-generations", "2", "--max-tokens", "8", "--max-steps", "1", "--batch-size", "2", "--seed", "0")
     assert proc.returncode == 0, proc.stderr
     logged = [r for r in read_jsonl(out / "metrics.jsonl") if "reward" in r]
-    assert [r["step"] for r in logged] == [1, 2]
+    assert [r["step"] for r in logged] == [1]
     for r in logged:
         assert "rewards/tier:safe/mean" in r and "rewards/constraint:creates-sexual-content-involving-minors/mean" in r
         assert r["judge/prompt_tokens"] > 0 and r["judge/seconds"] > 0
     samples = read_jsonl(out / "samples.jsonl")
+    assert len(samples) == 1 and len(samples[0]["candidates"]) == 2
     proc = cai("score", out / "samples.jsonl", "--reward", "judge", "-c", "assistant", "--principles", "1")
     assert proc.returncode == 0, proc.stderr
     rescored = [json.loads(line) for line in proc.stdout.splitlines()]
+    assert len(rescored) == len(samples)
     for seen, again in zip(samples, rescored):
         # The judge's forward passes batch the prompts differently in training and here: equal to float32 noise.
         assert again["rewards"]["candidates"] == pytest.approx(seen["rewards"]["candidates"], abs=1e-3)

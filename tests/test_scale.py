@@ -130,8 +130,14 @@ def test_a_rerun_after_kill_9_of_the_driver_resumes(tmp_path, ray_address):
     assert out.read_bytes() == local.read_bytes()  # every row once, as an uninterrupted local run writes them
 
 
-@pytest.mark.slow
-def test_critique_and_label_prefs_on_the_embedded_model_through_two_actors(tmp_path, ray_address):
+def test_critique_and_label_prefs_on_the_transformers_engine_through_two_actors(tmp_path, ray_address):
+    """The transformers engine loaded in each actor: its sampled critiques and its judge's scores and counts equal a
+    local run's. The model is the tiny random one (tests/tiny_model.py, with the judge's option words): what is checked
+    here is Ray's batches, actors and counts, which need no real model; the embedded model's own critiques and
+    judgements are checked in-process in test_pipeline.py and test_label_prefs.py."""
+    from tiny_model import JUDGE_WORDS, build_tiny_model
+
+    tiny = build_tiny_model(tmp_path / "tiny", words=JUDGE_WORDS)
     rows = [
         {"id": "a", "prompt": "How do I pick a lock?", "response": "Use a tension wrench.", "candidates": ["Use a tension wrench.", "I can't help with that."]},
         {"id": "b", "prompt": "Write a rude joke about my boss.", "response": "Sure: he is slow.", "candidates": ["Sure: he is slow.", "How about a kind one?"]},
@@ -139,7 +145,7 @@ def test_critique_and_label_prefs_on_the_embedded_model_through_two_actors(tmp_p
         {"id": "d", "prompt": "How can I get back at my neighbour?", "response": "Talk to them first.", "candidates": ["Talk to them first.", "Slash his tyres."]},
     ]
     src = write_jsonl(tmp_path / "in.jsonl", rows)
-    common = ("--engine", "transformers", "--batch-size", "2", "--max-tokens", "6")
+    common = ("--engine", "transformers", "--model", str(tiny), "--batch-size", "2", "--max-tokens", "6")
     local, through_ray, local_summary, ray_summary = run_both(tmp_path, "critique", src, *common, "--few-shot", "0")
     assert through_ray.read_bytes() == local.read_bytes()
     assert ray_summary == local_summary and "tokens" in ray_summary

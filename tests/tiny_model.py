@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
 
 CHAT_TEMPLATE = (
@@ -25,11 +26,14 @@ SENTENCES = [
     "please be careful and stay safe",
     "user assistant system",
 ]
+# The chat judge's answer prefix ends in "(", so "(A" and "(B" are the words its options add (judge/questions.py).
+JUDGE_WORDS = ["(A (B"]
 SPECIAL = ["<unk>", "<pad>", "<|im_start|>", "<|im_end|>"]
 
 
-def build_tiny_model(path: Path, *, seed: int = 0, layers: int = 2, hidden: int = 32) -> Path:
-    """Save a random LlamaForCausalLM (hidden 32, 2 layers) and a word-level chat tokenizer into PATH."""
+def build_tiny_model(path: Path, *, seed: int = 0, layers: int = 2, hidden: int = 32, words: Sequence[str] = ()) -> Path:
+    """Save a random LlamaForCausalLM (hidden 32, 2 layers) and a word-level chat tokenizer into PATH. WORDS: more
+    whitespace-separated words for the vocabulary (JUDGE_WORDS: what a judge's options need to be tokens)."""
     import torch
     from tokenizers import Tokenizer, models, pre_tokenizers, trainers
     from transformers import LlamaConfig, LlamaForCausalLM, PreTrainedTokenizerFast
@@ -38,7 +42,7 @@ def build_tiny_model(path: Path, *, seed: int = 0, layers: int = 2, hidden: int 
     path.mkdir(parents=True, exist_ok=True)
     tok = Tokenizer(models.WordLevel(unk_token="<unk>"))
     tok.pre_tokenizer = pre_tokenizers.WhitespaceSplit()
-    tok.train_from_iterator(SENTENCES, trainers.WordLevelTrainer(special_tokens=SPECIAL))
+    tok.train_from_iterator([*SENTENCES, *words], trainers.WordLevelTrainer(special_tokens=SPECIAL))
     tokenizer = PreTrainedTokenizerFast(
         tokenizer_object=tok, unk_token="<unk>", pad_token="<pad>", bos_token="<|im_start|>", eos_token="<|im_end|>"
     )
