@@ -12,15 +12,15 @@ import pytest
 
 from cai_cli.threads import set_defaults
 
+from fakes.engine import DELAY_ENV, NOISE_ENV, FakeEngine, reset_fake_engine, yes_no_scorer
+from runs import FAKE_ENV, ROOT, TESTS, CaiResult, run_cai, run_cai_process
+
 # Before any test imports torch (its OpenMP runtime reads these as it loads): waiting threads sleep, as in `cai`
 # itself (threads.py), and on pytest-xdist each worker takes its share of the cores, so that two workers on two
 # cores do not spin against each other for the same core.
 set_defaults()
 if os.environ.get("PYTEST_XDIST_WORKER_COUNT", "").isdigit():
     os.environ.setdefault("OMP_NUM_THREADS", str(max(1, (os.cpu_count() or 1) // int(os.environ["PYTEST_XDIST_WORKER_COUNT"]))))
-
-from fakes.engine import DELAY_ENV, NOISE_ENV, FakeEngine, reset_fake_engine, yes_no_scorer
-from runs import FAKE_ENV, ROOT, TESTS, CaiResult, run_cai, run_cai_process
 
 __all__ = ["DELAY_ENV", "FAKE_ENV", "NOISE_ENV", "ROOT", "TESTS", "CaiResult", "FakeEngine", "invoke", "read_jsonl", "reset_fake_engine",
            "run_cai", "run_cai_process", "without_progress", "write_jsonl", "yes_no_scorer"]
