@@ -111,10 +111,11 @@ class FakeServer:
                     fake.max_inflight = max(fake.max_inflight, fake.inflight)
                 try:
                     time.sleep(fake.delay)
+                    # The SDK waits what the server asks (here 5 ms) before a retry, not its backoff of 0.5-8 s.
                     if "busy" in last:
-                        self._send(429, {"error": {"message": "rate limited"}}, {"Retry-After": "0"})
+                        self._send(429, {"error": {"message": "rate limited"}}, {"retry-after-ms": "5"})
                     elif "broken" in last or ("flaky" in last and attempt == 1):
-                        self._send(500, {"error": {"message": "internal error"}})
+                        self._send(500, {"error": {"message": "internal error"}}, {"retry-after-ms": "5"})
                     else:
                         with fake.lock:
                             fake.served.append(last)
@@ -226,7 +227,8 @@ def test_server_killed_mid_run_fails_then_resumes_every_row_once(tmp_path, fake)
     rows = prompts([f"question {i}" for i in range(8)])
     src = write_jsonl(tmp_path / "in.jsonl", rows)
     out = tmp_path / "out.jsonl"
-    args = ["generate", str(src), "-o", str(out), *QUICK, "--base-url", first.url, "--batch-size", "2", "--concurrency", "1"]
+    # One retry against the dead port (the SDK's backoff: 0.5 s), not four (7.5 s): what is checked is what follows.
+    args = ["generate", str(src), "-o", str(out), *QUICK, "--base-url", first.url, "--batch-size", "2", "--concurrency", "1", "--max-retries", "1"]
     proc = run_cai(*args)
     assert proc.returncode == 2, proc.stderr
     assert "rerun" in proc.stderr and "connection" in proc.stderr
