@@ -44,10 +44,10 @@ demo: setup
 TEST_WORKERS ?= 2
 
 test: setup
-	$(PY) -m pytest -q -p no:cacheprovider -n $(TEST_WORKERS) --dist loadscope
+	$(PY) -m pytest -q -p no:cacheprovider -n $(TEST_WORKERS) --dist loadscope --no-loadscope-reorder
 
 test-fast: setup
-	$(PY) -m pytest -q -p no:cacheprovider -n $(TEST_WORKERS) --dist loadscope -m "not slow and not vllm and not ray"
+	$(PY) -m pytest -q -p no:cacheprovider -n $(TEST_WORKERS) --dist loadscope --no-loadscope-reorder -m "not slow and not vllm and not ray"
 
 # Every benchmark runs (bench_generate first); the target fails, naming them, if any failed.
 bench: setup

@@ -77,8 +77,10 @@ def invoke(*args: str, input: str | None = None):
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """The modules that run a real model, vLLM or Ray first (in their own order), the quick ones after: on pytest-xdist
-    the long modules then start at once and the quick ones fill the other worker, rather than one long module ending
-    the run alone."""
-    heavy = {getattr(item, "module", None) for item in items if any(item.iter_markers(name) for name in ("slow", "vllm", "ray"))}
-    items.sort(key=lambda item: getattr(item, "module", None) not in heavy)
+    """The modules that run a real model, vLLM or Ray first, those with the most such tests first, the quick ones
+    after: on pytest-xdist (`--no-loadscope-reorder` keeps this order) the long modules then start at once and the
+    quick ones fill in around them, rather than one long module ending the run alone."""
+    from collections import Counter
+
+    heavy = Counter(getattr(item, "module", None) for item in items if any(item.get_closest_marker(name) for name in ("slow", "vllm", "ray")))
+    items.sort(key=lambda item: -heavy[getattr(item, "module", None)])
