@@ -99,6 +99,11 @@ def run_cai(*args: str | os.PathLike, input: str | bytes | None = None, cwd: Pat
         if feeder is not None:
             feeder.join(timeout=10)
         out_bytes, err_bytes = _read(out_file), _read(err_file)
+    # A command ends with its threads, as a process would: a progress timer left running (progress.py) goes on
+    # printing into whatever runs next in this process.
+    timers = [t for t in threading.enumerate() if t.name == "cai-progress"]
+    if timers:
+        raise AssertionError(f"`cai {' '.join(argv)}` (exit {code}) left {len(timers)} progress timer(s) running")
     return CaiResult(argv, code, out_bytes.decode("utf-8", "replace"), err_bytes.decode("utf-8", "replace"), out_bytes, err_bytes)
 
 

@@ -117,6 +117,11 @@ class StderrProgress(TrainerCallback):
             self.progress.info(_summary(logs))
 
     def on_train_end(self, args, state, control, **kwargs):
+        self.close()
+
+    def close(self) -> None:
+        """Stop the progress line's timer: at the end of training, and when training raised (trl calls no
+        on_train_end then, and the timer would go on printing in a process that goes on: a library user's)."""
         if self.progress is not None:
             self.progress.__exit__(None, None, None)
             self.progress = None

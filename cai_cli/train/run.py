@@ -113,7 +113,8 @@ def run_training(trainer, run: TrainingRun, base: str, lora: bool, model_kind: s
     for cb in (PrinterCallback, ProgressCallback):
         trainer.remove_callback(cb)
     trainer.add_callback(MetricsCallback(out / METRICS))
-    trainer.add_callback(StderrProgress(command, progress, out / METRICS))
+    shown = StderrProgress(command, progress, out / METRICS)
+    trainer.add_callback(shown)
     trainer.add_callback(ContinuedSchedule())
     if os.environ.get(KILL_AT):
         trainer.add_callback(KillPoints())
@@ -158,8 +159,11 @@ def run_training(trainer, run: TrainingRun, base: str, lora: bool, model_kind: s
             say(f"{command}: resuming from {resume.name} (step {reached} of {planned})")
         _continue_counters(trainer, resume)
         # Training writes no data; anything a library prints belongs with the logs on stderr, not in a pipe.
-        with contextlib.redirect_stdout(sys.stderr):
-            trainer.train(resume_from_checkpoint=str(resume) if resume is not None else None)
+        try:
+            with contextlib.redirect_stdout(sys.stderr):
+                trainer.train(resume_from_checkpoint=str(resume) if resume is not None else None)
+        finally:
+            shown.close()
         history = trainer.state.log_history
         steps = trainer.state.global_step
     if not steps:  # no batch could be formed: nothing was trained, and the record must not say "done"
