@@ -40,18 +40,20 @@ demo: setup
 	@mkdir -p $(DEMO)
 	$(PY) examples/demo.py --out $(DEMO) $(if $(CONSTITUTION),--constitution $(CONSTITUTION))
 
+# The test modules on TEST_WORKERS pytest-xdist workers (a module's tests on one of them, its fixtures built once;
+# the modules that run a model first, as tests/conftest.py orders them).
+TEST_WORKERS ?= 2
+PYTEST  := $(PY) -m pytest -q -p no:cacheprovider -n $(TEST_WORKERS) --dist loadscope --no-loadscope-reorder
+
 # Bytecode for cai's own modules and the tests first: each of the many `cai` processes the tests start reads it, also
 # where PYTHONDONTWRITEBYTECODE keeps Python from writing it as it imports (each process then compiles them anew).
-# The test modules on TEST_WORKERS pytest-xdist workers (a module's tests on one of them, its fixtures built once).
-TEST_WORKERS ?= 2
-
 test: setup
 	$(PY) -m compileall -q cai_cli tests
-	$(PY) -m pytest -q -p no:cacheprovider -n $(TEST_WORKERS) --dist loadscope --no-loadscope-reorder
+	$(PYTEST)
 
 test-fast: setup
 	$(PY) -m compileall -q cai_cli tests
-	$(PY) -m pytest -q -p no:cacheprovider -n $(TEST_WORKERS) --dist loadscope --no-loadscope-reorder -m "not slow and not vllm and not ray"
+	$(PYTEST) -m "not slow and not vllm and not ray"
 
 # Every benchmark runs (bench_generate first); the target fails, naming them, if any failed.
 bench: setup
